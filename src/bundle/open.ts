@@ -1,0 +1,214 @@
+/**
+ * Hardened, read-only open of a bundle that may have come from a stranger.
+ *
+ * Phases: preflight on the raw bytes (regular file, size cap, SQLite header,
+ * application_id, format version) before SQLite parses anything; then an immutable,
+ * read-only open that leaves no -wal/-shm beside the file (a bundle with a live WAL is
+ * read from a private copy); then `trusted_schema=OFF`, a schema check that refuses
+ * views and triggers, and `quick_check`.
+ */
+import { closeSync, copyFileSync, existsSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import Database from 'better-sqlite3'
+
+// URI filenames (for `immutable=1`) must be on before the native module first loads.
+process.env.SQLITE_USE_URI ??= '1'
+import { BundleError } from '../errors.js'
+import { APPLICATION_ID, FORMAT_VERSION, REQUIRED_TABLES } from './schema.js'
+
+export interface OpenOptions {
+  /** Largest file accepted, in bytes (default 4 GiB). */
+  maxBytes?: number
+  /** Run `quick_check` on files up to this size (default 256 MiB); larger files skip it. */
+  checkUpToBytes?: number
+  /**
+   * Read a bundle a recorder may still be writing (verify --follow): a normal read-only
+   * open that sees new commits, instead of an immutable snapshot.
+   */
+  live?: boolean
+}
+
+export const defaultMaxBytes = 4 * 1024 ** 3
+const defaultCheckUpToBytes = 256 * 1024 ** 2
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1')
+
+export interface OpenedBundle {
+  db: Database.Database
+  path: string
+  formatVersion: number
+  sizeBytes: number
+  /** Removes the private copy, if one was made. */
+  cleanup: () => void
+}
+
+function fail(code: string, path: string, what: string): never {
+  throw new BundleError(code, `${path}: ${what}`)
+}
+
+interface Header {
+  size: number
+  appId: number
+  userVersion: number
+  wal: boolean
+}
+
+function readHeader(path: string, maxBytes: number): Header {
+  let fd: number
+  try {
+    fd = openSync(path, 'r')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') fail('E_BUNDLE_MISSING', path, 'no such file')
+    if (code === 'EISDIR') fail('E_NOT_BUNDLE', path, 'is a directory, not a bundle')
+    if (code === 'EACCES' || code === 'EPERM') fail('E_BUNDLE_UNREADABLE', path, 'permission denied')
+    fail('E_BUNDLE_UNREADABLE', path, `cannot read (${code ?? (err as Error).message})`)
+  }
+  try {
+    const st = fstatSync(fd)
+    if (st.isDirectory()) fail('E_NOT_BUNDLE', path, 'is a directory, not a bundle')
+    if (!st.isFile()) fail('E_NOT_BUNDLE', path, 'is not a regular file')
+    if (st.size === 0) fail('E_NOT_BUNDLE', path, 'is empty (0 bytes), not a bundle')
+    if (st.size > maxBytes) {
+      fail('E_BUNDLE_TOO_LARGE', path, `is ${st.size} bytes, over the ${maxBytes} byte limit (set RETRACE_MAX_BUNDLE_BYTES)`)
+    }
+    const head = Buffer.alloc(100)
+    const n = readSync(fd, head, 0, 100, 0)
+    if (n < 100 || !head.subarray(0, 16).equals(SQLITE_MAGIC)) {
+      fail('E_NOT_BUNDLE', path, 'is not a SQLite file, so not a retrace bundle')
+    }
+    const pageSizeRaw = head.readUInt16BE(16)
+    const pageSize = pageSizeRaw === 1 ? 65536 : pageSizeRaw
+    if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
+      fail('E_BUNDLE_CORRUPT', path, 'has a corrupt SQLite header (bad page size)')
+    }
+    const pages = head.readUInt32BE(28)
+    if (pages > 0 && head.readUInt32BE(24) === head.readUInt32BE(92) && pages * pageSize > st.size) {
+      fail('E_BUNDLE_CORRUPT', path, `is truncated: the header says ${pages * pageSize} bytes, the file has ${st.size}`)
+    }
+    if (st.size % pageSize !== 0) fail('E_BUNDLE_CORRUPT', path, 'is truncated (size is not a whole number of pages)')
+    return {
+      size: st.size,
+      appId: head.readUInt32BE(68),
+      userVersion: head.readUInt32BE(60),
+      wal: head[18] === 2 || head[19] === 2,
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function checkSchema(db: Database.Database, path: string): void {
+  const rows = db.prepare('SELECT type, name FROM sqlite_schema').all() as { type: string; name: string }[]
+  for (const r of rows) {
+    if (r.type === 'view' || r.type === 'trigger') {
+      fail('E_BUNDLE_HOSTILE', path, `contains a ${r.type} (${JSON.stringify(r.name)}); bundles never do, refusing to read it`)
+    }
+  }
+  const tables = new Set(rows.filter((r) => r.type === 'table').map((r) => r.name))
+  for (const [table, columns] of Object.entries(REQUIRED_TABLES)) {
+    if (!tables.has(table)) fail('E_BUNDLE_CORRUPT', path, `has no ${table} table; not a complete retrace bundle`)
+    const have = new Set((db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name))
+    for (const c of columns) {
+      if (!have.has(c)) fail('E_BUNDLE_CORRUPT', path, `table ${table} lacks column ${c}`)
+    }
+  }
+}
+
+/** Turns a SQLite failure into one clear line. */
+export function wrapSqliteError(err: unknown, path: string): BundleError {
+  if (err instanceof BundleError) return err
+  const code = (err as { code?: unknown }).code
+  const message = (err as Error).message ?? String(err)
+  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || /malformed|not a database/i.test(message)) {
+    return new BundleError('E_BUNDLE_CORRUPT', `${path}: the bundle is corrupt (${message})`, undefined, { cause: err })
+  }
+  return new BundleError('E_BUNDLE_READ', `${path}: cannot read the bundle (${message})`, undefined, { cause: err })
+}
+
+function immutableUri(path: string): string {
+  return `file:${encodeURI(path).replace(/\?/g, '%3f').replace(/#/g, '%23')}?immutable=1`
+}
+
+let uriProbe: boolean | undefined
+
+/**
+ * better-sqlite3 reads SQLITE_USE_URI once, when its native module first loads in the
+ * process; an embedding process may have loaded it before us without URIs.
+ */
+function uriSupported(): boolean {
+  if (uriProbe !== undefined) return uriProbe
+  const dir = mkdtempSync(join(tmpdir(), 'retrace-uri-'))
+  try {
+    const probe = join(dir, 'probe.sqlite')
+    new Database(probe).close()
+    try {
+      new Database(immutableUri(probe), { readonly: true, fileMustExist: true }).close()
+      uriProbe = true
+    } catch {
+      uriProbe = false
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return uriProbe
+}
+
+export function openBundleFile(path: string, options: OpenOptions = {}): OpenedBundle {
+  const maxBytes = options.maxBytes ?? defaultMaxBytes
+  const header = readHeader(path, maxBytes)
+  if (header.appId !== APPLICATION_ID) {
+    fail('E_NOT_BUNDLE', path, 'is a SQLite file of another application, not a retrace bundle')
+  }
+  if (header.userVersion > FORMAT_VERSION) {
+    fail(
+      'E_NEWER_FORMAT',
+      path,
+      `is bundle format ${header.userVersion}, newer than this retrace reads (${FORMAT_VERSION}); upgrade retrace`,
+    )
+  }
+  if (header.userVersion < 1) fail('E_BUNDLE_CORRUPT', path, 'has no format version; not a complete retrace bundle')
+
+  let target = resolve(path)
+  let cleanup = (): void => {}
+  let name = target
+  if (!options.live) {
+    if ((header.wal && existsSync(`${target}-wal`)) || !uriSupported()) {
+      // Committed data may still sit in the WAL, or this SQLite cannot open immutably:
+      // read a private copy so nothing is ever written beside the user's file.
+      const dir = mkdtempSync(join(tmpdir(), 'retrace-open-'))
+      const copy = join(dir, 'bundle.sqlite')
+      copyFileSync(target, copy)
+      if (existsSync(`${target}-wal`)) copyFileSync(`${target}-wal`, `${copy}-wal`)
+      target = copy
+      name = copy
+      cleanup = () => rmSync(dir, { recursive: true, force: true })
+    } else {
+      name = immutableUri(target)
+    }
+  }
+
+  let db: Database.Database
+  try {
+    db = new Database(name, { readonly: true, fileMustExist: true })
+  } catch (err) {
+    cleanup()
+    throw wrapSqliteError(err, path)
+  }
+  try {
+    db.pragma('trusted_schema = OFF')
+    db.pragma('query_only = ON')
+    db.pragma('cell_size_check = ON')
+    db.pragma('mmap_size = 0')
+    checkSchema(db, path)
+    if (header.size <= (options.checkUpToBytes ?? defaultCheckUpToBytes)) {
+      const result = db.pragma('quick_check(1)', { simple: true })
+      if (result !== 'ok') fail('E_BUNDLE_CORRUPT', path, `failed its integrity check (${String(result)})`)
+    }
+  } catch (err) {
+    db.close()
+    cleanup()
+    throw wrapSqliteError(err, path)
+  }
+  return { db, path, formatVersion: header.userVersion, sizeBytes: header.size, cleanup }
+}

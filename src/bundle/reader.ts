@@ -1,0 +1,368 @@
+/**
+ * Reads of one bundle. Everything that can grow with production streams
+ * (`stmt.iterate()`); statements are prepared once per reader.
+ */
+import type Database from 'better-sqlite3'
+import { BundleError, UsageError } from '../errors.js'
+import { type OpenedBundle, type OpenOptions, openBundleFile, wrapSqliteError } from './open.js'
+import type { Manifest } from './schema.js'
+import type {
+  CaptureRow,
+  EffectRow,
+  ExpectationRow,
+  RecordChain,
+  RecordRow,
+  RecordStatus,
+  RecordSummary,
+} from './types.js'
+
+export interface RecordFilter {
+  key?: string
+  stage?: string
+  status?: RecordStatus
+  /** Milliseconds since the epoch, inclusive. */
+  since?: number
+  until?: number
+  limit?: number
+  order?: 'newest' | 'oldest'
+}
+
+/** A predicate for `find`: a stage's output (or input) at a path compared with a value. */
+export interface FindPredicate {
+  stage: string
+  side: 'output' | 'input'
+  /** A SQLite JSON path, already validated (`$.a.b[0]`). */
+  jsonPath: string
+  op: '=' | '!=' | '<' | '>' | '<=' | '>=' | 'contains'
+  value: string | number | boolean | null
+}
+
+export interface BundleCounts {
+  records: number
+  captures: number
+  effects: number
+  expectations: number
+  firstRecordAt: number | null
+  lastRecordAt: number | null
+  stages: { stage: string; captures: number; errors: number }[]
+  statuses: { status: string; records: number }[]
+}
+
+const recordColumns = 'r.id, r.key, r.started_at, r.ended_at, r.status, r.error, r.host, r.pid, r.build'
+
+interface RawRecord {
+  id: string
+  key: string
+  started_at: number
+  ended_at: number | null
+  status: string
+  error: string | null
+  host: string | null
+  pid: number | null
+  build: string | null
+}
+
+function toRecord(r: RawRecord): RecordRow {
+  return {
+    id: String(r.id),
+    key: String(r.key),
+    startedAt: Number(r.started_at),
+    endedAt: r.ended_at === null ? null : Number(r.ended_at),
+    status: r.status === 'error' ? 'error' : 'ok',
+    error: r.error === null ? null : String(r.error),
+    host: r.host === null ? null : String(r.host),
+    pid: r.pid === null ? null : Number(r.pid),
+    build: r.build === null ? null : String(r.build),
+  }
+}
+
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+
+export class BundleReader {
+  readonly path: string
+  readonly sizeBytes: number
+  readonly formatVersion: number
+  private readonly db: Database.Database
+  private readonly cleanup: () => void
+  private readonly capturesOf: Database.Statement
+  private readonly effectsOf: Database.Statement
+  private readonly expectationsOf: Database.Statement
+
+  constructor(opened: OpenedBundle) {
+    this.db = opened.db
+    this.path = opened.path
+    this.sizeBytes = opened.sizeBytes
+    this.formatVersion = opened.formatVersion
+    this.cleanup = opened.cleanup
+    this.capturesOf = this.db.prepare(
+      `SELECT id, record_id, seq, stage, attempt, input, output, error, started_at, duration_ms, build, host, pid
+       FROM captures WHERE record_id = ? ORDER BY seq, id`,
+    )
+    this.effectsOf = this.db.prepare(
+      'SELECT seq, kind, name, args, result, error FROM effects WHERE capture_id = ? ORDER BY seq',
+    )
+    this.expectationsOf = this.db.prepare(
+      'SELECT record_id, stage, output, error, note, build, accepted_at FROM expectations WHERE record_id = ?',
+    )
+  }
+
+  /** Runs a read, turning SQLite failures (a corrupt page found late) into BundleError. */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn()
+    } catch (err) {
+      throw wrapSqliteError(err, this.path)
+    }
+  }
+
+  manifest(): Partial<Manifest> & Record<string, unknown> {
+    return this.guard(() => {
+      const out: Record<string, unknown> = {}
+      for (const row of this.db.prepare('SELECT key, value FROM manifest').iterate() as Iterable<{
+        key: string
+        value: string
+      }>) {
+        if (row.key === '__proto__') continue
+        try {
+          out[String(row.key)] = JSON.parse(String(row.value))
+        } catch {
+          out[String(row.key)] = String(row.value)
+        }
+      }
+      return out as Partial<Manifest> & Record<string, unknown>
+    })
+  }
+
+  counts(): BundleCounts {
+    return this.guard(() => {
+      const one = (sql: string): number => Number(this.db.prepare(sql).pluck().get() ?? 0)
+      const range = this.db.prepare('SELECT min(started_at) AS lo, max(started_at) AS hi FROM records').get() as {
+        lo: number | null
+        hi: number | null
+      }
+      return {
+        records: one('SELECT count(*) FROM records'),
+        captures: one('SELECT count(*) FROM captures'),
+        effects: one('SELECT count(*) FROM effects'),
+        expectations: one('SELECT count(*) FROM expectations'),
+        firstRecordAt: range.lo,
+        lastRecordAt: range.hi,
+        stages: (
+          this.db
+            .prepare(
+              `SELECT stage, count(*) AS captures, sum(error IS NOT NULL) AS errors
+               FROM captures GROUP BY stage ORDER BY min(seq), stage`,
+            )
+            .all() as { stage: string; captures: number; errors: number }[]
+        ).map((s) => ({ stage: String(s.stage), captures: Number(s.captures), errors: Number(s.errors) })),
+        statuses: (
+          this.db.prepare('SELECT status, count(*) AS records FROM records GROUP BY status').all() as {
+            status: string
+            records: number
+          }[]
+        ).map((s) => ({ status: String(s.status), records: Number(s.records) })),
+      }
+    })
+  }
+
+  /** Records matching the filter, newest first by default, streamed. */
+  *records(filter: RecordFilter = {}): Generator<RecordSummary> {
+    const where: string[] = []
+    const params: unknown[] = []
+    if (filter.key !== undefined) {
+      where.push('r.key = ?')
+      params.push(filter.key)
+    }
+    if (filter.status !== undefined) {
+      where.push('r.status = ?')
+      params.push(filter.status)
+    }
+    if (filter.since !== undefined) {
+      where.push('r.started_at >= ?')
+      params.push(filter.since)
+    }
+    if (filter.until !== undefined) {
+      where.push('r.started_at <= ?')
+      params.push(filter.until)
+    }
+    if (filter.stage !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage = ?)')
+      params.push(filter.stage)
+    }
+    const order = filter.order === 'oldest' ? 'ASC' : 'DESC'
+    const sql = `SELECT ${recordColumns},
+        (SELECT group_concat(stage, char(31)) FROM (SELECT DISTINCT stage FROM captures c
+          WHERE c.record_id = r.id ORDER BY c.seq)) AS stages,
+        (SELECT count(*) FROM captures c WHERE c.record_id = r.id) AS ncaptures
+      FROM records r ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY r.started_at ${order}, r.id ${order}
+      ${filter.limit !== undefined ? `LIMIT ${Math.max(0, Math.trunc(filter.limit))}` : ''}`
+    const it = this.guard(() => this.db.prepare(sql).iterate(...params)) as Iterator<
+      RawRecord & { stages: string | null; ncaptures: number }
+    >
+    while (true) {
+      const next = this.guard(() => it.next())
+      if (next.done) return
+      const row = next.value
+      yield {
+        ...toRecord(row),
+        stages: row.stages === null ? [] : String(row.stages).split('\u001f'),
+        captures: Number(row.ncaptures),
+        source: this.path,
+      }
+    }
+  }
+
+  /** Ids of records whose given stage matches the predicate, newest first, streamed. */
+  *find(pred: FindPredicate, limit?: number): Generator<{ recordId: string; value: unknown }> {
+    const col = pred.side === 'input' ? 'c.input' : 'c.output'
+    const extracted = `json_extract(${col}, ?)`
+    let cond: string
+    const params: unknown[] = [pred.jsonPath, pred.stage, pred.jsonPath]
+    switch (pred.op) {
+      case 'contains':
+        cond = `instr(CAST(${extracted} AS TEXT), ?) > 0`
+        params.push(String(pred.value))
+        break
+      case '=':
+        cond = pred.value === null ? `${extracted} IS NULL` : `${extracted} = ?`
+        if (pred.value !== null) params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
+        break
+      case '!=':
+        cond = pred.value === null ? `${extracted} IS NOT NULL` : `${extracted} IS NOT ?`
+        if (pred.value !== null) params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
+        break
+      default:
+        cond = `${extracted} ${pred.op} ?`
+        params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
+    }
+    const sql = `SELECT c.record_id AS recordId, ${extracted} AS value FROM captures c
+      JOIN records r ON r.id = c.record_id
+      WHERE c.stage = ? AND json_valid(${col}) AND ${cond}
+      ORDER BY r.started_at DESC, c.seq DESC
+      ${limit !== undefined ? `LIMIT ${Math.max(0, Math.trunc(limit))}` : ''}`
+    const it = this.guard(() => this.db.prepare(sql).iterate(...params)) as Iterator<{
+      recordId: string
+      value: unknown
+    }>
+    const seen = new Set<string>()
+    while (true) {
+      const next = this.guard(() => it.next())
+      if (next.done) return
+      const id = String(next.value.recordId)
+      if (seen.has(id)) continue
+      seen.add(id)
+      yield { recordId: id, value: next.value.value }
+    }
+  }
+
+  /** Resolves a full id or a unique prefix; throws a usage error otherwise. */
+  resolveRecordId(ref: string): string | undefined {
+    return this.guard(() => {
+      const exact = this.db.prepare('SELECT id FROM records WHERE id = ?').pluck().get(ref) as string | undefined
+      if (exact !== undefined) return String(exact)
+      if (ref.length < 4) return undefined
+      const escaped = ref.replace(/[\\%_]/g, (m) => `\\${m}`)
+      const hits = this.db
+        .prepare("SELECT id FROM records WHERE id LIKE ? ESCAPE '\\' LIMIT 6")
+        .pluck()
+        .all(`${escaped}%`) as string[]
+      if (hits.length > 1) {
+        throw new UsageError(
+          `record prefix ${JSON.stringify(ref)} is ambiguous in ${this.path}: ${hits.slice(0, 5).join(', ')}${hits.length > 5 ? ', ...' : ''}`,
+          'E_AMBIGUOUS_RECORD',
+        )
+      }
+      return hits[0] === undefined ? undefined : String(hits[0])
+    })
+  }
+
+  latestRecordIdForKey(key: string): string | undefined {
+    return this.guard(() => {
+      const id = this.db
+        .prepare('SELECT id FROM records WHERE key = ? ORDER BY started_at DESC, id DESC LIMIT 1')
+        .pluck()
+        .get(key) as string | undefined
+      return id === undefined ? undefined : String(id)
+    })
+  }
+
+  /** Everything about one record; undefined when this bundle does not hold it. */
+  loadRecord(id: string): RecordChain | undefined {
+    return this.guard(() => {
+      const raw = this.db.prepare(`SELECT ${recordColumns} FROM records r WHERE r.id = ?`).get(id) as
+        | RawRecord
+        | undefined
+      if (raw === undefined) return undefined
+      const captures = (this.capturesOf.all(id) as Record<string, unknown>[]).map((c) => {
+        const capture: CaptureRow = {
+          id: Number(c.id),
+          recordId: String(c.record_id),
+          seq: Number(c.seq),
+          stage: String(c.stage),
+          attempt: Number(c.attempt),
+          input: String(c.input),
+          output: str(c.output),
+          error: str(c.error),
+          startedAt: Number(c.started_at),
+          durationMs: Number(c.duration_ms),
+          build: str(c.build),
+          host: str(c.host),
+          pid: c.pid === null ? null : Number(c.pid),
+        }
+        const effects = (this.effectsOf.all(capture.id) as Record<string, unknown>[]).map(
+          (e): EffectRow => ({
+            seq: Number(e.seq),
+            kind: e.kind === 'now' || e.kind === 'random' ? e.kind : 'effect',
+            name: String(e.name),
+            args: str(e.args),
+            result: str(e.result),
+            error: str(e.error),
+          }),
+        )
+        return { ...capture, effects }
+      })
+      const expectations = (this.expectationsOf.all(id) as Record<string, unknown>[]).map(
+        (x): ExpectationRow => ({
+          recordId: String(x.record_id),
+          stage: String(x.stage),
+          output: str(x.output),
+          error: str(x.error),
+          note: str(x.note),
+          build: str(x.build),
+          acceptedAt: Number(x.accepted_at),
+        }),
+      )
+      return { record: toRecord(raw), captures, expectations, source: this.path }
+    })
+  }
+
+  /** All record ids, oldest first, streamed (for replay and test over a whole bundle). */
+  *recordIds(): Generator<string> {
+    const it = this.guard(() =>
+      this.db.prepare('SELECT id FROM records ORDER BY started_at, id').pluck().iterate(),
+    ) as Iterator<string>
+    while (true) {
+      const next = this.guard(() => it.next())
+      if (next.done) return
+      yield String(next.value)
+    }
+  }
+
+  close(): void {
+    try {
+      this.db.close()
+    } finally {
+      this.cleanup()
+    }
+  }
+}
+
+export function openBundle(path: string, options?: OpenOptions): BundleReader {
+  return new BundleReader(openBundleFile(path, options))
+}
+
+/** Raised when a record named on the command line is in none of the bundles. */
+export function recordNotFound(ref: string, paths: readonly string[]): BundleError {
+  return new BundleError('E_RECORD_NOT_FOUND', `no record ${JSON.stringify(ref)} in ${paths.join(', ')}`)
+}

@@ -1,0 +1,85 @@
+/** Row shapes of a bundle. Payload columns are typed-JSON text (see src/codec). */
+
+export type RecordStatus = 'ok' | 'error'
+
+export interface RecordRow {
+  id: string
+  key: string
+  startedAt: number
+  endedAt: number | null
+  status: RecordStatus
+  error: string | null
+  host: string | null
+  pid: number | null
+  build: string | null
+}
+
+export type EffectKind = 'now' | 'random' | 'effect'
+
+export interface EffectRow {
+  seq: number
+  kind: EffectKind
+  name: string
+  args: string | null
+  result: string | null
+  error: string | null
+}
+
+export interface CaptureRow {
+  id: number
+  recordId: string
+  seq: number
+  stage: string
+  attempt: number
+  input: string
+  output: string | null
+  error: string | null
+  startedAt: number
+  durationMs: number
+  build: string | null
+  host: string | null
+  pid: number | null
+}
+
+export interface ExpectationRow {
+  recordId: string
+  stage: string
+  output: string | null
+  error: string | null
+  note: string | null
+  build: string | null
+  acceptedAt: number
+}
+
+/** What the recorder hands the writer: one whole record, committed atomically. */
+export interface RecordUnit {
+  record: RecordRow
+  captures: CaptureWrite[]
+}
+
+export interface CaptureWrite {
+  seq: number
+  stage: string
+  attempt: number
+  input: string
+  output: string | null
+  error: string | null
+  startedAt: number
+  durationMs: number
+  effects: EffectRow[]
+}
+
+/** A record with everything recorded about it, as read back. */
+export interface RecordChain {
+  record: RecordRow
+  captures: (CaptureRow & { effects: EffectRow[] })[]
+  expectations: ExpectationRow[]
+  /** The bundle file the record was read from. */
+  source: string
+}
+
+export interface RecordSummary extends RecordRow {
+  stages: string[]
+  captures: number
+  source: string
+}

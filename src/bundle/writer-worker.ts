@@ -1,0 +1,85 @@
+/**
+ * The recorder's writer thread: takes batches of whole records and commits each batch in
+ * one transaction, off the host's event loop.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import type { RecordUnit } from './types.js'
+import { BundleWriter, type WriterOptions } from './writer.js'
+
+export interface WriterInit {
+  path: string
+  options: WriterOptions
+  /** Shared flag: [0] is set to the id of each batch once it is finished. */
+  done?: Int32Array
+}
+
+export type ToWriter = { type: 'write'; id: number; units: RecordUnit[] } | { type: 'close'; id: number }
+
+export type FromWriter =
+  | { type: 'opened' }
+  | { type: 'open-failed'; message: string; code: string }
+  | { type: 'written'; id: number; captures: number; records: number }
+  | { type: 'write-failed'; id: number; captures: number; message: string; code: string }
+  | { type: 'closed'; id: number }
+
+if (parentPort === null) throw new Error('writer-worker must run in a worker thread')
+const port = parentPort
+
+const init = workerData as WriterInit
+const codeOf = (err: unknown): string => String((err as { code?: unknown }).code ?? 'E_WRITE')
+let writer: BundleWriter | undefined
+
+try {
+  writer = BundleWriter.open(init.path, init.options)
+  port.postMessage({ type: 'opened' } satisfies FromWriter)
+} catch (err) {
+  port.postMessage({ type: 'open-failed', message: (err as Error).message, code: codeOf(err) } satisfies FromWriter)
+}
+
+function finished(id: number): void {
+  if (init.done !== undefined) {
+    Atomics.store(init.done, 0, id)
+    Atomics.notify(init.done, 0)
+  }
+}
+
+port.on('message', (msg: ToWriter) => {
+  handle(msg)
+  finished(msg.id)
+})
+
+function handle(msg: ToWriter): void {
+  if (msg.type === 'write') {
+    const captures = msg.units.reduce((n, u) => n + u.captures.length, 0)
+    if (writer === undefined) {
+      port.postMessage({
+        type: 'write-failed',
+        id: msg.id,
+        captures,
+        message: 'bundle is not open',
+        code: 'E_NOT_OPEN',
+      } satisfies FromWriter)
+      return
+    }
+    try {
+      writer.write(msg.units)
+      port.postMessage({ type: 'written', id: msg.id, captures, records: msg.units.length } satisfies FromWriter)
+    } catch (err) {
+      port.postMessage({
+        type: 'write-failed',
+        id: msg.id,
+        captures,
+        message: (err as Error).message,
+        code: codeOf(err),
+      } satisfies FromWriter)
+    }
+  } else if (msg.type === 'close') {
+    try {
+      writer?.close()
+    } catch {
+      // Closing is best effort; the data is already committed.
+    }
+    writer = undefined
+    port.postMessage({ type: 'closed', id: msg.id } satisfies FromWriter)
+  }
+}

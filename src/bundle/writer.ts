@@ -1,0 +1,196 @@
+/**
+ * The write side of a bundle: create or append, batched transactions, clean close.
+ * Used by the recorder's writer thread, by `extract` and `accept`.
+ */
+import Database from 'better-sqlite3'
+import { BundleError, ExitCode } from '../errors.js'
+import { APPLICATION_ID, FORMAT_VERSION, type Manifest, PAGE_SIZE, SCHEMA_V1 } from './schema.js'
+import type { ExpectationRow, RecordUnit } from './types.js'
+
+export interface WriterOptions {
+  /** Manifest values for a new bundle; builds are merged into an existing one. */
+  manifest: Omit<Manifest, 'format' | 'formatVersion' | 'created'> & { created?: string }
+  /** Milliseconds to wait on a lock held by another writer. */
+  busyTimeoutMs?: number
+  /** WAL (default) for long-lived writers; 'delete' for one-shot files like extracts. */
+  journal?: 'wal' | 'delete'
+}
+
+type Db = Database.Database
+
+function applyPragmas(db: Db, fresh: boolean, journal: 'wal' | 'delete', busyTimeoutMs: number): void {
+  db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`)
+  if (fresh) {
+    db.pragma(`page_size = ${PAGE_SIZE}`)
+    db.pragma(`application_id = ${APPLICATION_ID}`)
+    db.pragma(`user_version = ${FORMAT_VERSION}`)
+  }
+  db.pragma(journal === 'wal' ? 'journal_mode = WAL' : 'journal_mode = DELETE')
+  // NORMAL in WAL: a killed process loses nothing committed; power loss may lose the tail.
+  db.pragma('synchronous = NORMAL')
+  // Deleted content is zeroed so removed bytes do not linger in free pages.
+  db.pragma('secure_delete = ON')
+}
+
+export class BundleWriter {
+  private readonly insertRecord: Database.Statement
+  private readonly insertCapture: Database.Statement
+  private readonly insertEffect: Database.Statement
+  private readonly upsertExpectation: Database.Statement
+  private readonly writeUnits: (units: readonly RecordUnit[]) => void
+  private readonly builds: Set<string>
+  private closed = false
+
+  private constructor(
+    readonly path: string,
+    private readonly db: Db,
+    builds: string[],
+  ) {
+    this.builds = new Set(builds)
+    this.insertRecord = db.prepare(
+      `INSERT INTO records (id, key, started_at, ended_at, status, error, host, pid, build)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, status = excluded.status,
+         error = excluded.error`,
+    )
+    this.insertCapture = db.prepare(
+      `INSERT INTO captures (record_id, seq, stage, attempt, input, output, error, started_at,
+         duration_ms, build, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    this.insertEffect = db.prepare(
+      'INSERT INTO effects (capture_id, seq, kind, name, args, result, error) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
+    this.upsertExpectation = db.prepare(
+      `INSERT INTO expectations (record_id, stage, output, error, note, build, accepted_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (record_id, stage) DO UPDATE SET output = excluded.output, error = excluded.error,
+         note = excluded.note, build = excluded.build, accepted_at = excluded.accepted_at`,
+    )
+    const setManifest = db.prepare(
+      'INSERT INTO manifest (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    )
+    this.writeUnits = db.transaction((units: readonly RecordUnit[]) => {
+      let newBuild = false
+      for (const unit of units) {
+        const r = unit.record
+        this.insertRecord.run(r.id, r.key, r.startedAt, r.endedAt, r.status, r.error, r.host, r.pid, r.build)
+        if (r.build !== null && !this.builds.has(r.build)) {
+          this.builds.add(r.build)
+          newBuild = true
+        }
+        for (const c of unit.captures) {
+          const info = this.insertCapture.run(
+            r.id,
+            c.seq,
+            c.stage,
+            c.attempt,
+            c.input,
+            c.output,
+            c.error,
+            c.startedAt,
+            c.durationMs,
+            r.build,
+            r.host,
+            r.pid,
+          )
+          for (const e of c.effects) {
+            this.insertEffect.run(info.lastInsertRowid, e.seq, e.kind, e.name, e.args, e.result, e.error)
+          }
+        }
+      }
+      if (newBuild) setManifest.run('builds', JSON.stringify([...this.builds]))
+    })
+  }
+
+  /** Creates the bundle or opens an existing one for appending. */
+  static open(path: string, options: WriterOptions): BundleWriter {
+    let db: Db
+    try {
+      db = new Database(path)
+    } catch (err) {
+      throw new BundleError('E_BUNDLE_OPEN', `cannot open ${path} for writing: ${(err as Error).message}`, ExitCode.input, {
+        cause: err,
+      })
+    }
+    try {
+      const fresh = (db.pragma('page_count', { simple: true }) as number) === 0
+      if (!fresh) {
+        const appId = db.pragma('application_id', { simple: true }) as number
+        const version = db.pragma('user_version', { simple: true }) as number
+        if (appId !== APPLICATION_ID) {
+          throw new BundleError('E_NOT_BUNDLE', `${path} exists and is not a retrace bundle; refusing to write into it`)
+        }
+        if (version > FORMAT_VERSION) {
+          throw new BundleError(
+            'E_NEWER_FORMAT',
+            `${path} is bundle format ${version}; this retrace writes format ${FORMAT_VERSION}. Upgrade retrace.`,
+          )
+        }
+      }
+      applyPragmas(db, fresh, options.journal ?? 'wal', options.busyTimeoutMs ?? 1000)
+      let builds: string[] = []
+      db.transaction(() => {
+        db.exec(SCHEMA_V1)
+        const existing = db.prepare("SELECT value FROM manifest WHERE key = 'builds'").pluck().get() as
+          | string
+          | undefined
+        if (existing !== undefined) {
+          const parsed: unknown = JSON.parse(existing)
+          if (Array.isArray(parsed)) builds = parsed.filter((b): b is string => typeof b === 'string')
+        } else {
+          const m = options.manifest
+          const manifest: Manifest = {
+            format: 'retrace-bundle',
+            formatVersion: FORMAT_VERSION,
+            pipeline: m.pipeline,
+            recorderVersion: m.recorderVersion,
+            created: m.created ?? new Date().toISOString(),
+            builds: m.builds,
+            redaction: m.redaction,
+            ...(m.extractedFrom ? { extractedFrom: m.extractedFrom } : {}),
+          }
+          const put = db.prepare('INSERT OR REPLACE INTO manifest (key, value) VALUES (?, ?)')
+          for (const [k, v] of Object.entries(manifest)) put.run(k, JSON.stringify(v))
+          builds = [...m.builds]
+        }
+      })()
+      return new BundleWriter(path, db, builds)
+    } catch (err) {
+      db.close()
+      if (err instanceof BundleError) throw err
+      throw new BundleError('E_BUNDLE_OPEN', `cannot prepare ${path}: ${(err as Error).message}`, ExitCode.input, {
+        cause: err,
+      })
+    }
+  }
+
+  /** Writes whole records in one transaction: all of them land, or none. */
+  write(units: readonly RecordUnit[]): void {
+    if (units.length > 0) this.writeUnits(units)
+  }
+
+  /** Pins expectations (used by `accept`). */
+  writeExpectations(rows: readonly ExpectationRow[]): void {
+    this.db.transaction(() => {
+      for (const x of rows) {
+        this.upsertExpectation.run(x.recordId, x.stage, x.output, x.error, x.note, x.build, x.acceptedAt)
+      }
+    })()
+  }
+
+  /**
+   * Checkpoints the WAL into the main file and leaves it in rollback mode, so the closed
+   * bundle is one self-contained file with no -wal or -shm beside it.
+   */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)')
+      this.db.pragma('journal_mode = DELETE')
+    } catch {
+      // Another process still has the file open in WAL mode; it will checkpoint.
+    }
+    this.db.close()
+  }
+}

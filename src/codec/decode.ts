@@ -1,0 +1,110 @@
+/**
+ * Decoding of typed JSON read from a bundle. Bundles may come from strangers, so the
+ * text is parsed with secure-json-parse (it removes `__proto__` and
+ * `constructor.prototype` keys) and tags are rebuilt into objects made with
+ * `Object.defineProperty`, so no key can reach a prototype.
+ */
+import sjson from 'secure-json-parse'
+import { TAG } from './encode.js'
+
+/** A value the recorder could not capture (cyclic, too large, redaction failed). */
+export interface Unrecorded {
+  readonly [TAG]: 'unrecorded'
+  readonly reason: string
+  readonly message: string
+  readonly size?: number
+}
+
+export class DecodeError extends Error {
+  override readonly name = 'DecodeError'
+}
+
+/** Parses JSON text from an untrusted source without prototype pollution. */
+export function parseJson(text: string): unknown {
+  try {
+    return sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' })
+  } catch (err) {
+    throw new DecodeError(`not valid JSON: ${(err as Error).message}`)
+  }
+}
+
+export function isUnrecorded(value: unknown): value is Unrecorded {
+  return (
+    typeof value === 'object' && value !== null && (value as Record<string, unknown>)[TAG] === 'unrecorded'
+  )
+}
+
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
+}
+
+function fromBase64(v: unknown): Buffer {
+  return Buffer.from(typeof v === 'string' ? v : '', 'base64')
+}
+
+/** Deeper payloads than this are refused rather than risk the stack. */
+export const maxDecodeDepth = 2000
+
+function revive(value: unknown, depth = 0): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (depth > maxDecodeDepth) throw new DecodeError(`payload nests deeper than ${maxDecodeDepth} levels`)
+  const next = (v: unknown): unknown => revive(v, depth + 1)
+  if (Array.isArray(value)) return value.map(next)
+  const obj = value as Record<string, unknown>
+  const tag = obj[TAG]
+  if (typeof tag === 'string') {
+    const v = obj.v
+    switch (tag) {
+      case 'undef':
+        return undefined
+      case 'num':
+        return v === '-0' ? -0 : Number(v)
+      case 'bigint':
+        try {
+          return BigInt(String(v))
+        } catch {
+          return Number.NaN
+        }
+      case 'date':
+        return new Date(typeof v === 'string' ? v : Number.NaN)
+      case 'buffer':
+        return fromBase64(v)
+      case 'bytes':
+        return new Uint8Array(fromBase64(v))
+      case 'map':
+        return new Map(Array.isArray(v) ? v.map((e) => (Array.isArray(e) ? [next(e[0]), next(e[1])] : [e, e])) : [])
+      case 'set':
+        return new Set(Array.isArray(v) ? v.map(next) : [])
+      case 'error': {
+        const src = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>
+        const err = new Error(String(src.message ?? ''))
+        err.name = String(src.name ?? 'Error')
+        if (src.code !== undefined) setOwn(err as unknown as Record<string, unknown>, 'code', src.code)
+        return err
+      }
+      case 'obj':
+        return reviveObject((typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>, depth)
+      case 'unrecorded':
+        return obj
+      default:
+        break
+    }
+  }
+  return reviveObject(obj, depth)
+}
+
+function reviveObject(obj: Record<string, unknown>, depth: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(obj)) setOwn(out, key, revive(obj[key], depth + 1))
+  return out
+}
+
+/** Decodes typed JSON text into the value it was encoded from. */
+export function decode(text: string): unknown {
+  return revive(parseJson(text))
+}
+
+/** Decodes to the JSON-shaped form, tags left as they are (for display and diffing). */
+export function decodeRaw(text: string): unknown {
+  return parseJson(text)
+}

@@ -1,0 +1,215 @@
+/**
+ * Typed JSON: plain JSON values encode to plain JSON text (so `json_extract` works on
+ * them in the bundle), and the values JSON loses are written as tagged objects:
+ *
+ *     {"$t":"date","v":"2026-01-01T00:00:00.000Z"}   {"$t":"bigint","v":"12"}
+ *     {"$t":"num","v":"NaN"|"Infinity"|"-Infinity"|"-0"}  {"$t":"undef"}
+ *     {"$t":"buffer","v":"<base64>"}  {"$t":"bytes","v":"<base64>"}
+ *     {"$t":"map","v":[[k,v],...]}    {"$t":"set","v":[...]}
+ *     {"$t":"error","v":{"name","message"}}
+ *     {"$t":"obj","v":{...}}   a plain object that itself has a "$t" key (escaped)
+ *
+ * Encoding takes a fast path: one read-only walk checks that the value is plain JSON
+ * within the limits, then the native `JSON.stringify` writes it. Only values that need
+ * tags pay for the slower tagged copy.
+ */
+import { RedactionFailed, type Redactor } from './redact.js'
+
+export const TAG = '$t'
+
+export interface EncodeLimits {
+  /** Largest encoded size in bytes (UTF-16 code units, close enough for a cap). */
+  maxBytes: number
+  /** Deepest nesting of objects and arrays. */
+  maxDepth: number
+}
+
+export const defaultLimits: EncodeLimits = { maxBytes: 8 * 1024 * 1024, maxDepth: 512 }
+
+export type PayloadProblem = 'cyclic' | 'too-large' | 'too-deep'
+
+/** A value that cannot be recorded as it is; the recorder stores a marker instead. */
+export class PayloadError extends Error {
+  override readonly name = 'PayloadError'
+  constructor(
+    readonly problem: PayloadProblem,
+    message: string,
+    readonly size?: number,
+  ) {
+    super(message)
+  }
+}
+
+/**
+ * Walks the value once. Returns true when `JSON.stringify` alone would write it
+ * faithfully: only plain objects, arrays, finite non-negative-zero numbers, strings,
+ * booleans and null, no tag key, no `__proto__` key.
+ */
+function isPlain(value: unknown, depth: number, maxDepth: number, seen: unknown[]): boolean {
+  if (value === null) return true
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0)
+    case 'object': {
+      if (depth >= maxDepth) throw new PayloadError('too-deep', `payload nests deeper than ${maxDepth} levels`)
+      if (seen.includes(value)) throw new PayloadError('cyclic', 'payload is cyclic')
+      if (Array.isArray(value)) {
+        seen.push(value)
+        for (let i = 0; i < value.length; i++) {
+          if (!isPlain(value[i], depth + 1, maxDepth, seen)) return false
+        }
+        seen.pop()
+        return true
+      }
+      const proto = Object.getPrototypeOf(value)
+      if (proto !== Object.prototype && proto !== null) return false
+      seen.push(value)
+      for (const key in value) {
+        if (key === TAG || key === '__proto__') return false
+        if (!isPlain((value as Record<string, unknown>)[key], depth + 1, maxDepth, seen)) return false
+      }
+      seen.pop()
+      return true
+    }
+    default:
+      return false
+  }
+}
+
+function bytesToBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+}
+
+interface TagContext {
+  seen: unknown[]
+  maxDepth: number
+  redactor: Redactor | undefined
+  path: (string | number)[]
+}
+
+/** Builds a JSON-safe copy of `value` with tags; `undefined` return means "omit". */
+function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
+  if (cx.redactor?.matches(cx.path, value)) return cx.redactor.token(value)
+  if (value === null) return null
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value
+    case 'number':
+      if (Number.isFinite(value) && !Object.is(value, -0)) return value
+      return { [TAG]: 'num', v: Object.is(value, -0) ? '-0' : String(value) }
+    case 'bigint':
+      return { [TAG]: 'bigint', v: value.toString() }
+    case 'undefined':
+      return { [TAG]: 'undef' }
+    case 'function':
+    case 'symbol':
+      return undefined
+    case 'object':
+      break
+    default:
+      return undefined
+  }
+  const obj = value as object
+  if (depth >= cx.maxDepth) throw new PayloadError('too-deep', `payload nests deeper than ${cx.maxDepth} levels`)
+  if (cx.seen.includes(obj)) throw new PayloadError('cyclic', 'payload is cyclic')
+  if (obj instanceof Date) {
+    return { [TAG]: 'date', v: Number.isNaN(obj.getTime()) ? null : obj.toISOString() }
+  }
+  if (Buffer.isBuffer(obj)) return { [TAG]: 'buffer', v: bytesToBase64(obj) }
+  if (obj instanceof Uint8Array) return { [TAG]: 'bytes', v: bytesToBase64(obj) }
+  cx.seen.push(obj)
+  try {
+    if (Array.isArray(obj)) {
+      const out: unknown[] = new Array(obj.length)
+      for (let i = 0; i < obj.length; i++) {
+        cx.path.push(i)
+        const v = toTagged(obj[i], depth + 1, cx)
+        cx.path.pop()
+        out[i] = v === undefined ? { [TAG]: 'undef' } : v
+      }
+      return out
+    }
+    if (obj instanceof Map) {
+      const entries: unknown[] = []
+      for (const [k, v] of obj) {
+        cx.path.push(String(k))
+        entries.push([toTagged(k, depth + 1, { ...cx, redactor: undefined }), toTagged(v, depth + 1, cx) ?? null])
+        cx.path.pop()
+      }
+      return { [TAG]: 'map', v: entries }
+    }
+    if (obj instanceof Set) {
+      const items: unknown[] = []
+      let i = 0
+      for (const v of obj) {
+        cx.path.push(i++)
+        items.push(toTagged(v, depth + 1, cx) ?? null)
+        cx.path.pop()
+      }
+      return { [TAG]: 'set', v: items }
+    }
+    if (obj instanceof Error) {
+      const e: Record<string, unknown> = { name: obj.name, message: obj.message }
+      const code = (obj as { code?: unknown }).code
+      if (typeof code === 'string' || typeof code === 'number') e.code = code
+      return { [TAG]: 'error', v: e }
+    }
+    const out: Record<string, unknown> = {}
+    let escaped = false
+    for (const key of Object.keys(obj)) {
+      // A recorded `__proto__` key could later be assigned into a prototype; never keep it.
+      if (key === '__proto__') continue
+      if (key === TAG) escaped = true
+      cx.path.push(key)
+      const v = toTagged((obj as Record<string, unknown>)[key], depth + 1, cx)
+      cx.path.pop()
+      if (v !== undefined) out[key] = v
+    }
+    return escaped ? { [TAG]: 'obj', v: out } : out
+  } finally {
+    cx.seen.pop()
+  }
+}
+
+/**
+ * Encodes a value as typed JSON text. Throws PayloadError for cyclic, too deep or too
+ * large values and RedactionFailed when a redaction rule throws; never anything else.
+ */
+export function encode(value: unknown, limits: EncodeLimits = defaultLimits, redactor?: Redactor): string {
+  let text: string | undefined
+  const active = redactor !== undefined && !redactor.isEmpty ? redactor : undefined
+  if (isPlain(value, 0, limits.maxDepth, [])) {
+    text = JSON.stringify(value)
+    if (active === undefined || !active.mayMatch(text)) return checkSize(text, limits)
+  }
+  try {
+    text = JSON.stringify(toTagged(value, 0, { seen: [], maxDepth: limits.maxDepth, redactor: active, path: [] }))
+  } catch (err) {
+    if (err instanceof PayloadError) throw err
+    throw new RedactionFailed(err)
+  }
+  // A top-level function or symbol encodes as undefined, like a missing value.
+  return checkSize(text ?? `{"${TAG}":"undef"}`, limits)
+}
+
+function checkSize(text: string, limits: EncodeLimits): string {
+  if (text.length > limits.maxBytes) {
+    throw new PayloadError('too-large', `payload is ${text.length} bytes, over the ${limits.maxBytes} byte cap`, text.length)
+  }
+  return text
+}
+
+/** The marker stored in place of a value that could not be recorded. */
+export function unrecordedMarker(err: PayloadError | RedactionFailed): string {
+  const marker: Record<string, unknown> = {
+    [TAG]: 'unrecorded',
+    reason: err instanceof PayloadError ? err.problem : 'redaction-failed',
+    message: err.message,
+  }
+  if (err instanceof PayloadError && err.size !== undefined) marker.size = err.size
+  return JSON.stringify(marker)
+}

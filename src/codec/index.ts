@@ -1,0 +1,22 @@
+export { DecodeError, decode, decodeRaw, isUnrecorded, parseJson, type Unrecorded } from './decode.js'
+export {
+  defaultLimits,
+  type EncodeLimits,
+  encode,
+  PayloadError,
+  type PayloadProblem,
+  TAG,
+  unrecordedMarker,
+} from './encode.js'
+export {
+  compilePath,
+  formatPath,
+  getAt,
+  matchPath,
+  type PathPart,
+  type PathPattern,
+  PathSyntaxError,
+  parsePath,
+  type Segment,
+} from './json-path.js'
+export { defaultSecretKeys, type RedactFn, RedactionFailed, type RedactRule, Redactor, type RedactorOptions } from './redact.js'

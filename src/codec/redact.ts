@@ -1,0 +1,135 @@
+/**
+ * Redaction at capture time. Rules are path patterns (`$.customer.phone`, `$..password`,
+ * `$.items[*].card`) or functions; a matching value is replaced by a token before the
+ * payload is encoded, so its bytes never reach the bundle.
+ *
+ * With a key, tokens preserve equality: the same value always becomes the same token
+ * (an HMAC of the value), so joins and comparisons still work on redacted data.
+ */
+import { createHmac } from 'node:crypto'
+import { compilePath, matchPath, type PathPart, type PathPattern } from './json-path.js'
+
+/** A rule as a function: return true to redact the value at `path` (`$.a.b`). */
+export type RedactFn = (path: readonly PathPart[], value: unknown) => boolean
+
+export type RedactRule = string | RedactFn
+
+/**
+ * Key names redacted wherever they appear unless the recorder is told otherwise.
+ * Compared case-insensitively with `-` and `_` removed.
+ */
+export const defaultSecretKeys: readonly string[] = [
+  'authorization',
+  'proxyauthorization',
+  'cookie',
+  'setcookie',
+  'password',
+  'passwd',
+  'secret',
+  'clientsecret',
+  'token',
+  'accesstoken',
+  'refreshtoken',
+  'idtoken',
+  'apikey',
+  'xapikey',
+  'privatekey',
+]
+
+const normaliseKey = (key: string): string => key.toLowerCase().replace(/[-_]/g, '')
+
+export class RedactionFailed extends Error {
+  override readonly name = 'RedactionFailed'
+  constructor(cause: unknown) {
+    super(`a redaction rule failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+  }
+}
+
+export interface RedactorOptions {
+  rules?: readonly RedactRule[]
+  /** Redact the default secret key names too (default true). */
+  defaults?: boolean
+  /** Secret for equality-preserving tokens. Without it every token is `[redacted]`. */
+  key?: string | Buffer
+}
+
+export class Redactor {
+  readonly patterns: readonly PathPattern[]
+  /** Over-approximates "some key in this JSON text may be redacted"; undefined: always may. */
+  private readonly screen: RegExp | undefined
+  private readonly fns: readonly RedactFn[]
+  private readonly secretKeys: ReadonlySet<string>
+  private readonly key: string | Buffer | undefined
+
+  constructor(options: RedactorOptions = {}) {
+    const rules = options.rules ?? []
+    this.patterns = rules.filter((r): r is string => typeof r === 'string').map(compilePath)
+    this.fns = rules.filter((r): r is RedactFn => typeof r === 'function')
+    this.secretKeys = new Set(options.defaults === false ? [] : defaultSecretKeys)
+    this.key = options.key
+    this.screen = this.buildScreen()
+  }
+
+  private buildScreen(): RegExp | undefined {
+    if (this.fns.length > 0) return undefined
+    const words: string[] = []
+    for (const p of this.patterns) {
+      const last = p.segments.at(-1)
+      if (last?.kind !== 'key') return undefined
+      words.push(last.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    }
+    if (this.secretKeys.size > 0) {
+      words.push('authori[sz]ation', 'cookie', 'passw', 'secret', 'token', 'api[-_]?key', 'private[-_]?key')
+    }
+    if (words.length === 0) return /(?!)/
+    return new RegExp(`"[^"]*(?:${words.join('|')})[^"]*":`, 'i')
+  }
+
+  /**
+   * Cheap screen over already-encoded plain JSON: false means no rule can match any key
+   * in it, so the text can be kept as it is.
+   */
+  mayMatch(json: string): boolean {
+    return this.screen === undefined || this.screen.test(json)
+  }
+
+  get isEmpty(): boolean {
+    return this.patterns.length === 0 && this.fns.length === 0 && this.secretKeys.size === 0
+  }
+
+  /** The rules as recorded in a bundle manifest (functions by their name). */
+  describe(): string[] {
+    const out = this.patterns.map((p) => p.source)
+    for (const fn of this.fns) out.push(`fn:${fn.name || 'anonymous'}`)
+    if (this.secretKeys.size > 0) out.push('defaults')
+    return out
+  }
+
+  get equalityPreserving(): boolean {
+    return this.key !== undefined
+  }
+
+  matches(path: readonly PathPart[], value: unknown): boolean {
+    if (path.length === 0) return false
+    const last = path[path.length - 1]
+    if (typeof last === 'string' && this.secretKeys.has(normaliseKey(last))) return true
+    for (const p of this.patterns) if (matchPath(p.segments, path)) return true
+    for (const fn of this.fns) if (fn(path, value)) return true
+    return false
+  }
+
+  token(value: unknown): string {
+    if (this.key === undefined) return '[redacted]'
+    const h = createHmac('sha256', this.key)
+    h.update(typeof value === 'string' ? `s:${value}` : `j:${stableText(value)}`)
+    return `[redacted:${h.digest('base64url').slice(0, 16)}]`
+  }
+}
+
+function stableText(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)) ?? 'undefined'
+  } catch {
+    return String(value)
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The main-thread end of the writer thread: a bounded queue of whole records, flushed in
+ * batches by timer or size, with acknowledgements that let `flush()` and `close()` wait.
+ *
+ * On `process.exit()` nothing asynchronous runs any more, so the exit hook hands the
+ * last batch to the writer thread and blocks on a shared-memory flag (bounded) until the
+ * thread has committed it.
+ */
+import { Worker } from 'node:worker_threads'
+import type { RecordUnit } from '../bundle/types.js'
+import type { FromWriter, ToWriter, WriterInit } from '../bundle/writer-worker.js'
+
+export interface LinkEvents {
+  written(captures: number): void
+  failed(captures: number, code: string, message: string): void
+  openFailed(code: string, message: string): void
+}
+
+function workerUrl(): URL {
+  const here = import.meta.url
+  // Under a TypeScript test runner this module is the .ts source; the thread needs the
+  // compiled JavaScript, which `npm run build` puts in dist/.
+  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/recorder\/[^/]+$/, '/dist/bundle/writer-worker.js'))
+  return new URL('../bundle/writer-worker.js', here)
+}
+
+export class WriterLink {
+  private readonly worker: Worker
+  private queue: RecordUnit[] = []
+  private queuedCaptures = 0
+  private inFlightCaptures = 0
+  private nextId = 1
+  private lastAcked = 0
+  private readonly waiters: { id: number; resolve: () => void }[] = []
+  private timer: NodeJS.Timeout | undefined
+  private dead = false
+  private closing = false
+  private refs = 0
+  /** [0]: id of the last batch the thread finished; used only by the exit hook. */
+  private readonly done = new Int32Array(new SharedArrayBuffer(4))
+
+  constructor(
+    init: WriterInit,
+    private readonly maxQueue: number,
+    private readonly batchCaptures: number,
+    private readonly flushIntervalMs: number,
+    private readonly events: LinkEvents,
+  ) {
+    this.worker = new Worker(workerUrl(), { workerData: { ...init, done: this.done } })
+    this.worker.unref()
+    this.worker.on('message', (msg: FromWriter) => this.onMessage(msg))
+    this.worker.on('error', (err) => this.onDeath('E_WRITER_CRASHED', err.message))
+    this.worker.on('exit', () => this.onDeath('E_WRITER_EXITED', 'the writer thread exited'))
+  }
+
+  get pendingCaptures(): number {
+    return this.queuedCaptures + this.inFlightCaptures
+  }
+
+  get isDead(): boolean {
+    return this.dead
+  }
+
+  /** Queues a whole record; false when it must be dropped (queue full or writer gone). */
+  offer(unit: RecordUnit): boolean {
+    const n = unit.captures.length
+    if (this.dead || this.closing) return false
+    if (this.queuedCaptures + this.inFlightCaptures + n > this.maxQueue) return false
+    this.queue.push(unit)
+    this.queuedCaptures += n
+    if (this.queuedCaptures >= this.batchCaptures) this.send()
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined
+        this.send()
+      }, this.flushIntervalMs)
+      this.timer.unref()
+    }
+    return true
+  }
+
+  private send(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+    if (this.queue.length === 0 || this.dead) return
+    const units = this.queue
+    this.queue = []
+    this.inFlightCaptures += this.queuedCaptures
+    this.queuedCaptures = 0
+    this.post({ type: 'write', id: this.nextId++, units })
+  }
+
+  private post(msg: ToWriter): void {
+    try {
+      this.worker.postMessage(msg)
+    } catch (err) {
+      this.onDeath('E_WRITER_POST', (err as Error).message)
+    }
+  }
+
+  private onMessage(msg: FromWriter): void {
+    switch (msg.type) {
+      case 'opened':
+        return
+      case 'open-failed':
+        this.dead = true
+        this.events.openFailed(msg.code, msg.message)
+        this.dropQueued(msg.code, msg.message)
+        this.release(Number.MAX_SAFE_INTEGER)
+        return
+      case 'written':
+        this.inFlightCaptures -= msg.captures
+        this.events.written(msg.captures)
+        this.release(msg.id)
+        return
+      case 'write-failed':
+        this.inFlightCaptures -= msg.captures
+        this.events.failed(msg.captures, msg.code, msg.message)
+        this.release(msg.id)
+        return
+      case 'closed':
+        this.release(msg.id)
+        return
+    }
+  }
+
+  private dropQueued(code: string, message: string): void {
+    const lost = this.queuedCaptures + this.inFlightCaptures
+    this.queue = []
+    this.queuedCaptures = 0
+    this.inFlightCaptures = 0
+    if (lost > 0) this.events.failed(lost, code, message)
+  }
+
+  private onDeath(code: string, message: string): void {
+    if (this.dead) return
+    this.dead = true
+    if (!this.closing) this.dropQueued(code, message)
+    this.release(Number.MAX_SAFE_INTEGER)
+  }
+
+  private release(id: number): void {
+    this.lastAcked = Math.max(this.lastAcked, id)
+    while (this.waiters.length > 0 && this.waiters[0]!.id <= this.lastAcked) this.waiters.shift()!.resolve()
+  }
+
+  /** Resolves once batch `id` is acknowledged; holds the event loop open meanwhile. */
+  private waitFor(id: number): Promise<void> {
+    if (id <= this.lastAcked || this.dead) return Promise.resolve()
+    this.hold()
+    return new Promise<void>((resolve) => {
+      this.waiters.push({
+        id,
+        resolve: () => {
+          this.letGo()
+          resolve()
+        },
+      })
+    })
+  }
+
+  private hold(): void {
+    if (this.refs++ === 0) this.worker.ref()
+  }
+
+  private letGo(): void {
+    if (--this.refs === 0) this.worker.unref()
+  }
+
+  /** Sends everything queued and waits until the writer has committed it. */
+  flush(): Promise<void> {
+    this.send()
+    return this.waitFor(this.nextId - 1)
+  }
+
+  /** Flushes, then closes the bundle (checkpoint, single-file). */
+  async close(): Promise<void> {
+    if (this.closing) return
+    await this.flush()
+    this.closing = true
+    if (this.dead) return
+    const id = this.nextId++
+    this.post({ type: 'close', id })
+    await this.waitFor(id)
+    await this.worker.terminate()
+  }
+
+  /**
+   * For the process 'exit' event: send what is queued and block, at most `timeoutMs`,
+   * until the writer thread has committed it. Returns false on timeout.
+   */
+  flushSync(timeoutMs: number): boolean {
+    if (this.dead) return this.pendingCaptures === 0
+    this.send()
+    const target = this.nextId - 1
+    const deadline = Date.now() + timeoutMs
+    while (Atomics.load(this.done, 0) < target) {
+      const left = deadline - Date.now()
+      if (left <= 0) return false
+      Atomics.wait(this.done, 0, Atomics.load(this.done, 0), Math.min(left, 50))
+    }
+    return true
+  }
+}
