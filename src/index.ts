@@ -2,8 +2,16 @@
  * The retrace SDK. Importing it loads the recorder, the codec and (in a worker thread)
  * the bundle writer; no CLI code.
  */
-export { defineConfig, type DiffRules, type InvariantDef, type InvariantFn, type RetraceConfig, type StageRef } from './config.js'
+
 export type { RedactFn, RedactRule } from './codec/index.js'
+export {
+  type DiffRules,
+  defineConfig,
+  type InvariantDef,
+  type InvariantFn,
+  type RetraceConfig,
+  type StageRef,
+} from './config.js'
 export {
   createRecorder,
   type Recorder,

@@ -7,13 +7,23 @@
  * read from a private copy); then `trusted_schema=OFF`, a schema check that refuses
  * views and triggers, and `quick_check`.
  */
-import { closeSync, copyFileSync, existsSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 
 // URI filenames (for `immutable=1`) must be on before the native module first loads.
 process.env.SQLITE_USE_URI ??= '1'
+
 import { BundleError } from '../errors.js'
 import { APPLICATION_ID, FORMAT_VERSION, REQUIRED_TABLES } from './schema.js'
 
@@ -70,7 +80,11 @@ function readHeader(path: string, maxBytes: number): Header {
     if (!st.isFile()) fail('E_NOT_BUNDLE', path, 'is not a regular file')
     if (st.size === 0) fail('E_NOT_BUNDLE', path, 'is empty (0 bytes), not a bundle')
     if (st.size > maxBytes) {
-      fail('E_BUNDLE_TOO_LARGE', path, `is ${st.size} bytes, over the ${maxBytes} byte limit (set RETRACE_MAX_BUNDLE_BYTES)`)
+      fail(
+        'E_BUNDLE_TOO_LARGE',
+        path,
+        `is ${st.size} bytes, over the ${maxBytes} byte limit (set RETRACE_MAX_BUNDLE_BYTES)`,
+      )
     }
     const head = Buffer.alloc(100)
     const n = readSync(fd, head, 0, 100, 0)
@@ -84,9 +98,14 @@ function readHeader(path: string, maxBytes: number): Header {
     }
     const pages = head.readUInt32BE(28)
     if (pages > 0 && head.readUInt32BE(24) === head.readUInt32BE(92) && pages * pageSize > st.size) {
-      fail('E_BUNDLE_CORRUPT', path, `is truncated: the header says ${pages * pageSize} bytes, the file has ${st.size}`)
+      fail(
+        'E_BUNDLE_CORRUPT',
+        path,
+        `is truncated: the header says ${pages * pageSize} bytes, the file has ${st.size}`,
+      )
     }
-    if (st.size % pageSize !== 0) fail('E_BUNDLE_CORRUPT', path, 'is truncated (size is not a whole number of pages)')
+    if (st.size % pageSize !== 0)
+      fail('E_BUNDLE_CORRUPT', path, 'is truncated (size is not a whole number of pages)')
     return {
       size: st.size,
       appId: head.readUInt32BE(68),
@@ -102,12 +121,17 @@ function checkSchema(db: Database.Database, path: string): void {
   const rows = db.prepare('SELECT type, name FROM sqlite_schema').all() as { type: string; name: string }[]
   for (const r of rows) {
     if (r.type === 'view' || r.type === 'trigger') {
-      fail('E_BUNDLE_HOSTILE', path, `contains a ${r.type} (${JSON.stringify(r.name)}); bundles never do, refusing to read it`)
+      fail(
+        'E_BUNDLE_HOSTILE',
+        path,
+        `contains a ${r.type} (${JSON.stringify(r.name)}); bundles never do, refusing to read it`,
+      )
     }
   }
   const tables = new Set(rows.filter((r) => r.type === 'table').map((r) => r.name))
   for (const [table, columns] of Object.entries(REQUIRED_TABLES)) {
-    if (!tables.has(table)) fail('E_BUNDLE_CORRUPT', path, `has no ${table} table; not a complete retrace bundle`)
+    if (!tables.has(table))
+      fail('E_BUNDLE_CORRUPT', path, `has no ${table} table; not a complete retrace bundle`)
     const have = new Set((db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name))
     for (const c of columns) {
       if (!have.has(c)) fail('E_BUNDLE_CORRUPT', path, `table ${table} lacks column ${c}`)
@@ -121,9 +145,13 @@ export function wrapSqliteError(err: unknown, path: string): BundleError {
   const code = (err as { code?: unknown }).code
   const message = (err as Error).message ?? String(err)
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || /malformed|not a database/i.test(message)) {
-    return new BundleError('E_BUNDLE_CORRUPT', `${path}: the bundle is corrupt (${message})`, undefined, { cause: err })
+    return new BundleError('E_BUNDLE_CORRUPT', `${path}: the bundle is corrupt (${message})`, undefined, {
+      cause: err,
+    })
   }
-  return new BundleError('E_BUNDLE_READ', `${path}: cannot read the bundle (${message})`, undefined, { cause: err })
+  return new BundleError('E_BUNDLE_READ', `${path}: cannot read the bundle (${message})`, undefined, {
+    cause: err,
+  })
 }
 
 function immutableUri(path: string): string {
@@ -167,7 +195,8 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
       `is bundle format ${header.userVersion}, newer than this retrace reads (${FORMAT_VERSION}); upgrade retrace`,
     )
   }
-  if (header.userVersion < 1) fail('E_BUNDLE_CORRUPT', path, 'has no format version; not a complete retrace bundle')
+  if (header.userVersion < 1)
+    fail('E_BUNDLE_CORRUPT', path, 'has no format version; not a complete retrace bundle')
 
   let target = resolve(path)
   let cleanup = (): void => {}

@@ -136,7 +136,9 @@ export class BundleReader {
   counts(): BundleCounts {
     return this.guard(() => {
       const one = (sql: string): number => Number(this.db.prepare(sql).pluck().get() ?? 0)
-      const range = this.db.prepare('SELECT min(started_at) AS lo, max(started_at) AS hi FROM records').get() as {
+      const range = this.db
+        .prepare('SELECT min(started_at) AS lo, max(started_at) AS hi FROM records')
+        .get() as {
         lo: number | null
         hi: number | null
       }
@@ -226,11 +228,13 @@ export class BundleReader {
         break
       case '=':
         cond = pred.value === null ? `${extracted} IS NULL` : `${extracted} = ?`
-        if (pred.value !== null) params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
+        if (pred.value !== null)
+          params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
         break
       case '!=':
         cond = pred.value === null ? `${extracted} IS NOT NULL` : `${extracted} IS NOT ?`
-        if (pred.value !== null) params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
+        if (pred.value !== null)
+          params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
         break
       default:
         cond = `${extracted} ${pred.op} ?`
@@ -259,7 +263,9 @@ export class BundleReader {
   /** Resolves a full id or a unique prefix; throws a usage error otherwise. */
   resolveRecordId(ref: string): string | undefined {
     return this.guard(() => {
-      const exact = this.db.prepare('SELECT id FROM records WHERE id = ?').pluck().get(ref) as string | undefined
+      const exact = this.db.prepare('SELECT id FROM records WHERE id = ?').pluck().get(ref) as
+        | string
+        | undefined
       if (exact !== undefined) return String(exact)
       if (ref.length < 4) return undefined
       const escaped = ref.replace(/[\\%_]/g, (m) => `\\${m}`)

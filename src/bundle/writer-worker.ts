@@ -33,7 +33,11 @@ try {
   writer = BundleWriter.open(init.path, init.options)
   port.postMessage({ type: 'opened' } satisfies FromWriter)
 } catch (err) {
-  port.postMessage({ type: 'open-failed', message: (err as Error).message, code: codeOf(err) } satisfies FromWriter)
+  port.postMessage({
+    type: 'open-failed',
+    message: (err as Error).message,
+    code: codeOf(err),
+  } satisfies FromWriter)
 }
 
 function finished(id: number): void {
@@ -63,7 +67,12 @@ function handle(msg: ToWriter): void {
     }
     try {
       writer.write(msg.units)
-      port.postMessage({ type: 'written', id: msg.id, captures, records: msg.units.length } satisfies FromWriter)
+      port.postMessage({
+        type: 'written',
+        id: msg.id,
+        captures,
+        records: msg.units.length,
+      } satisfies FromWriter)
     } catch (err) {
       port.postMessage({
         type: 'write-failed',

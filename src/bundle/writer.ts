@@ -108,9 +108,14 @@ export class BundleWriter {
     try {
       db = new Database(path)
     } catch (err) {
-      throw new BundleError('E_BUNDLE_OPEN', `cannot open ${path} for writing: ${(err as Error).message}`, ExitCode.input, {
-        cause: err,
-      })
+      throw new BundleError(
+        'E_BUNDLE_OPEN',
+        `cannot open ${path} for writing: ${(err as Error).message}`,
+        ExitCode.input,
+        {
+          cause: err,
+        },
+      )
     }
     try {
       const fresh = (db.pragma('page_count', { simple: true }) as number) === 0
@@ -118,7 +123,10 @@ export class BundleWriter {
         const appId = db.pragma('application_id', { simple: true }) as number
         const version = db.pragma('user_version', { simple: true }) as number
         if (appId !== APPLICATION_ID) {
-          throw new BundleError('E_NOT_BUNDLE', `${path} exists and is not a retrace bundle; refusing to write into it`)
+          throw new BundleError(
+            'E_NOT_BUNDLE',
+            `${path} exists and is not a retrace bundle; refusing to write into it`,
+          )
         }
         if (version > FORMAT_VERSION) {
           throw new BundleError(
@@ -158,9 +166,14 @@ export class BundleWriter {
     } catch (err) {
       db.close()
       if (err instanceof BundleError) throw err
-      throw new BundleError('E_BUNDLE_OPEN', `cannot prepare ${path}: ${(err as Error).message}`, ExitCode.input, {
-        cause: err,
-      })
+      throw new BundleError(
+        'E_BUNDLE_OPEN',
+        `cannot prepare ${path}: ${(err as Error).message}`,
+        ExitCode.input,
+        {
+          cause: err,
+        },
+      )
     }
   }
 

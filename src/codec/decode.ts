@@ -72,7 +72,9 @@ function revive(value: unknown, depth = 0): unknown {
       case 'bytes':
         return new Uint8Array(fromBase64(v))
       case 'map':
-        return new Map(Array.isArray(v) ? v.map((e) => (Array.isArray(e) ? [next(e[0]), next(e[1])] : [e, e])) : [])
+        return new Map(
+          Array.isArray(v) ? v.map((e) => (Array.isArray(e) ? [next(e[0]), next(e[1])] : [e, e])) : [],
+        )
       case 'set':
         return new Set(Array.isArray(v) ? v.map(next) : [])
       case 'error': {

@@ -54,7 +54,8 @@ function isPlain(value: unknown, depth: number, maxDepth: number, seen: unknown[
     case 'number':
       return Number.isFinite(value) && !Object.is(value, -0)
     case 'object': {
-      if (depth >= maxDepth) throw new PayloadError('too-deep', `payload nests deeper than ${maxDepth} levels`)
+      if (depth >= maxDepth)
+        throw new PayloadError('too-deep', `payload nests deeper than ${maxDepth} levels`)
       if (seen.includes(value)) throw new PayloadError('cyclic', 'payload is cyclic')
       if (Array.isArray(value)) {
         seen.push(value)
@@ -114,7 +115,8 @@ function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
       return undefined
   }
   const obj = value as object
-  if (depth >= cx.maxDepth) throw new PayloadError('too-deep', `payload nests deeper than ${cx.maxDepth} levels`)
+  if (depth >= cx.maxDepth)
+    throw new PayloadError('too-deep', `payload nests deeper than ${cx.maxDepth} levels`)
   if (cx.seen.includes(obj)) throw new PayloadError('cyclic', 'payload is cyclic')
   if (obj instanceof Date) {
     return { [TAG]: 'date', v: Number.isNaN(obj.getTime()) ? null : obj.toISOString() }
@@ -137,7 +139,10 @@ function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
       const entries: unknown[] = []
       for (const [k, v] of obj) {
         cx.path.push(String(k))
-        entries.push([toTagged(k, depth + 1, { ...cx, redactor: undefined }), toTagged(v, depth + 1, cx) ?? null])
+        entries.push([
+          toTagged(k, depth + 1, { ...cx, redactor: undefined }),
+          toTagged(v, depth + 1, cx) ?? null,
+        ])
         cx.path.pop()
       }
       return { [TAG]: 'map', v: entries }
@@ -187,7 +192,9 @@ export function encode(value: unknown, limits: EncodeLimits = defaultLimits, red
     if (active === undefined || !active.mayMatch(text)) return checkSize(text, limits)
   }
   try {
-    text = JSON.stringify(toTagged(value, 0, { seen: [], maxDepth: limits.maxDepth, redactor: active, path: [] }))
+    text = JSON.stringify(
+      toTagged(value, 0, { seen: [], maxDepth: limits.maxDepth, redactor: active, path: [] }),
+    )
   } catch (err) {
     if (err instanceof PayloadError) throw err
     throw new RedactionFailed(err)
@@ -198,7 +205,11 @@ export function encode(value: unknown, limits: EncodeLimits = defaultLimits, red
 
 function checkSize(text: string, limits: EncodeLimits): string {
   if (text.length > limits.maxBytes) {
-    throw new PayloadError('too-large', `payload is ${text.length} bytes, over the ${limits.maxBytes} byte cap`, text.length)
+    throw new PayloadError(
+      'too-large',
+      `payload is ${text.length} bytes, over the ${limits.maxBytes} byte cap`,
+      text.length,
+    )
   }
   return text
 }

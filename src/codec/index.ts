@@ -19,4 +19,11 @@ export {
   parsePath,
   type Segment,
 } from './json-path.js'
-export { defaultSecretKeys, type RedactFn, RedactionFailed, type RedactRule, Redactor, type RedactorOptions } from './redact.js'
+export {
+  defaultSecretKeys,
+  type RedactFn,
+  RedactionFailed,
+  Redactor,
+  type RedactorOptions,
+  type RedactRule,
+} from './redact.js'

@@ -74,7 +74,8 @@ export function parsePath(text: string): Segment[] {
       throw new PathSyntaxError(text, i, "expected '.' or '['")
     }
   }
-  if (segments.at(-1)?.kind === 'descend') throw new PathSyntaxError(text, text.length, "'..' needs a key after it")
+  if (segments.at(-1)?.kind === 'descend')
+    throw new PathSyntaxError(text, text.length, "'..' needs a key after it")
   return segments
 }
 

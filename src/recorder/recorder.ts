@@ -9,7 +9,15 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { hostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import type { CaptureWrite, EffectRow, RecordUnit } from '../bundle/types.js'
-import { type EncodeLimits, encode, PayloadError, RedactionFailed, type RedactRule, Redactor, unrecordedMarker } from '../codec/index.js'
+import {
+  type EncodeLimits,
+  encode,
+  PayloadError,
+  RedactionFailed,
+  Redactor,
+  type RedactRule,
+  unrecordedMarker,
+} from '../codec/index.js'
 import { version as recorderVersion } from '../version.js'
 import { newRecordId } from './ids.js'
 import { keySampler } from './sampling.js'
@@ -148,7 +156,9 @@ function describeError(err: unknown): string {
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (
-    v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function'
+    v !== null &&
+    (typeof v === 'object' || typeof v === 'function') &&
+    typeof (v as { then?: unknown }).then === 'function'
   )
 }
 
@@ -239,7 +249,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
         report(err instanceof PayloadError ? 'E_PAYLOAD' : 'E_REDACT', err.message, err)
         return unrecordedMarker(err)
       }
-      const wrapped = new PayloadError('too-large', `payload could not be encoded: ${(err as Error)?.message}`)
+      const wrapped = new PayloadError(
+        'too-large',
+        `payload could not be encoded: ${(err as Error)?.message}`,
+      )
       report('E_PAYLOAD', wrapped.message, err)
       return unrecordedMarker(wrapped)
     }
@@ -283,7 +296,11 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   function record<T>(key: string, fn: () => T | Promise<T>, opts?: RecordOptions): Promise<T> {
     const current = als.getStore()
-    if (current !== undefined && current.key === key && (opts?.recordId === undefined || opts.recordId === current.id)) {
+    if (
+      current !== undefined &&
+      current.key === key &&
+      (opts?.recordId === undefined || opts.recordId === current.id)
+    ) {
       try {
         return Promise.resolve(fn())
       } catch (err) {
@@ -355,12 +372,26 @@ export function createRecorder(options: RecorderOptions): Recorder {
       attempt: capture.attempt,
       now() {
         const v = clock()
-        push({ seq: capture.effects.length, kind: 'now', name: 'now', args: null, result: String(v), error: null })
+        push({
+          seq: capture.effects.length,
+          kind: 'now',
+          name: 'now',
+          args: null,
+          result: String(v),
+          error: null,
+        })
         return v
       },
       random() {
         const v = random()
-        push({ seq: capture.effects.length, kind: 'random', name: 'random', args: null, result: String(v), error: null })
+        push({
+          seq: capture.effects.length,
+          kind: 'random',
+          name: 'random',
+          args: null,
+          result: String(v),
+          error: null,
+        })
         return v
       },
       effect<T>(name: string, args: unknown, fn: () => T): T {
@@ -454,7 +485,11 @@ export function createRecorder(options: RecorderOptions): Recorder {
     )
   }
 
-  function stage<I, O>(name: string, fn: StageFn<I, O>, stageOptions?: StageOptions<I>): (input: I) => Promise<O> {
+  function stage<I, O>(
+    name: string,
+    fn: StageFn<I, O>,
+    stageOptions?: StageOptions<I>,
+  ): (input: I) => Promise<O> {
     const keyOf = stageOptions?.key
     const wrapped = (input: I): Promise<O> => {
       const rec = als.getStore()

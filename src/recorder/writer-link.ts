@@ -20,7 +20,8 @@ function workerUrl(): URL {
   const here = import.meta.url
   // Under a TypeScript test runner this module is the .ts source; the thread needs the
   // compiled JavaScript, which `npm run build` puts in dist/.
-  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/recorder\/[^/]+$/, '/dist/bundle/writer-worker.js'))
+  if (here.endsWith('.ts'))
+    return new URL(here.replace(/\/src\/recorder\/[^/]+$/, '/dist/bundle/writer-worker.js'))
   return new URL('../bundle/writer-worker.js', here)
 }
 
