@@ -37,6 +37,14 @@ export interface FindPredicate {
   value: string | number | boolean | null
 }
 
+export interface FindHit {
+  recordId: string
+  key: string
+  startedAt: number
+  /** The value at the path (JSON text for objects and arrays, as SQLite returns it). */
+  value: unknown
+}
+
 export interface BundleCounts {
   records: number
   captures: number
@@ -202,21 +210,25 @@ export class BundleReader {
     const it = this.guard(() => this.db.prepare(sql).iterate(...params)) as Iterator<
       RawRecord & { stages: string | null; ncaptures: number }
     >
-    while (true) {
-      const next = this.guard(() => it.next())
-      if (next.done) return
-      const row = next.value
-      yield {
-        ...toRecord(row),
-        stages: row.stages === null ? [] : String(row.stages).split('\u001f'),
-        captures: Number(row.ncaptures),
-        source: this.path,
+    try {
+      while (true) {
+        const next = this.guard(() => it.next())
+        if (next.done) return
+        const row = next.value
+        yield {
+          ...toRecord(row),
+          stages: row.stages === null ? [] : String(row.stages).split('\u001f'),
+          captures: Number(row.ncaptures),
+          source: this.path,
+        }
       }
+    } finally {
+      it.return?.()
     }
   }
 
   /** Ids of records whose given stage matches the predicate, newest first, streamed. */
-  *find(pred: FindPredicate, limit?: number): Generator<{ recordId: string; value: unknown }> {
+  *find(pred: FindPredicate, limit?: number): Generator<FindHit> {
     const col = pred.side === 'input' ? 'c.input' : 'c.output'
     const extracted = `json_extract(${col}, ?)`
     let cond: string
@@ -240,23 +252,36 @@ export class BundleReader {
         cond = `${extracted} ${pred.op} ?`
         params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
     }
-    const sql = `SELECT c.record_id AS recordId, ${extracted} AS value FROM captures c
-      JOIN records r ON r.id = c.record_id
+    const sql = `SELECT c.record_id AS recordId, r.key AS key, r.started_at AS startedAt, ${extracted} AS value
+      FROM captures c JOIN records r ON r.id = c.record_id
       WHERE c.stage = ? AND json_valid(${col}) AND ${cond}
-      ORDER BY r.started_at DESC, c.seq DESC
-      ${limit !== undefined ? `LIMIT ${Math.max(0, Math.trunc(limit))}` : ''}`
+      ORDER BY r.started_at DESC, r.id, c.seq DESC`
     const it = this.guard(() => this.db.prepare(sql).iterate(...params)) as Iterator<{
       recordId: string
+      key: string
+      startedAt: number
       value: unknown
     }>
-    const seen = new Set<string>()
-    while (true) {
-      const next = this.guard(() => it.next())
-      if (next.done) return
-      const id = String(next.value.recordId)
-      if (seen.has(id)) continue
-      seen.add(id)
-      yield { recordId: id, value: next.value.value }
+    let last: string | undefined
+    let emitted = 0
+    try {
+      while (limit === undefined || emitted < limit) {
+        const next = this.guard(() => it.next())
+        if (next.done) return
+        const id = String(next.value.recordId)
+        // Rows come grouped by record; a retried stage matching twice lists the record once.
+        if (id === last) continue
+        last = id
+        emitted++
+        yield {
+          recordId: id,
+          key: String(next.value.key),
+          startedAt: Number(next.value.startedAt),
+          value: next.value.value,
+        }
+      }
+    } finally {
+      it.return?.()
     }
   }
 
@@ -348,10 +373,14 @@ export class BundleReader {
     const it = this.guard(() =>
       this.db.prepare('SELECT id FROM records ORDER BY started_at, id').pluck().iterate(),
     ) as Iterator<string>
-    while (true) {
-      const next = this.guard(() => it.next())
-      if (next.done) return
-      yield String(next.value)
+    try {
+      while (true) {
+        const next = this.guard(() => it.next())
+        if (next.done) return
+        yield String(next.value)
+      }
+    } finally {
+      it.return?.()
     }
   }
 

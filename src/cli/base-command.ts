@@ -1,0 +1,96 @@
+/**
+ * The one base command: parses flags, sets up colour, owns the error path. Any failure
+ * becomes one line on stderr (or a JSON error document with --json) and the documented
+ * exit code; stack traces only with --debug or DEBUG=retrace*.
+ */
+import { Command, Flags, type Interfaces } from '@oclif/core'
+import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
+import { safeJson, visibleLine } from '../render/format.js'
+import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof RetraceCommand)['baseFlags'] & T['flags']
+>
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+export abstract class RetraceCommand<T extends typeof Command> extends Command {
+  static override baseFlags = {
+    debug: Flags.boolean({ description: 'Show stack traces for errors.', helpGroup: 'GLOBAL' }),
+    'no-color': Flags.boolean({
+      description: 'Do not colour the output (NO_COLOR is honoured too).',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  protected flags!: BaseFlags<T>
+  protected args!: BaseArgs<T>
+  protected theme: Theme = makeTheme(false)
+
+  override async init(): Promise<void> {
+    await super.init()
+    const ctor = this.ctor as typeof RetraceCommand
+    const { args, flags } = await this.parse({
+      args: this.ctor.args,
+      baseFlags: ctor.baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      flags: this.ctor.flags,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as BaseFlags<T>
+    this.args = args as BaseArgs<T>
+    this.theme = makeTheme(
+      colorEnabled({
+        noColorFlag: flags['no-color'],
+        env: process.env,
+        isTTY: process.stdout.isTTY === true,
+      }),
+    )
+  }
+
+  /** Sets the exit code for a finding (1) without failing the command. */
+  protected found(yes: boolean): void {
+    if (yes && (process.exitCode === undefined || process.exitCode === 0)) process.exitCode = ExitCode.found
+  }
+
+  /** A message for people, on stderr (silent with --json). */
+  protected note(message: string): void {
+    if (!this.jsonEnabled()) process.stderr.write(`${message}\n`)
+  }
+
+  override logJson(json: unknown): void {
+    process.stdout.write(`${safeJson(json, 2)}\n`)
+  }
+
+  override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
+    // `this.exit(n)` and --help/--version travel as errors; let oclif finish them.
+    if (err.oclif?.exit === 0 || (err as { code?: unknown }).code === 'EEXIT') throw err
+    const code = exitCodeOf(err)
+    process.exitCode = code
+    const debug = this.argv.includes('--debug') || /(^|,)retrace(\*|,|$)/.test(process.env.DEBUG ?? '')
+    const message = oneLine(err)
+    if (this.jsonEnabled()) {
+      this.logJson({
+        error: {
+          code: err instanceof RetraceError ? err.code : code === ExitCode.input ? 'E_USAGE' : 'E_INTERNAL',
+          message,
+        },
+      })
+    }
+    process.stderr.write(`retrace: ${message}\n`)
+    if (debug && err.stack) process.stderr.write(`${visibleLine(err.stack).replaceAll('\\x0a', '\n')}\n`)
+    else if (code === ExitCode.internal)
+      process.stderr.write('retrace: this is a bug in retrace; run with --debug for details\n')
+  }
+}
+
+/** The first line of an error, with control characters made visible. */
+export function oneLine(err: unknown): string {
+  const raw = err instanceof Error ? err.message : String(err)
+  const lines = raw
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !/^See more help with/.test(l))
+  const first = lines[0] ?? 'unknown error'
+  const rest = lines.length > 1 ? ` ${lines.slice(1, 3).join('; ')}` : ''
+  return visibleLine(`${first}${rest}`)
+}

@@ -1,0 +1,12 @@
+/** Flags and args shared by several commands, defined once. */
+import { Args, Flags } from '@oclif/core'
+
+export const bundleArg = Args.string({ description: 'Bundle file (.sqlite).', required: true })
+
+export const configFlag = Flags.file({
+  char: 'c',
+  description: 'Config file (default: retrace.config.{ts,mts,js,mjs,json} found upward from here).',
+  exists: true,
+})
+
+export const keyFlag = Flags.string({ char: 'k', description: 'Business key of the record (e.g. sku:1001).' })

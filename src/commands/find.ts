@@ -1,0 +1,58 @@
+import { Flags } from '@oclif/core'
+import { BundleSet } from '../bundle/index.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { bundleArg } from '../cli/flags.js'
+import { parseJson } from '../codec/index.js'
+import { parseWhere, type Where } from '../compare/where.js'
+import { type FindRow, renderFind } from '../render/listing.js'
+
+export interface FindResult {
+  where: Where
+  records: FindRow[]
+}
+
+export default class Find extends RetraceCommand<typeof Find> {
+  static override args = { bundle: bundleArg }
+  static override description =
+    `Finds records by a value a stage produced (or received): <stage>[.input|.output].<path> <op> <value>, with op one of = != < > <= >= contains. Paths are JSON paths into the payload; the output side is the default. Values are bound as parameters to SQLite's JSON functions, never pasted into SQL.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --where "store.available = 87"',
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --where "compute.input.change.delta < 0"',
+  ]
+  static override flags = {
+    limit: Flags.integer({ char: 'n', default: 50, description: 'Most records to list (0: all).', min: 0 }),
+    where: Flags.string({
+      char: 'w',
+      description: 'The predicate, e.g. "store.available = 87".',
+      required: true,
+    }),
+  }
+  static override summary = 'Find records by value.'
+
+  async run(): Promise<FindResult> {
+    const where = parseWhere(this.flags.where)
+    const set = BundleSet.open([this.args.bundle])
+    try {
+      const reader = set.readers[0]!
+      const rows: FindRow[] = []
+      const limit = this.flags.limit > 0 ? this.flags.limit : undefined
+      for (const hit of reader.find(where, limit))
+        rows.push({ ...hit, value: jsonValue(hit.value), source: reader.path })
+      if (!this.jsonEnabled()) this.log(renderFind(rows, this.flags.where, this.theme))
+      return { where, records: rows }
+    } finally {
+      set.close()
+    }
+  }
+}
+
+/** SQLite returns objects and arrays from json_extract as JSON text; show them as values. */
+function jsonValue(v: unknown): unknown {
+  if (typeof v !== 'string' || !/^[[{]/.test(v)) return v
+  try {
+    return parseJson(v)
+  } catch {
+    return v
+  }
+}

@@ -1,0 +1,87 @@
+import { Args, Flags } from '@oclif/core'
+import { BundleSet, type RecordSummary } from '../bundle/index.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { keyFlag } from '../cli/flags.js'
+import { parseTime } from '../cli/time.js'
+import { renderRecordList } from '../render/listing.js'
+
+export interface LsResult {
+  records: RecordSummary[]
+}
+
+export default class Ls extends RetraceCommand<typeof Ls> {
+  static override args = {
+    bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }),
+  }
+  static override description =
+    'One line per record: id, key, status, start time and the stages it went through, newest first. Several bundles (one per process) are read as one.'
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001',
+    '<%= config.bin %> <%= command.id %> prod-*.sqlite --status error --since 2h',
+  ]
+  static override flags = {
+    key: keyFlag,
+    limit: Flags.integer({ char: 'n', default: 50, description: 'Most records to list (0: all).', min: 0 }),
+    since: Flags.string({
+      description: 'Only records started at or after (ISO time, epoch ms, or an age: 30m, 2h, 7d).',
+    }),
+    stage: Flags.string({ char: 's', description: 'Only records that went through this stage.' }),
+    status: Flags.option({ description: 'Only records that ended so.', options: ['ok', 'error'] as const })(),
+    until: Flags.string({ description: 'Only records started at or before.' }),
+  }
+  static override strict = false
+  static override summary = 'List the records in one or more bundles.'
+
+  async run(): Promise<LsResult> {
+    const paths = this.argv.length > 0 ? positional(this.argv) : [this.args.bundles]
+    const now = Date.now()
+    const f = this.flags
+    const set = BundleSet.open(paths)
+    try {
+      const records = [
+        ...set.records({
+          ...(f.key !== undefined ? { key: f.key } : {}),
+          ...(f.stage !== undefined ? { stage: f.stage } : {}),
+          ...(f.status !== undefined ? { status: f.status } : {}),
+          ...(f.since !== undefined ? { since: parseTime(f.since, now, '--since') } : {}),
+          ...(f.until !== undefined ? { until: parseTime(f.until, now, '--until') } : {}),
+          ...(f.limit > 0 ? { limit: f.limit } : {}),
+        }),
+      ]
+      if (!this.jsonEnabled()) this.log(renderRecordList(records, this.theme, paths.length > 1))
+      return { records }
+    } finally {
+      set.close()
+    }
+  }
+}
+
+/** The positional words of argv (bundle paths), skipping flags and their values. */
+export function positional(argv: readonly string[]): string[] {
+  const takesValue = new Set([
+    '--key',
+    '-k',
+    '--limit',
+    '-n',
+    '--since',
+    '--stage',
+    '-s',
+    '--status',
+    '--until',
+  ])
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--') {
+      out.push(...argv.slice(i + 1))
+      break
+    }
+    if (a.startsWith('-')) {
+      if (takesValue.has(a)) i++
+      continue
+    }
+    out.push(a)
+  }
+  return out
+}

@@ -1,0 +1,51 @@
+import { Args, Flags } from '@oclif/core'
+import { BundleSet } from '../bundle/index.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { bundleArg, keyFlag } from '../cli/flags.js'
+import { buildScene, type Scene } from '../compare/scene.js'
+import { UsageError } from '../errors.js'
+import { renderShow } from '../render/show.js'
+
+export default class Show extends RetraceCommand<typeof Show> {
+  static override args = {
+    bundle: bundleArg,
+    record: Args.string({ description: 'Record id or a unique prefix of one.' }),
+  }
+  static override description =
+    `The recorded scene, stage by stage: input and output of each stage, what each stage changed, the effects it saw (clock, random, KV/DB/HTTP reads), retries with their errors, durations, builds, and seams where a stage's recorded output is not the next stage's recorded input.
+
+Name the record by id (or unique prefix), or use --key for the latest record of a key.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001',
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01JD3Q --expand',
+  ]
+  static override flags = {
+    expand: Flags.boolean({
+      char: 'e',
+      description: 'Print payloads in full, pretty-printed, instead of folded.',
+    }),
+    key: keyFlag,
+    width: Flags.integer({ default: 120, description: 'Characters a folded payload may take.', min: 20 }),
+  }
+  static override summary = 'Show what one record went through in production.'
+
+  async run(): Promise<Scene> {
+    const { record } = this.args
+    const { key } = this.flags
+    if ((record === undefined) === (key === undefined)) {
+      throw new UsageError('name a record: give a RECORD id (or prefix) or --key KEY, not both')
+    }
+    const set = BundleSet.open([this.args.bundle])
+    try {
+      const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
+      const scene = buildScene(set.loadRecord(id))
+      if (!this.jsonEnabled()) {
+        this.log(renderShow(scene, this.theme, { expand: this.flags.expand, width: this.flags.width }))
+      }
+      return scene
+    } finally {
+      set.close()
+    }
+  }
+}

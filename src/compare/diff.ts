@@ -1,0 +1,169 @@
+/**
+ * Structural diff of two JSON-shaped values (typed-JSON tags are compared as data).
+ * Pure: rules and the clock come in as parameters. Every difference a rule hides is
+ * returned as `suppressed` with its reason, never dropped.
+ */
+import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
+
+export type ChangeKind = 'added' | 'removed' | 'changed'
+
+export interface Change {
+  path: string
+  kind: ChangeKind
+  /** The value production recorded (absent for `added`). */
+  recorded?: unknown
+  /** The value the local build produced (absent for `removed`). */
+  local?: unknown
+}
+
+export type SuppressReason = 'ignored' | 'within-tolerance'
+
+export interface Suppressed {
+  path: string
+  reason: SuppressReason
+  recorded?: unknown
+  local?: unknown
+}
+
+export interface CompiledRules {
+  ignore: readonly PathPattern[]
+  tolerance: readonly { pattern: PathPattern; within: number }[]
+  arrayKeys: readonly { pattern: PathPattern; field: string }[]
+}
+
+export const noRules: CompiledRules = { ignore: [], tolerance: [], arrayKeys: [] }
+
+export interface DiffLimits {
+  /** Most changes reported before the diff stops and says it was cut short. */
+  maxChanges: number
+  /** Absolute time (by `now`) after which the diff stops and says so. */
+  deadline: number
+  now: () => number
+}
+
+export interface DiffResult {
+  changes: Change[]
+  suppressed: Suppressed[]
+  /** Set when the diff stopped early (too many changes, or past its deadline). */
+  truncated: { reason: 'max-changes' | 'deadline'; compared: number } | null
+}
+
+class Stop extends Error {
+  constructor(readonly reason: 'max-changes' | 'deadline') {
+    super(reason)
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** Diffs `recorded` against `local`. */
+export function diffValues(
+  recorded: unknown,
+  local: unknown,
+  rules: CompiledRules = noRules,
+  limits: DiffLimits = { maxChanges: 1000, deadline: Number.POSITIVE_INFINITY, now: () => 0 },
+): DiffResult {
+  const changes: Change[] = []
+  const suppressed: Suppressed[] = []
+  const path: PathPart[] = []
+  let visited = 0
+  const hasRules = rules.ignore.length + rules.tolerance.length + rules.arrayKeys.length > 0
+
+  const ignored = (): boolean => hasRules && rules.ignore.some((p) => matchPath(p.segments, path))
+
+  const emit = (kind: ChangeKind, a: unknown, b: unknown): void => {
+    const p = formatPath(path)
+    if (kind === 'changed' && typeof a === 'number' && typeof b === 'number' && hasRules) {
+      const tol = rules.tolerance.find((t) => matchPath(t.pattern.segments, path))
+      if (tol !== undefined && Math.abs(a - b) <= tol.within) {
+        suppressed.push({ path: p, reason: 'within-tolerance', recorded: a, local: b })
+        return
+      }
+    }
+    if (changes.length >= limits.maxChanges) throw new Stop('max-changes')
+    const c: Change = { path: p, kind }
+    if (kind !== 'added') c.recorded = a
+    if (kind !== 'removed') c.local = b
+    changes.push(c)
+  }
+
+  const walk = (a: unknown, b: unknown): void => {
+    if ((++visited & 1023) === 0 && limits.now() > limits.deadline) throw new Stop('deadline')
+    if (a === b) return
+    if (ignored()) {
+      const s: Suppressed = { path: formatPath(path), reason: 'ignored' }
+      if (a !== undefined) s.recorded = a
+      if (b !== undefined) s.local = b
+      suppressed.push(s)
+      return
+    }
+    if (a === undefined) return emit('added', a, b)
+    if (b === undefined) return emit('removed', a, b)
+    if (Array.isArray(a) && Array.isArray(b)) return walkArrays(a, b)
+    if (isObject(a) && isObject(b)) {
+      for (const key of Object.keys(a)) {
+        path.push(key)
+        walk(a[key], Object.hasOwn(b, key) ? b[key] : undefined)
+        path.pop()
+      }
+      for (const key of Object.keys(b)) {
+        if (Object.hasOwn(a, key)) continue
+        path.push(key)
+        walk(undefined, b[key])
+        path.pop()
+      }
+      return
+    }
+    if (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b)) return
+    emit('changed', a, b)
+  }
+
+  const walkArrays = (a: unknown[], b: unknown[]): void => {
+    const keyed = hasRules ? rules.arrayKeys.find((k) => matchPath(k.pattern.segments, path)) : undefined
+    if (keyed !== undefined) {
+      const identity = (v: unknown): string | undefined =>
+        isObject(v) && Object.hasOwn(v, keyed.field) ? JSON.stringify(v[keyed.field]) : undefined
+      const ids = (arr: unknown[]): Map<string, unknown> | undefined => {
+        const m = new Map<string, unknown>()
+        for (const v of arr) {
+          const id = identity(v)
+          if (id === undefined || m.has(id)) return undefined
+          m.set(id, v)
+        }
+        return m
+      }
+      const ma = ids(a)
+      const mb = ids(b)
+      if (ma !== undefined && mb !== undefined) {
+        for (const [id, va] of ma) {
+          path.push(`${keyed.field}=${id}`)
+          walk(va, mb.get(id))
+          path.pop()
+        }
+        for (const [id, vb] of mb) {
+          if (ma.has(id)) continue
+          path.push(`${keyed.field}=${id}`)
+          walk(undefined, vb)
+          path.pop()
+        }
+        return
+      }
+    }
+    const n = Math.max(a.length, b.length)
+    for (let i = 0; i < n; i++) {
+      path.push(i)
+      walk(i < a.length ? a[i] : undefined, i < b.length ? b[i] : undefined)
+      path.pop()
+    }
+  }
+
+  let truncated: DiffResult['truncated'] = null
+  try {
+    walk(recorded, local)
+  } catch (err) {
+    if (!(err instanceof Stop)) throw err
+    truncated = { reason: err.reason, compared: visited }
+  }
+  return { changes, suppressed, truncated }
+}

@@ -1,0 +1,18 @@
+import { compilePath } from '../codec/index.js'
+import type { DiffRules } from '../config.js'
+import type { CompiledRules } from './diff.js'
+
+/** Compiles the config's `diff` rules; throws PathSyntaxError naming the bad path. */
+export function compileRules(rules: DiffRules | undefined): CompiledRules {
+  return {
+    ignore: (rules?.ignore ?? []).map(compilePath),
+    tolerance: Object.entries(rules?.tolerance ?? {}).map(([path, within]) => ({
+      pattern: compilePath(path),
+      within: Math.abs(Number(within)),
+    })),
+    arrayKeys: Object.entries(rules?.arrayKeys ?? {}).map(([path, field]) => ({
+      pattern: compilePath(path),
+      field: String(field),
+    })),
+  }
+}

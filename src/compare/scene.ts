@@ -1,0 +1,173 @@
+/**
+ * The recorded scene of one record: each capture with its payloads and effects, how the
+ * payload changed inside each stage, and the seams where stage N's recorded output is
+ * not stage N+1's recorded input. Pure: built from a RecordChain already read.
+ */
+import type { CaptureRow, EffectRow, RecordChain } from '../bundle/types.js'
+import { DecodeError, decodeRaw, isUnrecorded } from '../codec/index.js'
+import { type CompiledRules, type DiffLimits, type DiffResult, diffValues, noRules } from './diff.js'
+
+export interface SceneError {
+  name: string
+  message: string
+  code?: string | number
+  stack?: string
+}
+
+export interface SceneEffect {
+  seq: number
+  kind: EffectRow['kind']
+  name: string
+  args?: unknown
+  result?: unknown
+  error?: SceneError
+}
+
+export interface SceneCapture {
+  seq: number
+  stage: string
+  attempt: number
+  status: 'ok' | 'error'
+  startedAt: number
+  durationMs: number
+  build: string | null
+  host: string | null
+  pid: number | null
+  input: unknown
+  output?: unknown
+  error?: SceneError
+  effects: SceneEffect[]
+  /** What the stage changed: its input diffed against its output. */
+  transform: DiffResult | null
+  /** True when this is the last attempt of its stage (the one that fed downstream). */
+  final: boolean
+}
+
+export interface Seam {
+  from: string
+  to: string
+  matches: boolean
+  diff: DiffResult
+}
+
+export interface Scene {
+  recordId: string
+  key: string
+  status: 'ok' | 'error'
+  error?: SceneError
+  startedAt: number
+  endedAt: number | null
+  build: string | null
+  host: string | null
+  pid: number | null
+  source: string
+  stages: string[]
+  captures: SceneCapture[]
+  seams: Seam[]
+  retries: number
+}
+
+/** Decodes payload text to its JSON shape; a corrupt payload becomes a visible marker. */
+export function readPayload(text: string | null): unknown {
+  if (text === null) return undefined
+  try {
+    return decodeRaw(text)
+  } catch (err) {
+    return { $t: 'unreadable', message: err instanceof DecodeError ? err.message : String(err) }
+  }
+}
+
+export function readError(text: string | null): SceneError | undefined {
+  if (text === null) return undefined
+  const v = readPayload(text)
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>
+    const e: SceneError = { name: String(o.name ?? 'Error'), message: String(o.message ?? '') }
+    if (typeof o.code === 'string' || typeof o.code === 'number') e.code = o.code
+    if (typeof o.stack === 'string') e.stack = o.stack
+    return e
+  }
+  return { name: 'Error', message: String(v) }
+}
+
+function sceneEffect(e: EffectRow): SceneEffect {
+  const out: SceneEffect = { seq: e.seq, kind: e.kind, name: e.name }
+  if (e.args !== null) out.args = readPayload(e.args)
+  if (e.result !== null) out.result = readPayload(e.result)
+  const err = readError(e.error)
+  if (err !== undefined) out.error = err
+  return out
+}
+
+/** Stage names in the order they first ran. */
+export function stageOrder(captures: readonly Pick<CaptureRow, 'stage'>[]): string[] {
+  const seen = new Set<string>()
+  for (const c of captures) seen.add(c.stage)
+  return [...seen]
+}
+
+/** The last attempt of each stage, in stage order: the chain as it reached storage. */
+export function finalCaptures<C extends Pick<CaptureRow, 'stage' | 'seq'>>(captures: readonly C[]): C[] {
+  const last = new Map<string, C>()
+  for (const c of captures) last.set(c.stage, c)
+  return stageOrder(captures).map((s) => last.get(s)!)
+}
+
+export function buildScene(chain: RecordChain, rules: CompiledRules = noRules, limits?: DiffLimits): Scene {
+  const finals = new Set(finalCaptures(chain.captures).map((c) => c.id))
+  const captures: SceneCapture[] = chain.captures.map((c) => {
+    const input = readPayload(c.input)
+    const output = readPayload(c.output)
+    const error = readError(c.error)
+    const sc: SceneCapture = {
+      seq: c.seq,
+      stage: c.stage,
+      attempt: c.attempt,
+      status: error === undefined ? 'ok' : 'error',
+      startedAt: c.startedAt,
+      durationMs: c.durationMs,
+      build: c.build,
+      host: c.host,
+      pid: c.pid,
+      input,
+      effects: c.effects.map(sceneEffect),
+      transform:
+        error === undefined && !isUnrecorded(input) && !isUnrecorded(output)
+          ? diffValues(input, output, noRules, limits)
+          : null,
+      final: finals.has(c.id),
+    }
+    if (c.output !== null) sc.output = output
+    if (error !== undefined) sc.error = error
+    return sc
+  })
+  const chainFinals = captures.filter((c) => c.final)
+  const firstAttempt = new Map<string, SceneCapture>()
+  for (const c of captures) if (!firstAttempt.has(c.stage)) firstAttempt.set(c.stage, c)
+  const seams: Seam[] = []
+  for (let i = 0; i + 1 < chainFinals.length; i++) {
+    const from = chainFinals[i]!
+    const to = firstAttempt.get(chainFinals[i + 1]!.stage)!
+    if (from.status !== 'ok') continue
+    const diff = diffValues(from.output, to.input, rules, limits)
+    seams.push({ from: from.stage, to: to.stage, matches: diff.changes.length === 0, diff })
+  }
+  const scene: Scene = {
+    recordId: chain.record.id,
+    key: chain.record.key,
+    status: chain.record.status,
+    startedAt: chain.record.startedAt,
+    endedAt: chain.record.endedAt,
+    build: chain.record.build,
+    host: chain.record.host,
+    pid: chain.record.pid,
+    source: chain.source,
+    stages: stageOrder(chain.captures),
+    captures,
+    seams,
+    retries: captures.filter((c) => c.attempt > 1).length,
+  }
+  const err = readError(chain.record.error)
+  if (err !== undefined) scene.error = err
+  return scene
+}

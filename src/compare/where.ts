@@ -1,0 +1,70 @@
+/**
+ * `find --where` predicates: `<stage>[.input|.output].<path> <op> <value>`, for example
+ * `store.available = 87`, `compute.input.delta < 0`, `query.output.source contains "cache"`.
+ * Parsed here into values bound as SQL parameters; user text never becomes SQL.
+ */
+import { PathSyntaxError, parsePath } from '../codec/index.js'
+import { UsageError } from '../errors.js'
+
+export type WhereOp = '=' | '!=' | '<' | '>' | '<=' | '>=' | 'contains'
+
+export interface Where {
+  stage: string
+  side: 'input' | 'output'
+  /** SQLite JSON path (`$."available"`). */
+  jsonPath: string
+  /** The path as the user wrote it, normalised (`$.available`). */
+  path: string
+  op: WhereOp
+  value: string | number | boolean | null
+}
+
+const pattern = /^\s*([A-Za-z_][\w-]*)((?:\.|\[)[^\s!=<>]*)?\s*(==|=|!=|<=|>=|<|>|\s+contains\s+)\s*(.*?)\s*$/
+
+function parseValue(text: string): Where['value'] {
+  if (text === '')
+    throw new UsageError('--where needs a value after the operator, e.g. "store.available = 87"')
+  if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(text)) return Number(text)
+  if (text === 'true') return true
+  if (text === 'false') return false
+  if (text === 'null') return null
+  if ((text.startsWith('"') && text.endsWith('"')) || (text.startsWith("'") && text.endsWith("'"))) {
+    return text.length >= 2 ? text.slice(1, -1) : text
+  }
+  return text
+}
+
+export function parseWhere(text: string): Where {
+  const m = pattern.exec(text)
+  if (!m) {
+    throw new UsageError(
+      `cannot read --where ${JSON.stringify(text)}: write <stage>[.input|.output].<path> <op> <value>, op one of = != < > <= >= contains`,
+    )
+  }
+  const stage = m[1]!
+  let rest = m[2] ?? ''
+  let side: Where['side'] = 'output'
+  const sideMatch = /^\.(input|output)(?=$|[.[])/.exec(rest)
+  if (sideMatch) {
+    side = sideMatch[1] as Where['side']
+    rest = rest.slice(sideMatch[0].length)
+  }
+  let segments: ReturnType<typeof parsePath>
+  try {
+    segments = parsePath(`$${rest}`)
+  } catch (err) {
+    if (err instanceof PathSyntaxError) throw new UsageError(`--where: ${err.message}`)
+    throw err
+  }
+  let jsonPath = '$'
+  for (const s of segments) {
+    if (s.kind === 'key') {
+      if (s.name.includes('"')) throw new UsageError('--where: keys containing " cannot be searched')
+      jsonPath += `."${s.name}"`
+    } else if (s.kind === 'index') jsonPath += `[${s.index}]`
+    else throw new UsageError('--where: wildcards and .. are not supported in find; name one path')
+  }
+  const rawOp = m[3]!.trim()
+  const op = (rawOp === '==' ? '=' : rawOp) as WhereOp
+  return { stage, side, jsonPath, path: `$${rest}`, op, value: parseValue(m[4]!) }
+}

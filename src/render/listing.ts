@@ -1,0 +1,78 @@
+/** Terminal rendering of `ls`, `find` and `inspect`. */
+import type { RecordSummary } from '../bundle/types.js'
+import { compact, formatBytes, formatTime, visibleLine } from './format.js'
+import type { Theme } from './theme.js'
+
+export function renderRecordList(records: readonly RecordSummary[], t: Theme, showSource: boolean): string {
+  if (records.length === 0) return t.dim('no records match')
+  const keyWidth = Math.min(32, Math.max(3, ...records.map((r) => r.key.length)))
+  const lines = [
+    t.dim(`${'RECORD'.padEnd(26)}  ${'KEY'.padEnd(keyWidth)}  STATUS  STARTED                   STAGES`),
+  ]
+  for (const r of records) {
+    const status = r.status === 'ok' ? t.ok('ok    ') : t.bad('error ')
+    const stages = `${r.stages.join(',')}${r.captures > r.stages.length ? t.warn(` (+${r.captures - r.stages.length} retries)`) : ''}`
+    const source = showSource ? t.dim(`  ${visibleLine(r.source)}`) : ''
+    lines.push(
+      `${visibleLine(r.id).padEnd(26)}  ${visibleLine(r.key).padEnd(keyWidth)}  ${status}  ${formatTime(r.startedAt).padEnd(24)}  ${visibleLine(stages)}${source}`,
+    )
+  }
+  return lines.join('\n')
+}
+
+export interface FindRow {
+  recordId: string
+  key: string
+  startedAt: number
+  value: unknown
+  source: string
+}
+
+export function renderFind(rows: readonly FindRow[], where: string, t: Theme): string {
+  if (rows.length === 0) return t.dim(`no records where ${visibleLine(where)}`)
+  const lines = [t.dim(`${rows.length} record${rows.length === 1 ? '' : 's'} where ${visibleLine(where)}`)]
+  for (const r of rows) {
+    lines.push(
+      `${visibleLine(r.recordId).padEnd(26)}  ${visibleLine(r.key).padEnd(16)}  ${formatTime(r.startedAt)}  ${t.bold(compact(r.value, 60))}`,
+    )
+  }
+  return lines.join('\n')
+}
+
+export interface InspectView {
+  path: string
+  sizeBytes: number
+  formatVersion: number
+  manifest: Record<string, unknown>
+  records: number
+  captures: number
+  effects: number
+  expectations: number
+  firstRecordAt: number | null
+  lastRecordAt: number | null
+  stages: { stage: string; captures: number; errors: number }[]
+  statuses: { status: string; records: number }[]
+}
+
+export function renderInspect(v: InspectView, t: Theme): string {
+  const m = v.manifest
+  const redaction = (m.redaction ?? {}) as { rules?: unknown; equalityPreserving?: unknown }
+  const rules = Array.isArray(redaction.rules) ? redaction.rules.map(String) : []
+  const builds = Array.isArray(m.builds) ? m.builds.map(String) : []
+  const lines = [
+    `${t.bold('bundle')}    ${visibleLine(v.path)} (${formatBytes(v.sizeBytes)})`,
+    `${t.bold('format')}    retrace bundle v${v.formatVersion}, recorder ${visibleLine(String(m.recorderVersion ?? '-'))}, created ${visibleLine(String(m.created ?? '-'))}`,
+    `${t.bold('pipeline')}  ${visibleLine(String(m.pipeline ?? '-'))}`,
+    `${t.bold('builds')}    ${builds.length > 0 ? visibleLine(builds.join(', ')) : '-'}`,
+    `${t.bold('records')}   ${v.records} (${v.statuses.map((s) => `${s.records} ${visibleLine(s.status)}`).join(', ') || 'none'}), ${v.captures} captures, ${v.effects} effects, ${v.expectations} expectations`,
+    `${t.bold('time')}      ${formatTime(v.firstRecordAt)} .. ${formatTime(v.lastRecordAt)}`,
+    `${t.bold('redaction')} ${rules.length > 0 ? visibleLine(rules.join(', ')) : 'none'}${redaction.equalityPreserving ? ' (equality-preserving)' : ''}`,
+  ]
+  if (m.extractedFrom !== undefined) lines.push(`${t.bold('extracted')} ${compact(m.extractedFrom, 100)}`)
+  lines.push(t.bold('stages'))
+  for (const s of v.stages) {
+    const errors = s.errors > 0 ? t.bad(`, ${s.errors} errors`) : ''
+    lines.push(`  ${t.stage(visibleLine(s.stage).padEnd(16))} ${s.captures} captures${errors}`)
+  }
+  return lines.join('\n')
+}

@@ -1,0 +1,135 @@
+/** Terminal rendering of a recorded scene (`retrace show`). */
+import type { Change, DiffResult, Suppressed } from '../compare/diff.js'
+import type { Scene, SceneCapture, SceneEffect, SceneError } from '../compare/scene.js'
+import { compact, formatDuration, formatTime, pretty, visibleLine } from './format.js'
+import type { Theme } from './theme.js'
+
+export interface ShowOptions {
+  expand: boolean
+  /** Width budget for one-line payloads. */
+  width: number
+}
+
+export function errorText(e: SceneError): string {
+  const code = e.code !== undefined ? ` [${String(e.code)}]` : ''
+  return visibleLine(`${e.name}${code}: ${e.message}`)
+}
+
+function payload(label: string, value: unknown, t: Theme, o: ShowOptions, indent: string): string[] {
+  if (o.expand) {
+    const lines = pretty(value).split('\n')
+    return [
+      `${indent}${t.dim(label)} ${lines[0]}`,
+      ...lines.slice(1).map((l) => `${indent}${' '.repeat(label.length + 1)}${l}`),
+    ]
+  }
+  return [`${indent}${t.dim(label)} ${compact(value, o.width)}`]
+}
+
+export function changeLine(c: Change, t: Theme, width: number): string {
+  const path = visibleLine(c.path)
+  const w = Math.max(24, Math.floor(width / 2))
+  switch (c.kind) {
+    case 'added':
+      return `${t.added('+')} ${path} ${t.added(compact(c.local, w))}`
+    case 'removed':
+      return `${t.removed('-')} ${path} ${t.removed(compact(c.recorded, w))}`
+    default:
+      return `${t.warn('~')} ${path} ${t.removed(compact(c.recorded, w))} ${t.dim('→')} ${t.added(compact(c.local, w))}`
+  }
+}
+
+export function suppressedLine(s: Suppressed, t: Theme, width: number): string {
+  const w = Math.max(16, Math.floor(width / 3))
+  const values =
+    s.recorded !== undefined || s.local !== undefined
+      ? ` ${compact(s.recorded, w)} → ${compact(s.local, w)}`
+      : ''
+  return t.dim(`· ${visibleLine(s.path)} (${s.reason})${values}`)
+}
+
+export function diffLines(d: DiffResult, t: Theme, width: number, indent: string, limit = 12): string[] {
+  const out = d.changes.slice(0, limit).map((c) => indent + changeLine(c, t, width))
+  if (d.changes.length > limit)
+    out.push(`${indent}${t.dim(`… ${d.changes.length - limit} more changes (--json for all)`)}`)
+  for (const s of d.suppressed.slice(0, 4)) out.push(indent + suppressedLine(s, t, width))
+  if (d.suppressed.length > 4) out.push(`${indent}${t.dim(`… ${d.suppressed.length - 4} more suppressed`)}`)
+  if (d.truncated) {
+    out.push(
+      `${indent}${t.warn(`diff cut short (${d.truncated.reason}) after ${d.truncated.compared} values`)}`,
+    )
+  }
+  return out
+}
+
+export function effectLine(e: SceneEffect, t: Theme, width: number): string {
+  const w = Math.max(24, Math.floor(width / 2))
+  if (e.kind === 'now' || e.kind === 'random') {
+    return `${t.dim(`#${e.seq}`)} ${e.kind}() ${t.dim('→')} ${compact(e.result, w)}`
+  }
+  const args = e.args === undefined ? '' : compact(e.args, w)
+  const result =
+    e.error !== undefined ? t.bad(`✗ ${errorText(e.error)}`) : `${t.dim('→')} ${compact(e.result, w)}`
+  return `${t.dim(`#${e.seq}`)} ${t.info(visibleLine(e.name))}(${args}) ${result}`
+}
+
+function captureBlock(c: SceneCapture, index: number, t: Theme, o: ShowOptions): string[] {
+  const status = c.status === 'ok' ? t.ok('ok') : t.bad('error')
+  const attempt = c.attempt > 1 ? t.warn(` attempt ${c.attempt} (retry)`) : ''
+  const superseded = c.final ? '' : t.dim(' superseded by a later attempt')
+  const lines = [
+    `${t.bold(String(index + 1).padStart(2))} ${t.stage(visibleLine(c.stage))}${attempt} ${status} ${t.dim(formatDuration(c.durationMs))}${superseded}`,
+  ]
+  const ind = '    '
+  lines.push(...payload('in ', c.input, t, o, ind))
+  for (const e of c.effects) lines.push(`${ind}${effectLine(e, t, o.width)}`)
+  if (c.error !== undefined) lines.push(`${ind}${t.bad(`threw ${errorText(c.error)}`)}`)
+  else {
+    lines.push(...payload('out', c.output, t, o, ind))
+    if (c.transform !== null && c.transform.changes.length > 0) {
+      lines.push(`${ind}${t.dim('what it changed:')}`)
+      lines.push(...diffLines(c.transform, t, o.width, `${ind}  `, o.expand ? 1000 : 8))
+    }
+  }
+  return lines
+}
+
+export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
+  const out: string[] = []
+  const status = scene.status === 'ok' ? t.ok('ok') : t.bad('error')
+  const retries =
+    scene.retries > 0 ? t.warn(`, ${scene.retries} ${scene.retries === 1 ? 'retry' : 'retries'}`) : ''
+  out.push(
+    `${t.bold('record')} ${visibleLine(scene.recordId)}  ${t.bold('key')} ${visibleLine(scene.key)}  ${status}  ${formatTime(scene.startedAt)}`,
+  )
+  out.push(
+    t.dim(
+      `${scene.stages.length} stages (${visibleLine(scene.stages.join(' → '))})${retries}` +
+        ` · build ${visibleLine(scene.build ?? '-')} · host ${visibleLine(scene.host ?? '-')} · pid ${scene.pid ?? '-'}`,
+    ),
+  )
+  if (scene.error !== undefined) out.push(t.bad(`record failed: ${errorText(scene.error)}`))
+  out.push('')
+  let index = -1
+  let lastStage = ''
+  for (const c of scene.captures) {
+    if (c.stage !== lastStage || c.attempt === 1) index++
+    lastStage = c.stage
+    out.push(...captureBlock(c, index, t, o))
+    const seam = scene.seams.find((s) => s.from === c.stage)
+    if (c.final && seam !== undefined && !seam.matches) {
+      out.push(
+        `   ${t.warn(`seam ${visibleLine(seam.from)} → ${visibleLine(seam.to)}: the data changed in transit`)}`,
+      )
+      out.push(...diffLines(seam.diff, t, o.width, '      '))
+    }
+  }
+  const broken = scene.seams.filter((s) => !s.matches).length
+  out.push('')
+  out.push(
+    broken === 0
+      ? t.dim(`seams: all ${scene.seams.length} hand-offs match`)
+      : t.warn(`seams: ${broken} of ${scene.seams.length} hand-offs changed in transit`),
+  )
+  return out.join('\n')
+}
