@@ -344,7 +344,7 @@ export class BundleReader {
         const effects = (this.effectsOf.all(capture.id) as Record<string, unknown>[]).map(
           (e): EffectRow => ({
             seq: Number(e.seq),
-            kind: e.kind === 'now' || e.kind === 'random' ? e.kind : 'effect',
+            kind: e.kind === 'now' || e.kind === 'random' || e.kind === 'async-effect' ? e.kind : 'effect',
             name: String(e.name),
             args: str(e.args),
             result: str(e.result),

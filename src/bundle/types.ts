@@ -14,7 +14,8 @@ export interface RecordRow {
   build: string | null
 }
 
-export type EffectKind = 'now' | 'random' | 'effect'
+/** `async-effect`: an effect whose function returned a promise (replay returns one too). */
+export type EffectKind = 'now' | 'random' | 'effect' | 'async-effect'
 
 export interface EffectRow {
   seq: number

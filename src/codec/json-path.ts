@@ -31,13 +31,19 @@ export class PathSyntaxError extends Error {
 const identifier = /^[A-Za-z_$][\w$-]*/
 
 /** Parses a path expression; throws PathSyntaxError pointing at the column. */
-export function parsePath(text: string): Segment[] {
+export function parsePath(source: string): Segment[] {
   const segments: Segment[] = []
+  let text = source
   let i = 0
+  // Columns are reported against `source`, also when a bare path was rewritten.
+  let shift = 0
+  const syntaxError = (at: number, reason: string): PathSyntaxError =>
+    new PathSyntaxError(source, Math.max(0, at - shift), reason)
   if (text.startsWith('$')) i = 1
   else if (text.length > 0 && text[0] !== '.' && text[0] !== '[') {
     // A bare `a.b` is accepted as `$.a.b`.
     text = `$.${text}`
+    shift = 2
     i = 1
   }
   while (i < text.length) {
@@ -56,27 +62,56 @@ export function parsePath(text: string): Segment[] {
         continue
       }
       const m = identifier.exec(text.slice(i))
-      if (!m) throw new PathSyntaxError(text, i, 'expected a key name')
+      if (!m) throw syntaxError(i, 'expected a key name')
       segments.push({ kind: 'key', name: m[0] })
       i += m[0].length
     } else if (ch === '[') {
+      let j = i + 1
+      while (text[j] === ' ') j++
+      const quote = text[j]
+      if (quote === "'" || quote === '"') {
+        // Scan the quoted key itself, so a `]` inside the quotes does not end the bracket.
+        let k = j + 1
+        let name = ''
+        while (k < text.length && text[k] !== quote) {
+          if (text[k] === '\\' && k + 1 < text.length) k++
+          name += text[k]
+          k++
+        }
+        if (k >= text.length) throw syntaxError(j, `missing closing ${quote}`)
+        // A double-quoted key is read as a JSON string when it is one, so that what
+        // formatPath writes (`["tab\t"]`) parses back to the same key.
+        if (quote === '"') name = jsonString(text.slice(j, k + 1)) ?? name
+        k++
+        while (text[k] === ' ') k++
+        if (text[k] !== ']') throw syntaxError(k, "missing ']'")
+        segments.push({ kind: 'key', name })
+        i = k + 1
+        continue
+      }
       const rest = text.slice(i + 1)
       const close = rest.indexOf(']')
-      if (close < 0) throw new PathSyntaxError(text, i, "missing ']'")
+      if (close < 0) throw syntaxError(i, "missing ']'")
       const inner = rest.slice(0, close).trim()
       if (inner === '*') segments.push({ kind: 'wild' })
       else if (/^\d+$/.test(inner)) segments.push({ kind: 'index', index: Number(inner) })
-      else if (/^'(?:[^'\\]|\\.)*'$/.test(inner) || /^"(?:[^"\\]|\\.)*"$/.test(inner)) {
-        segments.push({ kind: 'key', name: inner.slice(1, -1).replace(/\\(.)/g, '$1') })
-      } else throw new PathSyntaxError(text, i + 1, 'expected *, an index or a quoted key')
+      else throw syntaxError(i + 1, 'expected *, an index or a quoted key')
       i += close + 2
     } else {
-      throw new PathSyntaxError(text, i, "expected '.' or '['")
+      throw syntaxError(i, "expected '.' or '['")
     }
   }
-  if (segments.at(-1)?.kind === 'descend')
-    throw new PathSyntaxError(text, text.length, "'..' needs a key after it")
+  if (segments.at(-1)?.kind === 'descend') throw syntaxError(text.length, "'..' needs a key after it")
   return segments
+}
+
+function jsonString(quoted: string): string | undefined {
+  try {
+    const v: unknown = JSON.parse(quoted)
+    return typeof v === 'string' ? v : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function matchFrom(segs: readonly Segment[], si: number, path: readonly PathPart[], pi: number): boolean {

@@ -38,6 +38,11 @@ export const defaultSecretKeys: readonly string[] = [
 
 const normaliseKey = (key: string): string => key.toLowerCase().replace(/[-_]/g, '')
 
+/** Substrings that every default secret key contains, for the plain-JSON screen. */
+const secretStems = ['authorization', 'cookie', 'passw', 'secret', 'token', 'apikey', 'privatekey']
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
 export class RedactionFailed extends Error {
   override readonly name = 'RedactionFailed'
   constructor(cause: unknown) {
@@ -76,13 +81,19 @@ export class Redactor {
     for (const p of this.patterns) {
       const last = p.segments.at(-1)
       if (last?.kind !== 'key') return undefined
-      words.push(last.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      // The screen runs over JSON text, where `"`, `\\` and control characters in a key
+      // appear escaped; look for the key as JSON.stringify writes it.
+      words.push(escapeRegExp(JSON.stringify(last.name).slice(1, -1)))
     }
     if (this.secretKeys.size > 0) {
-      words.push('authori[sz]ation', 'cookie', 'passw', 'secret', 'token', 'api[-_]?key', 'private[-_]?key')
+      // Secret names match after `-` and `_` are removed (normaliseKey), so allow any run
+      // of them between letters: `pass_word` and `api__key` must not slip through.
+      for (const stem of secretStems) words.push([...stem].join('[-_]*'))
     }
     if (words.length === 0) return /(?!)/
-    return new RegExp(`"[^"]*(?:${words.join('|')})[^"]*":`, 'i')
+    // Unanchored at the key's start: cheaper than `"[^"]*(...)`, and still a superset.
+    // `u` folds case the way toLowerCase does for the letters in the stems (e.g. U+212A).
+    return new RegExp(`(?:${words.join('|')})[^"]*":`, 'iu')
   }
 
   /**
@@ -126,10 +137,60 @@ export class Redactor {
   }
 }
 
+/**
+ * Text that identifies a non-string value for its token: deep-equal values give the same
+ * text (object keys, Map entries and Set items in any order), and values that JSON would
+ * blur together (NaN and null, two different Maps, -0 and 0, undefined) stay apart.
+ */
 function stableText(value: unknown): string {
   try {
-    return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)) ?? 'undefined'
+    return canonical(value, [])
   } catch {
-    return String(value)
+    return 'unprintable'
+  }
+}
+
+function canonical(v: unknown, seen: object[]): string {
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v)
+    case 'number':
+      if (Object.is(v, -0)) return '-0'
+      return Number.isFinite(v) ? String(v) : `#${v}`
+    case 'bigint':
+      return `${v}n`
+    case 'boolean':
+    case 'undefined':
+      return String(v)
+    case 'object':
+      break
+    default:
+      return typeof v
+  }
+  if (v === null) return 'null'
+  if (seen.includes(v)) return 'cyclic'
+  if (v instanceof Date) return `date:${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()}`
+  if (v instanceof Uint8Array) {
+    const b64 = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
+    return `${Buffer.isBuffer(v) ? 'buffer' : 'bytes'}:${b64}`
+  }
+  if (v instanceof Error) return `error:${JSON.stringify([v.name, v.message])}`
+  seen.push(v)
+  try {
+    if (Array.isArray(v)) return `[${v.map((x) => canonical(x, seen)).join(',')}]`
+    if (v instanceof Map) {
+      const entries = [...v].map(([k, x]) => `${canonical(k, seen)}=>${canonical(x, seen)}`)
+      return `map{${entries.sort().join(',')}}`
+    }
+    if (v instanceof Set)
+      return `set{${[...v]
+        .map((x) => canonical(x, seen))
+        .sort()
+        .join(',')}}`
+    const obj = v as Record<string, unknown>
+    const keys = Object.keys(obj).sort()
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(obj[k], seen)}`).join(',')}}`
+  } finally {
+    seen.pop()
   }
 }

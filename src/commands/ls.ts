@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BundleSet, type RecordSummary } from '../bundle/index.js'
+import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { keyFlag } from '../cli/flags.js'
 import { parseTime } from '../cli/time.js'
@@ -34,7 +35,17 @@ export default class Ls extends RetraceCommand<typeof Ls> {
   static override summary = 'List the records in one or more bundles.'
 
   async run(): Promise<LsResult> {
-    const paths = this.argv.length > 0 ? positional(this.argv) : [this.args.bundles]
+    const paths = positionals(this.argv, [
+      '--key',
+      '-k',
+      '--limit',
+      '-n',
+      '--since',
+      '--stage',
+      '-s',
+      '--status',
+      '--until',
+    ])
     const now = Date.now()
     const f = this.flags
     const set = BundleSet.open(paths)
@@ -55,33 +66,4 @@ export default class Ls extends RetraceCommand<typeof Ls> {
       set.close()
     }
   }
-}
-
-/** The positional words of argv (bundle paths), skipping flags and their values. */
-export function positional(argv: readonly string[]): string[] {
-  const takesValue = new Set([
-    '--key',
-    '-k',
-    '--limit',
-    '-n',
-    '--since',
-    '--stage',
-    '-s',
-    '--status',
-    '--until',
-  ])
-  const out: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    if (a === '--') {
-      out.push(...argv.slice(i + 1))
-      break
-    }
-    if (a.startsWith('-')) {
-      if (takesValue.has(a)) i++
-      continue
-    }
-    out.push(a)
-  }
-  return out
 }

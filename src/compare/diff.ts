@@ -4,6 +4,7 @@
  * returned as `suppressed` with its reason, never dropped.
  */
 import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
+import { isRedactionToken } from './redacted.js'
 
 export type ChangeKind = 'added' | 'removed' | 'changed'
 
@@ -16,7 +17,7 @@ export interface Change {
   local?: unknown
 }
 
-export type SuppressReason = 'ignored' | 'within-tolerance'
+export type SuppressReason = 'ignored' | 'within-tolerance' | 'redacted'
 
 export interface Suppressed {
   path: string
@@ -74,6 +75,10 @@ export function diffValues(
 
   const emit = (kind: ChangeKind, a: unknown, b: unknown): void => {
     const p = formatPath(path)
+    if (kind === 'changed' && isRedactionToken(a)) {
+      suppressed.push({ path: p, reason: 'redacted', recorded: a })
+      return
+    }
     if (kind === 'changed' && typeof a === 'number' && typeof b === 'number' && hasRules) {
       const tol = rules.tolerance.find((t) => matchPath(t.pattern.segments, path))
       if (tol !== undefined && Math.abs(a - b) <= tol.within) {
@@ -98,9 +103,18 @@ export function diffValues(
       suppressed.push(s)
       return
     }
-    if (a === undefined) return emit('added', a, b)
-    if (b === undefined) return emit('removed', a, b)
-    if (Array.isArray(a) && Array.isArray(b)) return walkArrays(a, b)
+    if (a === undefined) {
+      emit('added', a, b)
+      return
+    }
+    if (b === undefined) {
+      emit('removed', a, b)
+      return
+    }
+    if (Array.isArray(a) && Array.isArray(b)) {
+      walkArrays(a, b)
+      return
+    }
     if (isObject(a) && isObject(b)) {
       for (const key of Object.keys(a)) {
         path.push(key)

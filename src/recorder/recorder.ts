@@ -412,6 +412,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
           throw err
         }
         if (isThenable(out)) {
+          // Replay hands back a promise only where production got one.
+          row.kind = 'async-effect'
           return Promise.resolve(out).then(
             (v) => {
               row.result = safeEncode(v)

@@ -106,17 +106,22 @@ export class WriterLink {
       case 'opened':
         return
       case 'open-failed':
-        this.dead = true
+        if (this.dead) return
         this.events.openFailed(msg.code, msg.message)
-        this.dropQueued(msg.code, msg.message)
-        this.release(Number.MAX_SAFE_INTEGER)
+        this.onDeath(msg.code, msg.message)
+        // The thread has nothing left to do; do not leave it idling until process exit.
+        this.worker.terminate().catch(() => undefined)
         return
       case 'written':
+        // Once the writer is dead every pending capture has been counted as lost
+        // (dropQueued); a late acknowledgement must not count them a second time.
+        if (this.dead) return
         this.inFlightCaptures -= msg.captures
         this.events.written(msg.captures)
         this.release(msg.id)
         return
       case 'write-failed':
+        if (this.dead) return
         this.inFlightCaptures -= msg.captures
         this.events.failed(msg.captures, msg.code, msg.message)
         this.release(msg.id)

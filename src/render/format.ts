@@ -79,24 +79,38 @@ export function compact(value: unknown, max = 160): string {
     if (out.length > max) throw new Budget()
   }
   const walk = (v: unknown): void => {
-    if (v === undefined) return put('undefined')
-    if (v === null || typeof v !== 'object') return put(visibleLine(JSON.stringify(v) ?? String(v)))
+    if (v === undefined) {
+      put('undefined')
+      return
+    }
+    if (v === null || typeof v !== 'object') {
+      put(visibleLine(JSON.stringify(v) ?? String(v)))
+      return
+    }
     if (Array.isArray(v)) {
       put('[')
       v.forEach((item, i) => {
         if (i > 0) put(',')
         walk(item)
       })
-      return put(']')
+      put(']')
+      return
     }
     const o = v as Record<string, unknown>
     const tagged = tagText(o)
-    if (tagged !== undefined) return put(visibleLine(tagged))
+    if (tagged !== undefined) {
+      put(visibleLine(tagged))
+      return
+    }
     if (o.$t === 'map' || o.$t === 'set') {
       put(o.$t === 'map' ? 'Map' : 'Set')
-      return walk(o.v)
+      walk(o.v)
+      return
     }
-    if (o.$t === 'obj') return walk(o.v)
+    if (o.$t === 'obj') {
+      walk(o.v)
+      return
+    }
     put('{')
     let first = true
     for (const k of Object.keys(o)) {

@@ -1,0 +1,167 @@
+import { Args, Flags } from '@oclif/core'
+import { BundleSet } from '../bundle/index.js'
+import { positionals } from '../cli/argv.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { configFlag, keyFlag } from '../cli/flags.js'
+import { watchFiles } from '../cli/watch.js'
+import { safeJson } from '../render/format.js'
+import { renderRecordResult, renderSummary } from '../render/replay.js'
+import { renderUnified } from '../render/unified.js'
+import { loadConfig, loadStages } from '../replay/config.js'
+import { engineOptions, replaySelection } from '../replay/run.js'
+
+export default class Replay extends RetraceCommand<typeof Replay> {
+  static override args = {
+    bundle: Args.string({ description: 'Bundle file (.sqlite).', required: true }),
+    records: Args.string({ description: 'Record ids or unique prefixes (default: every record).' }),
+  }
+  static override description =
+    `Runs recorded records through the local builds of their stages (named in the config) and compares each stage with what production recorded. Clock, random and effects play back from the recording; the network is closed.
+
+Per stage: matched, diverged (its own output differs for the same input), inherited (differs only because its input already did), error (threw, called an effect production did not, or tried the network), skipped. The first diverged or error stage is the record's first divergence.
+
+Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage or input error, 3 the config or a stage module could not be loaded.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001 --config examples/inventory/retrace.config.ts',
+    '<%= config.bin %> <%= command.id %> prod.sqlite 01JD3Q --mode isolated',
+    '<%= config.bin %> <%= command.id %> prod.sqlite --where "store.available = 87" --watch',
+  ]
+  static override flags = {
+    'allow-net': Flags.boolean({ description: 'Let stages reach the network under replay.' }),
+    config: configFlag,
+    format: Flags.option({
+      default: 'structural',
+      description:
+        'How to print differences: structural (path, recorded, local) or unified (a text diff of the payloads).',
+      options: ['structural', 'unified'] as const,
+    })(),
+    key: keyFlag,
+    mode: Flags.option({
+      default: 'cascade',
+      description:
+        'cascade: each stage gets the local output of the one before; isolated: each stage gets its recorded input.',
+      options: ['cascade', 'isolated'] as const,
+    })(),
+    splice: Flags.string({
+      description: 'Use the recorded output of this stage instead of running it (repeatable).',
+      multiple: true,
+    }),
+    stage: Flags.string({ char: 's', description: 'Replay only this stage.' }),
+    timeout: Flags.integer({
+      default: 10_000,
+      description: 'Milliseconds a stage may run before it fails.',
+      min: 1,
+    }),
+    verbose: Flags.boolean({ char: 'v', description: 'Print matched records and every stage in full.' }),
+    watch: Flags.boolean({
+      char: 'w',
+      description: 'Replay again whenever the config or a stage module changes.',
+    }),
+    where: Flags.string({
+      description: 'Only records matching a predicate, as in `find` ("store.available = 87").',
+    }),
+    width: Flags.integer({ default: 120, description: 'Characters a value may take on one line.', min: 20 }),
+  }
+  static override strict = false
+  static override summary = 'Replay records through the local build and name the first stage that diverges.'
+
+  async run(): Promise<void> {
+    if (this.flags.watch) {
+      await watchFiles(
+        async () => {
+          const files = await this.once(true)
+          this.note(
+            this.theme.dim(`watching ${files.length} files; edit a stage to replay again (Ctrl-C to stop)`),
+          )
+          return files
+        },
+        (message) => this.note(message),
+      )
+      return
+    }
+    await this.once(false)
+  }
+
+  /** One replay of the selection; returns the files that define the config. */
+  private async once(fresh: boolean): Promise<string[]> {
+    const f = this.flags
+    const config = await loadConfig(f.config, process.cwd(), fresh)
+    const stages = await loadStages(config, fresh)
+    const [, ...records] = positionals(this.argv, valuedFlags)
+    const set = BundleSet.open([this.args.bundle])
+    const json = this.jsonEnabled()
+    const t = this.theme
+    const render = { width: f.width, verbose: f.verbose, maxChanges: f.verbose ? 200 : 8 }
+    let first = true
+    if (json) process.stdout.write('{\n  "records": [')
+    try {
+      const { summary, missing } = await replaySelection(
+        set,
+        {
+          records,
+          ...(f.key !== undefined ? { key: f.key } : {}),
+          ...(f.where !== undefined ? { where: f.where } : {}),
+        },
+        engineOptions(config, stages, {
+          mode: f.mode,
+          splice: f.splice ?? [],
+          ...(f.stage !== undefined ? { only: f.stage } : {}),
+          allowNet: f['allow-net'],
+          timeoutMs: f.timeout,
+        }),
+        (result, chain) => {
+          if (json) {
+            const { outputs: _outputs, ...doc } = result
+            process.stdout.write(`${first ? '\n' : ',\n'}${indent(safeJson(doc, 2), '    ')}`)
+          } else if (result.verdict !== 'matched' || f.verbose) {
+            this.log(renderRecordResult(result, t, render))
+            if (f.format === 'unified') this.log(renderUnified(result, chain, t))
+            this.log('')
+          }
+          first = false
+        },
+      )
+      if (json)
+        process.stdout.write(
+          `${first ? '' : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.length ? `,\n  "missingStages": ${safeJson(missing)}` : ''}\n}\n`,
+        )
+      else {
+        if (missing.length > 0) {
+          this.note(
+            t.warn(
+              `stages in the recording but not in the config (recorded output used): ${missing.join(', ')}`,
+            ),
+          )
+        }
+        this.log(renderSummary(summary, t))
+      }
+      process.exitCode = summary.diverged + summary.errors > 0 ? 1 : 0
+      return config.files
+    } finally {
+      set.close()
+    }
+  }
+}
+
+const valuedFlags = [
+  '--config',
+  '-c',
+  '--format',
+  '--key',
+  '-k',
+  '--mode',
+  '--splice',
+  '--stage',
+  '-s',
+  '--timeout',
+  '--where',
+  '--width',
+]
+
+function indent(text: string, pad: string): string {
+  return text
+    .split('\n')
+    .map((l) => pad + l)
+    .join('\n')
+}

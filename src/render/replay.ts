@@ -1,0 +1,119 @@
+/** Terminal rendering of replay results. */
+import type { RecordResult, ReplaySummary, StageResult, StageStatus } from '../replay/engine.js'
+import { compact, visibleLine } from './format.js'
+import { changeLine, suppressedLine } from './show.js'
+import type { Theme } from './theme.js'
+
+const marks: Record<StageStatus, string> = {
+  matched: '✓',
+  diverged: '✗',
+  inherited: '↳',
+  error: '!',
+  skipped: '·',
+}
+
+function statusText(s: StageStatus, t: Theme): string {
+  const text = `${marks[s]} ${s}`
+  switch (s) {
+    case 'matched':
+      return t.ok(text)
+    case 'diverged':
+    case 'error':
+      return t.bad(text)
+    case 'inherited':
+      return t.warn(text)
+    default:
+      return t.dim(text)
+  }
+}
+
+export interface ReplayRenderOptions {
+  width: number
+  /** Print every stage's details, even matched ones. */
+  verbose: boolean
+  /** Most change lines per stage. */
+  maxChanges: number
+}
+
+function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOptions, pad: number): string[] {
+  const retry =
+    s.attempts.length > 1
+      ? t.dim(` (${s.attempts.length} attempts: ${s.attempts.map((a) => marks[a.status]).join(' ')})`)
+      : ''
+  const from =
+    s.status === 'inherited' && s.inheritedFrom ? t.dim(` from ${visibleLine(s.inheritedFrom)}`) : ''
+  const lines = [
+    `  ${String(index + 1).padStart(2)} ${t.stage(visibleLine(s.stage).padEnd(pad))} ${statusText(s.status, t)}${from}${retry}`,
+  ]
+  const ind = '       '
+  if (s.status === 'skipped' && s.reason) lines.push(ind + t.dim(visibleLine(s.reason)))
+  if (s.error !== null)
+    lines.push(ind + t.bad(`${visibleLine(s.error.message)} [${visibleLine(s.error.code)}]`))
+  if (s.status !== 'matched' || o.verbose) {
+    for (const c of s.changes.slice(0, o.maxChanges)) lines.push(ind + changeLine(c, t, o.width))
+    if (s.changes.length > o.maxChanges)
+      lines.push(ind + t.dim(`… ${s.changes.length - o.maxChanges} more changes (--json for all)`))
+  }
+  const sup = s.suppressed
+  if (sup.length > 0) {
+    const counts = new Map<string, number>()
+    for (const x of sup) counts.set(x.reason, (counts.get(x.reason) ?? 0) + 1)
+    lines.push(ind + t.dim(`suppressed: ${[...counts].map(([r, n]) => `${n} ${r}`).join(', ')}`))
+    if (o.verbose) for (const x of sup.slice(0, o.maxChanges)) lines.push(ind + suppressedLine(x, t, o.width))
+  }
+  for (const a of s.attempts) {
+    if (a.unusedEffects.length > 0) {
+      lines.push(
+        ind +
+          t.warn(
+            `attempt ${a.attempt} left ${a.unusedEffects.length} recorded effects unused: ${a.unusedEffects.map((e) => visibleLine(e.name)).join(', ')}`,
+          ),
+      )
+    }
+  }
+  return lines
+}
+
+export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOptions): string {
+  const verdict =
+    r.verdict === 'matched'
+      ? t.ok('matched')
+      : r.verdict === 'diverged'
+        ? t.bad(`diverged at ${visibleLine(r.firstDivergence?.stage ?? '?')}`)
+        : t.bad(`error at ${visibleLine(r.firstDivergence?.stage ?? '?')}`)
+  const lines = [
+    `${t.bold('record')} ${visibleLine(r.recordId)}  ${t.bold('key')} ${visibleLine(r.key)}  ${verdict}`,
+  ]
+  const pad = Math.max(...r.stages.map((s) => s.stage.length), 6)
+  r.stages.forEach((s, i) => {
+    lines.push(...stageBlock(s, i, t, o, pad))
+  })
+  if (r.firstDivergence !== null) {
+    const s = r.stages.find((x) => x.stage === r.firstDivergence!.stage)!
+    const c = s.changes[0]
+    const detail =
+      c !== undefined && c.kind === 'changed'
+        ? `: production recorded ${compact(c.recorded, 40)} at ${visibleLine(c.path)}, the local build gives ${compact(c.local, 40)}`
+        : s.error !== null
+          ? `: ${visibleLine(s.error.message)}`
+          : ''
+    const inherited = r.stages.filter((x) => x.status === 'inherited').map((x) => visibleLine(x.stage))
+    lines.push(
+      `  ${t.bold('first divergence:')} ${t.bad(visibleLine(s.stage))} (${s.status})${detail}` +
+        (inherited.length > 0
+          ? t.dim(`; ${inherited.join(', ')} inherit${inherited.length === 1 ? 's' : ''} it`)
+          : ''),
+    )
+  }
+  return lines.join('\n')
+}
+
+export function renderSummary(s: ReplaySummary, t: Theme, label = 'replayed'): string {
+  const parts = [
+    `${s.records} record${s.records === 1 ? '' : 's'} ${label}`,
+    t.ok(`${s.matched} matched`),
+    s.diverged > 0 ? t.bad(`${s.diverged} diverged`) : `${s.diverged} diverged`,
+    s.errors > 0 ? t.bad(`${s.errors} errors`) : `${s.errors} errors`,
+  ]
+  return parts.join(', ')
+}

@@ -1,0 +1,162 @@
+/**
+ * Finding and loading the replay config and the stage modules it names. TypeScript and
+ * JavaScript are loaded without a build step through jiti (a maintained loader).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { createJiti, type Jiti } from 'jiti'
+import { PathSyntaxError, parseJson } from '../codec/index.js'
+import { type CompiledRules, noRules } from '../compare/diff.js'
+import { compileRules } from '../compare/rules.js'
+import type { RetraceConfig } from '../config.js'
+import { ConfigError } from '../errors.js'
+import type { StageFn } from '../recorder/recorder.js'
+
+export const configNames = [
+  'retrace.config.ts',
+  'retrace.config.mts',
+  'retrace.config.js',
+  'retrace.config.mjs',
+  'retrace.config.json',
+] as const
+
+export interface LoadedConfig {
+  /** Absolute path of the config file; undefined when none was found. */
+  path: string | undefined
+  config: RetraceConfig
+  rules: CompiledRules
+  /** Files that define this config (the config file and every stage module), for --watch. */
+  files: string[]
+}
+
+/** Looks for a config file from `start` upward. */
+export function findConfig(start: string): string | undefined {
+  let dir = resolve(start)
+  while (true) {
+    for (const name of configNames) {
+      const candidate = join(dir, name)
+      if (existsSync(candidate) && statSync(candidate).isFile()) return candidate
+    }
+    const parent = dirname(dir)
+    if (parent === dir) return undefined
+    dir = parent
+  }
+}
+
+function makeJiti(fresh: boolean): Jiti {
+  // A fresh loader with no module cache lets --watch see edited stage modules.
+  return createJiti(import.meta.url, { moduleCache: !fresh, fsCache: !fresh, interopDefault: false })
+}
+
+function validate(raw: unknown, path: string): RetraceConfig {
+  const c = (raw as { default?: unknown })?.default ?? raw
+  if (typeof c !== 'object' || c === null) throw new ConfigError(`${path}: the config must export an object`)
+  const stages = (c as { stages?: unknown }).stages
+  if (typeof stages !== 'object' || stages === null || Array.isArray(stages)) {
+    throw new ConfigError(
+      `${path}: the config needs a "stages" object mapping stage names to "./module.ts#export"`,
+    )
+  }
+  for (const [name, ref] of Object.entries(stages)) {
+    if (typeof ref !== 'string' && typeof ref !== 'function') {
+      throw new ConfigError(
+        `${path}: stage ${JSON.stringify(name)} must be "./module.ts#export" or a function`,
+      )
+    }
+  }
+  return c as RetraceConfig
+}
+
+/** Loads the config at `explicit`, or the one found from `cwd` upward. */
+export async function loadConfig(
+  explicit: string | undefined,
+  cwd: string,
+  fresh = false,
+): Promise<LoadedConfig> {
+  const path = explicit !== undefined ? resolve(cwd, explicit) : findConfig(cwd)
+  if (path === undefined) {
+    throw new ConfigError(
+      `no retrace.config.{ts,mts,js,mjs,json} in ${cwd} or above; pass --config FILE`,
+      'E_CONFIG_MISSING',
+    )
+  }
+  if (!existsSync(path)) throw new ConfigError(`config ${path} does not exist`, 'E_CONFIG_MISSING')
+  let raw: unknown
+  try {
+    raw = path.endsWith('.json') ? parseJson(readFileSync(path, 'utf8')) : await makeJiti(fresh).import(path)
+  } catch (err) {
+    throw new ConfigError(`cannot load config ${path}: ${firstLine(err)}`, 'E_CONFIG_LOAD', { cause: err })
+  }
+  const config = validate(raw, path)
+  let rules: CompiledRules = noRules
+  try {
+    rules = compileRules(config.diff)
+  } catch (err) {
+    if (err instanceof PathSyntaxError)
+      throw new ConfigError(`${path}: diff rules: ${err.message}`, 'E_CONFIG_PATH')
+    throw err
+  }
+  const files = [path]
+  for (const ref of Object.values(config.stages)) {
+    if (typeof ref === 'string') files.push(resolveModule(ref, dirname(path)).file)
+  }
+  return { path, config, rules, files }
+}
+
+function firstLine(err: unknown): string {
+  return ((err as Error)?.message ?? String(err)).split('\n')[0] ?? ''
+}
+
+function resolveModule(ref: string, base: string): { file: string; exportName: string } {
+  const hash = ref.lastIndexOf('#')
+  const spec = hash >= 0 ? ref.slice(0, hash) : ref
+  const exportName = hash >= 0 ? ref.slice(hash + 1) : 'default'
+  return { file: isAbsolute(spec) ? spec : resolve(base, spec), exportName }
+}
+
+export type LoadedStage = { name: string; fn: StageFn<unknown, unknown> } | { name: string; missing: string }
+
+/**
+ * Loads every stage the config names. A stage that cannot be loaded is a ConfigError;
+ * a stage the recording has but the config lacks is reported by the engine, not here.
+ */
+export async function loadStages(
+  loaded: LoadedConfig,
+  fresh = false,
+): Promise<Map<string, StageFn<unknown, unknown>>> {
+  const out = new Map<string, StageFn<unknown, unknown>>()
+  const base = loaded.path === undefined ? process.cwd() : dirname(loaded.path)
+  const jiti = makeJiti(fresh)
+  for (const [name, ref] of Object.entries(loaded.config.stages)) {
+    if (typeof ref === 'function') {
+      out.set(name, ref as StageFn<unknown, unknown>)
+      continue
+    }
+    const { file, exportName } = resolveModule(ref, base)
+    if (!existsSync(file)) {
+      throw new ConfigError(
+        `stage ${name}: module ${file} does not exist (from ${JSON.stringify(ref)})`,
+        'E_STAGE_MISSING',
+      )
+    }
+    let mod: Record<string, unknown>
+    try {
+      mod = (await jiti.import(pathToFileURL(file).href)) as Record<string, unknown>
+    } catch (err) {
+      throw new ConfigError(`stage ${name}: cannot load ${file}: ${firstLine(err)}`, 'E_STAGE_LOAD', {
+        cause: err,
+      })
+    }
+    const fn = mod[exportName]
+    if (typeof fn !== 'function') {
+      const names = Object.keys(mod).filter((k) => typeof mod[k] === 'function')
+      throw new ConfigError(
+        `stage ${name}: ${file} has no function export ${JSON.stringify(exportName)}${names.length ? ` (it exports ${names.join(', ')})` : ''}`,
+        'E_STAGE_EXPORT',
+      )
+    }
+    out.set(name, fn as StageFn<unknown, unknown>)
+  }
+  return out
+}

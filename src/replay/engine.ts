@@ -1,0 +1,407 @@
+/**
+ * The replay engine: one recorded record through the local builds of its stages.
+ *
+ * cascade (default): the first stage gets its recorded input, every later stage the
+ * local output of the stage before, so the local chain runs end to end.
+ * isolated: every stage gets its own recorded input, so each is judged on its own.
+ *
+ * A stage whose local output differs from the oracle (the pinned expectation, else the
+ * production recording) is `diverged`; in cascade, when its input already differed, it
+ * is re-run on its recorded input, and if that matches it is `inherited` instead.
+ */
+import type { CaptureRow, EffectRow, ExpectationRow, RecordChain } from '../bundle/types.js'
+import { decode, decodeRaw, type EncodeLimits, encode, isUnrecorded } from '../codec/index.js'
+import {
+  type Change,
+  type CompiledRules,
+  type DiffLimits,
+  diffValues,
+  type Suppressed,
+} from '../compare/diff.js'
+import { readError, stageOrder } from '../compare/scene.js'
+import type { StageFn } from '../recorder/recorder.js'
+import { NetworkBlocked, offline } from './network-guard.js'
+import { EffectDivergence, PlaybackContext } from './playback.js'
+
+export type StageStatus = 'matched' | 'diverged' | 'inherited' | 'error' | 'skipped'
+export type Verdict = 'matched' | 'diverged' | 'error'
+export type ReplayMode = 'cascade' | 'isolated'
+
+export interface StageError {
+  message: string
+  code: string
+  name?: string
+}
+
+export interface AttemptResult {
+  attempt: number
+  status: StageStatus
+  /** What the local build was judged against. */
+  oracle: 'recorded' | 'expected'
+  changes: Change[]
+  suppressed: Suppressed[]
+  error: StageError | null
+  /** Recorded effects the local build did not ask for. */
+  unusedEffects: { seq: number; kind: string; name: string }[]
+  /** Why it was skipped, or why it was judged inherited. */
+  reason?: string
+  truncated?: boolean
+}
+
+export interface StageResult {
+  stage: string
+  status: StageStatus
+  changes: Change[]
+  suppressed: Suppressed[]
+  error: StageError | null
+  attempts: AttemptResult[]
+  /** For `inherited`: the first stage upstream that diverged or failed. */
+  inheritedFrom?: string
+  reason?: string
+  /** The local output of the last attempt (JSON shape), for reports and `accept`. */
+  local?: unknown
+}
+
+export interface RecordResult {
+  recordId: string
+  key: string
+  verdict: Verdict
+  firstDivergence: { stage: string; status: 'diverged' | 'error' } | null
+  stages: StageResult[]
+  mode: ReplayMode
+  /** Typed-JSON text of each stage's local output (last attempt); not part of --json. */
+  outputs?: Record<string, string>
+}
+
+export interface ReplayOptions {
+  mode: ReplayMode
+  stages: ReadonlyMap<string, StageFn<unknown, unknown>>
+  rules: CompiledRules
+  /** Stages whose recorded output is used instead of running them. */
+  splice?: ReadonlySet<string>
+  /** Replay only this stage (the others are skipped). */
+  only?: string
+  allowNet?: boolean
+  /** Longest a stage may run before it is failed (ms). */
+  timeoutMs?: number
+  /** Longest one diff may take before it falls back to a summary (ms). */
+  diffBudgetMs?: number
+  limits?: EncodeLimits
+  /** Monotonic clock for deadlines (performance.now). */
+  now: () => number
+}
+
+interface LocalRun {
+  ok: boolean
+  value?: unknown
+  text?: string
+  error?: StageError
+  /** The local build threw the recorded error itself (not an effect or network failure). */
+  threw?: boolean
+  unused: EffectRow[]
+}
+
+const severity: Record<StageStatus, number> = { skipped: 0, matched: 1, inherited: 2, diverged: 3, error: 4 }
+
+const defaultLimits: EncodeLimits = { maxBytes: 64 * 1024 * 1024, maxDepth: 512 }
+
+function stageError(err: unknown): StageError {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code
+    return { name: err.name, message: err.message, code: typeof code === 'string' ? code : 'E_STAGE_THREW' }
+  }
+  return { name: 'NonError', message: String(err), code: 'E_STAGE_THREW' }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, stage: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new Error(`stage ${stage} did not finish within ${ms} ms under replay`)
+      Object.assign(err, { code: 'E_STAGE_TIMEOUT' })
+      reject(err)
+    }, ms)
+  })
+  try {
+    return await Promise.race([p, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function runStage(
+  fn: StageFn<unknown, unknown>,
+  input: unknown,
+  capture: CaptureRow & { effects: EffectRow[] },
+  key: string,
+  o: ReplayOptions,
+): Promise<LocalRun> {
+  const limits = o.limits ?? defaultLimits
+  const encodeArgs = (v: unknown): string => encode(v, limits)
+  const ctx = new PlaybackContext(
+    key,
+    capture.recordId,
+    capture.stage,
+    capture.attempt,
+    capture.effects,
+    encodeArgs,
+  )
+  const call = async (): Promise<unknown> => fn(input, ctx)
+  const timeoutMs = o.timeoutMs ?? 10_000
+  let outcome: { ok: true; value: unknown } | { ok: false; error: unknown }
+  let blocked: NetworkBlocked[] = []
+  if (o.allowNet) {
+    try {
+      outcome = { ok: true, value: await withTimeout(call(), timeoutMs, capture.stage) }
+    } catch (error) {
+      outcome = { ok: false, error }
+    }
+  } else {
+    const r = await offline(capture.stage, () => withTimeout(call(), timeoutMs, capture.stage))
+    outcome = r.outcome
+    blocked = r.blocked
+  }
+  if (blocked.length > 0) {
+    const b = blocked[0]!
+    return { ok: false, error: { name: b.name, message: b.message, code: b.code }, unused: ctx.unused }
+  }
+  if (ctx.divergence !== undefined) {
+    const d = ctx.divergence
+    return { ok: false, error: { name: d.name, message: d.message, code: d.code }, unused: ctx.unused }
+  }
+  if (!outcome.ok) {
+    const e = outcome.error
+    const threw = !(e instanceof EffectDivergence) && !(e instanceof NetworkBlocked)
+    return { ok: false, error: stageError(e), threw, unused: ctx.unused }
+  }
+  let text: string
+  try {
+    text = encode(outcome.value, limits)
+  } catch (err) {
+    return { ok: false, error: { ...stageError(err), code: 'E_OUTPUT_UNRECORDABLE' }, unused: ctx.unused }
+  }
+  return { ok: true, value: outcome.value, text, unused: ctx.unused }
+}
+
+interface Judgement {
+  status: 'matched' | 'diverged' | 'error'
+  changes: Change[]
+  suppressed: Suppressed[]
+  error: StageError | null
+  truncated: boolean
+}
+
+function judge(
+  run: LocalRun,
+  oracleOutput: string | null,
+  oracleError: string | null,
+  o: ReplayOptions,
+): Judgement {
+  const none = { changes: [], suppressed: [], truncated: false }
+  const recordedError = readError(oracleError)
+  if (!run.ok) {
+    const local = run.error!
+    if (recordedError !== undefined && run.threw) {
+      if (recordedError.message === local.message && recordedError.name === local.name) {
+        return { status: 'matched', ...none, error: null }
+      }
+      return {
+        status: 'diverged',
+        changes: [{ path: '$error', kind: 'changed', recorded: recordedError, local }],
+        suppressed: [],
+        error: local,
+        truncated: false,
+      }
+    }
+    return { status: 'error', ...none, error: local }
+  }
+  if (recordedError !== undefined) {
+    return {
+      status: 'diverged',
+      changes: [
+        { path: '$', kind: 'changed', recorded: { $error: recordedError }, local: decodeRaw(run.text!) },
+      ],
+      suppressed: [],
+      error: null,
+      truncated: false,
+    }
+  }
+  if (oracleOutput !== null && run.text === oracleOutput) return { status: 'matched', ...none, error: null }
+  const budget = o.diffBudgetMs ?? 50
+  const limits: DiffLimits = { maxChanges: 500, deadline: o.now() + budget, now: o.now }
+  const recorded = oracleOutput === null ? undefined : decodeRaw(oracleOutput)
+  const d = diffValues(recorded, decodeRaw(run.text!), o.rules, limits)
+  const differs = d.changes.length > 0 || d.truncated !== null
+  return {
+    status: differs ? 'diverged' : 'matched',
+    changes: d.changes,
+    suppressed: d.suppressed,
+    error: null,
+    truncated: d.truncated !== null,
+  }
+}
+
+function skipped(attempt: number, reason: string): AttemptResult {
+  return {
+    attempt,
+    status: 'skipped',
+    oracle: 'recorded',
+    changes: [],
+    suppressed: [],
+    error: null,
+    unusedEffects: [],
+    reason,
+  }
+}
+
+/** Replays one record. Never throws for anything a stage does. */
+export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
+  const order = stageOrder(chain.captures)
+  const expected = new Map<string, ExpectationRow>(chain.expectations.map((x) => [x.stage, x]))
+  const lastAttempt = new Map<string, number>()
+  for (const c of chain.captures) lastAttempt.set(c.stage, c.seq)
+  /** Local output of each stage's latest attempt: text and value, or undefined if it failed. */
+  const localOut = new Map<string, { text: string; value: unknown } | undefined>()
+  const attempts = new Map<string, AttemptResult[]>()
+  const lastLocal = new Map<string, string>()
+  const firstBad: { stage?: string } = {}
+
+  for (const c of chain.captures) {
+    const list = attempts.get(c.stage) ?? []
+    attempts.set(c.stage, list)
+    const isFinal = lastAttempt.get(c.stage) === c.seq
+    const expectation = isFinal ? expected.get(c.stage) : undefined
+    const oracleOutput = expectation ? expectation.output : c.output
+    const oracleError = expectation ? expectation.error : c.error
+    const recordedAsLocal = (): void => {
+      localOut.set(c.stage, c.output === null ? undefined : { text: c.output, value: decode(c.output) })
+    }
+    if (o.only !== undefined && c.stage !== o.only) {
+      list.push(skipped(c.attempt, 'not selected (--stage)'))
+      recordedAsLocal()
+      continue
+    }
+    if (o.splice?.has(c.stage)) {
+      list.push(skipped(c.attempt, 'spliced: recorded output used'))
+      recordedAsLocal()
+      continue
+    }
+    const fn = o.stages.get(c.stage)
+    if (fn === undefined) {
+      list.push(skipped(c.attempt, 'not in the config: recorded output used'))
+      recordedAsLocal()
+      continue
+    }
+    const recordedInput = decodeRaw(c.input)
+    if (isUnrecorded(recordedInput)) {
+      list.push(
+        skipped(
+          c.attempt,
+          `input was not recorded (${String((recordedInput as { reason?: unknown }).reason)})`,
+        ),
+      )
+      recordedAsLocal()
+      continue
+    }
+    const upstream = order[order.indexOf(c.stage) - 1]
+    let input: unknown
+    let inputDiffers = false
+    if (o.mode === 'cascade' && upstream !== undefined && localOut.has(upstream)) {
+      const up = localOut.get(upstream)
+      if (up === undefined) {
+        list.push(skipped(c.attempt, `upstream stage ${upstream} failed locally`))
+        localOut.set(c.stage, undefined)
+        continue
+      }
+      input = up.value
+      inputDiffers = up.text !== c.input
+    } else {
+      input = decode(c.input)
+    }
+    let run = await runStage(fn, input, c, chain.record.key, o)
+    let j = judge(run, oracleOutput, oracleError, o)
+    let status: StageStatus = j.status
+    let reason: string | undefined
+    if (j.status !== 'matched' && inputDiffers) {
+      // Judge the stage on its own: same recorded input, same recorded effects.
+      const alone = await runStage(fn, decode(c.input), c, chain.record.key, o)
+      const ja = judge(alone, oracleOutput, oracleError, o)
+      if (ja.status === 'matched') {
+        status = 'inherited'
+        reason = `its input differed because ${firstBad.stage ?? upstream} diverged; on its recorded input it matches`
+      } else {
+        status = ja.status
+        reason = 'differs on its recorded input too'
+        if (ja.status === 'error') {
+          run = alone
+          j = ja
+        }
+      }
+    }
+    if ((status === 'diverged' || status === 'error') && firstBad.stage === undefined)
+      firstBad.stage = c.stage
+    localOut.set(c.stage, run.ok ? { text: run.text!, value: run.value } : undefined)
+    if (run.ok) lastLocal.set(c.stage, run.text!)
+    else lastLocal.delete(c.stage)
+    const a: AttemptResult = {
+      attempt: c.attempt,
+      status,
+      oracle: expectation ? 'expected' : 'recorded',
+      changes: j.changes,
+      suppressed: j.suppressed,
+      error: j.error,
+      unusedEffects: run.ok ? run.unused.map((e) => ({ seq: e.seq, kind: e.kind, name: e.name })) : [],
+    }
+    if (reason !== undefined) a.reason = reason
+    if (j.truncated) a.truncated = true
+    list.push(a)
+  }
+
+  const stages: StageResult[] = order.map((stage) => {
+    const list = attempts.get(stage) ?? []
+    let worst = list[list.length - 1] ?? skipped(1, 'no capture')
+    for (const a of list) if (severity[a.status] > severity[worst.status]) worst = a
+    const r: StageResult = {
+      stage,
+      status: worst.status,
+      changes: worst.changes,
+      suppressed: worst.suppressed,
+      error: worst.error,
+      attempts: list,
+    }
+    if (worst.reason !== undefined) r.reason = worst.reason
+    if (worst.status === 'inherited' && firstBad.stage !== undefined) r.inheritedFrom = firstBad.stage
+    const text = lastLocal.get(stage)
+    if (text !== undefined && (r.status === 'diverged' || r.status === 'inherited')) r.local = decodeRaw(text)
+    return r
+  })
+  const first = stages.find((s) => s.status === 'diverged' || s.status === 'error')
+  return {
+    recordId: chain.record.id,
+    key: chain.record.key,
+    verdict: first === undefined ? 'matched' : first.status === 'error' ? 'error' : 'diverged',
+    firstDivergence:
+      first === undefined ? null : { stage: first.stage, status: first.status as 'diverged' | 'error' },
+    stages,
+    mode: o.mode,
+    outputs: Object.fromEntries(lastLocal),
+  }
+}
+
+export interface ReplaySummary {
+  records: number
+  matched: number
+  diverged: number
+  errors: number
+}
+
+export function emptySummary(): ReplaySummary {
+  return { records: 0, matched: 0, diverged: 0, errors: 0 }
+}
+
+export function addToSummary(s: ReplaySummary, r: RecordResult): void {
+  s.records++
+  if (r.verdict === 'matched') s.matched++
+  else if (r.verdict === 'diverged') s.diverged++
+  else s.errors++
+}

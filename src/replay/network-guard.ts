@@ -1,0 +1,134 @@
+/**
+ * Replay never reaches production. While a stage runs under replay, opening a socket
+ * (net, tls, http, https, fetch), a DNS lookup, a UDP socket or a child process fails at
+ * once with an error that names the host and port. `--allow-net` leaves them alone.
+ *
+ * Not covered (see docs/reliability.md): native addons opening sockets themselves, and
+ * worker threads a stage starts (they get their own copies of these modules).
+ */
+import { createRequire, syncBuiltinESMExports } from 'node:module'
+
+// The CommonJS module objects are the mutable ones; ESM named imports follow them after
+// syncBuiltinESMExports().
+const require = createRequire(import.meta.url)
+const childProcess = require('node:child_process') as typeof import('node:child_process')
+const dgram = require('node:dgram') as typeof import('node:dgram')
+const dns = require('node:dns') as typeof import('node:dns')
+const net = require('node:net') as typeof import('node:net')
+
+export class NetworkBlocked extends Error {
+  override readonly name = 'NetworkBlocked'
+  readonly code = 'E_REPLAY_OFFLINE'
+  constructor(
+    readonly stage: string,
+    readonly target: string,
+  ) {
+    super(
+      `replay is offline: stage ${stage} tried to reach ${target}; recorded effects are played back instead (use --allow-net to permit)`,
+    )
+  }
+}
+
+let active: string | undefined
+let installed = false
+/** Every block the guard made, so the engine can mark the stage even if it caught it. */
+let blocked: NetworkBlocked[] = []
+
+function targetOf(args: unknown[]): string {
+  const [a, b] = args
+  if (typeof a === 'object' && a !== null) {
+    const o = a as { host?: unknown; hostname?: unknown; port?: unknown; path?: unknown }
+    if (typeof o.path === 'string') return o.path
+    return `${String(o.host ?? o.hostname ?? 'localhost')}:${String(o.port ?? '?')}`
+  }
+  if (typeof a === 'string' && !/^\d+$/.test(a)) return a
+  return `${typeof b === 'string' ? b : 'localhost'}:${String(a)}`
+}
+
+function block(target: string): NetworkBlocked {
+  const err = new NetworkBlocked(active ?? '?', target)
+  blocked.push(err)
+  return err
+}
+
+/** Patches the network entry points once per process; they check `active` on each call. */
+function install(): void {
+  if (installed) return
+  installed = true
+  const connect = net.Socket.prototype.connect
+  net.Socket.prototype.connect = function (this: import('node:net').Socket, ...args: unknown[]) {
+    if (active !== undefined) throw block(targetOf(Array.isArray(args[0]) ? (args[0] as unknown[]) : args))
+    return (connect as (...a: unknown[]) => unknown).apply(this, args)
+  } as typeof connect
+  const realFetch = globalThis.fetch
+  if (typeof realFetch === 'function') {
+    globalThis.fetch = ((input: unknown, init?: unknown) => {
+      if (active !== undefined) {
+        let target = String(input)
+        try {
+          const u = new URL(input instanceof Request ? input.url : String(input))
+          target = `${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`
+        } catch {}
+        return Promise.reject(block(target))
+      }
+      return realFetch(input as Parameters<typeof fetch>[0], init as Parameters<typeof fetch>[1])
+    }) as typeof fetch
+  }
+  const lookup = dns.lookup
+  dns.lookup = ((hostname: string, ...rest: unknown[]) => {
+    if (active !== undefined) throw block(`${hostname} (DNS lookup)`)
+    return (lookup as (...a: unknown[]) => unknown)(hostname, ...rest)
+  }) as typeof dns.lookup
+  const plookup = dns.promises.lookup
+  dns.promises.lookup = ((hostname: string, ...rest: unknown[]) => {
+    if (active !== undefined) return Promise.reject(block(`${hostname} (DNS lookup)`))
+    return (plookup as (...a: unknown[]) => unknown)(hostname, ...rest)
+  }) as typeof dns.promises.lookup
+  const createSocket = dgram.createSocket
+  dgram.createSocket = ((...args: unknown[]) => {
+    if (active !== undefined) throw block('a UDP socket')
+    return (createSocket as (...a: unknown[]) => unknown)(...args)
+  }) as typeof dgram.createSocket
+  for (const name of [
+    'spawn',
+    'exec',
+    'execFile',
+    'fork',
+    'spawnSync',
+    'execSync',
+    'execFileSync',
+  ] as const) {
+    const real = childProcess[name] as (...a: unknown[]) => unknown
+    ;(childProcess as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      if (active !== undefined) throw block(`a child process (${String(args[0])})`)
+      return real(...args)
+    }
+  }
+  syncBuiltinESMExports()
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown }
+
+/**
+ * Runs `fn` with the network closed for `stage`. Never throws: returns the outcome and
+ * every attempt the guard refused (even ones the stage caught).
+ */
+export async function offline<T>(
+  stage: string,
+  fn: () => Promise<T>,
+): Promise<{ outcome: Outcome<T>; blocked: NetworkBlocked[] }> {
+  install()
+  const before = blocked.length
+  active = stage
+  let outcome: Outcome<T>
+  try {
+    outcome = { ok: true, value: await fn() }
+  } catch (error) {
+    outcome = { ok: false, error }
+  } finally {
+    active = undefined
+  }
+  const mine = blocked.slice(before)
+  blocked = []
+  return { outcome, blocked: mine }
+}

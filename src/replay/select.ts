@@ -1,0 +1,44 @@
+/** Which records a command works on: named ids, a key, a --where predicate, or all. */
+import type { BundleSet } from '../bundle/index.js'
+import { parseWhere } from '../compare/where.js'
+
+export interface Selection {
+  records?: readonly string[]
+  key?: string
+  where?: string
+}
+
+/** Record ids to visit, streamed (oldest first for keys and whole bundles). */
+export function* selectRecords(set: BundleSet, sel: Selection): Generator<string> {
+  if (sel.records !== undefined && sel.records.length > 0) {
+    for (const ref of sel.records) yield set.resolveRecordId(ref)
+    return
+  }
+  if (sel.where !== undefined) {
+    const where = parseWhere(sel.where)
+    const seen = new Set<string>()
+    for (const reader of set.readers) {
+      for (const hit of reader.find(where)) {
+        if (!seen.has(hit.recordId)) {
+          seen.add(hit.recordId)
+          yield hit.recordId
+        }
+      }
+    }
+    return
+  }
+  if (sel.key !== undefined) {
+    for (const r of set.records({ key: sel.key, order: 'oldest' })) yield r.id
+    return
+  }
+  const seen = set.readers.length > 1 ? new Set<string>() : undefined
+  for (const reader of set.readers) {
+    for (const id of reader.recordIds()) {
+      if (seen !== undefined) {
+        if (seen.has(id)) continue
+        seen.add(id)
+      }
+      yield id
+    }
+  }
+}
