@@ -1,5 +1,8 @@
 /** The bundle format: the only module that talks to SQLite. */
+
+export { type ExtractOptions, type ExtractResult, extractRecords, safeFileName } from './extract.js'
 export { defaultMaxBytes, type OpenOptions } from './open.js'
+export { pinExpectations } from './pin.js'
 export {
   type BundleCounts,
   BundleReader,

@@ -48,10 +48,12 @@ export class WriterLink {
     private readonly events: LinkEvents,
   ) {
     this.worker = new Worker(workerUrl(), { workerData: { ...init, done: this.done } })
-    this.worker.unref()
     this.worker.on('message', (msg: FromWriter) => this.onMessage(msg))
     this.worker.on('error', (err) => this.onDeath('E_WRITER_CRASHED', err.message))
     this.worker.on('exit', () => this.onDeath('E_WRITER_EXITED', 'the writer thread exited'))
+    // Only after the listeners: adding a 'message' listener refs the worker's port again,
+    // which kept a host whose work was done from ever exiting.
+    this.worker.unref()
   }
 
   get pendingCaptures(): number {

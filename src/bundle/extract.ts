@@ -1,0 +1,149 @@
+/**
+ * `extract`: a new standalone bundle holding only the named records. It is built fresh
+ * (never by deleting from a copy, so no other record's bytes survive in free pages),
+ * written under a temporary name beside the target and renamed into place, in rollback
+ * mode so no -wal or -shm is left beside it. Extra redaction rules apply on the way out.
+ */
+import { existsSync, renameSync, rmSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import type { PathPart } from '../codec/index.js'
+import { parseJson, Redactor } from '../codec/index.js'
+import type { BundleSet } from './set.js'
+import type { CaptureWrite, ExpectationRow, RecordChain, RecordUnit } from './types.js'
+import { BundleWriter } from './writer.js'
+
+export interface ExtractOptions {
+  /** Extra path rules redacted in every payload on the way out. */
+  redact: readonly string[]
+  /** Builds of retrace writing the file. */
+  recorderVersion: string
+  now: () => number
+}
+
+export interface ExtractResult {
+  path: string
+  records: number
+  captures: number
+  redactedValues: number
+}
+
+/** Applies path rules to payload text; returns the text unchanged when nothing matched. */
+function redactText(text: string | null, redactor: Redactor, counter: { n: number }): string | null {
+  if (text === null || redactor.isEmpty || !redactor.mayMatch(text)) return text
+  const value = parseJson(text)
+  let changed = false
+  const path: PathPart[] = []
+  const walk = (v: unknown): unknown => {
+    if (path.length > 0 && redactor.matches(path, v)) {
+      changed = true
+      counter.n++
+      return '[redacted]'
+    }
+    if (Array.isArray(v)) {
+      return v.map((item, i) => {
+        path.push(i)
+        const out = walk(item)
+        path.pop()
+        return out
+      })
+    }
+    if (typeof v === 'object' && v !== null) {
+      const out: Record<string, unknown> = {}
+      for (const [k, item] of Object.entries(v)) {
+        path.push(k)
+        Object.defineProperty(out, k, {
+          value: walk(item),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        })
+        path.pop()
+      }
+      return out
+    }
+    return v
+  }
+  const result = walk(value)
+  return changed ? JSON.stringify(result) : text
+}
+
+export function extractRecords(
+  set: BundleSet,
+  ids: readonly string[],
+  target: string,
+  o: ExtractOptions,
+): ExtractResult {
+  const redactor = new Redactor({ rules: [...o.redact], defaults: false })
+  const counter = { n: 0 }
+  const chains: RecordChain[] = ids.map((id) => set.loadRecord(id))
+  const first = set.readers[0]!.manifest()
+  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`)
+  rmSync(tmp, { force: true })
+  rmSync(`${tmp}-journal`, { force: true })
+  const priorRules = Array.isArray(first.redaction?.rules) ? first.redaction.rules.map(String) : []
+  const writer = BundleWriter.open(tmp, {
+    journal: 'delete',
+    manifest: {
+      pipeline: typeof first.pipeline === 'string' ? first.pipeline : null,
+      recorderVersion: o.recorderVersion,
+      builds: Array.isArray(first.builds) ? first.builds.map(String) : [],
+      redaction: {
+        rules: [...priorRules, ...o.redact.filter((r) => !priorRules.includes(r))],
+        equalityPreserving: first.redaction?.equalityPreserving === true,
+      },
+      extractedFrom: {
+        bundle: basename(set.paths[0] ?? ''),
+        records: chains.length,
+        at: new Date(o.now()).toISOString(),
+      },
+    },
+  })
+  let captures = 0
+  try {
+    const units: RecordUnit[] = chains.map((chain) => ({
+      record: chain.record,
+      captures: chain.captures.map(
+        (c): CaptureWrite => ({
+          seq: c.seq,
+          stage: c.stage,
+          attempt: c.attempt,
+          input: redactText(c.input, redactor, counter) ?? c.input,
+          output: redactText(c.output, redactor, counter),
+          error: c.error,
+          startedAt: c.startedAt,
+          durationMs: c.durationMs,
+          effects: c.effects.map((e) => ({
+            ...e,
+            args: redactText(e.args, redactor, counter),
+            result: redactText(e.result, redactor, counter),
+          })),
+        }),
+      ),
+    }))
+    captures = units.reduce((n, u) => n + u.captures.length, 0)
+    writer.write(units)
+    const expectations: ExpectationRow[] = chains.flatMap((c) =>
+      c.expectations.map((x) => ({ ...x, output: redactText(x.output, redactor, counter) })),
+    )
+    if (expectations.length > 0) writer.writeExpectations(expectations)
+    writer.close()
+    renameSync(tmp, target)
+  } catch (err) {
+    writer.close()
+    rmSync(tmp, { force: true })
+    throw err
+  }
+  if (existsSync(`${target}-journal`)) rmSync(`${target}-journal`, { force: true })
+  return { path: target, records: chains.length, captures, redactedValues: counter.n }
+}
+
+/** A file name safe on every platform, from untrusted text (a key from a bundle). */
+export function safeFileName(text: string): string {
+  const cleaned = text
+    .normalize('NFKC')
+    .replace(/[^\w.-]+/g, '_')
+    .replace(/^\.+/, '')
+    .replace(/_+/g, '_')
+    .slice(0, 80)
+  return cleaned.length > 0 ? cleaned : 'record'
+}

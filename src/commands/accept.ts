@@ -1,0 +1,101 @@
+import { createInterface } from 'node:readline/promises'
+import { Args, Flags } from '@oclif/core'
+import { BundleSet, type ExpectationRow, pinExpectations } from '../bundle/index.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { configFlag } from '../cli/flags.js'
+import { UsageError } from '../errors.js'
+import { renderRecordResult } from '../render/replay.js'
+import { loadConfig, loadStages } from '../replay/config.js'
+import type { RecordResult } from '../replay/engine.js'
+import { replayRecord } from '../replay/engine.js'
+import { pinFromResult } from '../replay/regress.js'
+import { engineOptions } from '../replay/run.js'
+import { version } from '../version.js'
+
+export interface AcceptResult {
+  recordId: string
+  pinned: { stage: string; note: string | null; build: string | null }[]
+  replay: Omit<RecordResult, 'outputs'>
+}
+
+export default class Accept extends RetraceCommand<typeof Accept> {
+  static override args = {
+    bundle: Args.string({ description: 'Bundle file (.sqlite).', required: true }),
+    record: Args.string({ description: 'Record id or unique prefix.', required: true }),
+  }
+  static override description =
+    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01JD3Q --note BUG-4211 --config examples/inventory/retrace.config.ts',
+    '<%= config.bin %> <%= command.id %> bug.sqlite 01JD3Q --stage compute --yes',
+  ]
+  static override flags = {
+    build: Flags.string({ description: 'Build id recorded with the expectation.', default: 'local' }),
+    config: configFlag,
+    note: Flags.string({ char: 'm', description: 'Why it is pinned (a bug id).' }),
+    stage: Flags.string({ char: 's', description: 'Pin this stage only.' }),
+    yes: Flags.boolean({ char: 'y', description: 'Do not ask for confirmation.' }),
+  }
+  static override summary = "Pin the local build's output as the expected output of a record."
+
+  async run(): Promise<AcceptResult> {
+    const f = this.flags
+    const config = await loadConfig(f.config, process.cwd())
+    const stages = await loadStages(config)
+    const set = BundleSet.open([this.args.bundle])
+    let result: RecordResult
+    try {
+      const chain = set.loadRecord(set.resolveRecordId(this.args.record))
+      if (f.stage !== undefined && !chain.captures.some((c) => c.stage === f.stage)) {
+        throw new UsageError(`record ${chain.record.id} has no stage ${JSON.stringify(f.stage)}`)
+      }
+      result = await replayRecord(
+        chain,
+        engineOptions(config, stages, { mode: 'cascade', splice: [], allowNet: false, timeoutMs: 10_000 }),
+      )
+    } finally {
+      set.close()
+    }
+    const rows: ExpectationRow[] = pinFromResult(result, {
+      ...(f.stage !== undefined ? { only: f.stage } : {}),
+      note: f.note ?? null,
+      build: f.build,
+      now: Date.now(),
+    })
+    if (rows.length === 0) throw new UsageError('nothing to pin: no stage of this record ran locally')
+    if (!this.jsonEnabled()) {
+      this.log(renderRecordResult(result, this.theme, { width: 120, verbose: false, maxChanges: 20 }))
+      this.log(
+        `\nabout to pin ${rows.length} stage${rows.length === 1 ? '' : 's'} (${rows.map((r) => r.stage).join(', ')}) of ${result.recordId}${f.note ? ` with note ${JSON.stringify(f.note)}` : ''}`,
+      )
+    }
+    if (!f.yes && !(await this.confirm())) {
+      throw new UsageError(
+        'not pinned: pass --yes to pin without asking (needed when stdin is not a terminal)',
+      )
+    }
+    pinExpectations(this.args.bundle, rows, version)
+    this.note(
+      this.theme.ok(
+        `pinned ${rows.length} expectation${rows.length === 1 ? '' : 's'} in ${this.args.bundle}`,
+      ),
+    )
+    const { outputs: _o, ...replay } = result
+    return {
+      recordId: result.recordId,
+      pinned: rows.map((r) => ({ stage: r.stage, note: r.note, build: r.build })),
+      replay,
+    }
+  }
+
+  private async confirm(): Promise<boolean> {
+    if (!process.stdin.isTTY || this.jsonEnabled()) return false
+    const rl = createInterface({ input: process.stdin, output: process.stderr })
+    try {
+      return /^y(es)?$/i.test((await rl.question('pin these outputs? [y/N] ')).trim())
+    } finally {
+      rl.close()
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { existsSync, statSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { Args, Flags } from '@oclif/core'
+import { BundleSet, type ExtractResult, extractRecords, safeFileName } from '../bundle/index.js'
+import { positionals } from '../cli/argv.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { UsageError } from '../errors.js'
+import { version } from '../version.js'
+
+export default class Extract extends RetraceCommand<typeof Extract> {
+  static override args = {
+    bundle: Args.string({ description: 'Bundle to extract from.', required: true }),
+    records: Args.string({ description: 'Record ids or unique prefixes.', required: true }),
+  }
+  static override description =
+    `Writes a new standalone bundle holding only the named records: their captures, effects, expectations and the manifest. The file is built fresh (no bytes of other records survive in it), written to a temporary name and renamed, with extra redaction rules applied on the way out and recorded in the manifest. Attach it to the bug report and commit it under recordings/.
+
+-o may name a file or an existing folder; in a folder the file is named from the record's key, made safe for any file system.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> prod.sqlite 01JD3Q -o recordings/sku-1001-bug.sqlite --redact "$..customer.email"',
+    '<%= config.bin %> <%= command.id %> prod.sqlite 01JD3Q 01JD3R -o recordings/',
+  ]
+  static override flags = {
+    force: Flags.boolean({ description: 'Replace the output file if it exists.' }),
+    output: Flags.string({ char: 'o', description: 'Output file, or an existing folder.', required: true }),
+    redact: Flags.string({
+      description: 'Extra path to redact on the way out (repeatable), e.g. "$..email".',
+      multiple: true,
+    }),
+  }
+  static override strict = false
+  static override summary =
+    'Write a small standalone bundle of chosen records (for a bug report or a regression test).'
+
+  async run(): Promise<ExtractResult> {
+    const [, ...refs] = positionals(this.argv, ['--output', '-o', '--redact'])
+    const set = BundleSet.open([this.args.bundle])
+    try {
+      const ids = [...new Set(refs.map((r) => set.resolveRecordId(r)))]
+      let target = resolve(this.flags.output)
+      if (existsSync(target) && statSync(target).isDirectory()) {
+        const first = set.loadRecord(ids[0]!)
+        target = join(
+          target,
+          `${safeFileName(first.record.key)}-${safeFileName(ids[0]!.slice(0, 10))}.sqlite`,
+        )
+      }
+      if (resolve(this.args.bundle) === target)
+        throw new UsageError('the output would overwrite the input bundle')
+      if (existsSync(target) && !this.flags.force)
+        throw new UsageError(`${target} exists; pass --force to replace it`)
+      const result = extractRecords(set, ids, target, {
+        redact: this.flags.redact ?? [],
+        recorderVersion: version,
+        now: Date.now,
+      })
+      this.note(
+        this.theme.ok(
+          `wrote ${result.path}: ${result.records} record${result.records === 1 ? '' : 's'}, ${result.captures} captures${result.redactedValues ? `, ${result.redactedValues} values redacted` : ''}`,
+        ),
+      )
+      if (!this.jsonEnabled()) this.log(result.path)
+      return result
+    } finally {
+      set.close()
+    }
+  }
+}

@@ -1,0 +1,159 @@
+import { writeFileSync } from 'node:fs'
+import { Args, Flags } from '@oclif/core'
+import { SingleBar } from 'cli-progress'
+import { pinExpectations } from '../bundle/index.js'
+import { positionals } from '../cli/argv.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { configFlag } from '../cli/flags.js'
+import { UsageError } from '../errors.js'
+import { safeJson, visibleLine } from '../render/format.js'
+import { renderJunit } from '../render/junit.js'
+import { renderRecordResult, renderSummary } from '../render/replay.js'
+import { loadConfig, loadStages } from '../replay/config.js'
+import { discoverBundles, parseShard, runTests, type TestRun } from '../replay/regress.js'
+import { engineOptions } from '../replay/run.js'
+import { version } from '../version.js'
+
+export default class Test extends RetraceCommand<typeof Test> {
+  static override args = {
+    paths: Args.string({ description: 'Bundles or folders of bundles (default: recordings/).' }),
+  }
+  static override description =
+    `Replays every record of every bundle under the paths through the local build and checks each stage against its pinned expectation where there is one, and against the production recording elsewhere. Failures show the same step diff as replay.
+
+Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or a stage module could not be loaded.`
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> recordings/ --reporter junit --output reports/retrace.xml',
+    '<%= config.bin %> <%= command.id %> recordings/ --shard 2/4',
+  ]
+  static override flags = {
+    config: configFlag,
+    force: Flags.boolean({ description: 'Allow --update in CI.' }),
+    output: Flags.string({ description: 'Write the report to this file instead of stdout.' }),
+    reporter: Flags.option({
+      default: 'default',
+      description: 'Report format.',
+      options: ['default', 'json', 'junit'] as const,
+    })(),
+    shard: Flags.string({ description: 'Run shard i of n (i/n), a deterministic split of the records.' }),
+    timeout: Flags.integer({
+      default: 10_000,
+      description: 'Milliseconds a stage may run before it fails.',
+      min: 1,
+    }),
+    update: Flags.boolean({
+      char: 'u',
+      description: "Re-pin failing stages from the local build's output (refused in CI without --force).",
+    }),
+  }
+  static override strict = false
+  static override summary = 'Run the recordings as regression tests.'
+
+  async run(): Promise<void> {
+    const f = this.flags
+    if (
+      f.update &&
+      process.env.CI !== undefined &&
+      process.env.CI !== '' &&
+      process.env.CI !== 'false' &&
+      !f.force
+    ) {
+      throw new UsageError(
+        'refusing --update in CI (CI is set): expectations are pinned on a workstation; add --force to override',
+      )
+    }
+    const given = positionals(this.argv, ['--config', '-c', '--output', '--reporter', '--shard', '--timeout'])
+    const bundles = discoverBundles(given.length > 0 ? given : ['recordings'])
+    if (bundles.length === 0)
+      throw new UsageError(
+        `no bundles (*.sqlite) under ${given.length > 0 ? given.join(', ') : 'recordings/'}`,
+      )
+    const config = await loadConfig(f.config, process.cwd())
+    const stages = await loadStages(config)
+    const shard = f.shard !== undefined ? parseShard(f.shard) : undefined
+    const showBar =
+      process.stderr.isTTY === true && !process.env.CI && f.reporter === 'default' && f.output === undefined
+    const bar = showBar
+      ? new SingleBar({
+          clearOnComplete: true,
+          hideCursor: true,
+          stream: process.stderr,
+          format: ' {bar} {value}/{total} records | {bundle}',
+        })
+      : undefined
+    let started = false
+    const t = this.theme
+    const run = await runTests(bundles, {
+      engine: engineOptions(config, stages, {
+        mode: 'cascade',
+        splice: [],
+        allowNet: false,
+        timeoutMs: f.timeout,
+      }),
+      ...(shard !== undefined ? { shard } : {}),
+      keepAll: f.reporter === 'junit',
+      now: Date.now,
+      onBundle: (path, n) => {
+        if (bar === undefined) return
+        if (!started) bar.start(n, 0, { bundle: path })
+        else bar.setTotal(bar.getTotal() + n)
+        started = true
+        bar.update({ bundle: path })
+      },
+      onRecord: () => bar?.increment(),
+      ...(f.update
+        ? {
+            update: (path: string, rows: Parameters<typeof pinExpectations>[1]) =>
+              pinExpectations(path, rows, version),
+          }
+        : {}),
+    })
+    bar?.stop()
+    const report = this.report(run, f.reporter)
+    if (f.output !== undefined) {
+      writeFileSync(f.output, report)
+      this.note(`${renderSummary(run.summary, t, 'tested')}; report written to ${f.output}`)
+    } else process.stdout.write(report)
+    process.exitCode = run.summary.diverged + run.summary.errors > 0 && run.updated === 0 ? 1 : 0
+  }
+
+  private report(run: TestRun, reporter: 'default' | 'json' | 'junit'): string {
+    if (reporter === 'junit') return renderJunit(run)
+    if (reporter === 'json') {
+      return `${safeJson(
+        {
+          bundles: run.bundles.map((b) => ({
+            path: b.path,
+            summary: b.summary,
+            failures: b.failures.map(({ outputs: _o, ...r }) => r),
+          })),
+          summary: run.summary,
+          stale: run.stale,
+          updated: run.updated,
+        },
+        2,
+      )}\n`
+    }
+    const t = this.theme
+    const out: string[] = []
+    for (const b of run.bundles) {
+      const ok = b.summary.diverged + b.summary.errors === 0
+      out.push(
+        `${ok ? t.ok('✓') : t.bad('✗')} ${visibleLine(b.path)}  ${renderSummary(b.summary, t, 'tested')}`,
+      )
+      for (const r of b.failures)
+        out.push(
+          renderRecordResult(r, t, { width: 120, verbose: false, maxChanges: 8 }).replace(/^/gm, '    '),
+        )
+    }
+    if (run.stale.length > 0) {
+      out.push(t.warn(`stale: ${run.stale.length}`))
+      for (const s of run.stale.slice(0, 20))
+        out.push(t.warn(`  ${visibleLine(s.bundle)} ${s.recordId} ${visibleLine(s.stage)}: ${s.why}`))
+    }
+    if (run.updated > 0) out.push(t.ok(`updated ${run.updated} expectations from the local build`))
+    out.push(renderSummary(run.summary, t, 'tested'))
+    return `${out.join('\n')}\n`
+  }
+}

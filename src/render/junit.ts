@@ -1,0 +1,47 @@
+/**
+ * JUnit XML for `retrace test --reporter junit`. Stays well-formed whatever bytes the
+ * payloads hold: characters XML 1.0 forbids are replaced, markup is escaped.
+ */
+import type { RecordResult } from '../replay/engine.js'
+import type { TestRun } from '../replay/regress.js'
+import { renderRecordResult } from './replay.js'
+import { plain } from './theme.js'
+
+// XML 1.0 allows tab, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD and astral characters only.
+const FORBIDDEN = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu
+
+export function xmlText(text: string): string {
+  return text
+    .replace(FORBIDDEN, (ch) => `\\u${ch.codePointAt(0)!.toString(16).padStart(4, '0')}`)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;')
+}
+
+function testcase(r: RecordResult, suite: string): string {
+  const name = xmlText(`${r.key} ${r.recordId}`)
+  if (r.verdict === 'matched') return `    <testcase classname="${xmlText(suite)}" name="${name}"/>`
+  const first = r.firstDivergence
+  const message = xmlText(first ? `${first.status} at stage ${first.stage}` : r.verdict)
+  const body = xmlText(renderRecordResult(r, plain, { width: 120, verbose: false, maxChanges: 20 }))
+  return `    <testcase classname="${xmlText(suite)}" name="${name}">\n      <failure message="${message}" type="${r.verdict}">${body}</failure>\n    </testcase>`
+}
+
+export function renderJunit(run: TestRun): string {
+  const lines = ['<?xml version="1.0" encoding="UTF-8"?>']
+  lines.push(
+    `<testsuites name="retrace" tests="${run.summary.records}" failures="${run.summary.diverged + run.summary.errors}">`,
+  )
+  for (const b of run.bundles) {
+    const s = b.summary
+    lines.push(
+      `  <testsuite name="${xmlText(b.path)}" tests="${s.records}" failures="${s.diverged + s.errors}">`,
+    )
+    for (const r of b.results ?? b.failures) lines.push(testcase(r, b.path))
+    lines.push('  </testsuite>')
+  }
+  lines.push('</testsuites>')
+  return `${lines.join('\n')}\n`
+}

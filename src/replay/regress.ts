@@ -1,0 +1,185 @@
+/**
+ * Recordings as regression tests: pinning local outputs as expectations (`accept`,
+ * `test --update`), finding bundles, sharding, and the `test` run itself.
+ */
+import { readdirSync, statSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { BundleSet, type ExpectationRow, type RecordChain } from '../bundle/index.js'
+import { UsageError } from '../errors.js'
+import { hashKey } from '../recorder/sampling.js'
+import {
+  addToSummary,
+  emptySummary,
+  type RecordResult,
+  type ReplayOptions,
+  type ReplaySummary,
+  replayRecord,
+} from './engine.js'
+import { missingStages } from './run.js'
+
+/** Expectations that pin what the local build produced for a record. */
+export function pinFromResult(
+  result: RecordResult,
+  options: { only?: string; note: string | null; build: string | null; now: number; onlyFailing?: boolean },
+): ExpectationRow[] {
+  const rows: ExpectationRow[] = []
+  for (const s of result.stages) {
+    if (options.only !== undefined && s.stage !== options.only) continue
+    if (s.status === 'skipped') continue
+    if (options.onlyFailing && s.status === 'matched') continue
+    const output = result.outputs?.[s.stage]
+    if (output === undefined && s.error === null) continue
+    rows.push({
+      recordId: result.recordId,
+      stage: s.stage,
+      output: output ?? null,
+      error:
+        output === undefined && s.error !== null
+          ? JSON.stringify({ name: s.error.name ?? 'Error', message: s.error.message, code: s.error.code })
+          : null,
+      note: options.note,
+      build: options.build,
+      acceptedAt: options.now,
+    })
+  }
+  return rows
+}
+
+/** Every `.sqlite` bundle under the paths (files as given, folders searched), sorted. */
+export function discoverBundles(paths: readonly string[]): string[] {
+  const out = new Set<string>()
+  const visit = (p: string, depth: number): void => {
+    let st: ReturnType<typeof statSync>
+    try {
+      st = statSync(p)
+    } catch {
+      throw new UsageError(`${p}: no such file or folder`)
+    }
+    if (st.isFile()) {
+      out.add(resolve(p))
+      return
+    }
+    if (!st.isDirectory() || depth > 8) return
+    for (const name of readdirSync(p).sort()) {
+      if (name.startsWith('.') || name === 'node_modules') continue
+      const child = join(p, name)
+      if (name.endsWith('.sqlite') || name.endsWith('.bundle')) {
+        if (statSync(child).isFile()) out.add(resolve(child))
+      } else if (statSync(child).isDirectory()) visit(child, depth + 1)
+    }
+  }
+  for (const p of paths) visit(p, 0)
+  return [...out].sort()
+}
+
+export interface Shard {
+  index: number
+  count: number
+}
+
+export function parseShard(text: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim())
+  const index = Number(m?.[1])
+  const count = Number(m?.[2])
+  if (!m || count < 1 || index < 1 || index > count) {
+    throw new UsageError(`--shard ${JSON.stringify(text)}: write i/n with 1 <= i <= n, e.g. 2/4`)
+  }
+  return { index, count }
+}
+
+/** Deterministic: the same record always lands in the same shard, whatever the machine. */
+export function inShard(recordId: string, shard: Shard | undefined): boolean {
+  return shard === undefined || hashKey(recordId) % shard.count === shard.index - 1
+}
+
+export interface StaleItem {
+  bundle: string
+  recordId: string
+  stage: string
+  why: 'stage not in config' | 'expectation never exercised'
+}
+
+export interface BundleOutcome {
+  path: string
+  summary: ReplaySummary
+  failures: RecordResult[]
+  /** Every record's result, kept only when a reporter needs them all (JUnit). */
+  results?: RecordResult[]
+}
+
+export interface TestRun {
+  bundles: BundleOutcome[]
+  summary: ReplaySummary
+  stale: StaleItem[]
+  updated: number
+}
+
+export interface TestOptions {
+  engine: ReplayOptions
+  shard?: Shard
+  keepAll: boolean
+  /** Called with the records each bundle will replay, before it starts (progress). */
+  onBundle?: (path: string, records: number) => void
+  onRecord?: (result: RecordResult) => void
+  /** Re-pin failing stages from the local build (`--update`). */
+  update?: (path: string, rows: ExpectationRow[]) => void
+  now: () => number
+}
+
+function staleExpectations(path: string, chain: RecordChain, result: RecordResult): StaleItem[] {
+  const ran = new Set(result.stages.filter((s) => s.status !== 'skipped').map((s) => s.stage))
+  return chain.expectations
+    .filter((x) => !ran.has(x.stage))
+    .map((x) => ({
+      bundle: path,
+      recordId: x.recordId,
+      stage: x.stage,
+      why: 'expectation never exercised' as const,
+    }))
+}
+
+export async function runTests(paths: readonly string[], o: TestOptions): Promise<TestRun> {
+  const run: TestRun = { bundles: [], summary: emptySummary(), stale: [], updated: 0 }
+  for (const path of paths) {
+    const set = BundleSet.open([path])
+    try {
+      const outcome: BundleOutcome = { path, summary: emptySummary(), failures: [] }
+      if (o.keepAll) outcome.results = []
+      const ids = [...set.readers[0]!.recordIds()].filter((id) => inShard(id, o.shard))
+      o.onBundle?.(path, ids.length)
+      const pins: ExpectationRow[] = []
+      for (const id of ids) {
+        const chain = set.loadRecord(id)
+        for (const stage of missingStages(chain, o.engine.stages)) {
+          run.stale.push({ bundle: path, recordId: id, stage, why: 'stage not in config' })
+        }
+        const result = await replayRecord(chain, o.engine)
+        run.stale.push(...staleExpectations(path, chain, result))
+        addToSummary(outcome.summary, result)
+        addToSummary(run.summary, result)
+        if (result.verdict !== 'matched') {
+          outcome.failures.push(result)
+          if (o.update)
+            pins.push(
+              ...pinFromResult(result, {
+                note: 'retrace test --update',
+                build: null,
+                now: o.now(),
+                onlyFailing: true,
+              }),
+            )
+        }
+        outcome.results?.push(result)
+        o.onRecord?.(result)
+      }
+      if (o.update && pins.length > 0) {
+        o.update(path, pins)
+        run.updated += pins.length
+      }
+      run.bundles.push(outcome)
+    } finally {
+      set.close()
+    }
+  }
+  return run
+}
