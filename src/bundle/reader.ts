@@ -3,7 +3,7 @@
  * (`stmt.iterate()`); statements are prepared once per reader.
  */
 import type Database from 'better-sqlite3'
-import { BundleError, UsageError } from '../errors.js'
+import { BundleError, RetraceError, UsageError } from '../errors.js'
 import { type OpenedBundle, type OpenOptions, openBundleFile, wrapSqliteError } from './open.js'
 import type { Manifest } from './schema.js'
 import type {
@@ -119,6 +119,8 @@ export class BundleReader {
     try {
       return fn()
     } catch (err) {
+      // Our own errors (an ambiguous prefix) pass as they are; only SQLite's get wrapped.
+      if (err instanceof RetraceError) throw err
       throw wrapSqliteError(err, this.path)
     }
   }

@@ -37,7 +37,7 @@ export class BundleWriter {
   private readonly insertCapture: Database.Statement
   private readonly insertEffect: Database.Statement
   private readonly upsertExpectation: Database.Statement
-  private readonly writeUnits: (units: readonly RecordUnit[]) => void
+  private readonly writeUnits: (units: readonly RecordUnit[]) => string[]
   private readonly builds: Set<string>
   private closed = false
 
@@ -69,15 +69,14 @@ export class BundleWriter {
     const setManifest = db.prepare(
       'INSERT INTO manifest (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     )
-    this.writeUnits = db.transaction((units: readonly RecordUnit[]) => {
-      let newBuild = false
+    // Returns the builds it added to the manifest; the caller adopts them only once the
+    // transaction has committed, so a rolled-back batch cannot hide a build from a later one.
+    this.writeUnits = db.transaction((units: readonly RecordUnit[]): string[] => {
+      const added: string[] = []
       for (const unit of units) {
         const r = unit.record
         this.insertRecord.run(r.id, r.key, r.startedAt, r.endedAt, r.status, r.error, r.host, r.pid, r.build)
-        if (r.build !== null && !this.builds.has(r.build)) {
-          this.builds.add(r.build)
-          newBuild = true
-        }
+        if (r.build !== null && !this.builds.has(r.build) && !added.includes(r.build)) added.push(r.build)
         for (const c of unit.captures) {
           const info = this.insertCapture.run(
             r.id,
@@ -98,7 +97,8 @@ export class BundleWriter {
           }
         }
       }
-      if (newBuild) setManifest.run('builds', JSON.stringify([...this.builds]))
+      if (added.length > 0) setManifest.run('builds', JSON.stringify([...this.builds, ...added]))
+      return added
     })
   }
 
@@ -179,7 +179,8 @@ export class BundleWriter {
 
   /** Writes whole records in one transaction: all of them land, or none. */
   write(units: readonly RecordUnit[]): void {
-    if (units.length > 0) this.writeUnits(units)
+    if (units.length === 0) return
+    for (const build of this.writeUnits(units)) this.builds.add(build)
   }
 
   /** Pins expectations (used by `accept`). */
