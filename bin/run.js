@@ -1,4 +1,52 @@
 #!/usr/bin/env node
-import { execute } from '@oclif/core'
+// `retrace --version` and `retrace --help` answer from package.json and the oclif manifest
+// without loading oclif: they run as often as any command, and oclif's import alone costs
+// several times node's own start-up (C1 in bench/).
+import { readFileSync } from 'node:fs'
 
-await execute({ dir: import.meta.url })
+const args = process.argv.slice(2)
+const root = new URL('../', import.meta.url)
+
+function fastPath() {
+  if (args.length !== 1) return false
+  const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8'))
+  const versionLine = `${pkg.name}/${pkg.version} ${process.platform}-${process.arch} node-${process.version}`
+  if (args[0] === '--version' || args[0] === '-v' || args[0] === 'version') {
+    process.stdout.write(`${versionLine}\n`)
+    return true
+  }
+  if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
+    let manifest
+    try {
+      manifest = JSON.parse(readFileSync(new URL('oclif.manifest.json', root), 'utf8'))
+    } catch {
+      return false
+    }
+    const commands = Object.values(manifest.commands ?? {})
+      .filter((c) => !c.hidden)
+      .sort((a, b) => a.id.localeCompare(b.id))
+    const width = Math.max(...commands.map((c) => c.id.length)) + 2
+    const lines = [
+      pkg.description,
+      '',
+      'VERSION',
+      `  ${versionLine}`,
+      '',
+      'USAGE',
+      `  $ ${pkg.oclif.bin} [COMMAND]`,
+      '',
+      'COMMANDS',
+      ...commands.map((c) => `  ${c.id.padEnd(width)} ${c.summary ?? (c.description ?? '').split('\n')[0]}`),
+      '',
+      `Run ${pkg.oclif.bin} COMMAND --help for a command's flags.`,
+    ]
+    process.stdout.write(`${lines.join('\n')}\n`)
+    return true
+  }
+  return false
+}
+
+if (!fastPath()) {
+  const { execute } = await import('@oclif/core')
+  await execute({ dir: import.meta.url })
+}

@@ -24,7 +24,7 @@ import Database from 'better-sqlite3'
 // URI filenames (for `immutable=1`) must be on before the native module first loads.
 process.env.SQLITE_USE_URI ??= '1'
 
-import { BundleError } from '../errors.js'
+import { BundleError, UsageError } from '../errors.js'
 import { APPLICATION_ID, FORMAT_VERSION, REQUIRED_TABLES } from './schema.js'
 
 export interface OpenOptions {
@@ -142,6 +142,14 @@ function checkSchema(db: Database.Database, path: string): void {
 /** Turns a SQLite failure into one clear line. */
 export function wrapSqliteError(err: unknown, path: string): BundleError {
   if (err instanceof BundleError) return err
+  if (/bindings file|NODE_MODULE_VERSION|better_sqlite3\.node|invalid ELF/i.test(String((err as Error)?.message))) {
+    return new BundleError(
+      'E_NATIVE',
+      'the native SQLite module (better-sqlite3) does not load on this machine; run `npm rebuild better-sqlite3`, then `retrace doctor`',
+      ExitCode.native,
+      { cause: err },
+    )
+  }
   const code = (err as { code?: unknown }).code
   const message = (err as Error).message ?? String(err)
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || /malformed|not a database/i.test(message)) {
@@ -182,8 +190,20 @@ function uriSupported(): boolean {
   return uriProbe
 }
 
+/** The size cap a user set with RETRACE_MAX_BUNDLE_BYTES (the size error names it), if any. */
+function maxBytesFromEnv(): number | undefined {
+  const text = process.env.RETRACE_MAX_BUNDLE_BYTES?.trim()
+  if (text === undefined || text === '') return undefined
+  if (!/^\d+$/.test(text)) {
+    throw new UsageError(
+      `RETRACE_MAX_BUNDLE_BYTES=${JSON.stringify(text)} is not a number of bytes (e.g. 8589934592 for 8 GiB)`,
+    )
+  }
+  return Number(text)
+}
+
 export function openBundleFile(path: string, options: OpenOptions = {}): OpenedBundle {
-  const maxBytes = options.maxBytes ?? defaultMaxBytes
+  const maxBytes = options.maxBytes ?? maxBytesFromEnv() ?? defaultMaxBytes
   const header = readHeader(path, maxBytes)
   if (header.appId !== APPLICATION_ID) {
     fail('E_NOT_BUNDLE', path, 'is a SQLite file of another application, not a retrace bundle')
