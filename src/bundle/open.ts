@@ -24,7 +24,7 @@ import Database from 'better-sqlite3'
 // URI filenames (for `immutable=1`) must be on before the native module first loads.
 process.env.SQLITE_USE_URI ??= '1'
 
-import { BundleError, UsageError } from '../errors.js'
+import { BundleError, ExitCode, UsageError } from '../errors.js'
 import { APPLICATION_ID, FORMAT_VERSION, REQUIRED_TABLES } from './schema.js'
 
 export interface OpenOptions {
