@@ -142,7 +142,11 @@ function checkSchema(db: Database.Database, path: string): void {
 /** Turns a SQLite failure into one clear line. */
 export function wrapSqliteError(err: unknown, path: string): BundleError {
   if (err instanceof BundleError) return err
-  if (/bindings file|NODE_MODULE_VERSION|better_sqlite3\.node|invalid ELF/i.test(String((err as Error)?.message))) {
+  if (
+    /bindings file|NODE_MODULE_VERSION|better_sqlite3\.node|invalid ELF/i.test(
+      String((err as Error)?.message),
+    )
+  ) {
     return new BundleError(
       'E_NATIVE',
       'the native SQLite module (better-sqlite3) does not load on this machine; run `npm rebuild better-sqlite3`, then `retrace doctor`',

@@ -58,7 +58,17 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
   }
 
   override logJson(json: unknown): void {
-    process.stdout.write(`${safeJson(json, 2)}\n`)
+    let text: string
+    try {
+      text = safeJson(json, 2)
+    } catch (err) {
+      // oclif prints a command's result after its error handling has run: a result that
+      // cannot be written as JSON would otherwise end in a stack trace and exit code 1.
+      process.exitCode = ExitCode.internal
+      process.stderr.write(`retrace: cannot write the result as JSON: ${oneLine(err)}\n`)
+      text = safeJson({ error: { code: 'E_INTERNAL', message: oneLine(err) } }, 2)
+    }
+    process.stdout.write(`${text}\n`)
   }
 
   override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {

@@ -163,6 +163,12 @@ function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
       if (typeof code === 'string' || typeof code === 'number') e.code = code
       return { [TAG]: 'error', v: e }
     }
+    // As JSON.stringify does: a value that says how to serialise itself (URL, decimal and
+    // date-library types, ORM documents) is recorded as that, not as its private fields.
+    const toJSON = (obj as { toJSON?: unknown }).toJSON
+    if (typeof toJSON === 'function') {
+      return toTagged(toJSON.call(obj, String(cx.path.at(-1) ?? '')), depth + 1, cx)
+    }
     const out: Record<string, unknown> = {}
     let escaped = false
     for (const key of Object.keys(obj)) {

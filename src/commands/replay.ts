@@ -1,10 +1,11 @@
+import { relative } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag, keyFlag } from '../cli/flags.js'
 import { watchFiles } from '../cli/watch.js'
-import { safeJson } from '../render/format.js'
+import { safeJson, visibleLine } from '../render/format.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { renderUnified } from '../render/unified.js'
 import { loadConfig, loadStages } from '../replay/config.js'
@@ -46,6 +47,8 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     splice: Flags.string({
       description: 'Use the recorded output of this stage instead of running it (repeatable).',
       multiple: true,
+      // One stage per flag, so `--splice compute BUNDLE` does not swallow the bundle.
+      multipleNonGreedy: true,
     }),
     stage: Flags.string({ char: 's', description: 'Replay only this stage.' }),
     timeout: Flags.integer({
@@ -94,7 +97,14 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     const t = this.theme
     const render = { width: f.width, verbose: f.verbose, maxChanges: f.verbose ? 200 : 8 }
     let first = true
-    if (json) process.stdout.write('{\n  "records": [')
+    let quietMatched = 0
+    this.note(
+      t.dim(
+        `replaying ${this.args.bundle}${f.key !== undefined ? ` (key ${f.key})` : ''}${f.where !== undefined ? ` (where ${f.where})` : ''} through the local build in ${config.path === undefined ? 'the config' : relative(process.cwd(), config.path)}, ${f.mode} mode, network closed${f['allow-net'] ? ' (no: --allow-net)' : ''}`,
+      ),
+    )
+    // Opened with the first record, so an error before it leaves stdout to the error document.
+    const open = '{\n  "records": ['
     try {
       const { summary, missing } = await replaySelection(
         set,
@@ -113,8 +123,15 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         (result, chain) => {
           if (json) {
             const { outputs: _outputs, ...doc } = result
-            process.stdout.write(`${first ? '\n' : ',\n'}${indent(safeJson(doc, 2), '    ')}`)
-          } else if (result.verdict !== 'matched' || f.verbose) {
+            process.stdout.write(`${first ? `${open}\n` : ',\n'}${indent(safeJson(doc, 2), '    ')}`)
+          } else if (result.verdict === 'matched' && !f.verbose) {
+            if (++quietMatched <= 20)
+              this.log(
+                t.dim(`${t.ok('✓')} record ${result.recordId}  key ${visibleLine(result.key)}  matched`),
+              )
+            else if (quietMatched === 21)
+              this.log(t.dim('  … further matched records are counted in the summary (--verbose lists them)'))
+          } else {
             this.log(renderRecordResult(result, t, render))
             if (f.format === 'unified') this.log(renderUnified(result, chain, t))
             this.log('')
@@ -124,7 +141,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       )
       if (json)
         process.stdout.write(
-          `${first ? '' : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.length ? `,\n  "missingStages": ${safeJson(missing)}` : ''}\n}\n`,
+          `${first ? open : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.length ? `,\n  "missingStages": ${safeJson(missing)}` : ''}\n}\n`,
         )
       else {
         if (missing.length > 0) {

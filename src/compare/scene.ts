@@ -67,11 +67,33 @@ export interface Scene {
   retries: number
 }
 
+/**
+ * Deeper payloads than this are shown as unreadable. The recorder never writes deeper
+ * than its encode limit (512), and diffing, --expand and --json all recurse, so a hostile
+ * bundle nesting 100,000 levels would otherwise overflow the stack.
+ */
+export const maxPayloadDepth = 2000
+
+/** True when `value` nests deeper than `max`; iterative, so any depth is safe to ask about. */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!
+    if (typeof v !== 'object' || v === null) continue
+    if (depth >= max) return true
+    for (const child of Object.values(v)) stack.push([child, depth + 1])
+  }
+  return false
+}
+
 /** Decodes payload text to its JSON shape; a corrupt payload becomes a visible marker. */
 export function readPayload(text: string | null): unknown {
   if (text === null) return undefined
   try {
-    return decodeRaw(text)
+    const value = decodeRaw(text)
+    if (nestsDeeperThan(value, maxPayloadDepth))
+      return { $t: 'unreadable', message: `payload nests deeper than ${maxPayloadDepth} levels` }
+    return value
   } catch (err) {
     return { $t: 'unreadable', message: err instanceof DecodeError ? err.message : String(err) }
   }

@@ -111,6 +111,11 @@ export interface RecorderOptions {
   random?: () => number
   /** Record id source (default: time-ordered random ids). */
   ids?: () => string
+  /**
+   * Record error stacks (default false): they hold absolute paths of the machine and
+   * change with every edit, so they are off unless asked for.
+   */
+  recordStacks?: boolean
   /** Host name and pid to record (default: this process). */
   origin?: { host?: string; pid?: number }
 }
@@ -137,12 +142,13 @@ interface ActiveRecord {
 const errorLimitMs = 10_000
 const exitFlushMs = 2_000
 
-function describeError(err: unknown): string {
+function describeError(err: unknown, withStack: boolean): string {
   if (err instanceof Error) {
     const e: Record<string, unknown> = { name: err.name, message: err.message }
     const code = (err as { code?: unknown }).code
     if (typeof code === 'string' || typeof code === 'number') e.code = code
-    if (typeof err.stack === 'string') e.stack = err.stack.split('\n').slice(0, 12).join('\n').slice(0, 4096)
+    if (withStack && typeof err.stack === 'string')
+      e.stack = err.stack.split('\n').slice(0, 12).join('\n').slice(0, 4096)
     return JSON.stringify(e)
   }
   let message: string
@@ -169,6 +175,9 @@ function expandPath(pattern: string, host: string, pid: number): string {
 /** Creates a recorder writing to `options.path`. Never throws for I/O problems. */
 export function createRecorder(options: RecorderOptions): Recorder {
   const clock = options.clock ?? Date.now
+  // With an injected clock durations come from it too, so a recording can be reproduced.
+  const elapsed = options.clock ?? (() => performance.now())
+  const stacks = options.recordStacks === true
   const random = options.random ?? Math.random
   const host = options.origin?.host ?? hostname()
   const pid = options.origin?.pid ?? process.pid
@@ -217,6 +226,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           manifest: {
             pipeline: options.pipeline ?? null,
             recorderVersion,
+            created: new Date(clock()).toISOString(),
             builds: build === null ? [] : [build],
             redaction: { rules: redactor.describe(), equalityPreserving: redactor.equalityPreserving },
           },
@@ -268,7 +278,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           startedAt: rec.startedAt,
           endedAt: clock(),
           status,
-          error: status === 'error' ? describeError(error) : null,
+          error: status === 'error' ? describeError(error, stacks) : null,
           host,
           pid,
           build,
@@ -408,7 +418,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         try {
           out = fn()
         } catch (err) {
-          row.error = describeError(err)
+          row.error = describeError(err, stacks)
           throw err
         }
         if (isThenable(out)) {
@@ -420,7 +430,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
               return v
             },
             (err: unknown) => {
-              row.error = describeError(err)
+              row.error = describeError(err, stacks)
               throw err
             },
           ) as T
@@ -449,16 +459,16 @@ export function createRecorder(options: RecorderOptions): Recorder {
         effects: [],
       }
       rec.captures.push(capture)
-      t0 = performance.now()
+      t0 = elapsed()
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a capture: ${(err as Error)?.message}`, err)
     }
     const done = (ok: boolean, value: unknown): void => {
       if (capture === undefined) return
       try {
-        capture.durationMs = Math.round((performance.now() - t0) * 1000) / 1000
+        capture.durationMs = Math.round((elapsed() - t0) * 1000) / 1000
         if (ok) capture.output = safeEncode(value)
-        else capture.error = describeError(value)
+        else capture.error = describeError(value, stacks)
       } catch (err) {
         report('E_INTERNAL', `recorder failed to finish a capture: ${(err as Error)?.message}`, err)
       }

@@ -1,4 +1,5 @@
 /** Terminal rendering of replay results. */
+import { diffValues } from '../compare/diff.js'
 import type { RecordResult, ReplaySummary, StageResult, StageStatus } from '../replay/engine.js'
 import { compact, visibleLine } from './format.js'
 import { changeLine, suppressedLine } from './show.js'
@@ -62,6 +63,14 @@ function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOpti
     if (o.verbose) for (const x of sup.slice(0, o.maxChanges)) lines.push(ind + suppressedLine(x, t, o.width))
   }
   for (const a of s.attempts) {
+    for (const e of (a.effectChanges ?? []).slice(0, 3)) {
+      const d = diffValues(e.recorded, e.local)
+      const what = d.changes
+        .slice(0, 2)
+        .map((c) => `${visibleLine(c.path)} ${compact(c.recorded, 24)} → ${compact(c.local, 24)}`)
+        .join(', ')
+      lines.push(ind + t.dim(`wrote other values through ${visibleLine(e.name)} (effect #${e.seq}): ${what}`))
+    }
     if (a.unusedEffects.length > 0) {
       lines.push(
         ind +

@@ -46,6 +46,8 @@ export interface AttemptResult {
   /** Why it was skipped, or why it was judged inherited. */
   reason?: string
   truncated?: boolean
+  /** Effects the local build called with other args (its input already differed). */
+  effectChanges?: { seq: number; name: string; recorded: unknown; local: unknown }[]
 }
 
 export interface StageResult {
@@ -99,6 +101,7 @@ interface LocalRun {
   /** The local build threw the recorded error itself (not an effect or network failure). */
   threw?: boolean
   unused: EffectRow[]
+  argChanges?: PlaybackContext['argChanges']
 }
 
 const severity: Record<StageStatus, number> = { skipped: 0, matched: 1, inherited: 2, diverged: 3, error: 4 }
@@ -135,6 +138,7 @@ async function runStage(
   capture: CaptureRow & { effects: EffectRow[] },
   key: string,
   o: ReplayOptions,
+  lenient = false,
 ): Promise<LocalRun> {
   const limits = o.limits ?? defaultLimits
   const encodeArgs = (v: unknown): string => encode(v, limits)
@@ -145,6 +149,7 @@ async function runStage(
     capture.attempt,
     capture.effects,
     encodeArgs,
+    lenient,
   )
   const call = async (): Promise<unknown> => fn(input, ctx)
   const timeoutMs = o.timeoutMs ?? 10_000
@@ -180,7 +185,7 @@ async function runStage(
   } catch (err) {
     return { ok: false, error: { ...stageError(err), code: 'E_OUTPUT_UNRECORDABLE' }, unused: ctx.unused }
   }
-  return { ok: true, value: outcome.value, text, unused: ctx.unused }
+  return { ok: true, value: outcome.value, text, unused: ctx.unused, argChanges: ctx.argChanges }
 }
 
 interface Judgement {
@@ -318,7 +323,7 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
     } else {
       input = decode(c.input)
     }
-    let run = await runStage(fn, input, c, chain.record.key, o)
+    let run = await runStage(fn, input, c, chain.record.key, o, inputDiffers)
     let j = judge(run, oracleOutput, oracleError, o)
     let status: StageStatus = j.status
     let reason: string | undefined
@@ -354,6 +359,7 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
     }
     if (reason !== undefined) a.reason = reason
     if (j.truncated) a.truncated = true
+    if (run.argChanges !== undefined && run.argChanges.length > 0) a.effectChanges = run.argChanges
     list.push(a)
   }
 

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { BundleSet, RecordChain } from '../bundle/index.js'
+import { UsageError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
 import type { LoadedConfig } from './config.js'
 import {
@@ -31,6 +32,18 @@ export function engineOptions(
   stages: ReadonlyMap<string, StageFn<unknown, unknown>>,
   run: RunOptions,
 ): ReplayOptions {
+  // A misspelt --stage or --splice would otherwise skip or splice nothing and report a match.
+  const named = [
+    ...run.splice.map((s) => ['--splice', s] as const),
+    ...(run.only !== undefined ? [['--stage', run.only] as const] : []),
+  ]
+  for (const [flag, name] of named) {
+    if (!stages.has(name)) {
+      throw new UsageError(
+        `${flag} ${JSON.stringify(name)}: the config has no such stage (it has ${[...stages.keys()].join(', ')})`,
+      )
+    }
+  }
   const o: ReplayOptions = {
     mode: run.mode,
     stages,

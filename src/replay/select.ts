@@ -11,7 +11,8 @@ export interface Selection {
 /** Record ids to visit, streamed (oldest first for keys and whole bundles). */
 export function* selectRecords(set: BundleSet, sel: Selection): Generator<string> {
   if (sel.records !== undefined && sel.records.length > 0) {
-    for (const ref of sel.records) yield set.resolveRecordId(ref)
+    // Resolve every ref before the first is yielded, so a typo fails before any output.
+    yield* sel.records.map((ref) => set.resolveRecordId(ref))
     return
   }
   if (sel.where !== undefined) {

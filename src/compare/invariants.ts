@@ -1,0 +1,274 @@
+/**
+ * Invariants: named checks over one record's chain, the monitoring formula of a core
+ * metric (`compute.output.available == compute.output.onHand - compute.output.reserved`)
+ * run on recorded and on replayed chains.
+ *
+ * Expressions are parsed by jsep and evaluated here over plain data: member access reads
+ * own properties only, calls are limited to a fixed set of pure functions. Never `eval`.
+ */
+import jsep from 'jsep'
+import type { InvariantDef, InvariantFn } from '../config.js'
+import { ConfigError } from '../errors.js'
+
+/** One stage of a chain as invariants see it: the last attempt's input and output. */
+export interface ChainStage {
+  input: unknown
+  output: unknown
+  error?: unknown
+  attempt: number
+}
+
+export type Chain = Record<string, ChainStage>
+
+export interface CompiledInvariant {
+  name: string
+  source: string
+  /** Stages the expression names; the check is not applicable when one is absent. */
+  stages: string[]
+  check: (chain: Chain) => true | string
+}
+
+export type InvariantStatus = 'ok' | 'violated' | 'not-applicable' | 'error'
+
+export interface InvariantResult {
+  name: string
+  status: InvariantStatus
+  message?: string
+  /** Stages the check reads; the last one is where a violation is attributed. */
+  stages: string[]
+}
+
+type Node = jsep.Expression
+
+const functions: Record<string, (...args: unknown[]) => unknown> = {
+  abs: (x) => Math.abs(Number(x)),
+  min: (...xs) => Math.min(...xs.map(Number)),
+  max: (...xs) => Math.max(...xs.map(Number)),
+  round: (x, d) => {
+    const f = 10 ** Number(d ?? 0)
+    return Math.round(Number(x) * f) / f
+  },
+  floor: (x) => Math.floor(Number(x)),
+  ceil: (x) => Math.ceil(Number(x)),
+  len: (x) =>
+    typeof x === 'string' || Array.isArray(x)
+      ? x.length
+      : typeof x === 'object' && x !== null
+        ? Object.keys(x).length
+        : 0,
+  sum: (x) => (Array.isArray(x) ? x.reduce((a: number, b) => a + Number(b), 0) : Number.NaN),
+  exists: (x) => x !== undefined && x !== null,
+}
+
+class EvalError extends Error {}
+
+function member(obj: unknown, key: unknown): unknown {
+  if (obj === null || obj === undefined) return undefined
+  const k = typeof key === 'number' ? key : String(key)
+  if (k === '__proto__' || k === 'constructor' || k === 'prototype') return undefined
+  if (typeof obj === 'string' && k === 'length') return obj.length
+  if (Array.isArray(obj) && k === 'length') return obj.length
+  if (typeof obj !== 'object') return undefined
+  return Object.hasOwn(obj, k) ? (obj as Record<string | number, unknown>)[k] : undefined
+}
+
+function equal(a: unknown, b: unknown): boolean {
+  if (typeof a === 'number' && typeof b === 'number') return a === b || (Number.isNaN(a) && Number.isNaN(b))
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null)
+    return JSON.stringify(a) === JSON.stringify(b)
+  return a === b
+}
+
+function evaluate(node: Node, scope: Chain): unknown {
+  switch (node.type) {
+    case 'Literal':
+      return (node as jsep.Literal).value
+    case 'Identifier': {
+      const name = (node as jsep.Identifier).name
+      if (name === 'true') return true
+      if (name === 'false') return false
+      if (name === 'null') return null
+      if (name === 'undefined') return undefined
+      return member(scope, name)
+    }
+    case 'MemberExpression': {
+      const m = node as jsep.MemberExpression
+      const obj = evaluate(m.object, scope)
+      const key = m.computed ? evaluate(m.property, scope) : (m.property as jsep.Identifier).name
+      return member(obj, key)
+    }
+    case 'UnaryExpression': {
+      const u = node as jsep.UnaryExpression
+      const v = evaluate(u.argument, scope)
+      if (u.operator === '!') return !v
+      if (u.operator === '-') return -Number(v)
+      if (u.operator === '+') return Number(v)
+      throw new EvalError(`operator ${u.operator} is not supported`)
+    }
+    case 'BinaryExpression': {
+      const b = node as jsep.BinaryExpression
+      if (b.operator === '&&') return evaluate(b.left, scope) && evaluate(b.right, scope)
+      if (b.operator === '||') return evaluate(b.left, scope) || evaluate(b.right, scope)
+      const l = evaluate(b.left, scope)
+      const r = evaluate(b.right, scope)
+      switch (b.operator) {
+        case '==':
+        case '===':
+          return equal(l, r)
+        case '!=':
+        case '!==':
+          return !equal(l, r)
+        case '<':
+          return (l as number) < (r as number)
+        case '>':
+          return (l as number) > (r as number)
+        case '<=':
+          return (l as number) <= (r as number)
+        case '>=':
+          return (l as number) >= (r as number)
+        case '+':
+          return typeof l === 'string' || typeof r === 'string'
+            ? String(l) + String(r)
+            : Number(l) + Number(r)
+        case '-':
+          return Number(l) - Number(r)
+        case '*':
+          return Number(l) * Number(r)
+        case '/':
+          return Number(l) / Number(r)
+        case '%':
+          return Number(l) % Number(r)
+        default:
+          throw new EvalError(`operator ${b.operator} is not supported`)
+      }
+    }
+    case 'ConditionalExpression': {
+      const c = node as jsep.ConditionalExpression
+      return evaluate(c.test, scope) ? evaluate(c.consequent, scope) : evaluate(c.alternate, scope)
+    }
+    case 'CallExpression': {
+      const c = node as jsep.CallExpression
+      const callee = c.callee.type === 'Identifier' ? (c.callee as jsep.Identifier).name : undefined
+      const fn = callee !== undefined && Object.hasOwn(functions, callee) ? functions[callee] : undefined
+      if (fn === undefined) throw new EvalError(`unknown function ${callee ?? '(expression)'}`)
+      return fn(...c.arguments.map((a: Node) => evaluate(a, scope)))
+    }
+    case 'ArrayExpression':
+      return (node as jsep.ArrayExpression).elements.map((e: Node | null) =>
+        e ? evaluate(e, scope) : undefined,
+      )
+    default:
+      throw new EvalError(`${node.type} is not supported in invariants`)
+  }
+}
+
+/** The stage names an expression reads (the roots of its member chains). */
+function rootsOf(node: Node, out: Set<string>): void {
+  if (node.type === 'Identifier') {
+    const name = (node as jsep.Identifier).name
+    if (!['true', 'false', 'null', 'undefined'].includes(name)) out.add(name)
+    return
+  }
+  if (node.type === 'MemberExpression') {
+    const m = node as jsep.MemberExpression
+    rootsOf(m.object, out)
+    if (m.computed) rootsOf(m.property, out)
+    return
+  }
+  if (node.type === 'CallExpression') {
+    for (const a of (node as jsep.CallExpression).arguments) rootsOf(a, out)
+    return
+  }
+  for (const key of ['left', 'right', 'argument', 'test', 'consequent', 'alternate'] as const) {
+    const child = (node as unknown as Record<string, Node | undefined>)[key]
+    if (child !== undefined && child !== null && typeof child === 'object') rootsOf(child, out)
+  }
+  if (node.type === 'ArrayExpression')
+    for (const e of (node as jsep.ArrayExpression).elements) if (e) rootsOf(e, out)
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return 'undefined'
+  const text = JSON.stringify(v) ?? String(v)
+  return text.length > 60 ? `${text.slice(0, 59)}…` : text
+}
+
+/** Parses an expression; a syntax error is a ConfigError that points at the column. */
+export function compileExpression(name: string, source: string): CompiledInvariant {
+  let ast: Node
+  try {
+    ast = jsep(source)
+  } catch (err) {
+    const index = Number((err as { index?: unknown }).index ?? 0)
+    const reason = String((err as { description?: unknown }).description ?? (err as Error).message)
+    throw new ConfigError(
+      `invariant ${JSON.stringify(name)}: ${reason} at column ${index + 1}\n  ${source}\n  ${' '.repeat(index)}^`,
+      'E_INVARIANT_SYNTAX',
+    )
+  }
+  const roots = new Set<string>()
+  rootsOf(ast, roots)
+  const stages = [...roots].filter((r) => !Object.hasOwn(functions, r))
+  return {
+    name,
+    source,
+    stages,
+    check: (chain) => {
+      const value = evaluate(ast, chain)
+      if (value === true) return true
+      if (ast.type === 'BinaryExpression') {
+        const b = ast as jsep.BinaryExpression
+        if (!['&&', '||'].includes(b.operator)) {
+          return `${source} is false: left ${show(evaluate(b.left, chain))}, right ${show(evaluate(b.right, chain))}`
+        }
+      }
+      return `${source} is ${show(value)}`
+    },
+  }
+}
+
+function compileFunction(name: string, fn: InvariantFn): CompiledInvariant {
+  return {
+    name,
+    source: `fn:${fn.name || name}`,
+    stages: [],
+    check: (chain) => {
+      const r = fn(chain as Parameters<InvariantFn>[0])
+      return r === true ? true : typeof r === 'string' ? r : `returned ${show(r)}`
+    },
+  }
+}
+
+export function compileInvariants(defs: readonly (string | InvariantDef)[] | undefined): CompiledInvariant[] {
+  return (defs ?? []).map((d, i) => {
+    if (typeof d === 'string') return compileExpression(d, d)
+    const name = typeof d.name === 'string' && d.name.length > 0 ? d.name : `invariant ${i + 1}`
+    if (typeof d.check === 'function') return compileFunction(name, d.check)
+    if (typeof d.check === 'string') return compileExpression(name, d.check)
+    throw new ConfigError(
+      `invariant ${JSON.stringify(name)}: check must be an expression string or a function`,
+    )
+  })
+}
+
+export function runInvariants(invariants: readonly CompiledInvariant[], chain: Chain): InvariantResult[] {
+  return invariants.map((inv) => {
+    const stages = inv.stages
+    if (stages.some((s) => !Object.hasOwn(chain, s)))
+      return { name: inv.name, status: 'not-applicable', stages }
+    try {
+      const r = inv.check(chain)
+      return r === true
+        ? { name: inv.name, status: 'ok', stages }
+        : { name: inv.name, status: 'violated', message: r, stages }
+    } catch (err) {
+      if (err instanceof EvalError) return { name: inv.name, status: 'error', message: err.message, stages }
+      return {
+        name: inv.name,
+        status: 'error',
+        message: `threw ${(err as Error)?.message ?? String(err)}`,
+        stages,
+      }
+    }
+  })
+}
