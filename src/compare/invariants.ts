@@ -60,7 +60,7 @@ const functions: Record<string, (...args: unknown[]) => unknown> = {
   exists: (x) => x !== undefined && x !== null,
 }
 
-class EvalError extends Error {}
+class InvariantEvalError extends Error {}
 
 function member(obj: unknown, key: unknown): unknown {
   if (obj === null || obj === undefined) return undefined
@@ -103,7 +103,7 @@ function evaluate(node: Node, scope: Chain): unknown {
       if (u.operator === '!') return !v
       if (u.operator === '-') return -Number(v)
       if (u.operator === '+') return Number(v)
-      throw new EvalError(`operator ${u.operator} is not supported`)
+      throw new InvariantEvalError(`operator ${u.operator} is not supported`)
     }
     case 'BinaryExpression': {
       const b = node as jsep.BinaryExpression
@@ -139,7 +139,7 @@ function evaluate(node: Node, scope: Chain): unknown {
         case '%':
           return Number(l) % Number(r)
         default:
-          throw new EvalError(`operator ${b.operator} is not supported`)
+          throw new InvariantEvalError(`operator ${b.operator} is not supported`)
       }
     }
     case 'ConditionalExpression': {
@@ -150,7 +150,7 @@ function evaluate(node: Node, scope: Chain): unknown {
       const c = node as jsep.CallExpression
       const callee = c.callee.type === 'Identifier' ? (c.callee as jsep.Identifier).name : undefined
       const fn = callee !== undefined && Object.hasOwn(functions, callee) ? functions[callee] : undefined
-      if (fn === undefined) throw new EvalError(`unknown function ${callee ?? '(expression)'}`)
+      if (fn === undefined) throw new InvariantEvalError(`unknown function ${callee ?? '(expression)'}`)
       return fn(...c.arguments.map((a: Node) => evaluate(a, scope)))
     }
     case 'ArrayExpression':
@@ -158,7 +158,7 @@ function evaluate(node: Node, scope: Chain): unknown {
         e ? evaluate(e, scope) : undefined,
       )
     default:
-      throw new EvalError(`${node.type} is not supported in invariants`)
+      throw new InvariantEvalError(`${node.type} is not supported in invariants`)
   }
 }
 
@@ -262,7 +262,8 @@ export function runInvariants(invariants: readonly CompiledInvariant[], chain: C
         ? { name: inv.name, status: 'ok', stages }
         : { name: inv.name, status: 'violated', message: r, stages }
     } catch (err) {
-      if (err instanceof EvalError) return { name: inv.name, status: 'error', message: err.message, stages }
+      if (err instanceof InvariantEvalError)
+        return { name: inv.name, status: 'error', message: err.message, stages }
       return {
         name: inv.name,
         status: 'error',
