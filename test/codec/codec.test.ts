@@ -1,0 +1,358 @@
+import { describe, expect, it } from 'vitest'
+import { maxDecodeDepth } from '../../src/codec/decode.js'
+import {
+  DecodeError,
+  decode,
+  decodeRaw,
+  defaultLimits,
+  encode,
+  isUnrecorded,
+  PayloadError,
+  parseJson,
+  unrecordedMarker,
+} from '../../src/codec/index.js'
+
+const roundTrip = (value: unknown): unknown => decode(encode(value))
+
+function nest(depth: number, leaf: unknown = 1): unknown {
+  let v: unknown = leaf
+  for (let i = 0; i < depth; i++) v = { a: v }
+  return v
+}
+
+describe('encode/decode round-trip', () => {
+  it('round-trips Dates, including an invalid one', () => {
+    const d = new Date('2026-01-02T03:04:05.678Z')
+    const back = roundTrip(d)
+    expect(back).toBeInstanceOf(Date)
+    expect((back as Date).toISOString()).toBe('2026-01-02T03:04:05.678Z')
+
+    const invalid = roundTrip(new Date(Number.NaN))
+    expect(invalid).toBeInstanceOf(Date)
+    expect(Number.isNaN((invalid as Date).getTime())).toBe(true)
+  })
+
+  it('round-trips BigInts, big and negative', () => {
+    const big = 2n ** 100n + 7n
+    expect(roundTrip(big)).toBe(big)
+    expect(roundTrip(-12n)).toBe(-12n)
+    expect(roundTrip({ n: 0n })).toEqual({ n: 0n })
+  })
+
+  it('round-trips Buffer as Buffer and Uint8Array as Uint8Array', () => {
+    const buf = Buffer.from([0, 1, 2, 250, 255])
+    const back = roundTrip(buf)
+    expect(Buffer.isBuffer(back)).toBe(true)
+    expect([...(back as Buffer)]).toEqual([0, 1, 2, 250, 255])
+
+    // A view into a larger buffer: only the viewed bytes are recorded.
+    const whole = new Uint8Array([9, 9, 1, 2, 3, 9])
+    const view = whole.subarray(2, 5)
+    const bytes = roundTrip(view)
+    expect(Buffer.isBuffer(bytes)).toBe(false)
+    expect(bytes).toBeInstanceOf(Uint8Array)
+    expect([...(bytes as Uint8Array)]).toEqual([1, 2, 3])
+  })
+
+  it('round-trips Map and Set with typed keys and values', () => {
+    const m = new Map<unknown, unknown>([
+      ['a', 1],
+      [2, new Date(0)],
+      [3n, new Set([1, 'x', undefined])],
+      [{ k: 1 }, Number.NaN],
+    ])
+    const back = roundTrip(m) as Map<unknown, unknown>
+    expect(back).toBeInstanceOf(Map)
+    const entries = [...back.entries()]
+    expect(entries[0]).toEqual(['a', 1])
+    expect(entries[1]![0]).toBe(2)
+    expect((entries[1]![1] as Date).getTime()).toBe(0)
+    expect(entries[2]![0]).toBe(3n)
+    expect(entries[2]![1]).toEqual(new Set([1, 'x', undefined]))
+    expect(entries[3]![0]).toEqual({ k: 1 })
+    expect(entries[3]![1]).toBeNaN()
+
+    const s = roundTrip(new Set(['a', 1, null])) as Set<unknown>
+    expect(s).toBeInstanceOf(Set)
+    expect([...s]).toEqual(['a', 1, null])
+  })
+
+  it('round-trips undefined at the top, in objects (key kept) and in arrays (slot kept)', () => {
+    expect(roundTrip(undefined)).toBeUndefined()
+    expect(encode(undefined)).toBe('{"$t":"undef"}')
+
+    const obj = roundTrip({ a: undefined, b: 1 }) as Record<string, unknown>
+    expect(Object.keys(obj)).toEqual(['a', 'b'])
+    expect(obj.a).toBeUndefined()
+
+    const arr = roundTrip([1, undefined, 3]) as unknown[]
+    expect(arr).toHaveLength(3)
+    expect(1 in arr).toBe(true)
+    expect(arr[1]).toBeUndefined()
+    expect(arr[2]).toBe(3)
+  })
+
+  it('round-trips NaN, ±Infinity and -0', () => {
+    expect(roundTrip(Number.NaN)).toBeNaN()
+    expect(roundTrip(Number.POSITIVE_INFINITY)).toBe(Number.POSITIVE_INFINITY)
+    expect(roundTrip(Number.NEGATIVE_INFINITY)).toBe(Number.NEGATIVE_INFINITY)
+    expect(Object.is(roundTrip(-0), -0)).toBe(true)
+    expect(Object.is(roundTrip(0), 0)).toBe(true)
+    const arr = roundTrip([-0, 0, Number.NaN]) as number[]
+    expect(Object.is(arr[0], -0)).toBe(true)
+    expect(Object.is(arr[1], 0)).toBe(true)
+    expect(arr[2]).toBeNaN()
+  })
+
+  it('round-trips nested combinations', () => {
+    const value = {
+      order: {
+        id: 17n,
+        at: new Date('2026-05-01T00:00:00.000Z'),
+        lines: [
+          { sku: 'a', qty: -0, tags: new Set(['x']), blob: Buffer.from('hi') },
+          { sku: 'b', qty: Number.POSITIVE_INFINITY, meta: new Map([['k', [undefined, Number.NaN]]]) },
+        ],
+        note: undefined,
+      },
+      list: [[new Map([[1, new Set([2n])]])]],
+    }
+    expect(roundTrip(value)).toEqual(value)
+    const back = roundTrip(value) as typeof value
+    expect(Object.is(back.order.lines[0]!.qty, -0)).toBe(true)
+    expect(back.order.at).toBeInstanceOf(Date)
+    expect(Buffer.isBuffer(back.order.lines[0]!.blob)).toBe(true)
+  })
+
+  it('escapes an object that has its own "$t" key and reads it back unchanged', () => {
+    const tricky = { $t: 'date', v: 'not a date, just data' }
+    const text = encode(tricky)
+    expect(JSON.parse(text)).toEqual({ $t: 'obj', v: tricky })
+    expect(roundTrip(tricky)).toEqual(tricky)
+
+    const nested = { outer: { $t: 'undef' }, arr: [{ $t: 'map', v: [] }], also: { $t: 'obj', v: { x: 1 } } }
+    expect(roundTrip(nested)).toEqual(nested)
+  })
+
+  it('round-trips Error values as name, message and code', () => {
+    const err = Object.assign(new TypeError('bad thing'), { code: 'E_BAD' })
+    const back = roundTrip(err) as Error & { code?: string }
+    expect(back).toBeInstanceOf(Error)
+    expect(back.name).toBe('TypeError')
+    expect(back.message).toBe('bad thing')
+    expect(back.code).toBe('E_BAD')
+  })
+
+  it('uses toJSON where a value defines it, like JSON.stringify', () => {
+    class Money {
+      constructor(readonly cents: number) {}
+      toJSON(): string {
+        return `${(this.cents / 100).toFixed(2)} EUR`
+      }
+    }
+    class Plain {
+      a = 1
+      b = new Date(0)
+    }
+    const value = { url: new URL('https://shop.example/p?id=1'), price: new Money(87), inst: new Plain() }
+    expect(roundTrip(value)).toEqual({
+      url: 'https://shop.example/p?id=1',
+      price: '0.87 EUR',
+      inst: { a: 1, b: new Date(0) },
+    })
+    expect(encode({ toJSON: () => ({ n: 1n }) })).toBe(encode({ n: 1n }))
+    expect(encode({ toJSON: () => ({ n: 1n }) })).toBe('{"n":{"$t":"bigint","v":"1"}}')
+    const selfish = {
+      toJSON() {
+        return selfish
+      },
+    }
+    expect(() => encode(selfish)).toThrow(PayloadError)
+  })
+
+  it('drops functions and symbols the way JSON does', () => {
+    expect(roundTrip({ a: 1, f: () => 1, s: Symbol('x') })).toEqual({ a: 1 })
+    expect(roundTrip(() => 1)).toBeUndefined()
+  })
+})
+
+describe('plain JSON stays plain', () => {
+  const plain: unknown[] = [
+    null,
+    true,
+    0,
+    1.5,
+    -3,
+    1e21,
+    'text with "quotes", \\ and \n newline',
+    'unicode: ☃ 日本 😀',
+    [],
+    {},
+    [1, 'a', null, [2, [3]]],
+    { a: 1, nested: { b: [true, false], c: 'x' }, empty: {}, list: [] },
+    { 'odd key': 1, 'with.dot': 2, '0': 3 },
+    Object.assign(Object.create(null), { a: 1 }),
+  ]
+
+  it.each(plain.map((v) => [JSON.stringify(v), v]))(
+    '%s encodes byte-identically to JSON.stringify',
+    (_, v) => {
+      expect(encode(v)).toBe(JSON.stringify(v))
+      expect(decode(encode(v))).toEqual(v)
+    },
+  )
+
+  it('stores shared (non-cyclic) references twice, like JSON', () => {
+    const shared = { x: 1 }
+    const v = { a: shared, b: shared, c: [shared, shared] }
+    expect(encode(v)).toBe(JSON.stringify(v))
+  })
+})
+
+describe('payloads that cannot be recorded', () => {
+  it('throws PayloadError(cyclic) for cycles through objects, arrays, Maps and Sets', () => {
+    const obj: Record<string, unknown> = { a: 1 }
+    obj.self = obj
+    const arr: unknown[] = [1]
+    arr.push({ back: arr })
+    const map = new Map<string, unknown>()
+    map.set('me', map)
+    const set = new Set<unknown>()
+    set.add([set])
+    const withDate: Record<string, unknown> = { when: new Date(0) }
+    withDate.loop = { up: withDate }
+
+    for (const v of [obj, arr, map, set, withDate]) {
+      let caught: unknown
+      try {
+        encode(v)
+      } catch (err) {
+        caught = err
+      }
+      expect(caught).toBeInstanceOf(PayloadError)
+      expect((caught as PayloadError).problem).toBe('cyclic')
+    }
+  })
+
+  it('throws PayloadError(too-large) with the size, on both the plain and the tagged path', () => {
+    const limits = { maxBytes: 100, maxDepth: 512 }
+    const plain = { s: 'x'.repeat(200) }
+    let caught: unknown
+    try {
+      encode(plain, limits)
+    } catch (err) {
+      caught = err
+    }
+    expect(caught).toBeInstanceOf(PayloadError)
+    expect((caught as PayloadError).problem).toBe('too-large')
+    expect((caught as PayloadError).size).toBe(JSON.stringify(plain).length)
+    expect((caught as PayloadError).message).toContain(String(JSON.stringify(plain).length))
+
+    const tagged = { s: 'x'.repeat(200), n: 1n }
+    expect(() => encode(tagged, limits)).toThrow(PayloadError)
+    try {
+      encode(tagged, limits)
+    } catch (err) {
+      expect((err as PayloadError).size).toBeGreaterThan(200)
+    }
+
+    // Exactly at the cap is fine.
+    expect(encode('x'.repeat(98), limits)).toHaveLength(100)
+  })
+
+  it('throws PayloadError(too-deep) past the depth limit, plain or tagged', () => {
+    const limits = { maxBytes: defaultLimits.maxBytes, maxDepth: 50 }
+    expect(encode(nest(49), limits)).toBe(JSON.stringify(nest(49)))
+    for (const v of [nest(60), nest(60, 1n)]) {
+      let caught: unknown
+      try {
+        encode(v, limits)
+      } catch (err) {
+        caught = err
+      }
+      expect(caught).toBeInstanceOf(PayloadError)
+      expect((caught as PayloadError).problem).toBe('too-deep')
+    }
+    // The default limit also holds back values deep enough to threaten the stack.
+    expect(() => encode(nest(100_000))).toThrow(PayloadError)
+  })
+
+  it('unrecordedMarker keeps the reason and size, and decodes as an Unrecorded value', () => {
+    const marker = unrecordedMarker(new PayloadError('too-large', 'payload is 5000 bytes', 5000))
+    const back = decode(marker)
+    expect(isUnrecorded(back)).toBe(true)
+    expect(back).toMatchObject({ $t: 'unrecorded', reason: 'too-large', size: 5000 })
+    expect(isUnrecorded(decode(unrecordedMarker(new PayloadError('cyclic', 'payload is cyclic'))))).toBe(true)
+    expect(isUnrecorded({ a: 1 })).toBe(false)
+  })
+})
+
+describe('decoding untrusted text', () => {
+  const hostile = [
+    '{"__proto__":{"polluted":"yes"}}',
+    '{"a":{"__proto__":{"polluted":"yes"}}}',
+    '{"a":[{"b":{"__proto__":{"polluted":"yes"}}}]}',
+    '{"constructor":{"prototype":{"polluted":"yes"}}}',
+    '{"a":{"b":{"constructor":{"prototype":{"polluted":"yes"}}}}}',
+    '[{"constructor":{"prototype":{"polluted":"yes"}}}]',
+    '{"\\u005f_proto__":{"polluted":"yes"}}',
+    '{"$t":"obj","v":{"__proto__":{"polluted":"yes"}}}',
+    '{"$t":"map","v":[["k",{"__proto__":{"polluted":"yes"}}]]}',
+    '{"$t":"set","v":[{"constructor":{"prototype":{"polluted":"yes"}}}]}',
+    '{"$t":"error","v":{"message":"m","__proto__":{"polluted":"yes"}}}',
+  ]
+
+  it.each(hostile)('decode(%s) pollutes no prototype', (text) => {
+    const before = Object.getOwnPropertyNames(Object.prototype).sort()
+    const value = decode(text)
+    decodeRaw(text)
+    parseJson(text)
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(before)
+    expect((Object.prototype as Record<string, unknown>).polluted).toBeUndefined()
+    // Nothing reachable in the result has a swapped prototype either.
+    const stack: unknown[] = [value]
+    while (stack.length > 0) {
+      const v = stack.pop()
+      if (v === null || typeof v !== 'object') continue
+      expect((v as Record<string, unknown>).polluted).toBeUndefined()
+      if (v instanceof Map) stack.push(...v.keys(), ...v.values())
+      else if (v instanceof Set) stack.push(...v)
+      else stack.push(...Object.values(v))
+    }
+  })
+
+  it('gives a DecodeError, not a RangeError, for hostile nesting', () => {
+    const texts = [
+      '['.repeat(200_000) + ']'.repeat(200_000),
+      '{"a":'.repeat(200_000) + '1' + '}'.repeat(200_000),
+      '{"$t":"set","v":['.repeat(50_000) + ']}'.repeat(50_000),
+      '{"__proto__":{},"a":'.repeat(50_000) + '1' + '}'.repeat(50_000),
+    ]
+    for (const text of texts) {
+      let caught: unknown
+      try {
+        decode(text)
+      } catch (err) {
+        caught = err
+      }
+      expect(caught).toBeInstanceOf(DecodeError)
+    }
+    // Just under the limit still decodes.
+    const ok = '['.repeat(maxDecodeDepth) + ']'.repeat(maxDecodeDepth)
+    expect(Array.isArray(decode(ok))).toBe(true)
+  })
+
+  it('gives a DecodeError for text that is not JSON', () => {
+    expect(() => decode('{"a":')).toThrow(DecodeError)
+    expect(() => decode('')).toThrow(DecodeError)
+  })
+
+  it('survives malformed tags without throwing', () => {
+    expect(decode('{"$t":"bigint","v":"not a number"}')).toBeNaN()
+    expect(Number.isNaN((decode('{"$t":"date","v":{}}') as Date).getTime())).toBe(true)
+    expect(decode('{"$t":"map","v":"nope"}')).toEqual(new Map())
+    expect(decode('{"$t":"set"}')).toEqual(new Set())
+    expect(decode('{"$t":"unknown-tag","v":1}')).toEqual({ $t: 'unknown-tag', v: 1 })
+  })
+})

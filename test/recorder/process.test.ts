@@ -1,0 +1,232 @@
+/**
+ * The recorder inside a real child process: killed with SIGKILL mid-stream, exiting with
+ * process.exit() without close(), and ending because its event loop drained. The child
+ * imports the built SDK (dist/), as a production service would.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { integrityCheck, withDb } from '../helpers/bundle-db.js'
+import { tempDir } from '../helpers/tmp.js'
+
+const sdkUrl = new URL('../../dist/index.js', import.meta.url).href
+
+beforeAll(() => {
+  if (!existsSync(fileURLToPath(sdkUrl))) throw new Error('dist/ is missing: run `npm run build` first')
+})
+
+const STAGES = ['parse', 'compute', 'store']
+
+/** Three stages per record; compute records two effects (now and kv.get). */
+const pipeline = `
+import { createRecorder } from ${JSON.stringify(sdkUrl)}
+export function makePipeline(options) {
+  const recorder = createRecorder({
+    pipeline: 'child',
+    onError: (e) => process.stderr.write('recorder: ' + e.code + ' ' + e.message + '\\n'),
+    ...options,
+  })
+  const parse = recorder.stage('parse', (n) => ({ n, pad: 'x'.repeat(300) }))
+  const compute = recorder.stage('compute', async (o, ctx) => ({
+    ...o,
+    at: ctx.now(),
+    kv: await ctx.effect('kv.get', { n: o.n }, async () => o.n * 2),
+  }))
+  const store = recorder.stage('store', (o) => ({ stored: o.n, kv: o.kv }))
+  const run = (i) => recorder.record('k:' + i, async () => store(await compute(await parse(i))))
+  return { recorder, run }
+}
+`
+
+interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+function collect(child: ChildProcess): { exited: Promise<Exit>; stdout: () => string } {
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString()
+  })
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  const exited = new Promise<Exit>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+  return { exited, stdout: () => stdout }
+}
+
+async function runScript(dir: string, name: string, body: string, args: string[], timeoutMs = 20_000) {
+  writeFileSync(join(dir, 'pipeline.mjs'), pipeline)
+  const script = join(dir, name)
+  writeFileSync(script, body)
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  try {
+    const { exited } = collect(child)
+    return await exited
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+interface Landed {
+  records: number
+  captures: number
+  /** Records whose captures are not exactly parse, compute, store with their effects. */
+  partial: string[]
+  /** Captures whose record row is missing. */
+  orphans: number
+}
+
+function landed(path: string): Landed {
+  return withDb(path, (db) => {
+    const records = db.prepare('SELECT id FROM records').pluck().all() as string[]
+    const partial: string[] = []
+    const captureOf = db.prepare(
+      'SELECT id, seq, stage, attempt FROM captures WHERE record_id = ? ORDER BY seq',
+    )
+    const effectsOf = db.prepare('SELECT kind, name FROM effects WHERE capture_id = ? ORDER BY seq')
+    for (const id of records) {
+      const caps = captureOf.all(id) as { id: number; seq: number; stage: string; attempt: number }[]
+      const whole =
+        caps.length === 3 &&
+        caps.every((c, i) => c.seq === i && c.stage === STAGES[i] && c.attempt === 1) &&
+        (effectsOf.all(caps[1]!.id) as { kind: string; name: string }[]).map((e) => e.name).join() ===
+          'now,kv.get'
+      if (!whole) partial.push(id)
+    }
+    const orphans = db
+      .prepare('SELECT count(*) FROM captures WHERE record_id NOT IN (SELECT id FROM records)')
+      .pluck()
+      .get() as number
+    const captures = db.prepare('SELECT count(*) FROM captures').pluck().get() as number
+    return { records: records.length, captures, partial, orphans }
+  })
+}
+
+describe('a child process killed with SIGKILL mid-stream', () => {
+  it('leaves a sound bundle holding only whole records, every time', { timeout: 90_000 }, async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'pipeline.mjs'), pipeline)
+    const script = join(dir, 'stream.mjs')
+    writeFileSync(
+      script,
+      `
+import { makePipeline } from './pipeline.mjs'
+const { recorder, run } = makePipeline({ path: process.argv[2], flushIntervalMs: 5 })
+let told = false
+setInterval(() => {
+  if (!told && recorder.stats().written >= 30) {
+    told = true
+    process.stdout.write('written\\n')
+  }
+}, 2)
+for (let i = 0; ; i++) {
+  await run(i)
+  // Let timers (the flush and the report above) run between records.
+  if (i % 5 === 0) await new Promise((resolve) => setImmediate(resolve))
+}
+`,
+    )
+
+    const kills = 5
+    for (let round = 0; round < kills; round++) {
+      const path = join(dir, `crash-${round}.sqlite`)
+      const child = spawn(process.execPath, [script, path], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const { exited, stdout } = collect(child)
+      const deadline = Date.now() + 15_000
+      while (!stdout().includes('written') && Date.now() < deadline && child.exitCode === null) await sleep(5)
+      expect(stdout(), 'the child reported written records before the kill').toContain('written')
+      // Kill at a different point of the stream each round.
+      await sleep(15 + round * 37)
+      child.kill('SIGKILL')
+      const exit = await exited
+      expect(exit.signal).toBe('SIGKILL')
+
+      expect(integrityCheck(path)).toBe('ok')
+      const got = landed(path)
+      expect(got.records).toBeGreaterThan(0)
+      expect(got.partial).toEqual([])
+      expect(got.orphans).toBe(0)
+      expect(got.captures).toBe(got.records * 3)
+    }
+  })
+})
+
+describe('normal process exit flushes', () => {
+  const records = 60
+
+  it('process.exit(0) without close() still writes every record', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'exit.sqlite')
+    // The flush timer is far away and the event loop never turns before exit: only the
+    // exit hook can get these records into the file.
+    const exit = await runScript(
+      dir,
+      'exit.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+const { recorder, run } = makePipeline({ path: process.argv[2], flushIntervalMs: 60000 })
+for (let i = 0; i < ${records}; i++) await run(i)
+process.stdout.write(JSON.stringify(recorder.stats()))
+process.exit(0)
+`,
+      [path],
+    )
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    expect(JSON.parse(exit.stdout)).toMatchObject({ captured: records * 3, dropped: 0 })
+    expect(integrityCheck(path)).toBe('ok')
+    expect(landed(path)).toEqual({ records, captures: records * 3, partial: [], orphans: 0 })
+  })
+
+  it('a process whose event loop drains (no close, no exit call) writes every record and ends', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'drain.sqlite')
+    const exit = await runScript(
+      dir,
+      'drain.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+const { run } = makePipeline({ path: process.argv[2], flushIntervalMs: 60000 })
+for (let i = 0; i < ${records}; i++) await run(i)
+`,
+      [path],
+    )
+    expect(exit.signal).toBeNull()
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    expect(integrityCheck(path)).toBe('ok')
+    expect(landed(path)).toEqual({ records, captures: records * 3, partial: [], orphans: 0 })
+  })
+
+  it('close() in a child leaves a single file and lets the process end', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'closed.sqlite')
+    const exit = await runScript(
+      dir,
+      'close.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+const { recorder, run } = makePipeline({ path: process.argv[2] })
+for (let i = 0; i < ${records}; i++) await run(i)
+await recorder.close()
+`,
+      [path],
+    )
+    expect(exit.code).toBe(0)
+    expect(exit.stderr).toBe('')
+    expect(existsSync(`${path}-wal`)).toBe(false)
+    expect(existsSync(`${path}-shm`)).toBe(false)
+    expect(landed(path)).toEqual({ records, captures: records * 3, partial: [], orphans: 0 })
+  })
+})

@@ -1,0 +1,433 @@
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { decode } from '../../src/codec/index.js'
+import type { StageContext } from '../../src/index.js'
+import { readBundle, withDb } from '../helpers/bundle-db.js'
+import { testRecorder } from '../helpers/recorder.js'
+
+const decoded = (text: string | null): unknown => (text === null ? null : decode(text))
+
+describe('captures', () => {
+  it('records each stage call of a record with seq, attempt, input and output', async () => {
+    const { path, recorder } = testRecorder({ build: 'build-1', origin: { host: 'web-1', pid: 4242 } })
+    const parse = recorder.stage('parse', (text: string) => JSON.parse(text) as { sku: string; qty: number })
+    const price = recorder.stage('price', async (o: { sku: string; qty: number }) => ({
+      ...o,
+      total: BigInt(o.qty) * 2n,
+      at: new Date(0),
+    }))
+
+    const out = await recorder.record('sku:1', async () => price(await parse('{"sku":"a","qty":3}')))
+    expect(out).toEqual({ sku: 'a', qty: 3, total: 6n, at: new Date(0) })
+    await recorder.close()
+
+    const { records, captures, manifest } = readBundle(path)
+    expect(records).toHaveLength(1)
+    expect(records[0]).toMatchObject({
+      key: 'sku:1',
+      status: 'ok',
+      error: null,
+      host: 'web-1',
+      pid: 4242,
+      build: 'build-1',
+    })
+    expect(captures.map((c) => [c.seq, c.stage, c.attempt, c.record_id])).toEqual([
+      [0, 'parse', 1, records[0]!.id],
+      [1, 'price', 1, records[0]!.id],
+    ])
+    expect(decoded(captures[0]!.input)).toBe('{"sku":"a","qty":3}')
+    expect(captures[0]!.output).toBe('{"sku":"a","qty":3}')
+    expect(decoded(captures[1]!.input)).toEqual({ sku: 'a', qty: 3 })
+    expect(decoded(captures[1]!.output)).toEqual({ sku: 'a', qty: 3, total: 6n, at: new Date(0) })
+    expect(captures.every((c) => c.error === null && c.duration_ms >= 0)).toBe(true)
+    expect(manifest).toMatchObject({
+      format: 'retrace-bundle',
+      pipeline: 'test-pipeline',
+      builds: ['build-1'],
+    })
+    expect(recorder.stats()).toMatchObject({ captured: 2, written: 2, dropped: 0, errors: 0 })
+  })
+
+  it('wraps sync and async stage functions alike: both return a promise of the result', async () => {
+    const { path, recorder } = testRecorder()
+    const syncStage = recorder.stage('sync', (n: number) => n + 1)
+    const asyncStage = recorder.stage('async', async (n: number) => {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      return n * 10
+    })
+    const p = recorder.record('k', async () => {
+      const a = syncStage(1)
+      expect(a).toBeInstanceOf(Promise)
+      return asyncStage(await a)
+    })
+    expect(await p).toBe(20)
+    await recorder.close()
+    const { captures } = readBundle(path)
+    expect(captures.map((c) => [c.stage, c.input, c.output])).toEqual([
+      ['sync', '1', '2'],
+      ['async', '2', '20'],
+    ])
+  })
+
+  it('counts a second call of the same stage in one record as a retry', async () => {
+    const { path, recorder } = testRecorder()
+    const attemptsSeen: number[] = []
+    let calls = 0
+    const fetch = recorder.stage('fetch', (n: number, ctx: StageContext) => {
+      attemptsSeen.push(ctx.attempt)
+      if (++calls < 3) throw new Error(`flaky ${calls}`)
+      return n * 2
+    })
+    const other = recorder.stage('other', (n: number) => n)
+
+    const result = await recorder.record('sku:retry', async () => {
+      for (;;) {
+        try {
+          return await other(await fetch(21))
+        } catch {
+          // retry
+        }
+      }
+    })
+    expect(result).toBe(42)
+    expect(attemptsSeen).toEqual([1, 2, 3])
+    await recorder.close()
+
+    const { captures, records } = readBundle(path)
+    expect(records[0]!.status).toBe('ok')
+    expect(captures.map((c) => [c.seq, c.stage, c.attempt])).toEqual([
+      [0, 'fetch', 1],
+      [1, 'fetch', 2],
+      [2, 'fetch', 3],
+      [3, 'other', 1],
+    ])
+    expect(JSON.parse(captures[0]!.error!)).toMatchObject({ name: 'Error', message: 'flaky 1' })
+    expect(captures[0]!.output).toBeNull()
+    expect(captures[2]!.output).toBe('42')
+    expect(captures[2]!.error).toBeNull()
+  })
+
+  it('rethrows exactly what the stage threw, sync or async, and records it', async () => {
+    const { path, recorder } = testRecorder()
+    const syncErr = Object.assign(new RangeError('out of stock'), { code: 'E_STOCK' })
+    const asyncErr = new TypeError('bad input')
+    const notAnError = { reason: 'thrown object' }
+    const throwsSync = recorder.stage('sync', () => {
+      throw syncErr
+    })
+    const rejects = recorder.stage('async', async () => {
+      await Promise.resolve()
+      throw asyncErr
+    })
+    const throwsValue = recorder.stage('value', () => {
+      throw notAnError
+    })
+
+    expect(await recorder.record('k1', () => throwsSync(1)).catch((e: unknown) => e)).toBe(syncErr)
+    expect(await recorder.record('k2', () => rejects(2)).catch((e: unknown) => e)).toBe(asyncErr)
+    expect(await recorder.record('k3', () => throwsValue(3)).catch((e: unknown) => e)).toBe(notAnError)
+    // Outside a record the stage is not recorded but still throws the same object.
+    expect(await throwsSync(4).catch((e: unknown) => e)).toBe(syncErr)
+    await recorder.close()
+
+    const { records, captures } = readBundle(path)
+    expect(records.map((r) => [r.key, r.status]).sort()).toEqual([
+      ['k1', 'error'],
+      ['k2', 'error'],
+      ['k3', 'error'],
+    ])
+    const k1 = records.find((r) => r.key === 'k1')!
+    expect(JSON.parse(k1.error!)).toMatchObject({ name: 'RangeError', message: 'out of stock' })
+    const byStage = new Map(captures.map((c) => [c.stage, c]))
+    expect(JSON.parse(byStage.get('sync')!.error!)).toMatchObject({
+      name: 'RangeError',
+      message: 'out of stock',
+      code: 'E_STOCK',
+    })
+    expect(JSON.parse(byStage.get('async')!.error!)).toMatchObject({
+      name: 'TypeError',
+      message: 'bad input',
+    })
+    expect(JSON.parse(byStage.get('value')!.error!)).toMatchObject({ name: 'NonError' })
+    expect(captures.every((c) => c.output === null)).toBe(true)
+    expect(captures).toHaveLength(3)
+  })
+
+  it('snapshots the input at stage entry', async () => {
+    const { path, recorder } = testRecorder()
+    const mutate = recorder.stage('mutate', (o: { qty: number; tags: string[]; at: Date }) => {
+      o.qty = 99
+      o.tags.push('changed')
+      o.at.setTime(5000)
+      return o
+    })
+    const input = { qty: 1, tags: ['a'], at: new Date(0) }
+    await recorder.record('k', () => mutate(input))
+    expect(input.qty).toBe(99)
+    await recorder.close()
+    const [capture] = readBundle(path).captures
+    expect(decoded(capture!.input)).toEqual({ qty: 1, tags: ['a'], at: new Date(0) })
+    expect(decoded(capture!.output)).toEqual({ qty: 99, tags: ['a', 'changed'], at: new Date(5000) })
+  })
+})
+
+describe('effects', () => {
+  it('records now(), random() and effect() in call order with args and results or errors', async () => {
+    let t = 1_000
+    const { path, recorder } = testRecorder({ clock: () => t++, random: () => 0.25 })
+    const seen: Partial<StageContext>[] = []
+    const compute = recorder.stage('compute', async (sku: string, ctx) => {
+      seen.push({ key: ctx.key, recordId: ctx.recordId, stage: ctx.stage, attempt: ctx.attempt })
+      const now = ctx.now()
+      const r = ctx.random()
+      const stock = ctx.effect('kv.get', { key: `stock:${sku}` }, () => 7)
+      const price = await ctx.effect('http.price', [sku, { currency: 'EUR' }], async () => 125n)
+      let syncFailure = ''
+      try {
+        ctx.effect('cache.get', { key: 'x' }, () => {
+          throw new Error('cache down')
+        })
+      } catch (err) {
+        syncFailure = (err as Error).message
+      }
+      const rejected = await ctx
+        .effect('db.read', 'q', () => Promise.reject(new TypeError('db gone')))
+        .catch((err: Error) => err.message)
+      return { now, r, stock, price, syncFailure, rejected }
+    })
+
+    const out = await recorder.record('sku:9', () => compute('sku-9'))
+    expect(out).toMatchObject({
+      r: 0.25,
+      stock: 7,
+      price: 125n,
+      syncFailure: 'cache down',
+      rejected: 'db gone',
+    })
+    const current = await recorder.record('sku:9', async () => recorder.current())
+    expect(seen).toEqual([{ key: 'sku:9', recordId: expect.any(String), stage: 'compute', attempt: 1 }])
+    expect(current?.key).toBe('sku:9')
+    await recorder.close()
+
+    const { captures } = readBundle(path)
+    const effects = captures[0]!.effects
+    expect(effects.map((e) => [e.seq, e.kind, e.name])).toEqual([
+      [0, 'now', 'now'],
+      [1, 'random', 'random'],
+      [2, 'effect', 'kv.get'],
+      [3, 'async-effect', 'http.price'],
+      [4, 'effect', 'cache.get'],
+      [5, 'async-effect', 'db.read'],
+    ])
+    expect(Number(effects[0]!.result)).toBe((out as { now: number }).now)
+    expect(Number(effects[1]!.result)).toBe(0.25)
+    expect(decoded(effects[2]!.args)).toEqual({ key: 'stock:sku-9' })
+    expect(decoded(effects[2]!.result)).toBe(7)
+    expect(decoded(effects[3]!.args)).toEqual(['sku-9', { currency: 'EUR' }])
+    expect(decoded(effects[3]!.result)).toBe(125n)
+    expect(effects[4]!.result).toBeNull()
+    expect(JSON.parse(effects[4]!.error!)).toMatchObject({ name: 'Error', message: 'cache down' })
+    expect(effects[5]!.result).toBeNull()
+    expect(JSON.parse(effects[5]!.error!)).toMatchObject({ name: 'TypeError', message: 'db gone' })
+    expect(effects.slice(0, 4).every((e) => e.error === null)).toBe(true)
+  })
+
+  it('runs effects for real, unrecorded, outside a record', async () => {
+    const { path, recorder } = testRecorder()
+    let ran = 0
+    const s = recorder.stage('s', (n: number, ctx) => ctx.effect('side', n, () => ++ran))
+    expect(await s(1)).toBe(1)
+    expect(ran).toBe(1)
+    await recorder.close()
+    expect(readBundle(path).captures).toHaveLength(0)
+  })
+})
+
+describe('records', () => {
+  it('starts a record from a stage key function when none is active', async () => {
+    const { path, recorder, errors } = testRecorder()
+    const inside: unknown[] = []
+    const enrich = recorder.stage('enrich', (e: { sku: number }) => ({ ...e, enriched: true }))
+    const ingest = recorder.stage(
+      'ingest',
+      async (e: { sku: number }, ctx) => {
+        inside.push(recorder.current(), ctx.key)
+        return enrich(e)
+      },
+      { key: (e) => `sku:${e.sku}` },
+    )
+    expect(await ingest({ sku: 7 })).toEqual({ sku: 7, enriched: true })
+    expect(await ingest({ sku: 8 })).toEqual({ sku: 8, enriched: true })
+    expect(recorder.current()).toBeUndefined()
+
+    const badKey = recorder.stage('bad', (n: number) => n + 1, {
+      key: () => {
+        throw new Error('no key')
+      },
+    })
+    expect(await badKey(1)).toBe(2)
+    await recorder.close()
+
+    const { records, captures } = readBundle(path)
+    expect(records.map((r) => r.key).sort()).toEqual(['sku:7', 'sku:8'])
+    expect(inside[0]).toEqual({ recordId: expect.any(String), key: 'sku:7' })
+    expect(inside[1]).toBe('sku:7')
+    const first = records.find((r) => r.key === 'sku:7')!
+    expect(captures.filter((c) => c.record_id === first.id).map((c) => c.stage)).toEqual(['ingest', 'enrich'])
+    expect((inside[0] as { recordId: string }).recordId).toBe(first.id)
+    expect(errors.map((e) => e.code)).toContain('E_KEY')
+  })
+
+  it('continues a record under a given id, across recorders', async () => {
+    const upstream = testRecorder()
+    const downstream = testRecorder()
+    const a = upstream.recorder.stage('a', (n: number) => n + 1)
+    const b = downstream.recorder.stage('b', (n: number) => n * 2)
+
+    let handoff: { recordId: string; key: string } | undefined
+    const mid = await upstream.recorder.record('order:1', async () => {
+      const v = await a(1)
+      handoff = upstream.recorder.current()
+      return v
+    })
+    expect(handoff?.recordId).toMatch(/^[0-9A-Z]{26}$/)
+    let seenId = ''
+    const out = await downstream.recorder.record(
+      handoff!.key,
+      async () => {
+        seenId = downstream.recorder.current()!.recordId
+        return b(mid)
+      },
+      { recordId: handoff!.recordId },
+    )
+    expect(out).toBe(4)
+    expect(seenId).toBe(handoff!.recordId)
+    await upstream.recorder.close()
+    await downstream.recorder.close()
+
+    const up = readBundle(upstream.path)
+    const down = readBundle(downstream.path)
+    expect(up.records[0]!.id).toBe(handoff!.recordId)
+    expect(down.records[0]!.id).toBe(handoff!.recordId)
+    expect(down.captures.map((c) => [c.record_id, c.stage])).toEqual([[handoff!.recordId, 'b']])
+  })
+
+  it('current() is undefined outside a record and follows the record across awaits', async () => {
+    const { recorder } = testRecorder({ ids: () => 'REC-FIXED' })
+    expect(recorder.current()).toBeUndefined()
+    const seen = await recorder.record('key:1', async () => {
+      const before = recorder.current()
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      const after = recorder.current()
+      const nested = await recorder.record('key:2', async () => recorder.current(), { recordId: 'REC-2' })
+      return { before, after, nested, back: recorder.current() }
+    })
+    expect(seen).toEqual({
+      before: { recordId: 'REC-FIXED', key: 'key:1' },
+      after: { recordId: 'REC-FIXED', key: 'key:1' },
+      nested: { recordId: 'REC-2', key: 'key:2' },
+      back: { recordId: 'REC-FIXED', key: 'key:1' },
+    })
+    expect(recorder.current()).toBeUndefined()
+  })
+})
+
+describe('unrecordable payloads', () => {
+  it('stores a marker with the size for an oversized payload and a marker for a cyclic one', async () => {
+    const { path, recorder, errors } = testRecorder({ maxPayloadBytes: 1000 })
+    const big = 'x'.repeat(5000)
+    const cyclic: Record<string, unknown> = { name: 'loop' }
+    cyclic.self = cyclic
+    const s = recorder.stage('s', (input: unknown) => (input === big ? cyclic : 'small'))
+
+    expect(await recorder.record('k1', () => s(big))).toBe(cyclic)
+    expect(await recorder.record('k2', () => s(cyclic))).toBe('small')
+    await recorder.close()
+
+    const { captures } = readBundle(path)
+    const bigInput = JSON.parse(captures.find((c) => c.output !== '"small"')!.input) as Record<
+      string,
+      unknown
+    >
+    expect(bigInput).toMatchObject({ $t: 'unrecorded', reason: 'too-large', size: big.length + 2 })
+    const cyclicOutput = JSON.parse(captures.find((c) => c.output !== '"small"')!.output!)
+    expect(cyclicOutput).toMatchObject({ $t: 'unrecorded', reason: 'cyclic' })
+    const cyclicInput = JSON.parse(captures.find((c) => c.output === '"small"')!.input)
+    expect(cyclicInput).toMatchObject({ $t: 'unrecorded', reason: 'cyclic' })
+    expect(recorder.stats().errors).toBe(3)
+    expect(errors.map((e) => e.code)).toEqual(['E_PAYLOAD'])
+    expect(recorder.stats().written).toBe(2)
+  })
+
+  it('records a marker when a redaction rule throws, and the stage still returns', async () => {
+    const { path, recorder, errors } = testRecorder({
+      redact: [
+        () => {
+          throw new Error('rule bug')
+        },
+      ],
+    })
+    const s = recorder.stage('s', (o: { card: string }) => ({ ok: true, card: o.card }))
+    expect(await recorder.record('k', () => s({ card: 'CANARY-RULE-THREW' }))).toEqual({
+      ok: true,
+      card: 'CANARY-RULE-THREW',
+    })
+    await recorder.close()
+    const [capture] = readBundle(path).captures
+    expect(JSON.parse(capture!.input)).toMatchObject({ $t: 'unrecorded', reason: 'redaction-failed' })
+    expect(JSON.parse(capture!.output!)).toMatchObject({ $t: 'unrecorded', reason: 'redaction-failed' })
+    expect(capture!.input + capture!.output).not.toContain('CANARY')
+    expect(recorder.stats().errors).toBe(2)
+    expect(errors).toHaveLength(1)
+    expect(errors[0]!.code).toBe('E_REDACT')
+    expect(errors[0]!.message).toContain('rule bug')
+  })
+})
+
+describe('close', () => {
+  it('leaves one self-contained file that passes integrity_check', async () => {
+    const { path, recorder } = testRecorder()
+    const s = recorder.stage('s', (n: number) => ({ n, pad: 'p'.repeat(500) }))
+    for (let i = 0; i < 200; i++) await recorder.record(`k:${i}`, () => s(i))
+    await recorder.flush()
+    expect(existsSync(`${path}-wal`)).toBe(true)
+    await recorder.close()
+
+    expect(existsSync(path)).toBe(true)
+    expect(existsSync(`${path}-wal`)).toBe(false)
+    expect(existsSync(`${path}-shm`)).toBe(false)
+    expect(existsSync(`${path}-journal`)).toBe(false)
+    withDb(
+      path,
+      (db) => {
+        expect(db.pragma('integrity_check', { simple: true })).toBe('ok')
+        expect(db.pragma('journal_mode', { simple: true })).toBe('delete')
+        expect(db.pragma('application_id', { simple: true })).toBe(0x52545243)
+        expect(db.pragma('user_version', { simple: true })).toBe(1)
+        expect(db.prepare('SELECT count(*) FROM captures').pluck().get()).toBe(200)
+      },
+      true,
+    )
+    expect(recorder.stats()).toMatchObject({ captured: 200, written: 200, dropped: 0 })
+  })
+
+  it('after close, stages still run and their records are dropped and counted', async () => {
+    const { path, recorder } = testRecorder()
+    const s = recorder.stage('s', (n: number) => n + 1)
+    await recorder.record('before', () => s(1))
+    await recorder.close()
+    await recorder.close()
+    expect(await recorder.record('after', () => s(2))).toBe(3)
+    expect(recorder.stats()).toMatchObject({ written: 1, dropped: 1, droppedBy: { closed: 1 } })
+    expect(readBundle(path).records.map((r) => r.key)).toEqual(['before'])
+  })
+
+  it('flush() makes everything captured so far readable by another connection', async () => {
+    const { path, recorder } = testRecorder({ flushIntervalMs: 60_000 })
+    const s = recorder.stage('s', (n: number) => n)
+    for (let i = 0; i < 10; i++) await recorder.record(`k:${i}`, () => s(i))
+    await recorder.flush()
+    expect(recorder.stats().written).toBe(10)
+    expect(readBundle(path).captures).toHaveLength(10)
+  })
+})

@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest'
+import { decode } from '../../src/codec/index.js'
+import type { Recorder } from '../../src/index.js'
+import { bundleFiles, countBytes, readBundle } from '../helpers/bundle-db.js'
+import { testRecorder } from '../helpers/recorder.js'
+
+/** Unique strings that must never reach the bundle's bytes. */
+const canaries = {
+  phone: 'CANARY-PHONE-7f3a91',
+  password: 'CANARY-PASSWORD-2b8c44',
+  deepPassword: 'CANARY-DEEP-PASSWORD-c0ffee',
+  card: 'CANARY-CARD-4111x',
+  mapCard: 'CANARY-MAP-CARD-99aa',
+  authorization: 'CANARY-AUTH-Bearer-abc',
+  cookie: 'CANARY-COOKIE-sid-123',
+  apiKey: 'CANARY-APIKEY-e5e5',
+  xApiKey: 'CANARY-X-API-KEY-f6f6',
+  token: 'CANARY-TOKEN-0d0d',
+  refresh: 'CANARY-REFRESH-1e1e',
+  outPassword: 'CANARY-OUTPUT-PASSWORD-77',
+  outCard: 'CANARY-OUTPUT-CARD-88',
+  effectArgs: 'CANARY-EFFECT-ARGS-TOKEN-55',
+  effectArgsPhone: 'CANARY-EFFECT-ARGS-PHONE-56',
+  effectResult: 'CANARY-EFFECT-RESULT-SECRET-66',
+  asyncEffectResult: 'CANARY-ASYNC-EFFECT-RESULT-67',
+  equality: 'CANARY-EQUALITY-PRESERVED-31',
+}
+
+/** Recorded in the clear, to prove the scan sees the data at all. */
+const visible = 'VISIBLE-CONTROL-MARKER-5150'
+
+async function recordSecrets(recorder: Recorder, records: number): Promise<void> {
+  const ingest = recorder.stage('ingest', (order: Record<string, unknown>) => ({
+    ...order,
+    // Output side: default names and path rules apply to outputs too.
+    auth: { password: canaries.outPassword },
+    items: [{ sku: 'a', card: canaries.outCard }],
+  }))
+  const enrich = recorder.stage('enrich', async (order: Record<string, unknown>, ctx) => {
+    const session = ctx.effect(
+      'session.lookup',
+      { token: canaries.effectArgs, customer: { phone: canaries.effectArgsPhone }, note: visible },
+      () => ({ user: 'ann', client_secret: canaries.effectResult }),
+    )
+    const remote = await ctx.effect('http.profile', 'ann', async () => ({
+      profile: { password: canaries.asyncEffectResult },
+      at: new Date(0),
+    }))
+    return { order, session, remote }
+  })
+
+  for (let i = 0; i < records; i++) {
+    // A plain-JSON payload (fast path) and one with tagged values (slow path).
+    const plain = {
+      id: i,
+      note: visible,
+      customer: { phone: canaries.phone, name: 'Ann' },
+      password: canaries.password,
+      nested: { deeper: [{ password: canaries.deepPassword }] },
+      items: [
+        { sku: 'a', card: canaries.card },
+        { sku: 'b', card: canaries.card },
+      ],
+      headers: {
+        Authorization: canaries.authorization,
+        Cookie: canaries.cookie,
+        'X-Api-Key': canaries.xApiKey,
+      },
+      apiKey: canaries.apiKey,
+      refresh_token: canaries.refresh,
+      ssn: canaries.equality,
+    }
+    const tagged = {
+      ...plain,
+      at: new Date(i),
+      big: BigInt(i),
+      extra: new Map([['card', canaries.mapCard]]),
+      token: canaries.token,
+    }
+    await recorder.record(`order:${i}`, async () => enrich(await ingest(i % 2 === 0 ? plain : tagged)))
+  }
+}
+
+const options = {
+  redact: ['$.customer.phone', '$..customer.phone', '$.items[*].card', '$..card', '$..ssn'],
+  redactKey: 'test-redaction-key',
+  flushIntervalMs: 5,
+}
+
+function expectNoCanaries(path: string): void {
+  expect(bundleFiles(path).length).toBeGreaterThan(0)
+  // The control marker is in the files, so the scan really reads the recorded bytes.
+  expect(countBytes(path, visible)).toBeGreaterThan(0)
+  for (const [name, canary] of Object.entries(canaries)) {
+    expect({ name, occurrences: countBytes(path, canary) }).toEqual({ name, occurrences: 0 })
+  }
+}
+
+describe('redaction at capture time', () => {
+  it('leaves no canary bytes in the closed bundle file', async () => {
+    const { path, recorder } = testRecorder(options)
+    await recordSecrets(recorder, 40)
+    await recorder.close()
+    expect(bundleFiles(path)).toEqual([path])
+    expectNoCanaries(path)
+
+    const { captures } = readBundle(path)
+    expect(captures).toHaveLength(80)
+    // The redacted places hold tokens, and the rest of the payload is intact.
+    const input = decode(captures.find((c) => c.stage === 'ingest')!.input) as Record<string, unknown>
+    expect(input).toMatchObject({
+      id: expect.any(Number),
+      note: visible,
+      customer: { phone: expect.stringMatching(/^\[redacted:/), name: 'Ann' },
+      password: expect.stringMatching(/^\[redacted:/),
+    })
+    const effects = captures.find((c) => c.stage === 'enrich')!.effects
+    expect(effects).toHaveLength(2)
+    expect(decode(effects[0]!.result!)).toEqual({
+      user: 'ann',
+      client_secret: expect.stringMatching(/^\[redacted/),
+    })
+  })
+
+  it('leaves no canary bytes in the WAL of a recorder that is flushed but not closed', async () => {
+    const { path, recorder } = testRecorder(options)
+    await recordSecrets(recorder, 40)
+    await recorder.flush()
+    const files = bundleFiles(path)
+    expect(files).toContain(`${path}-wal`)
+    // The control marker was committed to the WAL (not yet checkpointed), and no canary was.
+    expect(countBytes(`${path}-wal`, visible) + countBytes(path, visible)).toBeGreaterThan(0)
+    expectNoCanaries(path)
+    expect(recorder.stats().written).toBe(80)
+  })
+
+  it('keeps equality across records: the same secret gives the same token everywhere', async () => {
+    const { path, recorder } = testRecorder(options)
+    await recordSecrets(recorder, 4)
+    await recorder.close()
+    const inputs = readBundle(path)
+      .captures.filter((c) => c.stage === 'ingest')
+      .map((c) => decode(c.input) as { ssn: string; customer: { phone: string }; password: string })
+    const ssnTokens = new Set(inputs.map((i) => i.ssn))
+    expect(ssnTokens.size).toBe(1)
+    expect([...ssnTokens][0]).toMatch(/^\[redacted:[\w-]{16}\]$/)
+    // Different secrets, different tokens.
+    expect(inputs[0]!.customer.phone).not.toBe(inputs[0]!.password)
+  })
+
+  it('records the rules, not the values, in the manifest', async () => {
+    const { path, recorder } = testRecorder(options)
+    await recordSecrets(recorder, 1)
+    await recorder.close()
+    const { manifest } = readBundle(path)
+    expect(manifest.redaction).toEqual({ rules: [...options.redact, 'defaults'], equalityPreserving: true })
+    expect(JSON.stringify(manifest)).not.toContain(options.redactKey)
+    expect(countBytes(path, options.redactKey)).toBe(0)
+  })
+})

@@ -1,0 +1,109 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it, vi } from 'vitest'
+import { readBundle } from '../helpers/bundle-db.js'
+import { testRecorder } from '../helpers/recorder.js'
+import { tempDir } from '../helpers/tmp.js'
+
+describe('queue overflow', () => {
+  it('drops and counts when the queue is full, without throwing into stages', async () => {
+    const { path, recorder, errors } = testRecorder({ maxQueue: 5, flushIntervalMs: 60_000 })
+    const a = recorder.stage('a', (n: number) => n + 1)
+    const b = recorder.stage('b', (n: number) => n * 2)
+    const total = 500
+    // All records finish in one go, long before the writer could catch up.
+    const results = await Promise.all(
+      Array.from({ length: total }, (_, i) => recorder.record(`k:${i}`, async () => b(await a(i)))),
+    )
+    expect(results).toEqual(Array.from({ length: total }, (_, i) => (i + 1) * 2))
+    const mid = recorder.stats()
+    expect(mid.dropped).toBeGreaterThan(0)
+    expect(mid.droppedBy.queueFull).toBe(mid.dropped)
+    expect(mid.captured + mid.dropped).toBe(total * 2)
+    await recorder.close()
+
+    const stats = recorder.stats()
+    expect(stats.written + stats.dropped).toBe(total * 2)
+    expect(stats.written).toBeGreaterThan(0)
+    expect(stats.written).toBeLessThanOrEqual(5)
+    const bundle = readBundle(path)
+    expect(bundle.captures).toHaveLength(stats.written)
+    // Whole records or nothing: never one stage of a record without the other.
+    expect(bundle.captures).toHaveLength(bundle.records.length * 2)
+    expect(errors.map((e) => e.code)).toContain('E_QUEUE_FULL')
+    // Reported, but rate-limited: not one call per dropped record.
+    expect(errors.length).toBeLessThan(stats.errors)
+  })
+
+  it('keeps accepting records once the writer has drained the queue', async () => {
+    const { path, recorder } = testRecorder({ maxQueue: 4 })
+    const s = recorder.stage('s', (n: number) => n)
+    let offered = 0
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 10 }, (_, i) => recorder.record(`r${round}:${i}`, () => s(i))))
+      offered += 10
+      await recorder.flush()
+    }
+    await recorder.close()
+    const stats = recorder.stats()
+    expect(stats.written + stats.dropped).toBe(offered)
+    // Each round lands up to the queue bound again.
+    expect(stats.written).toBe(20)
+    expect(readBundle(path).records).toHaveLength(20)
+  })
+})
+
+describe('an unwritable bundle path', () => {
+  it('never throws into the stage; onError is told and the captures are counted as dropped', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'not-a-dir')
+    writeFileSync(file, 'a regular file')
+    const { recorder, errors } = testRecorder({ path: join(file, 'bundle.sqlite'), flushIntervalMs: 1 })
+    const s = recorder.stage('s', async (n: number, ctx) => ctx.effect('kv', n, () => n * 3))
+
+    let total = 0
+    for (let i = 0; i < 20; i++) {
+      expect(await recorder.record(`k:${i}`, () => s(i))).toBe(i * 3)
+      total++
+    }
+    await vi.waitFor(() => expect(errors.length).toBeGreaterThan(0), { timeout: 10_000 })
+    // More records after the writer is known to be dead: still no throw.
+    for (let i = 0; i < 5; i++) {
+      expect(await recorder.record(`late:${i}`, () => s(i))).toBe(i * 3)
+      total++
+    }
+    await expect(recorder.flush()).resolves.toBeUndefined()
+    await expect(recorder.close()).resolves.toBeUndefined()
+
+    const stats = recorder.stats()
+    expect(stats.written).toBe(0)
+    expect(stats.dropped).toBe(total)
+    expect(stats.droppedBy.writeFailed).toBe(total)
+    expect(stats.errors).toBeGreaterThan(0)
+    expect(errors[0]!.code).toMatch(/^E_/)
+    expect(errors[0]!.message).toContain('cannot open')
+  })
+
+  it('a path in a directory that does not exist is absorbed the same way', async () => {
+    const { recorder, errors } = testRecorder({ path: join(tempDir(), 'missing', 'deeper', 'b.sqlite') })
+    const s = recorder.stage('s', (n: number) => n + 1)
+    expect(await recorder.record('k', () => s(1))).toBe(2)
+    await vi.waitFor(() => expect(errors.length).toBeGreaterThan(0), { timeout: 10_000 })
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ written: 0, dropped: 1 })
+  })
+
+  it('refuses to write into a file that is not a bundle, and leaves it untouched', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'notes.txt')
+    writeFileSync(path, 'important notes, not SQLite')
+    const { recorder, errors } = testRecorder({ path })
+    const s = recorder.stage('s', (n: number) => n + 1)
+    expect(await recorder.record('k', () => s(1))).toBe(2)
+    await vi.waitFor(() => expect(errors.length).toBeGreaterThan(0), { timeout: 10_000 })
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ written: 0, dropped: 1 })
+    const { readFileSync } = await import('node:fs')
+    expect(readFileSync(path, 'utf8')).toBe('important notes, not SQLite')
+  })
+})

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest'
+import { hashKey, keySampler } from '../../src/recorder/sampling.js'
+import { readBundle } from '../helpers/bundle-db.js'
+import { testRecorder } from '../helpers/recorder.js'
+
+describe('keySampler', () => {
+  it('decides from the key alone', () => {
+    const a = keySampler(0.3)
+    const b = keySampler(0.3)
+    for (let i = 0; i < 1000; i++) expect(a(`sku:${i}`)).toBe(b(`sku:${i}`))
+    expect(hashKey('sku:1')).toBe(hashKey('sku:1'))
+    expect(hashKey('sku:1')).not.toBe(hashKey('sku:2'))
+  })
+
+  it('keeps everything at 1 (and above), nothing at 0 (and below)', () => {
+    for (const key of ['a', 'sku:1', '']) {
+      expect(keySampler(1)(key)).toBe(true)
+      expect(keySampler(2)(key)).toBe(true)
+      expect(keySampler(0)(key)).toBe(false)
+      expect(keySampler(-1)(key)).toBe(false)
+    }
+  })
+
+  it.each([0.01, 0.1, 0.5, 0.9])('keeps about %f of sequential keys', (rate) => {
+    const keep = keySampler(rate)
+    for (const format of [(i: number) => `sku:${i}`, (i: number) => `order-${i}`, (i: number) => String(i)]) {
+      let kept = 0
+      for (let i = 0; i < 10_000; i++) if (keep(format(i))) kept++
+      expect(Math.abs(kept / 10_000 - rate)).toBeLessThan(0.015)
+    }
+  })
+
+  it('a lower rate keeps a subset of what a higher rate keeps', () => {
+    const low = keySampler(0.2)
+    const high = keySampler(0.6)
+    for (let i = 0; i < 2000; i++) if (low(`k${i}`)) expect(high(`k${i}`)).toBe(true)
+  })
+})
+
+describe('sampling across recorders', () => {
+  it('two recorder instances record exactly the same keys, about half of 200', async () => {
+    const keys = Array.from({ length: 200 }, (_, i) => `sku:${1000 + i}`)
+    const instances = [testRecorder({ sample: 0.5 }), testRecorder({ sample: 0.5 })]
+    const recorded: string[][] = []
+    for (const { recorder, path } of instances) {
+      const ingest = recorder.stage('ingest', (n: number) => n + 1)
+      const store = recorder.stage('store', (n: number) => n * 2)
+      for (const [i, key] of keys.entries()) {
+        // Sampled out or not, the stage works the same.
+        expect(await recorder.record(key, async () => store(await ingest(i)))).toBe((i + 1) * 2)
+      }
+      await recorder.close()
+      const bundle = readBundle(path)
+      recorded.push(bundle.records.map((r) => r.key).sort())
+      // Sampled records are whole: both stages of each.
+      expect(bundle.captures).toHaveLength(bundle.records.length * 2)
+      const stats = recorder.stats()
+      expect(stats.sampledOut).toBe((200 - bundle.records.length) * 2)
+      expect(stats.written).toBe(bundle.records.length * 2)
+    }
+    expect(recorded[0]).toEqual(recorded[1])
+    expect(recorded[0]!.length).toBeGreaterThan(70)
+    expect(recorded[0]!.length).toBeLessThan(130)
+  })
+})
