@@ -386,6 +386,18 @@ export class BundleReader {
     }
   }
 
+  /** Records committed after `rowid`, in commit order (for following a live bundle). */
+  recordsAfter(rowid: number, limit = 1000): { rowid: number; id: string }[] {
+    return this.guard(() =>
+      (
+        this.db.prepare('SELECT rowid, id FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?').all(rowid, limit) as {
+          rowid: number
+          id: string
+        }[]
+      ).map((r) => ({ rowid: Number(r.rowid), id: String(r.id) })),
+    )
+  }
+
   close(): void {
     try {
       this.db.close()

@@ -189,6 +189,7 @@ function rootsOf(node: Node, out: Set<string>): void {
 
 function show(v: unknown): string {
   if (v === undefined) return 'undefined'
+  if (typeof v === 'number') return String(v)
   const text = JSON.stringify(v) ?? String(v)
   return text.length > 60 ? `${text.slice(0, 59)}…` : text
 }
@@ -254,8 +255,10 @@ export function compileInvariants(defs: readonly (string | InvariantDef)[] | und
 export function runInvariants(invariants: readonly CompiledInvariant[], chain: Chain): InvariantResult[] {
   return invariants.map((inv) => {
     const stages = inv.stages
-    if (stages.some((s) => !Object.hasOwn(chain, s)))
+    // A stage that is absent, or that failed on its last attempt, leaves nothing to check.
+    if (stages.some((s) => !Object.hasOwn(chain, s) || chain[s]?.error !== undefined)) {
       return { name: inv.name, status: 'not-applicable', stages }
+    }
     try {
       const r = inv.check(chain)
       return r === true

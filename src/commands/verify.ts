@@ -1,0 +1,102 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Args, Flags } from '@oclif/core'
+import { BundleSet, openBundle } from '../bundle/index.js'
+import { positionals } from '../cli/argv.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { configFlag } from '../cli/flags.js'
+import { noRules } from '../compare/diff.js'
+import { type CompiledInvariant, compileInvariants } from '../compare/invariants.js'
+import { type VerifySummary, type Violation, Verifier } from '../compare/verify.js'
+import { safeJson } from '../render/format.js'
+import { renderVerify, violationLine } from '../render/verify.js'
+import { findConfig, loadConfig } from '../replay/config.js'
+
+export default class Verify extends RetraceCommand<typeof Verify> {
+  static override args = { bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }) }
+  static override description = `Checks every recorded record for seams (a stage's recorded output is not the next stage's recorded input: the data changed in transit) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
+
+--follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --config examples/inventory/retrace.config.ts',
+    '<%= config.bin %> <%= command.id %> bundles/prod-*.sqlite --follow',
+  ]
+  static override flags = {
+    config: configFlag,
+    follow: Flags.boolean({ char: 'f', description: 'Keep watching for new records and report violations as they land.' }),
+    interval: Flags.integer({ default: 500, description: 'With --follow: milliseconds between looks for new records.', min: 50 }),
+  }
+  static override strict = false
+  static override summary = 'Check seams and invariants over every recorded record.'
+
+  async run(): Promise<VerifySummary | undefined> {
+    const paths = positionals(this.argv, ['--config', '-c', '--interval'])
+    const { invariants, rules, note } = await this.loadChecks()
+    if (note) this.note(this.theme.dim(note))
+    const verifier = new Verifier(invariants, rules)
+    if (this.flags.follow) return this.follow(paths, verifier)
+    const set = BundleSet.open(paths)
+    try {
+      for (const reader of set.readers) {
+        for (const id of reader.recordIds()) verifier.check(reader.loadRecord(id)!)
+      }
+    } finally {
+      set.close()
+    }
+    const summary = verifier.summary()
+    if (!this.jsonEnabled()) this.log(renderVerify(summary, this.theme))
+    this.found(summary.violations > 0)
+    return summary
+  }
+
+  private async loadChecks(): Promise<{ invariants: CompiledInvariant[]; rules: typeof noRules; note?: string }> {
+    if (this.flags.config === undefined && findConfig(process.cwd()) === undefined) {
+      return { invariants: [], rules: noRules, note: 'no config found: checking seams only (pass --config for invariants)' }
+    }
+    const config = await loadConfig(this.flags.config, process.cwd())
+    const invariants = compileInvariants(config.config.invariants)
+    if (invariants.length === 0 && config.config.invariants === undefined) {
+      return { invariants, rules: config.rules, note: `${config.path} defines no invariants: checking seams only` }
+    }
+    return { invariants, rules: config.rules }
+  }
+
+  /** Checks what is there, then every record committed afterwards, until interrupted. */
+  private async follow(paths: string[], verifier: Verifier): Promise<undefined> {
+    const readers = paths.map((p) => ({ path: p, reader: openBundle(p, { live: true }), after: 0 }))
+    const emit = (v: Violation): void => {
+      if (this.jsonEnabled()) process.stdout.write(`${safeJson(v)}\n`)
+      else this.log(violationLine(v, this.theme))
+    }
+    let stop = false
+    const onSignal = (): void => {
+      stop = true
+    }
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    this.note(this.theme.dim(`following ${paths.join(', ')} (Ctrl-C to stop)`))
+    try {
+      while (!stop) {
+        for (const r of readers) {
+          for (const { rowid, id } of r.reader.recordsAfter(r.after)) {
+            r.after = rowid
+            const chain = r.reader.loadRecord(id)
+            if (chain === undefined) continue
+            const found = verifier.check(chain)
+            for (const v of found) emit(v)
+            if (found.length > 0) this.found(true)
+          }
+        }
+        await sleep(this.flags.interval)
+      }
+    } finally {
+      for (const r of readers) r.reader.close()
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+    const summary = verifier.summary()
+    if (!this.jsonEnabled()) this.note(renderVerify(summary, this.theme))
+    return undefined
+  }
+}
+

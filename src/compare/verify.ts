@@ -1,0 +1,114 @@
+/**
+ * `verify`: cross-stage checks over recorded chains (seams and invariants), tallied by
+ * check with a few example records each, in constant memory.
+ */
+import type { RecordChain } from '../bundle/types.js'
+import { recordedChain } from './chain.js'
+import { type CompiledRules, diffValues, noRules } from './diff.js'
+import { type CompiledInvariant, runInvariants } from './invariants.js'
+import { finalCaptures, readPayload } from './scene.js'
+
+export interface Violation {
+  check: string
+  kind: 'seam' | 'invariant'
+  /** The stage the violation is attributed to (the receiving stage of a seam). */
+  stage: string
+  recordId: string
+  key: string
+  message: string
+}
+
+export interface CheckTally {
+  check: string
+  kind: 'seam' | 'invariant'
+  stage: string
+  violations: number
+  examples: { recordId: string; key: string; message: string }[]
+}
+
+export interface VerifySummary {
+  records: number
+  violations: number
+  recordsWithViolations: number
+  checks: CheckTally[]
+}
+
+const maxExamples = 5
+
+/** Seams of one record: stage N's recorded output against stage N+1's recorded input. */
+export function seamViolations(chain: RecordChain, rules: CompiledRules = noRules): Violation[] {
+  const finals = finalCaptures(chain.captures)
+  const firstInput = new Map<string, string>()
+  for (const c of chain.captures) if (!firstInput.has(c.stage)) firstInput.set(c.stage, c.input)
+  const out: Violation[] = []
+  for (let i = 0; i + 1 < finals.length; i++) {
+    const from = finals[i]!
+    const to = finals[i + 1]!
+    if (from.output === null) continue
+    const input = firstInput.get(to.stage)!
+    if (from.output === input) continue
+    const d = diffValues(readPayload(from.output), readPayload(input), rules)
+    if (d.changes.length === 0) continue
+    const c = d.changes[0]!
+    out.push({
+      check: `seam ${from.stage} → ${to.stage}`,
+      kind: 'seam',
+      stage: to.stage,
+      recordId: chain.record.id,
+      key: chain.record.key,
+      message: `${c.path}: ${from.stage} produced ${JSON.stringify(c.recorded) ?? 'nothing'}, ${to.stage} received ${JSON.stringify(c.local) ?? 'nothing'}${d.changes.length > 1 ? ` (+${d.changes.length - 1} more)` : ''}`,
+    })
+  }
+  return out
+}
+
+export class Verifier {
+  private readonly tallies = new Map<string, CheckTally>()
+  private records = 0
+  private violations = 0
+  private recordsWithViolations = 0
+
+  constructor(
+    private readonly invariants: readonly CompiledInvariant[],
+    private readonly rules: CompiledRules,
+  ) {}
+
+  /** Checks one record; returns its violations and adds them to the tally. */
+  check(chain: RecordChain): Violation[] {
+    const found = seamViolations(chain, this.rules)
+    for (const r of runInvariants(this.invariants, recordedChain(chain))) {
+      if (r.status !== 'violated' && r.status !== 'error') continue
+      found.push({
+        check: r.name,
+        kind: 'invariant',
+        stage: r.stages.at(-1) ?? '-',
+        recordId: chain.record.id,
+        key: chain.record.key,
+        message: r.message ?? r.status,
+      })
+    }
+    this.records++
+    if (found.length > 0) this.recordsWithViolations++
+    for (const v of found) {
+      this.violations++
+      const id = `${v.kind}\u0000${v.check}`
+      let t = this.tallies.get(id)
+      if (t === undefined) {
+        t = { check: v.check, kind: v.kind, stage: v.stage, violations: 0, examples: [] }
+        this.tallies.set(id, t)
+      }
+      t.violations++
+      if (t.examples.length < maxExamples) t.examples.push({ recordId: v.recordId, key: v.key, message: v.message })
+    }
+    return found
+  }
+
+  summary(): VerifySummary {
+    return {
+      records: this.records,
+      violations: this.violations,
+      recordsWithViolations: this.recordsWithViolations,
+      checks: [...this.tallies.values()].sort((a, b) => b.violations - a.violations),
+    }
+  }
+}
