@@ -390,7 +390,9 @@ export class BundleReader {
   recordsAfter(rowid: number, limit = 1000): { rowid: number; id: string }[] {
     return this.guard(() =>
       (
-        this.db.prepare('SELECT rowid, id FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?').all(rowid, limit) as {
+        this.db
+          .prepare('SELECT rowid, id FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?')
+          .all(rowid, limit) as {
           rowid: number
           id: string
         }[]

@@ -29,13 +29,21 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
   override async init(): Promise<void> {
     await super.init()
     const ctor = this.ctor as typeof RetraceCommand
-    const { args, flags } = await this.parse({
-      args: this.ctor.args,
-      baseFlags: ctor.baseFlags,
-      enableJsonFlag: this.ctor.enableJsonFlag,
-      flags: this.ctor.flags,
-      strict: this.ctor.strict,
-    })
+    let parsed: Awaited<ReturnType<typeof this.parse>>
+    try {
+      parsed = await this.parse({
+        args: this.ctor.args,
+        baseFlags: ctor.baseFlags,
+        enableJsonFlag: this.ctor.enableJsonFlag,
+        flags: this.ctor.flags,
+        strict: this.ctor.strict,
+      })
+    } finally {
+      // A parse that threw (a usage error) still ran; otherwise, with NODE_ENV=development
+      // or test, oclif adds a second stderr line: "did not parse its arguments".
+      this.parsed = true
+    }
+    const { args, flags } = parsed
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
     this.theme = makeTheme(

@@ -1,10 +1,13 @@
 import { Args, Flags } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
-import { bundleArg, keyFlag } from '../cli/flags.js'
+import { bundleArg, configFlag, keyFlag } from '../cli/flags.js'
+import { recordedChain } from '../compare/chain.js'
+import { compileInvariants, type InvariantResult, runInvariants } from '../compare/invariants.js'
 import { buildScene, type Scene } from '../compare/scene.js'
 import { UsageError } from '../errors.js'
-import { renderShow } from '../render/show.js'
+import { renderInvariants, renderShow } from '../render/show.js'
+import { findConfig, loadConfig } from '../replay/config.js'
 
 export default class Show extends RetraceCommand<typeof Show> {
   static override args = {
@@ -21,6 +24,7 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01JD3Q --expand',
   ]
   static override flags = {
+    config: configFlag,
     expand: Flags.boolean({
       char: 'e',
       description: 'Print payloads in full, pretty-printed, instead of folded.',
@@ -30,7 +34,7 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
   }
   static override summary = 'Show what one record went through in production.'
 
-  async run(): Promise<Scene> {
+  async run(): Promise<Scene & { invariants?: InvariantResult[] }> {
     const { record } = this.args
     const { key } = this.flags
     if ((record === undefined) === (key === undefined)) {
@@ -39,9 +43,17 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
     const set = BundleSet.open([this.args.bundle])
     try {
       const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
-      const scene = buildScene(set.loadRecord(id))
+      const chain = set.loadRecord(id)
+      const config =
+        this.flags.config !== undefined || findConfig(process.cwd()) !== undefined
+          ? await loadConfig(this.flags.config, process.cwd())
+          : undefined
+      const scene: Scene & { invariants?: InvariantResult[] } = buildScene(chain, config?.rules)
+      const invariants = compileInvariants(config?.config.invariants)
+      if (invariants.length > 0) scene.invariants = runInvariants(invariants, recordedChain(chain))
       if (!this.jsonEnabled()) {
         this.log(renderShow(scene, this.theme, { expand: this.flags.expand, width: this.flags.width }))
+        if (scene.invariants) this.log(renderInvariants(scene.invariants, this.theme))
       }
       return scene
     } finally {

@@ -6,14 +6,17 @@ import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
 import { noRules } from '../compare/diff.js'
 import { type CompiledInvariant, compileInvariants } from '../compare/invariants.js'
-import { type VerifySummary, type Violation, Verifier } from '../compare/verify.js'
+import { Verifier, type VerifySummary, type Violation } from '../compare/verify.js'
 import { safeJson } from '../render/format.js'
 import { renderVerify, violationLine } from '../render/verify.js'
 import { findConfig, loadConfig } from '../replay/config.js'
 
 export default class Verify extends RetraceCommand<typeof Verify> {
-  static override args = { bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }) }
-  static override description = `Checks every recorded record for seams (a stage's recorded output is not the next stage's recorded input: the data changed in transit) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
+  static override args = {
+    bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }),
+  }
+  static override description =
+    `Checks every recorded record for seams (a stage's recorded output is not the next stage's recorded input: the data changed in transit) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
 
 --follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
   static override enableJsonFlag = true
@@ -23,8 +26,15 @@ export default class Verify extends RetraceCommand<typeof Verify> {
   ]
   static override flags = {
     config: configFlag,
-    follow: Flags.boolean({ char: 'f', description: 'Keep watching for new records and report violations as they land.' }),
-    interval: Flags.integer({ default: 500, description: 'With --follow: milliseconds between looks for new records.', min: 50 }),
+    follow: Flags.boolean({
+      char: 'f',
+      description: 'Keep watching for new records and report violations as they land.',
+    }),
+    interval: Flags.integer({
+      default: 500,
+      description: 'With --follow: milliseconds between looks for new records.',
+      min: 50,
+    }),
   }
   static override strict = false
   static override summary = 'Check seams and invariants over every recorded record.'
@@ -49,14 +59,26 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     return summary
   }
 
-  private async loadChecks(): Promise<{ invariants: CompiledInvariant[]; rules: typeof noRules; note?: string }> {
+  private async loadChecks(): Promise<{
+    invariants: CompiledInvariant[]
+    rules: typeof noRules
+    note?: string
+  }> {
     if (this.flags.config === undefined && findConfig(process.cwd()) === undefined) {
-      return { invariants: [], rules: noRules, note: 'no config found: checking seams only (pass --config for invariants)' }
+      return {
+        invariants: [],
+        rules: noRules,
+        note: 'no config found: checking seams only (pass --config for invariants)',
+      }
     }
     const config = await loadConfig(this.flags.config, process.cwd())
     const invariants = compileInvariants(config.config.invariants)
     if (invariants.length === 0 && config.config.invariants === undefined) {
-      return { invariants, rules: config.rules, note: `${config.path} defines no invariants: checking seams only` }
+      return {
+        invariants,
+        rules: config.rules,
+        note: `${config.path} defines no invariants: checking seams only`,
+      }
     }
     return { invariants, rules: config.rules }
   }
@@ -99,4 +121,3 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     return undefined
   }
 }
-

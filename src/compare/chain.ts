@@ -9,10 +9,19 @@ import { finalCaptures, readError, readPayload } from './scene.js'
 export function recordedChain(chain: RecordChain): Chain {
   const out: Chain = {}
   for (const c of finalCaptures(chain.captures)) {
-    const stage: Chain[string] = { input: readPayload(c.input), output: readPayload(c.output), attempt: c.attempt }
+    const stage: Chain[string] = {
+      input: readPayload(c.input),
+      output: readPayload(c.output),
+      attempt: c.attempt,
+    }
     const err = readError(c.error)
     if (err !== undefined) stage.error = err
-    Object.defineProperty(out, c.stage, { value: stage, enumerable: true, writable: true, configurable: true })
+    Object.defineProperty(out, c.stage, {
+      value: stage,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
   }
   return out
 }
@@ -22,7 +31,12 @@ export function recordedChain(chain: RecordChain): Chain {
  * output of the stage before (cascade) or the recorded input (first stage, isolated).
  * Stages that did not run locally keep their recorded values.
  */
-export function replayedChain(recorded: Chain, order: readonly string[], outputs: Readonly<Record<string, string>>, cascade: boolean): Chain {
+export function replayedChain(
+  recorded: Chain,
+  order: readonly string[],
+  outputs: Readonly<Record<string, string>>,
+  cascade: boolean,
+): Chain {
   const out: Chain = {}
   let previous: unknown
   let previousLocal = false

@@ -98,7 +98,8 @@ export class Verifier {
         this.tallies.set(id, t)
       }
       t.violations++
-      if (t.examples.length < maxExamples) t.examples.push({ recordId: v.recordId, key: v.key, message: v.message })
+      if (t.examples.length < maxExamples)
+        t.examples.push({ recordId: v.recordId, key: v.key, message: v.message })
     }
     return found
   }

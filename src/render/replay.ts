@@ -97,6 +97,24 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
   r.stages.forEach((s, i) => {
     lines.push(...stageBlock(s, i, t, o, pad))
   })
+  for (const inv of r.invariants ?? []) {
+    if (inv.productionBug) {
+      const now =
+        inv.local === 'ok'
+          ? 'the local build satisfies it'
+          : inv.local === 'violated'
+            ? 'still violated by the local build'
+            : `locally ${inv.local}`
+      lines.push(
+        `  ${t.warn('production data bug:')} invariant ${t.bold(visibleLine(inv.name))} was violated in production; ${now}`,
+      )
+      if (inv.message && inv.local !== 'ok') lines.push(`       ${t.dim(visibleLine(inv.message))}`)
+    } else if (inv.local === 'violated' || inv.local === 'error') {
+      lines.push(
+        `  ${t.bad('invariant broken by the local build:')} ${t.bold(visibleLine(inv.name))}${inv.message ? t.dim(` ${visibleLine(inv.message)}`) : ''}`,
+      )
+    }
+  }
   if (r.firstDivergence !== null) {
     const s = r.stages.find((x) => x.stage === r.firstDivergence!.stage)!
     const c = s.changes[0]

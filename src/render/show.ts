@@ -1,5 +1,6 @@
 /** Terminal rendering of a recorded scene (`retrace show`). */
 import type { Change, DiffResult, Suppressed } from '../compare/diff.js'
+import type { InvariantResult } from '../compare/invariants.js'
 import type { Scene, SceneCapture, SceneEffect, SceneError } from '../compare/scene.js'
 import { compact, formatDuration, formatTime, pretty, visibleLine } from './format.js'
 import type { Theme } from './theme.js'
@@ -73,7 +74,13 @@ export function effectLine(e: SceneEffect, t: Theme, width: number): string {
   return `${t.dim(`#${e.seq}`)} ${t.info(visibleLine(e.name))}(${args}) ${result}`
 }
 
-function captureBlock(c: SceneCapture, index: number, t: Theme, o: ShowOptions): string[] {
+function captureBlock(
+  c: SceneCapture,
+  index: number,
+  t: Theme,
+  o: ShowOptions,
+  inputFrom?: string,
+): string[] {
   const status = c.status === 'ok' ? t.ok('ok') : t.bad('error')
   const attempt = c.attempt > 1 ? t.warn(` attempt ${c.attempt} (retry)`) : ''
   const superseded = c.final ? '' : t.dim(' superseded by a later attempt')
@@ -81,14 +88,18 @@ function captureBlock(c: SceneCapture, index: number, t: Theme, o: ShowOptions):
     `${t.bold(String(index + 1).padStart(2))} ${t.stage(visibleLine(c.stage))}${attempt} ${status} ${t.dim(formatDuration(c.durationMs))}${superseded}`,
   ]
   const ind = '    '
-  lines.push(...payload('in ', c.input, t, o, ind))
+  if (inputFrom !== undefined && !o.expand)
+    lines.push(`${ind}${t.dim(`in  = ${visibleLine(inputFrom)}'s output`)}`)
+  else lines.push(...payload('in ', c.input, t, o, ind))
   for (const e of c.effects) lines.push(`${ind}${effectLine(e, t, o.width)}`)
   if (c.error !== undefined) lines.push(`${ind}${t.bad(`threw ${errorText(c.error)}`)}`)
   else {
     lines.push(...payload('out', c.output, t, o, ind))
     if (c.transform !== null && c.transform.changes.length > 0) {
-      lines.push(`${ind}${t.dim('what it changed:')}`)
-      lines.push(...diffLines(c.transform, t, o.width, `${ind}  `, o.expand ? 1000 : 8))
+      if (o.expand) {
+        lines.push(`${ind}${t.dim('what it changed:')}`)
+        lines.push(...diffLines(c.transform, t, o.width, `${ind}  `, 1000))
+      } else lines.push(...transformSummary(c.transform, t, o.width, ind))
     }
   }
   return lines
@@ -112,10 +123,16 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   out.push('')
   let index = -1
   let lastStage = ''
+  let previousOutput: { stage: string; value: unknown } | undefined
   for (const c of scene.captures) {
     if (c.stage !== lastStage || c.attempt === 1) index++
     lastStage = c.stage
-    out.push(...captureBlock(c, index, t, o))
+    const from =
+      previousOutput !== undefined && sameJson(previousOutput.value, c.input)
+        ? previousOutput.stage
+        : undefined
+    out.push(...captureBlock(c, index, t, o, from))
+    if (c.final && c.status === 'ok') previousOutput = { stage: c.stage, value: c.output }
     const seam = scene.seams.find((s) => s.from === c.stage)
     if (c.final && seam !== undefined && !seam.matches) {
       out.push(
@@ -132,4 +149,62 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
       : t.warn(`seams: ${broken} of ${scene.seams.length} hand-offs changed in transit`),
   )
   return out.join('\n')
+}
+
+export function renderInvariants(results: readonly InvariantResult[], t: Theme): string {
+  const lines = [t.bold('invariants')]
+  for (const r of results) {
+    const mark =
+      r.status === 'ok'
+        ? t.ok('✓')
+        : r.status === 'not-applicable'
+          ? t.dim('·')
+          : t.bad(r.status === 'error' ? '!' : '✗')
+    const what =
+      r.status === 'violated'
+        ? t.bad(' violated in production (a production data bug)')
+        : r.status === 'not-applicable'
+          ? t.dim(' not applicable')
+          : ''
+    lines.push(
+      `  ${mark} ${visibleLine(r.name)}${what}${r.message ? t.dim(`: ${visibleLine(r.message)}`) : ''}`,
+    )
+  }
+  return lines.join('\n')
+}
+
+/**
+ * What a stage did to the payload, in a few lines: values that changed in place first
+ * (where a wrong number usually shows), then the fields it added and dropped by name.
+ */
+function transformSummary(d: DiffResult, t: Theme, width: number, ind: string): string[] {
+  const changed = d.changes.filter((c) => c.kind === 'changed')
+  const added = d.changes
+    .filter((c) => c.kind === 'added')
+    .map((c) => visibleLine(c.path.replace(/^\$\.?/, '')))
+  const removed = d.changes
+    .filter((c) => c.kind === 'removed')
+    .map((c) => visibleLine(c.path.replace(/^\$\.?/, '')))
+  const out = changed.slice(0, 4).map((c) => `${ind}${changeLine(c, t, width)}`)
+  if (changed.length > 4) out.push(`${ind}${t.dim(`… ${changed.length - 4} more changed values (--expand)`)}`)
+  const names = (list: string[]): string => {
+    let text = ''
+    for (const [i, n] of list.entries()) {
+      const next = text === '' ? n : `${text}, ${n}`
+      if (next.length > width - 30) return `${text}, … ${list.length - i} more`
+      text = next
+    }
+    return text
+  }
+  if (added.length > 0) out.push(`${ind}${t.added('+')} ${t.dim(`added ${names(added)}`)}`)
+  if (removed.length > 0) out.push(`${ind}${t.removed('-')} ${t.dim(`dropped ${names(removed)}`)}`)
+  return out
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return JSON.stringify(a) === JSON.stringify(b)
+  } catch {
+    return false
+  }
 }

@@ -14,12 +14,17 @@ export function renderVerify(s: VerifySummary, t: Theme): string {
     return lines.join('\n')
   }
   lines.push(
-    t.bad(`✗ ${s.violations} violation${s.violations === 1 ? '' : 's'} in ${s.recordsWithViolations} of ${s.records} records`),
+    t.bad(
+      `✗ ${s.violations} violation${s.violations === 1 ? '' : 's'} in ${s.recordsWithViolations} of ${s.records} records`,
+    ),
   )
   for (const c of s.checks) {
     lines.push('')
-    lines.push(`${t.bold(visibleLine(c.check))} ${t.dim(`${c.kind} at stage ${visibleLine(c.stage)}`)}: ${t.bad(String(c.violations))}`)
-    for (const e of c.examples) lines.push(`  ${visibleLine(e.recordId)} ${visibleLine(e.key)}  ${t.dim(visibleLine(e.message))}`)
+    lines.push(
+      `${t.bold(visibleLine(c.check))} ${t.dim(`${c.kind} at stage ${visibleLine(c.stage)}`)}: ${t.bad(String(c.violations))}`,
+    )
+    for (const e of c.examples)
+      lines.push(`  ${visibleLine(e.recordId)} ${visibleLine(e.key)}  ${t.dim(visibleLine(e.message))}`)
     if (c.violations > c.examples.length) lines.push(t.dim(`  … ${c.violations - c.examples.length} more`))
   }
   return lines.join('\n')

@@ -11,6 +11,7 @@
  */
 import type { CaptureRow, EffectRow, ExpectationRow, RecordChain } from '../bundle/types.js'
 import { decode, decodeRaw, type EncodeLimits, encode, isUnrecorded } from '../codec/index.js'
+import { recordedChain, replayedChain } from '../compare/chain.js'
 import {
   type Change,
   type CompiledRules,
@@ -18,6 +19,7 @@ import {
   diffValues,
   type Suppressed,
 } from '../compare/diff.js'
+import { type CompiledInvariant, type InvariantStatus, runInvariants } from '../compare/invariants.js'
 import { readError, stageOrder } from '../compare/scene.js'
 import type { StageFn } from '../recorder/recorder.js'
 import { NetworkBlocked, offline } from './network-guard.js'
@@ -71,6 +73,8 @@ export interface RecordResult {
   firstDivergence: { stage: string; status: 'diverged' | 'error' } | null
   stages: StageResult[]
   mode: ReplayMode
+  /** Invariants on the recorded and on the replayed chain (when the config has any). */
+  invariants?: InvariantCheck[]
   /** Typed-JSON text of each stage's local output (last attempt); not part of --json. */
   outputs?: Record<string, string>
 }
@@ -89,6 +93,8 @@ export interface ReplayOptions {
   /** Longest one diff may take before it falls back to a summary (ms). */
   diffBudgetMs?: number
   limits?: EncodeLimits
+  /** Checks run on the recorded and the replayed chain of every record. */
+  invariants?: readonly CompiledInvariant[]
   /** Monotonic clock for deadlines (performance.now). */
   now: () => number
 }
@@ -333,7 +339,11 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
       const ja = judge(alone, oracleOutput, oracleError, o)
       if (ja.status === 'matched') {
         status = 'inherited'
-        reason = `its input differed because ${firstBad.stage ?? upstream} diverged; on its recorded input it matches`
+        reason =
+          firstBad.stage !== undefined
+            ? `its input differed because ${firstBad.stage} diverged; on its recorded input it matches`
+            : // Nothing upstream diverged: production's own hand-off from upstream did not line up.
+              `its input differed from what production recorded for it (the seam from ${upstream} does not line up in the recording); on its recorded input it matches`
       } else {
         status = ja.status
         reason = 'differs on its recorded input too'
@@ -382,16 +392,72 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
     return r
   })
   const first = stages.find((s) => s.status === 'diverged' || s.status === 'error')
+  const outputs = Object.fromEntries(lastLocal)
+  const invariants = checkInvariants(chain, order, outputs, o)
+  // A check production passed and the local build fails is a divergence of its own.
+  const broken =
+    first === undefined ? invariants.find((i) => i.recorded === 'ok' && i.local === 'violated') : undefined
+  const brokenStage = broken?.stage ?? order.at(-1) ?? '-'
   return {
     recordId: chain.record.id,
     key: chain.record.key,
-    verdict: first === undefined ? 'matched' : first.status === 'error' ? 'error' : 'diverged',
+    verdict:
+      first === undefined
+        ? broken
+          ? 'diverged'
+          : 'matched'
+        : first.status === 'error'
+          ? 'error'
+          : 'diverged',
     firstDivergence:
-      first === undefined ? null : { stage: first.stage, status: first.status as 'diverged' | 'error' },
+      first === undefined
+        ? broken
+          ? { stage: brokenStage, status: 'diverged' }
+          : null
+        : { stage: first.stage, status: first.status as 'diverged' | 'error' },
     stages,
     mode: o.mode,
-    outputs: Object.fromEntries(lastLocal),
+    ...(invariants.length > 0 ? { invariants } : {}),
+    outputs,
   }
+}
+
+export interface InvariantCheck {
+  name: string
+  /** On the chain production recorded. */
+  recorded: InvariantStatus
+  /** On the chain the local build produced. */
+  local: InvariantStatus
+  /** Violated in production: a production data bug, whatever replay shows. */
+  productionBug: boolean
+  stage: string
+  message?: string
+}
+
+function checkInvariants(
+  chain: RecordChain,
+  order: readonly string[],
+  outputs: Readonly<Record<string, string>>,
+  o: ReplayOptions,
+): InvariantCheck[] {
+  const invariants = o.invariants ?? []
+  if (invariants.length === 0) return []
+  const recorded = recordedChain(chain)
+  const rec = runInvariants(invariants, recorded)
+  const loc = runInvariants(invariants, replayedChain(recorded, order, outputs, o.mode === 'cascade'))
+  return rec.map((r, i) => {
+    const l = loc[i]!
+    const check: InvariantCheck = {
+      name: r.name,
+      recorded: r.status,
+      local: l.status,
+      productionBug: r.status === 'violated',
+      stage: r.stages.at(-1) ?? '-',
+    }
+    const message = l.status === 'violated' || l.status === 'error' ? l.message : r.message
+    if (message !== undefined) check.message = message
+    return check
+  })
 }
 
 export interface ReplaySummary {

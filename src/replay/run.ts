@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { BundleSet, RecordChain } from '../bundle/index.js'
+import { compileInvariants } from '../compare/invariants.js'
 import { UsageError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
 import type { LoadedConfig } from './config.js'
@@ -54,6 +55,8 @@ export function engineOptions(
     now: () => performance.now(),
   }
   if (run.only !== undefined) o.only = run.only
+  const invariants = compileInvariants(config.config.invariants)
+  if (invariants.length > 0) o.invariants = invariants
   return o
 }
 
