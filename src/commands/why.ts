@@ -1,0 +1,92 @@
+import { Args } from '@oclif/core'
+import { BundleSet } from '../bundle/index.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { bundleArg, configFlag, keyFlag } from '../cli/flags.js'
+import { recordedChain } from '../compare/chain.js'
+import { compileInvariants, runInvariants } from '../compare/invariants.js'
+import { explain, parseStagePath, type WhyReport } from '../compare/why.js'
+import { UsageError } from '../errors.js'
+import { renderWhy } from '../render/why.js'
+import { findConfig, loadConfig, loadStages } from '../replay/config.js'
+import { replayRecord } from '../replay/engine.js'
+import { engineOptions } from '../replay/run.js'
+
+export default class Why extends RetraceCommand<typeof Why> {
+  static override args = {
+    bundle: bundleArg,
+    record: Args.string({ description: 'Record id or unique prefix (or use --key).' }),
+    path: Args.string({
+      description: 'The value to explain: <stage>[.input|.output].<path>, e.g. compute.output.available.',
+    }),
+  }
+  static override description =
+    `Walks back from a value in a stage's output to the stage that produced or last changed it, and lists the evidence: what its input held, what its effects returned and which recorded numbers add up to it, the retry or fallback path it took, and seams where it changed in transit.
+
+Without PATH: the first invariant the record violates (config invariants), else the first change of its first divergence (needs the config's stages to replay).`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001 store.output.available',
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01KJPWGB --config examples/inventory/retrace.config.ts',
+  ]
+  static override flags = { config: configFlag, key: keyFlag }
+  static override summary = 'Explain where a value came from.'
+
+  async run(): Promise<WhyReport> {
+    let { record, path } = this.args
+    const { key } = this.flags
+    if (key !== undefined && record !== undefined && path === undefined && /\./.test(record)) {
+      path = record
+      record = undefined
+    }
+    if ((record === undefined) === (key === undefined))
+      throw new UsageError('name a record: RECORD or --key KEY')
+    const set = BundleSet.open([this.args.bundle])
+    try {
+      const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
+      const chain = set.loadRecord(id)
+      const target = path !== undefined ? parseStagePath(path) : parseStagePath(await this.defaultPath(chain))
+      const report = explain(chain, target)
+      if (!this.jsonEnabled()) this.log(renderWhy(report, this.theme))
+      return report
+    } finally {
+      set.close()
+    }
+  }
+
+  private async defaultPath(chain: Parameters<typeof recordedChain>[0]): Promise<string> {
+    if (this.flags.config === undefined && findConfig(process.cwd()) === undefined) {
+      throw new UsageError(
+        'name the value to explain (e.g. compute.output.available), or pass --config so retrace can find the first violation or divergence',
+      )
+    }
+    const config = await loadConfig(this.flags.config, process.cwd())
+    const violated = runInvariants(compileInvariants(config.config.invariants), recordedChain(chain)).find(
+      (r) => r.status === 'violated',
+    )
+    if (violated !== undefined) {
+      const inv = (config.config.invariants ?? []).find(
+        (d) => (typeof d === 'string' ? d : d.name) === violated.name,
+      )
+      const source = typeof inv === 'string' ? inv : typeof inv?.check === 'string' ? inv.check : undefined
+      const first =
+        source !== undefined
+          ? /[A-Za-z_][\w-]*\.(?:input|output)(?:\.[A-Za-z_$][\w$]*|\[\d+\])+/.exec(source)
+          : null
+      if (first !== null) return first[0]
+    }
+    const result = await replayRecord(
+      chain,
+      engineOptions(config, await loadStages(config), {
+        mode: 'cascade',
+        splice: [],
+        allowNet: false,
+        timeoutMs: 10_000,
+      }),
+    )
+    const stage = result.stages.find((s) => s.stage === result.firstDivergence?.stage)
+    const change = stage?.changes.find((c) => c.path.startsWith('$'))
+    if (stage === undefined || change === undefined)
+      throw new UsageError('the record violates no invariant and replays cleanly: name the value to explain')
+    return `${stage.stage}.output${change.path.slice(1)}`
+  }
+}

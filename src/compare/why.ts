@@ -1,0 +1,292 @@
+/**
+ * `why`: where did this value come from? From a path in a stage's output, walk back
+ * through the recorded chain to the stage that produced or last changed it, and gather
+ * the evidence around it: what its input held, what its effects returned (and which of
+ * those numbers add up to the value), the retry or degraded path it took, and any seam
+ * where the value changed in transit. Provenance by evidence, not a proof.
+ */
+import type { RecordChain } from '../bundle/types.js'
+import { formatPath, getAt, type PathPart, parsePath, type Segment } from '../codec/index.js'
+import { UsageError } from '../errors.js'
+import { finalCaptures, readError, readPayload } from './scene.js'
+
+export interface StagePath {
+  stage: string
+  side: 'input' | 'output'
+  segments: Segment[]
+  path: string
+}
+
+/** Parses `compute.output.available`, `store.available` (output is the default), `compute.input.change`. */
+export function parseStagePath(text: string): StagePath {
+  const m = /^\s*([A-Za-z_][\w-]*)(.*?)\s*$/.exec(text)
+  if (!m)
+    throw new UsageError(
+      `cannot read ${JSON.stringify(text)}: write <stage>[.input|.output].<path>, e.g. compute.output.available`,
+    )
+  let rest = m[2] ?? ''
+  let side: StagePath['side'] = 'output'
+  const sideMatch = /^\.(input|output)(?=$|[.[])/.exec(rest)
+  if (sideMatch) {
+    side = sideMatch[1] as StagePath['side']
+    rest = rest.slice(sideMatch[0].length)
+  }
+  let segments: Segment[]
+  try {
+    segments = parsePath(`$${rest}`)
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}`)
+  }
+  if (segments.some((s) => s.kind !== 'key' && s.kind !== 'index')) {
+    throw new UsageError('why follows one value: the path cannot have wildcards or ..')
+  }
+  return { stage: m[1]!, side, segments, path: `$${rest}` }
+}
+
+export interface Evidence {
+  kind: 'input' | 'effect' | 'arithmetic' | 'retry' | 'degraded' | 'seam' | 'error'
+  text: string
+}
+
+export interface TrailStep {
+  stage: string
+  attempt: number
+  value: unknown
+  note: string
+}
+
+export interface WhyReport {
+  recordId: string
+  key: string
+  start: { stage: string; side: 'input' | 'output'; path: string; value: unknown }
+  /** The stage where the value was produced or last changed (or a seam). */
+  origin: {
+    stage: string
+    attempt: number
+    how: 'produced' | 'changed' | 'in-transit' | 'recorded-input'
+  } | null
+  trail: TrailStep[]
+  evidence: Evidence[]
+  caveat: string
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
+
+interface Leaf {
+  where: string
+  value: number
+}
+
+function numericLeaves(value: unknown, prefix: string, limit = 300): Leaf[] {
+  const out: Leaf[] = []
+  const path: PathPart[] = []
+  const walk = (v: unknown, depth: number): void => {
+    if (out.length >= limit || depth > 32) return
+    if (typeof v === 'number' && Number.isFinite(v)) {
+      out.push({ where: `${prefix}${formatPath(path).slice(1)}`, value: v })
+      return
+    }
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => {
+        path.push(i)
+        walk(item, depth + 1)
+        path.pop()
+      })
+      return
+    }
+    if (typeof v === 'object' && v !== null) {
+      for (const [k, item] of Object.entries(v)) {
+        if (k === '$t') continue
+        path.push(k)
+        walk(item, depth + 1)
+        path.pop()
+      }
+    }
+  }
+  walk(value, 0)
+  return out
+}
+
+function leavesEqual(value: unknown, target: unknown, prefix: string, limit = 5): string[] {
+  const out: string[] = []
+  const path: PathPart[] = []
+  const walk = (v: unknown, depth: number): void => {
+    if (out.length >= limit || depth > 32) return
+    if (same(v, target) && path.length > 0) {
+      out.push(`${prefix}${formatPath(path).slice(1)}`)
+      return
+    }
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => {
+        path.push(i)
+        walk(item, depth + 1)
+        path.pop()
+      })
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, item] of Object.entries(v)) {
+        path.push(k)
+        walk(item, depth + 1)
+        path.pop()
+      }
+    }
+  }
+  walk(value, 0)
+  return out
+}
+
+/**
+ * Pairs of recorded numbers (one from an effect) whose sum or difference is the value;
+ * pairs whose fields are named like the value's own come first.
+ */
+function arithmetic(target: number, name: string, effects: Leaf[], inputs: Leaf[]): string[] {
+  const found: { text: string; score: number }[] = []
+  const named = (l: Leaf): number => (l.where.endsWith(`.${name}`) ? 1 : 0)
+  for (const a of effects) {
+    for (const b of [...inputs, ...effects]) {
+      if (a === b || b.value === 0 || found.length >= 200) continue
+      const score = named(a) + named(b)
+      if (a.value + b.value === target)
+        found.push({ text: `${a.where} (${a.value}) + ${b.where} (${b.value}) = ${target}`, score })
+      else if (a.value - b.value === target)
+        found.push({ text: `${a.where} (${a.value}) - ${b.where} (${b.value}) = ${target}`, score })
+    }
+  }
+  return found
+    .sort((x, y) => y.score - x.score)
+    .slice(0, 3)
+    .map((f) => f.text)
+}
+
+export function explain(chain: RecordChain, start: StagePath): WhyReport {
+  const finals = finalCaptures(chain.captures)
+  const index = finals.findIndex((c) => c.stage === start.stage)
+  if (index < 0) {
+    throw new UsageError(
+      `record ${chain.record.id} has no stage ${JSON.stringify(start.stage)} (stages: ${finals.map((c) => c.stage).join(', ')})`,
+    )
+  }
+  const startCapture = finals[index]!
+  const startPayload = readPayload(start.side === 'output' ? startCapture.output : startCapture.input)
+  const value = getAt(startPayload, start.segments)
+  if (value === undefined) {
+    throw new UsageError(
+      `${start.stage}.${start.side} has nothing at ${start.path} in record ${chain.record.id}`,
+    )
+  }
+  const report: WhyReport = {
+    recordId: chain.record.id,
+    key: chain.record.key,
+    start: { stage: start.stage, side: start.side, path: start.path, value },
+    origin: null,
+    trail: [],
+    evidence: [],
+    caveat:
+      'Provenance by evidence: values equal to or adding up to the one asked about. A match can be a coincidence; read the stage to confirm.',
+  }
+  let i = index
+  let side = start.side
+  while (i >= 0) {
+    const c = finals[i]!
+    const input = readPayload(c.input)
+    const output = readPayload(c.output)
+    const here = side === 'output' ? getAt(output, start.segments) : getAt(input, start.segments)
+    if (side === 'output') {
+      const before = getAt(input, start.segments)
+      if (before !== undefined && same(before, here)) {
+        report.trail.push({
+          stage: c.stage,
+          attempt: c.attempt,
+          value: here,
+          note: 'passed through unchanged',
+        })
+        side = 'input'
+        continue
+      }
+      // This stage produced or changed the value.
+      report.trail.push({
+        stage: c.stage,
+        attempt: c.attempt,
+        value: here,
+        note: before === undefined ? 'produced here' : `changed here from ${JSON.stringify(before)}`,
+      })
+      report.origin = {
+        stage: c.stage,
+        attempt: c.attempt,
+        how: before === undefined ? 'produced' : 'changed',
+      }
+      gather(report, chain, c, input, here)
+      return report
+    }
+    // side === 'input': compare with what the stage before produced.
+    const prev = finals[i - 1]
+    if (prev === undefined) {
+      report.origin = { stage: c.stage, attempt: c.attempt, how: 'recorded-input' }
+      report.evidence.push({
+        kind: 'input',
+        text: `the value was already in ${c.stage}'s recorded input: it entered the pipeline this way`,
+      })
+      return report
+    }
+    const prevOut = getAt(readPayload(prev.output), start.segments)
+    if (!same(prevOut, here)) {
+      report.origin = { stage: `${prev.stage} → ${c.stage}`, attempt: c.attempt, how: 'in-transit' }
+      report.evidence.push({
+        kind: 'seam',
+        text: `${prev.stage} produced ${JSON.stringify(prevOut) ?? 'nothing'} at ${start.path}, ${c.stage} received ${JSON.stringify(here)}: the data changed in transit (stale cache, lossy serialisation, another writer)`,
+      })
+      return report
+    }
+    i--
+    side = 'output'
+  }
+  return report
+}
+
+function gather(
+  report: WhyReport,
+  chain: RecordChain,
+  c: (typeof chain.captures)[number],
+  input: unknown,
+  value: unknown,
+): void {
+  const attempts = chain.captures.filter((x) => x.stage === c.stage)
+  if (attempts.length > 1) {
+    const failed = attempts
+      .filter((x) => x.error !== null)
+      .map((x) => `attempt ${x.attempt}: ${readError(x.error)?.message ?? 'failed'}`)
+    report.evidence.push({
+      kind: 'retry',
+      text: `${c.stage} ran ${attempts.length} times; the value comes from attempt ${c.attempt}${failed.length ? ` after ${failed.join('; ')}` : ''}`,
+    })
+  }
+  const failedEffects = c.effects.filter((e) => e.error !== null)
+  if (failedEffects.length > 0) {
+    const later = c.effects.filter(
+      (e) => e.error === null && e.seq > failedEffects[0]!.seq && e.kind !== 'now' && e.kind !== 'random',
+    )
+    report.evidence.push({
+      kind: 'degraded',
+      text: `${failedEffects.map((e) => `${e.name} failed (${readError(e.error)?.message ?? 'error'})`).join('; ')}${later.length ? `; the stage went on with ${later.map((e) => e.name).join(', ')}: a fallback path` : ''}`,
+    })
+  }
+  for (const where of leavesEqual(input, value, 'input')) {
+    report.evidence.push({ kind: 'input', text: `${where} in ${c.stage}'s input holds the same value` })
+  }
+  const effectLeaves: Leaf[] = []
+  for (const e of c.effects) {
+    if (e.result === null) continue
+    const result = readPayload(e.result)
+    for (const where of leavesEqual(result, value, `${e.name}#${e.seq}`)) {
+      report.evidence.push({ kind: 'effect', text: `effect ${where} returned the same value` })
+    }
+    if (same(result, value))
+      report.evidence.push({ kind: 'effect', text: `effect ${e.name}#${e.seq} returned exactly this value` })
+    effectLeaves.push(...numericLeaves(result, `${e.name}#${e.seq}`))
+  }
+  if (typeof value === 'number') {
+    const last = [...report.start.path.matchAll(/[A-Za-z_$][\w$]*/g)].at(-1)?.[0] ?? ''
+    for (const text of arithmetic(value, last, effectLeaves, numericLeaves(input, 'input'))) {
+      report.evidence.push({ kind: 'arithmetic', text })
+    }
+  }
+}

@@ -1,0 +1,34 @@
+/** Terminal rendering of `why`. */
+import type { WhyReport } from '../compare/why.js'
+import { compact, visibleLine } from './format.js'
+import type { Theme } from './theme.js'
+
+export function renderWhy(r: WhyReport, t: Theme): string {
+  const lines = [
+    `${t.bold('why')} ${visibleLine(r.start.stage)}.${r.start.side}${visibleLine(r.start.path.slice(1))} = ${t.bold(compact(r.start.value, 60))}  ${t.dim(`record ${visibleLine(r.recordId)} key ${visibleLine(r.key)}`)}`,
+    '',
+  ]
+  for (const s of [...r.trail].reverse()) {
+    lines.push(
+      `  ${t.stage(visibleLine(s.stage).padEnd(10))} ${compact(s.value, 40)}  ${t.dim(s.note)}${s.attempt > 1 ? t.warn(` (attempt ${s.attempt})`) : ''}`,
+    )
+  }
+  if (r.origin !== null) {
+    const how = {
+      produced: 'produced by',
+      changed: 'changed by',
+      'in-transit': 'changed in transit between',
+      'recorded-input': 'already in the recorded input of',
+    }[r.origin.how]
+    lines.push(
+      '',
+      `${t.bold('origin:')} ${how} ${t.bad(visibleLine(r.origin.stage))}${r.origin.attempt > 1 ? ` (attempt ${r.origin.attempt})` : ''}`,
+    )
+  }
+  if (r.evidence.length > 0) {
+    lines.push(t.bold('evidence:'))
+    for (const e of r.evidence) lines.push(`  ${t.dim(`[${e.kind}]`)} ${visibleLine(e.text)}`)
+  }
+  lines.push('', t.dim(r.caveat))
+  return lines.join('\n')
+}
