@@ -386,6 +386,27 @@ export class BundleReader {
     }
   }
 
+  /** Every key with its latest record id, streamed in key order. */
+  *latestByKey(): Generator<{ key: string; id: string }> {
+    const it = this.guard(() =>
+      this.db
+        .prepare(
+          `SELECT key, (SELECT id FROM records r2 WHERE r2.key = r.key ORDER BY started_at DESC, id DESC LIMIT 1) AS id
+           FROM records r GROUP BY key ORDER BY key`,
+        )
+        .iterate(),
+    ) as Iterator<{ key: string; id: string }>
+    try {
+      while (true) {
+        const next = this.guard(() => it.next())
+        if (next.done) return
+        yield { key: String(next.value.key), id: String(next.value.id) }
+      }
+    } finally {
+      it.return?.()
+    }
+  }
+
   /** Records committed after `rowid`, in commit order (for following a live bundle). */
   recordsAfter(rowid: number, limit = 1000): { rowid: number; id: string }[] {
     return this.guard(() =>

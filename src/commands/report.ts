@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { accessSync, constants, writeFileSync } from 'node:fs'
-import { delimiter, join, relative, resolve } from 'node:path'
+import { delimiter, isAbsolute, join, relative, resolve } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { BundleSet, type RecordChain } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
@@ -72,7 +72,7 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
       (model.replay !== undefined && model.replay.verdict !== 'matched') ||
         [...(inv?.recorded ?? []), ...(inv?.local ?? [])].some((r) => r.status === 'violated'),
     )
-    if (!this.jsonEnabled()) this.log(`wrote ${relative(process.cwd(), path) || path}`)
+    if (!this.jsonEnabled()) this.log(`wrote ${shortPath(path)}`)
     if (this.flags.open && !openFile(path))
       this.note('retrace: no xdg-open or open on PATH; open the file yourself')
     return { path, recordId }
@@ -107,13 +107,19 @@ async function gatherReport(
   return {
     ...base,
     scene,
-    config: relative(process.cwd(), config.path ?? configPath) || configPath,
+    config: shortPath(config.path ?? configPath),
     replay,
     invariants: {
       recorded: runInvariants(invariants, recorded),
       local: runInvariants(invariants, replayedChain(recorded, scene.stages, outputs, true)),
     },
   }
+}
+
+/** A path relative to here when it is below here, else absolute. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), resolve(path))
+  return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? resolve(path) : rel
 }
 
 /** The default file name; record ids come from an untrusted bundle, so only safe characters. */

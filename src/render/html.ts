@@ -504,7 +504,7 @@ h2{font-size:18px;margin:0 0 8px}h3{font-size:15px;margin:16px 0 6px}h4{font-siz
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px;margin:16px 0}
 code,pre{font-family:var(--mono);font-size:13px}
 pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:10px 12px;margin:6px 0;overflow:auto;max-height:480px;white-space:pre-wrap;word-break:break-word}
-.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:6px 18px;margin:0}
+.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:6px 18px;margin:0}
 .meta div{display:flex;gap:8px;min-width:0}.meta dt{color:var(--muted);min-width:56px}.meta dd{margin:0;overflow-wrap:anywhere}
 .verdict{border-width:1px 1px 1px 6px}.verdict h2{font-size:19px}.verdict p{margin:4px 0}
 .verdict.bad{border-color:var(--bad);background:var(--bad-bg)}.verdict.ok{border-color:var(--ok);background:var(--ok-bg)}.verdict.info{border-color:var(--info);background:var(--info-bg)}
@@ -512,12 +512,13 @@ pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:
 .badge.ok,.ok-text{color:var(--ok)}.badge.bad,.bad-text{color:var(--bad)}.badge.warn,.warn-text{color:var(--warn)}.badge.dim,.dim{color:var(--muted)}.badge.info{color:var(--info)}
 .note{color:var(--muted);font-size:14px;margin:4px 0 8px}
 table{border-collapse:collapse;width:100%;margin:6px 0;font-size:14px}
+table.diff{table-layout:fixed}table.diff th:nth-child(1){width:24%}table.diff th:nth-child(2),table.diff th:nth-child(3){width:30%}table.diff th:nth-child(4){width:16%}
 th{text-align:left;font-weight:600;color:var(--muted);border-bottom:1px solid var(--line);padding:4px 8px}
 td{border-bottom:1px solid var(--line);padding:4px 8px;vertical-align:top;overflow-wrap:anywhere}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 tr.failed td{background:var(--bad-bg)}
 td.recorded,code.recorded{background:var(--bad-bg);color:var(--bad)}td.local,code.local{background:var(--ok-bg);color:var(--ok)}
-td.path{white-space:nowrap}tr.suppressed td{color:var(--muted)}td.why{font-size:13px;white-space:nowrap}
+tr.suppressed td{color:var(--muted)}td.why{font-size:13px}
 .stage{font-family:var(--mono);font-weight:600;color:var(--fg)}a.stage{text-decoration:none}a.stage:hover{text-decoration:underline}
 .track{width:28%}td.track{padding-top:9px}.bar{display:block;height:8px;border-radius:4px;background:var(--info);min-width:3px}.bar.error{background:var(--bad)}
 details.capture{border:1px solid var(--line);border-radius:8px;margin:8px 0;background:var(--card)}

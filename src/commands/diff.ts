@@ -1,0 +1,85 @@
+import { Args } from '@oclif/core'
+import { BundleSet } from '../bundle/index.js'
+import { RetraceCommand } from '../cli/base-command.js'
+import { configFlag, keyFlag } from '../cli/flags.js'
+import { type CompiledRules, noRules } from '../compare/diff.js'
+import { type BundleDiff, BundleDiffer, diffRecords, type RecordDiff } from '../compare/record-diff.js'
+import { UsageError } from '../errors.js'
+import { renderBundleDiff, renderRecordDiff } from '../render/diff.js'
+import { findConfig, loadConfig } from '../replay/config.js'
+
+/** `bundle.sqlite#RECORD`, `#RECORD` (same bundle as A) or `bundle.sqlite`. */
+function parseSide(text: string, fallbackBundle?: string): { bundle: string; record?: string } {
+  const hash = text.lastIndexOf('#')
+  if (hash < 0) return { bundle: text }
+  const bundle = hash === 0 ? fallbackBundle : text.slice(0, hash)
+  if (bundle === undefined) throw new UsageError(`${text}: name the bundle before #`)
+  return { bundle, record: text.slice(hash + 1) }
+}
+
+export default class Diff extends RetraceCommand<typeof Diff> {
+  static override args = {
+    a: Args.string({ description: 'BUNDLE#RECORD, or a whole BUNDLE.', required: true }),
+    b: Args.string({
+      description: 'BUNDLE#RECORD, #RECORD (same bundle as A), or a whole BUNDLE.',
+      required: true,
+    }),
+  }
+  static override description =
+    `Two records (from one bundle or two): stage by stage, which inputs and outputs differ and where they first part. Two bundles: records matched by key (the latest record of each key), which keys differ, at which stage first, how often. With --key and two bundles, compares that key's latest records.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> prod.sqlite#01JD3Q "#01JD4R"',
+    '<%= config.bin %> <%= command.id %> monday.sqlite tuesday.sqlite',
+    '<%= config.bin %> <%= command.id %> monday.sqlite tuesday.sqlite --key sku:1001',
+  ]
+  static override flags = { config: configFlag, key: keyFlag }
+  static override summary = 'Compare two records, or two bundles by key.'
+
+  async run(): Promise<RecordDiff | BundleDiff> {
+    const a = parseSide(this.args.a)
+    const b = parseSide(this.args.b, a.bundle)
+    const rules = await this.rules()
+    const setA = BundleSet.open([a.bundle])
+    const setB = b.bundle === a.bundle ? setA : BundleSet.open([b.bundle])
+    try {
+      if (a.record !== undefined || b.record !== undefined || this.flags.key !== undefined) {
+        const pick = (set: BundleSet, record: string | undefined): string => {
+          if (record !== undefined) return set.resolveRecordId(record)
+          if (this.flags.key !== undefined) return set.latestRecordIdForKey(this.flags.key)
+          throw new UsageError('compare a record with a record: give both as BUNDLE#RECORD (or --key)')
+        }
+        const d = diffRecords(
+          setA.loadRecord(pick(setA, a.record)),
+          setB.loadRecord(pick(setB, b.record)),
+          rules,
+        )
+        if (!this.jsonEnabled()) this.log(renderRecordDiff(d, this.theme))
+        this.found(d.firstDifference !== null)
+        return d
+      }
+      const differ = new BundleDiffer(rules)
+      const readerA = setA.readers[0]!
+      const readerB = setB.readers[0]!
+      const seen = new Set<string>()
+      for (const { key, id } of readerA.latestByKey()) {
+        seen.add(key)
+        const idB = readerB.latestRecordIdForKey(key)
+        differ.add(key, readerA.loadRecord(id), idB === undefined ? undefined : readerB.loadRecord(idB))
+      }
+      for (const { key } of readerB.latestByKey()) if (!seen.has(key)) differ.add(key, undefined, {} as never)
+      const d = differ.result()
+      if (!this.jsonEnabled()) this.log(renderBundleDiff(d, this.theme))
+      this.found(d.differing + d.onlyInA + d.onlyInB > 0)
+      return d
+    } finally {
+      setA.close()
+      if (setB !== setA) setB.close()
+    }
+  }
+
+  private async rules(): Promise<CompiledRules> {
+    if (this.flags.config === undefined && findConfig(process.cwd()) === undefined) return noRules
+    return (await loadConfig(this.flags.config, process.cwd())).rules
+  }
+}

@@ -1,0 +1,46 @@
+/** Terminal rendering of `diff`. */
+import type { BundleDiff, RecordDiff } from '../compare/record-diff.js'
+import { visibleLine } from './format.js'
+import { changeLine } from './show.js'
+import type { Theme } from './theme.js'
+
+export function renderRecordDiff(d: RecordDiff, t: Theme): string {
+  const lines = [
+    `${t.bold('A')} ${visibleLine(d.a.recordId)} ${visibleLine(d.a.key)} ${t.dim(visibleLine(d.a.source))}`,
+    `${t.bold('B')} ${visibleLine(d.b.recordId)} ${visibleLine(d.b.key)} ${t.dim(visibleLine(d.b.source))}`,
+    '',
+  ]
+  for (const s of d.stages) {
+    const mark =
+      s.status === 'same'
+        ? t.ok('=')
+        : s.status === 'differs'
+          ? t.warn('≠')
+          : t.bad(s.status === 'only-in-a' ? 'A' : 'B')
+    const label = s.status === 'only-in-a' ? ' only in A' : s.status === 'only-in-b' ? ' only in B' : ''
+    lines.push(`  ${mark} ${t.stage(visibleLine(s.stage))}${t.dim(label)}`)
+    for (const c of s.input.slice(0, 4)) lines.push(`      ${t.dim('in ')} ${changeLine(c, t, 100)}`)
+    for (const c of s.output.slice(0, 6)) lines.push(`      ${t.dim('out')} ${changeLine(c, t, 100)}`)
+    const more = Math.max(0, s.input.length - 4) + Math.max(0, s.output.length - 6)
+    if (more > 0) lines.push(t.dim(`      … ${more} more (--json for all)`))
+  }
+  lines.push(
+    '',
+    d.firstDifference === null
+      ? t.ok('the records match stage for stage')
+      : `${t.bold('outputs first differ at')} ${t.bad(visibleLine(d.firstDifference))}`,
+  )
+  return lines.join('\n')
+}
+
+export function renderBundleDiff(d: BundleDiff, t: Theme): string {
+  const lines = [
+    `${d.keys} keys: ${t.ok(`${d.same} same`)}, ${d.differing > 0 ? t.bad(`${d.differing} differ`) : '0 differ'}, ${d.onlyInA} only in A, ${d.onlyInB} only in B`,
+  ]
+  for (const s of d.byStage) {
+    lines.push('', `${t.bold('first differ at')} ${t.stage(visibleLine(s.stage))}: ${s.keys} keys`)
+    for (const e of s.examples)
+      lines.push(`  ${visibleLine(e.key)}  ${t.dim(`${e.a} vs ${e.b}`)}  ${visibleLine(e.change)}`)
+  }
+  return lines.join('\n')
+}
