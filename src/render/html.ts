@@ -284,7 +284,7 @@ function effectRow(e: SceneEffect): Html {
     e.error !== undefined
       ? html`<td class="bad-text">✗ ${errorText(e.error)}</td>`
       : html`<td><code>${e.result === undefined ? 'undefined' : short(e.result, 300)}</code></td>`
-  return html`<tr><td class="num">#${e.seq}</td><td>${e.kind}</td><td>${call}</td>${result}</tr>`
+  return html`<tr><td class="num">#${e.seq}</td><td class="kind">${e.kind}</td><td>${call}</td>${result}</tr>`
 }
 
 function effectsTable(effects: readonly SceneEffect[]): Html {
@@ -362,7 +362,7 @@ function stageDiff(s: StageResult): Html {
       : ''
   const attempts =
     s.attempts.length > 1
-      ? html`<p class="note">${plural(s.attempts.length, 'attempt')}: ${s.attempts.map((a) => `${a.attempt} ${a.status}`).join(', ')}</p>`
+      ? html`<p class="note">${s.attempts.map((a) => `attempt ${a.attempt}: ${a.status}`).join(' · ')}</p>`
       : ''
   return html`<div class="stage-diff"><h3><a href="#stage-${s.stage}" class="stage">${s.stage}</a> ${badge(s.status, stageTone[s.status])}</h3>${reason}${attempts}${error}${table}</div>`
 }
@@ -512,10 +512,10 @@ pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:
 .badge.ok,.ok-text{color:var(--ok)}.badge.bad,.bad-text{color:var(--bad)}.badge.warn,.warn-text{color:var(--warn)}.badge.dim,.dim{color:var(--muted)}.badge.info{color:var(--info)}
 .note{color:var(--muted);font-size:14px;margin:4px 0 8px}
 table{border-collapse:collapse;width:100%;margin:6px 0;font-size:14px}
-table.diff{table-layout:fixed}table.diff th:nth-child(1){width:24%}table.diff th:nth-child(2),table.diff th:nth-child(3){width:30%}table.diff th:nth-child(4){width:16%}
+table.diff,table.invariants{table-layout:fixed}table.invariants th:nth-child(1){width:22%}table.invariants th:nth-child(2){width:34%}table.invariants th:nth-child(3){width:24%}table.diff th:nth-child(1){width:24%}table.diff th:nth-child(2),table.diff th:nth-child(3){width:30%}table.diff th:nth-child(4){width:16%}
 th{text-align:left;font-weight:600;color:var(--muted);border-bottom:1px solid var(--line);padding:4px 8px}
 td{border-bottom:1px solid var(--line);padding:4px 8px;vertical-align:top;overflow-wrap:anywhere}
-td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+td.kind{white-space:nowrap}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 tr.failed td{background:var(--bad-bg)}
 td.recorded,code.recorded{background:var(--bad-bg);color:var(--bad)}td.local,code.local{background:var(--ok-bg);color:var(--ok)}
 tr.suppressed td{color:var(--muted)}td.why{font-size:13px}

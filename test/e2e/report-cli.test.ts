@@ -1,0 +1,77 @@
+/**
+ * `retrace report` as a user runs it, without a browser: where the file goes, --json,
+ * the exit codes, and the report without a config. The page itself is tested in a real
+ * Chromium in report-browser.test.ts.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  expectUsageFailure,
+  listDir,
+  makeSampleBundle,
+  parseJsonOut,
+  repoRoot,
+  runCli,
+  type SampleBundle,
+  sharedTempDir,
+} from '../helpers/cli.js'
+
+const example = join(repoRoot, 'recordings', 'inventory.sqlite')
+const exampleConfig = join(repoRoot, 'examples', 'inventory', 'retrace.config.ts')
+const dir = sharedTempDir('retrace-e2e-report-')
+let sample: SampleBundle
+
+beforeAll(async () => {
+  sample = await makeSampleBundle(join(dir(), 'orders.sqlite'))
+})
+
+describe('retrace report', () => {
+  it('writes retrace-report-<record>.html in the working directory and returns {path, recordId} with --json', async () => {
+    const cwd = join(dir(), 'json')
+    mkdirSync(cwd)
+    const r = await runCli(['report', example, '--key', 'sku:1001', '--config', exampleConfig, '--json'], {
+      cwd,
+    })
+    expect(r.stderr).toBe('')
+    const doc = parseJsonOut<{ path: string; recordId: string }>(r)
+    expect(Object.keys(doc).sort()).toEqual(['path', 'recordId'])
+    expect(doc.recordId).toMatch(/^[0-9A-Z]{26}$/)
+    expect(doc.path).toBe(join(cwd, `retrace-report-${doc.recordId}.html`))
+    expect(listDir(cwd)).toEqual([`retrace-report-${doc.recordId}.html`])
+    // The example's bad record diverges and breaks an invariant in production: exit 1.
+    expect(r.code).toBe(1)
+    const page = readFileSync(doc.path, 'utf8')
+    expect(page).toContain('compute diverged: production recorded 87, the local build gives 4')
+  })
+
+  it('without a config found or given, writes the recorded scene alone and exits 0', async () => {
+    const rec = sample.records[1]!
+    const out = join(dir(), 'bare.html')
+    const r = await runCli(['report', sample.path, rec.id.slice(0, 20), '-o', out], { cwd: dir() })
+    expect(r.stderr).toBe('')
+    expect(r.stdout).toBe(`wrote bare.html\n`)
+    expect(r.code).toBe(0)
+    const page = readFileSync(out, 'utf8')
+    expect(page).toContain('Recorded scene only: this record was not replayed')
+    expect(page).toContain(rec.id)
+    expect(page).toContain('attempt 2 (retry)')
+    expect(page).toContain('changed in transit')
+  })
+
+  it('needs exactly one of RECORD and --key', async () => {
+    const both = await runCli(['report', sample.path, sample.records[0]!.id, '--key', 'sku:1001'], {
+      cwd: dir(),
+    })
+    expect(expectUsageFailure(both)).toContain('not both')
+    const none = await runCli(['report', sample.path], { cwd: dir() })
+    expect(expectUsageFailure(none)).toContain('name a record')
+  })
+
+  it('fails with exit 2 and one line when the output cannot be written', async () => {
+    const out = join(dir(), 'no-such-dir', 'r.html')
+    const r = await runCli(['report', sample.path, '--key', 'sku:2002', '-o', out], { cwd: dir() })
+    expect(expectUsageFailure(r)).toContain(`cannot write ${out}`)
+    expect(existsSync(out)).toBe(false)
+  })
+})
