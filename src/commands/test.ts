@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs'
+import { relative } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { SingleBar } from 'cli-progress'
 import { pinExpectations } from '../bundle/index.js'
@@ -140,7 +141,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
     for (const b of run.bundles) {
       const ok = b.summary.diverged + b.summary.errors === 0
       out.push(
-        `${ok ? t.ok('✓') : t.bad('✗')} ${visibleLine(b.path)}  ${renderSummary(b.summary, t, 'tested')}`,
+        `${ok ? t.ok('✓') : t.bad('✗')} ${visibleLine(relative(process.cwd(), b.path) || b.path)}  ${renderSummary(b.summary, t, 'tested')}`,
       )
       for (const r of b.failures)
         out.push(

@@ -195,11 +195,12 @@ async function runStage(
 }
 
 interface Judgement {
-  status: 'matched' | 'diverged' | 'error'
+  status: 'matched' | 'diverged' | 'error' | 'skipped'
   changes: Change[]
   suppressed: Suppressed[]
   error: StageError | null
   truncated: boolean
+  reason?: string
 }
 
 function judge(
@@ -241,6 +242,12 @@ function judge(
   const budget = o.diffBudgetMs ?? 50
   const limits: DiffLimits = { maxChanges: 500, deadline: o.now() + budget, now: o.now }
   const recorded = oracleOutput === null ? undefined : decodeRaw(oracleOutput)
+  // Production could not record this output (too large, cyclic, redaction failed): there is
+  // nothing to compare the local output with, and that is not a divergence.
+  if (isUnrecorded(recorded)) {
+    const why = `output was not recorded (${String(recorded.reason)}): nothing to compare the local output with`
+    return { status: 'skipped', ...none, error: null, reason: why }
+  }
   const d = diffValues(recorded, decodeRaw(run.text!), o.rules, limits)
   const differs = d.changes.length > 0 || d.truncated !== null
   return {
@@ -332,8 +339,8 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
     let run = await runStage(fn, input, c, chain.record.key, o, inputDiffers)
     let j = judge(run, oracleOutput, oracleError, o)
     let status: StageStatus = j.status
-    let reason: string | undefined
-    if (j.status !== 'matched' && inputDiffers) {
+    let reason: string | undefined = j.reason
+    if (j.status !== 'matched' && j.status !== 'skipped' && inputDiffers) {
       // Judge the stage on its own: same recorded input, same recorded effects.
       const alone = await runStage(fn, decode(c.input), c, chain.record.key, o)
       const ja = judge(alone, oracleOutput, oracleError, o)
