@@ -12,7 +12,8 @@ import { renderJunit } from '../render/junit.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
 import { discoverBundles, parseShard, runTests, type TestRun } from '../replay/regress.js'
-import { engineOptions } from '../replay/run.js'
+import { engineOptions, type RunOptions } from '../replay/run.js'
+import { threadPool } from '../replay/test-pool.js'
 import { version } from '../version.js'
 
 export default class Test extends RetraceCommand<typeof Test> {
@@ -43,6 +44,13 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       description: 'Milliseconds a stage may run before it fails.',
       min: 1,
     }),
+    workers: Flags.integer({
+      default: 1,
+      description:
+        'Worker threads to replay on (a bundle of over 50 records per worker is split across them).',
+      max: 64,
+      min: 1,
+    }),
     update: Flags.boolean({
       char: 'u',
       description: "Re-pin failing stages from the local build's output (refused in CI without --force).",
@@ -64,7 +72,15 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
         'refusing --update in CI (CI is set): expectations are pinned on a workstation; add --force to override',
       )
     }
-    const given = positionals(this.argv, ['--config', '-c', '--output', '--reporter', '--shard', '--timeout'])
+    const given = positionals(this.argv, [
+      '--config',
+      '-c',
+      '--output',
+      '--reporter',
+      '--shard',
+      '--timeout',
+      '--workers',
+    ])
     const bundles = discoverBundles(given.length > 0 ? given : ['recordings'])
     if (bundles.length === 0)
       throw new UsageError(
@@ -85,13 +101,10 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       : undefined
     let started = false
     const t = this.theme
+    const runOptions: RunOptions = { mode: 'cascade', splice: [], allowNet: false, timeoutMs: f.timeout }
     const run = await runTests(bundles, {
-      engine: engineOptions(config, stages, {
-        mode: 'cascade',
-        splice: [],
-        allowNet: false,
-        timeoutMs: f.timeout,
-      }),
+      engine: engineOptions(config, stages, runOptions),
+      ...(f.workers > 1 ? { pool: threadPool(f.workers, config.path, runOptions, f.update) } : {}),
       ...(shard !== undefined ? { shard } : {}),
       keepAll: f.reporter === 'junit',
       now: Date.now,

@@ -9,20 +9,12 @@
 import { Worker } from 'node:worker_threads'
 import type { RecordUnit } from '../bundle/types.js'
 import type { FromWriter, ToWriter, WriterInit } from '../bundle/writer-worker.js'
+import { workerUrl } from '../worker-url.js'
 
 export interface LinkEvents {
   written(captures: number): void
   failed(captures: number, code: string, message: string): void
   openFailed(code: string, message: string): void
-}
-
-function workerUrl(): URL {
-  const here = import.meta.url
-  // Under a TypeScript test runner this module is the .ts source; the thread needs the
-  // compiled JavaScript, which `npm run build` puts in dist/.
-  if (here.endsWith('.ts'))
-    return new URL(here.replace(/\/src\/recorder\/[^/]+$/, '/dist/bundle/writer-worker.js'))
-  return new URL('../bundle/writer-worker.js', here)
 }
 
 export class WriterLink {
@@ -47,7 +39,9 @@ export class WriterLink {
     private readonly flushIntervalMs: number,
     private readonly events: LinkEvents,
   ) {
-    this.worker = new Worker(workerUrl(), { workerData: { ...init, done: this.done } })
+    this.worker = new Worker(workerUrl(import.meta.url, '../bundle/writer-worker.js'), {
+      workerData: { ...init, done: this.done },
+    })
     this.worker.on('message', (msg: FromWriter) => this.onMessage(msg))
     this.worker.on('error', (err) => this.onDeath('E_WRITER_CRASHED', err.message))
     this.worker.on('exit', () => this.onDeath('E_WRITER_EXITED', 'the writer thread exited'))

@@ -114,6 +114,17 @@ export interface TestRun {
   updated: number
 }
 
+/** Runs one bundle's records on worker threads, reporting each result as it lands. */
+export interface TestPool {
+  /** Bundles with fewer records run inline: a thread costs more than it saves. */
+  minRecords: number
+  run(
+    path: string,
+    ids: readonly string[],
+    onResult: (result: RecordResult, stale: StaleItem[]) => void,
+  ): Promise<void>
+}
+
 export interface TestOptions {
   engine: ReplayOptions
   shard?: Shard
@@ -121,6 +132,8 @@ export interface TestOptions {
   /** Called with the records each bundle will replay, before it starts (progress). */
   onBundle?: (path: string, records: number) => void
   onRecord?: (result: RecordResult) => void
+  /** Worker threads to spread each bundle's records over (`--workers`). */
+  pool?: TestPool
   /** Re-pin failing stages from the local build (`--update`). */
   update?: (path: string, rows: ExpectationRow[]) => void
   now: () => number
@@ -138,48 +151,82 @@ function staleExpectations(path: string, chain: RecordChain, result: RecordResul
     }))
 }
 
+/** Replays one record as a test: its result and what it shows to be stale. */
+export async function testRecord(
+  path: string,
+  chain: RecordChain,
+  engine: ReplayOptions,
+): Promise<{ result: RecordResult; stale: StaleItem[] }> {
+  const stale: StaleItem[] = missingStages(chain, engine.stages).map((stage) => ({
+    bundle: path,
+    recordId: chain.record.id,
+    stage,
+    why: 'stage not in config' as const,
+  }))
+  const result = await replayRecord(chain, engine)
+  stale.push(...staleExpectations(path, chain, result))
+  return { result, stale }
+}
+
+/** Where a test run keeps what each record showed. */
+class Tally {
+  readonly pins: ExpectationRow[] = []
+  constructor(
+    private readonly run: TestRun,
+    readonly outcome: BundleOutcome,
+    private readonly o: TestOptions,
+  ) {}
+
+  add(result: RecordResult, stale: readonly StaleItem[]): void {
+    this.run.stale.push(...stale)
+    addToSummary(this.outcome.summary, result)
+    addToSummary(this.run.summary, result)
+    if (result.verdict !== 'matched') {
+      this.outcome.failures.push(result)
+      if (this.o.update) {
+        this.pins.push(
+          ...pinFromResult(result, {
+            note: 'retrace test --update',
+            build: null,
+            now: this.o.now(),
+            onlyFailing: true,
+          }),
+        )
+      }
+    }
+    this.outcome.results?.push(result)
+    this.o.onRecord?.(result)
+  }
+}
+
 export async function runTests(paths: readonly string[], o: TestOptions): Promise<TestRun> {
   const run: TestRun = { bundles: [], summary: emptySummary(), stale: [], updated: 0 }
   for (const path of paths) {
+    const outcome: BundleOutcome = { path, summary: emptySummary(), failures: [] }
+    if (o.keepAll) outcome.results = []
+    const tally = new Tally(run, outcome, o)
     const set = BundleSet.open([path])
+    let ids: string[]
     try {
-      const outcome: BundleOutcome = { path, summary: emptySummary(), failures: [] }
-      if (o.keepAll) outcome.results = []
-      const ids = [...set.readers[0]!.recordIds()].filter((id) => inShard(id, o.shard))
+      ids = [...set.readers[0]!.recordIds()].filter((id) => inShard(id, o.shard))
       o.onBundle?.(path, ids.length)
-      const pins: ExpectationRow[] = []
-      for (const id of ids) {
-        const chain = set.loadRecord(id)
-        for (const stage of missingStages(chain, o.engine.stages)) {
-          run.stale.push({ bundle: path, recordId: id, stage, why: 'stage not in config' })
+      if (o.pool === undefined || ids.length < o.pool.minRecords) {
+        for (const id of ids) {
+          const { result, stale } = await testRecord(path, set.loadRecord(id), o.engine)
+          tally.add(result, stale)
         }
-        const result = await replayRecord(chain, o.engine)
-        run.stale.push(...staleExpectations(path, chain, result))
-        addToSummary(outcome.summary, result)
-        addToSummary(run.summary, result)
-        if (result.verdict !== 'matched') {
-          outcome.failures.push(result)
-          if (o.update)
-            pins.push(
-              ...pinFromResult(result, {
-                note: 'retrace test --update',
-                build: null,
-                now: o.now(),
-                onlyFailing: true,
-              }),
-            )
-        }
-        outcome.results?.push(result)
-        o.onRecord?.(result)
       }
-      if (o.update && pins.length > 0) {
-        o.update(path, pins)
-        run.updated += pins.length
-      }
-      run.bundles.push(outcome)
     } finally {
       set.close()
     }
+    if (o.pool !== undefined && ids.length >= o.pool.minRecords) {
+      await o.pool.run(path, ids, (result, stale) => tally.add(result, stale))
+    }
+    if (o.update && tally.pins.length > 0) {
+      o.update(path, tally.pins)
+      run.updated += tally.pins.length
+    }
+    run.bundles.push(outcome)
   }
   return run
 }

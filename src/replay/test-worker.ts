@@ -1,0 +1,53 @@
+/** A `retrace test --workers` thread: replays its share of one bundle's records. */
+import { parentPort, workerData } from 'node:worker_threads'
+import { BundleSet } from '../bundle/index.js'
+import { RetraceError } from '../errors.js'
+import { loadConfig, loadStages } from './config.js'
+import type { RecordResult } from './engine.js'
+import { type StaleItem, testRecord } from './regress.js'
+import { engineOptions, type RunOptions } from './run.js'
+
+export interface TestWorkerInit {
+  path: string
+  ids: string[]
+  config: string | undefined
+  cwd: string
+  run: RunOptions
+  /** Keep the local outputs of failing records (for --update). */
+  keepOutputs: boolean
+}
+
+export type FromTestWorker =
+  | { type: 'result'; result: RecordResult; stale: StaleItem[] }
+  | { type: 'done' }
+  | { type: 'error'; message: string; code: string; exit: number }
+
+if (parentPort === null) throw new Error('test-worker must run in a worker thread')
+const port = parentPort
+const init = workerData as TestWorkerInit
+
+async function main(): Promise<void> {
+  const config = await loadConfig(init.config, init.cwd)
+  const engine = engineOptions(config, await loadStages(config), init.run)
+  const set = BundleSet.open([init.path])
+  try {
+    for (const id of init.ids) {
+      const { result, stale } = await testRecord(init.path, set.loadRecord(id), engine)
+      if (!(init.keepOutputs && result.verdict !== 'matched')) delete result.outputs
+      port.postMessage({ type: 'result', result, stale } satisfies FromTestWorker)
+    }
+  } finally {
+    set.close()
+  }
+  port.postMessage({ type: 'done' } satisfies FromTestWorker)
+}
+
+main().catch((err: unknown) => {
+  const e = err as Error
+  port.postMessage({
+    type: 'error',
+    message: e?.message ?? String(err),
+    code: err instanceof RetraceError ? err.code : 'E_WORKER',
+    exit: err instanceof RetraceError ? err.exit : 5,
+  } satisfies FromTestWorker)
+})

@@ -1,0 +1,317 @@
+import { describe, expect, it } from 'vitest'
+import { type DiffLimits, diffValues, noRules } from '../../src/compare/diff.js'
+import { compileRules } from '../../src/compare/rules.js'
+
+const unbounded: DiffLimits = { maxChanges: 10_000, deadline: Number.POSITIVE_INFINITY, now: () => 0 }
+
+describe('diffValues: structure', () => {
+  it('finds nothing between equal values, also when they are different objects', () => {
+    const v = { a: 1, b: [1, { c: 'x' }], d: null, e: true }
+    expect(diffValues(v, structuredClone(v))).toEqual({ changes: [], suppressed: [], truncated: null })
+  })
+
+  it('reports added, removed and changed keys with their paths and values', () => {
+    const d = diffValues({ keep: 1, gone: 'x', moved: 2 }, { keep: 1, moved: 3, fresh: [1] })
+    expect(d.changes).toEqual([
+      { path: '$.gone', kind: 'removed', recorded: 'x' },
+      { path: '$.moved', kind: 'changed', recorded: 2, local: 3 },
+      { path: '$.fresh', kind: 'added', local: [1] },
+    ])
+    expect(d.truncated).toBeNull()
+  })
+
+  it('omits `local` on removed and `recorded` on added changes', () => {
+    const [removed] = diffValues({ a: 1 }, {}).changes
+    const [added] = diffValues({}, { a: 1 }).changes
+    expect(removed).not.toHaveProperty('local')
+    expect(added).not.toHaveProperty('recorded')
+  })
+
+  it('walks nested arrays by position and reports extra and missing items', () => {
+    const d = diffValues(
+      { grid: [[1, 2], [3, 4], [5]] },
+      {
+        grid: [
+          [1, 9],
+          [3, 4, 6],
+        ],
+      },
+    )
+    expect(d.changes).toEqual([
+      { path: '$.grid[0][1]', kind: 'changed', recorded: 2, local: 9 },
+      { path: '$.grid[1][2]', kind: 'added', local: 6 },
+      { path: '$.grid[2]', kind: 'removed', recorded: [5] },
+    ])
+  })
+
+  it('reports a change of type at the node, not below it', () => {
+    expect(diffValues({ a: { b: 1 } }, { a: [1] }).changes).toEqual([
+      { path: '$.a', kind: 'changed', recorded: { b: 1 }, local: [1] },
+    ])
+    expect(diffValues({ a: null }, { a: 0 }).changes).toEqual([
+      { path: '$.a', kind: 'changed', recorded: null, local: 0 },
+    ])
+  })
+
+  it('quotes keys that are not identifiers in the path', () => {
+    expect(diffValues({ 'odd key': 1 }, { 'odd key': 2 }).changes[0]?.path).toBe('$["odd key"]')
+  })
+
+  it('diffs a changed root', () => {
+    expect(diffValues(1, 2).changes).toEqual([{ path: '$', kind: 'changed', recorded: 1, local: 2 }])
+  })
+
+  it('treats NaN as equal to NaN, and NaN against a number as a change', () => {
+    expect(diffValues({ x: Number.NaN }, { x: Number.NaN }).changes).toEqual([])
+    expect(diffValues({ x: Number.NaN }, { x: 1 }).changes).toEqual([
+      { path: '$.x', kind: 'changed', recorded: Number.NaN, local: 1 },
+    ])
+  })
+
+  it('treats the typed-JSON tag of NaN as equal to itself (how payloads reach the diff)', () => {
+    const nan = { $t: 'num', v: 'NaN' }
+    expect(diffValues({ x: nan }, { x: { $t: 'num', v: 'NaN' } }).changes).toEqual([])
+  })
+})
+
+describe('diffValues: arrayKeys', () => {
+  const rules = compileRules({ arrayKeys: { '$.items': 'sku' } })
+
+  it('matches items by identity: a reordered array is not a change', () => {
+    const recorded = {
+      items: [
+        { sku: 'A', qty: 1 },
+        { sku: 'B', qty: 2 },
+        { sku: 'C', qty: 3 },
+      ],
+    }
+    const local = {
+      items: [
+        { sku: 'C', qty: 3 },
+        { sku: 'A', qty: 1 },
+        { sku: 'B', qty: 2 },
+      ],
+    }
+    expect(diffValues(recorded, local, rules)).toEqual({ changes: [], suppressed: [], truncated: null })
+    // Without the rule the same pair differs at every position.
+    expect(diffValues(recorded, local).changes.length).toBeGreaterThan(0)
+  })
+
+  it('reports changed, added and removed items under their identity', () => {
+    const d = diffValues(
+      {
+        items: [
+          { sku: 'A', qty: 1 },
+          { sku: 'B', qty: 2 },
+        ],
+      },
+      {
+        items: [
+          { sku: 'C', qty: 5 },
+          { sku: 'A', qty: 4 },
+        ],
+      },
+      rules,
+    )
+    expect(d.changes).toEqual([
+      { path: '$.items["sku=\\"A\\""].qty', kind: 'changed', recorded: 1, local: 4 },
+      { path: '$.items["sku=\\"B\\""]', kind: 'removed', recorded: { sku: 'B', qty: 2 } },
+      { path: '$.items["sku=\\"C\\""]', kind: 'added', local: { sku: 'C', qty: 5 } },
+    ])
+  })
+
+  it('falls back to positions when an item has no identity or a duplicate one', () => {
+    const d = diffValues(
+      {
+        items: [
+          { sku: 'A', qty: 1 },
+          { sku: 'A', qty: 2 },
+        ],
+      },
+      {
+        items: [
+          { sku: 'A', qty: 2 },
+          { sku: 'A', qty: 1 },
+        ],
+      },
+      rules,
+    )
+    expect(d.changes.map((c) => c.path)).toEqual(['$.items[0].qty', '$.items[1].qty'])
+  })
+
+  it('only applies to the arrays its path names', () => {
+    const d = diffValues(
+      { other: [{ sku: 'A' }, { sku: 'B' }] },
+      { other: [{ sku: 'B' }, { sku: 'A' }] },
+      rules,
+    )
+    expect(d.changes.map((c) => c.path)).toEqual(['$.other[0].sku', '$.other[1].sku'])
+  })
+})
+
+describe('diffValues: ignore', () => {
+  it('suppresses differences under an ignored path with reason "ignored", each counted', () => {
+    const rules = compileRules({ ignore: ['$..updatedAt'] })
+    const d = diffValues(
+      { updatedAt: 1, nested: { updatedAt: 2, value: 'a' }, list: [{ updatedAt: 3 }] },
+      { updatedAt: 10, nested: { updatedAt: 20, value: 'b' }, list: [{ updatedAt: 30 }] },
+      rules,
+    )
+    expect(d.changes).toEqual([{ path: '$.nested.value', kind: 'changed', recorded: 'a', local: 'b' }])
+    expect(d.suppressed).toEqual([
+      { path: '$.updatedAt', reason: 'ignored', recorded: 1, local: 10 },
+      { path: '$.nested.updatedAt', reason: 'ignored', recorded: 2, local: 20 },
+      { path: '$.list[0].updatedAt', reason: 'ignored', recorded: 3, local: 30 },
+    ])
+  })
+
+  it('suppresses an ignored key that was added or removed', () => {
+    const rules = compileRules({ ignore: ['$.trace'] })
+    expect(diffValues({}, { trace: 'x' }, rules)).toEqual({
+      changes: [],
+      suppressed: [{ path: '$.trace', reason: 'ignored', local: 'x' }],
+      truncated: null,
+    })
+    expect(diffValues({ trace: 'x' }, {}, rules).suppressed).toEqual([
+      { path: '$.trace', reason: 'ignored', recorded: 'x' },
+    ])
+  })
+
+  it('suppresses a whole ignored subtree as one entry', () => {
+    const rules = compileRules({ ignore: ['$.meta'] })
+    const d = diffValues({ meta: { a: 1, b: 2 } }, { meta: { a: 2, b: 3 } }, rules)
+    expect(d.changes).toEqual([])
+    expect(d.suppressed.map((s) => [s.path, s.reason])).toEqual([['$.meta', 'ignored']])
+  })
+
+  it('records nothing for an ignored path that did not change', () => {
+    const rules = compileRules({ ignore: ['$.same'] })
+    expect(diffValues({ same: 1 }, { same: 1 }, rules).suppressed).toEqual([])
+  })
+})
+
+describe('diffValues: tolerance', () => {
+  const rules = compileRules({ tolerance: { '$..price': 0.005 } })
+
+  it('suppresses a number within tolerance as "within-tolerance"', () => {
+    const d = diffValues({ item: { price: 10 } }, { item: { price: 10.004 } }, rules)
+    expect(d.changes).toEqual([])
+    expect(d.suppressed).toEqual([
+      { path: '$.item.price', reason: 'within-tolerance', recorded: 10, local: 10.004 },
+    ])
+  })
+
+  it('counts a difference exactly at the tolerance as within it', () => {
+    const exact = compileRules({ tolerance: { '$.n': 0.5 } })
+    expect(diffValues({ n: 1 }, { n: 1.5 }, exact).suppressed).toHaveLength(1)
+  })
+
+  it('reports a number outside tolerance as a change', () => {
+    const d = diffValues({ item: { price: 10 } }, { item: { price: 10.01 } }, rules)
+    expect(d.changes).toEqual([{ path: '$.item.price', kind: 'changed', recorded: 10, local: 10.01 }])
+    expect(d.suppressed).toEqual([])
+  })
+
+  it('does not apply to other paths or to non-numbers', () => {
+    expect(diffValues({ cost: 10 }, { cost: 10.001 }, rules).changes).toHaveLength(1)
+    expect(diffValues({ price: '10' }, { price: '10.001' }, rules).changes).toHaveLength(1)
+  })
+
+  it('reads a negative tolerance as its size', () => {
+    const neg = compileRules({ tolerance: { '$.n': -1 } })
+    expect(diffValues({ n: 1 }, { n: 1.5 }, neg).changes).toEqual([])
+  })
+})
+
+describe('diffValues: redaction', () => {
+  it('suppresses a recorded redaction token as "redacted", whatever the local value', () => {
+    const d = diffValues(
+      { phone: '[redacted]', card: '[redacted:abcdefghijklmnop]', nested: { token: '[redacted]' } },
+      { phone: '+1 555 0100', card: '4111', nested: { token: { real: true } } },
+    )
+    expect(d.changes).toEqual([])
+    expect(d.suppressed).toEqual([
+      { path: '$.phone', reason: 'redacted', recorded: '[redacted]' },
+      { path: '$.card', reason: 'redacted', recorded: '[redacted:abcdefghijklmnop]' },
+      { path: '$.nested.token', reason: 'redacted', recorded: '[redacted]' },
+    ])
+  })
+
+  it('does not take a look-alike for a token', () => {
+    const d = diffValues({ a: '[redacted:short]', b: 'x[redacted]' }, { a: 'v', b: 'v' })
+    expect(d.changes.map((c) => c.path)).toEqual(['$.a', '$.b'])
+  })
+
+  it('still reports a redacted field the local build dropped', () => {
+    expect(diffValues({ phone: '[redacted]' }, {}).changes).toEqual([
+      { path: '$.phone', kind: 'removed', recorded: '[redacted]' },
+    ])
+  })
+})
+
+describe('diffValues: bounds', () => {
+  it('stops at maxChanges and says it was cut short', () => {
+    const recorded = Array.from({ length: 50 }, (_, i) => i)
+    const local = recorded.map((i) => i + 1)
+    const d = diffValues(recorded, local, noRules, { ...unbounded, maxChanges: 5 })
+    expect(d.changes).toHaveLength(5)
+    expect(d.changes[4]).toEqual({ path: '$[4]', kind: 'changed', recorded: 4, local: 5 })
+    expect(d.truncated).toEqual({ reason: 'max-changes', compared: expect.any(Number) })
+  })
+
+  it('does not truncate when the changes fit exactly', () => {
+    const d = diffValues([1, 2], [2, 3], noRules, { ...unbounded, maxChanges: 2 })
+    expect(d.changes).toHaveLength(2)
+    expect(d.truncated).toBeNull()
+  })
+
+  it('stops at the deadline of an injected clock and keeps what it found', () => {
+    // A fake clock that passes the deadline after a few readings; no real time involved.
+    let readings = 0
+    const now = (): number => (++readings > 2 ? 1_000 : 0)
+    const big = Array.from({ length: 20_000 }, (_, i) => ({ id: i, v: i }))
+    const other = big.map((x) => ({ ...x, v: x.v + 1 }))
+    const d = diffValues(big, other, noRules, { maxChanges: 1_000_000, deadline: 500, now })
+    expect(d.truncated?.reason).toBe('deadline')
+    expect(d.truncated!.compared).toBeLessThan(20_000 * 3)
+    expect(d.changes.length).toBeGreaterThan(0)
+    expect(d.changes.length).toBeLessThan(20_000)
+  })
+
+  it('does not stop before the deadline', () => {
+    const big = Array.from({ length: 5_000 }, (_, i) => i)
+    const d = diffValues(
+      big,
+      big.map((i) => -i - 1),
+      noRules,
+      {
+        maxChanges: 1_000_000,
+        deadline: 500,
+        now: () => 0,
+      },
+    )
+    expect(d.truncated).toBeNull()
+    expect(d.changes).toHaveLength(5_000)
+  })
+})
+
+describe('compileRules', () => {
+  it('compiles every rule kind and keeps the source text', () => {
+    const r = compileRules({
+      ignore: ['$..updatedAt'],
+      tolerance: { '$.p': 0.1 },
+      arrayKeys: { '$.items': 'sku' },
+    })
+    expect(r.ignore.map((p) => p.source)).toEqual(['$..updatedAt'])
+    expect(r.tolerance.map((t) => [t.pattern.source, t.within])).toEqual([['$.p', 0.1]])
+    expect(r.arrayKeys.map((k) => [k.pattern.source, k.field])).toEqual([['$.items', 'sku']])
+  })
+
+  it('compiles no rules to empty lists', () => {
+    expect(compileRules(undefined)).toEqual({ ignore: [], tolerance: [], arrayKeys: [] })
+  })
+
+  it('throws a path error naming a bad path', () => {
+    expect(() => compileRules({ ignore: ['$.a['] })).toThrow(/bad path "\$\.a\["/)
+  })
+})
