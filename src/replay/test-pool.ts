@@ -17,7 +17,7 @@ export function threadPool(
     run(path, ids, onResult) {
       const url = workerUrl(import.meta.url, './test-worker.js')
       const shares: string[][] = Array.from({ length: workers }, () => [])
-      ids.forEach((id, i) => shares[i % workers]!.push(id))
+      for (const [i, id] of ids.entries()) shares[i % workers]!.push(id)
       return new Promise<void>((resolve, reject) => {
         let running = 0
         let failed = false
