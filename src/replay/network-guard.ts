@@ -6,6 +6,7 @@
  * Not covered (see docs/reliability.md): native addons opening sockets themselves, and
  * worker threads a stage starts (they get their own copies of these modules).
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 
 // The CommonJS module objects are the mutable ones; ESM named imports follow them after
@@ -29,10 +30,12 @@ export class NetworkBlocked extends Error {
   }
 }
 
-let active: string | undefined
+/**
+ * The stage whose code is running, carried through its async work: a stage that timed
+ * out and goes on in the background is still refused, and blamed by name.
+ */
+const running = new AsyncLocalStorage<{ stage: string; blocked: NetworkBlocked[] }>()
 let installed = false
-/** Every block the guard made, so the engine can mark the stage even if it caught it. */
-let blocked: NetworkBlocked[] = []
 
 function targetOf(args: unknown[]): string {
   const [a, b] = args
@@ -46,24 +49,26 @@ function targetOf(args: unknown[]): string {
 }
 
 function block(target: string): NetworkBlocked {
-  const err = new NetworkBlocked(active ?? '?', target)
-  blocked.push(err)
+  const scope = running.getStore()
+  const err = new NetworkBlocked(scope?.stage ?? '?', target)
+  scope?.blocked.push(err)
   return err
 }
 
-/** Patches the network entry points once per process; they check `active` on each call. */
+/** Patches the network entry points once per process; they check the running stage on each call. */
 function install(): void {
   if (installed) return
   installed = true
   const connect = net.Socket.prototype.connect
   net.Socket.prototype.connect = function (this: import('node:net').Socket, ...args: unknown[]) {
-    if (active !== undefined) throw block(targetOf(Array.isArray(args[0]) ? (args[0] as unknown[]) : args))
+    if (running.getStore() !== undefined)
+      throw block(targetOf(Array.isArray(args[0]) ? (args[0] as unknown[]) : args))
     return (connect as (...a: unknown[]) => unknown).apply(this, args)
   } as typeof connect
   const realFetch = globalThis.fetch
   if (typeof realFetch === 'function') {
     globalThis.fetch = ((input: unknown, init?: unknown) => {
-      if (active !== undefined) {
+      if (running.getStore() !== undefined) {
         let target = String(input)
         try {
           const u = new URL(input instanceof Request ? input.url : String(input))
@@ -76,17 +81,17 @@ function install(): void {
   }
   const lookup = dns.lookup
   dns.lookup = ((hostname: string, ...rest: unknown[]) => {
-    if (active !== undefined) throw block(`${hostname} (DNS lookup)`)
+    if (running.getStore() !== undefined) throw block(`${hostname} (DNS lookup)`)
     return (lookup as (...a: unknown[]) => unknown)(hostname, ...rest)
   }) as typeof dns.lookup
   const plookup = dns.promises.lookup
   dns.promises.lookup = ((hostname: string, ...rest: unknown[]) => {
-    if (active !== undefined) return Promise.reject(block(`${hostname} (DNS lookup)`))
+    if (running.getStore() !== undefined) return Promise.reject(block(`${hostname} (DNS lookup)`))
     return (plookup as (...a: unknown[]) => unknown)(hostname, ...rest)
   }) as typeof dns.promises.lookup
   const createSocket = dgram.createSocket
   dgram.createSocket = ((...args: unknown[]) => {
-    if (active !== undefined) throw block('a UDP socket')
+    if (running.getStore() !== undefined) throw block('a UDP socket')
     return (createSocket as (...a: unknown[]) => unknown)(...args)
   }) as typeof dgram.createSocket
   for (const name of [
@@ -100,7 +105,7 @@ function install(): void {
   ] as const) {
     const real = childProcess[name] as (...a: unknown[]) => unknown
     ;(childProcess as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
-      if (active !== undefined) throw block(`a child process (${String(args[0])})`)
+      if (running.getStore() !== undefined) throw block(`a child process (${String(args[0])})`)
       return real(...args)
     }
   }
@@ -118,17 +123,12 @@ export async function offline<T>(
   fn: () => Promise<T>,
 ): Promise<{ outcome: Outcome<T>; blocked: NetworkBlocked[] }> {
   install()
-  const before = blocked.length
-  active = stage
+  const scope = { stage, blocked: [] as NetworkBlocked[] }
   let outcome: Outcome<T>
   try {
-    outcome = { ok: true, value: await fn() }
+    outcome = { ok: true, value: await running.run(scope, fn) }
   } catch (error) {
     outcome = { ok: false, error }
-  } finally {
-    active = undefined
   }
-  const mine = blocked.slice(before)
-  blocked = []
-  return { outcome, blocked: mine }
+  return { outcome, blocked: [...scope.blocked] }
 }
