@@ -65,9 +65,12 @@ export default class Diff extends RetraceCommand<typeof Diff> {
       for (const { key, id } of readerA.latestByKey()) {
         seen.add(key)
         const idB = readerB.latestRecordIdForKey(key)
-        differ.add(key, readerA.loadRecord(id), idB === undefined ? undefined : readerB.loadRecord(idB))
+        const chainA = readerA.loadRecord(id)
+        const chainB = idB === undefined ? undefined : readerB.loadRecord(idB)
+        if (chainA === undefined || chainB === undefined) differ.addOnly(chainA === undefined ? 'b' : 'a')
+        else differ.add(key, chainA, chainB)
       }
-      for (const { key } of readerB.latestByKey()) if (!seen.has(key)) differ.add(key, undefined, {} as never)
+      for (const { key } of readerB.latestByKey()) if (!seen.has(key)) differ.addOnly('b')
       const d = differ.result()
       if (!this.jsonEnabled()) this.log(renderBundleDiff(d, this.theme))
       this.found(d.differing + d.onlyInA + d.onlyInB > 0)

@@ -66,16 +66,16 @@ export class BundleDiffer {
 
   constructor(private readonly rules: CompiledRules = noRules) {}
 
-  add(key: string, a: RecordChain | undefined, b: RecordChain | undefined): void {
+  /** A key only one of the bundles has. */
+  addOnly(side: 'a' | 'b'): void {
     this.counts.keys++
-    if (a === undefined) {
-      this.counts.onlyInB++
-      return
-    }
-    if (b === undefined) {
-      this.counts.onlyInA++
-      return
-    }
+    if (side === 'a') this.counts.onlyInA++
+    else this.counts.onlyInB++
+  }
+
+  /** A key both bundles have, with its latest record in each. */
+  add(key: string, a: RecordChain, b: RecordChain): void {
+    this.counts.keys++
     const d = diffRecords(a, b, this.rules)
     if (d.firstDifference === null) {
       this.counts.same++
