@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process'
 import { relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Args, Flags } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
@@ -71,9 +73,18 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
 
   async run(): Promise<void> {
     if (this.flags.watch) {
+      // Each replay runs in a fresh process: edited stage modules load anew, and nothing a
+      // stage left behind (timers, patched globals) leaks into the next run.
+      const argv = this.argv.filter((a) => a !== '--watch' && a !== '-w')
+      const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
       await watchFiles(
         async () => {
-          const files = await this.once(true)
+          const files = (await loadConfig(this.flags.config, process.cwd(), true)).files
+          await new Promise<void>((resolve) => {
+            spawn(process.execPath, [bin, 'replay', ...argv], { stdio: 'inherit' }).on('close', () =>
+              resolve(),
+            )
+          })
           this.note(
             this.theme.dim(`watching ${files.length} files; edit a stage to replay again (Ctrl-C to stop)`),
           )

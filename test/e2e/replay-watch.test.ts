@@ -1,0 +1,67 @@
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { importStage, record, repoRoot, runChain, type Workspace, workspace } from '../replay/fixture.js'
+
+const stageSource = (extra: number): string => `
+export function parse(x) { return { sku: x.sku, qty: x.qty } }
+export function compute(x) { return { sku: x.sku, available: 10 - x.qty + ${extra} } }
+`
+
+/** Waits until `text` has `count` occurrences of `needle`, or fails after `ms`. */
+async function waitFor(read: () => string, needle: string, count: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (read().split(needle).length - 1 >= count) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`timed out waiting for ${count}x ${JSON.stringify(needle)} in:\n${read()}`)
+}
+
+describe('replay --watch', () => {
+  let ws: Workspace
+  beforeAll(async () => {
+    ws = workspace('retrace-watch-')
+    const prod = ws.write('prod.mjs', stageSource(80))
+    const parse = await importStage(prod, 'parse')
+    const compute = await importStage(prod, 'compute')
+    await record(ws.path('b.sqlite'), async (r) => {
+      await runChain(r, 'sku:1', { sku: 'sku:1', qty: 3 }, [
+        ['parse', parse],
+        ['compute', compute],
+      ])
+    })
+    ws.write('stages.mjs', stageSource(0))
+    ws.write(
+      'retrace.config.json',
+      JSON.stringify({ stages: { parse: './stages.mjs#parse', compute: './stages.mjs#compute' } }),
+    )
+  })
+  afterAll(() => ws.remove())
+
+  it('replays again with the edited stage module when a file changes', async () => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/run.js'), 'replay', 'b.sqlite', '--watch'], {
+      cwd: ws.dir,
+      env: { ...process.env, NO_COLOR: '1' },
+    })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    try {
+      await waitFor(() => out, 'replayed, ', 1, 20_000)
+      expect(out).toContain('1 record replayed, 0 matched, 1 diverged')
+      // The fix: the local build now gives what production recorded.
+      ws.write('stages.mjs', stageSource(80))
+      await waitFor(() => out, 'replayed, ', 2, 20_000)
+      const runs = out.split('── replay at')
+      expect(runs).toHaveLength(2)
+      expect(runs[1]).toContain('1 record replayed, 1 matched, 0 diverged')
+    } finally {
+      child.kill('SIGTERM')
+    }
+  })
+})
