@@ -79,7 +79,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
       await watchFiles(
         async () => {
-          const files = (await loadConfig(this.flags.config, process.cwd(), true)).files
+          const files = (await loadConfig(this.flags.config, process.cwd())).files
           await new Promise<void>((resolve) => {
             spawn(process.execPath, [bin, 'replay', ...argv], { stdio: 'inherit' }).on('close', () =>
               resolve(),
@@ -94,14 +94,14 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       )
       return
     }
-    await this.once(false)
+    await this.once()
   }
 
-  /** One replay of the selection; returns the files that define the config. */
-  private async once(fresh: boolean): Promise<string[]> {
+  /** One replay of the selection. */
+  private async once(): Promise<void> {
     const f = this.flags
-    const config = await loadConfig(f.config, process.cwd(), fresh)
-    const stages = await loadStages(config, fresh)
+    const config = await loadConfig(f.config, process.cwd())
+    const stages = await loadStages(config)
     const [, ...records] = positionals(this.argv, valuedFlags)
     const set = BundleSet.open([this.args.bundle])
     const json = this.jsonEnabled()
@@ -165,7 +165,6 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         this.log(renderSummary(summary, t))
       }
       process.exitCode = summary.diverged + summary.errors > 0 ? 1 : 0
-      return config.files
     } finally {
       set.close()
     }

@@ -44,9 +44,8 @@ export function findConfig(start: string): string | undefined {
   }
 }
 
-function makeJiti(fresh: boolean): Jiti {
-  // A fresh loader with no module cache lets --watch see edited stage modules.
-  return createJiti(import.meta.url, { moduleCache: !fresh, fsCache: !fresh, interopDefault: false })
+function makeJiti(): Jiti {
+  return createJiti(import.meta.url, { interopDefault: false })
 }
 
 function validate(raw: unknown, path: string): RetraceConfig {
@@ -69,11 +68,7 @@ function validate(raw: unknown, path: string): RetraceConfig {
 }
 
 /** Loads the config at `explicit`, or the one found from `cwd` upward. */
-export async function loadConfig(
-  explicit: string | undefined,
-  cwd: string,
-  fresh = false,
-): Promise<LoadedConfig> {
+export async function loadConfig(explicit: string | undefined, cwd: string): Promise<LoadedConfig> {
   const path = explicit !== undefined ? resolve(cwd, explicit) : findConfig(cwd)
   if (path === undefined) {
     throw new ConfigError(
@@ -84,7 +79,7 @@ export async function loadConfig(
   if (!existsSync(path)) throw new ConfigError(`config ${path} does not exist`, 'E_CONFIG_MISSING')
   let raw: unknown
   try {
-    raw = path.endsWith('.json') ? parseJson(readFileSync(path, 'utf8')) : await makeJiti(fresh).import(path)
+    raw = path.endsWith('.json') ? parseJson(readFileSync(path, 'utf8')) : await makeJiti().import(path)
   } catch (err) {
     throw new ConfigError(`cannot load config ${path}: ${firstLine(err)}`, 'E_CONFIG_LOAD', { cause: err })
   }
@@ -121,13 +116,10 @@ export type LoadedStage = { name: string; fn: StageFn<unknown, unknown> } | { na
  * Loads every stage the config names. A stage that cannot be loaded is a ConfigError;
  * a stage the recording has but the config lacks is reported by the engine, not here.
  */
-export async function loadStages(
-  loaded: LoadedConfig,
-  fresh = false,
-): Promise<Map<string, StageFn<unknown, unknown>>> {
+export async function loadStages(loaded: LoadedConfig): Promise<Map<string, StageFn<unknown, unknown>>> {
   const out = new Map<string, StageFn<unknown, unknown>>()
   const base = loaded.path === undefined ? process.cwd() : dirname(loaded.path)
-  const jiti = makeJiti(fresh)
+  const jiti = makeJiti()
   for (const [name, ref] of Object.entries(loaded.config.stages)) {
     if (typeof ref === 'function') {
       out.set(name, ref as StageFn<unknown, unknown>)
