@@ -1,0 +1,152 @@
+/** `retrace find` as a user runs it, on a bundle the recorder made in a temp dir. */
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  expectUsageFailure,
+  makeSampleBundle,
+  parseJsonOut,
+  runCli,
+  type SampleBundle,
+  sharedTempDir,
+} from '../helpers/cli.js'
+
+interface FindJson {
+  where: { stage: string; side: string; path: string; op: string; value: unknown }
+  records: { recordId: string; key: string; startedAt: number; value: unknown; source: string }[]
+}
+
+const dir = sharedTempDir('retrace-e2e-find-')
+let s: SampleBundle
+
+const idsOf = (...indices: number[]): string[] => indices.map((i) => s.records[i]!.id)
+
+async function find(where: string, ...more: string[]): Promise<FindJson> {
+  const r = await runCli(['find', s.path, '--where', where, '--json', ...more])
+  expect(r.stderr).toBe('')
+  expect(r.code).toBe(0)
+  return parseJsonOut<FindJson>(r)
+}
+
+beforeAll(async () => {
+  // store's available count per record: 3, 8, 1, (failed: -4), -1; record 5 never reaches store.
+  s = await makeSampleBundle(join(dir(), 'find.sqlite'))
+  expect(s.recorderErrors).toEqual([])
+})
+
+describe('retrace find', () => {
+  it('= finds the records whose stage output has the value, and prints them', async () => {
+    const r = await runCli(['find', s.path, '--where', 'store.available = 8'])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const lines = r.stdout.trimEnd().split('\n')
+    expect(lines[0]).toBe('1 record where store.available = 8')
+    expect(lines[1]).toMatch(
+      new RegExp(`^${s.records[1]!.id}\\s+sku:2002\\s+2026-01-10 12:01:00\\.000Z\\s+8$`),
+    )
+    expect(lines).toHaveLength(2)
+  })
+
+  it('--json gives the parsed predicate and the hits', async () => {
+    const json = await find('store.available = 3')
+    expect(json.where).toMatchObject({
+      stage: 'store',
+      side: 'output',
+      path: '$.available',
+      op: '=',
+      value: 3,
+    })
+    expect(json.records).toEqual([
+      {
+        recordId: s.records[0]!.id,
+        key: 'sku:1001',
+        startedAt: s.records[0]!.startedAt,
+        value: 3,
+        source: s.path,
+      },
+    ])
+  })
+
+  it('!=, < and > compare numbers; newest first', async () => {
+    const [ne, lt, gt, ge] = await Promise.all([
+      find('store.available != 3'),
+      find('store.available < 0'),
+      find('store.available > 2'),
+      find('store.available >= 8'),
+    ])
+    // The record whose store failed has no output, so it matches nothing.
+    expect(ne.records.map((x) => x.recordId)).toEqual(idsOf(4, 2, 1))
+    expect(lt.records.map((x) => [x.recordId, x.value])).toEqual([[s.records[4]!.id, -1]])
+    expect(gt.records.map((x) => x.recordId)).toEqual(idsOf(1, 0))
+    expect(ge.records.map((x) => x.recordId)).toEqual(idsOf(1))
+  })
+
+  it('contains matches inside strings and arrays; strings may be quoted', async () => {
+    const [note, tags, quoted] = await Promise.all([
+      find('store.note contains "order 4"'),
+      find('price.tags contains priced'),
+      find("parse.sku = 'sku:3003'"),
+    ])
+    expect(note.records.map((x) => [x.recordId, x.value])).toEqual([[s.records[4]!.id, 'order 4']])
+    // A retried stage that matched on both attempts lists its record once.
+    expect(tags.records.map((x) => x.recordId)).toEqual(idsOf(4, 3, 2, 1, 0))
+    expect(tags.records[0]!.value).toEqual(['priced'])
+    expect(quoted.records.map((x) => x.recordId)).toEqual(idsOf(3))
+  })
+
+  it('.input searches what the stage received (the seam field exists only there)', async () => {
+    const [input, output, qty] = await Promise.all([
+      find('store.input.channel = web'),
+      find('price.output.channel = web'),
+      find('price.input.qty = 2'),
+    ])
+    expect(input.where.side).toBe('input')
+    expect(input.records.map((x) => x.recordId)).toEqual(idsOf(4, 3, 2, 1, 0))
+    expect(output.records).toEqual([])
+    expect(qty.records.map((x) => x.recordId)).toEqual(idsOf(1))
+  })
+
+  it('--limit caps the hits', async () => {
+    const json = await find('parse.qty > 0', '--limit', '2')
+    expect(json.records.map((x) => x.recordId)).toEqual(idsOf(5, 4))
+  })
+
+  it('no match prints a note on stdout and exits 0', async () => {
+    const r = await runCli(['find', s.path, '--where', 'store.available = 87'])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toBe('')
+    expect(r.stdout.trim()).toBe('no records where store.available = 87')
+    expect((await find('nosuchstage.x = 1')).records).toEqual([])
+  })
+
+  it('a predicate it cannot read is a usage error: exit 2, one line', async () => {
+    const [garbage, noValue, noOp, missing] = await Promise.all([
+      runCli(['find', s.path, '--where', 'this is not a predicate']),
+      runCli(['find', s.path, '--where', 'store.available =']),
+      runCli(['find', s.path, '--where', 'store.available']),
+      runCli(['find', s.path]),
+    ])
+    expect(expectUsageFailure(garbage)).toContain('cannot read --where')
+    expect(expectUsageFailure(noValue)).toContain('needs a value')
+    expect(expectUsageFailure(noOp)).toContain('cannot read --where')
+    expect(expectUsageFailure(missing)).toContain('Missing required flag where')
+  })
+
+  it('a path with a wildcard or .. is a usage error: exit 2, one line', async () => {
+    const [star, deep, json] = await Promise.all([
+      runCli(['find', s.path, '--where', 'price.tags[*] = priced']),
+      runCli(['find', s.path, '--where', 'store..available = 3']),
+      runCli(['find', s.path, '--where', 'price.tags[*] = priced', '--json']),
+    ])
+    expect(expectUsageFailure(star)).toContain('wildcards')
+    expect(expectUsageFailure(deep)).toMatch(/^retrace: --where: /)
+    expect(json.code).toBe(2)
+    expect(parseJsonOut<{ error: { code: string } }>(json).error.code).toBe('E_USAGE')
+  })
+
+  it('user text never becomes SQL', async () => {
+    const hostile = await find(`store.note = "x' OR 1=1 --"`)
+    expect(hostile.records).toEqual([])
+    const quote = await runCli(['find', s.path, '--where', 'store["a\\"b"] = 1'])
+    expect(quote.code).toBe(2)
+  })
+})

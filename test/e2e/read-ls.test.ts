@@ -1,0 +1,267 @@
+/** `retrace ls` as a user runs it, on bundles the recorder made in a temp dir. */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { createRecorder } from '../../src/index.js'
+import {
+  expectUsageFailure,
+  listDir,
+  makeSampleBundle,
+  parseJsonOut,
+  runCli,
+  SAMPLE_T0,
+  type SampleBundle,
+  sharedTempDir,
+} from '../helpers/cli.js'
+
+interface LsRecord {
+  id: string
+  key: string
+  startedAt: number
+  endedAt: number | null
+  status: string
+  error: string | null
+  host: string | null
+  pid: number | null
+  build: string | null
+  stages: string[]
+  captures: number
+  source: string
+}
+interface LsJson {
+  records: LsRecord[]
+}
+
+const minute = 60_000
+const dir = sharedTempDir('retrace-e2e-ls-')
+let a: SampleBundle
+let b: SampleBundle
+
+/** Ids of the sample records at these indices, in the order given. */
+const idsOf = (bundle: SampleBundle, ...indices: number[]): string[] =>
+  indices.map((i) => bundle.records[i]!.id)
+
+async function lsIds(...args: string[]): Promise<string[]> {
+  const r = await runCli(['ls', ...args, '--json'])
+  expect(r.stderr).toBe('')
+  expect(r.code).toBe(0)
+  return parseJsonOut<LsJson>(r).records.map((x) => x.id)
+}
+
+beforeAll(async () => {
+  a = await makeSampleBundle(join(dir(), 'a.sqlite'))
+  // A second process's bundle, its records 30 s after each of the first one's.
+  b = await makeSampleBundle(join(dir(), 'b.sqlite'), {
+    t0: SAMPLE_T0 + 30_000,
+    keys: ['sku:2002', 'sku:5005', 'sku:1001'],
+    failAt: [],
+    retryAt: [],
+    deferAt: [],
+    build: 'build-def456',
+  })
+  expect(a.recorderErrors).toEqual([])
+  expect(b.recorderErrors).toEqual([])
+  expect(a.records.every((r) => r.id.length === 26)).toBe(true)
+})
+
+describe('retrace ls', () => {
+  it('lists one line per record, newest first, with key, status, time and stages', async () => {
+    const r = await runCli(['ls', a.path])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toBe('')
+    const lines = r.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^RECORD\s+KEY\s+STATUS\s+STARTED\s+STAGES$/)
+    const rows = lines.slice(1)
+    expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(idsOf(a, 5, 4, 3, 2, 1, 0))
+    expect(rows[0]).toMatch(/sku:4004\s+ok\s+2026-01-10 12:05:00\.000Z\s+parse$/)
+    expect(rows[2]).toMatch(/sku:3003\s+error\s+2026-01-10 12:03:00\.000Z\s+parse,price,store$/)
+    expect(rows[4]).toContain('parse,price,store (+1 retries)')
+    // One bundle: no source column.
+    expect(r.stdout).not.toContain(a.path)
+  })
+
+  it('--json prints the records as one document, the same order', async () => {
+    const r = await runCli(['ls', a.path, '--json'])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toBe('')
+    const json = parseJsonOut<LsJson>(r)
+    expect(Object.keys(json)).toEqual(['records'])
+    expect(json.records.map((x) => x.id)).toEqual(idsOf(a, 5, 4, 3, 2, 1, 0))
+    const retried = json.records.find((x) => x.id === a.records[1]!.id)!
+    expect(retried).toMatchObject({
+      key: 'sku:2002',
+      startedAt: SAMPLE_T0 + minute,
+      status: 'ok',
+      error: null,
+      host: 'test-host',
+      pid: 4242,
+      build: 'build-abc123',
+      stages: ['parse', 'price', 'store'],
+      captures: 4,
+      source: a.path,
+    })
+    const failed = json.records.find((x) => x.status === 'error')!
+    expect(failed.key).toBe('sku:3003')
+    expect(failed.error).toContain('db rejected sku:3003')
+    expect(json.records.find((x) => x.key === 'sku:4004')).toMatchObject({ stages: ['parse'], captures: 1 })
+  })
+
+  it('--key lists only that key, newest first', async () => {
+    const [many, one, none] = await Promise.all([
+      lsIds(a.path, '--key', 'sku:1001'),
+      lsIds(a.path, '-k', 'sku:3003'),
+      lsIds(a.path, '--key', 'sku:9999'),
+    ])
+    expect(many).toEqual(idsOf(a, 4, 2, 0))
+    expect(one).toEqual(idsOf(a, 3))
+    expect(none).toEqual([])
+  })
+
+  it('--stage lists only records that went through the stage', async () => {
+    const [store, parse, none] = await Promise.all([
+      lsIds(a.path, '--stage', 'store'),
+      lsIds(a.path, '--stage', 'parse'),
+      runCli(['ls', a.path, '--stage', 'nosuchstage']),
+    ])
+    expect(store).toEqual(idsOf(a, 4, 3, 2, 1, 0))
+    expect(parse).toEqual(idsOf(a, 5, 4, 3, 2, 1, 0))
+    expect(none.code).toBe(0)
+    expect(none.stdout.trim()).toBe('no records match')
+  })
+
+  it('--status ok|error filters by how the record ended; other values are usage errors', async () => {
+    const [error, ok, bad] = await Promise.all([
+      lsIds(a.path, '--status', 'error'),
+      lsIds(a.path, '--status', 'ok'),
+      runCli(['ls', a.path, '--status', 'broken']),
+    ])
+    expect(error).toEqual(idsOf(a, 3))
+    expect(ok).toEqual(idsOf(a, 5, 4, 2, 1, 0))
+    expect(expectUsageFailure(bad)).toContain('--status')
+  })
+
+  it('--limit keeps the newest N; 0 lists all', async () => {
+    const [two, oneOfKey, all, negative, word] = await Promise.all([
+      lsIds(a.path, '--limit', '2'),
+      lsIds(a.path, '-n', '1', '--key', 'sku:1001'),
+      lsIds(a.path, '--limit', '0'),
+      runCli(['ls', a.path, '--limit', '-1']),
+      runCli(['ls', a.path, '--limit', 'many']),
+    ])
+    expect(two).toEqual(idsOf(a, 5, 4))
+    expect(oneOfKey).toEqual(idsOf(a, 4))
+    expect(all).toEqual(idsOf(a, 5, 4, 3, 2, 1, 0))
+    expectUsageFailure(negative)
+    expectUsageFailure(word)
+  })
+
+  it('--since and --until bound the start time, inclusive, as ISO time or epoch ms', async () => {
+    const iso = (ms: number): string => new Date(ms).toISOString()
+    const [between, sinceMs, untilMs, after] = await Promise.all([
+      lsIds(a.path, '--since', iso(SAMPLE_T0 + minute), '--until', iso(SAMPLE_T0 + 3 * minute)),
+      lsIds(a.path, '--since', String(SAMPLE_T0 + 4 * minute)),
+      lsIds(a.path, '--until', String(SAMPLE_T0)),
+      lsIds(a.path, '--since', iso(SAMPLE_T0 + 10 * minute)),
+    ])
+    expect(between).toEqual(idsOf(a, 3, 2, 1))
+    expect(sinceMs).toEqual(idsOf(a, 5, 4))
+    expect(untilMs).toEqual(idsOf(a, 0))
+    expect(after).toEqual([])
+  })
+
+  it('--since takes an age (2h) relative to now', async () => {
+    const hour = 3_600_000
+    // Records 3 h, 2 h and 1 h ago: an age of 150 minutes keeps the last two.
+    const recent = await makeSampleBundle(join(dir(), 'recent.sqlite'), {
+      t0: Date.now() - 3 * hour,
+      stepMs: hour,
+      keys: ['sku:1', 'sku:2', 'sku:3'],
+      failAt: [],
+      retryAt: [],
+      deferAt: [],
+    })
+    const [lastTwo, all] = await Promise.all([
+      lsIds(recent.path, '--since', '150m'),
+      lsIds(recent.path, '--since', '1d'),
+    ])
+    expect(lastTwo).toEqual(idsOf(recent, 2, 1))
+    expect(all).toEqual(idsOf(recent, 2, 1, 0))
+  })
+
+  it('a --since that is not a time is a usage error', async () => {
+    const line = expectUsageFailure(await runCli(['ls', a.path, '--since', 'yesterday']))
+    expect(line).toContain('--since "yesterday" is not a time')
+  })
+
+  it('reads several bundles as one, merged newest first, with the source of each record', async () => {
+    const r = await runCli(['ls', a.path, b.path])
+    expect(r.code).toBe(0)
+    const rows = r.stdout.trimEnd().split('\n').slice(1)
+    const expected = [
+      [a, 5],
+      [a, 4],
+      [a, 3],
+      [b, 2],
+      [a, 2],
+      [b, 1],
+      [a, 1],
+      [b, 0],
+      [a, 0],
+    ] as const
+    expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(expected.map(([bundle, i]) => bundle.records[i]!.id))
+    expect(rows.map((l) => l.trimEnd().split(/\s+/).at(-1))).toEqual(expected.map(([bundle]) => bundle.path))
+
+    const json = parseJsonOut<LsJson>(await runCli(['ls', b.path, a.path, '--json']))
+    const times = json.records.map((x) => x.startedAt)
+    expect(times).toEqual([...times].sort((x, y) => y - x))
+    expect(json.records).toHaveLength(9)
+    expect(json.records.filter((x) => x.source === b.path).map((x) => x.build)).toEqual([
+      'build-def456',
+      'build-def456',
+      'build-def456',
+    ])
+  })
+
+  it('filters and --limit apply across the merged bundles; flags may come between paths', async () => {
+    const [byKey, limited, mixed] = await Promise.all([
+      lsIds(a.path, '--key', 'sku:1001', b.path),
+      lsIds(a.path, b.path, '--limit', '3'),
+      lsIds(b.path, '--key=sku:2002', a.path, '-n', '2'),
+    ])
+    expect(byKey).toEqual([...idsOf(a, 4), ...idsOf(b, 2), ...idsOf(a, 2, 0)])
+    expect(limited).toEqual(idsOf(a, 5, 4, 3))
+    expect(mixed).toEqual([...idsOf(a, 1), ...idsOf(b, 0)])
+  })
+
+  it('fails with one line and exit 2 when one of several bundles is missing', async () => {
+    const missing = join(dir(), 'missing.sqlite')
+    const line = expectUsageFailure(await runCli(['ls', a.path, missing]))
+    expect(line).toBe(`retrace: ${missing}: no such file`)
+  })
+
+  it('needs a bundle and knows its flags', async () => {
+    const [noArg, badFlag] = await Promise.all([runCli(['ls']), runCli(['ls', a.path, '--bogus'])])
+    expect(expectUsageFailure(noArg)).toContain('Missing 1 required arg')
+    expect(expectUsageFailure(badFlag)).toContain('--bogus')
+  })
+
+  it('reads a bundle a recorder is still writing, and writes nothing beside it', async () => {
+    const live = join(dir(), 'live')
+    mkdirSync(live)
+    const path = join(live, 'live.sqlite')
+    const recorder = createRecorder({ path, flushIntervalMs: 5, clock: () => SAMPLE_T0 })
+    try {
+      const step = recorder.stage('step', (n: number) => n + 1)
+      await recorder.record('sku:live', () => step(1))
+      await recorder.flush()
+      const before = listDir(live)
+      const r = await runCli(['ls', path, '--json'])
+      expect(r.code).toBe(0)
+      expect(parseJsonOut<LsJson>(r).records.map((x) => x.key)).toEqual(['sku:live'])
+      expect(listDir(live)).toEqual(before)
+    } finally {
+      await recorder.close()
+    }
+    expect(listDir(live)).toEqual(['live.sqlite'])
+  })
+})
