@@ -118,8 +118,19 @@ function readHeader(path: string, maxBytes: number): Header {
 }
 
 function checkSchema(db: Database.Database, path: string): void {
-  const rows = db.prepare('SELECT type, name FROM sqlite_schema').all() as { type: string; name: string }[]
+  const rows = db.prepare('SELECT type, name, sql FROM sqlite_schema').all() as {
+    type: string
+    name: string
+    sql: string | null
+  }[]
   for (const r of rows) {
+    if (r.type === 'table' && /^\s*CREATE\s+VIRTUAL\b/i.test(r.sql ?? '')) {
+      fail(
+        'E_BUNDLE_HOSTILE',
+        path,
+        `contains a virtual table (${JSON.stringify(r.name)}); bundles never do, refusing to read it`,
+      )
+    }
     if (r.type === 'view' || r.type === 'trigger') {
       fail(
         'E_BUNDLE_HOSTILE',

@@ -3,6 +3,7 @@
  * (`stmt.iterate()`); statements are prepared once per reader.
  */
 import type Database from 'better-sqlite3'
+import { parseJson } from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
 import { type OpenedBundle, type OpenOptions, openBundleFile, wrapSqliteError } from './open.js'
 import type { Manifest } from './schema.js'
@@ -134,7 +135,7 @@ export class BundleReader {
       }>) {
         if (row.key === '__proto__') continue
         try {
-          out[String(row.key)] = JSON.parse(String(row.value))
+          out[String(row.key)] = parseJson(String(row.value))
         } catch {
           out[String(row.key)] = String(row.value)
         }
@@ -246,7 +247,12 @@ export class BundleReader {
           params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
         break
       case '!=':
-        cond = pred.value === null ? `${extracted} IS NOT NULL` : `${extracted} IS NOT ?`
+        // A record without the path has no value to differ: `!=` needs the path present.
+        cond =
+          pred.value === null
+            ? `${extracted} IS NOT NULL`
+            : `json_type(${col}, ?) IS NOT NULL AND ${extracted} IS NOT ?`
+        if (pred.value !== null) params.push(pred.jsonPath)
         if (pred.value !== null)
           params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
         break

@@ -52,6 +52,7 @@ export class BundleSet {
     limit: number | undefined,
     emitted: number,
   ): Generator<RecordSummary> {
+    const seen = new Set<string>()
     while (limit === undefined || emitted < limit) {
       let best = -1
       for (let i = 0; i < heads.length; i++) {
@@ -66,8 +67,12 @@ export class BundleSet {
         if (newest ? t > 0 : t < 0) best = i
       }
       if (best < 0) return
-      yield (heads[best] as IteratorYieldResult<RecordSummary>).value
+      const next = (heads[best] as IteratorYieldResult<RecordSummary>).value
       heads[best] = its[best]!.next()
+      // A record continued in another process has a row in each bundle: list it once.
+      if (seen.has(next.id)) continue
+      seen.add(next.id)
+      yield next
       emitted++
     }
   }
