@@ -13,7 +13,7 @@
  * within the limits, then the native `JSON.stringify` writes it. Only values that need
  * tags pay for the slower tagged copy.
  */
-import { RedactionFailed, type Redactor } from './redact.js'
+import { RedactionFailed, type Redactor, thrownMessage } from './redact.js'
 
 export const TAG = '$t'
 
@@ -26,7 +26,8 @@ export interface EncodeLimits {
 
 export const defaultLimits: EncodeLimits = { maxBytes: 8 * 1024 * 1024, maxDepth: 512 }
 
-export type PayloadProblem = 'cyclic' | 'too-large' | 'too-deep'
+/** `unserialisable`: reading the value threw (a getter, a Proxy trap, a `toJSON`). */
+export type PayloadProblem = 'cyclic' | 'too-large' | 'too-deep' | 'unserialisable'
 
 /** A value that cannot be recorded as it is; the recorder stores a marker instead. */
 export class PayloadError extends Error {
@@ -187,24 +188,38 @@ function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
 }
 
 /**
- * Encodes a value as typed JSON text. Throws PayloadError for cyclic, too deep or too
- * large values and RedactionFailed when a redaction rule throws; never anything else.
+ * Encodes a value as typed JSON text. Throws PayloadError for cyclic, too deep, too large
+ * or unreadable values (a getter, Proxy trap or `toJSON` that throws) and RedactionFailed
+ * when a redaction rule throws; never anything else.
  */
 export function encode(value: unknown, limits: EncodeLimits = defaultLimits, redactor?: Redactor): string {
+  try {
+    return encodeValue(value, limits, redactor)
+  } catch (err) {
+    if (isOwnError(err)) throw err
+    throw new PayloadError('unserialisable', `payload cannot be serialised: ${thrownMessage(err)}`)
+  }
+}
+
+/** `instanceof` that cannot throw: what a getter threw may be a revoked Proxy. */
+function isOwnError(err: unknown): boolean {
+  try {
+    return err instanceof PayloadError || err instanceof RedactionFailed
+  } catch {
+    return false
+  }
+}
+
+function encodeValue(value: unknown, limits: EncodeLimits, redactor: Redactor | undefined): string {
   let text: string | undefined
   const active = redactor !== undefined && !redactor.isEmpty ? redactor : undefined
   if (isPlain(value, 0, limits.maxDepth, [])) {
     text = JSON.stringify(value)
     if (active === undefined || !active.mayMatch(text)) return checkSize(text, limits)
   }
-  try {
-    text = JSON.stringify(
-      toTagged(value, 0, { seen: [], maxDepth: limits.maxDepth, redactor: active, path: [] }),
-    )
-  } catch (err) {
-    if (err instanceof PayloadError) throw err
-    throw new RedactionFailed(err)
-  }
+  text = JSON.stringify(
+    toTagged(value, 0, { seen: [], maxDepth: limits.maxDepth, redactor: active, path: [] }),
+  )
   // A top-level function or symbol encodes as undefined, like a missing value.
   return checkSize(text ?? `{"${TAG}":"undef"}`, limits)
 }

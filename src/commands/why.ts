@@ -60,20 +60,17 @@ Without PATH: the first invariant the record violates (config invariants), else 
       )
     }
     const config = await loadConfig(this.flags.config, process.cwd())
-    const violated = runInvariants(compileInvariants(config.config.invariants), recordedChain(chain)).find(
-      (r) => r.status === 'violated',
-    )
-    if (violated !== undefined) {
-      const inv = (config.config.invariants ?? []).find(
-        (d) => (typeof d === 'string' ? d : d.name) === violated.name,
+    const invariants = compileInvariants(config.config.invariants)
+    const results = runInvariants(invariants, recordedChain(chain))
+    // The first violated expression that names a stage path; a function names none.
+    for (const [i, r] of results.entries()) {
+      if (r.status !== 'violated') continue
+      const first = /[A-Za-z_][\w-]*\.(?:input|output)(?:\.[A-Za-z_$][\w$]*|\[\d+\])+/.exec(
+        invariants[i]!.source,
       )
-      const source = typeof inv === 'string' ? inv : typeof inv?.check === 'string' ? inv.check : undefined
-      const first =
-        source !== undefined
-          ? /[A-Za-z_][\w-]*\.(?:input|output)(?:\.[A-Za-z_$][\w$]*|\[\d+\])+/.exec(source)
-          : null
       if (first !== null) return first[0]
     }
+    const violated = results.find((r) => r.status === 'violated')
     const result = await replayRecord(
       chain,
       engineOptions(config, await loadStages(config), {
@@ -86,7 +83,11 @@ Without PATH: the first invariant the record violates (config invariants), else 
     const stage = result.stages.find((s) => s.stage === result.firstDivergence?.stage)
     const change = stage?.changes.find((c) => c.path.startsWith('$'))
     if (stage === undefined || change === undefined)
-      throw new UsageError('the record violates no invariant and replays cleanly: name the value to explain')
+      throw new UsageError(
+        violated !== undefined
+          ? `the record violates ${JSON.stringify(violated.name)}, which names no stage path, and replays cleanly: name the value to explain`
+          : 'the record violates no invariant and replays cleanly: name the value to explain',
+      )
     return `${stage.stage}.output${change.path.slice(1)}`
   }
 }

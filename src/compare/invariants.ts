@@ -34,7 +34,7 @@ export interface InvariantResult {
   name: string
   status: InvariantStatus
   message?: string
-  /** Stages the check reads; the last one is where a violation is attributed. */
+  /** Stages the check reads, in chain order; the last one is where a violation is attributed. */
   stages: string[]
 }
 
@@ -62,6 +62,19 @@ const functions: Record<string, (...args: unknown[]) => unknown> = {
 
 class InvariantEvalError extends Error {}
 
+/**
+ * Chains hold typed JSON (src/codec): JSON cannot say undefined, NaN, ±Infinity or -0, so
+ * they are tagged, and an object with its own `$t` key is wrapped. Read those back as the
+ * values they stand for; other tags (Date, BigInt, Map...) stay plain data.
+ */
+function untag(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, '$t')) return v
+  const t = v as { $t: unknown; v?: unknown }
+  if (t.$t === 'undef') return undefined
+  if (t.$t === 'num' && typeof t.v === 'string') return Number(t.v)
+  return v
+}
+
 function member(obj: unknown, key: unknown): unknown {
   if (obj === null || obj === undefined) return undefined
   const k = typeof key === 'number' ? key : String(key)
@@ -69,7 +82,10 @@ function member(obj: unknown, key: unknown): unknown {
   if (typeof obj === 'string' && k === 'length') return obj.length
   if (Array.isArray(obj) && k === 'length') return obj.length
   if (typeof obj !== 'object') return undefined
-  return Object.hasOwn(obj, k) ? (obj as Record<string | number, unknown>)[k] : undefined
+  const o =
+    (obj as { $t?: unknown }).$t === 'obj' && Object.hasOwn(obj, '$t') ? (obj as { v?: unknown }).v : obj
+  if (typeof o !== 'object' || o === null) return undefined
+  return Object.hasOwn(o, k) ? untag((o as Record<string | number, unknown>)[k]) : undefined
 }
 
 function equal(a: unknown, b: unknown): boolean {
@@ -194,6 +210,25 @@ function show(v: unknown): string {
   return text.length > 60 ? `${text.slice(0, 59)}…` : text
 }
 
+function syntaxError(name: string, source: string, reason: string, index: number): ConfigError {
+  return new ConfigError(
+    `invariant ${JSON.stringify(name)}: ${reason} at column ${index + 1}\n  ${source}\n  ${' '.repeat(index)}^`,
+    'E_INVARIANT_SYNTAX',
+  )
+}
+
+/**
+ * Where the text after the first expression starts. jsep reads `a b`, `a; b` and an empty
+ * string as a Compound node instead of failing; an invariant is exactly one expression.
+ */
+function endOfFirstExpression(source: string): number {
+  const Parser = (jsep as unknown as { Jsep: new (expr: string) => jsep.HookScope }).Jsep
+  const parser = new Parser(source)
+  parser.gobbleSpaces()
+  if (parser.index < source.length) parser.gobbleExpression()
+  return parser.index
+}
+
 /** Parses an expression; a syntax error is a ConfigError that points at the column. */
 export function compileExpression(name: string, source: string): CompiledInvariant {
   let ast: Node
@@ -202,10 +237,13 @@ export function compileExpression(name: string, source: string): CompiledInvaria
   } catch (err) {
     const index = Number((err as { index?: unknown }).index ?? 0)
     const reason = String((err as { description?: unknown }).description ?? (err as Error).message)
-    throw new ConfigError(
-      `invariant ${JSON.stringify(name)}: ${reason} at column ${index + 1}\n  ${source}\n  ${' '.repeat(index)}^`,
-      'E_INVARIANT_SYNTAX',
-    )
+    throw syntaxError(name, source, reason, index)
+  }
+  if (ast.type === 'Compound') {
+    const index = endOfFirstExpression(source)
+    throw index >= source.length
+      ? syntaxError(name, source, 'Expected an expression', index)
+      : syntaxError(name, source, `Unexpected ${JSON.stringify(source[index])} after the expression`, index)
   }
   const roots = new Set<string>()
   rootsOf(ast, roots)
@@ -253,8 +291,15 @@ export function compileInvariants(defs: readonly (string | InvariantDef)[] | und
 }
 
 export function runInvariants(invariants: readonly CompiledInvariant[], chain: Chain): InvariantResult[] {
+  // The expression names stages in the order it was written; the chain knows the order
+  // they ran, and a violation belongs to the latest stage the check reads.
+  const order = Object.keys(chain)
+  const rank = (s: string): number => {
+    const i = order.indexOf(s)
+    return i < 0 ? order.length : i
+  }
   return invariants.map((inv) => {
-    const stages = inv.stages
+    const stages = [...inv.stages].sort((a, b) => rank(a) - rank(b))
     // A stage that is absent, or that failed on its last attempt, leaves nothing to check.
     if (stages.some((s) => !Object.hasOwn(chain, s) || chain[s]?.error !== undefined)) {
       return { name: inv.name, status: 'not-applicable', stages }

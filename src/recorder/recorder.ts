@@ -16,6 +16,7 @@ import {
   RedactionFailed,
   Redactor,
   type RedactRule,
+  thrownMessage,
   unrecordedMarker,
 } from '../codec/index.js'
 import { version as recorderVersion } from '../version.js'
@@ -142,7 +143,33 @@ interface ActiveRecord {
 const errorLimitMs = 10_000
 const exitFlushMs = 2_000
 
+/**
+ * The recorded form of something thrown. Never throws itself: it runs on the host's error
+ * path, where what was thrown may be a revoked Proxy or an Error whose getters throw, and
+ * the host must get back exactly what its code threw.
+ */
 function describeError(err: unknown, withStack: boolean): string {
+  try {
+    return describeThrown(err, withStack)
+  } catch {
+    return JSON.stringify({ name: 'NonError', message: 'unprintable error' })
+  }
+}
+
+/**
+ * A string the host gave as a name or key, coerced without throwing; a symbol or an object
+ * would otherwise fail the whole batch it travels in (structured clone, SQLite binding).
+ */
+function nameText(value: unknown, fallback: string): string {
+  if (typeof value === 'string') return value
+  try {
+    return String(value)
+  } catch {
+    return fallback
+  }
+}
+
+function describeThrown(err: unknown, withStack: boolean): string {
   if (err instanceof Error) {
     const e: Record<string, unknown> = { name: err.name, message: err.message }
     const code = (err as { code?: unknown }).code
@@ -161,11 +188,16 @@ function describeError(err: unknown, withStack: boolean): string {
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (
-    v !== null &&
-    (typeof v === 'object' || typeof v === 'function') &&
-    typeof (v as { then?: unknown }).then === 'function'
-  )
+  try {
+    return (
+      v !== null &&
+      (typeof v === 'object' || typeof v === 'function') &&
+      typeof (v as { then?: unknown }).then === 'function'
+    )
+  } catch {
+    // A revoked Proxy: `Promise.resolve` rejects with the same TypeError `await` would give.
+    return false
+  }
 }
 
 function expandPath(pattern: string, host: string, pid: number): string {
@@ -248,7 +280,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       },
     )
   } catch (err) {
-    report('E_WRITER_START', `recorder could not start its writer: ${(err as Error).message}`, err)
+    report('E_WRITER_START', `recorder could not start its writer: ${thrownMessage(err)}`, err)
   }
 
   function safeEncode(value: unknown): string {
@@ -260,8 +292,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
         return unrecordedMarker(err)
       }
       const wrapped = new PayloadError(
-        'too-large',
-        `payload could not be encoded: ${(err as Error)?.message}`,
+        'unserialisable',
+        `payload could not be encoded: ${thrownMessage(err)}`,
       )
       report('E_PAYLOAD', wrapped.message, err)
       return unrecordedMarker(wrapped)
@@ -300,11 +332,12 @@ export function createRecorder(options: RecorderOptions): Recorder {
         report('E_QUEUE_FULL', `recorder queue is full; dropped a record of ${n} captures`)
       }
     } catch (err) {
-      report('E_INTERNAL', `recorder failed to finish a record: ${(err as Error)?.message}`, err)
+      report('E_INTERNAL', `recorder failed to finish a record: ${thrownMessage(err)}`, err)
     }
   }
 
-  function record<T>(key: string, fn: () => T | Promise<T>, opts?: RecordOptions): Promise<T> {
+  function record<T>(keyArg: string, fn: () => T | Promise<T>, opts?: RecordOptions): Promise<T> {
+    const key = nameText(keyArg, 'unprintable key')
     const current = als.getStore()
     if (
       current !== undefined &&
@@ -330,7 +363,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         captures: [],
       }
     } catch (err) {
-      report('E_INTERNAL', `recorder failed to start a record: ${(err as Error)?.message}`, err)
+      report('E_INTERNAL', `recorder failed to start a record: ${thrownMessage(err)}`, err)
       rec = { id: '', key, sampled: false, startedAt: 0, seq: 0, attempts: new Map(), captures: [] }
     }
     return als.run(rec, () => {
@@ -408,7 +441,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         const row: EffectRow = {
           seq: capture.effects.length,
           kind: 'effect',
-          name: String(name),
+          name: nameText(name, 'unprintable effect name'),
           args: safeEncode(args),
           result: null,
           error: null,
@@ -461,7 +494,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       rec.captures.push(capture)
       t0 = elapsed()
     } catch (err) {
-      report('E_INTERNAL', `recorder failed to start a capture: ${(err as Error)?.message}`, err)
+      report('E_INTERNAL', `recorder failed to start a capture: ${thrownMessage(err)}`, err)
     }
     const done = (ok: boolean, value: unknown): void => {
       if (capture === undefined) return
@@ -470,7 +503,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         if (ok) capture.output = safeEncode(value)
         else capture.error = describeError(value, stacks)
       } catch (err) {
-        report('E_INTERNAL', `recorder failed to finish a capture: ${(err as Error)?.message}`, err)
+        report('E_INTERNAL', `recorder failed to finish a capture: ${thrownMessage(err)}`, err)
       }
     }
     const ctx = capture === undefined ? passthroughContext(rec, name) : recordedContext(rec, capture)
@@ -498,10 +531,11 @@ export function createRecorder(options: RecorderOptions): Recorder {
   }
 
   function stage<I, O>(
-    name: string,
+    nameArg: string,
     fn: StageFn<I, O>,
     stageOptions?: StageOptions<I>,
   ): (input: I) => Promise<O> {
+    const name = nameText(nameArg, 'unprintable stage name')
     const keyOf = stageOptions?.key
     const wrapped = (input: I): Promise<O> => {
       const rec = als.getStore()
@@ -511,7 +545,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           try {
             key = String(keyOf(input))
           } catch (err) {
-            report('E_KEY', `stage ${name}: the key function threw: ${(err as Error)?.message}`, err)
+            report('E_KEY', `stage ${name}: the key function threw: ${thrownMessage(err)}`, err)
           }
           if (key !== undefined) return record(key, () => wrapped(input))
         }
@@ -538,7 +572,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     try {
       await link?.flush()
     } catch (err) {
-      report('E_FLUSH', `recorder flush failed: ${(err as Error)?.message}`, err)
+      report('E_FLUSH', `recorder flush failed: ${thrownMessage(err)}`, err)
     }
   }
 
@@ -572,7 +606,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       const outcome = await Promise.race([link.close().then(() => 'closed' as const), timedOut])
       if (outcome === 'timeout') report('E_CLOSE_TIMEOUT', `recorder close timed out after ${timeoutMs} ms`)
     } catch (err) {
-      report('E_CLOSE', `recorder close failed: ${(err as Error)?.message}`, err)
+      report('E_CLOSE', `recorder close failed: ${thrownMessage(err)}`, err)
     } finally {
       clearTimeout(timer)
     }

@@ -40,7 +40,9 @@ export function renderBundleDiff(d: BundleDiff, t: Theme): string {
   for (const s of d.byStage) {
     lines.push('', `${t.bold('first differ at')} ${t.stage(visibleLine(s.stage))}: ${s.keys} keys`)
     for (const e of s.examples)
-      lines.push(`  ${visibleLine(e.key)}  ${t.dim(`${e.a} vs ${e.b}`)}  ${visibleLine(e.change)}`)
+      lines.push(
+        `  ${visibleLine(e.key)}  ${t.dim(`${visibleLine(e.a)} vs ${visibleLine(e.b)}`)}  ${visibleLine(e.change)}`,
+      )
   }
   return lines.join('\n')
 }

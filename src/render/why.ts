@@ -10,7 +10,7 @@ export function renderWhy(r: WhyReport, t: Theme): string {
   ]
   for (const s of [...r.trail].reverse()) {
     lines.push(
-      `  ${t.stage(visibleLine(s.stage).padEnd(10))} ${compact(s.value, 40)}  ${t.dim(s.note)}${s.attempt > 1 ? t.warn(` (attempt ${s.attempt})`) : ''}`,
+      `  ${t.stage(visibleLine(s.stage).padEnd(10))} ${compact(s.value, 40)}  ${t.dim(visibleLine(s.note))}${s.attempt > 1 ? t.warn(` (attempt ${s.attempt})`) : ''}`,
     )
   }
   if (r.origin !== null) {

@@ -252,7 +252,6 @@ export function second(input) {
 
 /** The text a person sees in an element: rendered, with folded and hidden parts left out. */
 function seen(page: Page, selector: string): Promise<string> {
-  // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText is the rendered text, which is what these tests are about.
   return page.innerText(selector)
 }
 

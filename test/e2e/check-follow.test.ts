@@ -1,0 +1,191 @@
+/**
+ * `retrace verify --follow` as a user runs it beside a live recorder: the recorder (in
+ * this test process) keeps its bundle open and writing; the CLI (a child process) reports
+ * violations in records written after it started, without holding the writer up.
+ */
+import { type ChildProcessByStdio, spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import type { Readable, Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import type { Recorder } from '../../src/index.js'
+import { binPath, repoRoot } from '../helpers/cli.js'
+import { testRecorder } from '../helpers/recorder.js'
+
+interface Follower {
+  child: ChildProcessByStdio<Writable, Readable, Readable>
+  stdout: () => string
+  stderr: () => string
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+/** Starts `bin/run.js ...args` and keeps it running; killed when the test ends if still alive. */
+function start(args: readonly string[]): Follower {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
+  delete env.DEBUG
+  delete env.FORCE_COLOR
+  env.NO_COLOR = '1'
+  const child = spawn(process.execPath, [binPath, ...args], {
+    cwd: repoRoot,
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (b: Buffer) => {
+    out += b.toString('utf8')
+  })
+  child.stderr.on('data', (b: Buffer) => {
+    err += b.toString('utf8')
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal }))
+  })
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return { child, stdout: () => out, stderr: () => err, exited }
+}
+
+/** Waits until `ok()` holds, at most `ms`; the failure says what it was waiting for. */
+async function waitFor(what: string, ok: () => boolean, f: Follower, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!ok()) {
+    if (Date.now() > end) {
+      throw new Error(`gave up waiting for ${what}\nstdout:\n${f.stdout()}\nstderr:\n${f.stderr()}`)
+    }
+    await sleep(50)
+  }
+}
+
+/** Records one order through compute -> store; `available` is what compute makes of it. */
+async function order(recorder: Recorder, key: string, available: number): Promise<string> {
+  const compute = recorder.stage('compute', (sku: string) => ({ sku, available }))
+  const store = recorder.stage('store', (c: { sku: string; available: number }) => ({ ...c, stored: true }))
+  let id = ''
+  await recorder.record(key, async () => {
+    id = recorder.current()?.recordId ?? ''
+    await store(await compute(key))
+  })
+  return id
+}
+
+function config(dir: string): string {
+  const path = join(dir, 'follow.config.json')
+  writeFileSync(
+    path,
+    JSON.stringify({
+      stages: {},
+      invariants: [{ name: 'never-negative', check: 'store.output.available >= 0' }],
+    }),
+  )
+  return path
+}
+
+const line = (id: string, key: string, n: number): string =>
+  `✗ ${id} ${key}  never-negative (invariant at store): store.output.available >= 0 is false: left ${n}, right 0`
+
+describe('retrace verify --follow', () => {
+  it('reports violations in records written after it started, while the recorder keeps writing', async () => {
+    const { path, recorder, errors } = testRecorder({ pipeline: 'orders', flushIntervalMs: 10 })
+    const before = await order(recorder, 'sku:1', 4)
+    const badBefore = await order(recorder, 'sku:2', -1)
+    await recorder.flush()
+
+    const f = start(['verify', path, '--follow', '--interval', '100', '--config', config(dirname(path))])
+    await waitFor('it to start following', () => f.stderr().includes(`following ${path} (Ctrl-C to stop)`), f)
+    // It has looked once: the violation already in the bundle is reported.
+    await waitFor('the violation already recorded', () => f.stdout().includes(badBefore), f)
+
+    const good = await order(recorder, 'sku:3', 5)
+    const bad1 = await order(recorder, 'sku:4', -7)
+    const bad2 = await order(recorder, 'sku:5', -9)
+    await recorder.flush()
+    await waitFor('the new violations', () => f.stdout().includes(bad1) && f.stdout().includes(bad2), f)
+
+    expect(f.stdout().split('\n').filter(Boolean)).toEqual([
+      line(badBefore, 'sku:2', -1),
+      line(bad1, 'sku:4', -7),
+      line(bad2, 'sku:5', -9),
+    ])
+    expect(f.stdout()).not.toContain(before)
+    expect(f.stdout()).not.toContain(good)
+
+    // The writer was never held up: everything captured was written, nothing dropped.
+    const stats = recorder.stats()
+    expect(stats).toMatchObject({ captured: 10, written: 10, dropped: 0, errors: 0 })
+    expect(errors).toEqual([])
+
+    // Still following: one more after a while is reported too.
+    const bad3 = await order(recorder, 'sku:6', -2)
+    await recorder.flush()
+    await waitFor('a violation written later still', () => f.stdout().includes(bad3), f)
+    expect(recorder.stats()).toMatchObject({ captured: 12, written: 12, dropped: 0, errors: 0 })
+
+    f.child.kill('SIGTERM')
+    const exit = await Promise.race([f.exited, sleep(20_000).then(() => 'still running' as const)])
+    expect(exit).toEqual({ code: 1, signal: null })
+    // On the way out it sums up what it saw, on stderr.
+    expect(f.stderr()).toContain('✗ 4 violations in 4 of 6 records')
+    expect(f.stderr()).toContain('never-negative invariant at stage store: 4')
+  })
+
+  it('--json writes one JSON line per violation; two followers can watch one bundle', async () => {
+    const { path, recorder, errors } = testRecorder({ pipeline: 'orders', flushIntervalMs: 10 })
+    await order(recorder, 'sku:1', 4)
+    await recorder.flush()
+    const cfg = config(dirname(path))
+
+    const quiet = start(['verify', path, '--follow', '--interval', '100', '--config', cfg])
+    await waitFor('it to start following', () => quiet.stderr().includes('following'), quiet)
+
+    const json = start(['verify', path, '--follow', '--interval', '100', '--config', cfg, '--json'])
+    const bad = await order(recorder, 'sku:2', -4)
+    await recorder.flush()
+    await waitFor('the JSON line', () => json.stdout().includes(bad), json)
+    expect(
+      json
+        .stdout()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
+      {
+        check: 'never-negative',
+        kind: 'invariant',
+        stage: 'store',
+        recordId: bad,
+        key: 'sku:2',
+        message: 'store.output.available >= 0 is false: left -4, right 0',
+      },
+    ])
+    expect(json.stderr()).toBe('')
+    json.child.kill('SIGTERM')
+    expect(await json.exited).toEqual({ code: 1, signal: null })
+    // Nothing after the violations: no summary document mixed into the JSON lines.
+    expect(json.stdout().trim().split('\n')).toHaveLength(1)
+
+    // The first follower saw the bad record too; stop it once it has, and it exits 1.
+    await waitFor('the first follower to see it', () => quiet.stdout().includes(bad), quiet)
+    quiet.child.kill('SIGTERM')
+    expect(await quiet.exited).toEqual({ code: 1, signal: null })
+    expect(errors).toEqual([])
+  })
+
+  it('a follower that saw nothing wrong exits 0 on SIGTERM', async () => {
+    const { path, recorder } = testRecorder({ pipeline: 'orders', flushIntervalMs: 10 })
+    await order(recorder, 'sku:1', 4)
+    await recorder.flush()
+    const f = start(['verify', path, '--follow', '--interval', '100', '--config', config(dirname(path))])
+    await waitFor('it to start following', () => f.stderr().includes('following'), f)
+    const good = await order(recorder, 'sku:2', 3)
+    await recorder.flush()
+    expect(good).not.toBe('')
+    f.child.kill('SIGTERM')
+    expect(await f.exited).toEqual({ code: 0, signal: null })
+    expect(f.stdout()).toBe('')
+    expect(f.stderr()).toMatch(/✓ \d records checked: every seam matches and every invariant holds/)
+  })
+})
