@@ -7,7 +7,8 @@
 import { existsSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import type { PathPart } from '../codec/index.js'
-import { parseJson, Redactor } from '../codec/index.js'
+import { PathSyntaxError, parseJson, Redactor } from '../codec/index.js'
+import { UsageError } from '../errors.js'
 import type { BundleSet } from './set.js'
 import type { CaptureWrite, ExpectationRow, RecordChain, RecordUnit } from './types.js'
 import { BundleWriter } from './writer.js'
@@ -73,7 +74,13 @@ export function extractRecords(
   target: string,
   o: ExtractOptions,
 ): ExtractResult {
-  const redactor = new Redactor({ rules: [...o.redact], defaults: false })
+  let redactor: Redactor
+  try {
+    redactor = new Redactor({ rules: [...o.redact], defaults: false })
+  } catch (err) {
+    if (err instanceof PathSyntaxError) throw new UsageError(`--redact: ${err.message}`, 'E_REDACT_PATH')
+    throw err
+  }
   const counter = { n: 0 }
   const chains: RecordChain[] = ids.map((id) => set.loadRecord(id))
   const first = set.readers[0]!.manifest()

@@ -27,6 +27,8 @@ export default class Extract extends RetraceCommand<typeof Extract> {
     redact: Flags.string({
       description: 'Extra path to redact on the way out (repeatable), e.g. "$..email".',
       multiple: true,
+      // One value per --redact, as positionals() reads argv: record ids after it stay records.
+      multipleNonGreedy: true,
     }),
   }
   static override strict = false

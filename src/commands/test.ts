@@ -126,7 +126,11 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
     bar?.stop()
     const report = this.report(run, f.reporter)
     if (f.output !== undefined) {
-      writeFileSync(f.output, report)
+      try {
+        writeFileSync(f.output, report)
+      } catch (err) {
+        throw new UsageError(`cannot write the report to ${f.output}: ${(err as Error).message}`, 'E_OUTPUT')
+      }
       this.note(`${renderSummary(run.summary, t, 'tested')}; report written to ${f.output}`)
     } else process.stdout.write(report)
     process.exitCode = run.summary.diverged + run.summary.errors > 0 && run.updated === 0 ? 1 : 0

@@ -2,7 +2,7 @@
  * Recordings as regression tests: pinning local outputs as expectations (`accept`,
  * `test --update`), finding bundles, sharding, and the `test` run itself.
  */
-import { readdirSync, statSync } from 'node:fs'
+import { readdirSync, realpathSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { BundleSet, type ExpectationRow, type RecordChain } from '../bundle/index.js'
 import { UsageError } from '../errors.js'
@@ -45,9 +45,26 @@ export function pinFromResult(
   return rows
 }
 
+function statOrUndefined(path: string): ReturnType<typeof statSync> | undefined {
+  try {
+    return statSync(path)
+  } catch {
+    return undefined
+  }
+}
+
 /** Every `.sqlite` bundle under the paths (files as given, folders searched), sorted. */
 export function discoverBundles(paths: readonly string[]): string[] {
   const out = new Set<string>()
+  // By real path: a symlink back up the tree (`recordings/all -> .`) must not find the
+  // same bundles again under ever longer names.
+  const seen = new Set<string>()
+  const add = (file: string): void => {
+    const real = realpathSync(file)
+    if (seen.has(real)) return
+    seen.add(real)
+    out.add(resolve(file))
+  }
   const visit = (p: string, depth: number): void => {
     let st: ReturnType<typeof statSync>
     try {
@@ -56,16 +73,22 @@ export function discoverBundles(paths: readonly string[]): string[] {
       throw new UsageError(`${p}: no such file or folder`)
     }
     if (st.isFile()) {
-      out.add(resolve(p))
+      add(p)
       return
     }
     if (!st.isDirectory() || depth > 8) return
+    const real = realpathSync(p)
+    if (seen.has(real)) return
+    seen.add(real)
     for (const name of readdirSync(p).sort()) {
       if (name.startsWith('.') || name === 'node_modules') continue
       const child = join(p, name)
+      // A broken link named like a bundle is an input error; anything else unreadable is skipped.
+      const cst = statOrUndefined(child)
       if (name.endsWith('.sqlite') || name.endsWith('.bundle')) {
-        if (statSync(child).isFile()) out.add(resolve(child))
-      } else if (statSync(child).isDirectory()) visit(child, depth + 1)
+        if (cst === undefined) throw new UsageError(`${child}: cannot read it (a broken link?)`)
+        if (cst.isFile()) add(child)
+      } else if (cst?.isDirectory()) visit(child, depth + 1)
     }
   }
   for (const p of paths) visit(p, 0)

@@ -1,0 +1,336 @@
+/**
+ * `retrace extract` end to end: a new standalone bundle holding only the named records,
+ * with no byte of any other record in the file (a grep over the raw bytes), extra
+ * redaction on the way out recorded in the manifest, nothing left beside it, safe names
+ * when -o is a folder, and refusals for an existing output or the input itself.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleFiles, countBytes, integrityCheck, readBundle, withDb } from '../helpers/bundle-db.js'
+import { expectUsageFailure, listDir } from '../helpers/cli.js'
+import { type CliResult, importStage, record, runCli, type Workspace, workspace } from '../replay/fixture.js'
+
+const parseSrc = `export function parse(event) {
+  return { sku: event.sku, qty: event.qty, customer: { name: event.name, email: event.email } }
+}
+`
+// Looks the customer up through a recorded effect (a CRM call).
+const enrichSrc = `export async function enrich(order, ctx) {
+  const crm = await ctx.effect('crm.get', { email: order.customer.email }, async () => globalThis.crm[order.customer.email])
+  return { ...order, tier: crm.tier, ref: crm.ref }
+}
+`
+const storeSrc = `export function store(order, ctx) {
+  if (order.qty < 0) throw new Error('negative quantity for ' + order.customer.name)
+  return { sku: order.sku, qty: order.qty, tier: order.tier, at: ctx.now() }
+}
+`
+
+/** Strings that exist in exactly one record each (input, effect, error, key, note). */
+function canaries(i: number) {
+  return {
+    key: `key-canary-${i}-Zq81`,
+    name: `NAME-CANARY-${i}-Wv93k`,
+    email: `mail-${i}-Yp27@canary.test`,
+    ref: `REF-CANARY-${i}-Hx55m`,
+    note: `NOTE-CANARY-${i}-Ku40c`,
+  }
+}
+const N = 4
+const hostileKeys = { traversal: '../../etc/passwd', control: '\u001b[31mred\u0007\r\n\u0001key\u007f' }
+
+let ws: Workspace
+let source: string
+/** Record ids by index (0..N-1), then the two hostile-key records. */
+const ids: string[] = []
+const hostile = { traversal: '', control: '' }
+
+beforeAll(async () => {
+  ws = workspace('retrace-extract-')
+  ws.write('stages/parse.mjs', parseSrc)
+  ws.write('stages/enrich.mjs', enrichSrc)
+  ws.write('stages/store.mjs', storeSrc)
+  ws.write(
+    'retrace.config.mjs',
+    `export default { stages: { parse: './stages/parse.mjs#parse', enrich: './stages/enrich.mjs#enrich', store: './stages/store.mjs#store' } }\n`,
+  )
+  const crm: Record<string, { tier: string; ref: string }> = {}
+  for (let i = 0; i < N; i++) crm[canaries(i).email] = { tier: 'gold', ref: canaries(i).ref }
+  ;(globalThis as { crm?: unknown }).crm = crm
+  const parse = await importStage(ws.path('stages/parse.mjs'), 'parse')
+  const enrich = await importStage(ws.path('stages/enrich.mjs'), 'enrich')
+  const store = await importStage(ws.path('stages/store.mjs'), 'store')
+  source = ws.path('prod.sqlite')
+  try {
+    await record(source, async (recorder) => {
+      const p = recorder.stage('parse', parse)
+      const e = recorder.stage('enrich', enrich)
+      const s = recorder.stage('store', store)
+      const run = async (key: string, event: unknown): Promise<string> => {
+        let id = ''
+        try {
+          await recorder.record(key, async () => {
+            id = recorder.current()!.recordId
+            return s(await e(await p(event)))
+          })
+        } catch {
+          // Record 2 fails in store on purpose: its error message holds its canary.
+        }
+        return id
+      }
+      for (let i = 0; i < N; i++) {
+        const c = canaries(i)
+        ids.push(
+          await run(c.key, {
+            sku: `sku:${1000 + i}`,
+            qty: i === 2 ? -1 : i + 1,
+            name: c.name,
+            email: c.email,
+          }),
+        )
+      }
+      const plain = { sku: 'sku:9', qty: 1, name: 'n', email: canaries(0).email }
+      hostile.traversal = await run(hostileKeys.traversal, plain)
+      hostile.control = await run(hostileKeys.control, plain)
+    })
+  } finally {
+    delete (globalThis as { crm?: unknown }).crm
+  }
+  // Expectations on two records, each note a canary of its own record.
+  for (const i of [0, 1]) {
+    const r = await cli('accept', source, ids[i]!, '--note', canaries(i).note, '--yes')
+    if (r.code !== 0) throw new Error(`accept failed: ${r.stderr}`)
+  }
+})
+
+afterAll(() => ws?.remove())
+
+const cli = (...args: string[]): Promise<CliResult> => runCli(args, ws.dir)
+
+/** Every canary string of record i (only records 0 and 1 have expectations, so notes). */
+const allOf = (i: number): string[] => {
+  const { note, ...rest } = canaries(i)
+  return [...Object.values(rest), ...(i < 2 ? [note] : [])]
+}
+
+let outN = 0
+function outDir(): string {
+  const dir = ws.path(`out${++outN}`)
+  mkdirSync(dir)
+  return dir
+}
+
+describe('extract', { timeout: 120_000 }, () => {
+  it('the source holds every canary (so the greps below can find what they look for)', () => {
+    for (let i = 0; i < N; i++) {
+      for (const c of allOf(i)) expect(countBytes(source, c), c).toBeGreaterThan(0)
+    }
+  })
+
+  it('writes only the named records: captures, effects, expectations and a manifest saying where from', async () => {
+    const out = join(outDir(), 'two.sqlite')
+    const r = await cli('extract', source, ids[0]!, ids[3]!, '-o', out, '--json')
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual({ path: out, records: 2, captures: 6, redactedValues: 0 })
+    expect(integrityCheck(out)).toBe('ok')
+    const small = readBundle(out)
+    const full = readBundle(source)
+    expect(small.records.map((x) => x.id).sort()).toEqual([ids[0], ids[3]].sort())
+    // Captures and effects are the source's, byte for byte (ids aside).
+    const strip = ({ id: _i, effects, ...c }: (typeof full.captures)[number]) => ({
+      ...c,
+      effects: effects.map(({ capture_id: _c, ...e }) => e),
+    })
+    const wanted = full.captures.filter((c) => c.record_id === ids[0] || c.record_id === ids[3])
+    expect(small.captures.map(strip)).toEqual(wanted.map(strip))
+    expect(small.captures.flatMap((c) => c.effects.map((e) => e.name))).toEqual([
+      'crm.get',
+      'now',
+      'crm.get',
+      'now',
+    ])
+    // Expectations: record 0's three, none of record 1's.
+    const pinned = withDb(
+      out,
+      (db) => db.prepare('SELECT record_id, stage, note FROM expectations ORDER BY stage').all(),
+      true,
+    )
+    expect(pinned).toEqual(
+      ['enrich', 'parse', 'store'].map((stage) => ({ record_id: ids[0], stage, note: canaries(0).note })),
+    )
+    expect(small.manifest).toMatchObject({
+      format: 'retrace-bundle',
+      pipeline: full.manifest.pipeline,
+      builds: full.manifest.builds,
+      redaction: full.manifest.redaction,
+      extractedFrom: { bundle: 'prod.sqlite', records: 2, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
+    })
+    // Standalone: it replays on its own, expectations and all.
+    const replay = await cli('replay', out)
+    expect(replay.code).toBe(0)
+    expect(replay.stdout).toContain('2 records replayed, 2 matched, 0 diverged, 0 errors')
+  })
+
+  it('leaves no byte of any other record in the file (grep over the raw bytes)', async () => {
+    const dir = outDir()
+    const out = join(dir, 'one.sqlite')
+    const r = await cli('extract', source, ids[1]!, '-o', out)
+    expect(r.code).toBe(0)
+    expect(bundleFiles(out)).toEqual([out])
+    const bytes = readFileSync(out)
+    for (const c of allOf(1)) expect(countBytes(out, c), c).toBeGreaterThan(0)
+    for (const i of [0, 2, 3]) {
+      for (const c of allOf(i)) expect(bytes.includes(Buffer.from(c)), `${c} of record ${i}`).toBe(false)
+    }
+    for (const id of [ids[0]!, ids[2]!, ids[3]!, hostile.traversal, hostile.control]) {
+      expect(bytes.includes(Buffer.from(id)), id).toBe(false)
+    }
+    // The failing record's error travels with it when it is the one extracted, not otherwise.
+    const failing = join(dir, 'failing.sqlite')
+    expect((await cli('extract', source, ids[2]!, '-o', failing)).code).toBe(0)
+    expect(countBytes(failing, `negative quantity for ${canaries(2).name}`)).toBeGreaterThan(0)
+    expect(countBytes(out, 'negative quantity')).toBe(0)
+  })
+
+  it('--redact replaces values on the way out, everywhere, and lists the rule in the manifest', async () => {
+    const out = join(outDir(), 'redacted.sqlite')
+    const r = await cli('extract', source, ids[0]!, '-o', out, '--redact', '$..email', '--json')
+    expect(r.code).toBe(0)
+    const doc = JSON.parse(r.stdout) as { redactedValues: number }
+    // parse input and output, enrich input, the effect's args, and the parse expectation.
+    expect(doc.redactedValues).toBeGreaterThanOrEqual(5)
+    expect(countBytes(out, canaries(0).email)).toBe(0)
+    expect(countBytes(out, 'canary.test')).toBe(0)
+    // What was not named stays.
+    expect(countBytes(out, canaries(0).name)).toBeGreaterThan(0)
+    const small = readBundle(out)
+    expect((small.manifest.redaction as { rules: string[] }).rules).toContain('$..email')
+    const parse = small.captures.find((c) => c.stage === 'parse')!
+    expect(JSON.parse(parse.input)).toMatchObject({ email: '[redacted]', name: canaries(0).name })
+    const enrich = small.captures.find((c) => c.stage === 'enrich')!
+    expect(JSON.parse(enrich.effects[0]!.args!)).toEqual({ email: '[redacted]' })
+    const expected = withDb(
+      out,
+      (db) => db.prepare("SELECT output FROM expectations WHERE stage = 'parse'").pluck().get() as string,
+      true,
+    )
+    expect(JSON.parse(expected)).toMatchObject({ customer: { email: '[redacted]' } })
+    // The source is not touched.
+    expect(countBytes(source, canaries(0).email)).toBeGreaterThan(0)
+    // Redacted consistently, the record still replays against its expectations.
+    const replay = await cli('replay', out)
+    expect(replay.code).toBe(0)
+  })
+
+  it('--redact may come before the record ids and be repeated; each rule is one value', async () => {
+    const out = join(outDir(), 'two-rules.sqlite')
+    const r = await cli(
+      'extract',
+      source,
+      '--redact',
+      '$..email',
+      ids[0]!,
+      '--redact',
+      '$..name',
+      ids[3]!,
+      '-o',
+      out,
+    )
+    expect(r.code).toBe(0)
+    expect(
+      readBundle(out)
+        .records.map((x) => x.id)
+        .sort(),
+    ).toEqual([ids[0], ids[3]].sort())
+    for (const i of [0, 3]) {
+      expect(countBytes(out, canaries(i).email)).toBe(0)
+      expect(countBytes(out, canaries(i).name)).toBe(0)
+      expect(countBytes(out, canaries(i).ref)).toBeGreaterThan(0)
+    }
+    const rules = (readBundle(out).manifest.redaction as { rules: string[] }).rules
+    expect(rules.slice(-2)).toEqual(['$..email', '$..name'])
+  })
+
+  it('a --redact that is not a path is a usage error naming it, and writes nothing', async () => {
+    const dir = outDir()
+    const r = await cli('extract', source, ids[0]!, '-o', join(dir, 'z.sqlite'), '--redact', '$.customer[')
+    expect(expectUsageFailure(r)).toMatch(/^retrace: --redact: bad path "\$\.customer\[" at column \d+/)
+    expect(listDir(dir)).toEqual([])
+  })
+
+  it('leaves no -wal, -shm, -journal or temporary file beside the output', async () => {
+    const dir = outDir()
+    const out = join(dir, 'x.sqlite')
+    expect((await cli('extract', source, ids[0]!, ids[1]!, '-o', out, '--redact', '$..name')).code).toBe(0)
+    expect(listDir(dir)).toEqual(['x.sqlite'])
+    const header = readFileSync(out).subarray(0, 20)
+    // Bytes 18 and 19 are the write and read format versions: 1 = rollback journal, 2 = WAL.
+    expect([header[18], header[19]]).toEqual([1, 1])
+  })
+
+  it('an unknown record is a usage error and writes nothing', async () => {
+    const dir = outDir()
+    const r = await cli('extract', source, ids[0]!, 'ZZZZZZZZZZ', '-o', join(dir, 'y.sqlite'))
+    expectUsageFailure(r)
+    expect(listDir(dir)).toEqual([])
+  })
+
+  it('-o to a folder names the file from the key, made safe: a traversal key stays in the folder', async () => {
+    const before = listDir(ws.dir)
+    const dir = outDir()
+    const r = await cli('extract', source, hostile.traversal, '-o', dir)
+    expect(r.code).toBe(0)
+    const out = r.stdout.trim()
+    expect(dirname(out)).toBe(dir)
+    expect(basename(out)).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_.-]*\.sqlite$/)
+    expect(basename(out)).toContain(
+      hostile.traversal
+        .replace(/[^\w]+/g, '_')
+        .replace(/^_+/, '')
+        .slice(0, 6),
+    )
+    expect(listDir(dir)).toEqual([basename(out)])
+    expect(readBundle(out).records.map((x) => x.key)).toEqual([hostileKeys.traversal])
+    // Nothing appeared anywhere else.
+    expect(listDir(ws.dir)).toEqual([...before, basename(dir)].sort())
+    expect(existsSync(join(ws.dir, 'etc'))).toBe(false)
+    expect(existsSync(join(dirname(ws.dir), 'etc', 'passwd.sqlite'))).toBe(false)
+  })
+
+  it('-o to a folder with a key full of control characters gives a plain file name', async () => {
+    const dir = outDir()
+    const r = await cli('extract', source, hostile.control, '-o', `${dir}/`)
+    expect(r.code).toBe(0)
+    const name = readdirSync(dir)
+    expect(name).toHaveLength(1)
+    expect(name[0]).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_.-]*\.sqlite$/)
+    expect(r.stdout).toBe(`${join(dir, name[0]!)}\n`)
+    expect(r.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/)
+    expect(readBundle(join(dir, name[0]!)).records.map((x) => x.key)).toEqual([hostileKeys.control])
+  })
+
+  it('an existing output is refused without --force (exit 2, untouched) and replaced with it', async () => {
+    const out = join(outDir(), 'exists.sqlite')
+    expect((await cli('extract', source, ids[0]!, '-o', out)).code).toBe(0)
+    const before = readFileSync(out)
+    const r = await cli('extract', source, ids[3]!, '-o', out)
+    expect(expectUsageFailure(r)).toBe(`retrace: ${out} exists; pass --force to replace it`)
+    expect(readFileSync(out).equals(before)).toBe(true)
+    const forced = await cli('extract', source, ids[3]!, '-o', out, '--force')
+    expect(forced.code).toBe(0)
+    expect(readBundle(out).records.map((x) => x.id)).toEqual([ids[3]])
+    for (const c of allOf(0)) expect(countBytes(out, c), c).toBe(0)
+    expect(bundleFiles(out)).toEqual([out])
+  })
+
+  it('refuses to write over its input, however the path is spelt, even with --force', async () => {
+    const before = readFileSync(source)
+    for (const o of [source, 'prod.sqlite', './out1/../prod.sqlite']) {
+      const r = await cli('extract', 'prod.sqlite', ids[0]!, '-o', o, '--force')
+      expect(expectUsageFailure(r)).toBe('retrace: the output would overwrite the input bundle')
+    }
+    expect(readFileSync(source).equals(before)).toBe(true)
+    expect(readBundle(source).records).toHaveLength(N + 2)
+  })
+})
