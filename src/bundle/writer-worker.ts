@@ -2,6 +2,7 @@
  * The recorder's writer thread: takes batches of whole records and commits each batch in
  * one transaction, off the host's event loop.
  */
+import { type Stats, statSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import type { RecordUnit } from './types.js'
 import { BundleWriter, type WriterOptions } from './writer.js'
@@ -28,9 +29,12 @@ const port = parentPort
 const init = workerData as WriterInit
 const codeOf = (err: unknown): string => String((err as { code?: unknown }).code ?? 'E_WRITE')
 let writer: BundleWriter | undefined
+/** The file the writer opened, to notice when it is deleted or replaced under it. */
+let opened: Stats | undefined
 
 try {
   writer = BundleWriter.open(init.path, init.options)
+  opened = statOrUndefined(init.path)
   port.postMessage({ type: 'opened' } satisfies FromWriter)
 } catch (err) {
   port.postMessage({
@@ -38,6 +42,25 @@ try {
     message: (err as Error).message,
     code: codeOf(err),
   } satisfies FromWriter)
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * False once the bundle was deleted (its directory removed, a clean-up job) or replaced.
+ * SQLite would go on writing into the unlinked file: every capture counted as written
+ * while none can ever be read, and the disk space held until the process exits.
+ */
+function stillAtPath(): boolean {
+  if (opened === undefined) return true
+  const now = statOrUndefined(init.path)
+  return now !== undefined && now.ino === opened.ino && now.dev === opened.dev
 }
 
 function finished(id: number): void {
@@ -62,6 +85,22 @@ function handle(msg: ToWriter): void {
         captures,
         message: 'bundle is not open',
         code: 'E_NOT_OPEN',
+      } satisfies FromWriter)
+      return
+    }
+    if (!stillAtPath()) {
+      try {
+        writer.close()
+      } catch {
+        // Nothing to keep: the file is gone.
+      }
+      writer = undefined
+      port.postMessage({
+        type: 'write-failed',
+        id: msg.id,
+        captures,
+        message: `the bundle ${init.path} was deleted or replaced while recording; recording into it stopped`,
+        code: 'E_BUNDLE_GONE',
       } satisfies FromWriter)
       return
     }

@@ -26,4 +26,5 @@ export {
   Redactor,
   type RedactorOptions,
   type RedactRule,
+  thrownMessage,
 } from './redact.js'

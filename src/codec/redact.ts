@@ -43,10 +43,19 @@ const secretStems = ['authorization', 'cookie', 'passw', 'secret', 'token', 'api
 
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
+/** The message of anything thrown, without throwing (a revoked Proxy throws on `instanceof`). */
+export function thrownMessage(thrown: unknown): string {
+  try {
+    return thrown instanceof Error ? String(thrown.message) : String(thrown)
+  } catch {
+    return 'an unprintable value was thrown'
+  }
+}
+
 export class RedactionFailed extends Error {
   override readonly name = 'RedactionFailed'
   constructor(cause: unknown) {
-    super(`a redaction rule failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+    super(`a redaction rule failed: ${thrownMessage(cause)}`, { cause })
   }
 }
 
@@ -125,7 +134,15 @@ export class Redactor {
     const last = path[path.length - 1]
     if (typeof last === 'string' && this.secretKeys.has(normaliseKey(last))) return true
     for (const p of this.patterns) if (matchPath(p.segments, path)) return true
-    for (const fn of this.fns) if (fn(path, value)) return true
+    for (const fn of this.fns) {
+      let hit: unknown
+      try {
+        hit = fn(path, value)
+      } catch (err) {
+        throw new RedactionFailed(err)
+      }
+      if (hit) return true
+    }
     return false
   }
 
