@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs'
-import { relative } from 'node:path'
+import { relative, resolve } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { SingleBar } from 'cli-progress'
 import { pinExpectations } from '../bundle/index.js'
@@ -82,6 +82,12 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       '--workers',
     ])
     const bundles = discoverBundles(given.length > 0 ? given : ['recordings'])
+    if (
+      f.output !== undefined &&
+      (bundles.includes(resolve(f.output)) || /\.(sqlite|bundle)$/i.test(f.output))
+    ) {
+      throw new UsageError(`--output ${f.output} looks like a bundle; the report would overwrite a recording`)
+    }
     if (bundles.length === 0)
       throw new UsageError(
         `no bundles (*.sqlite) under ${given.length > 0 ? given.join(', ') : 'recordings/'}`,

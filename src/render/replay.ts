@@ -120,7 +120,7 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
     const c = s.changes[0]
     const detail =
       c !== undefined && c.kind === 'changed'
-        ? `: production recorded ${compact(c.recorded, 40)} at ${visibleLine(c.path)}, the local build gives ${compact(c.local, 40)}`
+        ? `: ${s.attempts.some((a) => a.oracle === 'expected') ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${visibleLine(c.path)}, the local build gives ${compact(c.local, 40)}`
         : s.error !== null
           ? `: ${visibleLine(s.error.message)}`
           : ''

@@ -322,6 +322,11 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
       continue
     }
     const upstream = order[order.indexOf(c.stage) - 1]
+    // The input that goes with this stage's oracle: production's input for a recorded
+    // output; for a pinned expectation, the pinned output of the stage before if it has
+    // one (both were accepted from the same fixed chain).
+    const pinnedUpstream = upstream !== undefined ? expected.get(upstream)?.output : undefined
+    const oracleInput = (expectation !== undefined ? pinnedUpstream : undefined) ?? c.input
     let input: unknown
     let inputDiffers = false
     if (o.mode === 'cascade' && upstream !== undefined && localOut.has(upstream)) {
@@ -332,17 +337,17 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
         continue
       }
       input = up.value
-      inputDiffers = up.text !== c.input
+      inputDiffers = up.text !== oracleInput
     } else {
-      input = decode(c.input)
+      input = decode(oracleInput)
     }
     let run = await runStage(fn, input, c, chain.record.key, o, inputDiffers)
     let j = judge(run, oracleOutput, oracleError, o)
     let status: StageStatus = j.status
     let reason: string | undefined = j.reason
     if (j.status !== 'matched' && j.status !== 'skipped' && inputDiffers) {
-      // Judge the stage on its own: same recorded input, same recorded effects.
-      const alone = await runStage(fn, decode(c.input), c, chain.record.key, o)
+      // Judge the stage on its own: the input it should have had, the recorded effects.
+      const alone = await runStage(fn, decode(oracleInput), c, chain.record.key, o, oracleInput !== c.input)
       const ja = judge(alone, oracleOutput, oracleError, o)
       if (ja.status === 'matched') {
         status = 'inherited'

@@ -174,6 +174,29 @@ describe('replayRecord: cascade and isolated', () => {
     expect(r.stages[1]).toMatchObject({ stage: 'compute', status: 'matched' })
     expect(r.stages[1]!.attempts[0]!.oracle).toBe('expected')
   })
+
+  it('with the fixed chain pinned and the bug back, downstream stages inherit it', async () => {
+    // What `accept` pins: every stage's output from the fixed local build.
+    const fixed = await replayRecord(chains.bug!, options(local))
+    const pinned: RecordChain = {
+      ...chains.bug!,
+      expectations: Object.entries(fixed.outputs ?? {}).map(([stage, output]) => ({
+        recordId: chains.bug!.record.id,
+        stage,
+        output,
+        error: null,
+        note: 'BUG-1',
+        build: null,
+        acceptedAt: 0,
+      })),
+    }
+    expect(pinned.expectations).toHaveLength(4)
+    const clean = await replayRecord(pinned, options(local))
+    expect(clean.verdict).toBe('matched')
+    const regressed = await replayRecord(pinned, options({ ...local, compute: computeProd }))
+    expect(regressed.firstDivergence).toEqual({ stage: 'compute', status: 'diverged' })
+    expect(regressed.stages.map((s) => s.status)).toEqual(['matched', 'diverged', 'inherited', 'inherited'])
+  })
 })
 
 describe('replayRecord: stage failures', () => {
