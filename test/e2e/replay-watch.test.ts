@@ -52,11 +52,13 @@ describe('replay --watch', () => {
       out += d.toString()
     })
     try {
-      await waitFor(() => out, 'replayed, ', 1, 20_000)
+      await waitFor(() => out, 'replayed, ', 1, 30_000)
       expect(out).toContain('1 record replayed, 0 matched, 1 diverged')
+      // Edits are seen once the watcher says it is watching.
+      await waitFor(() => out, 'watching ', 1, 30_000)
       // The fix: the local build now gives what production recorded.
       ws.write('stages.mjs', stageSource(80))
-      await waitFor(() => out, 'replayed, ', 2, 20_000)
+      await waitFor(() => out, 'replayed, ', 2, 30_000)
       const runs = out.split('── replay at')
       expect(runs).toHaveLength(2)
       expect(runs[1]).toContain('1 record replayed, 1 matched, 0 diverged')
