@@ -7,8 +7,14 @@ import { dirname } from 'node:path'
 
 const sourceFile = /\.(?:[cm]?[jt]s|json)$/
 
+/**
+ * `files` names what to watch (asked again before every run, so a config that gains a
+ * stage is followed); the watchers are armed before `run`, so an edit made while a run
+ * is going on starts another one.
+ */
 export async function watchFiles(
-  run: () => Promise<string[]>,
+  files: () => Promise<string[]>,
+  run: () => Promise<void>,
   note: (message: string) => void,
 ): Promise<never> {
   let watchers: FSWatcher[] = []
@@ -36,7 +42,8 @@ export async function watchFiles(
     running = true
     try {
       note(`\n── replay at ${new Date().toISOString()} ──`)
-      arm(await run())
+      await armFrom()
+      await run()
     } catch (err) {
       note(`retrace: ${(err as Error).message.split('\n')[0]}`)
     } finally {
@@ -48,12 +55,17 @@ export async function watchFiles(
     }
   }
 
-  try {
-    arm(await run())
-  } catch (err) {
-    // The first run failing (a syntax error mid-edit) still watches the config's folder.
-    note(`retrace: ${(err as Error).message.split('\n')[0]}`)
-    arm([process.cwd() + '/.'])
+  const armFrom = async (): Promise<void> => {
+    try {
+      arm(await files())
+    } catch (err) {
+      // A config that does not load (a syntax error mid-edit): keep watching its folder.
+      note(`retrace: ${(err as Error).message.split('\n')[0]}`)
+      if (watchers.length === 0) arm([`${process.cwd()}/.`])
+    }
   }
+
+  await armFrom()
+  await run()
   return new Promise<never>(() => {})
 }

@@ -78,17 +78,18 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       const argv = this.argv.filter((a) => a !== '--watch' && a !== '-w')
       const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
       await watchFiles(
+        async () => (await loadConfig(this.flags.config, process.cwd())).files,
         async () => {
-          const files = (await loadConfig(this.flags.config, process.cwd())).files
           await new Promise<void>((resolve) => {
             spawn(process.execPath, [bin, 'replay', ...argv], { stdio: 'inherit' }).on('close', () =>
               resolve(),
             )
           })
           this.note(
-            this.theme.dim(`watching ${files.length} files; edit a stage to replay again (Ctrl-C to stop)`),
+            this.theme.dim(
+              'watching the config and stage modules; edit one to replay again (Ctrl-C to stop)',
+            ),
           )
-          return files
         },
         (message) => this.note(message),
       )
