@@ -87,6 +87,16 @@ function toRecord(r: RawRecord): RecordRow {
 
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
 
+function stageList(json: unknown): string[] {
+  if (typeof json !== 'string') return []
+  try {
+    const list: unknown = JSON.parse(json)
+    return Array.isArray(list) ? list.map((s) => String(s)) : []
+  } catch {
+    return []
+  }
+}
+
 export class BundleReader {
   readonly path: string
   readonly sizeBytes: number
@@ -123,6 +133,23 @@ export class BundleReader {
       // Our own errors (an ambiguous prefix) pass as they are; only SQLite's get wrapped.
       if (err instanceof RetraceError) throw err
       throw wrapSqliteError(err, this.path)
+    }
+  }
+
+  /**
+   * Streams rows from a statement, turning SQLite failures into BundleError and closing
+   * the statement when the consumer stops early.
+   */
+  private *stream<T>(start: () => Iterator<T>): Generator<T> {
+    const it = this.guard(start)
+    try {
+      while (true) {
+        const next = this.guard(() => it.next())
+        if (next.done) return
+        yield next.value
+      }
+    } finally {
+      it.return?.()
     }
   }
 
@@ -203,30 +230,27 @@ export class BundleReader {
       params.push(filter.stage)
     }
     const order = filter.order === 'oldest' ? 'ASC' : 'DESC'
+    // A JSON array, not group_concat with a separator: a stage name may hold any character.
     const sql = `SELECT ${recordColumns},
-        (SELECT group_concat(stage, char(31)) FROM (SELECT DISTINCT stage FROM captures c
+        (SELECT json_group_array(CAST(stage AS TEXT)) FROM (SELECT DISTINCT stage FROM captures c
           WHERE c.record_id = r.id ORDER BY c.seq)) AS stages,
         (SELECT count(*) FROM captures c WHERE c.record_id = r.id) AS ncaptures
       FROM records r ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY r.started_at ${order}, r.id ${order}
       ${filter.limit !== undefined ? `LIMIT ${Math.max(0, Math.trunc(filter.limit))}` : ''}`
-    const it = this.guard(() => this.db.prepare(sql).iterate(...params)) as Iterator<
-      RawRecord & { stages: string | null; ncaptures: number }
-    >
-    try {
-      while (true) {
-        const next = this.guard(() => it.next())
-        if (next.done) return
-        const row = next.value
-        yield {
-          ...toRecord(row),
-          stages: row.stages === null ? [] : String(row.stages).split('\u001f'),
-          captures: Number(row.ncaptures),
-          source: this.path,
-        }
+    const rows = this.stream(
+      () =>
+        this.db.prepare(sql).iterate(...params) as Iterator<
+          RawRecord & { stages: string | null; ncaptures: number }
+        >,
+    )
+    for (const row of rows) {
+      yield {
+        ...toRecord(row),
+        stages: stageList(row.stages),
+        captures: Number(row.ncaptures),
+        source: this.path,
       }
-    } finally {
-      it.return?.()
     }
   }
 
@@ -264,32 +288,25 @@ export class BundleReader {
       FROM captures c JOIN records r ON r.id = c.record_id
       WHERE c.stage = ? AND json_valid(${col}) AND ${cond}
       ORDER BY r.started_at DESC, r.id, c.seq DESC`
-    const it = this.guard(() => this.db.prepare(sql).iterate(...params)) as Iterator<{
-      recordId: string
-      key: string
-      startedAt: number
-      value: unknown
-    }>
+    const rows = this.stream(
+      () =>
+        this.db.prepare(sql).iterate(...params) as Iterator<{
+          recordId: string
+          key: string
+          startedAt: number
+          value: unknown
+        }>,
+    )
     let last: string | undefined
     let emitted = 0
-    try {
-      while (limit === undefined || emitted < limit) {
-        const next = this.guard(() => it.next())
-        if (next.done) return
-        const id = String(next.value.recordId)
-        // Rows come grouped by record; a retried stage matching twice lists the record once.
-        if (id === last) continue
-        last = id
-        emitted++
-        yield {
-          recordId: id,
-          key: String(next.value.key),
-          startedAt: Number(next.value.startedAt),
-          value: next.value.value,
-        }
-      }
-    } finally {
-      it.return?.()
+    for (const row of rows) {
+      if (limit !== undefined && emitted >= limit) return
+      const id = String(row.recordId)
+      // Rows come grouped by record; a retried stage matching twice lists the record once.
+      if (id === last) continue
+      last = id
+      emitted++
+      yield { recordId: id, key: String(row.key), startedAt: Number(row.startedAt), value: row.value }
     }
   }
 
@@ -378,39 +395,28 @@ export class BundleReader {
 
   /** All record ids, oldest first, streamed (for replay and test over a whole bundle). */
   *recordIds(): Generator<string> {
-    const it = this.guard(() =>
-      this.db.prepare('SELECT id FROM records ORDER BY started_at, id').pluck().iterate(),
-    ) as Iterator<string>
-    try {
-      while (true) {
-        const next = this.guard(() => it.next())
-        if (next.done) return
-        yield String(next.value)
-      }
-    } finally {
-      it.return?.()
-    }
+    const ids = this.stream(
+      () =>
+        this.db
+          .prepare('SELECT id FROM records ORDER BY started_at, id')
+          .pluck()
+          .iterate() as Iterator<string>,
+    )
+    for (const id of ids) yield String(id)
   }
 
   /** Every key with its latest record id, streamed in key order. */
   *latestByKey(): Generator<{ key: string; id: string }> {
-    const it = this.guard(() =>
-      this.db
-        .prepare(
-          `SELECT key, (SELECT id FROM records r2 WHERE r2.key = r.key ORDER BY started_at DESC, id DESC LIMIT 1) AS id
-           FROM records r GROUP BY key ORDER BY key`,
-        )
-        .iterate(),
-    ) as Iterator<{ key: string; id: string }>
-    try {
-      while (true) {
-        const next = this.guard(() => it.next())
-        if (next.done) return
-        yield { key: String(next.value.key), id: String(next.value.id) }
-      }
-    } finally {
-      it.return?.()
-    }
+    const rows = this.stream(
+      () =>
+        this.db
+          .prepare(
+            `SELECT key, (SELECT id FROM records r2 WHERE r2.key = r.key ORDER BY started_at DESC, id DESC LIMIT 1) AS id
+             FROM records r GROUP BY key ORDER BY key`,
+          )
+          .iterate() as Iterator<{ key: string; id: string }>,
+    )
+    for (const row of rows) yield { key: String(row.key), id: String(row.id) }
   }
 
   /** Records committed after `rowid`, in commit order (for following a live bundle). */

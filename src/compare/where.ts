@@ -3,8 +3,8 @@
  * `store.available = 87`, `compute.input.delta < 0`, `query.output.source contains "cache"`.
  * Parsed here into values bound as SQL parameters; user text never becomes SQL.
  */
-import { PathSyntaxError, parsePath } from '../codec/index.js'
 import { UsageError } from '../errors.js'
+import { parseStagePath } from './stage-path.js'
 
 export type WhereOp = '=' | '!=' | '<' | '>' | '<=' | '>=' | 'contains'
 
@@ -41,30 +41,15 @@ export function parseWhere(text: string): Where {
       `cannot read --where ${JSON.stringify(text)}: write <stage>[.input|.output].<path> <op> <value>, op one of = != < > <= >= contains`,
     )
   }
-  const stage = m[1]!
-  let rest = m[2] ?? ''
-  let side: Where['side'] = 'output'
-  const sideMatch = /^\.(input|output)(?=$|[.[])/.exec(rest)
-  if (sideMatch) {
-    side = sideMatch[1] as Where['side']
-    rest = rest.slice(sideMatch[0].length)
-  }
-  let segments: ReturnType<typeof parsePath>
-  try {
-    segments = parsePath(`$${rest}`)
-  } catch (err) {
-    if (err instanceof PathSyntaxError) throw new UsageError(`--where: ${err.message}`)
-    throw err
-  }
+  const target = parseStagePath(`${m[1]!}${m[2] ?? ''}`, '--where')
   let jsonPath = '$'
-  for (const s of segments) {
-    if (s.kind === 'key') {
-      if (s.name.includes('"')) throw new UsageError('--where: keys containing " cannot be searched')
-      jsonPath += `."${s.name}"`
-    } else if (s.kind === 'index') jsonPath += `[${s.index}]`
-    else throw new UsageError('--where: wildcards and .. are not supported in find; name one path')
+  for (const seg of target.segments) {
+    if (seg.kind === 'key') {
+      if (seg.name.includes('"')) throw new UsageError('--where: keys containing " cannot be searched')
+      jsonPath += `."${seg.name}"`
+    } else if (seg.kind === 'index') jsonPath += `[${seg.index}]`
   }
   const rawOp = m[3]!.trim()
   const op = (rawOp === '==' ? '=' : rawOp) as WhereOp
-  return { stage, side, jsonPath, path: `$${rest}`, op, value: parseValue(m[4]!) }
+  return { stage: target.stage, side: target.side, jsonPath, path: target.path, op, value: parseValue(m[4]!) }
 }

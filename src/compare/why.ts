@@ -6,41 +6,16 @@
  * where the value changed in transit. Provenance by evidence, not a proof.
  */
 import type { RecordChain } from '../bundle/types.js'
-import { formatPath, getAt, type PathPart, parsePath, type Segment } from '../codec/index.js'
+import { formatPath, getAt, type PathPart } from '../codec/index.js'
 import { UsageError } from '../errors.js'
 import { finalCaptures, readError, readPayload } from './scene.js'
+import { parseStagePath as parseAnyStagePath, type StagePath } from './stage-path.js'
 
-export interface StagePath {
-  stage: string
-  side: 'input' | 'output'
-  segments: Segment[]
-  path: string
-}
+export type { StagePath }
 
-/** Parses `compute.output.available`, `store.available` (output is the default), `compute.input.change`. */
+/** Parses the PATH argument of `why`. */
 export function parseStagePath(text: string): StagePath {
-  const m = /^\s*([A-Za-z_][\w-]*)(.*?)\s*$/.exec(text)
-  if (!m)
-    throw new UsageError(
-      `cannot read ${JSON.stringify(text)}: write <stage>[.input|.output].<path>, e.g. compute.output.available`,
-    )
-  let rest = m[2] ?? ''
-  let side: StagePath['side'] = 'output'
-  const sideMatch = /^\.(input|output)(?=$|[.[])/.exec(rest)
-  if (sideMatch) {
-    side = sideMatch[1] as StagePath['side']
-    rest = rest.slice(sideMatch[0].length)
-  }
-  let segments: Segment[]
-  try {
-    segments = parsePath(`$${rest}`)
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}`)
-  }
-  if (segments.some((s) => s.kind !== 'key' && s.kind !== 'index')) {
-    throw new UsageError('why follows one value: the path cannot have wildcards or ..')
-  }
-  return { stage: m[1]!, side, segments, path: `$${rest}` }
+  return parseAnyStagePath(text, 'why')
 }
 
 export interface Evidence {

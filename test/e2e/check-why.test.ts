@@ -226,7 +226,7 @@ describe('retrace why: usage errors exit 2', () => {
       `record ${BAD} has no stage "nostage" (stages: binlog, ingest, kv, compute, store, query)`,
     ],
     ['nothing at the path', 'store.output.nope', `store.output has nothing at $.nope in record ${BAD}`],
-    ['a wildcard', 'store.output.*', 'why follows one value: the path cannot have wildcards or ..'],
+    ['a wildcard', 'store.output.*', 'why: wildcards and .. are not supported here; name one path'],
     ['a path that does not parse', 'store.output[', 'bad path'],
   ])('%s', async (_what, path, message) => {
     const r = await runCli(['why', example, BAD, path], { cwd: dir() })

@@ -1,0 +1,42 @@
+/**
+ * `<stage>[.input|.output].<path>`: one value in a record's chain, as `find --where`,
+ * `why` and invariant messages name it. The output side is the default.
+ */
+import { parsePath, type Segment } from '../codec/index.js'
+import { UsageError } from '../errors.js'
+
+export interface StagePath {
+  stage: string
+  side: 'input' | 'output'
+  /** Keys and indexes only: one concrete value. */
+  segments: Segment[]
+  /** The path as written after the stage and side, `$.available`. */
+  path: string
+}
+
+/** Parses a stage path; `what` names the flag or command in error messages. */
+export function parseStagePath(text: string, what: string): StagePath {
+  const m = /^\s*([A-Za-z_][\w-]*)(.*?)\s*$/.exec(text)
+  if (!m) {
+    throw new UsageError(
+      `${what}: cannot read ${JSON.stringify(text)}: write <stage>[.input|.output].<path>, e.g. compute.output.available`,
+    )
+  }
+  let rest = m[2] ?? ''
+  let side: StagePath['side'] = 'output'
+  const sideMatch = /^\.(input|output)(?=$|[.[])/.exec(rest)
+  if (sideMatch) {
+    side = sideMatch[1] as StagePath['side']
+    rest = rest.slice(sideMatch[0].length)
+  }
+  let segments: Segment[]
+  try {
+    segments = parsePath(`$${rest}`)
+  } catch (err) {
+    throw new UsageError(`${what}: ${(err as Error).message}`)
+  }
+  if (segments.some((s) => s.kind !== 'key' && s.kind !== 'index')) {
+    throw new UsageError(`${what}: wildcards and .. are not supported here; name one path`)
+  }
+  return { stage: m[1]!, side, segments, path: `$${rest}` }
+}
