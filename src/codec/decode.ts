@@ -38,6 +38,16 @@ function setOwn(target: Record<string, unknown>, key: string, value: unknown): v
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
 }
 
+/**
+ * A primitive as text; anything else gives `fallback`. `String(x)` would call a hand-made
+ * `toString` (or throw on `{"toString": ""}`) in a stranger's file.
+ */
+function textOf(v: unknown, fallback: string): string {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint'
+    ? String(v)
+    : fallback
+}
+
 function fromBase64(v: unknown): Buffer {
   return Buffer.from(typeof v === 'string' ? v : '', 'base64')
 }
@@ -58,10 +68,10 @@ function revive(value: unknown, depth = 0): unknown {
       case 'undef':
         return undefined
       case 'num':
-        return v === '-0' ? -0 : Number(v)
+        return v === '-0' ? -0 : Number(textOf(v, 'NaN'))
       case 'bigint':
         try {
-          return BigInt(String(v))
+          return BigInt(textOf(v, 'invalid'))
         } catch {
           return Number.NaN
         }
@@ -79,8 +89,8 @@ function revive(value: unknown, depth = 0): unknown {
         return new Set(Array.isArray(v) ? v.map(next) : [])
       case 'error': {
         const src = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>
-        const err = new Error(String(src.message ?? ''))
-        err.name = String(src.name ?? 'Error')
+        const err = new Error(textOf(src.message, ''))
+        err.name = textOf(src.name, 'Error')
         if (src.code !== undefined) setOwn(err as unknown as Record<string, unknown>, 'code', src.code)
         return err
       }

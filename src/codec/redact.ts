@@ -129,11 +129,17 @@ export class Redactor {
     return this.key !== undefined
   }
 
+  /**
+   * Path rules and secret key names name a place inside a payload, so they never match the
+   * top-level value; function rules see it too (path `[]`): a secret is often the whole
+   * payload, such as the string an effect read from a vault.
+   */
   matches(path: readonly PathPart[], value: unknown): boolean {
-    if (path.length === 0) return false
-    const last = path[path.length - 1]
-    if (typeof last === 'string' && this.secretKeys.has(normaliseKey(last))) return true
-    for (const p of this.patterns) if (matchPath(p.segments, path)) return true
+    if (path.length > 0) {
+      const last = path[path.length - 1]
+      if (typeof last === 'string' && this.secretKeys.has(normaliseKey(last))) return true
+      for (const p of this.patterns) if (matchPath(p.segments, path)) return true
+    }
     for (const fn of this.fns) {
       let hit: unknown
       try {

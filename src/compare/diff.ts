@@ -58,6 +58,22 @@ class Stop extends Error {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
 
+/** Deep equality as `walk` sees it (NaN equals NaN), for subtrees a rule would hide. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b)
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return (
+      Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameValue(x, b[i]))
+    )
+  }
+  if (!isObject(a) || !isObject(b)) return false
+  const keys = Object.keys(a)
+  return (
+    keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameValue(a[k], b[k]))
+  )
+}
+
 /** Diffs `recorded` against `local`. */
 export function diffValues(
   recorded: unknown,
@@ -97,6 +113,8 @@ export function diffValues(
     if ((++visited & 1023) === 0 && limits.now() > limits.deadline) throw new Stop('deadline')
     if (a === b) return
     if (ignored()) {
+      // An ignored subtree that did not change is not worth a line (a Date tag is an object).
+      if (sameValue(a, b)) return
       const s: Suppressed = { path: formatPath(path), reason: 'ignored' }
       if (a !== undefined) s.recorded = a
       if (b !== undefined) s.local = b

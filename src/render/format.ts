@@ -38,17 +38,25 @@ export function safeJson(value: unknown, indent?: number): string {
 
 class Budget extends Error {}
 
+/**
+ * A field of a typed-JSON tag as text. A stranger's file may put an object there, and
+ * `String({"toString": ""})` throws; JSON text never calls a method.
+ */
+function fieldText(v: unknown): string {
+  return typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined')
+}
+
 function tagText(o: Record<string, unknown>): string | undefined {
   const t = o.$t
   if (typeof t !== 'string') return undefined
   const v = o.v
   switch (t) {
     case 'date':
-      return `Date(${v === null ? 'Invalid' : String(v)})`
+      return `Date(${v === null ? 'Invalid' : fieldText(v)})`
     case 'bigint':
-      return `${String(v)}n`
+      return `${fieldText(v)}n`
     case 'num':
-      return String(v)
+      return fieldText(v)
     case 'undef':
       return 'undefined'
     case 'buffer':
@@ -60,9 +68,9 @@ function tagText(o: Record<string, unknown>): string | undefined {
       return `${t === 'buffer' ? 'Buffer' : 'Uint8Array'}(${n} bytes)`
     }
     case 'unrecorded':
-      return `<unrecorded: ${String(o.reason)}${o.size !== undefined ? `, ${String(o.size)} bytes` : ''}>`
+      return `<unrecorded: ${fieldText(o.reason)}${o.size !== undefined ? `, ${fieldText(o.size)} bytes` : ''}>`
     case 'unreadable':
-      return `<unreadable payload: ${String(o.message)}>`
+      return `<unreadable payload: ${fieldText(o.message)}>`
     default:
       return undefined
   }

@@ -12,6 +12,7 @@ import { compileRules } from '../compare/rules.js'
 import type { RetraceConfig } from '../config.js'
 import { ConfigError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
+import { installNetworkGuard } from './network-guard.js'
 
 export const configNames = [
   'retrace.config.ts',
@@ -69,6 +70,8 @@ function validate(raw: unknown, path: string): RetraceConfig {
 
 /** Loads the config at `explicit`, or the one found from `cwd` upward. */
 export async function loadConfig(explicit: string | undefined, cwd: string): Promise<LoadedConfig> {
+  // Before anything the config imports loads (it may import stage functions itself).
+  installNetworkGuard()
   const path = explicit !== undefined ? resolve(cwd, explicit) : findConfig(cwd)
   if (path === undefined) {
     throw new ConfigError(
@@ -117,6 +120,7 @@ export type LoadedStage = { name: string; fn: StageFn<unknown, unknown> } | { na
  * a stage the recording has but the config lacks is reported by the engine, not here.
  */
 export async function loadStages(loaded: LoadedConfig): Promise<Map<string, StageFn<unknown, unknown>>> {
+  installNetworkGuard()
   const out = new Map<string, StageFn<unknown, unknown>>()
   const base = loaded.path === undefined ? process.cwd() : dirname(loaded.path)
   const jiti = makeJiti()

@@ -245,7 +245,7 @@ function judge(
   // Production could not record this output (too large, cyclic, redaction failed): there is
   // nothing to compare the local output with, and that is not a divergence.
   if (isUnrecorded(recorded)) {
-    const why = `output was not recorded (${String(recorded.reason)}): nothing to compare the local output with`
+    const why = `output was not recorded (${reasonText(recorded.reason)}): nothing to compare the local output with`
     return { status: 'skipped', ...none, error: null, reason: why }
   }
   const d = diffValues(recorded, decodeRaw(run.text!), o.rules, limits)
@@ -257,6 +257,11 @@ function judge(
     error: null,
     truncated: d.truncated !== null,
   }
+}
+
+/** The reason in a marker read from a bundle; a stranger's file may put an object there. */
+function reasonText(reason: unknown): string {
+  return typeof reason === 'string' ? reason : (JSON.stringify(reason) ?? 'unknown')
 }
 
 function skipped(attempt: number, reason: string): AttemptResult {
@@ -315,7 +320,7 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
       list.push(
         skipped(
           c.attempt,
-          `input was not recorded (${String((recordedInput as { reason?: unknown }).reason)})`,
+          `input was not recorded (${reasonText((recordedInput as { reason?: unknown }).reason)})`,
         ),
       )
       recordedAsLocal()

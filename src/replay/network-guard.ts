@@ -55,8 +55,13 @@ function block(target: string): NetworkBlocked {
   return err
 }
 
-/** Patches the network entry points once per process; they check the running stage on each call. */
-function install(): void {
+/**
+ * Patches the network entry points once per process; they check the running stage on each
+ * call, so outside a stage nothing changes. Called before the config and the stage modules
+ * load: a module that keeps a reference while it loads (`const { spawn } =
+ * require('node:child_process')`, `const lookup = dns.lookup`) keeps the guarded one.
+ */
+export function installNetworkGuard(): void {
   if (installed) return
   installed = true
   const connect = net.Socket.prototype.connect
@@ -122,7 +127,7 @@ export async function offline<T>(
   stage: string,
   fn: () => Promise<T>,
 ): Promise<{ outcome: Outcome<T>; blocked: NetworkBlocked[] }> {
-  install()
+  installNetworkGuard()
   const scope = { stage, blocked: [] as NetworkBlocked[] }
   let outcome: Outcome<T>
   try {

@@ -1,0 +1,207 @@
+/**
+ * C5: the worst single diff (2,000 all-different lines; a 5 MB JSON pair) <= 50 ms before
+ * it falls back to a summary.
+ *
+ * Time until a result or the fallback, for:
+ * - the structural diff (dist/compare/diff.js diffValues) with the limits the replay engine
+ *   gives it (500 changes, a deadline 50 ms out), on values already decoded, and as the
+ *   engine runs it (src/replay/engine.ts judge(): the deadline is set, then both typed-JSON
+ *   texts are decoded, then diffed);
+ * - the unified diff (dist/render/unified.js unifiedDiff: jsdiff with its 50 ms timeout) on
+ *   the texts, and as `replay --format unified` runs it (pretty() of both values, then
+ *   unifiedDiff).
+ * The target is absolute, so each figure is reported against floor = 50 ms (ratio =
+ * value / 50); the pass mark allows 10% over for the check interval. JSON.parse +
+ * JSON.stringify of the same pair is measured in the same rounds, for scale (detail).
+ *
+ *     npm run build && npx tsx bench/c5-diff.ts [--rounds 15] [--mb 5]
+ */
+import { performance } from 'node:perf_hooks'
+import { decodeRaw } from '../dist/codec/index.js'
+import { type DiffLimits, type DiffResult, diffValues, noRules } from '../dist/compare/diff.js'
+import { pretty } from '../dist/render/format.js'
+import { unifiedDiff, unifiedTimeoutMs } from '../dist/render/unified.js'
+import { emit, interleave, median, note, numberArg, quantile, round, timeMs } from './lib.js'
+import { makePayload, prng } from './payloads.js'
+
+const rounds = numberArg('rounds', 15)
+const mb = numberArg('mb', 5)
+const budgetMs = 50
+const passMs = budgetMs * 1.1
+
+/** The limits src/replay/engine.ts judge() passes (maxChanges 500, diffBudgetMs 50). */
+function engineLimits(): DiffLimits {
+  const now = (): number => performance.now()
+  return { maxChanges: 500, deadline: now() + budgetMs, now }
+}
+
+// (a) 2,000 lines, every one different: text lines, and the same as JSON arrays of strings.
+const rnd = prng(42)
+const word = (): string => Math.floor(rnd() * 36 ** 8).toString(36)
+const linesA = Array.from({ length: 2000 }, (_, i) => `recorded line ${i} ${word()} ${word()} ${word()}`)
+const linesB = Array.from({ length: 2000 }, (_, i) => `local ${word()} line ${i} ${word()} ${word()}`)
+const textA = `${linesA.join('\n')}\n`
+const textB = `${linesB.join('\n')}\n`
+const jsonA = JSON.stringify(linesA)
+const jsonB = JSON.stringify(linesB)
+
+// (b) a ~5 MB JSON pair: an array of ~2 KB order payloads; the local side changes one value
+// in every payload (and every 7th gains a field), so the differences run through the file.
+const payloads: Record<string, unknown>[] = []
+let size = 2
+for (let i = 0; size < mb * 1e6; i++) {
+  const p = makePayload(2048, 9_000_000 + i)
+  payloads.push(p)
+  size += JSON.stringify(p).length + 1
+}
+const bigA = JSON.stringify(payloads)
+const bigB = JSON.stringify(
+  payloads.map((p, i) => ({
+    ...p,
+    available: (p.available as number) + 1 + (i % 3),
+    ...(i % 7 === 0 ? { flagged: true } : {}),
+  })),
+)
+const bigValA = JSON.parse(bigA) as unknown
+const bigValB = JSON.parse(bigB) as unknown
+const prettyA = pretty(bigValA)
+const prettyB = pretty(bigValB)
+note(
+  `C5: (a) 2,000 different lines (${round(textA.length / 1024)} KiB per side); (b) ${round(bigA.length / 1e6)} MB JSON per side, ${payloads.length} payloads, ${prettyA.split('\n').length.toLocaleString('en-US')} lines pretty-printed; ${rounds} rounds`,
+)
+
+const outcomes = new Map<string, string>()
+function structural(a: unknown, b: unknown, label: string): () => number {
+  return () => {
+    let r: DiffResult | undefined
+    const ms = timeMs(() => {
+      r = diffValues(a, b, noRules, engineLimits())
+    })
+    outcomes.set(
+      label,
+      r!.truncated ? `fallback (${r!.truncated.reason})` : `result (${r!.changes.length} changes)`,
+    )
+    return ms
+  }
+}
+/** As judge() does: deadline first, then decode both texts, then diff. */
+function judged(a: string, b: string, label: string): () => number {
+  return () => {
+    let r: DiffResult | undefined
+    const ms = timeMs(() => {
+      const limits = engineLimits()
+      r = diffValues(decodeRaw(a), decodeRaw(b), noRules, limits)
+    })
+    outcomes.set(
+      label,
+      r!.truncated ? `fallback (${r!.truncated.reason})` : `result (${r!.changes.length} changes)`,
+    )
+    return ms
+  }
+}
+function unified(a: string, b: string, label: string): () => number {
+  return () => {
+    let patch: string | undefined
+    const ms = timeMs(() => {
+      patch = unifiedDiff(a, b, 'stage')
+    })
+    outcomes.set(
+      label,
+      patch === undefined ? 'fallback (timeout)' : `result (${patch.split('\n').length} lines)`,
+    )
+    return ms
+  }
+}
+/** As renderUnified does: pretty-print both values, then diff. */
+function rendered(a: unknown, b: unknown, label: string): () => number {
+  return () => {
+    let patch: string | undefined
+    const ms = timeMs(() => {
+      patch = unifiedDiff(pretty(a), pretty(b), 'stage')
+    })
+    outcomes.set(
+      label,
+      patch === undefined ? 'fallback (timeout)' : `result (${patch.split('\n').length} lines)`,
+    )
+    return ms
+  }
+}
+const parseStringify =
+  (a: string, b: string): (() => number) =>
+  () =>
+    timeMs(() => {
+      JSON.stringify(JSON.parse(a))
+      JSON.stringify(JSON.parse(b))
+    })
+
+const cases = {
+  aStructural: structural(linesA, linesB, 'aStructural'),
+  aJudged: judged(jsonA, jsonB, 'aJudged'),
+  aUnified: unified(textA, textB, 'aUnified'),
+  aRendered: rendered(linesA, linesB, 'aRendered'),
+  aFloor: parseStringify(jsonA, jsonB),
+  bStructural: structural(bigValA, bigValB, 'bStructural'),
+  bJudged: judged(bigA, bigB, 'bJudged'),
+  bUnified: unified(prettyA, prettyB, 'bUnified'),
+  bRendered: rendered(bigValA, bigValB, 'bRendered'),
+  bFloor: parseStringify(bigA, bigB),
+}
+for (const c of Object.values(cases)) c()
+const t = await interleave(rounds, cases)
+
+const figures: [keyof typeof cases, 'a' | 'b', string][] = [
+  [
+    'aStructural',
+    'a',
+    'structural diff (diffValues, engine limits), 2,000 all-different lines as string arrays',
+  ],
+  [
+    'aJudged',
+    'a',
+    'structural diff as replay judges it (decode both texts + diffValues), 2,000 all-different lines',
+  ],
+  ['aUnified', 'a', `unified diff (jsdiff, ${unifiedTimeoutMs} ms timeout), 2,000 all-different lines`],
+  [
+    'aRendered',
+    'a',
+    'unified diff as `replay --format unified` renders it (pretty() both + jsdiff), 2,000 lines',
+  ],
+  ['bStructural', 'b', `structural diff (diffValues, engine limits), ${mb} MB JSON pair, values decoded`],
+  [
+    'bJudged',
+    'b',
+    `structural diff as replay judges it (decode both texts + diffValues), ${mb} MB JSON pair`,
+  ],
+  [
+    'bUnified',
+    'b',
+    `unified diff (jsdiff, ${unifiedTimeoutMs} ms timeout), ${mb} MB JSON pair pretty-printed`,
+  ],
+  [
+    'bRendered',
+    'b',
+    `unified diff as \`replay --format unified\` renders it (pretty() both + jsdiff), ${mb} MB pair`,
+  ],
+]
+for (const [key, pair, name] of figures) {
+  const value = median(t[key])
+  const floorKey = pair === 'a' ? 'aFloor' : 'bFloor'
+  emit({
+    id: 'C5',
+    name,
+    unit: 'ms',
+    value,
+    floor: budgetMs,
+    floorName: `the ${budgetMs} ms budget (absolute target)`,
+    ratio: value / budgetMs,
+    target: `<= ${budgetMs} ms to result or fallback (+10%)`,
+    pass: value <= passMs,
+    detail: {
+      outcome: outcomes.get(key),
+      p25p75: [round(quantile(t[key], 0.25)), round(quantile(t[key], 0.75))],
+      max: round(Math.max(...t[key])),
+      parseStringifyPairMs: round(median(t[floorKey])),
+      rounds,
+    },
+  })
+}
