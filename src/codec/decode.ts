@@ -113,7 +113,15 @@ function reviveObject(obj: Record<string, unknown>, depth: number): Record<strin
 
 /** Decodes typed JSON text into the value it was encoded from. */
 export function decode(text: string): unknown {
-  return revive(parseJson(text))
+  const parsed = parseJson(text)
+  try {
+    return revive(parsed)
+  } catch (err) {
+    // Called from deep in a caller's own stack, the stack can run out just short of
+    // maxDecodeDepth (even while building the DecodeError): still the payload's nesting.
+    if (err instanceof RangeError) throw new DecodeError(`payload nests too deeply to decode`)
+    throw err
+  }
 }
 
 /** Decodes to the JSON-shaped form, tags left as they are (for display and diffing). */

@@ -173,6 +173,17 @@ describe('recorder: what the host throws and names comes back untouched', () => 
     expect(captures.map((c) => c.stage).sort()).toEqual(['Symbol(stage)', 'plain', 'plain'])
   })
 
+  it('a stage key function that throws a revoked Proxy: the stage still runs, unrecorded', async () => {
+    const { recorder, errors } = testRecorder({ flushIntervalMs: 5 })
+    const s = recorder.stage('s', (n: number) => n * 2, {
+      key: () => {
+        throw revoked()
+      },
+    })
+    expect(await s(21)).toBe(42)
+    expect(errors.map((e) => e.code)).toEqual(['E_KEY'])
+  })
+
   it('a stage that returns a revoked Proxy rejects as `await` would, without throwing synchronously', async () => {
     const { recorder } = testRecorder({ flushIntervalMs: 5 })
     const s = recorder.stage('s', () => revoked())

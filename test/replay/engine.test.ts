@@ -22,8 +22,13 @@ const computeFixed: StageFn = (r) => ({
   sku: (r as Item).sku,
   available: (r as Item).onHand - (r as Item).reserved,
 })
+// The effect's args carry the value written, so they differ whenever the input does.
 const storeProd: StageFn = async (s, ctx) => {
-  const v = await ctx.effect('kv.version', (s as Stock).sku, async () => 3)
+  const v = await ctx.effect(
+    'kv.version',
+    { sku: (s as Stock).sku, available: (s as Stock).available },
+    async () => 3,
+  )
   return { ...(s as Stock), version: v + 1 }
 }
 const label: StageFn = (s) => ({ text: `${(s as Stock).available} left` })
