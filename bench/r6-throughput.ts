@@ -10,14 +10,29 @@
  * The figure is captures written (stats().written) per second, from the first capture
  * until close() has committed and checkpointed the last one.
  *
+ * Each recorder run is a child process of this one (timed inside the child, from the first
+ * capture to close()): every recorder a process creates keeps an AsyncLocalStorage alive
+ * that makes every later promise of the process dearer, so a second recorder in the same
+ * process would measure the first one's leftovers (see R2.als and the notes in
+ * docs/performance.md). The raw runs stay in this process, which never creates a recorder.
+ *
  * Floor: raw better-sqlite3 on the main thread inserting the same payload texts into the
  * same schema, same pragmas and page size, same 256-capture transactions, open to close
  * (bench/raw-sqlite.ts). Runs alternate in one process; medians over rounds.
  *
+ * R6.shared-cpu (informational): the same raw insert while another thread of the process
+ * keeps a core busy stringifying the same payloads, as the recorder's producer does. On a
+ * 2-core machine the recorder needs two busy threads (the host encoding, the writer
+ * inserting) where the raw floor needs one; this floor shows what SQLite alone gets when
+ * it has to share the machine the same way.
+ *
  *     npm run build && npx tsx bench/r6-throughput.ts [--captures 40000] [--rounds 5]
  */
+import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import { PAGE_SIZE } from '../dist/bundle/schema.js'
 import { createRecorder } from '../dist/index.js'
 import { emit, interleave, median, numberArg, quantile, round, sleep, tempDir } from './lib.js'
@@ -31,9 +46,88 @@ const stagesPerRecord = 4
 const dir = tempDir('r6')
 let file = 0
 
-async function measure(payloadBytes: number, label: string): Promise<void> {
+/** A thread that stringifies payloads until terminated (it says when it has started). */
+const spinnerSource = `
+const { parentPort, workerData } = require('node:worker_threads')
+let sink = 0
+parentPort.postMessage('started')
+for (;;) for (const p of workerData) sink += JSON.stringify(p).length
+`
+
+interface RecorderRun {
+  rate: number
+  dropped: number
+  /** Share of the run the producer spent paused for the writer (0: producer-bound). */
+  waiting: number
+}
+
+/** One recorder run in this process: what a child prints for its parent. */
+async function recorderRunHere(payloadBytes: number): Promise<RecorderRun> {
   const pairs = makePairs(256, payloadBytes, 6)
   const outputOf = new Map<unknown, Payload>(pairs.map((p) => [p.input, p.output]))
+  const records = Math.ceil(captures / stagesPerRecord)
+  const total = records * stagesPerRecord
+  const path = join(dir, 'rec.sqlite')
+  const recorder = createRecorder({ path, pipeline: 'bench', build: 'bench', maxQueue: total * 2 })
+  const stages = Array.from({ length: stagesPerRecord }, (_, i) =>
+    recorder.stage(`stage${i}`, async (input: Payload) => outputOf.get(input)),
+  )
+  // Start timing with the writer thread up and the bundle open.
+  await recorder.record('warm-up', () => stages[0]!(pairs[0]!.input))
+  await recorder.flush()
+  const before = recorder.stats().written
+  const t0 = performance.now()
+  let p = 0
+  let waitedMs = 0
+  for (let r = 0; r < records; r++) {
+    await recorder.record(`sku:${1000 + (r % 5000)}`, async () => {
+      for (let s = 0; s < stagesPerRecord; s++) await stages[s]!(pairs[p++ & 255]!.input)
+    })
+    if ((r & 15) === 0) {
+      while (true) {
+        const st = recorder.stats()
+        if (st.captured - st.written - st.dropped <= backlog) break
+        const w0 = performance.now()
+        await sleep(1)
+        waitedMs += performance.now() - w0
+      }
+    }
+  }
+  await recorder.close()
+  const ms = performance.now() - t0
+  const st = recorder.stats()
+  rmSync(path, { force: true })
+  return { rate: (st.written - before) / (ms / 1000), dropped: st.dropped, waiting: waitedMs / ms }
+}
+
+function recorderRunInChild(payloadBytes: number): Promise<RecorderRun> {
+  const args = [
+    '--import',
+    'tsx',
+    fileURLToPath(import.meta.url),
+    '--child-payload',
+    String(payloadBytes),
+    '--captures',
+    String(captures),
+    '--backlog',
+    String(backlog),
+  ]
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk
+    })
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`recorder run exited with ${code}`))
+      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as RecorderRun)
+    })
+  })
+}
+
+async function measure(payloadBytes: number, label: string): Promise<void> {
+  const pairs = makePairs(256, payloadBytes, 6)
   const texts = pairs.map((p) => ({ input: JSON.stringify(p.input), output: JSON.stringify(p.output) }))
   const records = Math.ceil(captures / stagesPerRecord)
   const total = records * stagesPerRecord
@@ -43,39 +137,10 @@ async function measure(payloadBytes: number, label: string): Promise<void> {
   const waiting: number[] = []
 
   async function recorderRun(): Promise<number> {
-    const path = join(dir, `rec-${file++}.sqlite`)
-    const recorder = createRecorder({ path, pipeline: 'bench', build: 'bench', maxQueue: total * 2 })
-    const stages = Array.from({ length: stagesPerRecord }, (_, i) =>
-      recorder.stage(`stage${i}`, async (input: Payload) => outputOf.get(input)),
-    )
-    // Start timing with the writer thread up and the bundle open.
-    await recorder.record('warm-up', () => stages[0]!(pairs[0]!.input))
-    await recorder.flush()
-    const before = recorder.stats().written
-    const t0 = performance.now()
-    let p = 0
-    let waitedMs = 0
-    for (let r = 0; r < records; r++) {
-      await recorder.record(`sku:${1000 + (r % 5000)}`, async () => {
-        for (let s = 0; s < stagesPerRecord; s++) await stages[s]!(pairs[p++ & 255]!.input)
-      })
-      if ((r & 15) === 0) {
-        while (true) {
-          const st = recorder.stats()
-          if (st.captured - st.written - st.dropped <= backlog) break
-          const w0 = performance.now()
-          await sleep(1)
-          waitedMs += performance.now() - w0
-        }
-      }
-    }
-    await recorder.close()
-    const ms = performance.now() - t0
-    const st = recorder.stats()
-    drops.push(st.dropped)
-    waiting.push(waitedMs / ms)
-    rmSync(path, { force: true })
-    return (st.written - before) / (ms / 1000)
+    const run = await recorderRunInChild(payloadBytes)
+    drops.push(run.dropped)
+    waiting.push(run.waiting)
+    return run.rate
   }
 
   function rawRun(): number {
@@ -85,9 +150,17 @@ async function measure(payloadBytes: number, label: string): Promise<void> {
     return total / (ms / 1000)
   }
 
+  async function rawSharedRun(): Promise<number> {
+    const spinner = new Worker(spinnerSource, { eval: true, workerData: pairs.map((x) => x.input) })
+    await new Promise((resolve) => spinner.once('message', resolve))
+    const rate = rawRun()
+    await spinner.terminate()
+    return rate
+  }
+
   await recorderRun()
   rawRun()
-  const t = await interleave(rounds, { recorder: recorderRun, raw: rawRun })
+  const t = await interleave(rounds, { recorder: recorderRun, raw: rawRun, rawShared: rawSharedRun })
   const value = median(t.recorder)
   const floor = median(t.raw)
   const ratios = t.recorder.map((v, i) => v / t.raw[i]!)
@@ -112,7 +185,24 @@ async function measure(payloadBytes: number, label: string): Promise<void> {
       pageSize: PAGE_SIZE,
     },
   })
+  const shared = median(t.rawShared)
+  emit({
+    id: 'R6.shared-cpu',
+    name: `recorder vs raw insert sharing the CPU with a busy thread, ${label}`,
+    unit: 'captures/s',
+    value,
+    floor: shared,
+    floorName: 'the same raw insert while another thread stringifies the payloads non-stop',
+    target: 'informational: the floor when the writer has to share 2 cores with an encoding thread',
+    pass: null,
+    detail: { rawSharedOverRaw: round(shared / floor, 3) },
+  })
 }
 
-await measure(512, '0.5 KB payloads')
-await measure(2048, '2 KB payloads')
+const childPayload = numberArg('child-payload', 0)
+if (childPayload > 0) {
+  process.stdout.write(`${JSON.stringify(await recorderRunHere(childPayload))}\n`)
+} else {
+  await measure(512, '0.5 KB payloads')
+  await measure(2048, '2 KB payloads')
+}
