@@ -1,0 +1,82 @@
+/**
+ * The unified diff of two payloads: the window cut before jsdiff sees the texts must not
+ * change what it prints, and a pair that differs throughout falls back without a line diff.
+ */
+import { createTwoFilesPatch } from 'diff'
+import { describe, expect, it } from 'vitest'
+import {
+  differingSpan,
+  lineWindow,
+  unifiedFromPayloads,
+  unifiedMaxSpan,
+  unifiedOutcome,
+} from '../../src/render/unified.js'
+
+const lines = (n: number, f: (i: number) => string): string =>
+  `${Array.from({ length: n }, (_, i) => f(i)).join('\n')}\n`
+
+describe('unified diff', () => {
+  it('prints what jsdiff prints for the whole texts, with the line numbers of the whole texts', () => {
+    const cases: [string, string][] = [
+      [lines(200, (i) => `line ${i}`), lines(200, (i) => (i === 120 ? 'changed' : `line ${i}`))],
+      [lines(200, (i) => `line ${i}`), lines(200, (i) => (i === 0 || i === 199 ? 'edge' : `line ${i}`))],
+      [
+        lines(50, (i) => `line ${i}`),
+        lines(52, (i) => (i === 10 || i === 11 ? `new ${i}` : `line ${i < 10 ? i : i - 2}`)),
+      ],
+      [lines(50, (i) => `line ${i}`), lines(48, (i) => `line ${i < 20 ? i : i + 2}`)],
+      ['a\nb\nc', 'a\nb\nd'],
+      ['', 'x\n'],
+      ['same\n', 'same'],
+      [lines(30, (i) => `line ${i}`), lines(30, (i) => (i % 9 === 4 ? `other ${i}` : `line ${i}`))],
+    ]
+    for (const [a, b] of cases) {
+      const r = unifiedOutcome(a, b, 'compute')
+      expect('patch' in r && r.patch, JSON.stringify([a.slice(0, 40), b.slice(0, 40)])).toBe(
+        createTwoFilesPatch('recorded/compute', 'local/compute', a, b, undefined, undefined, { context: 3 }),
+      )
+    }
+  })
+
+  it('cuts the common head and tail at line boundaries, keeping three lines of context', () => {
+    const a = lines(1000, (i) => `line ${i}`)
+    const b = lines(1000, (i) => (i === 500 ? 'changed' : `line ${i}`))
+    const w = lineWindow(a, b, 3)
+    expect(w.skipped).toBe(497)
+    expect(w.a).toBe(lines(7, (i) => `line ${497 + i}`))
+    expect(w.b).toBe(lines(7, (i) => (i === 3 ? 'changed' : `line ${497 + i}`)))
+  })
+
+  it('finds one changed value in a large payload and names its line', () => {
+    const items = Array.from({ length: 20_000 }, (_, i) => ({ sku: `sku:${i}`, available: i % 50 }))
+    const recorded = JSON.stringify(items)
+    items[12_345]!.available = 87
+    const r = unifiedFromPayloads(recorded, JSON.stringify(items), 'store')
+    if (!('patch' in r)) throw new Error(`fell back: ${JSON.stringify(r)}`)
+    expect(r.patch).toContain('-    "available": 45')
+    expect(r.patch).toContain('+    "available": 87')
+    // Line 1 is "[", then 4 lines per item: item 12,345's "available" is line 2 + 4 * 12,345 + 2,
+    // and the hunk starts three lines of context above it.
+    expect(r.patch).toMatch(/^@@ -49381,7 \+49381,7 @@$/m)
+  })
+
+  it('falls back without a line diff when the payloads differ over more than the span limit', () => {
+    const a = JSON.stringify(Array.from({ length: 80_000 }, (_, i) => `recorded ${i}`))
+    const b = JSON.stringify(Array.from({ length: 80_000 }, (_, i) => `local ${i}`))
+    expect(differingSpan(a, b)).toBeGreaterThan(unifiedMaxSpan)
+    const r = unifiedFromPayloads(a, b, 'store')
+    expect(r).toEqual({
+      fallback: 'too-large',
+      span: differingSpan(a, b),
+      size: Math.max(a.length, b.length),
+    })
+  })
+
+  it('falls back when jsdiff runs out of its time on thousands of changed lines', () => {
+    const a = lines(4000, (i) => `recorded ${i} ${(i * 7919) % 104729}`)
+    const b = lines(4000, (i) => `local ${(i * 104729) % 7919} ${i}`)
+    expect(differingSpan(a, b)).toBeLessThan(unifiedMaxSpan)
+    // A start far in the past leaves jsdiff the minimum; it cannot finish 8,000 edits in it.
+    expect(unifiedOutcome(a, b, 'store', performance.now() - 1000)).toEqual({ fallback: 'timeout' })
+  })
+})
