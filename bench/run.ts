@@ -93,8 +93,45 @@ const benchmarks: Benchmark[] = [
     nodeArgs: ['--expose-gc'],
     about: 'As above with 2 KB payloads.',
   },
-  // CLI benchmarks (C1, C3, C5, C6) go here as they are written, e.g.
-  // { file: 'bench/c1-cold-start.ts', ids: ['C1'], about: '...' },
+  {
+    file: 'bench/c1-cold-start.ts',
+    ids: ['C1', 'C1.ls'],
+    quickArgs: ['--rounds', '15'],
+    about:
+      'Wall time from spawn to exit of `retrace --version` and `retrace --help` against bare `node -e 0`, interleaved; `retrace ls` on the shipped bundle (oclif, the command, better-sqlite3, the hardened open) alongside, for information.',
+  },
+  {
+    file: 'bench/show-1gb.ts',
+    ids: ['show', 'show.checked'],
+    quickArgs: ['--rounds', '5'],
+    timeoutS: 1800,
+    about:
+      'Time to the first byte on stdout of `retrace show` on one record of a 1 GB bundle (generated once and cached) against bare `node -e 0`; show.checked is a bundle just under the 256 MiB quick_check limit.',
+  },
+  {
+    file: 'bench/c3-replay.ts',
+    ids: ['C3', 'C6'],
+    quickArgs: ['--rounds', '2', '--large-rounds', '0'],
+    nodeArgs: ['--expose-gc'],
+    timeoutS: 900,
+    about:
+      'Replays 10,000 records x 6 stages with 2 KB payloads, all matching, in process and through the CLI, against reading the same payload texts from the bundle and putting them through JSON.parse + JSON.stringify; C6 is the peak RSS of the CLI run at 10,000 records against 1,000 and 30,000.',
+  },
+  {
+    file: 'bench/test-workers.ts',
+    ids: ['test', 'test.w1', 'test.rss'],
+    quickArgs: ['--rounds', '2'],
+    timeoutS: 900,
+    about:
+      '`retrace test --workers 2` over the C3 fixture (10,000 records), wall time and peak RSS, against the same replay floor; --workers 1 and 1,000 records alongside.',
+  },
+  {
+    file: 'bench/c5-diff.ts',
+    ids: ['C5'],
+    quickArgs: ['--rounds', '5'],
+    about:
+      'Time to a result or the fallback of the worst single diffs (2,000 all-different lines; a 5 MB JSON pair differing throughout): structural and unified, on values and as replay runs them, against the 50 ms budget.',
+  },
 ]
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
