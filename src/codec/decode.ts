@@ -111,9 +111,30 @@ function reviveObject(obj: Record<string, unknown>, depth: number): Record<strin
   return out
 }
 
+/**
+ * True when the parsed text can hold no tag and nests no deeper than maxDecodeDepth, so
+ * the parsed value is already the decoded one. A key can only spell `$t` literally or
+ * with a `\u` escape; nesting needs two characters a level, so short text cannot be too
+ * deep, and longer text is let through only when it opens few enough brackets.
+ */
+function plainText(text: string): boolean {
+  if (text.includes('$t') || text.includes('\\u')) return false
+  if (text.length <= 2 * (maxDecodeDepth + 1)) return true
+  let opened = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    // '[' and '{': brackets inside strings are counted too, which only errs towards the walk.
+    if ((c === 0x5b || c === 0x7b) && ++opened > maxDecodeDepth + 1) return false
+  }
+  return true
+}
+
 /** Decodes typed JSON text into the value it was encoded from. */
 export function decode(text: string): unknown {
   const parsed = parseJson(text)
+  // The walk below only rebuilds tags and checks depth; parseJson has already removed the
+  // keys that could reach a prototype.
+  if (plainText(text)) return parsed
   try {
     return revive(parsed)
   } catch (err) {

@@ -264,6 +264,14 @@ function reasonText(reason: unknown): string {
   return typeof reason === 'string' ? reason : (JSON.stringify(reason) ?? 'unknown')
 }
 
+/**
+ * Whether recorded text may be an unrecorded marker, before paying to parse it: a marker
+ * spells `unrecorded`, literally or with `\u` escapes.
+ */
+function mayBeMarker(text: string): boolean {
+  return text.includes('unrecorded') || text.includes('\\u')
+}
+
 function skipped(attempt: number, reason: string): AttemptResult {
   return {
     attempt,
@@ -315,7 +323,7 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
       recordedAsLocal()
       continue
     }
-    const recordedInput = decodeRaw(c.input)
+    const recordedInput = mayBeMarker(c.input) ? decodeRaw(c.input) : undefined
     if (isUnrecorded(recordedInput)) {
       list.push(
         skipped(
