@@ -103,8 +103,9 @@ export class BundleReader {
   readonly formatVersion: number
   private readonly db: Database.Database
   private readonly cleanup: () => void
+  private readonly recordById: Database.Statement
   private readonly capturesOf: Database.Statement
-  private readonly effectsOf: Database.Statement
+  private readonly effectsOfRecord: Database.Statement
   private readonly expectationsOf: Database.Statement
 
   constructor(opened: OpenedBundle) {
@@ -113,12 +114,15 @@ export class BundleReader {
     this.sizeBytes = opened.sizeBytes
     this.formatVersion = opened.formatVersion
     this.cleanup = opened.cleanup
+    this.recordById = this.db.prepare(`SELECT ${recordColumns} FROM records r WHERE r.id = ?`)
     this.capturesOf = this.db.prepare(
       `SELECT id, record_id, seq, stage, attempt, input, output, error, started_at, duration_ms, build, host, pid
        FROM captures WHERE record_id = ? ORDER BY seq, id`,
     )
-    this.effectsOf = this.db.prepare(
-      'SELECT seq, kind, name, args, result, error FROM effects WHERE capture_id = ? ORDER BY seq',
+    this.effectsOfRecord = this.db.prepare(
+      `SELECT e.capture_id, e.seq, e.kind, e.name, e.args, e.result, e.error
+       FROM captures c JOIN effects e ON e.capture_id = c.id
+       WHERE c.record_id = ? ORDER BY e.capture_id, e.seq`,
     )
     this.expectationsOf = this.db.prepare(
       'SELECT record_id, stage, output, error, note, build, accepted_at FROM expectations WHERE record_id = ?',
@@ -346,10 +350,26 @@ export class BundleReader {
   /** Everything about one record; undefined when this bundle does not hold it. */
   loadRecord(id: string): RecordChain | undefined {
     return this.guard(() => {
-      const raw = this.db.prepare(`SELECT ${recordColumns} FROM records r WHERE r.id = ?`).get(id) as
-        | RawRecord
-        | undefined
+      const raw = this.recordById.get(id) as RawRecord | undefined
       if (raw === undefined) return undefined
+      // Every effect of the record in one query, grouped by capture.
+      const effectsByCapture = new Map<number, EffectRow[]>()
+      for (const e of this.effectsOfRecord.all(id) as Record<string, unknown>[]) {
+        const captureId = Number(e.capture_id)
+        let list = effectsByCapture.get(captureId)
+        if (list === undefined) {
+          list = []
+          effectsByCapture.set(captureId, list)
+        }
+        list.push({
+          seq: Number(e.seq),
+          kind: e.kind === 'now' || e.kind === 'random' || e.kind === 'async-effect' ? e.kind : 'effect',
+          name: String(e.name),
+          args: str(e.args),
+          result: str(e.result),
+          error: str(e.error),
+        })
+      }
       const captures = (this.capturesOf.all(id) as Record<string, unknown>[]).map((c) => {
         const capture: CaptureRow = {
           id: Number(c.id),
@@ -366,17 +386,7 @@ export class BundleReader {
           host: str(c.host),
           pid: c.pid === null ? null : Number(c.pid),
         }
-        const effects = (this.effectsOf.all(capture.id) as Record<string, unknown>[]).map(
-          (e): EffectRow => ({
-            seq: Number(e.seq),
-            kind: e.kind === 'now' || e.kind === 'random' || e.kind === 'async-effect' ? e.kind : 'effect',
-            name: String(e.name),
-            args: str(e.args),
-            result: str(e.result),
-            error: str(e.error),
-          }),
-        )
-        return { ...capture, effects }
+        return { ...capture, effects: effectsByCapture.get(capture.id) ?? [] }
       })
       const expectations = (this.expectationsOf.all(id) as Record<string, unknown>[]).map(
         (x): ExpectationRow => ({
