@@ -22,7 +22,7 @@ import {
 import { type CompiledInvariant, type InvariantStatus, runInvariants } from '../compare/invariants.js'
 import { readError, stageOrder } from '../compare/scene.js'
 import type { StageFn } from '../recorder/recorder.js'
-import { NetworkBlocked, offline } from './network-guard.js'
+import { callOffline, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
 
 export type StageStatus = 'matched' | 'diverged' | 'inherited' | 'error' | 'skipped'
@@ -138,6 +138,16 @@ async function withTimeout<T>(p: Promise<T>, ms: number, stage: string): Promise
   }
 }
 
+/** Whether `await` would adopt the value; a `then` getter that throws counts as a thenable (the await rejects). */
+function isThenable(v: unknown): boolean {
+  if ((typeof v !== 'object' || v === null) && typeof v !== 'function') return false
+  try {
+    return typeof (v as { then?: unknown }).then === 'function'
+  } catch {
+    return true
+  }
+}
+
 async function runStage(
   fn: StageFn<unknown, unknown>,
   input: unknown,
@@ -157,21 +167,35 @@ async function runStage(
     encodeArgs,
     lenient,
   )
-  const call = async (): Promise<unknown> => fn(input, ctx)
   const timeoutMs = o.timeoutMs ?? 10_000
-  let outcome: { ok: true; value: unknown } | { ok: false; error: unknown }
+  // The stage is called synchronously; only a stage that returns a promise (or any
+  // thenable) is raced against the timeout, so a synchronous stage pays for no timer.
+  const call = (): unknown => fn(input, ctx)
+  let outcome: Outcome<unknown>
   let blocked: NetworkBlocked[] = []
   if (o.allowNet) {
     try {
-      outcome = { ok: true, value: await withTimeout(call(), timeoutMs, capture.stage) }
+      outcome = { ok: true, value: call() }
     } catch (error) {
       outcome = { ok: false, error }
     }
   } else {
-    const r = await offline(capture.stage, () => withTimeout(call(), timeoutMs, capture.stage))
+    const r = callOffline(capture.stage, call)
     outcome = r.outcome
     blocked = r.blocked
   }
+  if (outcome.ok && isThenable(outcome.value)) {
+    try {
+      outcome = {
+        ok: true,
+        value: await withTimeout(Promise.resolve(outcome.value), timeoutMs, capture.stage),
+      }
+    } catch (error) {
+      outcome = { ok: false, error }
+    }
+  }
+  // Copied once the stage has settled: async work it left running is not counted.
+  blocked = [...blocked]
   if (blocked.length > 0) {
     const b = blocked[0]!
     return { ok: false, error: { name: b.name, message: b.message, code: b.code }, unused: ctx.unused }

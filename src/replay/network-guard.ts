@@ -137,3 +137,23 @@ export async function offline<T>(
   }
   return { outcome, blocked: [...scope.blocked] }
 }
+
+/**
+ * Calls `fn` at once with the network closed for `stage` and for any async work it
+ * starts, without waiting for a promise it returns. Never throws: a throw is the outcome.
+ * `blocked` keeps collecting while that async work runs.
+ */
+export function callOffline<T>(
+  stage: string,
+  fn: () => T,
+): { outcome: Outcome<T>; blocked: NetworkBlocked[] } {
+  installNetworkGuard()
+  const scope = { stage, blocked: [] as NetworkBlocked[] }
+  let outcome: Outcome<T>
+  try {
+    outcome = { ok: true, value: running.run(scope, fn) }
+  } catch (error) {
+    outcome = { ok: false, error }
+  }
+  return { outcome, blocked: scope.blocked }
+}
