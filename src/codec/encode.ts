@@ -10,8 +10,9 @@
  *     {"$t":"obj","v":{...}}   a plain object that itself has a "$t" key (escaped)
  *
  * Encoding takes a fast path: one read-only walk checks that the value is plain JSON
- * within the limits, then the native `JSON.stringify` writes it. Only values that need
- * tags pay for the slower tagged copy.
+ * within the limits with no key a redaction rule may match, then the native
+ * `JSON.stringify` writes it. Only values that need tags or redaction pay for the slower
+ * tagged copy.
  */
 import { RedactionFailed, type Redactor, thrownMessage } from './redact.js'
 
@@ -44,9 +45,16 @@ export class PayloadError extends Error {
 /**
  * Walks the value once. Returns true when `JSON.stringify` alone would write it
  * faithfully: only plain objects, arrays, finite non-negative-zero numbers, strings,
- * booleans and null, no tag key, no `__proto__` key.
+ * booleans and null, no tag key, no `__proto__` key, and no key under which `redactor`
+ * (when given) may redact.
  */
-function isPlain(value: unknown, depth: number, maxDepth: number, seen: unknown[]): boolean {
+function isPlain(
+  value: unknown,
+  depth: number,
+  maxDepth: number,
+  seen: unknown[],
+  redactor: Redactor | undefined,
+): boolean {
   if (value === null) return true
   switch (typeof value) {
     case 'string':
@@ -61,7 +69,7 @@ function isPlain(value: unknown, depth: number, maxDepth: number, seen: unknown[
       if (Array.isArray(value)) {
         seen.push(value)
         for (let i = 0; i < value.length; i++) {
-          if (!isPlain(value[i], depth + 1, maxDepth, seen)) return false
+          if (!isPlain(value[i], depth + 1, maxDepth, seen, redactor)) return false
         }
         seen.pop()
         return true
@@ -71,7 +79,9 @@ function isPlain(value: unknown, depth: number, maxDepth: number, seen: unknown[
       seen.push(value)
       for (const key in value) {
         if (key === TAG || key === '__proto__') return false
-        if (!isPlain((value as Record<string, unknown>)[key], depth + 1, maxDepth, seen)) return false
+        if (redactor?.keyMayMatch(key)) return false
+        if (!isPlain((value as Record<string, unknown>)[key], depth + 1, maxDepth, seen, redactor))
+          return false
       }
       seen.pop()
       return true
@@ -211,13 +221,13 @@ function isOwnError(err: unknown): boolean {
 }
 
 function encodeValue(value: unknown, limits: EncodeLimits, redactor: Redactor | undefined): string {
-  let text: string | undefined
   const active = redactor !== undefined && !redactor.isEmpty ? redactor : undefined
-  if (isPlain(value, 0, limits.maxDepth, [])) {
-    text = JSON.stringify(value)
-    if (active === undefined || !active.mayMatch(text)) return checkSize(text, limits)
+  // Rules that cannot be screened by key name (function rules, rules ending in `*` or an
+  // index) see every value, so only the tagged walk will do.
+  if (active === undefined || active.screensKeys) {
+    if (isPlain(value, 0, limits.maxDepth, [], active)) return checkSize(JSON.stringify(value), limits)
   }
-  text = JSON.stringify(
+  const text = JSON.stringify(
     toTagged(value, 0, { seen: [], maxDepth: limits.maxDepth, redactor: active, path: [] }),
   )
   // A top-level function or symbol encodes as undefined, like a missing value.

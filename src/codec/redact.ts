@@ -41,6 +41,9 @@ const normaliseKey = (key: string): string => key.toLowerCase().replace(/[-_]/g,
 /** Substrings that every default secret key contains, for the plain-JSON screen. */
 const secretStems = ['authorization', 'cookie', 'passw', 'secret', 'token', 'apikey', 'privatekey']
 
+/** Most keys keyMayMatch remembers before it starts over. */
+const maxKeyVerdicts = 4096
+
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 /** The message of anything thrown, without throwing (a revoked Proxy throws on `instanceof`). */
@@ -74,6 +77,13 @@ export class Redactor {
   private readonly fns: readonly RedactFn[]
   private readonly secretKeys: ReadonlySet<string>
   private readonly key: string | Buffer | undefined
+  /**
+   * Key names the last segment of a path rule names; undefined when some rule cannot be
+   * screened by the key it ends in (a function rule, a rule ending in `*` or an index).
+   */
+  private readonly lastKeys: ReadonlySet<string> | undefined
+  /** key -> whether a rule may redact the value under it; bounded, see keyMayMatch. */
+  private readonly keyVerdicts = new Map<string, boolean>()
 
   constructor(options: RedactorOptions = {}) {
     const rules = options.rules ?? []
@@ -82,6 +92,21 @@ export class Redactor {
     this.secretKeys = new Set(options.defaults === false ? [] : defaultSecretKeys)
     this.key = options.key
     this.screen = this.buildScreen()
+    this.lastKeys = this.buildLastKeys()
+  }
+
+  private buildLastKeys(): ReadonlySet<string> | undefined {
+    if (this.fns.length > 0) return undefined
+    const names = new Set<string>()
+    for (const p of this.patterns) {
+      const last = p.segments.at(-1)
+      if (last?.kind !== 'key') return undefined
+      // A key rule such as `['3']` also matches array index 3 (matchPath compares
+      // `String(part)`), which a walk over object keys would not see.
+      if (/^(?:0|[1-9]\d*)$/.test(last.name)) return undefined
+      names.add(last.name)
+    }
+    return names
   }
 
   private buildScreen(): RegExp | undefined {
@@ -111,6 +136,31 @@ export class Redactor {
    */
   mayMatch(json: string): boolean {
     return this.screen === undefined || this.screen.test(json)
+  }
+
+  /**
+   * True when values can be screened by the object keys they sit under: no rule can match
+   * a value whose last path part is an object key for which keyMayMatch is false, nor a
+   * value under an array index, nor the top-level value.
+   */
+  get screensKeys(): boolean {
+    return this.lastKeys !== undefined
+  }
+
+  /**
+   * Cheap per-key screen for a walk over a plain value (only meaningful when screensKeys):
+   * false means no rule can match a value stored under `key`.
+   */
+  keyMayMatch(key: string): boolean {
+    const known = this.keyVerdicts.get(key)
+    if (known !== undefined) return known
+    const verdict =
+      this.lastKeys === undefined || this.lastKeys.has(key) || this.secretKeys.has(normaliseKey(key))
+    // Payload keys are mostly a fixed vocabulary; a payload keyed by ids would otherwise
+    // grow the cache without bound.
+    if (this.keyVerdicts.size >= maxKeyVerdicts) this.keyVerdicts.clear()
+    this.keyVerdicts.set(key, verdict)
+    return verdict
   }
 
   get isEmpty(): boolean {

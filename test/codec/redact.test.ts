@@ -66,6 +66,20 @@ describe('path rules', () => {
     }
   })
 
+  it('a quoted numeric key also redacts the array element at that index, on the plain path', () => {
+    expect(redact({ rows: ['a', 'b', 'c', 'd'] }, { rules: ["$.rows['3']"], defaults: false })).toEqual({
+      rows: ['a', 'b', 'c', '[redacted]'],
+    })
+  })
+
+  it('gives the same verdicts once the key cache has started over', () => {
+    const redactor = new Redactor({ rules: ['$..pin'] })
+    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, i]))
+    expect(encode(many, limits, redactor)).toBe(JSON.stringify(many))
+    const out = JSON.parse(encode({ a: { pin: 1234, apiKey: 'x' }, b: 2 }, limits, redactor))
+    expect(out).toEqual({ a: { pin: '[redacted]', apiKey: '[redacted]' }, b: 2 })
+  })
+
   it('redacts inside tagged payloads: Maps, Sets, and objects carrying dates or bigints', () => {
     const out = decode(
       encode(
