@@ -29,7 +29,7 @@ export function threadPool(
           threads.push(w)
           running++
           w.on('message', (msg: FromTestWorker) => {
-            if (msg.type === 'result') onResult(msg.result, msg.stale)
+            if (msg.type === 'results') for (const r of msg.items) onResult(r.result, r.stale)
             else if (msg.type === 'error' && !failed) {
               failed = true
               for (const t of threads) void t.terminate()

@@ -18,7 +18,7 @@ export interface TestWorkerInit {
 }
 
 export type FromTestWorker =
-  | { type: 'result'; result: RecordResult; stale: StaleItem[] }
+  | { type: 'results'; items: { result: RecordResult; stale: StaleItem[] }[] }
   | { type: 'done' }
   | { type: 'error'; message: string; code: string; exit: number }
 
@@ -26,16 +26,30 @@ if (parentPort === null) throw new Error('test-worker must run in a worker threa
 const port = parentPort
 const init = workerData as TestWorkerInit
 
+/**
+ * Results go to the main thread in batches: a message per record cost more than
+ * replaying a small record. Bounded, so memory stays flat in the number of records.
+ */
+const batchSize = 64
+
 async function main(): Promise<void> {
   const config = await loadConfig(init.config, init.cwd)
   const engine = engineOptions(config, await loadStages(config), init.run)
   const set = BundleSet.open([init.path])
+  let batch: { result: RecordResult; stale: StaleItem[] }[] = []
+  const flush = (): void => {
+    if (batch.length === 0) return
+    port.postMessage({ type: 'results', items: batch } satisfies FromTestWorker)
+    batch = []
+  }
   try {
     for (const id of init.ids) {
       const { result, stale } = await testRecord(init.path, set.loadRecord(id), engine)
       if (!(init.keepOutputs && result.verdict !== 'matched')) delete result.outputs
-      port.postMessage({ type: 'result', result, stale } satisfies FromTestWorker)
+      batch.push({ result, stale })
+      if (batch.length >= batchSize) flush()
     }
+    flush()
   } finally {
     set.close()
   }
