@@ -134,6 +134,24 @@ export class BundleSet {
     }
   }
 
+  /**
+   * The records with these ids, in order, streamed. From one bundle they are read in
+   * chunks, a read transaction each (see BundleReader.loadRecords); not for use while one
+   * of the set's listings is being iterated.
+   */
+  *loadRecords(ids: readonly string[]): Generator<RecordChain> {
+    if (this.readers.length !== 1) {
+      for (const id of ids) yield this.loadRecord(id)
+      return
+    }
+    let i = 0
+    for (const chain of this.readers[0]!.loadRecords(ids)) {
+      if (chain === undefined) throw recordNotFound(ids[i]!, this.paths)
+      i++
+      yield chain
+    }
+  }
+
   close(): void {
     for (const r of this.readers) r.close()
   }

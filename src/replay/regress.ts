@@ -234,8 +234,8 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
       ids = [...set.readers[0]!.recordIds()].filter((id) => inShard(id, o.shard))
       o.onBundle?.(path, ids.length)
       if (o.pool === undefined || ids.length < o.pool.minRecords) {
-        for (const id of ids) {
-          const { result, stale } = await testRecord(path, set.loadRecord(id), o.engine)
+        for (const chain of set.loadRecords(ids)) {
+          const { result, stale } = await testRecord(path, chain, o.engine)
           tally.add(result, stale)
         }
       }

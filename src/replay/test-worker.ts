@@ -43,8 +43,8 @@ async function main(): Promise<void> {
     batch = []
   }
   try {
-    for (const id of init.ids) {
-      const { result, stale } = await testRecord(init.path, set.loadRecord(id), engine)
+    for (const chain of set.loadRecords(init.ids)) {
+      const { result, stale } = await testRecord(init.path, chain, engine)
       if (!(init.keepOutputs && result.verdict !== 'matched')) delete result.outputs
       batch.push({ result, stale })
       if (batch.length >= batchSize) flush()
