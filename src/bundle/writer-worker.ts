@@ -5,6 +5,7 @@
 import { type Stats, statSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import type { RecordUnit } from './types.js'
+import { type PackedUnits, unpackUnits } from './wire.js'
 import { BundleWriter, type WriterOptions } from './writer.js'
 
 export interface WriterInit {
@@ -14,13 +15,27 @@ export interface WriterInit {
   done?: Int32Array
 }
 
-export type ToWriter = { type: 'write'; id: number; units: RecordUnit[] } | { type: 'close'; id: number }
+/**
+ * A batch arrives packed (wire.ts) or, when a field could not be packed, as the units
+ * themselves (structured clone).
+ */
+export type ToWriter =
+  | { type: 'write'; id: number; captures: number; packed: PackedUnits }
+  | { type: 'write'; id: number; captures: number; units: RecordUnit[] }
+  | { type: 'close'; id: number }
 
 export type FromWriter =
   | { type: 'opened' }
   | { type: 'open-failed'; message: string; code: string }
-  | { type: 'written'; id: number; captures: number; records: number }
-  | { type: 'write-failed'; id: number; captures: number; message: string; code: string }
+  | { type: 'written'; id: number; captures: number; records: number; buffer?: ArrayBuffer }
+  | {
+      type: 'write-failed'
+      id: number
+      captures: number
+      message: string
+      code: string
+      buffer?: ArrayBuffer
+    }
   | { type: 'closed'; id: number }
 
 if (parentPort === null) throw new Error('writer-worker must run in a worker thread')
@@ -75,17 +90,29 @@ port.on('message', (msg: ToWriter) => {
   finished(msg.id)
 })
 
+/** Sends a reply, handing a packed batch's buffer back for reuse. */
+function reply(msg: FromWriter, from: ToWriter): void {
+  if (from.type === 'write' && 'packed' in from) {
+    port.postMessage({ ...msg, buffer: from.packed.data }, [from.packed.data])
+  } else {
+    port.postMessage(msg)
+  }
+}
+
 function handle(msg: ToWriter): void {
   if (msg.type === 'write') {
-    const captures = msg.units.reduce((n, u) => n + u.captures.length, 0)
+    const captures = msg.captures
     if (writer === undefined) {
-      port.postMessage({
-        type: 'write-failed',
-        id: msg.id,
-        captures,
-        message: 'bundle is not open',
-        code: 'E_NOT_OPEN',
-      } satisfies FromWriter)
+      reply(
+        {
+          type: 'write-failed',
+          id: msg.id,
+          captures,
+          message: 'bundle is not open',
+          code: 'E_NOT_OPEN',
+        },
+        msg,
+      )
       return
     }
     if (!stillAtPath()) {
@@ -95,31 +122,27 @@ function handle(msg: ToWriter): void {
         // Nothing to keep: the file is gone.
       }
       writer = undefined
-      port.postMessage({
-        type: 'write-failed',
-        id: msg.id,
-        captures,
-        message: `the bundle ${init.path} was deleted or replaced while recording; recording into it stopped`,
-        code: 'E_BUNDLE_GONE',
-      } satisfies FromWriter)
+      reply(
+        {
+          type: 'write-failed',
+          id: msg.id,
+          captures,
+          message: `the bundle ${init.path} was deleted or replaced while recording; recording into it stopped`,
+          code: 'E_BUNDLE_GONE',
+        },
+        msg,
+      )
       return
     }
     try {
-      writer.write(msg.units)
-      port.postMessage({
-        type: 'written',
-        id: msg.id,
-        captures,
-        records: msg.units.length,
-      } satisfies FromWriter)
+      const units = 'packed' in msg ? unpackUnits(msg.packed) : msg.units
+      writer.write(units)
+      reply({ type: 'written', id: msg.id, captures, records: units.length }, msg)
     } catch (err) {
-      port.postMessage({
-        type: 'write-failed',
-        id: msg.id,
-        captures,
-        message: (err as Error).message,
-        code: codeOf(err),
-      } satisfies FromWriter)
+      reply(
+        { type: 'write-failed', id: msg.id, captures, message: (err as Error).message, code: codeOf(err) },
+        msg,
+      )
     }
   } else if (msg.type === 'close') {
     try {

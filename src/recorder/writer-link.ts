@@ -8,6 +8,7 @@
  */
 import { Worker } from 'node:worker_threads'
 import type { RecordUnit } from '../bundle/types.js'
+import { packUnits } from '../bundle/wire.js'
 import type { FromWriter, ToWriter, WriterInit } from '../bundle/writer-worker.js'
 import { workerUrl } from '../worker-url.js'
 
@@ -16,6 +17,10 @@ export interface LinkEvents {
   failed(captures: number, code: string, message: string): void
   openFailed(code: string, message: string): void
 }
+
+/** Smallest hand-off buffer, and most bytes of them kept for reuse. */
+const minBufferBytes = 256 * 1024
+const maxSpareBytes = 8 * 1024 * 1024
 
 export class WriterLink {
   private readonly worker: Worker
@@ -29,6 +34,9 @@ export class WriterLink {
   private dead = false
   private closing = false
   private refs = 0
+  /** Buffers the writer handed back, reused for later batches (see bundle/wire.ts). */
+  private spare: ArrayBuffer[] = []
+  private spareBytes = 0
   /** [0]: id of the last batch the thread finished; used only by the exit hook. */
   private readonly done = new Int32Array(new SharedArrayBuffer(4))
 
@@ -83,15 +91,43 @@ export class WriterLink {
     }
     if (this.queue.length === 0 || this.dead) return
     const units = this.queue
+    const captures = this.queuedCaptures
     this.queue = []
-    this.inFlightCaptures += this.queuedCaptures
+    this.inFlightCaptures += captures
     this.queuedCaptures = 0
-    this.post({ type: 'write', id: this.nextId++, units })
+    const id = this.nextId++
+    let packed: ReturnType<typeof packUnits>
+    try {
+      packed = packUnits(units, (bytes) => this.takeBuffer(bytes))
+    } catch {
+      packed = undefined
+    }
+    if (packed === undefined) this.post({ type: 'write', id, captures, units })
+    else this.post({ type: 'write', id, captures, packed }, [packed.data])
   }
 
-  private post(msg: ToWriter): void {
+  private takeBuffer(bytes: number): ArrayBuffer {
+    for (let i = 0; i < this.spare.length; i++) {
+      const b = this.spare[i]!
+      if (b.byteLength >= bytes) {
+        this.spare.splice(i, 1)
+        this.spareBytes -= b.byteLength
+        return b
+      }
+    }
+    // Sized with room to spare, so batches that grow a little still fit the same buffer.
+    return new ArrayBuffer(Math.max(minBufferBytes, 2 ** Math.ceil(Math.log2(bytes))))
+  }
+
+  private giveBack(buffer: ArrayBuffer | undefined): void {
+    if (buffer === undefined || this.spareBytes + buffer.byteLength > maxSpareBytes) return
+    this.spare.push(buffer)
+    this.spareBytes += buffer.byteLength
+  }
+
+  private post(msg: ToWriter, transfer?: ArrayBuffer[]): void {
     try {
-      this.worker.postMessage(msg)
+      this.worker.postMessage(msg, transfer)
     } catch (err) {
       this.onDeath('E_WRITER_POST', (err as Error).message)
     }
@@ -109,6 +145,7 @@ export class WriterLink {
         this.worker.terminate().catch(() => undefined)
         return
       case 'written':
+        this.giveBack(msg.buffer)
         // Once the writer is dead every pending capture has been counted as lost
         // (dropQueued); a late acknowledgement must not count them a second time.
         if (this.dead) return
@@ -117,6 +154,7 @@ export class WriterLink {
         this.release(msg.id)
         return
       case 'write-failed':
+        this.giveBack(msg.buffer)
         if (this.dead) return
         this.inFlightCaptures -= msg.captures
         this.events.failed(msg.captures, msg.code, msg.message)

@@ -1,0 +1,204 @@
+/**
+ * How the recorder hands batches of records to its writer thread: packed into an
+ * ArrayBuffer that is transferred there and back, not cloned. Structured clone walks every
+ * record and capture object on the host's thread and writes them into freshly allocated
+ * memory, and first touches of fresh pages cost as much as encoding the payloads on some
+ * hosts; packing writes the same strings and numbers in one flat pass into a buffer that
+ * is reused batch after batch.
+ *
+ * Layout, little-endian: per record its fields in RecordRow order, the number of its
+ * captures, then each capture (CaptureWrite order, the number of its effects, then each
+ * effect in EffectRow order). A string is an int32 byte length (-1 for null) and its
+ * UTF-8 bytes; a number is a float64, a nullable number a byte (0: null) before it.
+ */
+import type { CaptureWrite, EffectKind, EffectRow, RecordStatus, RecordUnit } from './types.js'
+
+/** A batch packed by packUnits: `length` bytes at the start of `data`. */
+export interface PackedUnits {
+  data: ArrayBuffer
+  length: number
+  records: number
+}
+
+/** A field the packed layout cannot carry (the caller falls back to structured clone). */
+class Unpackable extends Error {}
+
+function strSize(s: string | null): number {
+  if (s === null) return 4
+  if (typeof s !== 'string') throw new Unpackable()
+  return 4 + Buffer.byteLength(s, 'utf8')
+}
+
+function num(v: number): number {
+  if (typeof v !== 'number') throw new Unpackable()
+  return v
+}
+
+/**
+ * Packs whole records into one transferable buffer; undefined when a field holds something
+ * other than its declared type (a host's clock returning a BigInt), which only structured
+ * clone carries faithfully.
+ */
+export function packUnits(
+  units: readonly RecordUnit[],
+  take: (bytes: number) => ArrayBuffer,
+): PackedUnits | undefined {
+  try {
+    return pack(units, take)
+  } catch (err) {
+    if (err instanceof Unpackable) return undefined
+    throw err
+  }
+}
+
+function pack(units: readonly RecordUnit[], take: (bytes: number) => ArrayBuffer): PackedUnits {
+  let size = 0
+  for (const u of units) {
+    const r = u.record
+    size += strSize(r.id) + strSize(r.key) + 8 + 9 + strSize(r.status) + strSize(r.error)
+    size += strSize(r.host) + 9 + strSize(r.build) + 4
+    for (const c of u.captures) {
+      size += 8 + strSize(c.stage) + 8 + strSize(c.input) + strSize(c.output) + strSize(c.error)
+      size += 8 + 8 + 4
+      for (const e of c.effects) {
+        size += 8 + strSize(e.kind) + strSize(e.name) + strSize(e.args) + strSize(e.result)
+        size += strSize(e.error)
+      }
+    }
+  }
+  const data = take(size)
+  const buf = Buffer.from(data, 0, size)
+  const view = new DataView(data, 0, size)
+  let at = 0
+  const str = (s: string | null): void => {
+    if (s === null) {
+      view.setInt32(at, -1, true)
+      at += 4
+      return
+    }
+    const n = buf.write(s, at + 4, 'utf8')
+    view.setInt32(at, n, true)
+    at += 4 + n
+  }
+  const f64 = (v: number): void => {
+    view.setFloat64(at, num(v), true)
+    at += 8
+  }
+  const nullableF64 = (v: number | null): void => {
+    if (v === null) {
+      view.setUint8(at, 0)
+      at += 9
+      return
+    }
+    view.setUint8(at, 1)
+    view.setFloat64(at + 1, num(v), true)
+    at += 9
+  }
+  for (const u of units) {
+    const r = u.record
+    str(r.id)
+    str(r.key)
+    f64(r.startedAt)
+    nullableF64(r.endedAt)
+    str(r.status)
+    str(r.error)
+    str(r.host)
+    nullableF64(r.pid)
+    str(r.build)
+    view.setUint32(at, u.captures.length, true)
+    at += 4
+    for (const c of u.captures) {
+      f64(c.seq)
+      str(c.stage)
+      f64(c.attempt)
+      str(c.input)
+      str(c.output)
+      str(c.error)
+      f64(c.startedAt)
+      f64(c.durationMs)
+      view.setUint32(at, c.effects.length, true)
+      at += 4
+      for (const e of c.effects) {
+        f64(e.seq)
+        str(e.kind)
+        str(e.name)
+        str(e.args)
+        str(e.result)
+        str(e.error)
+      }
+    }
+  }
+  return { data, length: size, records: units.length }
+}
+
+/** The records packUnits packed. */
+export function unpackUnits(packed: PackedUnits): RecordUnit[] {
+  const buf = Buffer.from(packed.data, 0, packed.length)
+  const view = new DataView(packed.data, 0, packed.length)
+  let at = 0
+  const str = (): string | null => {
+    const n = view.getInt32(at, true)
+    at += 4
+    if (n < 0) return null
+    const s = buf.toString('utf8', at, at + n)
+    at += n
+    return s
+  }
+  // Fields declared as strings were packed from strings; null only where the row allows it.
+  const text = (): string => str() as string
+  const f64 = (): number => {
+    const v = view.getFloat64(at, true)
+    at += 8
+    return v
+  }
+  const nullableF64 = (): number | null => {
+    const present = view.getUint8(at) === 1
+    const v = view.getFloat64(at + 1, true)
+    at += 9
+    return present ? v : null
+  }
+  const u32 = (): number => {
+    const v = view.getUint32(at, true)
+    at += 4
+    return v
+  }
+  const units: RecordUnit[] = []
+  for (let i = 0; i < packed.records; i++) {
+    const record = {
+      id: text(),
+      key: text(),
+      startedAt: f64(),
+      endedAt: nullableF64(),
+      status: text() as RecordStatus,
+      error: str(),
+      host: str(),
+      pid: nullableF64(),
+      build: str(),
+    }
+    const captures: CaptureWrite[] = new Array(u32())
+    for (let c = 0; c < captures.length; c++) {
+      const seq = f64()
+      const stage = text()
+      const attempt = f64()
+      const input = text()
+      const output = str()
+      const error = str()
+      const startedAt = f64()
+      const durationMs = f64()
+      const effects: EffectRow[] = new Array(u32())
+      for (let e = 0; e < effects.length; e++) {
+        effects[e] = {
+          seq: f64(),
+          kind: text() as EffectKind,
+          name: text(),
+          args: str(),
+          result: str(),
+          error: str(),
+        }
+      }
+      captures[c] = { seq, stage, attempt, input, output, error, startedAt, durationMs, effects }
+    }
+    units.push({ record, captures })
+  }
+  return units
+}
