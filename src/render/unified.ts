@@ -116,6 +116,20 @@ export function unifiedFromPayloads(recordedText: string, localText: string, lab
   return unifiedOutcome(pretty(readPayload(recordedText)), pretty(readPayload(localText)), label, started)
 }
 
+/** Lines longer than this (a long string value) print as their head and tail. */
+export const unifiedMaxLine = 1000
+
+/** A line cut to its first and last characters around a count, never inside a surrogate pair. */
+export function foldLine(line: string): string {
+  if (line.length <= unifiedMaxLine) return line
+  const keep = unifiedMaxLine / 2 - 20
+  let head = keep
+  if (/[\uDC00-\uDFFF]/.test(line.charAt(head))) head--
+  let tail = line.length - keep
+  if (/[\uDC00-\uDFFF]/.test(line.charAt(tail))) tail++
+  return `${line.slice(0, head)} … (${(tail - head).toLocaleString('en-US')} characters) … ${line.slice(tail)}`
+}
+
 const mib = (n: number): string =>
   n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`
 
@@ -139,7 +153,8 @@ export function renderUnified(result: RecordResult, chain: RecordChain, t: Theme
       )
       continue
     }
-    for (const line of visible(r.patch).split('\n')) {
+    for (const whole of visible(r.patch).split('\n')) {
+      const line = foldLine(whole)
       if (line.startsWith('+') && !line.startsWith('+++')) out.push(t.added(line))
       else if (line.startsWith('-') && !line.startsWith('---')) out.push(t.removed(line))
       else if (line.startsWith('@@')) out.push(t.info(line))

@@ -6,8 +6,10 @@ import { createTwoFilesPatch } from 'diff'
 import { describe, expect, it } from 'vitest'
 import {
   differingSpan,
+  foldLine,
   lineWindow,
   unifiedFromPayloads,
+  unifiedMaxLine,
   unifiedMaxSpan,
   unifiedOutcome,
 } from '../../src/render/unified.js'
@@ -78,5 +80,29 @@ describe('unified diff', () => {
     expect(differingSpan(a, b)).toBeLessThan(unifiedMaxSpan)
     // A start far in the past leaves jsdiff the minimum; it cannot finish 8,000 edits in it.
     expect(unifiedOutcome(a, b, 'store', performance.now() - 1000)).toEqual({ fallback: 'timeout' })
+  })
+})
+
+describe('unified diff lines', () => {
+  it('folds a line longer than the limit to its head and tail, keeping the +/- mark', () => {
+    const line = `+${'a'.repeat(3000)}${'z'.repeat(3000)}`
+    const folded = foldLine(line)
+    expect(folded.length).toBeLessThan(unifiedMaxLine + 40)
+    expect(folded.startsWith('+aaa')).toBe(true)
+    expect(folded.endsWith('zzz')).toBe(true)
+    expect(folded).toContain(
+      `(${(line.length - 2 * (unifiedMaxLine / 2 - 20)).toLocaleString('en-US')} characters)`,
+    )
+    expect(foldLine('-short')).toBe('-short')
+  })
+
+  it('never cuts a surrogate pair in half', () => {
+    const emoji = '\u{1F600}'
+    for (let pad = 0; pad < 4; pad++) {
+      const folded = foldLine(`+${'x'.repeat(pad)}${emoji.repeat(2000)}`)
+      expect(folded, `pad ${pad}`).not.toMatch(
+        /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/,
+      )
+    }
   })
 })
