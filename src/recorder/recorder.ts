@@ -144,6 +144,41 @@ const errorLimitMs = 10_000
 const exitFlushMs = 2_000
 
 /**
+ * The records open in an async context, innermost first, at most one per recorder. A record
+ * of one recorder entered inside a record of another does not hide the outer one from its
+ * own recorder's stages.
+ */
+interface OpenRecord {
+  readonly owner: object
+  readonly rec: ActiveRecord
+  readonly outer: OpenRecord | undefined
+}
+
+/**
+ * One storage for every recorder of the process. Each AsyncLocalStorage that has been
+ * entered stays enabled for good (close() cannot turn it off without hiding records still
+ * in flight), and on Node 20 each enabled one makes every promise of the host dearer.
+ */
+const openRecords = new AsyncLocalStorage<OpenRecord>()
+
+/** The open record of `owner` in the current async context. */
+function openRecordOf(owner: object): ActiveRecord | undefined {
+  for (let o = openRecords.getStore(); o !== undefined; o = o.outer) if (o.owner === owner) return o.rec
+  return undefined
+}
+
+/**
+ * `open` without the record of `owner`. A record nested in another of the same recorder
+ * replaces it for good, so the inner context must not keep the outer one alive.
+ */
+function withoutOwner(open: OpenRecord | undefined, owner: object): OpenRecord | undefined {
+  if (open === undefined) return undefined
+  if (open.owner === owner) return open.outer
+  const outer = withoutOwner(open.outer, owner)
+  return outer === open.outer ? open : { owner: open.owner, rec: open.rec, outer }
+}
+
+/**
  * The recorded form of something thrown. Never throws itself: it runs on the host's error
  * path, where what was thrown may be a revoked Proxy or an Error whose getters throw, and
  * the host must get back exactly what its code threw.
@@ -222,7 +257,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
     ...(options.redactKey !== undefined ? { key: options.redactKey } : {}),
   })
   const ids = options.ids ?? (() => newRecordId(clock()))
-  const als = new AsyncLocalStorage<ActiveRecord>()
+  /** Tags this recorder's records in the shared storage. */
+  const owner = {}
   const stats: RecorderStats = {
     captured: 0,
     sampledOut: 0,
@@ -338,7 +374,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   function record<T>(keyArg: string, fn: () => T | Promise<T>, opts?: RecordOptions): Promise<T> {
     const key = nameText(keyArg, 'unprintable key')
-    const current = als.getStore()
+    const current = openRecordOf(owner)
     if (
       current !== undefined &&
       current.key === key &&
@@ -366,7 +402,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       report('E_INTERNAL', `recorder failed to start a record: ${thrownMessage(err)}`, err)
       rec = { id: '', key, sampled: false, startedAt: 0, seq: 0, attempts: new Map(), captures: [] }
     }
-    return als.run(rec, () => {
+    const open: OpenRecord = { owner, rec, outer: withoutOwner(openRecords.getStore(), owner) }
+    return openRecords.run(open, () => {
       let result: T | Promise<T>
       try {
         result = fn()
@@ -538,7 +575,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     const name = nameText(nameArg, 'unprintable stage name')
     const keyOf = stageOptions?.key
     const wrapped = (input: I): Promise<O> => {
-      const rec = als.getStore()
+      const rec = openRecordOf(owner)
       if (rec === undefined) {
         if (keyOf !== undefined) {
           let key: string | undefined
@@ -616,7 +653,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     stage,
     record,
     current() {
-      const rec = als.getStore()
+      const rec = openRecordOf(owner)
       return rec === undefined ? undefined : { recordId: rec.id, key: rec.key }
     },
     stats() {

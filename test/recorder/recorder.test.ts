@@ -332,6 +332,125 @@ describe('records', () => {
   })
 })
 
+describe('several recorders in one process', () => {
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 1))
+
+  it('keeps each recorder its own record when records of two recorders nest', async () => {
+    const a = testRecorder({ ids: () => 'A-1' })
+    const b = testRecorder({ ids: () => 'B-1' })
+    const seen: Record<string, unknown> = {}
+    const look = (label: string) => {
+      seen[label] = { a: a.recorder.current(), b: b.recorder.current() }
+    }
+    const sa = a.recorder.stage('sa', async (n: number, ctx) => {
+      await tick()
+      return `${ctx.recordId}:${n}`
+    })
+    const sb = b.recorder.stage('sb', (n: number, ctx) => `${ctx.recordId}:${n}`)
+
+    const out = await a.recorder.record('a:1', async () => {
+      look('inA')
+      const bOutsideItsRecord = await sb(0)
+      const inner = await b.recorder.record('b:1', async () => {
+        look('inB')
+        const x = await sa(1)
+        const y = await sb(2)
+        look('inBAfterAwaits')
+        const z = await a.recorder.record(
+          'a:2',
+          async () => {
+            look('inA2')
+            return [await sa(3), await sb(4)]
+          },
+          { recordId: 'A-2' },
+        )
+        look('backInB')
+        return [x, y, ...z]
+      })
+      look('backInA')
+      return [bOutsideItsRecord, ...inner, await sa(5)]
+    })
+    look('outside')
+    expect(out).toEqual([':0', 'A-1:1', 'B-1:2', 'A-2:3', 'B-1:4', 'A-1:5'])
+    const a1 = { recordId: 'A-1', key: 'a:1' }
+    const a2 = { recordId: 'A-2', key: 'a:2' }
+    const b1 = { recordId: 'B-1', key: 'b:1' }
+    expect(seen).toEqual({
+      inA: { a: a1, b: undefined },
+      inB: { a: a1, b: b1 },
+      inBAfterAwaits: { a: a1, b: b1 },
+      inA2: { a: a2, b: b1 },
+      backInB: { a: a1, b: b1 },
+      backInA: { a: a1, b: undefined },
+      outside: { a: undefined, b: undefined },
+    })
+    await a.recorder.close()
+    await b.recorder.close()
+
+    const inA = readBundle(a.path)
+    const inB = readBundle(b.path)
+    expect(inA.records.map((r) => [r.id, r.key]).sort()).toEqual([
+      ['A-1', 'a:1'],
+      ['A-2', 'a:2'],
+    ])
+    expect(inA.captures.map((c) => [c.record_id, c.seq, c.stage, c.input])).toEqual(
+      expect.arrayContaining([
+        ['A-1', 0, 'sa', '1'],
+        ['A-1', 1, 'sa', '5'],
+        ['A-2', 0, 'sa', '3'],
+      ]),
+    )
+    expect(inA.captures).toHaveLength(3)
+    expect(inB.records.map((r) => [r.id, r.key])).toEqual([['B-1', 'b:1']])
+    expect(inB.captures.map((c) => [c.record_id, c.seq, c.stage, c.input])).toEqual([
+      ['B-1', 0, 'sb', '2'],
+      ['B-1', 1, 'sb', '4'],
+    ])
+  })
+
+  it('records with a recorder created after another was closed', async () => {
+    const first = testRecorder({ ids: () => 'F-1' })
+    const f = first.recorder.stage('f', (n: number) => n + 1)
+    expect(await first.recorder.record('f:1', () => f(1))).toBe(2)
+    await first.recorder.close()
+
+    const second = testRecorder({ ids: () => 'S-1' })
+    const s = second.recorder.stage('s', async (n: number) => {
+      await tick()
+      return f(n)
+    })
+    const seen = await second.recorder.record('s:1', async () => {
+      const out = await s(10)
+      return { out, first: first.recorder.current(), second: second.recorder.current() }
+    })
+    expect(seen).toEqual({ out: 11, first: undefined, second: { recordId: 'S-1', key: 's:1' } })
+    // A record of the closed recorder is counted as dropped; the open one still sees its own.
+    const both = await second.recorder.record('s:1', () =>
+      first.recorder.record('f:2', async () => [
+        first.recorder.current(),
+        second.recorder.current(),
+        await f(20),
+      ]),
+    )
+    expect(both).toEqual([{ recordId: 'F-1', key: 'f:2' }, { recordId: 'S-1', key: 's:1' }, 21])
+    await second.recorder.close()
+
+    expect(first.recorder.stats()).toMatchObject({
+      captured: 1,
+      written: 1,
+      dropped: 1,
+      droppedBy: { closed: 1 },
+    })
+    expect(second.recorder.stats()).toMatchObject({ captured: 1, written: 1, dropped: 0 })
+    expect(readBundle(first.path).captures.map((c) => [c.record_id, c.stage, c.input])).toEqual([
+      ['F-1', 'f', '1'],
+    ])
+    expect(readBundle(second.path).captures.map((c) => [c.record_id, c.stage, c.input])).toEqual([
+      ['S-1', 's', '10'],
+    ])
+  })
+})
+
 describe('unrecordable payloads', () => {
   it('stores a marker with the size for an oversized payload and a marker for a cyclic one', async () => {
     const { path, recorder, errors } = testRecorder({ maxPayloadBytes: 1000 })
