@@ -343,6 +343,18 @@ describe('decoding untrusted text', () => {
     expect(Array.isArray(decode(ok))).toBe(true)
   })
 
+  it('reads tags spelled with escapes, and long plain text nested to the limit, like the full walk', () => {
+    expect(decode('{"\\u0024t":"date","v":"2026-01-01T00:00:00.000Z"}')).toEqual(new Date('2026-01-01'))
+    expect(decode('{"\\u0024\\u0074":"undef"}')).toBeUndefined()
+    const pad = 'x'.repeat(5000)
+    const nested = (levels: number): string =>
+      `{"pad":"${pad}","a":${'['.repeat(levels)}${']'.repeat(levels)}}`
+    expect(decode(nested(maxDecodeDepth))).toEqual(JSON.parse(nested(maxDecodeDepth)))
+    expect(() => decode(nested(maxDecodeDepth + 1))).toThrow(DecodeError)
+    const wide = JSON.stringify({ pad, items: Array.from({ length: 3000 }, (_, i) => ({ i })) })
+    expect(decode(wide)).toEqual(JSON.parse(wide))
+  })
+
   it('gives a DecodeError for text that is not JSON', () => {
     expect(() => decode('{"a":')).toThrow(DecodeError)
     expect(() => decode('')).toThrow(DecodeError)

@@ -301,3 +301,19 @@ describe('replayRecord: a seam that does not line up in production', () => {
     expect(store.reason).toMatch(/seam|recorded input/)
   })
 })
+
+describe('BundleSet.loadRecords', () => {
+  it('reads the chains loadRecord reads, in the order asked, across chunks', () => {
+    const list = Object.values(chains)
+      .map((c) => c.record.id)
+      .reverse()
+    expect([...set.loadRecords(list)]).toEqual(list.map((id) => set.loadRecord(id)))
+    expect([...set.readers[0]!.loadRecords(list, 2)]).toEqual(list.map((id) => set.loadRecord(id)))
+  })
+
+  it('refuses an id the bundle does not hold', () => {
+    expect(() => [...set.loadRecords([chains.bug!.record.id, 'no-such-record'])]).toThrow(
+      /no record "no-such-record"/,
+    )
+  })
+})
