@@ -98,7 +98,10 @@ export interface RecorderOptions {
   redactDefaults?: boolean
   /** Longest a capture waits in memory before it is written (default 200 ms). */
   flushIntervalMs?: number
-  /** Most captures waiting to be written; more are dropped and counted (default 10,000). */
+  /**
+   * Most captures waiting to be written; more are dropped and counted (default 10,000). A
+   * record that meets a full queue is dropped whole, and its later payloads are not encoded.
+   */
   maxQueue?: number
   /** Largest payload recorded; larger ones become a marker with their size (default 1 MiB). */
   maxPayloadBytes?: number
@@ -138,6 +141,11 @@ interface ActiveRecord {
   seq: number
   attempts: Map<string, number>
   captures: CaptureWrite[]
+  /**
+   * Captures of this record shed because the writer's queue was full; once above 0 the
+   * record is dropped whole at its end, `captures` is empty and nothing more is encoded.
+   */
+  shed: number
 }
 
 const errorLimitMs = 10_000
@@ -336,31 +344,36 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
   }
 
+  function unitOf(rec: ActiveRecord, status: 'ok' | 'error', error: unknown): RecordUnit {
+    return {
+      record: {
+        id: rec.id,
+        key: rec.key,
+        startedAt: rec.startedAt,
+        endedAt: clock(),
+        status,
+        error: status === 'error' ? describeError(error, stacks) : null,
+        host,
+        pid,
+        build,
+      },
+      captures: rec.captures,
+    }
+  }
+
   function finishRecord(rec: ActiveRecord, status: 'ok' | 'error', error: unknown): void {
     if (!rec.sampled) return
     try {
-      const unit: RecordUnit = {
-        record: {
-          id: rec.id,
-          key: rec.key,
-          startedAt: rec.startedAt,
-          endedAt: clock(),
-          status,
-          error: status === 'error' ? describeError(error, stacks) : null,
-          host,
-          pid,
-          build,
-        },
-        captures: rec.captures,
-      }
-      const n = rec.captures.length
+      // A shed record is not built at all: it is dropped whatever happens next.
+      const unit = rec.shed > 0 ? undefined : unitOf(rec, status, error)
+      const n = rec.captures.length + rec.shed
       if (closed) {
         stats.dropped += n
         stats.droppedBy.closed += n
       } else if (link === undefined || link.isDead) {
         stats.dropped += n
         stats.droppedBy.writeFailed += n
-      } else if (link.offer(unit)) {
+      } else if (unit !== undefined && link.offer(unit)) {
         stats.captured += n
       } else {
         stats.dropped += n
@@ -397,10 +410,11 @@ export function createRecorder(options: RecorderOptions): Recorder {
         seq: 0,
         attempts: new Map(),
         captures: [],
+        shed: 0,
       }
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a record: ${thrownMessage(err)}`, err)
-      rec = { id: '', key, sampled: false, startedAt: 0, seq: 0, attempts: new Map(), captures: [] }
+      rec = { id: '', key, sampled: false, startedAt: 0, seq: 0, attempts: new Map(), captures: [], shed: 0 }
     }
     const open: OpenRecord = { owner, rec, outer: withoutOwner(openRecords.getStore(), owner) }
     return openRecords.run(open, () => {
@@ -429,12 +443,12 @@ export function createRecorder(options: RecorderOptions): Recorder {
   }
 
   /** The context of a call that is not recorded: real clock, random and effects. */
-  function passthroughContext(rec: ActiveRecord | undefined, stage: string): StageContext {
+  function passthroughContext(rec: ActiveRecord | undefined, stage: string, attempt = 1): StageContext {
     return {
       key: rec?.key ?? '',
       recordId: rec?.id ?? '',
       stage,
-      attempt: 1,
+      attempt,
       now: clock,
       random,
       effect: (_name, _args, fn) => fn(),
@@ -475,6 +489,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
         return v
       },
       effect<T>(name: string, args: unknown, fn: () => T): T {
+        // The record was shed while this stage ran: it will not be written.
+        if (rec.shed > 0) return fn()
         const row: EffectRow = {
           seq: capture.effects.length,
           kind: 'effect',
@@ -496,7 +512,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           row.kind = 'async-effect'
           return Promise.resolve(out).then(
             (v) => {
-              row.result = safeEncode(v)
+              if (rec.shed === 0) row.result = safeEncode(v)
               return v
             },
             (err: unknown) => {
@@ -505,7 +521,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
             },
           ) as T
         }
-        row.result = safeEncode(out)
+        if (rec.shed === 0) row.result = safeEncode(out)
         return out
       },
     }
@@ -514,27 +530,37 @@ export function createRecorder(options: RecorderOptions): Recorder {
   function callRecorded<I, O>(rec: ActiveRecord, name: string, fn: StageFn<I, O>, input: I): Promise<O> {
     let capture: CaptureWrite | undefined
     let t0 = 0
+    let attempt = 1
     try {
-      const attempt = (rec.attempts.get(name) ?? 0) + 1
+      attempt = (rec.attempts.get(name) ?? 0) + 1
       rec.attempts.set(name, attempt)
-      capture = {
-        seq: rec.seq++,
-        stage: name,
-        attempt,
-        input: safeEncode(input),
-        output: null,
-        error: null,
-        startedAt: clock(),
-        durationMs: 0,
-        effects: [],
+      // A record that cannot fit the queue now is dropped whole before any more of it is
+      // encoded: under overload the host pays for its stage calls, not for recording them.
+      if (rec.shed === 0 && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
+        rec.shed = rec.captures.length
+        rec.captures = []
       }
-      rec.captures.push(capture)
-      t0 = elapsed()
+      if (rec.shed > 0) rec.shed++
+      else {
+        capture = {
+          seq: rec.seq++,
+          stage: name,
+          attempt,
+          input: safeEncode(input),
+          output: null,
+          error: null,
+          startedAt: clock(),
+          durationMs: 0,
+          effects: [],
+        }
+        rec.captures.push(capture)
+        t0 = elapsed()
+      }
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a capture: ${thrownMessage(err)}`, err)
     }
     const done = (ok: boolean, value: unknown): void => {
-      if (capture === undefined) return
+      if (capture === undefined || rec.shed > 0) return
       try {
         capture.durationMs = Math.round((elapsed() - t0) * 1000) / 1000
         if (ok) capture.output = safeEncode(value)
@@ -543,7 +569,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         report('E_INTERNAL', `recorder failed to finish a capture: ${thrownMessage(err)}`, err)
       }
     }
-    const ctx = capture === undefined ? passthroughContext(rec, name) : recordedContext(rec, capture)
+    const ctx = capture === undefined ? passthroughContext(rec, name, attempt) : recordedContext(rec, capture)
     let result: O | Promise<O>
     try {
       result = fn(input, ctx)

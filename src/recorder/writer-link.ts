@@ -66,11 +66,16 @@ export class WriterLink {
     return this.dead
   }
 
+  /** Whether `captures` more would fit the queue now (what `offer` checks besides the writer's state). */
+  hasRoom(captures: number): boolean {
+    return this.queuedCaptures + this.inFlightCaptures + captures <= this.maxQueue
+  }
+
   /** Queues a whole record; false when it must be dropped (queue full or writer gone). */
   offer(unit: RecordUnit): boolean {
     const n = unit.captures.length
     if (this.dead || this.closing) return false
-    if (this.queuedCaptures + this.inFlightCaptures + n > this.maxQueue) return false
+    if (!this.hasRoom(n)) return false
     this.queue.push(unit)
     this.queuedCaptures += n
     if (this.queuedCaptures >= this.batchCaptures) this.send()

@@ -51,6 +51,64 @@ describe('queue overflow', () => {
     expect(stats.written).toBe(20)
     expect(readBundle(path).records).toHaveLength(20)
   })
+
+  it('sheds a record that meets a full queue whole, without encoding the rest of it', async () => {
+    // Nothing is sent before close: the queue only fills.
+    const { path, recorder, errors } = testRecorder({ maxQueue: 3, flushIntervalMs: 60_000 })
+    let reads = 0
+    /** An input whose encoding the test can see: every read of `v` is counted. */
+    const watched = (v: number) => ({
+      get v() {
+        reads++
+        return v
+      },
+    })
+    const attempts: number[] = []
+    let effectsRun = 0
+    const s = recorder.stage('s', (_input: { v: number }, ctx) => {
+      attempts.push(ctx.attempt)
+      return ctx.effect('kv', watched(0), () => ++effectsRun)
+    })
+    const t = recorder.stage('t', async (n: number) => {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      return watched(n)
+    })
+
+    await recorder.record('a', () => t(1)) // 1 of 3 queued
+    const b = await recorder.record('b', async () => {
+      await t(2)
+      await t(3)
+      // Another record fills the queue meanwhile: 3 of 3.
+      await recorder.record('c', async () => [await t(4), await t(5)])
+      reads = 0
+      // No room for b's third capture: b is shed whole, and from here on nothing of it is encoded.
+      const third = await s(watched(6))
+      const retry = await s(watched(7))
+      return { third, retry, readsWhileShed: reads }
+    })
+    expect(b).toEqual({ third: 1, retry: 2, readsWhileShed: 0 })
+    expect(effectsRun).toBe(2)
+    expect(attempts).toEqual([1, 2])
+    const mid = recorder.stats()
+    expect(mid).toMatchObject({
+      captured: 3,
+      dropped: 4,
+      droppedBy: { queueFull: 4, writeFailed: 0, closed: 0 },
+    })
+    expect(errors.map((e) => e.code)).toEqual(['E_QUEUE_FULL'])
+    expect(errors[0]!.message).toBe('recorder queue is full; dropped a record of 4 captures')
+    await recorder.close()
+
+    expect(recorder.stats()).toMatchObject({ written: 3, dropped: 4 })
+    const bundle = readBundle(path)
+    expect(bundle.records.map((r) => r.key).sort()).toEqual(['a', 'c'])
+    const byKey = new Map(bundle.records.map((r) => [r.id, r.key]))
+    expect(bundle.captures.map((c) => [byKey.get(c.record_id), c.stage, c.output])).toEqual([
+      ['a', 't', '{"v":1}'],
+      ['c', 't', '{"v":4}'],
+      ['c', 't', '{"v":5}'],
+    ])
+  })
 })
 
 describe('an unwritable bundle path', () => {
