@@ -529,7 +529,7 @@ describe('huge strings in diffs', () => {
       'huge-diff',
       `5 MB string pairs (one character changed; every character different) through replay: ${results.length} of ` +
         `${results.length} runs finished with exit 1 and the change reported; output sizes: ${sizes.join(', ')} ` +
-        `(unified prints whole lines; --json carries the payloads)`,
+        `(unified folds lines over 1,000 characters; --json carries the payloads)`,
     )
   })
 })
