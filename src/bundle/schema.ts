@@ -9,7 +9,7 @@
 /** 'RTRC' as a big-endian 32-bit integer. */
 export const APPLICATION_ID = 0x52545243
 export const FORMAT_VERSION = 1
-/** 16 KiB pages: about 1.5x faster than 4 KiB for 2 KB payload rows (bench/page-size.ts). */
+/** 16 KiB pages: 1.5-2x faster than 4 KiB for 2 KB and mixed payload rows, ~1.1x for 1 KB rows (bench/page-size.ts). */
 export const PAGE_SIZE = 16384
 
 export const REQUIRED_TABLES: Readonly<Record<string, readonly string[]>> = {
