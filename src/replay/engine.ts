@@ -170,7 +170,12 @@ async function runStage(
   const timeoutMs = o.timeoutMs ?? 10_000
   // The stage is called synchronously; only a stage that returns a promise (or any
   // thenable) is raced against the timeout, so a synchronous stage pays for no timer.
-  const call = (): unknown => fn(input, ctx)
+  // A thenable is adopted here, inside the network guard's scope: a lazy query builder
+  // does its work in `then`, which must run as the stage, not after it.
+  const call = (): unknown => {
+    const value = fn(input, ctx)
+    return isThenable(value) ? Promise.resolve(value) : value
+  }
   let outcome: Outcome<unknown>
   let blocked: NetworkBlocked[] = []
   if (o.allowNet) {

@@ -2,6 +2,7 @@
  * The replay engine called directly: chains recorded by the SDK, read back with the
  * bundle reader, replayed through local stage functions passed in as a map.
  */
+import { connect, createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BundleSet, type RecordChain } from '../../src/bundle/index.js'
 import { noRules } from '../../src/compare/diff.js'
@@ -287,6 +288,37 @@ describe('replayRecord: stage failures', () => {
     const r = await replayRecord(chains.clean!, options({ ...local, store: otherKey }, { mode: 'isolated' }))
     expect(r.stages[2]).toMatchObject({ status: 'error', error: { code: 'E_EFFECT_DIVERGED' } })
     expect(r.verdict).toBe('error')
+  })
+})
+
+describe('replayRecord: the network guard', () => {
+  it('covers a stage that returns a lazy thenable doing its I/O in then (a query builder)', async () => {
+    let arrived = 0
+    const server = createServer((socket) => {
+      arrived++
+      socket.destroy()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as { port: number }).port
+    try {
+      const lazy: StageFn = (s) => ({
+        // biome-ignore lint/suspicious/noThenProperty: a thenable is what is under test
+        then(resolve: (v: unknown) => void) {
+          connect(port, '127.0.0.1').on('error', () => undefined)
+          resolve({ ...(s as Stock), version: 4 })
+        },
+      })
+      const r = await replayRecord(chains.clean!, options({ ...local, store: lazy }))
+      expect(r.stages[2]).toMatchObject({
+        stage: 'store',
+        status: 'error',
+        error: { code: 'E_REPLAY_OFFLINE' },
+      })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(arrived).toBe(0)
+    } finally {
+      server.close()
+    }
   })
 })
 
