@@ -536,11 +536,14 @@ export function createRecorder(options: RecorderOptions): Recorder {
       rec.attempts.set(name, attempt)
       // A record that cannot fit the queue now is dropped whole before any more of it is
       // encoded: under overload the host pays for its stage calls, not for recording them.
-      if (rec.shed === 0 && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
+      let shedding = rec.shed > 0
+      if (!shedding && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
         rec.shed = rec.captures.length
         rec.captures = []
+        shedding = true
       }
-      if (rec.shed > 0) rec.shed++
+      // Counts this capture too, so a record shed at its first stage is above 0 from here on.
+      if (shedding) rec.shed++
       else {
         capture = {
           seq: rec.seq++,

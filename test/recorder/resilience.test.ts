@@ -111,6 +111,29 @@ describe('queue overflow', () => {
   })
 })
 
+describe('a record shed at its first stage', () => {
+  it('encodes nothing of it: neither the input nor the effects', async () => {
+    const { recorder, errors } = testRecorder({ maxQueue: 1, flushIntervalMs: 60_000 })
+    let reads = 0
+    const watched = {
+      get v() {
+        reads++
+        return 1
+      },
+    }
+    const s = recorder.stage('s', (input: { v: number }, ctx) => ctx.effect('kv', input, () => input.v + 1))
+    await recorder.record('fills the queue', () => s({ v: 0 }))
+    reads = 0
+    expect(await recorder.record('shed', () => s(watched))).toBe(2)
+    // The stage itself read `v` once; the recorder read it not at all.
+    expect(reads).toBe(1)
+    expect(recorder.stats()).toMatchObject({ captured: 1, dropped: 1, droppedBy: { queueFull: 1 } })
+    expect(errors.map((e) => e.code)).toEqual(['E_QUEUE_FULL'])
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ written: 1, dropped: 1 })
+  })
+})
+
 describe('an unwritable bundle path', () => {
   it('never throws into the stage; onError is told and the captures are counted as dropped', async () => {
     const dir = tempDir()
