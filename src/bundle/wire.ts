@@ -52,15 +52,25 @@ export function packUnits(
 }
 
 function pack(units: readonly RecordUnit[], take: (bytes: number) => ArrayBuffer): PackedUnits {
+  // Sizes every field and checks every number before a buffer is taken, so a batch that
+  // falls back to structured clone does not cost one.
   let size = 0
   for (const u of units) {
     const r = u.record
+    num(r.startedAt)
+    if (r.endedAt !== null) num(r.endedAt)
+    if (r.pid !== null) num(r.pid)
     size += strSize(r.id) + strSize(r.key) + 8 + 9 + strSize(r.status) + strSize(r.error)
     size += strSize(r.host) + 9 + strSize(r.build) + 4
     for (const c of u.captures) {
+      num(c.seq)
+      num(c.attempt)
+      num(c.startedAt)
+      num(c.durationMs)
       size += 8 + strSize(c.stage) + 8 + strSize(c.input) + strSize(c.output) + strSize(c.error)
       size += 8 + 8 + 4
       for (const e of c.effects) {
+        num(e.seq)
         size += 8 + strSize(e.kind) + strSize(e.name) + strSize(e.args) + strSize(e.result)
         size += strSize(e.error)
       }

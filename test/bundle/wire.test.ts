@@ -73,4 +73,18 @@ describe('packed hand-off to the writer thread', () => {
     ;(odd[0]!.record as { startedAt: unknown }).startedAt = 10n
     expect(packUnits(odd, (n) => new ArrayBuffer(n))).toBeUndefined()
   })
+
+  it('declines before it takes a buffer, so the fallback costs none', () => {
+    const odd = structuredClone(units)
+    const effect = odd.flatMap((u) => u.captures).flatMap((c) => c.effects)[0]
+    expect(effect).toBeDefined()
+    ;(effect as { seq: unknown }).seq = '0'
+    let taken = 0
+    const result = packUnits(odd, (n) => {
+      taken++
+      return new ArrayBuffer(n)
+    })
+    expect(result).toBeUndefined()
+    expect(taken).toBe(0)
+  })
 })
