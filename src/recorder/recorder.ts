@@ -19,6 +19,7 @@ import {
   thrownMessage,
   unrecordedMarker,
 } from '../codec/index.js'
+import { isThenable } from '../thenable.js'
 import { version as recorderVersion } from '../version.js'
 import { newRecordId } from './ids.js'
 import { keySampler } from './sampling.js'
@@ -230,19 +231,6 @@ function describeThrown(err: unknown, withStack: boolean): string {
   return JSON.stringify({ name: 'NonError', message: message.slice(0, 4096) })
 }
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  try {
-    return (
-      v !== null &&
-      (typeof v === 'object' || typeof v === 'function') &&
-      typeof (v as { then?: unknown }).then === 'function'
-    )
-  } catch {
-    // A revoked Proxy: `Promise.resolve` rejects with the same TypeError `await` would give.
-    return false
-  }
-}
-
 function expandPath(pattern: string, host: string, pid: number): string {
   return pattern.replaceAll('{pid}', String(pid)).replaceAll('{host}', host.replace(/[^\w.-]/g, '_'))
 }
@@ -425,7 +413,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         finishRecord(rec, 'error', err)
         return Promise.reject(err)
       }
-      if (!isThenable(result)) {
+      if (!isThenable(result, false)) {
         finishRecord(rec, 'ok', undefined)
         return Promise.resolve(result)
       }
@@ -507,7 +495,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           row.error = describeError(err, stacks)
           throw err
         }
-        if (isThenable(out)) {
+        if (isThenable(out, false)) {
           // Replay hands back a promise only where production got one.
           row.kind = 'async-effect'
           return Promise.resolve(out).then(
@@ -580,7 +568,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       done(false, err)
       return Promise.reject(err)
     }
-    if (!isThenable(result)) {
+    if (!isThenable(result, false)) {
       done(true, result)
       return Promise.resolve(result)
     }

@@ -22,6 +22,7 @@ import {
 import { type CompiledInvariant, type InvariantStatus, runInvariants } from '../compare/invariants.js'
 import { readError, stageOrder } from '../compare/scene.js'
 import type { StageFn } from '../recorder/recorder.js'
+import { isThenable } from '../thenable.js'
 import { callOffline, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
 
@@ -138,16 +139,6 @@ async function withTimeout<T>(p: Promise<T>, ms: number, stage: string): Promise
   }
 }
 
-/** Whether `await` would adopt the value; a `then` getter that throws counts as a thenable (the await rejects). */
-function isThenable(v: unknown): boolean {
-  if ((typeof v !== 'object' || v === null) && typeof v !== 'function') return false
-  try {
-    return typeof (v as { then?: unknown }).then === 'function'
-  } catch {
-    return true
-  }
-}
-
 async function runStage(
   fn: StageFn<unknown, unknown>,
   input: unknown,
@@ -174,7 +165,7 @@ async function runStage(
   // does its work in `then`, which must run as the stage, not after it.
   const call = (): unknown => {
     const value = fn(input, ctx)
-    return isThenable(value) ? Promise.resolve(value) : value
+    return isThenable(value, true) ? Promise.resolve(value) : value
   }
   let outcome: Outcome<unknown>
   let blocked: NetworkBlocked[] = []
@@ -189,7 +180,7 @@ async function runStage(
     outcome = r.outcome
     blocked = r.blocked
   }
-  if (outcome.ok && isThenable(outcome.value)) {
+  if (outcome.ok && isThenable(outcome.value, true)) {
     try {
       outcome = {
         ok: true,

@@ -120,22 +120,21 @@ export function installNetworkGuard(): void {
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown }
 
 /**
- * Runs `fn` with the network closed for `stage`. Never throws: returns the outcome and
- * every attempt the guard refused (even ones the stage caught).
+ * Runs `fn` with the network closed for `stage` and waits for it. Never throws: returns the
+ * outcome and every attempt the guard refused (even ones the stage caught).
  */
 export async function offline<T>(
   stage: string,
   fn: () => Promise<T>,
 ): Promise<{ outcome: Outcome<T>; blocked: NetworkBlocked[] }> {
-  installNetworkGuard()
-  const scope = { stage, blocked: [] as NetworkBlocked[] }
+  const r = callOffline(stage, fn)
   let outcome: Outcome<T>
   try {
-    outcome = { ok: true, value: await running.run(scope, fn) }
+    outcome = r.outcome.ok ? { ok: true, value: await r.outcome.value } : r.outcome
   } catch (error) {
     outcome = { ok: false, error }
   }
-  return { outcome, blocked: [...scope.blocked] }
+  return { outcome, blocked: [...r.blocked] }
 }
 
 /**
