@@ -11,7 +11,7 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { repoRoot, runJs, runNode } from './fixtures-cli.js'
+import { repoRoot, runJs, runNode, shebangFlags } from './fixtures-cli.js'
 import { replayFixture } from './fixtures-replay.js'
 import { emit, interleave, median, note, numberArg, quantile, round } from './lib.js'
 
@@ -38,9 +38,9 @@ function timed(args: string[], expectOut: RegExp): () => number {
 
 const cases = {
   floor: timed(['-e', '0'], /^$/),
-  version: timed([runJs, '--version'], /^retrace\/\d/),
-  help: timed([runJs, '--help'], /COMMANDS/),
-  ls: timed([runJs, 'ls', bundle, '--limit', '5'], /\S/),
+  version: timed([...shebangFlags, runJs, '--version'], /^retrace\/\d/),
+  help: timed([...shebangFlags, runJs, '--help'], /COMMANDS/),
+  ls: timed([...shebangFlags, runJs, 'ls', bundle, '--limit', '5'], /\S/),
 }
 note(`C1: ${rounds} rounds of node -e 0, --version, --help and ls ${bundle}`)
 // Warm the page cache and the compile cache once before timing.

@@ -61,12 +61,22 @@ export function runNode(
   }
 }
 
+/**
+ * The node flags bin/run.js's shebang (`#!/usr/bin/env -S node ...`) gives it, so that
+ * `node <flags> bin/run.js` runs the CLI as `retrace` on a PATH does, with this node.
+ */
+export const shebangFlags: readonly string[] = (() => {
+  const first = readFileSync(runJs, 'utf8').split('\n', 1)[0] ?? ''
+  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, '').split(/\s+/)
+  return words[0] === 'node' ? words.slice(1).filter((w) => w !== '') : []
+})()
+
 /** `retrace <args>` through bin/run.js; throws when the exit code is not `expect`. */
 export function retrace(
   args: readonly string[],
   options: { cwd?: string; keepStdout?: boolean; rss?: boolean; expect?: number } = {},
 ): CliRun {
-  const r = runNode([runJs, ...args], options)
+  const r = runNode([...shebangFlags, runJs, ...args], options)
   const expect = options.expect ?? 0
   if (r.status !== expect) {
     throw new Error(

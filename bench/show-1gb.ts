@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { type BigBundle, bigBundle } from './fixtures-bundle.js'
-import { runJs } from './fixtures-cli.js'
+import { runJs, shebangFlags } from './fixtures-cli.js'
 import { cacheRoot, freshRequested } from './fixtures-replay.js'
 import { emit, interleave, median, note, numberArg, quantile, round, tempDir } from './lib.js'
 
@@ -76,7 +76,7 @@ const samples = { bigExit: [] as number[], checkedFirst: [] as number[], checked
 let printed = 0
 function show(b: BigBundle, first: number[] | undefined, exit: number[]): () => Promise<number> {
   return async () => {
-    const r = await run([runJs, 'show', b.path, b.middleId])
+    const r = await run([...shebangFlags, runJs, 'show', b.path, b.middleId])
     if (r.bytes < 200) throw new Error(`show printed only ${r.bytes} bytes`)
     printed = r.bytes
     first?.push(r.first)

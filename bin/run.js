@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// --max-semi-space-size=4: V8 grows each young-generation semi-space to 16 MiB on a long
+// replay; 4 MiB replays as fast and keeps peak RSS flat in the number of records (C6 in
+// bench/). Worker threads get the same through resourceLimits (src/replay/test-pool.ts).
 // `retrace --version` and `retrace --help` answer from package.json and the oclif manifest
 // without loading oclif: they run as often as any command, and oclif's import alone costs
 // several times node's own start-up (C1 in bench/).

@@ -115,15 +115,19 @@ export class BundleReader {
     this.formatVersion = opened.formatVersion
     this.cleanup = opened.cleanup
     this.recordById = this.db.prepare(`SELECT ${recordColumns} FROM records r WHERE r.id = ?`)
-    this.capturesOf = this.db.prepare(
-      `SELECT id, record_id, seq, stage, attempt, input, output, error, started_at, duration_ms, build, host, pid
+    this.capturesOf = this.db
+      .prepare(
+        `SELECT id, record_id, seq, stage, attempt, input, output, error, started_at, duration_ms, build, host, pid
        FROM captures WHERE record_id = ? ORDER BY seq, id`,
-    )
-    this.effectsOfRecord = this.db.prepare(
-      `SELECT e.capture_id, e.seq, e.kind, e.name, e.args, e.result, e.error
+      )
+      .raw()
+    this.effectsOfRecord = this.db
+      .prepare(
+        `SELECT e.capture_id, e.seq, e.kind, e.name, e.args, e.result, e.error
        FROM captures c JOIN effects e ON e.capture_id = c.id
        WHERE c.record_id = ? ORDER BY e.capture_id, e.seq`,
-    )
+      )
+      .raw()
     this.expectationsOf = this.db.prepare(
       'SELECT record_id, stage, output, error, note, build, accepted_at FROM expectations WHERE record_id = ?',
     )
@@ -355,10 +359,12 @@ export class BundleReader {
   /**
    * The records with these ids, in order, streamed (undefined for one this bundle does not
    * hold). A chunk of records is read in one read transaction: one file lock for the chunk
-   * instead of one per query. Not for use while another query of this reader is being
-   * iterated (SQLite refuses a transaction then).
+   * instead of one per query. Chunks are small: a chunk's records live until they are
+   * replayed, and with 4 MiB semi-spaces, chunks of 32 were copied by GC often enough to
+   * cost a third of `retrace test` (bench/test-workers.ts). Not for use while another query
+   * of this reader is being iterated (SQLite refuses a transaction then).
    */
-  *loadRecords(ids: readonly string[], chunk = 32): Generator<RecordChain | undefined> {
+  *loadRecords(ids: readonly string[], chunk = 8): Generator<RecordChain | undefined> {
     const readChunk = this.db.transaction((part: readonly string[]) => part.map((id) => this.readRecord(id)))
     for (let i = 0; i < ids.length; i += chunk) {
       yield* this.guard(() => readChunk(ids.slice(i, i + chunk)))
@@ -370,39 +376,42 @@ export class BundleReader {
     if (raw === undefined) return undefined
     // Every effect of the record in one query, grouped by capture.
     const effectsByCapture = new Map<number, EffectRow[]>()
-    for (const e of this.effectsOfRecord.all(id) as Record<string, unknown>[]) {
-      const captureId = Number(e.capture_id)
+    // Rows as arrays (`raw()`): building named objects cost as much as reading the texts.
+    for (const e of this.effectsOfRecord.all(id) as unknown[][]) {
+      const captureId = Number(e[0])
       let list = effectsByCapture.get(captureId)
       if (list === undefined) {
         list = []
         effectsByCapture.set(captureId, list)
       }
+      const kind = e[2]
       list.push({
-        seq: Number(e.seq),
-        kind: e.kind === 'now' || e.kind === 'random' || e.kind === 'async-effect' ? e.kind : 'effect',
-        name: String(e.name),
-        args: str(e.args),
-        result: str(e.result),
-        error: str(e.error),
+        seq: Number(e[1]),
+        kind: kind === 'now' || kind === 'random' || kind === 'async-effect' ? kind : 'effect',
+        name: String(e[3]),
+        args: str(e[4]),
+        result: str(e[5]),
+        error: str(e[6]),
       })
     }
-    const captures = (this.capturesOf.all(id) as Record<string, unknown>[]).map((c) => {
-      const capture: CaptureRow = {
-        id: Number(c.id),
-        recordId: String(c.record_id),
-        seq: Number(c.seq),
-        stage: String(c.stage),
-        attempt: Number(c.attempt),
-        input: String(c.input),
-        output: str(c.output),
-        error: str(c.error),
-        startedAt: Number(c.started_at),
-        durationMs: Number(c.duration_ms),
-        build: str(c.build),
-        host: str(c.host),
-        pid: c.pid === null ? null : Number(c.pid),
-      }
-      return { ...capture, effects: effectsByCapture.get(capture.id) ?? [] }
+    const captures = (this.capturesOf.all(id) as unknown[][]).map((c) => {
+      const captureId = Number(c[0])
+      return {
+        id: captureId,
+        recordId: String(c[1]),
+        seq: Number(c[2]),
+        stage: String(c[3]),
+        attempt: Number(c[4]),
+        input: String(c[5]),
+        output: str(c[6]),
+        error: str(c[7]),
+        startedAt: Number(c[8]),
+        durationMs: Number(c[9]),
+        build: str(c[10]),
+        host: str(c[11]),
+        pid: c[12] === null ? null : Number(c[12]),
+        effects: effectsByCapture.get(captureId) ?? [],
+      } satisfies CaptureRow & { effects: EffectRow[] }
     })
     const expectations = (this.expectationsOf.all(id) as Record<string, unknown>[]).map(
       (x): ExpectationRow => ({

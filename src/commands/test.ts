@@ -11,9 +11,9 @@ import { safeJson, visibleLine } from '../render/format.js'
 import { renderJunit } from '../render/junit.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
-import { discoverBundles, parseShard, runTests, type TestRun } from '../replay/regress.js'
+import { discoverBundles, parseShard, runTests, type TestPool, type TestRun } from '../replay/regress.js'
 import { engineOptions, type RunOptions } from '../replay/run.js'
-import { threadPool } from '../replay/test-pool.js'
+import { workerPool } from '../replay/test-pool.js'
 import { version } from '../version.js'
 
 export default class Test extends RetraceCommand<typeof Test> {
@@ -47,7 +47,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
     workers: Flags.integer({
       default: 1,
       description:
-        'Worker threads to replay on (a bundle of over 50 records per worker is split across them).',
+        'Processes to replay on, this one included (a bundle of over 50 records per process is split across them).',
       max: 64,
       min: 1,
     }),
@@ -92,6 +92,24 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       throw new UsageError(
         `no bundles (*.sqlite) under ${given.length > 0 ? given.join(', ') : 'recordings/'}`,
       )
+    const runOptions: RunOptions = { mode: 'cascade', splice: [], allowNet: false, timeoutMs: f.timeout }
+    // The threads start now, loading the config and stages while this thread does the same.
+    const pool =
+      f.workers > 1
+        ? workerPool(f.workers, f.config, process.cwd(), runOptions, {
+            keepOutputs: f.update,
+            keepMatched: f.reporter === 'junit',
+          })
+        : undefined
+    try {
+      await this.runAll(bundles, runOptions, pool)
+    } finally {
+      await pool?.close()
+    }
+  }
+
+  private async runAll(bundles: string[], runOptions: RunOptions, pool: TestPool | undefined): Promise<void> {
+    const f = this.flags
     const config = await loadConfig(f.config, process.cwd())
     const stages = await loadStages(config)
     const shard = f.shard !== undefined ? parseShard(f.shard) : undefined
@@ -107,10 +125,9 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       : undefined
     let started = false
     const t = this.theme
-    const runOptions: RunOptions = { mode: 'cascade', splice: [], allowNet: false, timeoutMs: f.timeout }
     const run = await runTests(bundles, {
       engine: engineOptions(config, stages, runOptions),
-      ...(f.workers > 1 ? { pool: threadPool(f.workers, config.path, runOptions, f.update) } : {}),
+      ...(pool !== undefined ? { pool } : {}),
       ...(shard !== undefined ? { shard } : {}),
       keepAll: f.reporter === 'junit',
       now: Date.now,

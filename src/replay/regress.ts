@@ -137,7 +137,7 @@ export interface TestRun {
   updated: number
 }
 
-/** Runs one bundle's records on worker threads, reporting each result as it lands. */
+/** Runs one bundle's records on worker processes, reporting each result as it lands. */
 export interface TestPool {
   /** Bundles with fewer records run inline: a thread costs more than it saves. */
   minRecords: number
@@ -145,7 +145,11 @@ export interface TestPool {
     path: string,
     ids: readonly string[],
     onResult: (result: RecordResult, stale: StaleItem[]) => void,
+    /** Replays some of the records in this process, reporting through the tally itself. */
+    replayHere: (ids: readonly string[]) => Promise<void>,
   ): Promise<void>
+  /** Stops the threads; the run is over. */
+  close(): Promise<void>
 }
 
 export interface TestOptions {
@@ -155,7 +159,7 @@ export interface TestOptions {
   /** Called with the records each bundle will replay, before it starts (progress). */
   onBundle?: (path: string, records: number) => void
   onRecord?: (result: RecordResult) => void
-  /** Worker threads to spread each bundle's records over (`--workers`). */
+  /** Worker processes to spread each bundle's records over (`--workers`). */
   pool?: TestPool
   /** Re-pin failing stages from the local build (`--update`). */
   update?: (path: string, rows: ExpectationRow[]) => void
@@ -229,21 +233,29 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
     if (o.keepAll) outcome.results = []
     const tally = new Tally(run, outcome, o)
     const set = BundleSet.open([path])
-    let ids: string[]
     try {
-      ids = [...set.readers[0]!.recordIds()].filter((id) => inShard(id, o.shard))
+      const ids = [...set.readers[0]!.recordIds()].filter((id) => inShard(id, o.shard))
       o.onBundle?.(path, ids.length)
-      if (o.pool === undefined || ids.length < o.pool.minRecords) {
-        for (const chain of set.loadRecords(ids)) {
+      const replayHere = async (part: readonly string[]): Promise<void> => {
+        for (const chain of set.loadRecords(part)) {
           const { result, stale } = await testRecord(path, chain, o.engine)
           tally.add(result, stale)
         }
       }
+      if (o.pool === undefined || ids.length < o.pool.minRecords) await replayHere(ids)
+      else {
+        const staleFrom = run.stale.length
+        await o.pool.run(path, ids, (result, stale) => tally.add(result, stale), replayHere)
+        // Results land in the order they finish; reports list them in bundle order.
+        const position = new Map(ids.map((id, i) => [id, i]))
+        const at = (x: { recordId: string }): number => position.get(x.recordId) ?? 0
+        outcome.failures.sort((a, b) => at(a) - at(b))
+        outcome.results?.sort((a, b) => at(a) - at(b))
+        const stale = run.stale.splice(staleFrom).sort((a, b) => at(a) - at(b))
+        run.stale.push(...stale)
+      }
     } finally {
       set.close()
-    }
-    if (o.pool !== undefined && ids.length >= o.pool.minRecords) {
-      await o.pool.run(path, ids, (result, stale) => tally.add(result, stale))
     }
     if (o.update && tally.pins.length > 0) {
       o.update(path, tally.pins)

@@ -1,53 +1,199 @@
-/** Spreads one bundle's records over worker threads for `retrace test --workers`. */
-import { Worker } from 'node:worker_threads'
-import { type ExitCodeValue, RetraceError } from '../errors.js'
+/**
+ * `retrace test --workers N`: the CLI process and N-1 worker processes replay a bundle's
+ * records together. The workers start when the pool is made, so they load the config and
+ * the stage modules while the CLI is still finding bundles and listing records, and they
+ * serve every bundle of the run. Records are handed out in chunks as each one asks for
+ * more, so a worker slowed by other work on the machine takes fewer of them instead of
+ * holding up the end of the run.
+ *
+ * Processes, not worker threads: on the 2-core machine the benchmarks run on, two threads
+ * replaying side by side each ran 50-70% slower than one alone, two processes 5-17%
+ * slower (threads share one address space, and every page V8 maps or frees there stalls
+ * the other core). A stage that crashes or exits takes only its worker down.
+ */
+import { type ChildProcess, fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { ExitCode, type ExitCodeValue, RetraceError } from '../errors.js'
 import { workerUrl } from '../worker-url.js'
+import type { RecordResult } from './engine.js'
 import type { TestPool } from './regress.js'
 import type { RunOptions } from './run.js'
-import type { FromTestWorker, TestWorkerInit } from './test-worker.js'
+import type { FromTestWorker, TestWorkerInit, ToTestWorker, WorkerResult } from './test-worker.js'
 
-export function threadPool(
+/** As bin/run.js gives the CLI: peak RSS flat in the number of records (bench/test-workers.ts). */
+const workerNodeFlags = ['--max-semi-space-size=4']
+
+/** Records per hand-out to a worker: small enough to even out the end, large enough to cost no time. */
+function chunkSize(records: number, workers: number): number {
+  return Math.max(16, Math.min(256, Math.ceil(records / (workers * 16))))
+}
+
+/**
+ * Records the CLI replays between looks at its workers' messages: a few milliseconds'
+ * worth, so a worker that finished its chunk gets the next one without waiting long.
+ */
+const ownChunk = 16
+
+interface Slot {
+  child: ChildProcess
+  /** The chunk it is working on (empty when idle). */
+  chunk: readonly string[]
+  busy: boolean
+}
+
+/** A matched record as a worker sends it (see WorkerResult), as the tally takes it. */
+function fromWorker(item: WorkerResult, mode: RecordResult['mode']): RecordResult {
+  if ('result' in item) return item.result
+  const [recordId, key] = item.matched
+  return { recordId, key, verdict: 'matched', firstDivergence: null, stages: [], mode }
+}
+
+export function workerPool(
   workers: number,
   config: string | undefined,
+  cwd: string,
   run: RunOptions,
-  keepOutputs: boolean,
+  options: { keepOutputs: boolean; keepMatched: boolean },
 ): TestPool {
+  const script = fileURLToPath(workerUrl(import.meta.url, './test-worker.js'))
+  const init: TestWorkerInit = { config, cwd, run, ...options }
+  const slots: Slot[] = []
+  /** The bundle being run, if any. */
+  let job:
+    | {
+        path: string
+        ids: readonly string[]
+        next: number
+        chunk: number
+        /** The CLI has no more of its own chunks to replay. */
+        ownDone: boolean
+        onResult: Parameters<TestPool['run']>[2]
+        resolve: () => void
+        reject: (err: Error) => void
+      }
+    | undefined
+  /** A failure no bundle was running to receive (a worker could not load the config). */
+  let failure: Error | undefined
+  let closing = false
+
+  const fail = (err: Error): void => {
+    if (job !== undefined) {
+      const j = job
+      job = undefined
+      j.reject(err)
+    } else failure ??= err
+  }
+  const send = (slot: Slot, msg: ToTestWorker): void => {
+    if (slot.child.connected) slot.child.send(msg)
+  }
+  const take = (size: number): readonly string[] => {
+    const j = job
+    if (j === undefined || j.next >= j.ids.length) return []
+    const ids = j.ids.slice(j.next, j.next + size)
+    j.next += ids.length
+    return ids
+  }
+  /** Settles the bundle once the CLI and every worker are done with it. */
+  const settle = (): void => {
+    const j = job
+    if (j === undefined || !j.ownDone || j.next < j.ids.length || slots.some((s) => s.busy)) return
+    job = undefined
+    j.resolve()
+  }
+  /** Hands `slot` the next chunk, if there is one. */
+  const feed = (slot: Slot): void => {
+    const j = job
+    const ids = j === undefined ? [] : take(j.chunk)
+    slot.busy = ids.length > 0
+    slot.chunk = ids
+    if (j !== undefined && ids.length > 0) send(slot, { type: 'records', path: j.path, ids })
+    else settle()
+  }
+
+  for (let i = 0; i < workers - 1; i++) {
+    const child = fork(script, [JSON.stringify(init)], {
+      cwd,
+      execArgv: workerNodeFlags,
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    const slot: Slot = { child, chunk: [], busy: false }
+    slots.push(slot)
+    child.on('message', (msg: FromTestWorker) => {
+      if (msg.type === 'results') {
+        const j = job
+        if (j !== undefined) for (const item of msg.items) j.onResult(fromWorker(item, run.mode), item.stale)
+        if (msg.last) feed(slot)
+      } else if (msg.type === 'error') {
+        fail(new RetraceError(msg.code, msg.message, msg.exit as ExitCodeValue))
+      }
+    })
+    child.on('error', (err) =>
+      fail(new RetraceError('E_WORKER', `a test worker failed: ${err.message}`, ExitCode.internal)),
+    )
+    child.on('exit', (code, signal) => {
+      if (closing) return
+      const how = signal ?? `code ${code}`
+      const first = slot.chunk[0]
+      // A stage that ends its own process fails the run, as it would fail it without workers.
+      fail(
+        job !== undefined && first !== undefined
+          ? new RetraceError(
+              'E_WORKER_DIED',
+              `a test worker exited (${how}) while replaying ${slot.chunk.length} records of ${job.path} from ${first}; a stage may have ended its process (retrace replay ${job.path} ${first} runs the first of them)`,
+              ExitCode.found,
+            )
+          : new RetraceError('E_WORKER', `a test worker exited early (${how})`, ExitCode.internal),
+      )
+    })
+  }
+
   return {
     minRecords: workers * 50,
-    run(path, ids, onResult) {
-      const url = workerUrl(import.meta.url, './test-worker.js')
-      const shares: string[][] = Array.from({ length: workers }, () => [])
-      for (const [i, id] of ids.entries()) shares[i % workers]!.push(id)
+    run(path, ids, onResult, replayHere) {
+      if (failure !== undefined) return Promise.reject(failure)
       return new Promise<void>((resolve, reject) => {
-        let running = 0
-        let failed = false
-        const threads: Worker[] = []
-        for (const share of shares) {
-          if (share.length === 0) continue
-          const init: TestWorkerInit = { path, ids: share, config, cwd: process.cwd(), run, keepOutputs }
-          const w = new Worker(url, { workerData: init })
-          threads.push(w)
-          running++
-          w.on('message', (msg: FromTestWorker) => {
-            if (msg.type === 'results') for (const r of msg.items) onResult(r.result, r.stale)
-            else if (msg.type === 'error' && !failed) {
-              failed = true
-              for (const t of threads) void t.terminate()
-              reject(new RetraceError(msg.code, msg.message, msg.exit as ExitCodeValue))
-            }
-          })
-          w.on('error', (err) => {
-            if (failed) return
-            failed = true
-            for (const t of threads) void t.terminate()
-            reject(new RetraceError('E_WORKER', `a test worker failed: ${err.message}`, 5))
-          })
-          w.on('exit', () => {
-            if (--running === 0 && !failed) resolve()
-          })
+        const j = {
+          path,
+          ids,
+          next: 0,
+          chunk: chunkSize(ids.length, workers),
+          ownDone: false,
+          onResult,
+          resolve,
+          reject,
         }
-        if (running === 0) resolve()
+        job = j
+        for (const slot of slots) feed(slot)
+        const own = async (): Promise<void> => {
+          while (job === j) {
+            const part = take(ownChunk)
+            if (part.length === 0) break
+            await replayHere(part)
+            // Let the workers' messages in: their results, and their asks for more.
+            await new Promise<void>((r) => setImmediate(r))
+          }
+          j.ownDone = true
+          settle()
+        }
+        own().catch((err: unknown) => fail(err instanceof Error ? err : new Error(String(err))))
       })
+    },
+    async close() {
+      if (closing) return
+      closing = true
+      await Promise.all(
+        slots.map(
+          (slot) =>
+            new Promise<void>((resolve) => {
+              if (slot.child.exitCode !== null || slot.child.signalCode !== null) return resolve()
+              slot.child.once('exit', () => resolve())
+              send(slot, { type: 'close' })
+              // A stage module that keeps its worker alive (a timer, an open handle) is stopped.
+              setTimeout(() => slot.child.kill('SIGKILL'), 2000).unref()
+            }),
+        ),
+      )
     },
   }
 }

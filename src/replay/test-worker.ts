@@ -1,5 +1,4 @@
-/** A `retrace test --workers` thread: replays its share of one bundle's records. */
-import { parentPort, workerData } from 'node:worker_threads'
+/** A `retrace test --workers` process: replays the chunks of records the CLI hands it. */
 import { BundleSet } from '../bundle/index.js'
 import { RetraceError } from '../errors.js'
 import { loadConfig, loadStages } from './config.js'
@@ -8,60 +7,101 @@ import { type StaleItem, testRecord } from './regress.js'
 import { engineOptions, type RunOptions } from './run.js'
 
 export interface TestWorkerInit {
-  path: string
-  ids: string[]
+  /** As given with --config (undefined: found upward from `cwd`). */
   config: string | undefined
   cwd: string
   run: RunOptions
   /** Keep the local outputs of failing records (for --update). */
   keepOutputs: boolean
+  /** Send every result whole (a reporter lists them all); else a matched one is its id and key. */
+  keepMatched: boolean
 }
 
+/**
+ * One record's result. A matched record, when nothing lists it, is sent as its id and key:
+ * sending and reading back whole results cost the CLI a fifth of a core.
+ */
+export type WorkerResult =
+  | { result: RecordResult; stale: StaleItem[] }
+  | { matched: [recordId: string, key: string]; stale: StaleItem[] }
+
+export type ToTestWorker = { type: 'records'; path: string; ids: readonly string[] } | { type: 'close' }
+
 export type FromTestWorker =
-  | { type: 'results'; items: { result: RecordResult; stale: StaleItem[] }[] }
-  | { type: 'done' }
+  | {
+      type: 'results'
+      items: WorkerResult[]
+      /** The last results of the chunk: the worker is ready for another. */
+      last: boolean
+    }
   | { type: 'error'; message: string; code: string; exit: number }
 
-if (parentPort === null) throw new Error('test-worker must run in a worker thread')
-const port = parentPort
-const init = workerData as TestWorkerInit
+if (process.send === undefined) throw new Error('test-worker must run as a forked process')
+const init = JSON.parse(process.argv[2] ?? '{}') as TestWorkerInit
+const post = (msg: FromTestWorker): void => {
+  process.send?.(msg)
+}
 
 /**
- * Results go to the main thread in batches: a message per record cost more than
+ * Results go to the CLI in batches: a message per record cost more than
  * replaying a small record. Bounded, so memory stays flat in the number of records.
  */
 const batchSize = 64
 
-async function main(): Promise<void> {
-  const config = await loadConfig(init.config, init.cwd)
-  const engine = engineOptions(config, await loadStages(config), init.run)
-  const set = BundleSet.open([init.path])
-  let batch: { result: RecordResult; stale: StaleItem[] }[] = []
-  const flush = (): void => {
-    if (batch.length === 0) return
-    port.postMessage({ type: 'results', items: batch } satisfies FromTestWorker)
-    batch = []
-  }
-  try {
-    for (const chain of set.loadRecords(init.ids)) {
-      const { result, stale } = await testRecord(init.path, chain, engine)
-      if (!(init.keepOutputs && result.verdict !== 'matched')) delete result.outputs
-      batch.push({ result, stale })
-      if (batch.length >= batchSize) flush()
-    }
-    flush()
-  } finally {
-    set.close()
-  }
-  port.postMessage({ type: 'done' } satisfies FromTestWorker)
-}
-
-main().catch((err: unknown) => {
+function report(err: unknown): void {
   const e = err as Error
-  port.postMessage({
+  post({
     type: 'error',
     message: e?.message ?? String(err),
     code: err instanceof RetraceError ? err.code : 'E_WORKER',
     exit: err instanceof RetraceError ? err.exit : 5,
-  } satisfies FromTestWorker)
+  })
+}
+
+const ready = (async () => {
+  const config = await loadConfig(init.config, init.cwd)
+  return engineOptions(config, await loadStages(config), init.run)
+})()
+/** The bundle of the last chunk, kept open for the next. */
+let open: { path: string; set: BundleSet } | undefined
+/** Chunks run one at a time, in the order they came. */
+let queue: Promise<void> = Promise.resolve()
+
+async function replayChunk(path: string, ids: readonly string[]): Promise<void> {
+  const engine = await ready
+  if (open?.path !== path) {
+    open?.set.close()
+    open = undefined
+    open = { path, set: BundleSet.open([path]) }
+  }
+  let batch: WorkerResult[] = []
+  for (const chain of open.set.loadRecords(ids)) {
+    const { result, stale } = await testRecord(path, chain, engine)
+    if (result.verdict === 'matched' && !init.keepMatched) {
+      batch.push({ matched: [result.recordId, result.key], stale })
+      continue
+    }
+    if (!(init.keepOutputs && result.verdict !== 'matched')) delete result.outputs
+    batch.push({ result, stale })
+    if (batch.length >= batchSize) {
+      post({ type: 'results', items: batch, last: false })
+      batch = []
+    }
+  }
+  post({ type: 'results', items: batch, last: true })
+}
+
+process.on('message', (msg: ToTestWorker) => {
+  if (msg.type === 'records') {
+    queue = queue.then(() => replayChunk(msg.path, msg.ids)).catch(report)
+  } else if (msg.type === 'close') {
+    void queue.finally(() => {
+      open?.set.close()
+      process.exit(0)
+    })
+  }
 })
+// The CLI is gone (killed, crashed): nothing would read the results.
+process.on('disconnect', () => process.exit(0))
+// A config that fails to load is reported at once, not with the first chunk.
+ready.catch(report)

@@ -1,0 +1,199 @@
+/**
+ * `retrace test --workers`: the CLI and its worker processes share a bundle's records. The
+ * report must be the one a single process gives (same counts, same failures in the same
+ * order, same JUnit test cases), --update must pin the same expectations, and a worker
+ * that dies must end the run with one clear line, not a hang.
+ */
+import { copyFileSync, mkdirSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { withDb } from '../helpers/bundle-db.js'
+import { runCli as spawnCli } from '../helpers/cli.js'
+import {
+  type CliResult,
+  importStage,
+  record,
+  runChain,
+  type Workspace,
+  workspace,
+} from '../replay/fixture.js'
+
+const parseSrc = `export function parse(event) {
+  return { sku: event.sku, onHand: event.onHand, reserved: event.reserved }
+}
+`
+const computeSrc = `export function compute(row) {
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+// A local build with a bug in one record out of seven, spread over the bundle.
+const computeSomeSrc = `export function compute(row) {
+  const off = row.onHand % 7 === 0 ? 1 : 0
+  return { sku: row.sku, available: row.onHand - row.reserved - off }
+}
+`
+// Kills a worker process at its first record (the CLI itself has no IPC channel).
+const computeKillerSrc = `export function compute(row) {
+  if (typeof process.send === 'function') process.kill(process.pid, 'SIGKILL')
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+const formatSrc = `export function format(item) {
+  return { sku: item.sku, display: item.available + ' in stock' }
+}
+`
+const configOf = (compute: string): string =>
+  `export default { stages: ${JSON.stringify({
+    parse: './stages/parse.mjs#parse',
+    compute: `./stages/${compute}.mjs#compute`,
+    format: './stages/format.mjs#format',
+  })} }\n`
+
+// Over the 50 records per process below which a bundle runs in the CLI alone.
+const RECORDS = 240
+const diverging = Array.from({ length: RECORDS }, (_, i) => 10 + i).filter(
+  (onHand) => onHand % 7 === 0,
+).length
+
+let ws: Workspace
+const cli = (...args: string[]): Promise<CliResult> =>
+  spawnCli(args, { cwd: ws.dir, env: { CI: undefined, GITHUB_ACTIONS: undefined } })
+
+beforeAll(async () => {
+  ws = workspace('retrace-test-workers-')
+  ws.write('stages/parse.mjs', parseSrc)
+  ws.write('stages/compute.mjs', computeSrc)
+  ws.write('stages/compute-some.mjs', computeSomeSrc)
+  ws.write('stages/compute-killer.mjs', computeKillerSrc)
+  ws.write('stages/format.mjs', formatSrc)
+  ws.write('retrace.config.mjs', configOf('compute'))
+  ws.write('some.config.mjs', configOf('compute-some'))
+  ws.write('killer.config.mjs', configOf('compute-killer'))
+  ws.write(
+    'partial.config.mjs',
+    `export default { stages: ${JSON.stringify({ parse: './stages/parse.mjs#parse', compute: './stages/compute.mjs#compute' })} }\n`,
+  )
+  const chain = [
+    ['parse', await importStage(ws.path('stages/parse.mjs'), 'parse')],
+    ['compute', await importStage(ws.path('stages/compute.mjs'), 'compute')],
+    ['format', await importStage(ws.path('stages/format.mjs'), 'format')],
+  ] as const
+  mkdirSync(ws.path('recordings'))
+  await record(ws.path('recordings/big.sqlite'), async (recorder) => {
+    for (let i = 0; i < RECORDS; i++) {
+      const sku = `sku:${1000 + i}`
+      await runChain(recorder, sku, { sku, onHand: 10 + i, reserved: i % 3 }, chain)
+    }
+  })
+}, 120_000)
+
+afterAll(() => ws?.remove())
+
+function copyOfBig(name: string): string {
+  mkdirSync(ws.path('copies'), { recursive: true })
+  const path = ws.path(`copies/${name}.sqlite`)
+  copyFileSync(ws.path('recordings/big.sqlite'), path)
+  return path
+}
+
+function pinned(path: string): string[] {
+  return withDb(
+    path,
+    (db) =>
+      (
+        db.prepare('SELECT record_id, stage, output FROM expectations ORDER BY record_id, stage').all() as {
+          record_id: string
+          stage: string
+          output: string
+        }[]
+      ).map((x) => `${x.record_id} ${x.stage} ${x.output}`),
+    true,
+  )
+}
+
+describe('retrace test --workers', { timeout: 120_000 }, () => {
+  it('reports exactly what one process reports when every record matches', async () => {
+    const one = await cli('test', 'recordings')
+    const two = await cli('test', 'recordings', '--workers', '2')
+    const three = await cli('test', 'recordings', '--workers', '3')
+    expect(one.code).toBe(0)
+    expect(one.stdout).toContain(`${RECORDS} records tested, ${RECORDS} matched, 0 diverged, 0 errors`)
+    for (const r of [two, three]) {
+      expect(r.stderr).toBe('')
+      expect(r.code).toBe(0)
+      expect(r.stdout).toBe(one.stdout)
+    }
+  })
+
+  it('lists the same failures, in bundle order, with the same step diffs (text and JSON)', async () => {
+    const one = await cli('test', 'recordings', '--config', 'some.config.mjs')
+    const two = await cli('test', 'recordings', '--config', 'some.config.mjs', '--workers', '2')
+    expect(one.code).toBe(1)
+    expect(two.code).toBe(1)
+    expect(one.stdout).toContain(
+      `${RECORDS} records tested, ${RECORDS - diverging} matched, ${diverging} diverged, 0 errors`,
+    )
+    expect(one.stdout).toContain('diverged at compute')
+    expect(two.stdout).toBe(one.stdout)
+    const jsonOne = await cli('test', 'recordings', '--config', 'some.config.mjs', '--reporter', 'json')
+    const jsonTwo = await cli(
+      'test',
+      'recordings',
+      '--config',
+      'some.config.mjs',
+      '--reporter',
+      'json',
+      '--workers',
+      '2',
+    )
+    const failures = (r: CliResult): unknown[] =>
+      (JSON.parse(r.stdout) as { bundles: { failures: unknown[] }[] }).bundles[0]!.failures
+    expect(failures(jsonOne)).toHaveLength(diverging)
+    expect(failures(jsonTwo)).toEqual(failures(jsonOne))
+  })
+
+  it('JUnit lists every record, in bundle order, as one process does', async () => {
+    const args = ['test', 'recordings', '--config', 'some.config.mjs', '--reporter', 'junit']
+    const one = await cli(...args)
+    const two = await cli(...args, '--workers', '2')
+    expect(two.code).toBe(1)
+    expect(two.stdout.match(/<testcase /g)).toHaveLength(RECORDS)
+    expect(two.stdout).toBe(one.stdout)
+  })
+
+  it('reports the same stale records, in bundle order', async () => {
+    const args = ['test', 'recordings', '--config', 'partial.config.mjs', '--reporter', 'json']
+    const one = await cli(...args)
+    const two = await cli(...args, '--workers', '2')
+    const stale = (r: CliResult): { recordId: string; stage: string; why: string }[] =>
+      (JSON.parse(r.stdout) as { stale: { recordId: string; stage: string; why: string }[] }).stale
+    expect(stale(one)).toHaveLength(RECORDS)
+    expect(stale(one)[0]).toMatchObject({ stage: 'format', why: 'stage not in config' })
+    expect(stale(two)).toEqual(stale(one))
+  })
+
+  it('--update pins the same expectations as one process', async () => {
+    const a = copyOfBig('update-one')
+    const b = copyOfBig('update-two')
+    const one = await cli('test', a, '--config', 'some.config.mjs', '--update')
+    const two = await cli('test', b, '--config', 'some.config.mjs', '--update', '--workers', '2')
+    expect(one.code).toBe(0)
+    expect(two.code).toBe(0)
+    // compute diverged and format inherited in each failing record.
+    expect(two.stdout).toContain(`updated ${diverging * 2} expectations from the local build`)
+    expect(pinned(b)).toEqual(pinned(a))
+    const again = await cli('test', b, '--config', 'some.config.mjs', '--workers', '2')
+    expect(again.code).toBe(0)
+  })
+
+  it('a stage that kills its worker fails the run (exit 1) with one line naming the records', async () => {
+    const r = await cli('test', 'recordings', '--config', 'killer.config.mjs', '--workers', '2')
+    expect(r.code).toBe(1)
+    expect(r.stdout).toBe('')
+    const bundle = ws.path('recordings/big.sqlite')
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^retrace: a test worker exited \\(SIGKILL\\) while replaying 16 records of ${bundle.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} from [0-9A-Za-z-]+; a stage may have ended its process \\(retrace replay \\S+ [0-9A-Za-z-]+ runs the first of them\\)\n$`,
+      ),
+    )
+  })
+})
