@@ -507,6 +507,12 @@ describe('exit codes for input and config problems', () => {
     })
   })
 
+  it('3, not an internal error, when --config names a file that does not exist', async () => {
+    const r = await replay(bundle, '--config', 'no-such.config.mjs')
+    expect(r.code).toBe(3)
+    expect(r.stderr).toBe(`retrace: config ${ws.path('no-such.config.mjs')} does not exist\n`)
+  })
+
   it('3 when the config itself does not load', async () => {
     ws.write('broken-config/retrace.config.json', '{"stages": {"parse": ')
     const r = await runCli(['replay', bundle], ws.path('broken-config'))
