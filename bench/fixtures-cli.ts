@@ -2,8 +2,8 @@
  * Running the built CLI (bin/run.js) from benchmarks: wall time, peak RSS (through
  * GNU time's %M when /usr/bin/time exists), exit code. Shared by c1-, c3-, show- and test-.
  */
-import { spawnSync } from 'node:child_process'
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -84,4 +84,93 @@ export function retrace(
     )
   }
   return r
+}
+
+/** Whether /proc lets runTree sum the memory of a process tree. */
+export const canMeasureTreeRss = existsSync('/proc/self/status')
+
+/** The process and all its descendants, from /proc (empty once it is gone). */
+function processTree(pid: number): number[] {
+  const out: number[] = []
+  const visit = (p: number): void => {
+    out.push(p)
+    let tasks: string[]
+    try {
+      tasks = readdirSync(`/proc/${p}/task`)
+    } catch {
+      return
+    }
+    for (const tid of tasks) {
+      let children = ''
+      try {
+        children = readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8')
+      } catch {}
+      for (const c of children.split(' ')) if (c.trim() !== '') visit(Number(c))
+    }
+  }
+  visit(pid)
+  return out
+}
+
+function rssKiB(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? 0 : Number(m[1])
+  } catch {
+    return 0
+  }
+}
+
+/**
+ * Runs `retrace <args>` and samples the resident memory of its whole process tree (the
+ * CLI and every worker it forks) every 5 ms: the peak of the sum, which GNU time's %M
+ * (the largest single process) understates for a command that forks. Throws when the
+ * exit code is not `expect`.
+ */
+export function retraceTree(
+  args: readonly string[],
+  options: { cwd?: string; keepStdout?: boolean; expect?: number } = {},
+): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const child = spawn(process.execPath, [...shebangFlags, runJs, ...args], {
+      cwd: options.cwd ?? repoRoot,
+      stdio: ['ignore', options.keepStdout ? 'pipe' : 'ignore', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d
+    })
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
+    let peakKiB = 0
+    const sample = (): void => {
+      if (child.pid === undefined) return
+      let sum = 0
+      for (const p of processTree(child.pid)) sum += rssKiB(p)
+      if (sum > peakKiB) peakKiB = sum
+    }
+    const timer = setInterval(sample, 5)
+    child.on('error', (err) => {
+      clearInterval(timer)
+      reject(err)
+    })
+    child.on('close', (status) => {
+      clearInterval(timer)
+      const ms = performance.now() - t0
+      const expect = options.expect ?? 0
+      if (status !== expect) {
+        reject(
+          new Error(
+            `retrace ${args.join(' ')} exited ${status} (expected ${expect}): ${stderr.trim().slice(0, 2000)}`,
+          ),
+        )
+        return
+      }
+      resolve({ ms, rssMiB: peakKiB / 1024, status, stdout, stderr })
+    })
+  })
 }

@@ -5,7 +5,8 @@
  * The same fixture as C3 (bench/fixtures-replay.ts: 6 stages, 2 KB payloads, every record
  * matches). Interleaved rounds of:
  * - `node bin/run.js test BUNDLE --config CFG --workers 2` (the figure) and `--workers 1`,
- *   wall time from spawn to exit, peak RSS of the process (threads included) by GNU time;
+ *   wall time from spawn to exit, peak RSS summed over the CLI and its worker process
+ *   (sampled from /proc every 5 ms);
  * - the same `--workers 2` run on --small records, for RSS flatness;
  * - the replay floor in this process: every capture's input and output text read from the
  *   bundle and put through JSON.parse + JSON.stringify.
@@ -13,7 +14,7 @@
  *     npm run build && npx tsx bench/test-workers.ts [--records 10000] [--small 1000]
  *       [--rounds 3] [--fresh] [--cache DIR]
  */
-import { canMeasureRss, retrace } from './fixtures-cli.js'
+import { canMeasureTreeRss, retraceTree } from './fixtures-cli.js'
 import { PARSE_FLOOR, parseFloor, type ReplayFixture, replayFixture, STAGES } from './fixtures-replay.js'
 import { emit, interleave, median, note, numberArg, quantile, round } from './lib.js'
 
@@ -25,10 +26,9 @@ const fx = await replayFixture(records)
 const fxSmall = await replayFixture(small)
 
 const rss: Record<'w2' | 'w1' | 'small', number[]> = { w2: [], w1: [], small: [] }
-function test(f: ReplayFixture, workers: number, into: number[]): number {
-  const r = retrace(['test', f.bundle, '--config', f.config, '--workers', String(workers)], {
+async function test(f: ReplayFixture, workers: number, into: number[]): Promise<number> {
+  const r = await retraceTree(['test', f.bundle, '--config', f.config, '--workers', String(workers)], {
     cwd: f.dir,
-    rss: true,
     keepStdout: true,
   })
   if (!new RegExp(`\\b${f.records}\\b`).test(r.stdout.replaceAll(',', ''))) {
@@ -78,12 +78,12 @@ for (const [key, workers] of [
     },
   })
 }
-if (canMeasureRss) {
+if (canMeasureTreeRss) {
   const big = median(rss.w2)
   const little = median(rss.small)
   emit({
     id: 'test.rss',
-    name: `peak RSS of \`retrace test --workers 2\`, ${records.toLocaleString('en-US')} vs ${small.toLocaleString('en-US')} records`,
+    name: `peak RSS of \`retrace test --workers 2\` (CLI + worker process), ${records.toLocaleString('en-US')} vs ${small.toLocaleString('en-US')} records`,
     unit: 'MiB',
     value: big,
     floor: little,
@@ -96,4 +96,4 @@ if (canMeasureRss) {
       rssW1: rss.w1.map((x) => round(x)),
     },
   })
-} else note('RSS skipped: /usr/bin/time (GNU time) is not installed')
+} else note('RSS skipped: no /proc to sum the process tree from')
