@@ -104,6 +104,12 @@ export interface RecorderOptions {
    * record that meets a full queue is dropped whole, and its later payloads are not encoded.
    */
   maxQueue?: number
+  /**
+   * Most bytes of encoded payloads waiting to be written (default 16 MiB); a record that
+   * would go over it is dropped and counted as queue-full, like one over `maxQueue`. One
+   * record is always taken when nothing is waiting, whatever its size.
+   */
+  maxQueueBytes?: number
   /** Largest payload recorded; larger ones become a marker with their size (default 1 MiB). */
   maxPayloadBytes?: number
   /** Longest `close()` waits for the last writes (default 5,000 ms). */
@@ -296,7 +302,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
           },
         },
       },
-      Math.max(1, options.maxQueue ?? 10_000),
+      {
+        captures: Math.max(1, options.maxQueue ?? 10_000),
+        bytes: Math.max(1, options.maxQueueBytes ?? 16 * 1024 * 1024),
+      },
       256,
       Math.max(1, options.flushIntervalMs ?? 200),
       {

@@ -18,15 +18,37 @@ export interface LinkEvents {
   openFailed(code: string, message: string): void
 }
 
+/**
+ * The writer thread's young generation: 12 MiB is 4 MiB semi-spaces. It only turns packed
+ * batches into bound SQLite parameters, and V8's default lets it grow to 48 MiB: under
+ * overload that was most of the recorder's RSS growth (R7 in bench/).
+ */
+const writerYoungGenerationMb = 12
+
 /** Smallest hand-off buffer, and most bytes of them kept for reuse. */
 const minBufferBytes = 256 * 1024
 const maxSpareBytes = 8 * 1024 * 1024
+
+/** The encoded text a record holds (string lengths: what it keeps in memory, near enough). */
+function unitBytes(unit: RecordUnit): number {
+  let n = 256
+  for (const c of unit.captures) {
+    n += 128 + c.input.length + (c.output?.length ?? 0) + (c.error?.length ?? 0)
+    for (const e of c.effects)
+      n += 64 + (e.args?.length ?? 0) + (e.result?.length ?? 0) + (e.error?.length ?? 0)
+  }
+  return n + (unit.record.error?.length ?? 0)
+}
 
 export class WriterLink {
   private readonly worker: Worker
   private queue: RecordUnit[] = []
   private queuedCaptures = 0
   private inFlightCaptures = 0
+  /** Encoded bytes (string lengths) queued and sent but not yet written, per batch id. */
+  private queuedBytes = 0
+  private inFlightBytes = 0
+  private readonly batchBytes = new Map<number, number>()
   private nextId = 1
   private lastAcked = 0
   private readonly waiters: { id: number; resolve: () => void }[] = []
@@ -42,13 +64,14 @@ export class WriterLink {
 
   constructor(
     init: WriterInit,
-    private readonly maxQueue: number,
+    private readonly maxQueue: { captures: number; bytes: number },
     private readonly batchCaptures: number,
     private readonly flushIntervalMs: number,
     private readonly events: LinkEvents,
   ) {
     this.worker = new Worker(workerUrl(import.meta.url, '../bundle/writer-worker.js'), {
       workerData: { ...init, done: this.done },
+      resourceLimits: { maxYoungGenerationSizeMb: writerYoungGenerationMb },
     })
     this.worker.on('message', (msg: FromWriter) => this.onMessage(msg))
     this.worker.on('error', (err) => this.onDeath('E_WRITER_CRASHED', err.message))
@@ -66,9 +89,15 @@ export class WriterLink {
     return this.dead
   }
 
-  /** Whether `captures` more would fit the queue now (what `offer` checks besides the writer's state). */
+  /**
+   * Whether `captures` more may fit the queue now: under the capture bound, and with some
+   * room under the byte bound (a record's size is known only once it is encoded).
+   */
   hasRoom(captures: number): boolean {
-    return this.queuedCaptures + this.inFlightCaptures + captures <= this.maxQueue
+    return (
+      this.queuedCaptures + this.inFlightCaptures + captures <= this.maxQueue.captures &&
+      (this.queuedBytes + this.inFlightBytes < this.maxQueue.bytes || this.pendingCaptures === 0)
+    )
   }
 
   /** Queues a whole record; false when it must be dropped (queue full or writer gone). */
@@ -76,8 +105,12 @@ export class WriterLink {
     const n = unit.captures.length
     if (this.dead || this.closing) return false
     if (!this.hasRoom(n)) return false
+    const bytes = unitBytes(unit)
+    const waiting = this.queuedBytes + this.inFlightBytes
+    if (waiting > 0 && waiting + bytes > this.maxQueue.bytes) return false
     this.queue.push(unit)
     this.queuedCaptures += n
+    this.queuedBytes += bytes
     if (this.queuedCaptures >= this.batchCaptures) this.send()
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => {
@@ -101,6 +134,9 @@ export class WriterLink {
     this.inFlightCaptures += captures
     this.queuedCaptures = 0
     const id = this.nextId++
+    this.batchBytes.set(id, this.queuedBytes)
+    this.inFlightBytes += this.queuedBytes
+    this.queuedBytes = 0
     let packed: ReturnType<typeof packUnits>
     try {
       packed = packUnits(units, (bytes) => this.takeBuffer(bytes))
@@ -155,6 +191,7 @@ export class WriterLink {
         // (dropQueued); a late acknowledgement must not count them a second time.
         if (this.dead) return
         this.inFlightCaptures -= msg.captures
+        this.landed(msg.id)
         this.events.written(msg.captures)
         this.release(msg.id)
         return
@@ -162,6 +199,7 @@ export class WriterLink {
         this.giveBack(msg.buffer)
         if (this.dead) return
         this.inFlightCaptures -= msg.captures
+        this.landed(msg.id)
         this.events.failed(msg.captures, msg.code, msg.message)
         this.release(msg.id)
         return
@@ -171,11 +209,20 @@ export class WriterLink {
     }
   }
 
+  /** Batch `id` is out of memory: written, or failed and counted. */
+  private landed(id: number): void {
+    this.inFlightBytes -= this.batchBytes.get(id) ?? 0
+    this.batchBytes.delete(id)
+  }
+
   private dropQueued(code: string, message: string): void {
     const lost = this.queuedCaptures + this.inFlightCaptures
     this.queue = []
     this.queuedCaptures = 0
     this.inFlightCaptures = 0
+    this.queuedBytes = 0
+    this.inFlightBytes = 0
+    this.batchBytes.clear()
     if (lost > 0) this.events.failed(lost, code, message)
   }
 

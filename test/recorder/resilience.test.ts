@@ -35,6 +35,35 @@ describe('queue overflow', () => {
     expect(errors.length).toBeLessThan(stats.errors)
   })
 
+  it('bounds the queue in bytes too: big payloads fill it long before maxQueue', async () => {
+    const { path, recorder, errors } = testRecorder({ maxQueueBytes: 64 * 1024, flushIntervalMs: 60_000 })
+    const s = recorder.stage('s', (x: { pad: string }) => ({ pad: x.pad }))
+    const pad = 'x'.repeat(10_000)
+    await Promise.all(Array.from({ length: 50 }, (_, i) => recorder.record(`k:${i}`, () => s({ pad }))))
+    // A record holds about 20 KB of encoded text: three fit in 64 KiB, the others are dropped.
+    const mid = recorder.stats()
+    expect(mid.captured).toBe(3)
+    expect(mid.droppedBy.queueFull).toBe(47)
+    expect(errors.map((e) => e.code)).toContain('E_QUEUE_FULL')
+    await recorder.close()
+    expect(recorder.stats().written).toBe(3)
+    expect(readBundle(path).captures).toHaveLength(3)
+  })
+
+  it('takes a record bigger than the byte bound when nothing is waiting, and only then', async () => {
+    const { path, recorder } = testRecorder({ maxQueueBytes: 1024, flushIntervalMs: 60_000 })
+    const s = recorder.stage('s', (x: { pad: string }) => ({ pad: x.pad }))
+    const pad = 'y'.repeat(10_000)
+    await recorder.record('big:1', () => s({ pad }))
+    await recorder.record('big:2', () => s({ pad }))
+    expect(recorder.stats()).toMatchObject({ captured: 1, dropped: 1 })
+    await recorder.flush()
+    await recorder.record('big:3', () => s({ pad }))
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ captured: 2, written: 2, dropped: 1 })
+    expect(readBundle(path).records.map((r) => r.key)).toEqual(['big:1', 'big:3'])
+  })
+
   it('keeps accepting records once the writer has drained the queue', async () => {
     const { path, recorder } = testRecorder({ maxQueue: 4 })
     const s = recorder.stage('s', (n: number) => n)
