@@ -2,7 +2,7 @@
  * R7: under a producer at 2x the writer's capacity for 60 s, RSS growth <= 32 MB and the
  * producer never stalls > 1 ms; drops are counted.
  *
- * One recorder with its default queue (maxQueue 10,000). First the writer's capacity is
+ * One recorder with its default queue (10,000 captures, 16 MiB). First the writer's capacity is
  * measured on it: captures written per second while the producer keeps the queue full
  * but never overflowing (--calibrate seconds). Then the producer runs at 2x that rate
  * for --duration seconds (default 60; BENCH_DURATION also works), one record of 4
@@ -60,7 +60,12 @@ function oneRecord(key: string): void {
   })
 }
 
-// 1. Capacity: keep the writer busy without overflowing the queue.
+// 1. Capacity: keep the writer busy without overflowing the queue: at most half of what
+//    its default bounds (10,000 captures, 16 MiB of encoded payloads) hold at this size.
+const calibrationBacklog = Math.min(
+  4096,
+  Math.floor((16 * 1024 * 1024) / (2 * JSON.stringify(pairs[0]!.input).length + 400) / 2),
+)
 const calStart = performance.now()
 const writtenBefore = recorder.stats().written
 let r = 0
@@ -69,7 +74,7 @@ while (performance.now() - calStart < calibrateS * 1000) {
   if ((r & 15) === 0) {
     while (true) {
       const st = recorder.stats()
-      if (st.captured - st.written <= 4096) break
+      if (st.captured - st.written <= calibrationBacklog) break
       await sleep(1)
     }
   }

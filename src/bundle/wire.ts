@@ -51,34 +51,34 @@ export function packUnits(
   }
 }
 
-function pack(units: readonly RecordUnit[], take: (bytes: number) => ArrayBuffer): PackedUnits {
-  // Sizes every field and checks every number before a buffer is taken, so a batch that
-  // falls back to structured clone does not cost one.
-  let size = 0
-  for (const u of units) {
-    const r = u.record
-    num(r.startedAt)
-    if (r.endedAt !== null) num(r.endedAt)
-    if (r.pid !== null) num(r.pid)
-    size += strSize(r.id) + strSize(r.key) + 8 + 9 + strSize(r.status) + strSize(r.error)
-    size += strSize(r.host) + 9 + strSize(r.build) + 4
-    for (const c of u.captures) {
-      num(c.seq)
-      num(c.attempt)
-      num(c.startedAt)
-      num(c.durationMs)
-      size += 8 + strSize(c.stage) + 8 + strSize(c.input) + strSize(c.output) + strSize(c.error)
-      size += 8 + 8 + 4
-      for (const e of c.effects) {
-        num(e.seq)
-        size += 8 + strSize(e.kind) + strSize(e.name) + strSize(e.args) + strSize(e.result)
-        size += strSize(e.error)
-      }
+/** Bytes `unit` takes packed; throws Unpackable for a field of the wrong type. */
+function unitSize(u: RecordUnit): number {
+  const r = u.record
+  num(r.startedAt)
+  if (r.endedAt !== null) num(r.endedAt)
+  if (r.pid !== null) num(r.pid)
+  let size = strSize(r.id) + strSize(r.key) + 8 + 9 + strSize(r.status) + strSize(r.error)
+  size += strSize(r.host) + 9 + strSize(r.build) + 4
+  for (const c of u.captures) {
+    num(c.seq)
+    num(c.attempt)
+    num(c.startedAt)
+    num(c.durationMs)
+    size += 8 + strSize(c.stage) + 8 + strSize(c.input) + strSize(c.output) + strSize(c.error)
+    size += 8 + 8 + 4
+    for (const e of c.effects) {
+      num(e.seq)
+      size += 8 + strSize(e.kind) + strSize(e.name) + strSize(e.args) + strSize(e.result)
+      size += strSize(e.error)
     }
   }
-  const data = take(size)
-  const buf = Buffer.from(data, 0, size)
-  const view = new DataView(data, 0, size)
+  return size
+}
+
+/** Writes `u` at `at` (unitSize(u) bytes of room checked by the caller); returns the end. */
+function writeUnit(u: RecordUnit, data: ArrayBuffer, start: number, size: number): number {
+  const buf = Buffer.from(data, start, size)
+  const view = new DataView(data, start, size)
   let at = 0
   const str = (s: string | null): void => {
     if (s === null) {
@@ -91,7 +91,7 @@ function pack(units: readonly RecordUnit[], take: (bytes: number) => ArrayBuffer
     at += 4 + n
   }
   const f64 = (v: number): void => {
-    view.setFloat64(at, num(v), true)
+    view.setFloat64(at, v, true)
     at += 8
   }
   const nullableF64 = (v: number | null): void => {
@@ -101,44 +101,135 @@ function pack(units: readonly RecordUnit[], take: (bytes: number) => ArrayBuffer
       return
     }
     view.setUint8(at, 1)
-    view.setFloat64(at + 1, num(v), true)
+    view.setFloat64(at + 1, v, true)
     at += 9
   }
-  for (const u of units) {
-    const r = u.record
-    str(r.id)
-    str(r.key)
-    f64(r.startedAt)
-    nullableF64(r.endedAt)
-    str(r.status)
-    str(r.error)
-    str(r.host)
-    nullableF64(r.pid)
-    str(r.build)
-    view.setUint32(at, u.captures.length, true)
+  const r = u.record
+  str(r.id)
+  str(r.key)
+  f64(r.startedAt)
+  nullableF64(r.endedAt)
+  str(r.status)
+  str(r.error)
+  str(r.host)
+  nullableF64(r.pid)
+  str(r.build)
+  view.setUint32(at, u.captures.length, true)
+  at += 4
+  for (const c of u.captures) {
+    f64(c.seq)
+    str(c.stage)
+    f64(c.attempt)
+    str(c.input)
+    str(c.output)
+    str(c.error)
+    f64(c.startedAt)
+    f64(c.durationMs)
+    view.setUint32(at, c.effects.length, true)
     at += 4
-    for (const c of u.captures) {
-      f64(c.seq)
-      str(c.stage)
-      f64(c.attempt)
-      str(c.input)
-      str(c.output)
-      str(c.error)
-      f64(c.startedAt)
-      f64(c.durationMs)
-      view.setUint32(at, c.effects.length, true)
-      at += 4
-      for (const e of c.effects) {
-        f64(e.seq)
-        str(e.kind)
-        str(e.name)
-        str(e.args)
-        str(e.result)
-        str(e.error)
-      }
+    for (const e of c.effects) {
+      f64(e.seq)
+      str(e.kind)
+      str(e.name)
+      str(e.args)
+      str(e.result)
+      str(e.error)
     }
   }
+  return start + at
+}
+
+function pack(units: readonly RecordUnit[], take: (bytes: number) => ArrayBuffer): PackedUnits {
+  // Sizes every field and checks every number before a buffer is taken, so a batch that
+  // falls back to structured clone does not cost one.
+  const sizes = units.map(unitSize)
+  const size = sizes.reduce((a, b) => a + b, 0)
+  const data = take(size)
+  let at = 0
+  for (let i = 0; i < units.length; i++) at = writeUnit(units[i]!, data, at, sizes[i]!)
   return { data, length: size, records: units.length }
+}
+
+export interface Measured {
+  bytes: number
+  packable: boolean
+}
+
+/**
+ * A batch packed record by record as records finish, so their strings die young instead
+ * of waiting on the host's heap (and being copied by its GC) until the batch is sent. A
+ * record that cannot be packed is kept as it is, for structured clone.
+ */
+export class BatchBuilder {
+  private data: ArrayBuffer | undefined
+  private at = 0
+  private packedRecords = 0
+  private kept: RecordUnit[] = []
+
+  constructor(
+    private readonly take: (bytes: number) => ArrayBuffer,
+    private readonly giveBack: (buffer: ArrayBuffer) => void,
+  ) {}
+
+  get isEmpty(): boolean {
+    return this.packedRecords === 0 && this.kept.length === 0
+  }
+
+  /** What `unit` would take in the batch: packed bytes, or its string lengths if kept as is. */
+  measure(unit: RecordUnit): Measured {
+    try {
+      return { bytes: unitSize(unit), packable: true }
+    } catch (err) {
+      if (!(err instanceof Unpackable)) throw err
+      return { bytes: textLength(unit), packable: false }
+    }
+  }
+
+  /** Adds a record measured by `measure`. */
+  add(unit: RecordUnit, m: Measured): void {
+    if (!m.packable) {
+      this.kept.push(unit)
+      return
+    }
+    if (this.data === undefined || this.data.byteLength - this.at < m.bytes) this.grow(m.bytes)
+    this.at = writeUnit(unit, this.data!, this.at, m.bytes)
+    this.packedRecords++
+  }
+
+  private grow(size: number): void {
+    const next = this.take(this.at + size)
+    if (this.data !== undefined) {
+      new Uint8Array(next).set(new Uint8Array(this.data, 0, this.at))
+      this.giveBack(this.data)
+    }
+    this.data = next
+  }
+
+  /** The batch so far, and a fresh start. */
+  finish(): { packed?: PackedUnits; units?: RecordUnit[] } {
+    const out: { packed?: PackedUnits; units?: RecordUnit[] } = {}
+    if (this.data !== undefined && this.packedRecords > 0) {
+      out.packed = { data: this.data, length: this.at, records: this.packedRecords }
+    } else if (this.data !== undefined) this.giveBack(this.data)
+    if (this.kept.length > 0) out.units = this.kept
+    this.data = undefined
+    this.at = 0
+    this.packedRecords = 0
+    this.kept = []
+    return out
+  }
+}
+
+/** The string lengths of a record: what it holds in memory, near enough. */
+function textLength(u: RecordUnit): number {
+  let n = 256 + (u.record.error?.length ?? 0)
+  for (const c of u.captures) {
+    n += 128 + (typeof c.input === 'string' ? c.input.length : 0) + (c.output?.length ?? 0)
+    n += c.error?.length ?? 0
+    for (const e of c.effects)
+      n += 64 + (e.args?.length ?? 0) + (e.result?.length ?? 0) + (e.error?.length ?? 0)
+  }
+  return n
 }
 
 /** The records packUnits packed. */

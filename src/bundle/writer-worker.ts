@@ -16,12 +16,17 @@ export interface WriterInit {
 }
 
 /**
- * A batch arrives packed (wire.ts) or, when a field could not be packed, as the units
- * themselves (structured clone).
+ * A batch arrives packed (wire.ts), with any record that could not be packed alongside as
+ * it is (structured clone).
  */
 export type ToWriter =
-  | { type: 'write'; id: number; captures: number; packed: PackedUnits }
-  | { type: 'write'; id: number; captures: number; units: RecordUnit[] }
+  | {
+      type: 'write'
+      id: number
+      captures: number
+      packed?: PackedUnits | undefined
+      units?: RecordUnit[] | undefined
+    }
   | { type: 'close'; id: number }
 
 export type FromWriter =
@@ -92,7 +97,7 @@ port.on('message', (msg: ToWriter) => {
 
 /** Sends a reply, handing a packed batch's buffer back for reuse. */
 function reply(msg: FromWriter, from: ToWriter): void {
-  if (from.type === 'write' && 'packed' in from) {
+  if (from.type === 'write' && from.packed !== undefined) {
     port.postMessage({ ...msg, buffer: from.packed.data }, [from.packed.data])
   } else {
     port.postMessage(msg)
@@ -135,7 +140,7 @@ function handle(msg: ToWriter): void {
       return
     }
     try {
-      const units = 'packed' in msg ? unpackUnits(msg.packed) : msg.units
+      const units = [...(msg.packed !== undefined ? unpackUnits(msg.packed) : []), ...(msg.units ?? [])]
       writer.write(units)
       reply({ type: 'written', id: msg.id, captures, records: units.length }, msg)
     } catch (err) {

@@ -8,7 +8,7 @@
  */
 import { Worker } from 'node:worker_threads'
 import type { RecordUnit } from '../bundle/types.js'
-import { packUnits } from '../bundle/wire.js'
+import { BatchBuilder } from '../bundle/wire.js'
 import type { FromWriter, ToWriter, WriterInit } from '../bundle/writer-worker.js'
 import { workerUrl } from '../worker-url.js'
 
@@ -29,23 +29,16 @@ const writerYoungGenerationMb = 12
 const minBufferBytes = 256 * 1024
 const maxSpareBytes = 8 * 1024 * 1024
 
-/** The encoded text a record holds (string lengths: what it keeps in memory, near enough). */
-function unitBytes(unit: RecordUnit): number {
-  let n = 256
-  for (const c of unit.captures) {
-    n += 128 + c.input.length + (c.output?.length ?? 0) + (c.error?.length ?? 0)
-    for (const e of c.effects)
-      n += 64 + (e.args?.length ?? 0) + (e.result?.length ?? 0) + (e.error?.length ?? 0)
-  }
-  return n + (unit.record.error?.length ?? 0)
-}
-
 export class WriterLink {
   private readonly worker: Worker
-  private queue: RecordUnit[] = []
+  /** Records waiting to be sent, packed as they come (see bundle/wire.ts). */
+  private readonly batch = new BatchBuilder(
+    (bytes) => this.takeBuffer(bytes),
+    (buffer) => this.giveBack(buffer),
+  )
   private queuedCaptures = 0
   private inFlightCaptures = 0
-  /** Encoded bytes (string lengths) queued and sent but not yet written, per batch id. */
+  /** Bytes queued, and sent but not yet written (per batch id). */
   private queuedBytes = 0
   private inFlightBytes = 0
   private readonly batchBytes = new Map<number, number>()
@@ -105,12 +98,17 @@ export class WriterLink {
     const n = unit.captures.length
     if (this.dead || this.closing) return false
     if (!this.hasRoom(n)) return false
-    const bytes = unitBytes(unit)
+    let measured: ReturnType<BatchBuilder['measure']>
+    try {
+      measured = this.batch.measure(unit)
+    } catch {
+      return false
+    }
     const waiting = this.queuedBytes + this.inFlightBytes
-    if (waiting > 0 && waiting + bytes > this.maxQueue.bytes) return false
-    this.queue.push(unit)
+    if (waiting > 0 && waiting + measured.bytes > this.maxQueue.bytes) return false
+    this.batch.add(unit, measured)
     this.queuedCaptures += n
-    this.queuedBytes += bytes
+    this.queuedBytes += measured.bytes
     if (this.queuedCaptures >= this.batchCaptures) this.send()
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => {
@@ -127,24 +125,16 @@ export class WriterLink {
       clearTimeout(this.timer)
       this.timer = undefined
     }
-    if (this.queue.length === 0 || this.dead) return
-    const units = this.queue
+    if (this.batch.isEmpty || this.dead) return
     const captures = this.queuedCaptures
-    this.queue = []
     this.inFlightCaptures += captures
     this.queuedCaptures = 0
     const id = this.nextId++
     this.batchBytes.set(id, this.queuedBytes)
     this.inFlightBytes += this.queuedBytes
     this.queuedBytes = 0
-    let packed: ReturnType<typeof packUnits>
-    try {
-      packed = packUnits(units, (bytes) => this.takeBuffer(bytes))
-    } catch {
-      packed = undefined
-    }
-    if (packed === undefined) this.post({ type: 'write', id, captures, units })
-    else this.post({ type: 'write', id, captures, packed }, [packed.data])
+    const { packed, units } = this.batch.finish()
+    this.post({ type: 'write', id, captures, packed, units }, packed === undefined ? [] : [packed.data])
   }
 
   private takeBuffer(bytes: number): ArrayBuffer {
@@ -217,7 +207,7 @@ export class WriterLink {
 
   private dropQueued(code: string, message: string): void {
     const lost = this.queuedCaptures + this.inFlightCaptures
-    this.queue = []
+    this.batch.finish()
     this.queuedCaptures = 0
     this.inFlightCaptures = 0
     this.queuedBytes = 0

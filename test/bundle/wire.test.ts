@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { RecordUnit } from '../../src/bundle/types.js'
-import { packUnits, unpackUnits } from '../../src/bundle/wire.js'
+import { BatchBuilder, packUnits, unpackUnits } from '../../src/bundle/wire.js'
 
 const units: RecordUnit[] = [
   {
@@ -86,5 +86,49 @@ describe('packed hand-off to the writer thread', () => {
     })
     expect(result).toBeUndefined()
     expect(taken).toBe(0)
+  })
+})
+
+describe('a batch packed record by record', () => {
+  it('unpacks to the records added, across buffers grown as it fills, handing the old ones back', () => {
+    const taken: number[] = []
+    const returned: ArrayBuffer[] = []
+    const batch = new BatchBuilder(
+      (n) => {
+        taken.push(n)
+        return new ArrayBuffer(n)
+      },
+      (b) => returned.push(b),
+    )
+    expect(batch.isEmpty).toBe(true)
+    const many = Array.from({ length: 20 }, (_, i) => structuredClone(units[i % 2]!))
+    for (const u of many) batch.add(u, batch.measure(u))
+    expect(batch.isEmpty).toBe(false)
+    // Each buffer was exactly as large as needed, so every record after the first grew it.
+    expect(taken).toHaveLength(20)
+    expect(returned).toHaveLength(19)
+    const { packed, units: kept } = batch.finish()
+    expect(kept).toBeUndefined()
+    expect(packed!.records).toBe(20)
+    expect(unpackUnits(packed!)).toEqual(many)
+    expect(batch.isEmpty).toBe(true)
+    expect(batch.finish()).toEqual({})
+  })
+
+  it('keeps a record it cannot pack as it is, beside the packed ones', () => {
+    const batch = new BatchBuilder(
+      (n) => new ArrayBuffer(n * 2),
+      () => undefined,
+    )
+    const odd = structuredClone(units[0]!)
+    ;(odd.record as { startedAt: unknown }).startedAt = 10n
+    const m = batch.measure(odd)
+    expect(m.packable).toBe(false)
+    expect(m.bytes).toBeGreaterThan(odd.captures[0]!.input.length)
+    batch.add(odd, m)
+    batch.add(units[1]!, batch.measure(units[1]!))
+    const { packed, units: kept } = batch.finish()
+    expect(unpackUnits(packed!)).toEqual([units[1]])
+    expect(kept).toEqual([odd])
   })
 })
