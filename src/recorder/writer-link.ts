@@ -27,7 +27,12 @@ const writerYoungGenerationMb = 12
 
 /** Smallest hand-off buffer, and most bytes of them kept for reuse. */
 const minBufferBytes = 256 * 1024
-const maxSpareBytes = 8 * 1024 * 1024
+const maxSpareBytes = 4 * 1024 * 1024
+/**
+ * A batch is sent at 256 captures or at this many packed bytes, whichever comes first, so
+ * that hand-off buffers stay near 1 MiB whatever the payload size.
+ */
+const batchBytesLimit = 512 * 1024
 
 export class WriterLink {
   private readonly worker: Worker
@@ -109,7 +114,7 @@ export class WriterLink {
     this.batch.add(unit, measured)
     this.queuedCaptures += n
     this.queuedBytes += measured.bytes
-    if (this.queuedCaptures >= this.batchCaptures) this.send()
+    if (this.queuedCaptures >= this.batchCaptures || this.queuedBytes >= batchBytesLimit) this.send()
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => {
         this.timer = undefined
@@ -130,10 +135,13 @@ export class WriterLink {
     this.inFlightCaptures += captures
     this.queuedCaptures = 0
     const id = this.nextId++
-    this.batchBytes.set(id, this.queuedBytes)
-    this.inFlightBytes += this.queuedBytes
-    this.queuedBytes = 0
     const { packed, units } = this.batch.finish()
+    // What the batch holds in memory until it is written: its whole buffer, not only the
+    // bytes packed into it.
+    const held = Math.max(this.queuedBytes, packed?.data.byteLength ?? 0)
+    this.batchBytes.set(id, held)
+    this.inFlightBytes += held
+    this.queuedBytes = 0
     this.post({ type: 'write', id, captures, packed, units }, packed === undefined ? [] : [packed.data])
   }
 

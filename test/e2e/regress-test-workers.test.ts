@@ -10,21 +10,13 @@ import { withDb } from '../helpers/bundle-db.js'
 import { runCli as spawnCli } from '../helpers/cli.js'
 import {
   type CliResult,
-  importStage,
+  inventoryChain,
   record,
   runChain,
   type Workspace,
   workspace,
 } from '../replay/fixture.js'
 
-const parseSrc = `export function parse(event) {
-  return { sku: event.sku, onHand: event.onHand, reserved: event.reserved }
-}
-`
-const computeSrc = `export function compute(row) {
-  return { sku: row.sku, available: row.onHand - row.reserved }
-}
-`
 // A local build with a bug in one record out of seven, spread over the bundle.
 const computeSomeSrc = `export function compute(row) {
   const off = row.onHand % 7 === 0 ? 1 : 0
@@ -35,10 +27,6 @@ const computeSomeSrc = `export function compute(row) {
 const computeKillerSrc = `export function compute(row) {
   if (typeof process.send === 'function') process.kill(process.pid, 'SIGKILL')
   return { sku: row.sku, available: row.onHand - row.reserved }
-}
-`
-const formatSrc = `export function format(item) {
-  return { sku: item.sku, display: item.available + ' in stock' }
 }
 `
 const configOf = (compute: string): string =>
@@ -60,11 +48,9 @@ const cli = (...args: string[]): Promise<CliResult> =>
 
 beforeAll(async () => {
   ws = workspace('retrace-test-workers-')
-  ws.write('stages/parse.mjs', parseSrc)
-  ws.write('stages/compute.mjs', computeSrc)
+  const chain = await inventoryChain(ws)
   ws.write('stages/compute-some.mjs', computeSomeSrc)
   ws.write('stages/compute-killer.mjs', computeKillerSrc)
-  ws.write('stages/format.mjs', formatSrc)
   ws.write('retrace.config.mjs', configOf('compute'))
   ws.write('some.config.mjs', configOf('compute-some'))
   ws.write('killer.config.mjs', configOf('compute-killer'))
@@ -72,11 +58,6 @@ beforeAll(async () => {
     'partial.config.mjs',
     `export default { stages: ${JSON.stringify({ parse: './stages/parse.mjs#parse', compute: './stages/compute.mjs#compute' })} }\n`,
   )
-  const chain = [
-    ['parse', await importStage(ws.path('stages/parse.mjs'), 'parse')],
-    ['compute', await importStage(ws.path('stages/compute.mjs'), 'compute')],
-    ['format', await importStage(ws.path('stages/format.mjs'), 'format')],
-  ] as const
   mkdirSync(ws.path('recordings'))
   await record(ws.path('recordings/big.sqlite'), async (recorder) => {
     for (let i = 0; i < RECORDS; i++) {

@@ -12,6 +12,8 @@ import { expectUsageFailure, runCli as spawnCli } from '../helpers/cli.js'
 import {
   type CliResult,
   importStage,
+  inventoryChain,
+  inventorySources,
   record,
   runChain,
   runCli,
@@ -19,23 +21,6 @@ import {
   workspace,
 } from '../replay/fixture.js'
 
-const parseSrc = `export function parse(event) {
-  return { sku: event.sku, onHand: event.onHand, reserved: event.reserved }
-}
-`
-const computeSrc = `export function compute(row) {
-  return { sku: row.sku, available: row.onHand - row.reserved }
-}
-`
-// A later local build that counts one unit as damaged: every record diverges at compute.
-const computeV2Src = `export function compute(row) {
-  return { sku: row.sku, available: row.onHand - row.reserved - 1 }
-}
-`
-const formatSrc = `export function format(item) {
-  return { sku: item.sku, display: item.available + ' in stock' }
-}
-`
 // For the hostile recording: production echoes the text, the local build decorates it.
 const mangleProd = `export function mangle(input) {
   return { text: input.text, n: 1 }
@@ -68,10 +53,8 @@ let n = 0
 
 beforeAll(async () => {
   ws = workspace('retrace-test-cmd-')
-  ws.write('stages/parse.mjs', parseSrc)
-  ws.write('stages/compute.mjs', computeSrc)
-  ws.write('stages/compute-v2.mjs', computeV2Src)
-  ws.write('stages/format.mjs', formatSrc)
+  const chain = await inventoryChain(ws)
+  ws.write('stages/compute-v2.mjs', inventorySources.computeOffByOne)
   ws.write('stages/mangle.mjs', mangleLocal)
   ws.write('prod/mangle.mjs', mangleProd)
   ws.write('retrace.config.mjs', configOf(stages))
@@ -79,11 +62,6 @@ beforeAll(async () => {
   const { format: _f, ...withoutFormat } = stages
   ws.write('partial.config.mjs', configOf(withoutFormat))
   ws.write('hostile.config.mjs', configOf({ mangle: './stages/mangle.mjs#mangle' }))
-  const chain = [
-    ['parse', await importStage(ws.path('stages/parse.mjs'), 'parse')],
-    ['compute', await importStage(ws.path('stages/compute.mjs'), 'compute')],
-    ['format', await importStage(ws.path('stages/format.mjs'), 'format')],
-  ] as const
   mkdirSync(ws.path('recordings'))
   await record(ws.path('recordings/a.sqlite'), async (recorder) => {
     for (let i = 0; i < RECORDS; i++) {

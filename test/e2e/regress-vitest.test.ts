@@ -10,25 +10,15 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { withDb } from '../helpers/bundle-db.js'
-import { importStage, record, repoRoot, runChain, type Workspace, workspace } from '../replay/fixture.js'
-
-const parseSrc = `export function parse(event) {
-  return { sku: event.sku, onHand: event.onHand, reserved: event.reserved }
-}
-`
-const computeSrc = `export function compute(row) {
-  return { sku: row.sku, available: row.onHand - row.reserved }
-}
-`
-// A later change that counts one unit as damaged: every record diverges at compute.
-const computeChanged = `export function compute(row) {
-  return { sku: row.sku, available: row.onHand - row.reserved - 1 }
-}
-`
-const formatSrc = `export function format(item) {
-  return { sku: item.sku, display: item.available + ' in stock' }
-}
-`
+import {
+  inventoryChain,
+  inventorySources,
+  record,
+  repoRoot,
+  runChain,
+  type Workspace,
+  workspace,
+} from '../replay/fixture.js'
 
 let ws: Workspace
 const ids: string[] = []
@@ -37,18 +27,11 @@ const integration = join(repoRoot, 'src', 'vitest', 'index.ts')
 
 beforeAll(async () => {
   ws = workspace('retrace-vitest-')
-  ws.write('stages/parse.mjs', parseSrc)
-  ws.write('stages/compute.mjs', computeSrc)
-  ws.write('stages/format.mjs', formatSrc)
+  const chain = await inventoryChain(ws)
   ws.write(
     'retrace.config.mjs',
     `export default { stages: { parse: './stages/parse.mjs#parse', compute: './stages/compute.mjs#compute', format: './stages/format.mjs#format' } }\n`,
   )
-  const chain = [
-    ['parse', await importStage(ws.path('stages/parse.mjs'), 'parse')],
-    ['compute', await importStage(ws.path('stages/compute.mjs'), 'compute')],
-    ['format', await importStage(ws.path('stages/format.mjs'), 'format')],
-  ] as const
   mkdirSync(ws.path('recordings'))
   await record(ws.path('recordings/inventory.sqlite'), async (recorder) => {
     for (const [sku, onHand, reserved] of [
@@ -143,7 +126,7 @@ describe('describeRecordings in a user project', { timeout: 120_000 }, () => {
   })
 
   it('fails, naming the stage with the step diff, when the local build no longer matches', async () => {
-    ws.write('stages/compute.mjs', computeChanged)
+    ws.write('stages/compute.mjs', inventorySources.computeOffByOne)
     const r = await vitest()
     expect(r.code).not.toBe(0)
     expect(r.code).not.toBeNull()
@@ -171,14 +154,14 @@ describe('describeRecordings in a user project', { timeout: 120_000 }, () => {
     expectCode(again, 0)
     expect(again.output).toMatch(/Tests\s+2 passed \(2\)/)
     // And the old build now fails against what was pinned.
-    ws.write('stages/compute.mjs', computeSrc)
+    ws.write('stages/compute.mjs', inventorySources.compute)
     const old = await vitest()
     expect(old.code).not.toBe(0)
     expect(old.output).toContain('~ $.available 4 → 5')
   })
 
   it('toReplayCleanly in a hand-written test: passes for a clean record, fails with the diff otherwise', async () => {
-    ws.write('stages/compute.mjs', computeSrc)
+    ws.write('stages/compute.mjs', inventorySources.compute)
     const bundle = ws.path('recordings/inventory.sqlite')
     const config = ws.path('retrace.config.mjs')
     ws.write(

@@ -145,3 +145,40 @@ export function parseReplayJson(r: CliResult): ReplayJson {
 export function statuses(rec: ReplayJson['records'][number]): Record<string, string> {
   return Object.fromEntries(rec.stages.map((s) => [s.stage, s.status]))
 }
+
+/**
+ * The three-stage inventory chain the regression tests record and replay (parse, compute,
+ * format), as module sources, with `compute` counting one unit as damaged in `computeOffByOne`
+ * (a later local build under which every record diverges at compute).
+ */
+export const inventorySources = {
+  parse: `export function parse(event) {
+  return { sku: event.sku, onHand: event.onHand, reserved: event.reserved }
+}
+`,
+  compute: `export function compute(row) {
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`,
+  computeOffByOne: `export function compute(row) {
+  return { sku: row.sku, available: row.onHand - row.reserved - 1 }
+}
+`,
+  format: `export function format(item) {
+  return { sku: item.sku, display: item.available + ' in stock' }
+}
+`,
+}
+
+/**
+ * Writes the inventory chain to stages/{parse,compute,format}.mjs in `ws` and imports it:
+ * the production build to record with `runChain`.
+ */
+export async function inventoryChain(ws: Workspace): Promise<(readonly [string, StageFn])[]> {
+  const chain: (readonly [string, StageFn])[] = []
+  for (const name of ['parse', 'compute', 'format'] as const) {
+    const file = ws.write(`stages/${name}.mjs`, inventorySources[name])
+    chain.push([name, await importStage(file, name)])
+  }
+  return chain
+}
