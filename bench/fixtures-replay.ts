@@ -136,6 +136,7 @@ async function record(path: string, records: number): Promise<void> {
     // A deterministic clock: the same records every time, and ctx.now() plays back exactly.
     clock: () => (now += 3),
     maxQueue: 50_000,
+    maxQueueBytes: 512 * 1024 * 1024,
     flushIntervalMs: 50,
   })
   const stages = STAGES.map((s) => recorder.stage(s, mod[s]))

@@ -3,8 +3,9 @@
  * insert of the same rows.
  *
  * Recorder: wrapped async stages (4 per record) called as fast as the writer takes them;
- * the producer pauses while more than `--backlog` captures wait, so the writer is always
- * busy and nothing is dropped (maxQueue is set above the total and drops are reported).
+ * the producer pauses while more than `--backlog` captures wait (at most half of what the
+ * default 16 MiB byte bound holds at the payload size), so the writer is always busy and
+ * nothing is dropped (maxQueue is set above the total and drops are reported).
  * `producerWaitingShare` in the details tells which side limited the run: near 0 means
  * the main thread (encoding, R1) could not feed the writer, not that the writer was slow.
  * The figure is captures written (stats().written) per second, from the first capture
@@ -69,6 +70,10 @@ async function recorderRunHere(payloadBytes: number): Promise<RecorderRun> {
   const total = records * stagesPerRecord
   const path = join(dir, 'rec.sqlite')
   const recorder = createRecorder({ path, pipeline: 'bench', build: 'bench', maxQueue: total * 2 })
+  const waitAbove = Math.min(
+    backlog,
+    Math.floor((16 * 1024 * 1024) / (2 * JSON.stringify(pairs[0]!.input).length + 400) / 2),
+  )
   const stages = Array.from({ length: stagesPerRecord }, (_, i) =>
     recorder.stage(`stage${i}`, async (input: Payload) => outputOf.get(input)),
   )
@@ -86,7 +91,7 @@ async function recorderRunHere(payloadBytes: number): Promise<RecorderRun> {
     if ((r & 15) === 0) {
       while (true) {
         const st = recorder.stats()
-        if (st.captured - st.written - st.dropped <= backlog) break
+        if (st.captured - st.written - st.dropped <= waitAbove) break
         const w0 = performance.now()
         await sleep(1)
         waitedMs += performance.now() - w0
