@@ -360,9 +360,9 @@ export class BundleReader {
    * The records with these ids, in order, streamed (undefined for one this bundle does not
    * hold). A chunk of records is read in one read transaction: one file lock for the chunk
    * instead of one per query. Chunks are small: a chunk's records live until they are
-   * replayed, and with 4 MiB semi-spaces, chunks of 32 were copied by GC often enough to
-   * cost a third of `retrace test` (bench/test-workers.ts). Not for use while another query
-   * of this reader is being iterated (SQLite refuses a transaction then).
+   * replayed, and with small semi-spaces (src/replay/heap.ts) GC copied chunks of 32 often
+   * enough to cost up to a third of `retrace test` (bench/test-workers.ts). Not for use
+   * while another query of this reader is being iterated (SQLite refuses a transaction then).
    */
   *loadRecords(ids: readonly string[], chunk = 8): Generator<RecordChain | undefined> {
     const readChunk = this.db.transaction((part: readonly string[]) => part.map((id) => this.readRecord(id)))

@@ -11,6 +11,7 @@ import { safeJson, visibleLine } from '../render/format.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { renderUnified } from '../render/unified.js'
 import { loadConfig, loadStages } from '../replay/config.js'
+import { keepYoungGenerationSmall } from '../replay/heap.js'
 import { engineOptions, replaySelection } from '../replay/run.js'
 
 export default class Replay extends RetraceCommand<typeof Replay> {
@@ -72,6 +73,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
   static override summary = 'Replay records through the local build and name the first stage that diverges.'
 
   async run(): Promise<void> {
+    keepYoungGenerationSmall()
     if (this.flags.watch) {
       // Each replay runs in a fresh process: edited stage modules load anew, and nothing a
       // stage left behind (timers, patched globals) leaks into the next run.

@@ -11,6 +11,7 @@ import { safeJson, visibleLine } from '../render/format.js'
 import { renderJunit } from '../render/junit.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
+import { keepYoungGenerationSmall } from '../replay/heap.js'
 import { discoverBundles, parseShard, runTests, type TestPool, type TestRun } from '../replay/regress.js'
 import { engineOptions, type RunOptions } from '../replay/run.js'
 import { workerPool } from '../replay/test-pool.js'
@@ -60,6 +61,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
   static override summary = 'Run the recordings as regression tests.'
 
   async run(): Promise<void> {
+    keepYoungGenerationSmall()
     const f = this.flags
     if (
       f.update &&

@@ -20,9 +20,6 @@ import type { TestPool } from './regress.js'
 import type { RunOptions } from './run.js'
 import type { FromTestWorker, TestWorkerInit, ToTestWorker, WorkerResult } from './test-worker.js'
 
-/** As bin/run.js gives the CLI: peak RSS flat in the number of records (bench/test-workers.ts). */
-const workerNodeFlags = ['--max-semi-space-size=4']
-
 /** Records per hand-out to a worker: small enough to even out the end, large enough to cost no time. */
 function chunkSize(records: number, workers: number): number {
   return Math.max(16, Math.min(256, Math.ceil(records / (workers * 16))))
@@ -113,7 +110,7 @@ export function workerPool(
   for (let i = 0; i < workers - 1; i++) {
     const child = fork(script, [JSON.stringify(init)], {
       cwd,
-      execArgv: workerNodeFlags,
+      execArgv: [],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })

@@ -3,6 +3,7 @@ import { BundleSet } from '../bundle/index.js'
 import { RetraceError } from '../errors.js'
 import { loadConfig, loadStages } from './config.js'
 import type { RecordResult } from './engine.js'
+import { keepYoungGenerationSmall } from './heap.js'
 import { type StaleItem, testRecord } from './regress.js'
 import { engineOptions, type RunOptions } from './run.js'
 
@@ -58,6 +59,7 @@ function report(err: unknown): void {
   })
 }
 
+keepYoungGenerationSmall()
 const ready = (async () => {
   const config = await loadConfig(init.config, init.cwd)
   return engineOptions(config, await loadStages(config), init.run)
