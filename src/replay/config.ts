@@ -1,11 +1,12 @@
 /**
  * Finding and loading the replay config and the stage modules it names. TypeScript and
- * JavaScript are loaded without a build step through jiti (a maintained loader).
+ * JavaScript are loaded without a build step: `.mjs` by node itself, the rest through jiti
+ * (a maintained loader).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { createJiti, type Jiti } from 'jiti'
+import type { Jiti } from 'jiti'
 import { PathSyntaxError, parseJson } from '../codec/index.js'
 import { type CompiledRules, noRules } from '../compare/diff.js'
 import { compileRules } from '../compare/rules.js'
@@ -45,8 +46,18 @@ export function findConfig(start: string): string | undefined {
   }
 }
 
-function makeJiti(): Jiti {
-  return createJiti(import.meta.url, { interopDefault: false })
+let jiti: Promise<Jiti> | undefined
+
+/**
+ * Imports a config or stage module. An `.mjs` file is standard ES module JavaScript, which
+ * node imports as it is; everything else (TypeScript, `.js` of either module kind, `.cjs`)
+ * goes through jiti, loaded only then: importing jiti costs every process ~50 ms, twice per
+ * `retrace test --workers` run (C3 and test in bench/).
+ */
+async function importModule(file: string): Promise<unknown> {
+  if (file.endsWith('.mjs')) return import(pathToFileURL(file).href)
+  jiti ??= import('jiti').then(({ createJiti }) => createJiti(import.meta.url, { interopDefault: false }))
+  return (await jiti).import(pathToFileURL(file).href)
 }
 
 function validate(raw: unknown, path: string): RetraceConfig {
@@ -82,7 +93,7 @@ export async function loadConfig(explicit: string | undefined, cwd: string): Pro
   if (!existsSync(path)) throw new ConfigError(`config ${path} does not exist`, 'E_CONFIG_MISSING')
   let raw: unknown
   try {
-    raw = path.endsWith('.json') ? parseJson(readFileSync(path, 'utf8')) : await makeJiti().import(path)
+    raw = path.endsWith('.json') ? parseJson(readFileSync(path, 'utf8')) : await importModule(path)
   } catch (err) {
     throw new ConfigError(`cannot load config ${path}: ${firstLine(err)}`, 'E_CONFIG_LOAD', { cause: err })
   }
@@ -123,7 +134,6 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
   installNetworkGuard()
   const out = new Map<string, StageFn<unknown, unknown>>()
   const base = loaded.path === undefined ? process.cwd() : dirname(loaded.path)
-  const jiti = makeJiti()
   for (const [name, ref] of Object.entries(loaded.config.stages)) {
     if (typeof ref === 'function') {
       out.set(name, ref as StageFn<unknown, unknown>)
@@ -138,7 +148,7 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
     }
     let mod: Record<string, unknown>
     try {
-      mod = (await jiti.import(pathToFileURL(file).href)) as Record<string, unknown>
+      mod = (await importModule(file)) as Record<string, unknown>
     } catch (err) {
       throw new ConfigError(`stage ${name}: cannot load ${file}: ${firstLine(err)}`, 'E_STAGE_LOAD', {
         cause: err,
