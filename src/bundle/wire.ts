@@ -4,7 +4,9 @@
  * record and capture object on the host's thread and writes them into freshly allocated
  * memory, and first touches of fresh pages cost as much as encoding the payloads on some
  * hosts; packing writes the same strings and numbers in one flat pass into a buffer that
- * is reused batch after batch.
+ * is reused batch after batch. Each record is packed as it finishes (BatchBuilder), and a
+ * record with a field of the wrong type (a host's clock returning a BigInt) goes beside the
+ * buffer as it is, for structured clone, which carries it faithfully.
  *
  * Layout, little-endian: per record its fields in RecordRow order, the number of its
  * captures, then each capture (CaptureWrite order, the number of its effects, then each
@@ -13,7 +15,7 @@
  */
 import type { CaptureWrite, EffectKind, EffectRow, RecordStatus, RecordUnit } from './types.js'
 
-/** A batch packed by packUnits: `length` bytes at the start of `data`. */
+/** A batch packed by BatchBuilder: `length` bytes at the start of `data`. */
 export interface PackedUnits {
   data: ArrayBuffer
   length: number
@@ -32,23 +34,6 @@ function strSize(s: string | null): number {
 function num(v: number): number {
   if (typeof v !== 'number') throw new Unpackable()
   return v
-}
-
-/**
- * Packs whole records into one transferable buffer; undefined when a field holds something
- * other than its declared type (a host's clock returning a BigInt), which only structured
- * clone carries faithfully.
- */
-export function packUnits(
-  units: readonly RecordUnit[],
-  take: (bytes: number) => ArrayBuffer,
-): PackedUnits | undefined {
-  try {
-    return pack(units, take)
-  } catch (err) {
-    if (err instanceof Unpackable) return undefined
-    throw err
-  }
 }
 
 /** Bytes `unit` takes packed; throws Unpackable for a field of the wrong type. */
@@ -139,17 +124,6 @@ function writeUnit(u: RecordUnit, data: ArrayBuffer, start: number, size: number
   return start + at
 }
 
-function pack(units: readonly RecordUnit[], take: (bytes: number) => ArrayBuffer): PackedUnits {
-  // Sizes every field and checks every number before a buffer is taken, so a batch that
-  // falls back to structured clone does not cost one.
-  const sizes = units.map(unitSize)
-  const size = sizes.reduce((a, b) => a + b, 0)
-  const data = take(size)
-  let at = 0
-  for (let i = 0; i < units.length; i++) at = writeUnit(units[i]!, data, at, sizes[i]!)
-  return { data, length: size, records: units.length }
-}
-
 export interface Measured {
   bytes: number
   packable: boolean
@@ -232,7 +206,7 @@ function textLength(u: RecordUnit): number {
   return n
 }
 
-/** The records packUnits packed. */
+/** The records a BatchBuilder packed. */
 export function unpackUnits(packed: PackedUnits): RecordUnit[] {
   const buf = Buffer.from(packed.data, 0, packed.length)
   const view = new DataView(packed.data, 0, packed.length)

@@ -95,7 +95,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
         `no bundles (*.sqlite) under ${given.length > 0 ? given.join(', ') : 'recordings/'}`,
       )
     const runOptions: RunOptions = { mode: 'cascade', splice: [], allowNet: false, timeoutMs: f.timeout }
-    // The threads start now, loading the config and stages while this thread does the same.
+    // The workers start now, loading the config and stages while this process does the same.
     const pool =
       f.workers > 1
         ? workerPool(f.workers, f.config, process.cwd(), runOptions, {

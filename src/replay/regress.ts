@@ -139,7 +139,7 @@ export interface TestRun {
 
 /** Runs one bundle's records on worker processes, reporting each result as it lands. */
 export interface TestPool {
-  /** Bundles with fewer records run inline: a thread costs more than it saves. */
+  /** Bundles with fewer records run in this process alone: a worker costs more than it saves. */
   minRecords: number
   run(
     path: string,
@@ -148,7 +148,7 @@ export interface TestPool {
     /** Replays some of the records in this process, reporting through the tally itself. */
     replayHere: (ids: readonly string[]) => Promise<void>,
   ): Promise<void>
-  /** Stops the threads; the run is over. */
+  /** Stops the workers; the run is over. */
   close(): Promise<void>
 }
 

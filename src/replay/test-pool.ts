@@ -33,9 +33,8 @@ const ownChunk = 16
 
 interface Slot {
   child: ChildProcess
-  /** The chunk it is working on (empty when idle). */
+  /** The chunk it is working on; empty when idle. */
   chunk: readonly string[]
-  busy: boolean
 }
 
 /** A matched record as a worker sends it (see WorkerResult), as the tally takes it. */
@@ -93,7 +92,8 @@ export function workerPool(
   /** Settles the bundle once the CLI and every worker are done with it. */
   const settle = (): void => {
     const j = job
-    if (j === undefined || !j.ownDone || j.next < j.ids.length || slots.some((s) => s.busy)) return
+    if (j === undefined || !j.ownDone || j.next < j.ids.length || slots.some((s) => s.chunk.length > 0))
+      return
     job = undefined
     j.resolve()
   }
@@ -101,7 +101,6 @@ export function workerPool(
   const feed = (slot: Slot): void => {
     const j = job
     const ids = j === undefined ? [] : take(j.chunk)
-    slot.busy = ids.length > 0
     slot.chunk = ids
     if (j !== undefined && ids.length > 0) send(slot, { type: 'records', path: j.path, ids })
     else settle()
@@ -114,7 +113,7 @@ export function workerPool(
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
-    const slot: Slot = { child, chunk: [], busy: false }
+    const slot: Slot = { child, chunk: [] }
     slots.push(slot)
     child.on('message', (msg: FromTestWorker) => {
       if (msg.type === 'results') {

@@ -81,10 +81,10 @@ async function replayChunk(path: string, ids: readonly string[]): Promise<void> 
     const { result, stale } = await testRecord(path, chain, engine)
     if (result.verdict === 'matched' && !init.keepMatched) {
       batch.push({ matched: [result.recordId, result.key], stale })
-      continue
+    } else {
+      if (!(init.keepOutputs && result.verdict !== 'matched')) delete result.outputs
+      batch.push({ result, stale })
     }
-    if (!(init.keepOutputs && result.verdict !== 'matched')) delete result.outputs
-    batch.push({ result, stale })
     if (batch.length >= batchSize) {
       post({ type: 'results', items: batch, last: false })
       batch = []

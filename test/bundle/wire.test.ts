@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { RecordUnit } from '../../src/bundle/types.js'
-import { BatchBuilder, packUnits, unpackUnits } from '../../src/bundle/wire.js'
+import { BatchBuilder, unpackUnits } from '../../src/bundle/wire.js'
 
 const units: RecordUnit[] = [
   {
@@ -63,15 +63,25 @@ describe('packed hand-off to the writer thread', () => {
   it('unpacks to exactly the records that were packed, in a reused larger buffer', () => {
     const buffer = new ArrayBuffer(64 * 1024)
     new Uint8Array(buffer).fill(0xff)
-    const packed = packUnits(units, () => buffer)
+    const batch = new BatchBuilder(
+      () => buffer,
+      () => undefined,
+    )
+    for (const u of units) batch.add(u, batch.measure(u))
+    const { packed } = batch.finish()
     expect(packed?.data).toBe(buffer)
     expect(unpackUnits(packed!)).toEqual(units)
   })
 
-  it('declines a batch whose fields are not of their declared types', () => {
+  it('declines a record whose fields are not of their declared types', () => {
     const odd = structuredClone(units)
     ;(odd[0]!.record as { startedAt: unknown }).startedAt = 10n
-    expect(packUnits(odd, (n) => new ArrayBuffer(n))).toBeUndefined()
+    const batch = new BatchBuilder(
+      (n) => new ArrayBuffer(n),
+      () => undefined,
+    )
+    batch.add(odd[0]!, batch.measure(odd[0]!))
+    expect(batch.finish().packed).toBeUndefined()
   })
 
   it('declines before it takes a buffer, so the fallback costs none', () => {
@@ -80,10 +90,15 @@ describe('packed hand-off to the writer thread', () => {
     expect(effect).toBeDefined()
     ;(effect as { seq: unknown }).seq = '0'
     let taken = 0
-    const result = packUnits(odd, (n) => {
-      taken++
-      return new ArrayBuffer(n)
-    })
+    const batch = new BatchBuilder(
+      (n) => {
+        taken++
+        return new ArrayBuffer(n)
+      },
+      () => undefined,
+    )
+    batch.add(odd[0]!, batch.measure(odd[0]!))
+    const result = batch.finish().packed
     expect(result).toBeUndefined()
     expect(taken).toBe(0)
   })
