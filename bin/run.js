@@ -47,7 +47,30 @@ function fastPath() {
   return false
 }
 
+/**
+ * `retrace test --workers N`: N-1 worker processes, started now so that they boot while
+ * oclif loads (src/replay/prestart.ts). oclif still parses and checks the flag; workers
+ * started for a command line it then refuses exit with this process.
+ */
+function workersAsked() {
+  if (args[0] !== 'test') return 0
+  for (let i = 1; i < args.length; i++) {
+    if (args[i] === '--') break
+    const value =
+      args[i] === '--workers' ? args[i + 1] : args[i].startsWith('--workers=') ? args[i].slice(10) : undefined
+    if (value === undefined) continue
+    const n = /^[0-9]{1,2}$/.test(value) ? Number(value) : 0
+    return n >= 2 && n <= 64 ? n : 0
+  }
+  return 0
+}
+
 if (!fastPath()) {
+  const workers = workersAsked()
+  if (workers > 1) {
+    const { prestartWorkers } = await import('../dist/replay/prestart.js')
+    prestartWorkers(workers - 1)
+  }
   const { execute } = await import('@oclif/core')
   await execute({ dir: import.meta.url })
 }

@@ -1,7 +1,8 @@
 /**
  * `retrace test --workers N`: the CLI process and N-1 worker processes replay a bundle's
- * records together. The workers start when the pool is made, so they load the config and
- * the stage modules while the CLI is still finding bundles and listing records, and they
+ * records together. The workers are started by `bin/run.js` before oclif loads
+ * (src/replay/prestart.ts), or else when the pool is made; they load the config and the
+ * stage modules while the CLI is still finding bundles and listing records, and they
  * serve every bundle of the run. Records are handed out in chunks as each one asks for
  * more, so a worker slowed by other work on the machine takes fewer of them instead of
  * holding up the end of the run.
@@ -11,11 +12,10 @@
  * slower (threads share one address space, and every page V8 maps or frees there stalls
  * the other core). A stage that crashes or exits takes only its worker down.
  */
-import { type ChildProcess, fork } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import type { ChildProcess } from 'node:child_process'
 import { ExitCode, type ExitCodeValue, RetraceError } from '../errors.js'
-import { workerUrl } from '../worker-url.js'
 import type { RecordResult } from './engine.js'
+import { forkWorker, takeWorkers } from './prestart.js'
 import type { TestPool } from './regress.js'
 import type { RunOptions } from './run.js'
 import type { FromTestWorker, TestWorkerInit, ToTestWorker, WorkerResult } from './test-worker.js'
@@ -51,7 +51,6 @@ export function workerPool(
   run: RunOptions,
   options: { keepOutputs: boolean; keepMatched: boolean },
 ): TestPool {
-  const script = fileURLToPath(workerUrl(import.meta.url, './test-worker.js'))
   const init: TestWorkerInit = { config, cwd, run, ...options }
   const slots: Slot[] = []
   /** The bundle being run, if any. */
@@ -106,13 +105,9 @@ export function workerPool(
     else settle()
   }
 
-  for (let i = 0; i < workers - 1; i++) {
-    const child = fork(script, [JSON.stringify(init)], {
-      cwd,
-      execArgv: [],
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
+  const children = takeWorkers(workers - 1, cwd)
+  while (children.length < workers - 1) children.push(forkWorker(cwd))
+  for (const child of children) {
     const slot: Slot = { child, chunk: [] }
     slots.push(slot)
     child.on('message', (msg: FromTestWorker) => {
@@ -142,6 +137,7 @@ export function workerPool(
           : new RetraceError('E_WORKER', `a test worker exited early (${how})`, ExitCode.internal),
       )
     })
+    send(slot, { type: 'init', init })
   }
 
   return {

@@ -2,7 +2,7 @@
 import { BundleSet } from '../bundle/index.js'
 import { RetraceError } from '../errors.js'
 import { loadConfig, loadStages } from './config.js'
-import type { RecordResult } from './engine.js'
+import type { RecordResult, ReplayOptions } from './engine.js'
 import { keepYoungGenerationSmall } from './heap.js'
 import { type StaleItem, testRecord } from './regress.js'
 import { engineOptions, type RunOptions } from './run.js'
@@ -26,7 +26,10 @@ export type WorkerResult =
   | { result: RecordResult; stale: StaleItem[] }
   | { matched: [recordId: string, key: string]; stale: StaleItem[] }
 
-export type ToTestWorker = { type: 'records'; path: string; ids: readonly string[] } | { type: 'close' }
+export type ToTestWorker =
+  | { type: 'init'; init: TestWorkerInit }
+  | { type: 'records'; path: string; ids: readonly string[] }
+  | { type: 'close' }
 
 export type FromTestWorker =
   | {
@@ -38,7 +41,6 @@ export type FromTestWorker =
   | { type: 'error'; message: string; code: string; exit: number }
 
 if (process.send === undefined) throw new Error('test-worker must run as a forked process')
-const init = JSON.parse(process.argv[2] ?? '{}') as TestWorkerInit
 const post = (msg: FromTestWorker): void => {
   process.send?.(msg)
 }
@@ -60,16 +62,27 @@ function report(err: unknown): void {
 }
 
 keepYoungGenerationSmall()
-const ready = (async () => {
-  const config = await loadConfig(init.config, init.cwd)
-  return engineOptions(config, await loadStages(config), init.run)
-})()
+/** What the CLI asked for, and the engine made from it; set by the first message. */
+let init: TestWorkerInit | undefined
+let ready: Promise<ReplayOptions> | undefined
+
+function start(given: TestWorkerInit): void {
+  init = given
+  ready = (async () => {
+    const config = await loadConfig(given.config, given.cwd)
+    return engineOptions(config, await loadStages(config), given.run)
+  })()
+  // A config that fails to load is reported at once, not with the first chunk.
+  ready.catch(report)
+}
 /** The bundle of the last chunk, kept open for the next. */
 let open: { path: string; set: BundleSet } | undefined
 /** Chunks run one at a time, in the order they came. */
 let queue: Promise<void> = Promise.resolve()
 
 async function replayChunk(path: string, ids: readonly string[]): Promise<void> {
+  const given = init
+  if (given === undefined || ready === undefined) throw new Error('records came before init')
   const engine = await ready
   if (open?.path !== path) {
     open?.set.close()
@@ -79,10 +92,10 @@ async function replayChunk(path: string, ids: readonly string[]): Promise<void> 
   let batch: WorkerResult[] = []
   for (const chain of open.set.loadRecords(ids)) {
     const { result, stale } = await testRecord(path, chain, engine)
-    if (result.verdict === 'matched' && !init.keepMatched) {
+    if (result.verdict === 'matched' && !given.keepMatched) {
       batch.push({ matched: [result.recordId, result.key], stale })
     } else {
-      if (!(init.keepOutputs && result.verdict !== 'matched')) delete result.outputs
+      if (!(given.keepOutputs && result.verdict !== 'matched')) delete result.outputs
       batch.push({ result, stale })
     }
     if (batch.length >= batchSize) {
@@ -94,7 +107,8 @@ async function replayChunk(path: string, ids: readonly string[]): Promise<void> 
 }
 
 process.on('message', (msg: ToTestWorker) => {
-  if (msg.type === 'records') {
+  if (msg.type === 'init') start(msg.init)
+  else if (msg.type === 'records') {
     queue = queue.then(() => replayChunk(msg.path, msg.ids)).catch(report)
   } else if (msg.type === 'close') {
     void queue.finally(() => {
@@ -105,5 +119,3 @@ process.on('message', (msg: ToTestWorker) => {
 })
 // The CLI is gone (killed, crashed): nothing would read the results.
 process.on('disconnect', () => process.exit(0))
-// A config that fails to load is reported at once, not with the first chunk.
-ready.catch(report)

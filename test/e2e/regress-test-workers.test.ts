@@ -4,7 +4,7 @@
  * order, same JUnit test cases), --update must pin the same expectations, and a worker
  * that dies must end the run with one clear line, not a hang.
  */
-import { copyFileSync, mkdirSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { withDb } from '../helpers/bundle-db.js'
 import { runCli as spawnCli } from '../helpers/cli.js'
@@ -89,6 +89,22 @@ function pinned(path: string): string[] {
       ).map((x) => `${x.record_id} ${x.stage} ${x.output}`),
     true,
   )
+}
+
+/** Worker processes (test-worker.js) running in `dir`, from /proc. */
+function workersIn(dir: string): number[] {
+  const found: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      if (cmdline.includes('test-worker.js') && readlinkSync(`/proc/${entry}/cwd`) === dir)
+        found.push(Number(entry))
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return found
 }
 
 describe('retrace test --workers', { timeout: 120_000 }, () => {
@@ -177,4 +193,20 @@ describe('retrace test --workers', { timeout: 120_000 }, () => {
       ),
     )
   })
+
+  it.runIf(existsSync('/proc/self/cmdline'))(
+    'workers started before the command line is checked leave with a refused run',
+    async () => {
+      for (const args of [
+        ['test', 'nowhere', '--workers', '2'],
+        ['test', 'recordings', '--workers=3', '--shard', 'half'],
+      ]) {
+        const r = await cli(...args)
+        expect(r.code).toBe(2)
+        expect(r.stdout).toBe('')
+        expect(r.stderr.trimEnd().split('\n')).toHaveLength(1)
+      }
+      await expect.poll(() => workersIn(ws.dir), { timeout: 5_000 }).toEqual([])
+    },
+  )
 })
