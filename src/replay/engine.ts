@@ -25,6 +25,7 @@ import type { StageFn } from '../recorder/recorder.js'
 import { isThenable } from '../thenable.js'
 import { callOffline, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
+import { divertStdout } from './stdout.js'
 
 export type StageStatus = 'matched' | 'diverged' | 'inherited' | 'error' | 'skipped'
 export type Verdict = 'matched' | 'diverged' | 'error'
@@ -305,8 +306,20 @@ function skipped(attempt: number, reason: string): AttemptResult {
   }
 }
 
-/** Replays one record. Never throws for anything a stage does. */
+/**
+ * Replays one record. Never throws for anything a stage does. What the local build writes
+ * to stdout meanwhile goes to stderr (src/replay/stdout.ts).
+ */
 export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
+  const restore = divertStdout()
+  try {
+    return await replayDiverted(chain, o)
+  } finally {
+    restore()
+  }
+}
+
+async function replayDiverted(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
   const order = stageOrder(chain.captures)
   const expected = new Map<string, ExpectationRow>(chain.expectations.map((x) => [x.stage, x]))
   const lastAttempt = new Map<string, number>()

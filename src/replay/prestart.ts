@@ -22,7 +22,8 @@ export function forkWorker(cwd?: string): ChildProcess {
     ...(cwd !== undefined ? { cwd } : {}),
     execArgv: [],
     serialization: 'advanced',
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Results travel over IPC; whatever a stage prints goes to stderr, never into the report.
+    stdio: ['ignore', 2, 'inherit', 'ipc'],
   })
 }
 

@@ -29,6 +29,13 @@ const computeKillerSrc = `export function compute(row) {
   return { sku: row.sku, available: row.onHand - row.reserved }
 }
 `
+// Prints as it works: on stdout through console.log and process.stdout.write.
+const computeChattySrc = `export function compute(row) {
+  console.log('compute: looking at', row.sku)
+  process.stdout.write('compute: done\\n')
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
 const configOf = (compute: string): string =>
   `export default { stages: ${JSON.stringify({
     parse: './stages/parse.mjs#parse',
@@ -51,6 +58,8 @@ beforeAll(async () => {
   const chain = await inventoryChain(ws)
   ws.write('stages/compute-some.mjs', computeSomeSrc)
   ws.write('stages/compute-killer.mjs', computeKillerSrc)
+  ws.write('stages/compute-chatty.mjs', computeChattySrc)
+  ws.write('chatty.config.mjs', configOf('compute-chatty'))
   ws.write('retrace.config.mjs', configOf('compute'))
   ws.write('some.config.mjs', configOf('compute-some'))
   ws.write('killer.config.mjs', configOf('compute-killer'))
@@ -209,4 +218,41 @@ describe('retrace test --workers', { timeout: 120_000 }, () => {
       await expect.poll(() => workersIn(ws.dir), { timeout: 5_000 }).toEqual([])
     },
   )
+
+  it('what a stage prints goes to stderr: stdout holds the report alone', async () => {
+    const replay = await cli('replay', 'recordings/big.sqlite', '--config', 'chatty.config.mjs', '--json')
+    expect(replay.code).toBe(0)
+    const doc = JSON.parse(replay.stdout) as { summary: { records: number; matched: number } }
+    expect(doc.summary).toMatchObject({ records: RECORDS, matched: RECORDS })
+    expect(replay.stderr).toContain('compute: looking at sku:1000\ncompute: done\n')
+    for (const workers of ['1', '2']) {
+      const json = await cli(
+        'test',
+        'recordings',
+        '--config',
+        'chatty.config.mjs',
+        '--reporter',
+        'json',
+        '--workers',
+        workers,
+      )
+      expect(json.code).toBe(0)
+      expect((JSON.parse(json.stdout) as { summary: { matched: number } }).summary.matched).toBe(RECORDS)
+      expect(json.stderr.match(/compute: done/g)).toHaveLength(RECORDS)
+      const junit = await cli(
+        'test',
+        'recordings',
+        '--config',
+        'chatty.config.mjs',
+        '--reporter',
+        'junit',
+        '--workers',
+        workers,
+      )
+      expect(junit.code).toBe(0)
+      expect(junit.stdout).toMatch(/^<\?xml [^\n]*\?>\n<testsuites /)
+      expect(junit.stdout).not.toContain('compute:')
+      expect(junit.stdout.match(/<testcase /g)).toHaveLength(RECORDS)
+    }
+  })
 })
