@@ -48,12 +48,12 @@ function fastPath() {
 }
 
 /**
- * `retrace test --workers N`: N-1 worker processes, started now so that they boot while
- * oclif loads (src/replay/prestart.ts). oclif still parses and checks the flag; workers
- * started for a command line it then refuses exit with this process.
+ * `retrace test|replay --workers N`: N-1 worker processes, started now so that they boot
+ * while oclif loads (src/replay/prestart.ts). oclif still parses and checks the flag;
+ * workers started for a command line it then refuses exit with this process.
  */
 function workersAsked() {
-  if (args[0] !== 'test') return 0
+  if (args[0] !== 'test' && args[0] !== 'replay') return 0
   for (let i = 1; i < args.length; i++) {
     if (args[i] === '--') break
     const value =

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Args, Flags } from '@oclif/core'
-import { BundleSet } from '../bundle/index.js'
+import { BundleSet, type RecordChain } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag, keyFlag } from '../cli/flags.js'
@@ -11,8 +11,13 @@ import { safeJson, visibleLine } from '../render/format.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { renderUnified } from '../render/unified.js'
 import { loadConfig, loadStages } from '../replay/config.js'
+import { addToSummary, emptySummary } from '../replay/engine.js'
 import { keepYoungGenerationSmall } from '../replay/heap.js'
-import { engineOptions, replaySelection } from '../replay/run.js'
+import { type ItemOptions, itemRecord, toItem, type WorkerItem } from '../replay/items.js'
+import { type ReplayPool, workerPool } from '../replay/pool.js'
+import { testRecord } from '../replay/regress.js'
+import { engineOptions, type RunOptions } from '../replay/run.js'
+import { type Selection, selectRecords } from '../replay/select.js'
 
 export default class Replay extends RetraceCommand<typeof Replay> {
   static override args = {
@@ -68,6 +73,13 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       description: 'Only records matching a predicate, as in `find` ("store.available = 87").',
     }),
     width: Flags.integer({ default: 120, description: 'Characters a value may take on one line.', min: 20 }),
+    workers: Flags.integer({
+      default: 1,
+      description:
+        'Processes to replay on, this one included (a selection of over 50 records per process is split across them; the report keeps its order).',
+      max: 64,
+      min: 1,
+    }),
   }
   static override strict = false
   static override summary = 'Replay records through the local build and name the first stage that diverges.'
@@ -103,13 +115,44 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
   /** One replay of the selection. */
   private async once(): Promise<void> {
     const f = this.flags
-    const config = await loadConfig(f.config, process.cwd())
-    const stages = await loadStages(config)
-    const [, ...records] = positionals(this.argv, valuedFlags)
-    const set = BundleSet.open([this.args.bundle])
+    const run: RunOptions = {
+      mode: f.mode,
+      splice: f.splice ?? [],
+      ...(f.stage !== undefined ? { only: f.stage } : {}),
+      allowNet: f['allow-net'],
+      timeoutMs: f.timeout,
+    }
     const json = this.jsonEnabled()
+    const itemOptions: ItemOptions = { keepOutputs: false, keepMatched: f.verbose, jsonDocs: json }
+    // The workers start now, loading the config and stages while this process does the same.
+    const pool = f.workers > 1 ? workerPool(f.workers, f.config, process.cwd(), run, itemOptions) : undefined
+    try {
+      await this.replayAll(run, itemOptions, pool)
+    } finally {
+      await pool?.close()
+    }
+  }
+
+  private async replayAll(
+    run: RunOptions,
+    itemOptions: ItemOptions,
+    pool: ReplayPool | undefined,
+  ): Promise<void> {
+    const f = this.flags
+    const config = await loadConfig(f.config, process.cwd())
+    const engine = engineOptions(config, await loadStages(config), run)
+    const [, ...records] = positionals(this.argv, valuedFlags)
+    const selection: Selection = {
+      records,
+      ...(f.key !== undefined ? { key: f.key } : {}),
+      ...(f.where !== undefined ? { where: f.where } : {}),
+    }
+    const set = BundleSet.open([this.args.bundle])
+    const json = itemOptions.jsonDocs
     const t = this.theme
     const render = { width: f.width, verbose: f.verbose, maxChanges: f.verbose ? 200 : 8 }
+    const summary = emptySummary()
+    const missing = new Set<string>()
     let first = true
     let quietMatched = 0
     this.note(
@@ -119,49 +162,72 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     )
     // Opened with the first record, so an error before it leaves stdout to the error document.
     const open = '{\n  "records": ['
+    /** Reports one record; records are reported in the order they were selected. */
+    const report = (item: WorkerItem, chain?: RecordChain): void => {
+      const about = itemRecord(item)
+      addToSummary(summary, about)
+      for (const s of item.stale) if (s.why === 'stage not in config') missing.add(s.stage)
+      if ('doc' in item) {
+        if (typeof item.doc === 'string') process.stdout.write(`${first ? `${open}\n` : ',\n'}${item.doc}`)
+        else {
+          process.stdout.write(first ? `${open}\n` : ',\n')
+          process.stdout.write(item.doc)
+        }
+      } else if ('matched' in item) {
+        if (++quietMatched <= 20)
+          this.log(t.dim(`${t.ok('✓')} record ${about.recordId}  key ${visibleLine(about.key)}  matched`))
+        else if (quietMatched === 21)
+          this.log(t.dim('  … further matched records are counted in the summary (--verbose lists them)'))
+      } else {
+        this.log(renderRecordResult(item.result, t, render))
+        if (f.format === 'unified')
+          this.log(renderUnified(item.result, chain ?? set.loadRecord(about.recordId), t))
+        this.log('')
+      }
+      first = false
+    }
     try {
-      const { summary, missing } = await replaySelection(
-        set,
-        {
-          records,
-          ...(f.key !== undefined ? { key: f.key } : {}),
-          ...(f.where !== undefined ? { where: f.where } : {}),
-        },
-        engineOptions(config, stages, {
-          mode: f.mode,
-          splice: f.splice ?? [],
-          ...(f.stage !== undefined ? { only: f.stage } : {}),
-          allowNet: f['allow-net'],
-          timeoutMs: f.timeout,
-        }),
-        (result, chain) => {
-          if (json) {
-            const { outputs: _outputs, ...doc } = result
-            process.stdout.write(`${first ? `${open}\n` : ',\n'}${indent(safeJson(doc, 2), '    ')}`)
-          } else if (result.verdict === 'matched' && !f.verbose) {
-            if (++quietMatched <= 20)
-              this.log(
-                t.dim(`${t.ok('✓')} record ${result.recordId}  key ${visibleLine(result.key)}  matched`),
-              )
-            else if (quietMatched === 21)
-              this.log(t.dim('  … further matched records are counted in the summary (--verbose lists them)'))
-          } else {
-            this.log(renderRecordResult(result, t, render))
-            if (f.format === 'unified') this.log(renderUnified(result, chain, t))
-            this.log('')
+      const path = set.paths[0]!
+      const ids = pool !== undefined ? [...selectRecords(set, selection)] : undefined
+      if (pool !== undefined && ids !== undefined && ids.length >= pool.minRecords) {
+        // Results land as they finish; each waits here until the ones before it are reported.
+        const held = new Map<number, WorkerItem>()
+        let next = 0
+        const land = (item: WorkerItem, position: number): void => {
+          if (position !== next) {
+            held.set(position, 'doc' in item ? { ...item, doc: Buffer.from(item.doc) } : item)
+            return
           }
-          first = false
-        },
-      )
+          report(item)
+          next++
+          for (let it = held.get(next); it !== undefined; it = held.get(next)) {
+            held.delete(next++)
+            report(it)
+          }
+        }
+        await pool.run(path, ids, land, async (part, start) => {
+          let position = start
+          for (const chain of set.loadRecords(part)) {
+            const { result, stale } = await testRecord(path, chain, engine)
+            land(toItem(result, stale, itemOptions), position++)
+          }
+        })
+      } else {
+        for (const id of ids ?? selectRecords(set, selection)) {
+          const chain = set.loadRecord(id)
+          const { result, stale } = await testRecord(path, chain, engine)
+          report(toItem(result, stale, itemOptions), chain)
+        }
+      }
       if (json)
         process.stdout.write(
-          `${first ? open : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.length ? `,\n  "missingStages": ${safeJson(missing)}` : ''}\n}\n`,
+          `${first ? open : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.size ? `,\n  "missingStages": ${safeJson([...missing])}` : ''}\n}\n`,
         )
       else {
-        if (missing.length > 0) {
+        if (missing.size > 0) {
           this.note(
             t.warn(
-              `stages in the recording but not in the config (recorded output used): ${missing.join(', ')}`,
+              `stages in the recording but not in the config (recorded output used): ${[...missing].join(', ')}`,
             ),
           )
         }
@@ -187,11 +253,5 @@ const valuedFlags = [
   '--timeout',
   '--where',
   '--width',
+  '--workers',
 ]
-
-function indent(text: string, pad: string): string {
-  return text
-    .split('\n')
-    .map((l) => pad + l)
-    .join('\n')
-}

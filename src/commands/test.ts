@@ -12,9 +12,9 @@ import { renderJunit } from '../render/junit.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
 import { keepYoungGenerationSmall } from '../replay/heap.js'
-import { discoverBundles, parseShard, runTests, type TestPool, type TestRun } from '../replay/regress.js'
+import { type ReplayPool, workerPool } from '../replay/pool.js'
+import { discoverBundles, parseShard, runTests, type TestRun } from '../replay/regress.js'
 import { engineOptions, type RunOptions } from '../replay/run.js'
-import { workerPool } from '../replay/test-pool.js'
 import { version } from '../version.js'
 
 export default class Test extends RetraceCommand<typeof Test> {
@@ -101,6 +101,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
         ? workerPool(f.workers, f.config, process.cwd(), runOptions, {
             keepOutputs: f.update,
             keepMatched: f.reporter === 'junit',
+            jsonDocs: false,
           })
         : undefined
     try {
@@ -110,7 +111,11 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
     }
   }
 
-  private async runAll(bundles: string[], runOptions: RunOptions, pool: TestPool | undefined): Promise<void> {
+  private async runAll(
+    bundles: string[],
+    runOptions: RunOptions,
+    pool: ReplayPool | undefined,
+  ): Promise<void> {
     const f = this.flags
     const config = await loadConfig(f.config, process.cwd())
     const stages = await loadStages(config)

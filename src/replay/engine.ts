@@ -533,7 +533,7 @@ export function emptySummary(): ReplaySummary {
   return { records: 0, matched: 0, diverged: 0, errors: 0 }
 }
 
-export function addToSummary(s: ReplaySummary, r: RecordResult): void {
+export function addToSummary(s: ReplaySummary, r: Pick<RecordResult, 'verdict'>): void {
   s.records++
   if (r.verdict === 'matched') s.matched++
   else if (r.verdict === 'diverged') s.diverged++

@@ -1,5 +1,5 @@
 /**
- * Replay worker processes (src/replay/test-worker.ts), forked from the CLI.
+ * Replay worker processes (src/replay/worker.ts), forked from the CLI.
  *
  * `bin/run.js` starts them before it loads oclif when the command line asks for workers:
  * a node process takes ~0.2 s to boot and load the replay modules, and the CLI's own
@@ -17,8 +17,8 @@ let waiting: ChildProcess[] = []
 
 /** Forks one worker; it waits for its `init` message. */
 export function forkWorker(cwd?: string): ChildProcess {
-  const script = fileURLToPath(workerUrl(import.meta.url, './test-worker.js'))
-  return fork(script, [], {
+  const script = fileURLToPath(workerUrl(import.meta.url, './worker.js'))
+  return fork(script, ['--retrace-worker'], {
     ...(cwd !== undefined ? { cwd } : {}),
     execArgv: [],
     serialization: 'advanced',

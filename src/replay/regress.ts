@@ -15,6 +15,8 @@ import {
   type ReplaySummary,
   replayRecord,
 } from './engine.js'
+import { itemRecord, type WorkerItem } from './items.js'
+import type { ReplayPool } from './pool.js'
 import { missingStages } from './run.js'
 
 /** Expectations that pin what the local build produced for a record. */
@@ -137,21 +139,6 @@ export interface TestRun {
   updated: number
 }
 
-/** Runs one bundle's records on worker processes, reporting each result as it lands. */
-export interface TestPool {
-  /** Bundles with fewer records run in this process alone: a worker costs more than it saves. */
-  minRecords: number
-  run(
-    path: string,
-    ids: readonly string[],
-    onResult: (result: RecordResult, stale: StaleItem[]) => void,
-    /** Replays some of the records in this process, reporting through the tally itself. */
-    replayHere: (ids: readonly string[]) => Promise<void>,
-  ): Promise<void>
-  /** Stops the workers; the run is over. */
-  close(): Promise<void>
-}
-
 export interface TestOptions {
   engine: ReplayOptions
   shard?: Shard
@@ -160,7 +147,7 @@ export interface TestOptions {
   onBundle?: (path: string, records: number) => void
   onRecord?: (result: RecordResult) => void
   /** Worker processes to spread each bundle's records over (`--workers`). */
-  pool?: TestPool
+  pool?: ReplayPool
   /** Re-pin failing stages from the local build (`--update`). */
   update?: (path: string, rows: ExpectationRow[]) => void
   now: () => number
@@ -193,6 +180,13 @@ export async function testRecord(
   const result = await replayRecord(chain, engine)
   stale.push(...staleExpectations(path, chain, result))
   return { result, stale }
+}
+
+/** A worker's item as the tally takes it: a matched record needs no more than its id and key. */
+function fromItem(item: WorkerItem, mode: RecordResult['mode']): RecordResult {
+  if ('result' in item) return item.result
+  const { recordId, key } = itemRecord(item)
+  return { recordId, key, verdict: 'matched', firstDivergence: null, stages: [], mode }
 }
 
 /** Where a test run keeps what each record showed. */
@@ -245,7 +239,12 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
       if (o.pool === undefined || ids.length < o.pool.minRecords) await replayHere(ids)
       else {
         const staleFrom = run.stale.length
-        await o.pool.run(path, ids, (result, stale) => tally.add(result, stale), replayHere)
+        await o.pool.run(
+          path,
+          ids,
+          (item) => tally.add(fromItem(item, o.engine.mode), item.stale),
+          replayHere,
+        )
         // Results land in the order they finish; reports list them in bundle order.
         const position = new Map(ids.map((id, i) => [id, i]))
         const at = (x: { recordId: string }): number => position.get(x.recordId) ?? 0

@@ -1,8 +1,9 @@
 /**
- * `retrace test --workers`: the CLI and its worker processes share a bundle's records. The
- * report must be the one a single process gives (same counts, same failures in the same
- * order, same JUnit test cases), --update must pin the same expectations, and a worker
- * that dies must end the run with one clear line, not a hang.
+ * `retrace test --workers` and `retrace replay --workers`: the CLI and its worker processes
+ * share a bundle's records. The report must be the one a single process gives (same
+ * counts, same failures in the same order, same JUnit test cases, the same JSON byte for
+ * byte), --update must pin the same expectations, and a worker that dies must end the run
+ * with one clear line, not a hang.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -100,14 +101,14 @@ function pinned(path: string): string[] {
   )
 }
 
-/** Worker processes (test-worker.js) running in `dir`, from /proc. */
+/** Replay worker processes running in `dir`, from /proc. */
 function workersIn(dir: string): number[] {
   const found: number[] = []
   for (const entry of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(entry)) continue
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
-      if (cmdline.includes('test-worker.js') && readlinkSync(`/proc/${entry}/cwd`) === dir)
+      if (cmdline.includes('--retrace-worker') && readlinkSync(`/proc/${entry}/cwd`) === dir)
         found.push(Number(entry))
     } catch {
       // Gone while we looked.
@@ -198,7 +199,7 @@ describe('retrace test --workers', { timeout: 120_000 }, () => {
     const bundle = ws.path('recordings/big.sqlite')
     expect(r.stderr).toMatch(
       new RegExp(
-        `^retrace: a test worker exited \\(SIGKILL\\) while replaying 16 records of ${bundle.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} from [0-9A-Za-z-]+; a stage may have ended its process \\(retrace replay \\S+ [0-9A-Za-z-]+ runs the first of them\\)\n$`,
+        `^retrace: a worker process exited \\(SIGKILL\\) while replaying 16 records of ${bundle.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} from [0-9A-Za-z-]+; a stage may have ended its process \\(retrace replay \\S+ [0-9A-Za-z-]+ runs the first of them\\)\n$`,
       ),
     )
   })
@@ -254,5 +255,63 @@ describe('retrace test --workers', { timeout: 120_000 }, () => {
       expect(junit.stdout).not.toContain('compute:')
       expect(junit.stdout.match(/<testcase /g)).toHaveLength(RECORDS)
     }
+  })
+})
+
+describe('retrace replay --workers', { timeout: 120_000 }, () => {
+  const bundle = 'recordings/big.sqlite'
+  const same = async (...args: string[]): Promise<CliResult> => {
+    const one = await cli('replay', bundle, ...args)
+    const two = await cli('replay', bundle, ...args, '--workers', '2')
+    expect(two.stdout).toBe(one.stdout)
+    expect(two.stderr).toBe(one.stderr)
+    expect(two.code).toBe(one.code)
+    return one
+  }
+
+  it('prints what one process prints, in the same order: text, verbose, unified and JSON', async () => {
+    const text = await same('--config', 'some.config.mjs')
+    expect(text.code).toBe(1)
+    expect(text.stdout).toContain(`${RECORDS} records replayed, ${RECORDS - diverging} matched, ${diverging} diverged, 0 errors`)
+    expect(text.stdout.match(/diverged at compute/g)).toHaveLength(diverging)
+    await same('--config', 'some.config.mjs', '--verbose')
+    await same('--config', 'some.config.mjs', '--format', 'unified')
+    const json = await same('--config', 'some.config.mjs', '--json')
+    const doc = JSON.parse(json.stdout) as { records: { recordId: string; verdict: string }[] }
+    expect(doc.records).toHaveLength(RECORDS)
+    expect(doc.records.filter((r) => r.verdict === 'diverged')).toHaveLength(diverging)
+    const matched = await same('--config', 'retrace.config.mjs', '--json')
+    expect(matched.code).toBe(0)
+  })
+
+  it('keeps the order of a selection: --where, and record ids named twice', async () => {
+    const where = await same('--config', 'some.config.mjs', '--where', 'compute.available >= 0', '--json')
+    const picked = (JSON.parse(where.stdout) as { records: { recordId: string }[] }).records.map(
+      (r) => r.recordId,
+    )
+    expect(picked.length).toBeGreaterThan(100)
+    // Over the 50 records per process below which a selection runs in the CLI alone.
+    const named = [...picked.slice(0, 70), ...picked.slice(0, 40).reverse()]
+    const byId = await same(...named, '--config', 'some.config.mjs', '--json')
+    expect(
+      (JSON.parse(byId.stdout) as { records: { recordId: string }[] }).records.map((r) => r.recordId),
+    ).toEqual(named)
+  })
+
+  it('names the stages the config lacks, as one process does', async () => {
+    const r = await same('--config', 'partial.config.mjs', '--json')
+    expect(JSON.parse(r.stdout)).toMatchObject({ missingStages: ['format'] })
+  })
+
+  it('a stage that kills its worker fails the run (exit 1) with one line', async () => {
+    const r = await cli('replay', bundle, '--config', 'killer.config.mjs', '--workers', '2')
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^retrace: a worker process exited \(SIGKILL\) while replaying \d+ records of /m)
+    expect(
+      r.stderr
+        .trimEnd()
+        .split('\n')
+        .filter((l) => l.startsWith('retrace:')),
+    ).toHaveLength(1)
   })
 })

@@ -1,11 +1,12 @@
 /**
- * `retrace test --workers N`: the CLI process and N-1 worker processes replay a bundle's
- * records together. The workers are started by `bin/run.js` before oclif loads
- * (src/replay/prestart.ts), or else when the pool is made; they load the config and the
- * stage modules while the CLI is still finding bundles and listing records, and they
- * serve every bundle of the run. Records are handed out in chunks as each one asks for
- * more, so a worker slowed by other work on the machine takes fewer of them instead of
- * holding up the end of the run.
+ * `--workers N` for `retrace test` and `retrace replay`: the CLI process and N-1 worker
+ * processes replay a bundle's records together. The workers are started by `bin/run.js`
+ * before oclif loads (src/replay/prestart.ts), or else when the pool is made; they load the
+ * config and the stage modules while the CLI is still finding bundles and listing records,
+ * and they serve every bundle of the run. Records are handed out in chunks as each one asks
+ * for more, so a worker slowed by other work on the machine takes fewer of them instead of
+ * holding up the end of the run. Every result comes with its position in the list it was
+ * handed, so the CLI can report in that order.
  *
  * Processes, not worker threads: on the 2-core machine the benchmarks run on, two threads
  * replaying side by side each ran 50-70% slower than one alone, two processes 5-17%
@@ -14,11 +15,26 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { ExitCode, type ExitCodeValue, RetraceError } from '../errors.js'
-import type { RecordResult } from './engine.js'
+import type { ItemOptions, WorkerItem } from './items.js'
 import { forkWorker, takeWorkers } from './prestart.js'
-import type { TestPool } from './regress.js'
 import type { RunOptions } from './run.js'
-import type { FromTestWorker, TestWorkerInit, ToTestWorker, WorkerResult } from './test-worker.js'
+import type { FromWorker, ToWorker, WorkerInit } from './worker.js'
+
+/** Runs one bundle's records on worker processes, reporting each result as it lands. */
+export interface ReplayPool {
+  /** Bundles with fewer records run in this process alone: a worker costs more than it saves. */
+  minRecords: number
+  run(
+    path: string,
+    ids: readonly string[],
+    /** Each record's item, with the record's position in `ids`; in no particular order. */
+    onItem: (item: WorkerItem, position: number) => void,
+    /** Replays some of the records in this process (`ids` from position `start`), reporting them itself. */
+    replayHere: (ids: readonly string[], start: number) => Promise<void>,
+  ): Promise<void>
+  /** Stops the workers; the run is over. */
+  close(): Promise<void>
+}
 
 /** Records per hand-out to a worker: small enough to even out the end, large enough to cost no time. */
 function chunkSize(records: number, workers: number): number {
@@ -35,13 +51,9 @@ interface Slot {
   child: ChildProcess
   /** The chunk it is working on; empty when idle. */
   chunk: readonly string[]
-}
-
-/** A matched record as a worker sends it (see WorkerResult), as the tally takes it. */
-function fromWorker(item: WorkerResult, mode: RecordResult['mode']): RecordResult {
-  if ('result' in item) return item.result
-  const [recordId, key] = item.matched
-  return { recordId, key, verdict: 'matched', firstDivergence: null, stages: [], mode }
+  /** Position of the chunk's first record, and how many of its results have come back. */
+  start: number
+  received: number
 }
 
 export function workerPool(
@@ -49,9 +61,9 @@ export function workerPool(
   config: string | undefined,
   cwd: string,
   run: RunOptions,
-  options: { keepOutputs: boolean; keepMatched: boolean },
-): TestPool {
-  const init: TestWorkerInit = { config, cwd, run, ...options }
+  options: ItemOptions,
+): ReplayPool {
+  const init: WorkerInit = { config, cwd, run, ...options }
   const slots: Slot[] = []
   /** The bundle being run, if any. */
   let job:
@@ -62,7 +74,7 @@ export function workerPool(
         chunk: number
         /** The CLI has no more of its own chunks to replay. */
         ownDone: boolean
-        onResult: Parameters<TestPool['run']>[2]
+        onItem: Parameters<ReplayPool['run']>[2]
         resolve: () => void
         reject: (err: Error) => void
       }
@@ -78,15 +90,17 @@ export function workerPool(
       j.reject(err)
     } else failure ??= err
   }
-  const send = (slot: Slot, msg: ToTestWorker): void => {
+  const send = (slot: Slot, msg: ToWorker): void => {
     if (slot.child.connected) slot.child.send(msg)
   }
-  const take = (size: number): readonly string[] => {
+  /** The next `size` records to hand out, and the position of the first. */
+  const take = (size: number): { ids: readonly string[]; start: number } => {
     const j = job
-    if (j === undefined || j.next >= j.ids.length) return []
-    const ids = j.ids.slice(j.next, j.next + size)
+    if (j === undefined || j.next >= j.ids.length) return { ids: [], start: 0 }
+    const start = j.next
+    const ids = j.ids.slice(start, start + size)
     j.next += ids.length
-    return ids
+    return { ids, start }
   }
   /** Settles the bundle once the CLI and every worker are done with it. */
   const settle = (): void => {
@@ -99,8 +113,10 @@ export function workerPool(
   /** Hands `slot` the next chunk, if there is one. */
   const feed = (slot: Slot): void => {
     const j = job
-    const ids = j === undefined ? [] : take(j.chunk)
+    const { ids, start } = j === undefined ? { ids: [], start: 0 } : take(j.chunk)
     slot.chunk = ids
+    slot.start = start
+    slot.received = 0
     if (j !== undefined && ids.length > 0) send(slot, { type: 'records', path: j.path, ids })
     else settle()
   }
@@ -108,19 +124,19 @@ export function workerPool(
   const children = takeWorkers(workers - 1, cwd)
   while (children.length < workers - 1) children.push(forkWorker(cwd))
   for (const child of children) {
-    const slot: Slot = { child, chunk: [] }
+    const slot: Slot = { child, chunk: [], start: 0, received: 0 }
     slots.push(slot)
-    child.on('message', (msg: FromTestWorker) => {
+    child.on('message', (msg: FromWorker) => {
       if (msg.type === 'results') {
         const j = job
-        if (j !== undefined) for (const item of msg.items) j.onResult(fromWorker(item, run.mode), item.stale)
+        if (j !== undefined) for (const item of msg.items) j.onItem(item, slot.start + slot.received++)
         if (msg.last) feed(slot)
       } else if (msg.type === 'error') {
         fail(new RetraceError(msg.code, msg.message, msg.exit as ExitCodeValue))
       }
     })
     child.on('error', (err) =>
-      fail(new RetraceError('E_WORKER', `a test worker failed: ${err.message}`, ExitCode.internal)),
+      fail(new RetraceError('E_WORKER', `a worker process failed: ${err.message}`, ExitCode.internal)),
     )
     child.on('exit', (code, signal) => {
       if (closing) return
@@ -131,10 +147,10 @@ export function workerPool(
         job !== undefined && first !== undefined
           ? new RetraceError(
               'E_WORKER_DIED',
-              `a test worker exited (${how}) while replaying ${slot.chunk.length} records of ${job.path} from ${first}; a stage may have ended its process (retrace replay ${job.path} ${first} runs the first of them)`,
+              `a worker process exited (${how}) while replaying ${slot.chunk.length} records of ${job.path} from ${first}; a stage may have ended its process (retrace replay ${job.path} ${first} runs the first of them)`,
               ExitCode.found,
             )
-          : new RetraceError('E_WORKER', `a test worker exited early (${how})`, ExitCode.internal),
+          : new RetraceError('E_WORKER', `a worker process exited early (${how})`, ExitCode.internal),
       )
     })
     send(slot, { type: 'init', init })
@@ -142,7 +158,7 @@ export function workerPool(
 
   return {
     minRecords: workers * 50,
-    run(path, ids, onResult, replayHere) {
+    run(path, ids, onItem, replayHere) {
       if (failure !== undefined) return Promise.reject(failure)
       return new Promise<void>((resolve, reject) => {
         const j = {
@@ -151,7 +167,7 @@ export function workerPool(
           next: 0,
           chunk: chunkSize(ids.length, workers),
           ownDone: false,
-          onResult,
+          onItem,
           resolve,
           reject,
         }
@@ -160,8 +176,8 @@ export function workerPool(
         const own = async (): Promise<void> => {
           while (job === j) {
             const part = take(ownChunk)
-            if (part.length === 0) break
-            await replayHere(part)
+            if (part.ids.length === 0) break
+            await replayHere(part.ids, part.start)
             // Let the workers' messages in: their results, and their asks for more.
             await new Promise<void>((r) => setImmediate(r))
           }

@@ -1,0 +1,118 @@
+/**
+ * A replay worker process (`retrace test --workers`, `retrace replay --workers`): replays
+ * the chunks of records the CLI hands it and sends back one item per record, in order.
+ */
+import { BundleSet } from '../bundle/index.js'
+import { RetraceError } from '../errors.js'
+import { loadConfig, loadStages } from './config.js'
+import type { ReplayOptions } from './engine.js'
+import { keepYoungGenerationSmall } from './heap.js'
+import { type ItemOptions, toItem, type WorkerItem } from './items.js'
+import { testRecord } from './regress.js'
+import { engineOptions, type RunOptions } from './run.js'
+
+export interface WorkerInit extends ItemOptions {
+  /** As given with --config (undefined: found upward from `cwd`). */
+  config: string | undefined
+  cwd: string
+  run: RunOptions
+}
+
+export type ToWorker =
+  | { type: 'init'; init: WorkerInit }
+  | { type: 'records'; path: string; ids: readonly string[] }
+  | { type: 'close' }
+
+export type FromWorker =
+  | {
+      type: 'results'
+      /** In the order of the chunk's ids. */
+      items: WorkerItem[]
+      /** The last results of the chunk: the worker is ready for another. */
+      last: boolean
+    }
+  | { type: 'error'; message: string; code: string; exit: number }
+
+/**
+ * Results go to the CLI in batches: a message per record cost more than replaying a small
+ * record. Bounded, so memory stays flat in the number of records; and kept under the 64 KiB
+ * the CLI reads from the channel at once (JSON documents are ~3 KB a record), since node
+ * copies a message that spans reads once per read.
+ */
+const batchSize = 64
+const batchChars = 48 * 1024
+
+function main(): void {
+  const post = (msg: FromWorker): void => {
+    process.send?.(msg)
+  }
+  const report = (err: unknown): void => {
+    const e = err as Error
+    post({
+      type: 'error',
+      message: e?.message ?? String(err),
+      code: err instanceof RetraceError ? err.code : 'E_WORKER',
+      exit: err instanceof RetraceError ? err.exit : 5,
+    })
+  }
+
+  keepYoungGenerationSmall()
+  /** What the CLI asked for, and the engine made from it; set by the first message. */
+  let init: WorkerInit | undefined
+  let ready: Promise<ReplayOptions> | undefined
+  const start = (given: WorkerInit): void => {
+    init = given
+    ready = (async () => {
+      const config = await loadConfig(given.config, given.cwd)
+      return engineOptions(config, await loadStages(config), given.run)
+    })()
+    // A config that fails to load is reported at once, not with the first chunk.
+    ready.catch(report)
+  }
+  /** The bundle of the last chunk, kept open for the next. */
+  let open: { path: string; set: BundleSet } | undefined
+  /** Chunks run one at a time, in the order they came. */
+  let queue: Promise<void> = Promise.resolve()
+
+  const replayChunk = async (path: string, ids: readonly string[]): Promise<void> => {
+    const given = init
+    if (given === undefined || ready === undefined) throw new Error('records came before init')
+    const engine = await ready
+    if (open?.path !== path) {
+      open?.set.close()
+      open = undefined
+      open = { path, set: BundleSet.open([path]) }
+    }
+    let batch: WorkerItem[] = []
+    let chars = 0
+    for (const chain of open.set.loadRecords(ids)) {
+      const { result, stale } = await testRecord(path, chain, engine)
+      const item = toItem(result, stale, given)
+      batch.push(item)
+      if ('doc' in item) chars += item.doc.length
+      if (batch.length >= batchSize || chars >= batchChars) {
+        post({ type: 'results', items: batch, last: false })
+        batch = []
+        chars = 0
+      }
+    }
+    post({ type: 'results', items: batch, last: true })
+  }
+
+  process.on('message', (msg: ToWorker) => {
+    if (msg.type === 'init') start(msg.init)
+    else if (msg.type === 'records') {
+      queue = queue.then(() => replayChunk(msg.path, msg.ids)).catch(report)
+    } else if (msg.type === 'close') {
+      void queue.finally(() => {
+        open?.set.close()
+        process.exit(0)
+      })
+    }
+  })
+  // The CLI is gone (killed, crashed): nothing would read the results.
+  process.on('disconnect', () => process.exit(0))
+}
+
+if (process.send === undefined) throw new Error('the replay worker runs as a process forked by the CLI')
+main()
