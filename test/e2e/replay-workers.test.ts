@@ -272,7 +272,9 @@ describe('retrace replay --workers', { timeout: 120_000 }, () => {
   it('prints what one process prints, in the same order: text, verbose, unified and JSON', async () => {
     const text = await same('--config', 'some.config.mjs')
     expect(text.code).toBe(1)
-    expect(text.stdout).toContain(`${RECORDS} records replayed, ${RECORDS - diverging} matched, ${diverging} diverged, 0 errors`)
+    expect(text.stdout).toContain(
+      `${RECORDS} records replayed, ${RECORDS - diverging} matched, ${diverging} diverged, 0 errors`,
+    )
     expect(text.stdout.match(/diverged at compute/g)).toHaveLength(diverging)
     await same('--config', 'some.config.mjs', '--verbose')
     await same('--config', 'some.config.mjs', '--format', 'unified')
