@@ -12,6 +12,8 @@
  *   bundle already open: no start-up), every result discarded;
  * - CLI: `node bin/run.js replay BUNDLE --config CFG --json > /dev/null`, wall time from
  *   spawn to exit (node start, oclif, config load, bundle open included);
+ * - the same with `--workers 2` (the CLI and one worker process, both cores), with the peak
+ *   RSS of both processes summed (C6 for it: N against --small records);
  * - floor: in the same process, every capture's input and output text read from the bundle
  *   with better-sqlite3 (one scan) and put through JSON.parse + JSON.stringify.
  * C6 is the peak RSS (GNU time %M) of the CLI run on N records against the same run on
@@ -28,7 +30,7 @@ import { BundleSet } from '../dist/bundle/index.js'
 import { loadConfig, loadStages } from '../dist/replay/config.js'
 import type { ReplayOptions } from '../dist/replay/engine.js'
 import { engineOptions, replaySelection } from '../dist/replay/run.js'
-import { canMeasureRss, retrace } from './fixtures-cli.js'
+import { canMeasureRss, canMeasureTreeRss, retrace, retraceTree } from './fixtures-cli.js'
 import { PARSE_FLOOR, parseFloor, type ReplayFixture, replayFixture, STAGES } from './fixtures-replay.js'
 import { emit, interleave, median, note, numberArg, quantile, round } from './lib.js'
 
@@ -71,10 +73,25 @@ async function inProcess(f: ReplayFixture): Promise<number> {
   }
 }
 
-const rss: Record<'n' | 'small' | 'large', number[]> = { n: [], small: [], large: [] }
+const rss: Record<'n' | 'small' | 'large' | 'workers' | 'workersSmall', number[]> = {
+  n: [],
+  small: [],
+  large: [],
+  workers: [],
+  workersSmall: [],
+}
 const largeMs: number[] = []
 function cli(f: ReplayFixture, into: number[]): number {
   const r = retrace(['replay', f.bundle, '--config', f.config, '--json'], { cwd: f.dir, rss: true })
+  into.push(r.rssMiB)
+  return r.ms
+}
+
+/** `retrace replay --json --workers 2`: wall time, and the peak RSS of the CLI and its worker summed. */
+async function cliWorkers(f: ReplayFixture, into: number[]): Promise<number> {
+  const r = await retraceTree(['replay', f.bundle, '--config', f.config, '--json', '--workers', '2'], {
+    cwd: f.dir,
+  })
   into.push(r.rssMiB)
   return r.ms
 }
@@ -115,6 +132,8 @@ const cases = {
   },
   cli: () => cli(fx, rss.n),
   cliSmall: () => cli(fxSmall, rss.small),
+  cliWorkers: () => cliWorkers(fx, rss.workers),
+  cliWorkersSmall: () => cliWorkers(fxSmall, rss.workersSmall),
   ...(fxLarge !== undefined
     ? {
         cliLarge: () => {
@@ -190,6 +209,52 @@ emit({
   target: '>= 5,000 records/s',
   pass: records / (cliMs / 1000) >= 5000,
 })
+
+const workersMs = median(t.cliWorkers!)
+emit({
+  id: 'C3',
+  name: `\`retrace replay --json --workers 2 > /dev/null\`, ${label}: wall time (start-up included)`,
+  unit: 'ms',
+  value: workersMs,
+  floor: floorMs,
+  floorName,
+  target: '<= 1.3x floor',
+  pass: workersMs <= 1.3 * floorMs,
+  detail: {
+    ...common,
+    pairedRatioMedian: round(paired(t.cliWorkers!), 3),
+    valueP25P75: spread(t.cliWorkers!),
+  },
+})
+emit({
+  id: 'C3',
+  name: `\`retrace replay --json --workers 2 > /dev/null\`, ${label}: throughput`,
+  unit: 'records/s',
+  value: records / (workersMs / 1000),
+  floor: records / (floorMs / 1000),
+  floorName,
+  target: '>= 5,000 records/s',
+  pass: records / (workersMs / 1000) >= 5000,
+})
+if (canMeasureTreeRss) {
+  const rssW = median(rss.workers)
+  const rssWSmall = median(rss.workersSmall)
+  emit({
+    id: 'C6',
+    name: `peak RSS of \`retrace replay --json --workers 2\` (CLI + worker process), ${records.toLocaleString('en-US')} vs ${small.toLocaleString('en-US')} records`,
+    unit: 'MiB',
+    value: rssW,
+    floor: rssWSmall,
+    floorName: `the same run on ${small.toLocaleString('en-US')} records`,
+    target: '<= 1.2x floor (flat in N)',
+    pass: rssW <= 1.2 * rssWSmall,
+    detail: {
+      rssN: rss.workers.map((x) => round(x)),
+      rssSmall: rss.workersSmall.map((x) => round(x)),
+      rounds,
+    },
+  })
+}
 
 const heapAfterGcMiB = await retainedHeap(fx)
 if (canMeasureRss) {

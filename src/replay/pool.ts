@@ -36,10 +36,20 @@ export interface ReplayPool {
   close(): Promise<void>
 }
 
-/** Records per hand-out to a worker: small enough to even out the end, large enough to cost no time. */
-function chunkSize(records: number, workers: number): number {
-  return Math.max(16, Math.min(256, Math.ceil(records / (workers * 16))))
+/**
+ * Records per hand-out to a worker: a share of what is left (guided scheduling), so chunks
+ * are large while much is left (each costs a message) and small near the end, where a large
+ * one would keep the run waiting on a single process.
+ */
+function chunkSize(left: number, workers: number): number {
+  return Math.max(16, Math.min(256, Math.ceil(left / (workers * 4))))
 }
+
+/**
+ * Chunks a worker holds at once: the one it replays and the next, so it never waits for the
+ * CLI (busy with its own records) to answer its ask for more.
+ */
+const depth = 2
 
 /**
  * Records the CLI replays between looks at its workers' messages: a few milliseconds'
@@ -47,13 +57,17 @@ function chunkSize(records: number, workers: number): number {
  */
 const ownChunk = 16
 
-interface Slot {
-  child: ChildProcess
-  /** The chunk it is working on; empty when idle. */
-  chunk: readonly string[]
-  /** Position of the chunk's first record, and how many of its results have come back. */
+interface Chunk {
+  ids: readonly string[]
+  /** Position of its first record, and how many of its results have come back. */
   start: number
   received: number
+}
+
+interface Slot {
+  child: ChildProcess
+  /** Chunks handed to it and not yet done, in order; the first is the one it replays. */
+  chunks: Chunk[]
 }
 
 export function workerPool(
@@ -71,7 +85,6 @@ export function workerPool(
         path: string
         ids: readonly string[]
         next: number
-        chunk: number
         /** The CLI has no more of its own chunks to replay. */
         ownDone: boolean
         onItem: Parameters<ReplayPool['run']>[2]
@@ -105,32 +118,38 @@ export function workerPool(
   /** Settles the bundle once the CLI and every worker are done with it. */
   const settle = (): void => {
     const j = job
-    if (j === undefined || !j.ownDone || j.next < j.ids.length || slots.some((s) => s.chunk.length > 0))
+    if (j === undefined || !j.ownDone || j.next < j.ids.length || slots.some((s) => s.chunks.length > 0))
       return
     job = undefined
     j.resolve()
   }
-  /** Hands `slot` the next chunk, if there is one. */
+  /** Tops `slot` up to `depth` chunks while records are left. */
   const feed = (slot: Slot): void => {
     const j = job
-    const { ids, start } = j === undefined ? { ids: [], start: 0 } : take(j.chunk)
-    slot.chunk = ids
-    slot.start = start
-    slot.received = 0
-    if (j !== undefined && ids.length > 0) send(slot, { type: 'records', path: j.path, ids })
-    else settle()
+    while (j !== undefined && slot.chunks.length < depth) {
+      const { ids, start } = take(chunkSize(j.ids.length - j.next, workers))
+      if (ids.length === 0) break
+      slot.chunks.push({ ids, start, received: 0 })
+      send(slot, { type: 'records', path: j.path, ids })
+    }
+    settle()
   }
 
   const children = takeWorkers(workers - 1, cwd)
   while (children.length < workers - 1) children.push(forkWorker(cwd))
   for (const child of children) {
-    const slot: Slot = { child, chunk: [], start: 0, received: 0 }
+    const slot: Slot = { child, chunks: [] }
     slots.push(slot)
     child.on('message', (msg: FromWorker) => {
       if (msg.type === 'results') {
         const j = job
-        if (j !== undefined) for (const item of msg.items) j.onItem(item, slot.start + slot.received++)
-        if (msg.last) feed(slot)
+        const c = slot.chunks[0]
+        if (j !== undefined && c !== undefined)
+          for (const item of msg.items) j.onItem(item, c.start + c.received++)
+        if (msg.last) {
+          slot.chunks.shift()
+          feed(slot)
+        }
       } else if (msg.type === 'error') {
         fail(new RetraceError(msg.code, msg.message, msg.exit as ExitCodeValue))
       }
@@ -141,13 +160,14 @@ export function workerPool(
     child.on('exit', (code, signal) => {
       if (closing) return
       const how = signal ?? `code ${code}`
-      const first = slot.chunk[0]
+      const chunk = slot.chunks[0]
+      const first = chunk?.ids[chunk.received]
       // A stage that ends its own process fails the run, as it would fail it without workers.
       fail(
-        job !== undefined && first !== undefined
+        job !== undefined && chunk !== undefined && first !== undefined
           ? new RetraceError(
               'E_WORKER_DIED',
-              `a worker process exited (${how}) while replaying ${slot.chunk.length} records of ${job.path} from ${first}; a stage may have ended its process (retrace replay ${job.path} ${first} runs the first of them)`,
+              `a worker process exited (${how}) while replaying ${chunk.ids.length - chunk.received} records of ${job.path} from ${first}; a stage may have ended its process (retrace replay ${job.path} ${first} runs the first of them)`,
               ExitCode.found,
             )
           : new RetraceError('E_WORKER', `a worker process exited early (${how})`, ExitCode.internal),
@@ -165,7 +185,6 @@ export function workerPool(
           path,
           ids,
           next: 0,
-          chunk: chunkSize(ids.length, workers),
           ownDone: false,
           onItem,
           resolve,
