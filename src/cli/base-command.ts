@@ -22,6 +22,12 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     }),
   }
 
+  /**
+   * Set while a command streams its --json document: the text that ends the document with
+   * an error, so a failure midway still leaves one valid JSON document on stdout.
+   */
+  protected endJsonWithError: ((error: { code: string; message: string }) => string) | undefined
+
   protected flags!: BaseFlags<T>
   protected args!: BaseArgs<T>
   protected theme: Theme = makeTheme(false)
@@ -87,12 +93,12 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     const debug = this.argv.includes('--debug') || /(^|,)retrace(\*|,|$)/.test(process.env.DEBUG ?? '')
     const message = oneLine(err)
     if (this.jsonEnabled()) {
-      this.logJson({
-        error: {
-          code: err instanceof RetraceError ? err.code : code === ExitCode.input ? 'E_USAGE' : 'E_INTERNAL',
-          message,
-        },
-      })
+      const error = {
+        code: err instanceof RetraceError ? err.code : code === ExitCode.input ? 'E_USAGE' : 'E_INTERNAL',
+        message,
+      }
+      if (this.endJsonWithError !== undefined) process.stdout.write(this.endJsonWithError(error))
+      else this.logJson({ error })
     }
     process.stderr.write(`retrace: ${message}\n`)
     if (debug && err.stack) process.stderr.write(`${visibleLine(err.stack).replaceAll('\\x0a', '\n')}\n`)

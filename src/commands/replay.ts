@@ -168,6 +168,8 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       addToSummary(summary, about)
       for (const s of item.stale) if (s.why === 'stage not in config') missing.add(s.stage)
       if ('doc' in item) {
+        // Opened: a failure from here on ends this document rather than starting another.
+        this.endJsonWithError ??= (error) => `\n  ],\n  "error": ${safeJson(error)}\n}\n`
         if (typeof item.doc === 'string') process.stdout.write(`${first ? `${open}\n` : ',\n'}${item.doc}`)
         else {
           process.stdout.write(first ? `${open}\n` : ',\n')
@@ -219,6 +221,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
           report(toItem(result, stale, itemOptions), chain)
         }
       }
+      this.endJsonWithError = undefined
       if (json)
         process.stdout.write(
           `${first ? open : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.size ? `,\n  "missingStages": ${safeJson([...missing])}` : ''}\n}\n`,

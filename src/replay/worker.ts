@@ -88,8 +88,12 @@ function main(): void {
     for (const chain of open.set.loadRecords(ids)) {
       const { result, stale } = await testRecord(path, chain, engine)
       const item = toItem(result, stale, given)
+      if ('doc' in item) {
+        chars += item.doc.length
+        // As bytes: the CLI writes them as they are, and never holds them on its V8 heap.
+        item.doc = Buffer.from(item.doc)
+      }
       batch.push(item)
-      if ('doc' in item) chars += item.doc.length
       if (batch.length >= batchSize || chars >= batchChars) {
         post({ type: 'results', items: batch, last: false })
         batch = []

@@ -30,6 +30,12 @@ const computeKillerSrc = `export function compute(row) {
   return { sku: row.sku, available: row.onHand - row.reserved }
 }
 `
+// Kills a worker process once it reaches the later records.
+const computeLateKillerSrc = `export function compute(row) {
+  if (typeof process.send === 'function' && row.onHand >= 150) process.kill(process.pid, 'SIGKILL')
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
 // Prints as it works: on stdout through console.log and process.stdout.write.
 const computeChattySrc = `export function compute(row) {
   console.log('compute: looking at', row.sku)
@@ -60,6 +66,8 @@ beforeAll(async () => {
   ws.write('stages/compute-some.mjs', computeSomeSrc)
   ws.write('stages/compute-killer.mjs', computeKillerSrc)
   ws.write('stages/compute-chatty.mjs', computeChattySrc)
+  ws.write('stages/compute-late-killer.mjs', computeLateKillerSrc)
+  ws.write('late-killer.config.mjs', configOf('compute-late-killer'))
   ws.write('chatty.config.mjs', configOf('compute-chatty'))
   ws.write('retrace.config.mjs', configOf('compute'))
   ws.write('some.config.mjs', configOf('compute-some'))
@@ -315,5 +323,15 @@ describe('retrace replay --workers', { timeout: 120_000 }, () => {
         .split('\n')
         .filter((l) => l.startsWith('retrace:')),
     ).toHaveLength(1)
+  })
+
+  it('a failure midway through --json still leaves one JSON document, ending in the error', async () => {
+    const r = await cli('replay', bundle, '--config', 'late-killer.config.mjs', '--json', '--workers', '2')
+    expect(r.code).toBe(1)
+    const doc = JSON.parse(r.stdout) as { records: { recordId: string }[]; error: { code: string } }
+    expect(doc.records.length).toBeGreaterThan(0)
+    expect(doc.records.length).toBeLessThan(RECORDS)
+    expect(doc.error.code).toBe('E_WORKER_DIED')
+    expect(r.stderr).toMatch(/^retrace: a worker process exited \(SIGKILL\)/m)
   })
 })
