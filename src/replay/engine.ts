@@ -23,9 +23,9 @@ import { type CompiledInvariant, type InvariantStatus, runInvariants } from '../
 import { readError, stageOrder } from '../compare/scene.js'
 import type { StageFn } from '../recorder/recorder.js'
 import { isThenable } from '../thenable.js'
-import { callOffline, NetworkBlocked, type Outcome } from './network-guard.js'
+import { callStage, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
-import { divertStdout } from './stdout.js'
+import { divertStageOutput, whileDiverted } from './stdout.js'
 
 export type StageStatus = 'matched' | 'diverged' | 'inherited' | 'error' | 'skipped'
 export type Verdict = 'matched' | 'diverged' | 'error'
@@ -168,19 +168,9 @@ async function runStage(
     const value = fn(input, ctx)
     return isThenable(value, true) ? Promise.resolve(value) : value
   }
-  let outcome: Outcome<unknown>
-  let blocked: NetworkBlocked[] = []
-  if (o.allowNet) {
-    try {
-      outcome = { ok: true, value: call() }
-    } catch (error) {
-      outcome = { ok: false, error }
-    }
-  } else {
-    const r = callOffline(capture.stage, call)
-    outcome = r.outcome
-    blocked = r.blocked
-  }
+  const r = callStage(capture.stage, call, o.allowNet === true)
+  let outcome: Outcome<unknown> = r.outcome
+  let blocked: NetworkBlocked[] = r.blocked
   if (outcome.ok && isThenable(outcome.value, true)) {
     try {
       outcome = {
@@ -308,18 +298,10 @@ function skipped(attempt: number, reason: string): AttemptResult {
 
 /**
  * Replays one record. Never throws for anything a stage does. What the local build writes
- * to stdout meanwhile goes to stderr (src/replay/stdout.ts).
+ * to stdout goes to stderr (src/replay/stdout.ts).
  */
 export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
-  const restore = divertStdout()
-  try {
-    return await replayDiverted(chain, o)
-  } finally {
-    restore()
-  }
-}
-
-async function replayDiverted(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
+  divertStageOutput()
   const order = stageOrder(chain.captures)
   const expected = new Map<string, ExpectationRow>(chain.expectations.map((x) => [x.stage, x]))
   const lastAttempt = new Map<string, number>()
@@ -455,7 +437,7 @@ async function replayDiverted(chain: RecordChain, o: ReplayOptions): Promise<Rec
   })
   const first = stages.find((s) => s.status === 'diverged' || s.status === 'error')
   const outputs = Object.fromEntries(lastLocal)
-  const invariants = checkInvariants(chain, order, outputs, o)
+  const invariants = whileDiverted(() => checkInvariants(chain, order, outputs, o))
   // A check production passed and the local build fails is a divergence of its own.
   const broken =
     first === undefined ? invariants.find((i) => i.recorded === 'ok' && i.local === 'violated') : undefined

@@ -34,8 +34,19 @@ export class NetworkBlocked extends Error {
  * The stage whose code is running, carried through its async work: a stage that timed
  * out and goes on in the background is still refused, and blamed by name.
  */
-const running = new AsyncLocalStorage<{ stage: string; blocked: NetworkBlocked[] }>()
+const running = new AsyncLocalStorage<{ stage: string; blocked: NetworkBlocked[]; allowNet: boolean }>()
 let installed = false
+
+/** Whether the code running now is a stage's (or async work a stage started) under replay. */
+export function inStage(): boolean {
+  return running.getStore() !== undefined
+}
+
+/** Whether the code running now is a stage's with the network closed. */
+function closed(): boolean {
+  const scope = running.getStore()
+  return scope !== undefined && !scope.allowNet
+}
 
 function targetOf(args: unknown[]): string {
   const [a, b] = args
@@ -66,14 +77,13 @@ export function installNetworkGuard(): void {
   installed = true
   const connect = net.Socket.prototype.connect
   net.Socket.prototype.connect = function (this: import('node:net').Socket, ...args: unknown[]) {
-    if (running.getStore() !== undefined)
-      throw block(targetOf(Array.isArray(args[0]) ? (args[0] as unknown[]) : args))
+    if (closed()) throw block(targetOf(Array.isArray(args[0]) ? (args[0] as unknown[]) : args))
     return (connect as (...a: unknown[]) => unknown).apply(this, args)
   } as typeof connect
   const realFetch = globalThis.fetch
   if (typeof realFetch === 'function') {
     globalThis.fetch = ((input: unknown, init?: unknown) => {
-      if (running.getStore() !== undefined) {
+      if (closed()) {
         let target = String(input)
         try {
           const u = new URL(input instanceof Request ? input.url : String(input))
@@ -86,17 +96,17 @@ export function installNetworkGuard(): void {
   }
   const lookup = dns.lookup
   dns.lookup = ((hostname: string, ...rest: unknown[]) => {
-    if (running.getStore() !== undefined) throw block(`${hostname} (DNS lookup)`)
+    if (closed()) throw block(`${hostname} (DNS lookup)`)
     return (lookup as (...a: unknown[]) => unknown)(hostname, ...rest)
   }) as typeof dns.lookup
   const plookup = dns.promises.lookup
   dns.promises.lookup = ((hostname: string, ...rest: unknown[]) => {
-    if (running.getStore() !== undefined) return Promise.reject(block(`${hostname} (DNS lookup)`))
+    if (closed()) return Promise.reject(block(`${hostname} (DNS lookup)`))
     return (plookup as (...a: unknown[]) => unknown)(hostname, ...rest)
   }) as typeof dns.promises.lookup
   const createSocket = dgram.createSocket
   dgram.createSocket = ((...args: unknown[]) => {
-    if (running.getStore() !== undefined) throw block('a UDP socket')
+    if (closed()) throw block('a UDP socket')
     return (createSocket as (...a: unknown[]) => unknown)(...args)
   }) as typeof dgram.createSocket
   for (const name of [
@@ -110,7 +120,7 @@ export function installNetworkGuard(): void {
   ] as const) {
     const real = childProcess[name] as (...a: unknown[]) => unknown
     ;(childProcess as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
-      if (running.getStore() !== undefined) throw block(`a child process (${String(args[0])})`)
+      if (closed()) throw block(`a child process (${String(args[0])})`)
       return real(...args)
     }
   }
@@ -127,7 +137,7 @@ export async function offline<T>(
   stage: string,
   fn: () => Promise<T>,
 ): Promise<{ outcome: Outcome<T>; blocked: NetworkBlocked[] }> {
-  const r = callOffline(stage, fn)
+  const r = callStage(stage, fn, false)
   let outcome: Outcome<T>
   try {
     outcome = r.outcome.ok ? { ok: true, value: await r.outcome.value } : r.outcome
@@ -138,16 +148,18 @@ export async function offline<T>(
 }
 
 /**
- * Calls `fn` at once with the network closed for `stage` and for any async work it
- * starts, without waiting for a promise it returns. Never throws: a throw is the outcome.
- * `blocked` keeps collecting while that async work runs.
+ * Calls `fn` at once as `stage`, for it and for any async work it starts: with the network
+ * closed unless `allowNet`, and with what it prints sent to stderr (src/replay/stdout.ts).
+ * Does not wait for a promise it returns. Never throws: a throw is the outcome. `blocked`
+ * keeps collecting while that async work runs.
  */
-export function callOffline<T>(
+export function callStage<T>(
   stage: string,
   fn: () => T,
+  allowNet: boolean,
 ): { outcome: Outcome<T>; blocked: NetworkBlocked[] } {
   installNetworkGuard()
-  const scope = { stage, blocked: [] as NetworkBlocked[] }
+  const scope = { stage, blocked: [] as NetworkBlocked[], allowNet }
   let outcome: Outcome<T>
   try {
     outcome = { ok: true, value: running.run(scope, fn) }

@@ -30,6 +30,13 @@ const computeKillerSrc = `export function compute(row) {
   return { sku: row.sku, available: row.onHand - row.reserved }
 }
 `
+// Waits on a timer (the event loop turns, results from workers land) and prints after it.
+const computeSlowChattySrc = `export async function compute(row) {
+  await new Promise((resolve) => setTimeout(resolve, 1))
+  console.log('compute: waited for', row.sku)
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
 // Kills a worker process once it reaches the later records.
 const computeLateKillerSrc = `export function compute(row) {
   if (typeof process.send === 'function' && row.onHand >= 150) process.kill(process.pid, 'SIGKILL')
@@ -67,6 +74,8 @@ beforeAll(async () => {
   ws.write('stages/compute-killer.mjs', computeKillerSrc)
   ws.write('stages/compute-chatty.mjs', computeChattySrc)
   ws.write('stages/compute-late-killer.mjs', computeLateKillerSrc)
+  ws.write('stages/compute-slow-chatty.mjs', computeSlowChattySrc)
+  ws.write('slow-chatty.config.mjs', configOf('compute-slow-chatty'))
   ws.write('late-killer.config.mjs', configOf('compute-late-killer'))
   ws.write('chatty.config.mjs', configOf('compute-chatty'))
   ws.write('retrace.config.mjs', configOf('compute'))
@@ -333,5 +342,17 @@ describe('retrace replay --workers', { timeout: 120_000 }, () => {
     expect(doc.records.length).toBeLessThan(RECORDS)
     expect(doc.error.code).toBe('E_WORKER_DIED')
     expect(r.stderr).toMatch(/^retrace: a worker process exited \(SIGKILL\)/m)
+  })
+
+  it('a stage that prints after awaiting does not send the records reported meanwhile to stderr', async () => {
+    const args = ['replay', bundle, '--config', 'slow-chatty.config.mjs', '--json']
+    const one = await cli(...args)
+    const two = await cli(...args, '--workers', '2')
+    for (const r of [one, two]) {
+      expect(r.code).toBe(0)
+      expect((JSON.parse(r.stdout) as { records: unknown[] }).records).toHaveLength(RECORDS)
+      expect(r.stderr.match(/compute: waited for/g)).toHaveLength(RECORDS)
+    }
+    expect(two.stdout).toBe(one.stdout)
   })
 })
