@@ -13,7 +13,15 @@ import { renderUnified } from '../render/unified.js'
 import { loadConfig, loadStages } from '../replay/config.js'
 import { addToSummary, emptySummary } from '../replay/engine.js'
 import { keepYoungGenerationSmall } from '../replay/heap.js'
-import { type ItemOptions, itemRecord, toItem, type WorkerItem } from '../replay/items.js'
+import {
+  type DocsItem,
+  type ItemOptions,
+  itemRecord,
+  itemSpan,
+  joinDocs,
+  toItem,
+  type WorkerItem,
+} from '../replay/items.js'
 import { type ReplayPool, workerPool } from '../replay/pool.js'
 import { testRecord } from '../replay/regress.js'
 import { engineOptions, type RunOptions } from '../replay/run.js'
@@ -164,18 +172,22 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     const open = '{\n  "records": ['
     /** Reports one record; records are reported in the order they were selected. */
     const report = (item: WorkerItem, chain?: RecordChain): void => {
-      const about = itemRecord(item)
-      addToSummary(summary, about)
       for (const s of item.stale) if (s.why === 'stage not in config') missing.add(s.stage)
-      if ('doc' in item) {
+      if ('docs' in item) {
+        for (const verdict of item.verdicts) addToSummary(summary, { verdict })
         // Opened: a failure from here on ends this document rather than starting another.
         this.endJsonWithError ??= (error) => `\n  ],\n  "error": ${safeJson(error)}\n}\n`
-        if (typeof item.doc === 'string') process.stdout.write(`${first ? `${open}\n` : ',\n'}${item.doc}`)
+        if (typeof item.docs === 'string') process.stdout.write(`${first ? `${open}\n` : ',\n'}${item.docs}`)
         else {
           process.stdout.write(first ? `${open}\n` : ',\n')
-          process.stdout.write(item.doc)
+          process.stdout.write(item.docs)
         }
-      } else if ('matched' in item) {
+        first = false
+        return
+      }
+      const about = itemRecord(item)
+      addToSummary(summary, about)
+      if ('matched' in item) {
         if (++quietMatched <= 20)
           this.log(t.dim(`${t.ok('✓')} record ${about.recordId}  key ${visibleLine(about.key)}  matched`))
         else if (quietMatched === 21)
@@ -197,22 +209,25 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         let next = 0
         const land = (item: WorkerItem, position: number): void => {
           if (position !== next) {
-            held.set(position, 'doc' in item ? { ...item, doc: Buffer.from(item.doc) } : item)
+            const bytes = 'docs' in item && typeof item.docs === 'string'
+            held.set(position, bytes ? { ...item, docs: Buffer.from(item.docs) } : item)
             return
           }
-          report(item)
-          next++
-          for (let it = held.get(next); it !== undefined; it = held.get(next)) {
-            held.delete(next++)
+          for (let it: WorkerItem | undefined = item; it !== undefined; it = held.get(next)) {
+            held.delete(next)
             report(it)
+            next += itemSpan(it)
           }
         }
         await pool.run(path, ids, land, async (part, start) => {
-          let position = start
+          const items: WorkerItem[] = []
           for (const chain of set.loadRecords(part)) {
             const { result, stale } = await testRecord(path, chain, engine)
-            land(toItem(result, stale, itemOptions), position++)
+            items.push(toItem(result, stale, itemOptions))
           }
+          // JSON entries as one item, written at once, as a worker sends them.
+          if (json) land(joinDocs(items as DocsItem[]), start)
+          else for (const [k, item] of items.entries()) land(item, start + k)
         })
       } else {
         for (const id of ids ?? selectRecords(set, selection)) {

@@ -23,39 +23,52 @@ export interface ItemOptions {
 export type WorkerItem =
   | { result: RecordResult; stale: StaleItem[] }
   | { matched: [recordId: string, key: string]; stale: StaleItem[] }
-  | {
-      /**
-       * The record's entry in `replay --json`'s `records` array, indented to sit there; as
-       * UTF-8 bytes while it waits for the records before it (outside V8's heap, where the
-       * young generation would copy it at every collection).
-       */
-      doc: string | Uint8Array
-      recordId: string
-      key: string
-      verdict: Verdict
-      stale: StaleItem[]
-    }
+  | DocsItem
+
+/**
+ * `replay --json` entries of consecutive records: each indented to sit in the `records`
+ * array, joined by ",\n". A worker sends a batch as one item, in UTF-8 bytes: the CLI writes
+ * them as they are, and never holds them on its V8 heap (where the young generation would
+ * copy them at every collection while they wait for the records before them).
+ */
+export interface DocsItem {
+  docs: string | Uint8Array
+  /** Each record's verdict, in order. */
+  verdicts: Verdict[]
+  stale: StaleItem[]
+}
 
 /** What is sent for one record; the CLI makes the same of the records it replays itself. */
 export function toItem(result: RecordResult, stale: StaleItem[], o: ItemOptions): WorkerItem {
   if (o.jsonDocs) {
     const { outputs: _outputs, ...doc } = result
-    return {
-      doc: `    ${safeJson(doc, 2).replaceAll('\n', '\n    ')}`,
-      recordId: result.recordId,
-      key: result.key,
-      verdict: result.verdict,
-      stale,
-    }
+    return { docs: `    ${safeJson(doc, 2).replaceAll('\n', '\n    ')}`, verdicts: [result.verdict], stale }
   }
   if (result.verdict === 'matched' && !o.keepMatched) return { matched: [result.recordId, result.key], stale }
   if (!(o.keepOutputs && result.verdict !== 'matched')) delete result.outputs
   return { result, stale }
 }
 
-/** The record an item is about. */
-export function itemRecord(item: WorkerItem): { recordId: string; key: string; verdict: Verdict } {
+/** How many records an item stands for. */
+export function itemSpan(item: WorkerItem): number {
+  return 'docs' in item ? item.verdicts.length : 1
+}
+
+/** Consecutive records' `replay --json` entries as one item, in bytes. */
+export function joinDocs(items: readonly DocsItem[]): DocsItem {
+  return {
+    docs: Buffer.from(items.map((i) => i.docs).join(',\n')),
+    verdicts: items.flatMap((i) => i.verdicts),
+    stale: items.flatMap((i) => i.stale),
+  }
+}
+
+/** The record a one-record item is about. */
+export function itemRecord(item: Exclude<WorkerItem, DocsItem>): {
+  recordId: string
+  key: string
+  verdict: Verdict
+} {
   if ('matched' in item) return { recordId: item.matched[0], key: item.matched[1], verdict: 'matched' }
-  if ('doc' in item) return item
   return item.result
 }

@@ -15,7 +15,7 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { ExitCode, type ExitCodeValue, RetraceError } from '../errors.js'
-import type { ItemOptions, WorkerItem } from './items.js'
+import { type ItemOptions, itemSpan, type WorkerItem } from './items.js'
 import { forkWorker, takeWorkers } from './prestart.js'
 import type { RunOptions } from './run.js'
 import type { FromWorker, ToWorker, WorkerInit } from './worker.js'
@@ -27,7 +27,7 @@ export interface ReplayPool {
   run(
     path: string,
     ids: readonly string[],
-    /** Each record's item, with the record's position in `ids`; in no particular order. */
+    /** Each item, with the position in `ids` of its (first) record; in no particular order. */
     onItem: (item: WorkerItem, position: number) => void,
     /** Replays some of the records in this process (`ids` from position `start`), reporting them itself. */
     replayHere: (ids: readonly string[], start: number) => Promise<void>,
@@ -144,8 +144,12 @@ export function workerPool(
       if (msg.type === 'results') {
         const j = job
         const c = slot.chunks[0]
-        if (j !== undefined && c !== undefined)
-          for (const item of msg.items) j.onItem(item, c.start + c.received++)
+        if (j !== undefined && c !== undefined) {
+          for (const item of msg.items) {
+            j.onItem(item, c.start + c.received)
+            c.received += itemSpan(item)
+          }
+        }
         if (msg.last) {
           slot.chunks.shift()
           feed(slot)

@@ -185,6 +185,7 @@ export async function testRecord(
 /** A worker's item as the tally takes it: a matched record needs no more than its id and key. */
 function fromItem(item: WorkerItem, mode: RecordResult['mode']): RecordResult {
   if ('result' in item) return item.result
+  if ('docs' in item) throw new Error('a test run asks for no JSON entries')
   const { recordId, key } = itemRecord(item)
   return { recordId, key, verdict: 'matched', firstDivergence: null, stages: [], mode }
 }

@@ -7,7 +7,7 @@ import { RetraceError } from '../errors.js'
 import { loadConfig, loadStages } from './config.js'
 import type { ReplayOptions } from './engine.js'
 import { keepYoungGenerationSmall } from './heap.js'
-import { type ItemOptions, toItem, type WorkerItem } from './items.js'
+import { type DocsItem, type ItemOptions, joinDocs, toItem, type WorkerItem } from './items.js'
 import { testRecord } from './regress.js'
 import { engineOptions, type RunOptions } from './run.js'
 
@@ -26,7 +26,7 @@ export type ToWorker =
 export type FromWorker =
   | {
       type: 'results'
-      /** In the order of the chunk's ids. */
+      /** In the order of the chunk's ids (an item may stand for several records: itemSpan). */
       items: WorkerItem[]
       /** The last results of the chunk: the worker is ready for another. */
       last: boolean
@@ -85,22 +85,21 @@ function main(): void {
     }
     let batch: WorkerItem[] = []
     let chars = 0
+    /** A batch of JSON entries goes as one item. */
+    const send = (last: boolean): void => {
+      const items = given.jsonDocs && batch.length > 0 ? [joinDocs(batch as DocsItem[])] : batch
+      post({ type: 'results', items, last })
+      batch = []
+      chars = 0
+    }
     for (const chain of open.set.loadRecords(ids)) {
       const { result, stale } = await testRecord(path, chain, engine)
       const item = toItem(result, stale, given)
-      if ('doc' in item) {
-        chars += item.doc.length
-        // As bytes: the CLI writes them as they are, and never holds them on its V8 heap.
-        item.doc = Buffer.from(item.doc)
-      }
+      if ('docs' in item) chars += item.docs.length
       batch.push(item)
-      if (batch.length >= batchSize || chars >= batchChars) {
-        post({ type: 'results', items: batch, last: false })
-        batch = []
-        chars = 0
-      }
+      if (batch.length >= batchSize || chars >= batchChars) send(false)
     }
-    post({ type: 'results', items: batch, last: true })
+    send(true)
   }
 
   process.on('message', (msg: ToWorker) => {

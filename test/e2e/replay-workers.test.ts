@@ -37,9 +37,11 @@ const computeSlowChattySrc = `export async function compute(row) {
   return { sku: row.sku, available: row.onHand - row.reserved }
 }
 `
-// Kills a worker process once it reaches the later records.
-const computeLateKillerSrc = `export function compute(row) {
-  if (typeof process.send === 'function' && row.onHand >= 150) process.kill(process.pid, 'SIGKILL')
+// Kills a worker process at its 40th record: after its first chunk (30 records of 240 with
+// two processes) has been sent back, within the second it holds from the start.
+const computeLateKillerSrc = `let calls = 0
+export function compute(row) {
+  if (typeof process.send === 'function' && ++calls === 40) process.kill(process.pid, 'SIGKILL')
   return { sku: row.sku, available: row.onHand - row.reserved }
 }
 `
