@@ -3,6 +3,7 @@
 // without loading oclif: they run as often as any command, and oclif's import alone costs
 // several times node's own start-up (C1 in bench/).
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 
 const args = process.argv.slice(2)
 const root = new URL('../', import.meta.url)
@@ -48,28 +49,31 @@ function fastPath() {
 }
 
 /**
- * `retrace test|replay --workers N`: N-1 worker processes, started now so that they boot
- * while oclif loads (src/replay/prestart.ts). oclif still parses and checks the flag;
- * workers started for a command line it then refuses exit with this process.
+ * `retrace test|replay --workers N`: the worker processes are started now, so that they
+ * boot while oclif loads (src/replay/prestart.ts); at most one per other core, and none for
+ * `--help` or `--watch` (each watched run starts its own). oclif still parses and checks
+ * the flag; workers started for a command line it then refuses exit with this process.
  */
-function workersAsked() {
+function workersToStart() {
   if (args[0] !== 'test' && args[0] !== 'replay') return 0
+  let asked = 0
   for (let i = 1; i < args.length; i++) {
-    if (args[i] === '--') break
-    const value =
-      args[i] === '--workers' ? args[i + 1] : args[i].startsWith('--workers=') ? args[i].slice(10) : undefined
+    const a = args[i]
+    if (a === '--') break
+    if (a === '--help' || a === '-h' || a === '--watch' || a === '-w') return 0
+    const value = a === '--workers' ? args[i + 1] : a.startsWith('--workers=') ? a.slice(10) : undefined
     if (value === undefined) continue
     const n = /^[0-9]{1,2}$/.test(value) ? Number(value) : 0
-    return n >= 2 && n <= 64 ? n : 0
+    asked = n >= 2 && n <= 64 ? n : 0
   }
-  return 0
+  return Math.min(asked - 1, availableParallelism() - 1)
 }
 
 if (!fastPath()) {
-  const workers = workersAsked()
-  if (workers > 1) {
+  const workers = workersToStart()
+  if (workers > 0) {
     const { prestartWorkers } = await import('../dist/replay/prestart.js')
-    prestartWorkers(workers - 1)
+    prestartWorkers(workers)
   }
   const { execute } = await import('@oclif/core')
   await execute({ dir: import.meta.url })

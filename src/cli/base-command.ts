@@ -3,10 +3,13 @@
  * becomes one line on stderr (or a JSON error document with --json) and the documented
  * exit code; stack traces only with --debug or DEBUG=retrace*.
  */
+
+import { format, inspect } from 'node:util'
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
+import { claimStdout, out } from './stdout.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof RetraceCommand)['baseFlags'] & T['flags']
@@ -59,6 +62,14 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
         isTTY: process.stdout.isTTY === true,
       }),
     )
+    // Parsed (help and usage errors are printed): from here on stdout is the report's alone.
+    claimStdout()
+  }
+
+  /** A line of output on stdout (nothing with --json), written past the claim on stdout. */
+  override log(message = '', ...args: unknown[]): void {
+    if (this.jsonEnabled()) return
+    out(`${format(typeof message === 'string' ? message : inspect(message), ...args)}\n`)
   }
 
   /** Sets the exit code for a finding (1) without failing the command. */
@@ -82,7 +93,7 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
       process.stderr.write(`retrace: cannot write the result as JSON: ${oneLine(err)}\n`)
       text = safeJson({ error: { code: 'E_INTERNAL', message: oneLine(err) } }, 2)
     }
-    process.stdout.write(`${text}\n`)
+    out(`${text}\n`)
   }
 
   override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
@@ -97,7 +108,7 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
         code: err instanceof RetraceError ? err.code : code === ExitCode.input ? 'E_USAGE' : 'E_INTERNAL',
         message,
       }
-      if (this.endJsonWithError !== undefined) process.stdout.write(this.endJsonWithError(error))
+      if (this.endJsonWithError !== undefined) out(this.endJsonWithError(error))
       else this.logJson({ error })
     }
     process.stderr.write(`retrace: ${message}\n`)

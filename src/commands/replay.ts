@@ -6,6 +6,7 @@ import { BundleSet, type RecordChain } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag, keyFlag } from '../cli/flags.js'
+import { out } from '../cli/stdout.js'
 import { watchFiles } from '../cli/watch.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
@@ -131,7 +132,12 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       timeoutMs: f.timeout,
     }
     const json = this.jsonEnabled()
-    const itemOptions: ItemOptions = { keepOutputs: false, keepMatched: f.verbose, jsonDocs: json }
+    // A unified diff is drawn from the local outputs.
+    const itemOptions: ItemOptions = {
+      keepOutputs: f.format === 'unified',
+      keepMatched: f.verbose,
+      jsonDocs: json,
+    }
     // The workers start now, loading the config and stages while this process does the same.
     const pool = f.workers > 1 ? workerPool(f.workers, f.config, process.cwd(), run, itemOptions) : undefined
     try {
@@ -177,10 +183,10 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         for (const verdict of item.verdicts) addToSummary(summary, { verdict })
         // Opened: a failure from here on ends this document rather than starting another.
         this.endJsonWithError ??= (error) => `\n  ],\n  "error": ${safeJson(error)}\n}\n`
-        if (typeof item.docs === 'string') process.stdout.write(`${first ? `${open}\n` : ',\n'}${item.docs}`)
+        if (typeof item.docs === 'string') out(`${first ? `${open}\n` : ',\n'}${item.docs}`)
         else {
-          process.stdout.write(first ? `${open}\n` : ',\n')
-          process.stdout.write(item.docs)
+          out(first ? `${open}\n` : ',\n')
+          out(item.docs)
         }
         first = false
         return
@@ -219,16 +225,19 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
             next += itemSpan(it)
           }
         }
-        await pool.run(path, ids, land, async (part, start) => {
+        const replayHere = async (part: readonly string[], start: number, stopped: () => boolean) => {
           const items: WorkerItem[] = []
           for (const chain of set.loadRecords(part)) {
+            if (stopped()) return
             const { result, stale } = await testRecord(path, chain, engine)
             items.push(toItem(result, stale, itemOptions))
           }
           // JSON entries as one item, written at once, as a worker sends them.
           if (json) land(joinDocs(items as DocsItem[]), start)
           else for (const [k, item] of items.entries()) land(item, start + k)
-        })
+        }
+        // No process runs further ahead of the first record not yet reported than this.
+        await pool.run(path, ids, land, replayHere, () => next + 2048)
       } else {
         for (const id of ids ?? selectRecords(set, selection)) {
           const chain = set.loadRecord(id)
@@ -238,7 +247,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       }
       this.endJsonWithError = undefined
       if (json)
-        process.stdout.write(
+        out(
           `${first ? open : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.size ? `,\n  "missingStages": ${safeJson([...missing])}` : ''}\n}\n`,
         )
       else {

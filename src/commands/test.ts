@@ -6,6 +6,7 @@ import { pinExpectations } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
+import { out } from '../cli/stdout.js'
 import { UsageError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { renderJunit } from '../render/junit.js'
@@ -162,7 +163,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
         throw new UsageError(`cannot write the report to ${f.output}: ${(err as Error).message}`, 'E_OUTPUT')
       }
       this.note(`${renderSummary(run.summary, t, 'tested')}; report written to ${f.output}`)
-    } else process.stdout.write(report)
+    } else out(report)
     process.exitCode = run.summary.diverged + run.summary.errors > 0 && run.updated === 0 ? 1 : 0
   }
 

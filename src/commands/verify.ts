@@ -4,6 +4,7 @@ import { BundleSet, openBundle } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
+import { out } from '../cli/stdout.js'
 import { noRules } from '../compare/diff.js'
 import { type CompiledInvariant, compileInvariants } from '../compare/invariants.js'
 import { Verifier, type VerifySummary, type Violation } from '../compare/verify.js'
@@ -87,7 +88,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
   private async follow(paths: string[], verifier: Verifier): Promise<undefined> {
     const readers = paths.map((p) => ({ path: p, reader: openBundle(p, { live: true }), after: 0 }))
     const emit = (v: Violation): void => {
-      if (this.jsonEnabled()) process.stdout.write(`${safeJson(v)}\n`)
+      if (this.jsonEnabled()) out(`${safeJson(v)}\n`)
       else this.log(violationLine(v, this.theme))
     }
     let stop = false

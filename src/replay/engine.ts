@@ -25,7 +25,6 @@ import type { StageFn } from '../recorder/recorder.js'
 import { isThenable } from '../thenable.js'
 import { callStage, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
-import { divertStageOutput, whileDiverted } from './stdout.js'
 
 export type StageStatus = 'matched' | 'diverged' | 'inherited' | 'error' | 'skipped'
 export type Verdict = 'matched' | 'diverged' | 'error'
@@ -296,12 +295,8 @@ function skipped(attempt: number, reason: string): AttemptResult {
   }
 }
 
-/**
- * Replays one record. Never throws for anything a stage does. What the local build writes
- * to stdout goes to stderr (src/replay/stdout.ts).
- */
+/** Replays one record. Never throws for anything a stage does. */
 export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
-  divertStageOutput()
   const order = stageOrder(chain.captures)
   const expected = new Map<string, ExpectationRow>(chain.expectations.map((x) => [x.stage, x]))
   const lastAttempt = new Map<string, number>()
@@ -437,7 +432,7 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
   })
   const first = stages.find((s) => s.status === 'diverged' || s.status === 'error')
   const outputs = Object.fromEntries(lastLocal)
-  const invariants = whileDiverted(() => checkInvariants(chain, order, outputs, o))
+  const invariants = checkInvariants(chain, order, outputs, o)
   // A check production passed and the local build fails is a divergence of its own.
   const broken =
     first === undefined ? invariants.find((i) => i.recorded === 'ok' && i.local === 'violated') : undefined

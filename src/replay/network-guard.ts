@@ -37,11 +37,6 @@ export class NetworkBlocked extends Error {
 const running = new AsyncLocalStorage<{ stage: string; blocked: NetworkBlocked[]; allowNet: boolean }>()
 let installed = false
 
-/** Whether the code running now is a stage's (or async work a stage started) under replay. */
-export function inStage(): boolean {
-  return running.getStore() !== undefined
-}
-
 /** Whether the code running now is a stage's with the network closed. */
 function closed(): boolean {
   const scope = running.getStore()
@@ -148,10 +143,9 @@ export async function offline<T>(
 }
 
 /**
- * Calls `fn` at once as `stage`, for it and for any async work it starts: with the network
- * closed unless `allowNet`, and with what it prints sent to stderr (src/replay/stdout.ts).
- * Does not wait for a promise it returns. Never throws: a throw is the outcome. `blocked`
- * keeps collecting while that async work runs.
+ * Calls `fn` at once as `stage`, for it and for any async work it starts, with the network
+ * closed unless `allowNet`. Does not wait for a promise it returns. Never throws: a throw is
+ * the outcome. `blocked` keeps collecting while that async work runs.
  */
 export function callStage<T>(
   stage: string,

@@ -29,8 +29,16 @@ export interface ReplayPool {
     ids: readonly string[],
     /** Each item, with the position in `ids` of its (first) record; in no particular order. */
     onItem: (item: WorkerItem, position: number) => void,
-    /** Replays some of the records in this process (`ids` from position `start`), reporting them itself. */
-    replayHere: (ids: readonly string[], start: number) => Promise<void>,
+    /**
+     * Replays some of the records in this process (`ids` from position `start`), reporting
+     * them itself; it stops between records once `stopped()` (the run has failed).
+     */
+    replayHere: (ids: readonly string[], start: number, stopped: () => boolean) => Promise<void>,
+    /**
+     * Positions below which records may be handed out, when results wait to be reported in
+     * order: no process runs further ahead of the first unreported record than that.
+     */
+    horizon?: () => number,
   ): Promise<void>
   /** Stops the workers; the run is over. */
   close(): Promise<void>
@@ -85,8 +93,11 @@ export function workerPool(
         path: string
         ids: readonly string[]
         next: number
+        horizon: (() => number) | undefined
         /** The CLI has no more of its own chunks to replay. */
         ownDone: boolean
+        /** Why the run failed; it settles once the CLI's own share has stopped too. */
+        failed: Error | undefined
         onItem: Parameters<ReplayPool['run']>[2]
         resolve: () => void
         reject: (err: Error) => void
@@ -96,30 +107,43 @@ export function workerPool(
   let failure: Error | undefined
   let closing = false
 
+  /**
+   * Fails the run: nothing more is handed out or reported, and the bundle's promise rejects
+   * once the CLI has stopped replaying its own share (so nothing it replays lands after the
+   * error is reported). Later runs fail at once.
+   */
   const fail = (err: Error): void => {
-    if (job !== undefined) {
-      const j = job
-      job = undefined
-      j.reject(err)
-    } else failure ??= err
+    failure ??= err
+    const j = job
+    if (j === undefined || j.failed !== undefined) return
+    j.failed = err
+    settle()
   }
+  /** A failed send is left to the 'exit' that follows it, which says which records were lost. */
   const send = (slot: Slot, msg: ToWorker): void => {
-    if (slot.child.connected) slot.child.send(msg)
+    if (slot.child.connected) slot.child.send(msg, () => {})
   }
   /** The next `size` records to hand out, and the position of the first. */
   const take = (size: number): { ids: readonly string[]; start: number } => {
     const j = job
-    if (j === undefined || j.next >= j.ids.length) return { ids: [], start: 0 }
+    if (j === undefined || j.failed !== undefined) return { ids: [], start: 0 }
+    const limit = Math.min(j.ids.length, j.horizon?.() ?? j.ids.length)
+    if (j.next >= limit) return { ids: [], start: 0 }
     const start = j.next
-    const ids = j.ids.slice(start, start + size)
+    const ids = j.ids.slice(start, Math.min(limit, start + size))
     j.next += ids.length
     return { ids, start }
   }
-  /** Settles the bundle once the CLI and every worker are done with it. */
+  /** Settles the bundle once the CLI and every worker are done with it, or it failed. */
   const settle = (): void => {
     const j = job
-    if (j === undefined || !j.ownDone || j.next < j.ids.length || slots.some((s) => s.chunks.length > 0))
+    if (j === undefined || !j.ownDone) return
+    if (j.failed !== undefined) {
+      job = undefined
+      j.reject(j.failed)
       return
+    }
+    if (j.next < j.ids.length || slots.some((s) => s.chunks.length > 0)) return
     job = undefined
     j.resolve()
   }
@@ -144,7 +168,7 @@ export function workerPool(
       if (msg.type === 'results') {
         const j = job
         const c = slot.chunks[0]
-        if (j !== undefined && c !== undefined) {
+        if (j !== undefined && j.failed === undefined && c !== undefined) {
           for (const item of msg.items) {
             j.onItem(item, c.start + c.received)
             c.received += itemSpan(item)
@@ -158,6 +182,7 @@ export function workerPool(
         fail(new RetraceError(msg.code, msg.message, msg.exit as ExitCodeValue))
       }
     })
+    // Failing to start (sends report through 'exit').
     child.on('error', (err) =>
       fail(new RetraceError('E_WORKER', `a worker process failed: ${err.message}`, ExitCode.internal)),
     )
@@ -174,7 +199,11 @@ export function workerPool(
               `a worker process exited (${how}) while replaying ${chunk.ids.length - chunk.received} records of ${job.path} from ${first}; a stage may have ended its process (retrace replay ${job.path} ${first} runs the first of them)`,
               ExitCode.found,
             )
-          : new RetraceError('E_WORKER', `a worker process exited early (${how})`, ExitCode.internal),
+          : new RetraceError(
+              'E_WORKER_DIED',
+              `a worker process exited (${how}) between records; a stage module may have ended its process (a timer or handler it left running)`,
+              ExitCode.found,
+            ),
       )
     })
     send(slot, { type: 'init', init })
@@ -182,32 +211,42 @@ export function workerPool(
 
   return {
     minRecords: workers * 50,
-    run(path, ids, onItem, replayHere) {
+    run(path, ids, onItem, replayHere, horizon) {
       if (failure !== undefined) return Promise.reject(failure)
       return new Promise<void>((resolve, reject) => {
-        const j = {
+        const j: NonNullable<typeof job> = {
           path,
           ids,
           next: 0,
+          horizon,
           ownDone: false,
+          failed: undefined,
           onItem,
           resolve,
           reject,
         }
         job = j
-        for (const slot of slots) feed(slot)
+        const stopped = (): boolean => j.failed !== undefined
         const own = async (): Promise<void> => {
-          while (job === j) {
+          while (!stopped()) {
+            // Workers held back by the horizon get their chunks as it moves.
+            for (const slot of slots) feed(slot)
             const part = take(ownChunk)
-            if (part.ids.length === 0) break
-            await replayHere(part.ids, part.start)
-            // Let the workers' messages in: their results, and their asks for more.
-            await new Promise<void>((r) => setImmediate(r))
+            if (part.ids.length > 0) {
+              await replayHere(part.ids, part.start, stopped)
+              // Let the workers' messages in: their results, and their asks for more.
+              await new Promise<void>((r) => setImmediate(r))
+            } else if (j.next >= j.ids.length) break
+            // Everything up to the horizon is handed out: wait for the first records to land.
+            else await new Promise<void>((r) => setTimeout(r, 2))
           }
-          j.ownDone = true
-          settle()
         }
-        own().catch((err: unknown) => fail(err instanceof Error ? err : new Error(String(err))))
+        own()
+          .catch((err: unknown) => fail(err instanceof Error ? err : new Error(String(err))))
+          .finally(() => {
+            j.ownDone = true
+            settle()
+          })
       })
     },
     async close() {

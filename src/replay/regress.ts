@@ -231,8 +231,13 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
     try {
       const ids = [...set.readers[0]!.recordIds()].filter((id) => inShard(id, o.shard))
       o.onBundle?.(path, ids.length)
-      const replayHere = async (part: readonly string[]): Promise<void> => {
+      const replayHere = async (
+        part: readonly string[],
+        _start = 0,
+        stopped = () => false,
+      ): Promise<void> => {
         for (const chain of set.loadRecords(part)) {
+          if (stopped()) return
           const { result, stale } = await testRecord(path, chain, o.engine)
           tally.add(result, stale)
         }

@@ -5,7 +5,7 @@
  * byte), --update must pin the same expectations, and a worker that dies must end the run
  * with one clear line, not a hang.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { withDb } from '../helpers/bundle-db.js'
 import { runCli as spawnCli } from '../helpers/cli.js'
@@ -34,6 +34,32 @@ const computeKillerSrc = `export function compute(row) {
 const computeSlowChattySrc = `export async function compute(row) {
   await new Promise((resolve) => setTimeout(resolve, 1))
   console.log('compute: waited for', row.sku)
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+// The worker replays its first two chunks (57 records of 240 with two processes), then, at
+// the first record of its third, waits until the CLI is at the 12th record of its own first
+// chunk (its last 8 already read) and kills itself there.
+const computeMidChunkKillerSrc = `import { existsSync, writeFileSync } from 'node:fs'
+let calls = 0
+export async function compute(row) {
+  calls++
+  if (typeof process.send === 'function') {
+    if (calls === 58) {
+      for (let i = 0; i < 1000 && !existsSync('cli-at-12'); i++) await new Promise((r) => setTimeout(r, 5))
+      process.kill(process.pid, 'SIGKILL')
+    }
+  } else {
+    if (calls === 12) writeFileSync('cli-at-12', '')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+// Prints when it loads and from a timer it leaves running, outside any stage call.
+const computeNoisyModuleSrc = `console.log('compute module loaded')
+setInterval(() => console.log('heartbeat'), 1).unref()
+export function compute(row) {
   return { sku: row.sku, available: row.onHand - row.reserved }
 }
 `
@@ -77,6 +103,10 @@ beforeAll(async () => {
   ws.write('stages/compute-chatty.mjs', computeChattySrc)
   ws.write('stages/compute-late-killer.mjs', computeLateKillerSrc)
   ws.write('stages/compute-slow-chatty.mjs', computeSlowChattySrc)
+  ws.write('stages/compute-mid-chunk-killer.mjs', computeMidChunkKillerSrc)
+  ws.write('mid-chunk-killer.config.mjs', configOf('compute-mid-chunk-killer'))
+  ws.write('stages/compute-noisy-module.mjs', computeNoisyModuleSrc)
+  ws.write('noisy-module.config.mjs', configOf('compute-noisy-module'))
   ws.write('slow-chatty.config.mjs', configOf('compute-slow-chatty'))
   ws.write('late-killer.config.mjs', configOf('compute-late-killer'))
   ws.write('chatty.config.mjs', configOf('compute-chatty'))
@@ -296,7 +326,8 @@ describe('retrace replay --workers', { timeout: 120_000 }, () => {
     )
     expect(text.stdout.match(/diverged at compute/g)).toHaveLength(diverging)
     await same('--config', 'some.config.mjs', '--verbose')
-    await same('--config', 'some.config.mjs', '--format', 'unified')
+    const unified = await same('--config', 'some.config.mjs', '--format', 'unified')
+    expect(unified.stdout.match(/^\+\+\+ local\/compute/gm)).toHaveLength(diverging)
     const json = await same('--config', 'some.config.mjs', '--json')
     const doc = JSON.parse(json.stdout) as { records: { recordId: string; verdict: string }[] }
     expect(doc.records).toHaveLength(RECORDS)
@@ -356,5 +387,44 @@ describe('retrace replay --workers', { timeout: 120_000 }, () => {
       expect(r.stderr.match(/compute: waited for/g)).toHaveLength(RECORDS)
     }
     expect(two.stdout).toBe(one.stdout)
+  })
+
+  it('a worker that dies while the CLI replays its own records: no record is written after the error', async () => {
+    rmSync(ws.path('cli-at-12'), { force: true })
+    const r = await cli(
+      'replay',
+      bundle,
+      '--config',
+      'mid-chunk-killer.config.mjs',
+      '--json',
+      '--workers',
+      '2',
+    )
+    expect(r.code).toBe(1)
+    const doc = JSON.parse(r.stdout) as { records: unknown[]; error: { code: string } }
+    expect(doc.error.code).toBe('E_WORKER_DIED')
+    expect(
+      r.stderr
+        .trimEnd()
+        .split('\n')
+        .filter((l) => l.startsWith('retrace:')),
+    ).toHaveLength(1)
+  })
+
+  it('what a stage module prints outside a stage (loading, timers) goes to stderr too', async () => {
+    for (const workers of ['1', '2']) {
+      const r = await cli(
+        'replay',
+        bundle,
+        '--config',
+        'noisy-module.config.mjs',
+        '--json',
+        '--workers',
+        workers,
+      )
+      expect(r.code).toBe(0)
+      expect((JSON.parse(r.stdout) as { records: unknown[] }).records).toHaveLength(RECORDS)
+      expect(r.stderr).toContain('compute module loaded')
+    }
   })
 })
