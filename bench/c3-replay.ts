@@ -236,64 +236,56 @@ emit({
   target: '>= 5,000 records/s',
   pass: records / (workersMs / 1000) >= 5000,
 })
-if (canMeasureTreeRss) {
-  const rssW = median(rss.workers)
-  const rssWSmall = median(rss.workersSmall)
+/** C6: the peak RSS of a run on `n` records against the same run on `fewer`, flat in N. */
+function flatRss(
+  what: string,
+  at: { n: number; xs: number[] },
+  than: { n: number; xs: number[] },
+  detail: Record<string, unknown>,
+): void {
+  const value = median(at.xs)
+  const floor = median(than.xs)
   emit({
     id: 'C6',
-    name: `peak RSS of \`retrace replay --json --workers 2\` (CLI + worker process), ${records.toLocaleString('en-US')} vs ${small.toLocaleString('en-US')} records`,
+    name: `peak RSS of ${what}, ${at.n.toLocaleString('en-US')} vs ${than.n.toLocaleString('en-US')} records`,
     unit: 'MiB',
-    value: rssW,
-    floor: rssWSmall,
-    floorName: `the same run on ${small.toLocaleString('en-US')} records`,
+    value,
+    floor,
+    floorName: `the same run on ${than.n.toLocaleString('en-US')} records`,
     target: '<= 1.2x floor (flat in N)',
-    pass: rssW <= 1.2 * rssWSmall,
-    detail: {
-      rssN: rss.workers.map((x) => round(x)),
-      rssSmall: rss.workersSmall.map((x) => round(x)),
-      rounds,
-    },
+    pass: value <= 1.2 * floor,
+    detail: { rssN: at.xs.map((x) => round(x)), rssFewer: than.xs.map((x) => round(x)), rounds, ...detail },
   })
+}
+
+if (canMeasureTreeRss) {
+  flatRss(
+    '`retrace replay --json --workers 2` (CLI + worker process)',
+    { n: records, xs: rss.workers },
+    { n: small, xs: rss.workersSmall },
+    {},
+  )
 }
 
 const heapAfterGcMiB = await retainedHeap(fx)
 if (canMeasureRss) {
-  const rssN = median(rss.n)
-  const rssSmall = median(rss.small)
-  emit({
-    id: 'C6',
-    name: `peak RSS of \`retrace replay --json\`, ${records.toLocaleString('en-US')} vs ${small.toLocaleString('en-US')} records`,
-    unit: 'MiB',
-    value: rssN,
-    floor: rssSmall,
-    floorName: `the same run on ${small.toLocaleString('en-US')} records`,
-    target: '<= 1.2x floor (flat in N)',
-    pass: rssN <= 1.2 * rssSmall,
-    detail: {
-      rssN: rss.n.map((x) => round(x)),
-      rssSmall: rss.small.map((x) => round(x)),
-      rounds,
-      ...(heapAfterGcMiB !== undefined ? { heapAfterGcMiB } : {}),
-    },
-  })
+  flatRss(
+    '`retrace replay --json`',
+    { n: records, xs: rss.n },
+    { n: small, xs: rss.small },
+    heapAfterGcMiB !== undefined ? { heapAfterGcMiB } : {},
+  )
   if (fxLarge !== undefined) {
-    const rssL = median(rss.large)
-    emit({
-      id: 'C6',
-      name: `peak RSS of \`retrace replay --json\`, ${large.toLocaleString('en-US')} vs ${records.toLocaleString('en-US')} records`,
-      unit: 'MiB',
-      value: rssL,
-      floor: rssN,
-      floorName: `the same run on ${records.toLocaleString('en-US')} records`,
-      target: '<= 1.2x floor (flat in N)',
-      pass: rssL <= 1.2 * rssN,
-      detail: {
-        rssLarge: rss.large.map((x) => round(x)),
-        vsSmallRatio: round(rssL / rssSmall, 3),
+    flatRss(
+      '`retrace replay --json`',
+      { n: large, xs: rss.large },
+      { n: records, xs: rss.n },
+      {
+        vsSmallRatio: round(median(rss.large) / median(rss.small), 3),
         largeMs: round(median(largeMs)),
         largeRecordsPerS: round(large / (median(largeMs) / 1000)),
         largeBundleMiB: round(fxLarge.bytes / 1024 ** 2),
       },
-    })
+    )
   }
 } else note('C6 skipped: /usr/bin/time (GNU time) is not installed')

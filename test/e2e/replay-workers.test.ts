@@ -150,6 +150,14 @@ function pinned(path: string): string[] {
   )
 }
 
+/** The lines retrace itself wrote to stderr (what stages print aside). */
+function retraceLines(stderr: string): string[] {
+  return stderr
+    .trimEnd()
+    .split('\n')
+    .filter((l) => l.startsWith('retrace:'))
+}
+
 /** Replay worker processes running in `dir`, from /proc. */
 function workersIn(dir: string): number[] {
   const found: number[] = []
@@ -359,12 +367,7 @@ describe('retrace replay --workers', { timeout: 120_000 }, () => {
     const r = await cli('replay', bundle, '--config', 'killer.config.mjs', '--workers', '2')
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^retrace: a worker process exited \(SIGKILL\) while replaying \d+ records of /m)
-    expect(
-      r.stderr
-        .trimEnd()
-        .split('\n')
-        .filter((l) => l.startsWith('retrace:')),
-    ).toHaveLength(1)
+    expect(retraceLines(r.stderr)).toHaveLength(1)
   })
 
   it('a failure midway through --json still leaves one JSON document, ending in the error', async () => {
@@ -403,12 +406,7 @@ describe('retrace replay --workers', { timeout: 120_000 }, () => {
     expect(r.code).toBe(1)
     const doc = JSON.parse(r.stdout) as { records: unknown[]; error: { code: string } }
     expect(doc.error.code).toBe('E_WORKER_DIED')
-    expect(
-      r.stderr
-        .trimEnd()
-        .split('\n')
-        .filter((l) => l.startsWith('retrace:')),
-    ).toHaveLength(1)
+    expect(retraceLines(r.stderr)).toHaveLength(1)
   })
 
   it('what a stage module prints outside a stage (loading, timers) goes to stderr too', async () => {
