@@ -126,14 +126,6 @@ const benchmarks: Benchmark[] = [
       '`retrace test --workers 2` over the C3 fixture (10,000 records), wall time and peak RSS, against the same replay floor; --workers 1 and 1,000 records alongside.',
   },
   {
-    file: 'bench/worker-heap.ts',
-    ids: ['worker-heap'],
-    quickArgs: ['--rounds', '3'],
-    timeoutS: 900,
-    about:
-      'Replays 5,000 records of the C3 fixture in one process with the node flags replay worker processes get (fixed 4 MiB semi-spaces), against the heap the CLI keeps and against 2 and 8 MiB; each in a fresh child process, interleaved.',
-  },
-  {
     file: 'bench/c5-diff.ts',
     ids: ['C5'],
     quickArgs: ['--rounds', '5'],

@@ -11,7 +11,6 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { workerUrl } from '../worker-url.js'
-import { workerNodeFlags } from './heap.js'
 
 /** Started early, not yet taken by a pool. */
 let waiting: ChildProcess[] = []
@@ -21,7 +20,7 @@ export function forkWorker(cwd?: string): ChildProcess {
   const script = fileURLToPath(workerUrl(import.meta.url, './worker.js'))
   return fork(script, ['--retrace-worker'], {
     ...(cwd !== undefined ? { cwd } : {}),
-    execArgv: [...workerNodeFlags],
+    execArgv: [],
     serialization: 'advanced',
     // Results travel over IPC; whatever a stage prints goes to stderr, never into the report.
     stdio: ['ignore', 2, 'inherit', 'ipc'],
