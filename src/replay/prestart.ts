@@ -6,7 +6,7 @@
  * start-up (oclif, the command, the config) takes as long, so started first they are
  * ready when the first records are handed out instead of that much later. Until a pool
  * takes them they hold no reference on the event loop: a run that never gets that far (a
- * usage error, `--help`) exits at once, and the workers exit when their channel closes.
+ * usage error) exits at once, and the workers exit when their channel closes.
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'

@@ -1,6 +1,6 @@
 /**
  * A replay worker process (`retrace test --workers`, `retrace replay --workers`): replays
- * the chunks of records the CLI hands it and sends back one item per record, in order.
+ * the chunks of records the CLI hands it and sends back their results in order.
  */
 import { BundleSet } from '../bundle/index.js'
 import { RetraceError } from '../errors.js'
