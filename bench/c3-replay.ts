@@ -147,8 +147,6 @@ const cases = {
 const t = await interleave(rounds, cases)
 
 const floorMs = median(t.floor!)
-const inMs = median(t.inProcess!)
-const cliMs = median(t.cli!)
 const spread = (xs: number[]): number[] => [round(quantile(xs, 0.25)), round(quantile(xs, 0.75))]
 const paired = (xs: number[]): number => median(xs.map((x, i) => x / t.floor![i]!))
 const common = {
@@ -161,81 +159,39 @@ const common = {
 const floorName = PARSE_FLOOR
 const label = `${records.toLocaleString('en-US')} records x ${STAGES.length} stages x 2 KB, no divergence`
 
-emit({
-  id: 'C3',
-  name: `replay ${label}, in-process (replaySelection, no start-up): time`,
-  unit: 'ms',
-  value: inMs,
-  floor: floorMs,
-  floorName,
-  target: '<= 1.3x floor',
-  pass: inMs <= 1.3 * floorMs,
-  detail: {
-    ...common,
-    pairedRatioMedian: round(paired(t.inProcess!), 3),
-    valueP25P75: spread(t.inProcess!),
-    floorP25P75: spread(t.floor!),
-    bundleOpenMs: round(median(openMs)),
-  },
-})
-emit({
-  id: 'C3',
-  name: `replay ${label}, in-process: throughput`,
-  unit: 'records/s',
-  value: records / (inMs / 1000),
-  floor: records / (floorMs / 1000),
-  floorName,
-  target: '>= 5,000 records/s',
-  pass: records / (inMs / 1000) >= 5000,
-})
-emit({
-  id: 'C3',
-  name: `\`retrace replay --json > /dev/null\`, ${label}: wall time (start-up included)`,
-  unit: 'ms',
-  value: cliMs,
-  floor: floorMs,
-  floorName,
-  target: '<= 1.3x floor',
-  pass: cliMs <= 1.3 * floorMs,
-  detail: { ...common, pairedRatioMedian: round(paired(t.cli!), 3), valueP25P75: spread(t.cli!) },
-})
-emit({
-  id: 'C3',
-  name: `\`retrace replay --json > /dev/null\`, ${label}: throughput`,
-  unit: 'records/s',
-  value: records / (cliMs / 1000),
-  floor: records / (floorMs / 1000),
-  floorName,
-  target: '>= 5,000 records/s',
-  pass: records / (cliMs / 1000) >= 5000,
-})
+/** C3 for one way of replaying: its time against the floor, and its throughput. */
+function c3(what: string, xs: number[], detail: Record<string, unknown> = {}): void {
+  const ms = median(xs)
+  emit({
+    id: 'C3',
+    name: `${what}: ${what.includes('in-process') ? 'time' : 'wall time (start-up included)'}`,
+    unit: 'ms',
+    value: ms,
+    floor: floorMs,
+    floorName,
+    target: '<= 1.3x floor',
+    pass: ms <= 1.3 * floorMs,
+    detail: { ...common, pairedRatioMedian: round(paired(xs), 3), valueP25P75: spread(xs), ...detail },
+  })
+  emit({
+    id: 'C3',
+    name: `${what}: throughput`,
+    unit: 'records/s',
+    value: records / (ms / 1000),
+    floor: records / (floorMs / 1000),
+    floorName,
+    target: '>= 5,000 records/s',
+    pass: records / (ms / 1000) >= 5000,
+  })
+}
 
-const workersMs = median(t.cliWorkers!)
-emit({
-  id: 'C3',
-  name: `\`retrace replay --json --workers 2 > /dev/null\`, ${label}: wall time (start-up included)`,
-  unit: 'ms',
-  value: workersMs,
-  floor: floorMs,
-  floorName,
-  target: '<= 1.3x floor',
-  pass: workersMs <= 1.3 * floorMs,
-  detail: {
-    ...common,
-    pairedRatioMedian: round(paired(t.cliWorkers!), 3),
-    valueP25P75: spread(t.cliWorkers!),
-  },
+c3(`replay ${label}, in-process (replaySelection, no start-up)`, t.inProcess!, {
+  floorP25P75: spread(t.floor!),
+  bundleOpenMs: round(median(openMs)),
 })
-emit({
-  id: 'C3',
-  name: `\`retrace replay --json --workers 2 > /dev/null\`, ${label}: throughput`,
-  unit: 'records/s',
-  value: records / (workersMs / 1000),
-  floor: records / (floorMs / 1000),
-  floorName,
-  target: '>= 5,000 records/s',
-  pass: records / (workersMs / 1000) >= 5000,
-})
+c3(`\`retrace replay --json > /dev/null\`, ${label}`, t.cli!)
+c3(`\`retrace replay --json --workers 2 > /dev/null\`, ${label}`, t.cliWorkers!)
+
 /** C6: the peak RSS of a run on `n` records against the same run on `fewer`, flat in N. */
 function flatRss(
   what: string,
