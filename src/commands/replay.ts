@@ -25,7 +25,7 @@ import {
 } from '../replay/items.js'
 import { type ReplayPool, workerPool } from '../replay/pool.js'
 import { testRecord } from '../replay/regress.js'
-import { engineOptions, type RunOptions } from '../replay/run.js'
+import { engineOptions, type RunOptions, replaySelection } from '../replay/run.js'
 import { type Selection, selectRecords } from '../replay/select.js'
 
 export default class Replay extends RetraceCommand<typeof Replay> {
@@ -239,11 +239,13 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         // No process runs further ahead of the first record not yet reported than this.
         await pool.run(path, ids, land, replayHere, () => next + 2048)
       } else {
-        for (const id of ids ?? selectRecords(set, selection)) {
-          const chain = set.loadRecord(id)
-          const { result, stale } = await testRecord(path, chain, engine)
-          report(toItem(result, stale, itemOptions), chain)
-        }
+        const r = await replaySelection(
+          set,
+          ids !== undefined ? { records: ids } : selection,
+          engine,
+          (result, chain) => report(toItem(result, [], itemOptions), chain),
+        )
+        for (const stage of r.missing) missing.add(stage)
       }
       this.endJsonWithError = undefined
       if (json)
