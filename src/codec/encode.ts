@@ -95,6 +95,25 @@ function bytesToBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
 }
 
+/**
+ * The path segment a redaction rule sees for a Map entry: its key as text when the key is
+ * a primitive, and a name no key rule can spell otherwise (`String()` on an object runs
+ * its own `toString`, which may throw or not be a function at all).
+ */
+function mapKeySegment(k: unknown): string {
+  switch (typeof k) {
+    case 'string':
+      return k
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+    case 'undefined':
+      return String(k)
+    default:
+      return k === null ? 'null' : `[${typeof k}]`
+  }
+}
+
 interface TagContext {
   seen: unknown[]
   maxDepth: number
@@ -149,7 +168,7 @@ function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
     if (obj instanceof Map) {
       const entries: unknown[] = []
       for (const [k, v] of obj) {
-        cx.path.push(String(k))
+        cx.path.push(mapKeySegment(k))
         entries.push([
           toTagged(k, depth + 1, { ...cx, redactor: undefined }),
           toTagged(v, depth + 1, cx) ?? null,

@@ -9,6 +9,7 @@ import {
   isUnrecorded,
   PayloadError,
   parseJson,
+  Redactor,
   unrecordedMarker,
 } from '../../src/codec/index.js'
 
@@ -75,6 +76,27 @@ describe('encode/decode round-trip', () => {
     const s = roundTrip(new Set(['a', 1, null])) as Set<unknown>
     expect(s).toBeInstanceOf(Set)
     expect([...s]).toEqual(['a', 1, null])
+  })
+
+  it('records a Map keyed by objects whose toString is not a function, or throws', () => {
+    // Found by the codec round-trip property: a Map key became a path segment via String().
+    const odd = new Map<unknown, unknown>([[{ toString: new Date(0) }, 'a']])
+    expect(roundTrip(odd)).toStrictEqual(odd)
+
+    const throwing = {
+      toString(): string {
+        throw new Error('no text')
+      },
+    }
+    const m = new Map<unknown, unknown>([
+      [throwing, 'b'],
+      [Object.create(null) as object, 'c'],
+    ])
+    expect([...(roundTrip(m) as Map<unknown, unknown>).values()]).toEqual(['b', 'c'])
+    // A rule naming every entry of the Map still reaches entries with such keys.
+    const redactor = new Redactor({ rules: ['$.m.*'], key: 'k' })
+    const back = decode(encode({ m }, undefined, redactor)) as { m: Map<unknown, unknown> }
+    expect([...back.m.values()].every((v) => String(v).startsWith('[redacted:'))).toBe(true)
   })
 
   it('round-trips undefined at the top, in objects (key kept) and in arrays (slot kept)', () => {
