@@ -9,7 +9,7 @@ import { Command, Flags, type Interfaces } from '@oclif/core'
 import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
-import { claimStdout, out } from './stdout.js'
+import { claimStdout, out, toStderr } from './stdout.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof RetraceCommand)['baseFlags'] & T['flags']
@@ -79,7 +79,7 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
 
   /** A message for people, on stderr (silent with --json). */
   protected note(message: string): void {
-    if (!this.jsonEnabled()) process.stderr.write(`${message}\n`)
+    if (!this.jsonEnabled()) toStderr(`${message}\n`)
   }
 
   override logJson(json: unknown): void {
@@ -90,7 +90,7 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
       // oclif prints a command's result after its error handling has run: a result that
       // cannot be written as JSON would otherwise end in a stack trace and exit code 1.
       process.exitCode = ExitCode.internal
-      process.stderr.write(`retrace: cannot write the result as JSON: ${oneLine(err)}\n`)
+      toStderr(`retrace: cannot write the result as JSON: ${oneLine(err)}\n`)
       text = safeJson({ error: { code: 'E_INTERNAL', message: oneLine(err) } }, 2)
     }
     out(`${text}\n`)
@@ -111,10 +111,10 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
       if (this.endJsonWithError !== undefined) out(this.endJsonWithError(error))
       else this.logJson({ error })
     }
-    process.stderr.write(`retrace: ${message}\n`)
-    if (debug && err.stack) process.stderr.write(`${visibleLine(err.stack).replaceAll('\\x0a', '\n')}\n`)
+    toStderr(`retrace: ${message}\n`)
+    if (debug && err.stack) toStderr(`${visibleLine(err.stack).replaceAll('\\x0a', '\n')}\n`)
     else if (code === ExitCode.internal)
-      process.stderr.write('retrace: this is a bug in retrace; run with --debug for details\n')
+      toStderr('retrace: this is a bug in retrace; run with --debug for details\n')
   }
 }
 

@@ -8,16 +8,60 @@
  *
  * Not covered: code that writes to file descriptor 1 itself, or that kept a reference to
  * `process.stdout.write` from before the command started.
+ *
+ * Written to a file or a pipe, retrace's output is gathered into writes of up to 64 KiB,
+ * as C's stdio does: one write per line or per record cost `replay --json` a tenth of its
+ * time. What is gathered goes out when 64 KiB is reached, when the event loop next turns
+ * (a slow replay still shows each record as it lands), before retrace writes to stderr,
+ * and when the process exits. On a terminal every write goes out at once.
  */
 
 /** The real write, taken when this module loads, before any command code runs. */
 const write = process.stdout.write.bind(process.stdout) as (chunk: string | Uint8Array) => boolean
 let claimed = false
 
+const gather = process.stdout.isTTY !== true
+const highWater = 64 * 1024
+let pending: (string | Uint8Array)[] = []
+let pendingLength = 0
+let scheduled = false
+
 /** Writes retrace's own output to stdout. */
-export function out(chunk: string | Uint8Array): boolean {
-  return write(chunk)
+export function out(chunk: string | Uint8Array): void {
+  if (!gather) {
+    write(chunk)
+    return
+  }
+  pending.push(chunk)
+  pendingLength += chunk.length
+  if (pendingLength >= highWater) flushOut()
+  else if (!scheduled) {
+    scheduled = true
+    setImmediate(flushOut)
+  }
 }
+
+/** Writes out what `out` has gathered. */
+export function flushOut(): void {
+  scheduled = false
+  if (pending.length === 0) return
+  const parts = pending
+  pending = []
+  pendingLength = 0
+  write(
+    parts.every((p) => typeof p === 'string')
+      ? parts.join('')
+      : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p))),
+  )
+}
+
+/** Writes to stderr, after what stdout has gathered, so the two keep their order. */
+export function toStderr(text: string): void {
+  flushOut()
+  process.stderr.write(text)
+}
+
+if (gather) process.on('exit', flushOut)
 
 /** From now on, anything else written to process.stdout goes to stderr. */
 export function claimStdout(): void {

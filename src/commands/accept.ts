@@ -3,6 +3,7 @@ import { Args, Flags } from '@oclif/core'
 import { BundleSet, type ExpectationRow, pinExpectations } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
+import { flushOut } from '../cli/stdout.js'
 import { UsageError } from '../errors.js'
 import { renderRecordResult } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
@@ -91,6 +92,8 @@ export default class Accept extends RetraceCommand<typeof Accept> {
 
   private async confirm(): Promise<boolean> {
     if (!process.stdin.isTTY || this.jsonEnabled()) return false
+    // The diff goes out before the question about it.
+    flushOut()
     const rl = createInterface({ input: process.stdin, output: process.stderr })
     try {
       return /^y(es)?$/i.test((await rl.question('pin these outputs? [y/N] ')).trim())

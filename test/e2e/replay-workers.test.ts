@@ -5,10 +5,21 @@
  * byte), --update must pin the same expectations, and a worker that dies must end the run
  * with one clear line, not a hang.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+} from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { withDb } from '../helpers/bundle-db.js'
-import { runCli as spawnCli } from '../helpers/cli.js'
+import { binPath, runCli as spawnCli } from '../helpers/cli.js'
 import {
   type CliResult,
   inventoryChain,
@@ -356,6 +367,34 @@ describe('retrace replay --workers', { timeout: 120_000 }, () => {
     expect(
       (JSON.parse(byId.stdout) as { records: { recordId: string }[] }).records.map((r) => r.recordId),
     ).toEqual(named)
+  })
+
+  it('stdout and stderr sent to one file keep their order', () => {
+    // stdout to a file is written in gathered blocks; what retrace says on stderr must
+    // still follow the records before it and precede the summary after it.
+    for (const workers of ['1', '2']) {
+      const file = ws.path(`both-${workers}.txt`)
+      const fd = openSync(file, 'w')
+      try {
+        const r = spawnSync(
+          process.execPath,
+          [binPath, 'replay', bundle, '--config', 'partial.config.mjs', '--verbose', '--workers', workers],
+          { cwd: ws.dir, stdio: ['ignore', fd, fd], env: { ...process.env, NO_COLOR: '1' } },
+        )
+        expect(r.status).toBe(0)
+      } finally {
+        closeSync(fd)
+      }
+      const lines = readFileSync(file, 'utf8').trimEnd().split('\n')
+      expect(lines[0]).toMatch(/^replaying /)
+      const warning = lines.findIndex((l) => l.startsWith('stages in the recording but not in the config'))
+      const summary = lines.findIndex((l) => l.startsWith(`${RECORDS} records replayed`))
+      const records = lines.flatMap((l, i) => (/^record \S+ +key \S+ +matched$/.test(l) ? [i] : []))
+      expect(records).toHaveLength(RECORDS)
+      expect(records.at(-1)).toBeLessThan(warning)
+      expect(summary).toBe(lines.length - 1)
+      expect(warning).toBeLessThan(summary)
+    }
   })
 
   it('names the stages the config lacks, as one process does', async () => {
