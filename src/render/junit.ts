@@ -1,6 +1,11 @@
 /**
  * JUnit XML for `retrace test --reporter junit`. Stays well-formed whatever bytes the
  * payloads hold: characters XML 1.0 forbids are replaced, markup is escaped.
+ *
+ * As JUnit counts them, a diverged record is a `<failure>` (the local build answered, with
+ * another value) and a record whose stage threw, broke effect playback or was refused the
+ * network is an `<error>` (it did not get as far as an answer); `failures` and `errors`
+ * count them apart, as CI servers show them.
  */
 import type { RecordResult } from '../replay/engine.js'
 import type { TestRun } from '../replay/regress.js'
@@ -26,18 +31,19 @@ function testcase(r: RecordResult, suite: string): string {
   const first = r.firstDivergence
   const message = xmlText(first ? `${first.status} at stage ${first.stage}` : r.verdict)
   const body = xmlText(renderRecordResult(r, plain, { width: 120, verbose: false, maxChanges: 20 }))
-  return `    <testcase classname="${xmlText(suite)}" name="${name}">\n      <failure message="${message}" type="${r.verdict}">${body}</failure>\n    </testcase>`
+  const tag = r.verdict === 'error' ? 'error' : 'failure'
+  return `    <testcase classname="${xmlText(suite)}" name="${name}">\n      <${tag} message="${message}" type="${r.verdict}">${body}</${tag}>\n    </testcase>`
 }
 
 export function renderJunit(run: TestRun): string {
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>']
   lines.push(
-    `<testsuites name="retrace" tests="${run.summary.records}" failures="${run.summary.diverged + run.summary.errors}">`,
+    `<testsuites name="retrace" tests="${run.summary.records}" failures="${run.summary.diverged}" errors="${run.summary.errors}">`,
   )
   for (const b of run.bundles) {
     const s = b.summary
     lines.push(
-      `  <testsuite name="${xmlText(b.path)}" tests="${s.records}" failures="${s.diverged + s.errors}">`,
+      `  <testsuite name="${xmlText(b.path)}" tests="${s.records}" failures="${s.diverged}" errors="${s.errors}">`,
     )
     for (const r of b.results ?? b.failures) lines.push(testcase(r, b.path))
     lines.push('  </testsuite>')

@@ -32,15 +32,23 @@ interface Testcase {
   '@_name': string
   '@_classname': string
   failure?: { '@_message': string; '@_type': string; '#text': string }
+  error?: { '@_message': string; '@_type': string; '#text': string }
 }
 interface Suite {
   '@_name': string
   '@_tests': string
   '@_failures': string
+  '@_errors': string
   testcase?: Testcase[]
 }
 interface Doc {
-  testsuites: { '@_name': string; '@_tests': string; '@_failures': string; testsuite?: Suite[] }
+  testsuites: {
+    '@_name': string
+    '@_tests': string
+    '@_failures': string
+    '@_errors': string
+    testsuite?: Suite[]
+  }
 }
 
 function parse(xml: string): Doc {
@@ -154,18 +162,29 @@ describe('renderJunit', () => {
     const xml = renderJunit(run)
     expect(wellFormedProblems(xml)).toEqual([])
     const doc = parse(xml)
-    expect(doc.testsuites).toMatchObject({ '@_name': 'retrace', '@_tests': '4', '@_failures': '2' })
+    expect(doc.testsuites).toMatchObject({
+      '@_name': 'retrace',
+      '@_tests': '4',
+      '@_failures': '1',
+      '@_errors': '1',
+    })
     const [hostile, clean] = doc.testsuites.testsuite!
-    expect(hostile).toMatchObject({ '@_tests': '3', '@_failures': '2' })
+    expect(hostile).toMatchObject({ '@_tests': '3', '@_failures': '1', '@_errors': '1' })
+    expect(clean).toMatchObject({ '@_tests': '1', '@_failures': '0', '@_errors': '0' })
     expect(hostile!['@_name']).toContain(']]> <![CDATA[ x ]]>')
     expect(hostile!.testcase!.map((t) => t['@_name'].split(' ').at(-1))).toEqual(['R1', 'R2', 'R3'])
     const [d, e, m] = hostile!.testcase!
     expect(d!.failure).toMatchObject({ '@_type': 'diverged' })
     expect(d!.failure!['@_message']).toMatch(/^diverged at stage compute/)
     expect(d!.failure!['#text']).toContain('record R1')
-    expect(e!.failure).toMatchObject({ '@_type': 'error' })
-    expect(e!.failure!['@_message']).toBe('error at stage fetch')
+    expect(d!.error).toBeUndefined()
+    // A stage that threw is a JUnit error, not a failure.
+    expect(e!.failure).toBeUndefined()
+    expect(e!.error).toMatchObject({ '@_type': 'error' })
+    expect(e!.error!['@_message']).toBe('error at stage fetch')
+    expect(e!.error!['#text']).toContain('record R2')
     expect(m!.failure).toBeUndefined()
+    expect(m!.error).toBeUndefined()
     expect(clean!.testcase).toEqual([{ '@_classname': '/tmp/clean.sqlite', '@_name': 'sku:1 R4' }])
   })
 
@@ -182,7 +201,7 @@ describe('renderJunit', () => {
   it('an empty run is a well-formed empty report', () => {
     const xml = renderJunit(runOf([]))
     expect(wellFormedProblems(xml)).toEqual([])
-    expect(parse(xml).testsuites).toMatchObject({ '@_tests': '0', '@_failures': '0' })
+    expect(parse(xml).testsuites).toMatchObject({ '@_tests': '0', '@_failures': '0', '@_errors': '0' })
   })
 
   it('the well-formedness check itself catches what the validator lets through', () => {
