@@ -3,6 +3,7 @@
  * check with a few example records each, in constant memory.
  */
 import type { RecordChain } from '../bundle/types.js'
+import { brief } from './brief.js'
 import { recordedChain } from './chain.js'
 import { type CompiledRules, diffValues, noRules } from './diff.js'
 import { type CompiledInvariant, runInvariants } from './invariants.js'
@@ -56,7 +57,7 @@ export function seamViolations(chain: RecordChain, rules: CompiledRules = noRule
       stage: to.stage,
       recordId: chain.record.id,
       key: chain.record.key,
-      message: `${c.path}: ${from.stage} produced ${JSON.stringify(c.recorded) ?? 'nothing'}, ${to.stage} received ${JSON.stringify(c.local) ?? 'nothing'}${d.changes.length > 1 ? ` (+${d.changes.length - 1} more)` : ''}`,
+      message: `${c.path}: ${from.stage} produced ${brief(c.recorded)}, ${to.stage} received ${brief(c.local)}${d.changes.length > 1 ? ` (+${d.changes.length - 1} more)` : ''}`,
     })
   }
   return out

@@ -8,6 +8,7 @@
 import type { RecordChain } from '../bundle/types.js'
 import { formatPath, getAt, type PathPart } from '../codec/index.js'
 import { UsageError } from '../errors.js'
+import { brief } from './brief.js'
 import { finalCaptures, readError, readPayload } from './scene.js'
 import { parseStagePath as parseAnyStagePath, type StagePath } from './stage-path.js'
 
@@ -182,7 +183,7 @@ export function explain(chain: RecordChain, start: StagePath): WhyReport {
         stage: c.stage,
         attempt: c.attempt,
         value: here,
-        note: before === undefined ? 'produced here' : `changed here from ${JSON.stringify(before)}`,
+        note: before === undefined ? 'produced here' : `changed here from ${brief(before)}`,
       })
       report.origin = {
         stage: c.stage,
@@ -207,7 +208,7 @@ export function explain(chain: RecordChain, start: StagePath): WhyReport {
       report.origin = { stage: `${prev.stage} → ${c.stage}`, attempt: c.attempt, how: 'in-transit' }
       report.evidence.push({
         kind: 'seam',
-        text: `${prev.stage} produced ${JSON.stringify(prevOut) ?? 'nothing'} at ${start.path}, ${c.stage} received ${JSON.stringify(here)}: the data changed in transit (stale cache, lossy serialisation, another writer)`,
+        text: `${prev.stage} produced ${brief(prevOut)} at ${start.path}, ${c.stage} received ${brief(here)}: the data changed in transit (stale cache, lossy serialisation, another writer)`,
       })
       return report
     }

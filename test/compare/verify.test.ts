@@ -99,6 +99,14 @@ describe('seamViolations', () => {
     )
   })
 
+  it('keeps the message to a line when the value at the seam is large', () => {
+    const rows = Array.from({ length: 3000 }, (_, i) => `row ${i}`)
+    const added = pipeline('r3', 'sku:1', 4, (v) => ({ ...v, rows }))
+    const message = seamViolations(added)[0]!.message
+    expect(message.length).toBeLessThan(300)
+    expect(message).toMatch(/^\$\.rows: compute produced nothing, store received \["row 0","row 1",.*… \([0-9,]+ characters\)$/)
+  })
+
   it('applies the diff rules: an ignored path is not a seam violation', () => {
     const chain = pipeline('r1', 'sku:1', 4, (v) => ({ ...v, channel: 'web' }))
     expect(seamViolations(chain, compileRules({ ignore: ['$.channel'] }))).toEqual([])

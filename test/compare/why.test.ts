@@ -211,6 +211,21 @@ describe('explain: where values come from', () => {
     expect(kinds(r, 'seam')[0]).toMatch(/^a produced nothing at \$\.channel, b received "web"/)
   })
 
+  it('a large value in a message is cut, with its length said', () => {
+    const big = { rows: Array.from({ length: 2000 }, (_, i) => ({ sku: `sku:${i}`, qty: i })) }
+    const r = explain(
+      chainOf([
+        { stage: 'a', input: {}, output: { doc: big } },
+        { stage: 'b', input: { doc: { ...big, extra: '😀'.repeat(100) } }, output: { ok: true } },
+      ]),
+      parseStagePath('b.input.doc'),
+    )
+    const [seam] = kinds(r, 'seam')
+    expect(seam!.length).toBeLessThan(400)
+    expect(seam).toMatch(/^a produced \{"rows":\[\{"sku":"sku:0","qty":0\}.*… \([0-9,]+ characters\) at \$\.doc, b received /)
+    expect(seam).toContain(`(${JSON.stringify(big).length.toLocaleString('en-US')} characters)`)
+  })
+
   it('a value that was in the first stage input entered the pipeline that way', () => {
     const r = explain(
       chainOf([
