@@ -351,6 +351,11 @@ export class BundleReader {
     })
   }
 
+  /** Whether this bundle holds (part of) the record with this exact id. */
+  hasRecord(id: string): boolean {
+    return this.guard(() => this.recordById.get(id) !== undefined)
+  }
+
   /** Everything about one record; undefined when this bundle does not hold it. */
   loadRecord(id: string): RecordChain | undefined {
     return this.guard(() => this.readRecord(id))

@@ -1,16 +1,22 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Args, Flags } from '@oclif/core'
-import { BundleSet, openBundle } from '../bundle/index.js'
+import { BundleSet } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
 import { out } from '../cli/stdout.js'
 import { noRules } from '../compare/diff.js'
 import { type CompiledInvariant, compileInvariants } from '../compare/invariants.js'
-import { Verifier, type VerifySummary, type Violation } from '../compare/verify.js'
+import { Verifier, type VerifySummary, type Violation, violationId } from '../compare/verify.js'
 import { safeJson } from '../render/format.js'
 import { renderVerify, violationLine } from '../render/verify.js'
 import { findConfig, loadConfig } from '../replay/config.js'
+
+/**
+ * Records whose reports `verify --follow` keeps, to tell a continued record's new
+ * violations from those already reported.
+ */
+const followMemory = 100_000
 
 export default class Verify extends RetraceCommand<typeof Verify> {
   static override args = {
@@ -48,8 +54,14 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     if (this.flags.follow) return this.follow(paths, verifier)
     const set = BundleSet.open(paths)
     try {
-      for (const reader of set.readers) {
-        for (const id of reader.recordIds()) verifier.check(reader.loadRecord(id)!)
+      for (const [i, reader] of set.readers.entries()) {
+        const before = set.readers.slice(0, i)
+        for (const id of reader.recordIds()) {
+          // A record continued in another process is checked once, whole (its seams across
+          // processes included), from the first bundle that holds part of it.
+          if (before.some((r) => r.hasRecord(id))) continue
+          verifier.check(set.readers.length === 1 ? reader.loadRecord(id)! : set.loadRecord(id))
+        }
       }
     } finally {
       set.close()
@@ -84,12 +96,22 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     return { invariants, rules: config.rules }
   }
 
-  /** Checks what is there, then every record committed afterwards, until interrupted. */
+  /**
+   * Checks what is there, then every record committed afterwards, until interrupted. A
+   * record continued in another process lands in each bundle on its own: each time more of
+   * it lands it is checked again, whole, and only what was not reported before is.
+   */
   private async follow(paths: string[], verifier: Verifier): Promise<undefined> {
-    const readers = paths.map((p) => ({ path: p, reader: openBundle(p, { live: true }), after: 0 }))
-    const emit = (v: Violation): void => {
-      if (this.jsonEnabled()) out(`${safeJson(v)}\n`)
-      else this.log(violationLine(v, this.theme))
+    const set = BundleSet.open(paths, { live: true })
+    const readers = set.readers.map((reader) => ({ reader, after: 0 }))
+    /** What was reported for records seen lately, by id (only with several bundles). */
+    const reported = new Map<string, Set<string>>()
+    const report = (found: Violation[]): void => {
+      for (const v of found) {
+        if (this.jsonEnabled()) out(`${safeJson(v)}\n`)
+        else this.log(violationLine(v, this.theme))
+      }
+      if (found.length > 0) this.found(true)
     }
     let stop = false
     const onSignal = (): void => {
@@ -103,17 +125,25 @@ export default class Verify extends RetraceCommand<typeof Verify> {
         for (const r of readers) {
           for (const { rowid, id } of r.reader.recordsAfter(r.after)) {
             r.after = rowid
-            const chain = r.reader.loadRecord(id)
-            if (chain === undefined) continue
-            const found = verifier.check(chain)
-            for (const v of found) emit(v)
-            if (found.length > 0) this.found(true)
+            if (readers.length === 1) {
+              const chain = r.reader.loadRecord(id)
+              if (chain !== undefined) report(verifier.check(chain))
+              continue
+            }
+            const seen = reported.get(id)
+            const found = verifier.check(set.loadRecord(id), seen)
+            if (seen === undefined) {
+              reported.set(id, new Set(found.map(violationId)))
+              // Parts of one record land close together; memory stays bounded.
+              if (reported.size > followMemory) reported.delete(reported.keys().next().value!)
+            }
+            report(found)
           }
         }
         await sleep(this.flags.interval)
       }
     } finally {
-      for (const r of readers) r.reader.close()
+      set.close()
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
     }

@@ -63,6 +63,11 @@ export function seamViolations(chain: RecordChain, rules: CompiledRules = noRule
   return out
 }
 
+/** What tells one violation of a record from another. */
+export function violationId(v: Violation): string {
+  return `${v.kind}\u0000${v.check}\u0000${v.stage}\u0000${v.message}`
+}
+
 export class Verifier {
   private readonly tallies = new Map<string, CheckTally>()
   private records = 0
@@ -74,8 +79,34 @@ export class Verifier {
     private readonly rules: CompiledRules,
   ) {}
 
-  /** Checks one record; returns its violations and adds them to the tally. */
-  check(chain: RecordChain): Violation[] {
+  /**
+   * Checks one record; returns its violations and adds them to the tally. `reported` is
+   * for a record checked again because more of it landed (continued in another process):
+   * what it holds was reported before and is left out, the violations returned are added
+   * to it, and the record is not counted twice.
+   */
+  check(chain: RecordChain, reported?: Set<string>): Violation[] {
+    const all = this.violationsOf(chain)
+    const found = reported === undefined ? all : all.filter((v) => !reported.has(violationId(v)))
+    if (reported === undefined) this.records++
+    if (found.length > 0 && (reported === undefined || reported.size === 0)) this.recordsWithViolations++
+    for (const v of found) {
+      reported?.add(violationId(v))
+      this.violations++
+      const id = `${v.kind}\u0000${v.check}`
+      let t = this.tallies.get(id)
+      if (t === undefined) {
+        t = { check: v.check, kind: v.kind, stage: v.stage, violations: 0, examples: [] }
+        this.tallies.set(id, t)
+      }
+      t.violations++
+      if (t.examples.length < maxExamples)
+        t.examples.push({ recordId: v.recordId, key: v.key, message: v.message })
+    }
+    return found
+  }
+
+  private violationsOf(chain: RecordChain): Violation[] {
     const found = seamViolations(chain, this.rules)
     for (const r of runInvariants(this.invariants, recordedChain(chain))) {
       if (r.status !== 'violated' && r.status !== 'error') continue
@@ -87,20 +118,6 @@ export class Verifier {
         key: chain.record.key,
         message: r.message ?? r.status,
       })
-    }
-    this.records++
-    if (found.length > 0) this.recordsWithViolations++
-    for (const v of found) {
-      this.violations++
-      const id = `${v.kind}\u0000${v.check}`
-      let t = this.tallies.get(id)
-      if (t === undefined) {
-        t = { check: v.check, kind: v.kind, stage: v.stage, violations: 0, examples: [] }
-        this.tallies.set(id, t)
-      }
-      t.violations++
-      if (t.examples.length < maxExamples)
-        t.examples.push({ recordId: v.recordId, key: v.key, message: v.message })
     }
     return found
   }

@@ -1,7 +1,7 @@
 /**
  * Replay never reaches production. While a stage runs under replay, opening a socket
- * (net, tls, http, https, fetch), a DNS lookup, a UDP socket or a child process fails at
- * once with an error that names the host and port. `--allow-net` leaves them alone.
+ * (net, tls, http, https, fetch), a DNS lookup or query, a UDP socket or a child process
+ * fails at once with an error that names the host and port. `--allow-net` leaves them alone.
  *
  * Not covered (see docs/reliability.md): native addons opening sockets themselves, and
  * worker threads a stage starts (they get their own copies of these modules).
@@ -99,6 +99,7 @@ export function installNetworkGuard(): void {
     if (closed()) return Promise.reject(block(`${hostname} (DNS lookup)`))
     return (plookup as (...a: unknown[]) => unknown)(hostname, ...rest)
   }) as typeof dns.promises.lookup
+  guardResolvers()
   const createSocket = dgram.createSocket
   dgram.createSocket = ((...args: unknown[]) => {
     if (closed()) throw block('a UDP socket')
@@ -120,6 +121,39 @@ export function installNetworkGuard(): void {
     }
   }
   syncBuiltinESMExports()
+}
+
+/**
+ * `dns.resolve*`, `dns.reverse` and `dns.lookupService`, on the module (callback and
+ * promises) and on `Resolver` objects a stage makes: c-ares sends these queries from C++,
+ * past the patched `dgram`, to whatever DNS server the stage names.
+ */
+function guardResolvers(): void {
+  const names = (o: object): string[] =>
+    Object.keys(o).filter(
+      (n) =>
+        /^(resolve|reverse$|lookupService$)/.test(n) &&
+        typeof (o as Record<string, unknown>)[n] === 'function',
+    )
+  const what = (name: string, args: unknown[]): string => `${String(args[0])} (DNS ${name})`
+  const patch = (target: object, promised: boolean): void => {
+    const o = target as Record<string, unknown>
+    for (const name of names(target)) {
+      const real = o[name] as (...a: unknown[]) => unknown
+      o[name] = function (this: unknown, ...args: unknown[]) {
+        if (closed()) {
+          const err = block(what(name, args))
+          if (promised) return Promise.reject(err)
+          throw err
+        }
+        return real.apply(this, args)
+      }
+    }
+  }
+  patch(dns, false)
+  patch(dns.promises, true)
+  patch(dns.Resolver.prototype, false)
+  patch(dns.promises.Resolver.prototype, true)
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown }

@@ -174,6 +174,76 @@ describe('retrace verify --follow', () => {
     expect(errors).toEqual([])
   })
 
+  it('a record continued in another bundle is checked again as its parts land, each violation reported once', async () => {
+    // Two services, one bundle each: A computes, B stores what it received from A.
+    const a = testRecorder({ pipeline: 'orders', flushIntervalMs: 10 })
+    const b = testRecorder({ pipeline: 'orders', flushIntervalMs: 10, path: `${a.path}.b.sqlite` })
+    const cfg = join(dirname(a.path), 'split.config.json')
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        stages: {},
+        invariants: [
+          { name: 'computed-non-negative', check: 'compute.output.available >= 0' },
+          { name: 'never-negative', check: 'store.output.available >= 0' },
+        ],
+      }),
+    )
+    const partA = async (key: string, available: number): Promise<string> => {
+      const compute = a.recorder.stage('compute', (sku: string) => ({ sku, available }))
+      let id = ''
+      await a.recorder.record(key, async () => {
+        id = a.recorder.current()?.recordId ?? ''
+        await compute(key)
+      })
+      await a.recorder.flush()
+      return id
+    }
+    const partB = async (id: string, key: string, received: number): Promise<void> => {
+      const store = b.recorder.stage('store', (c: { sku: string; available: number }) => ({
+        ...c,
+        stored: true,
+      }))
+      await b.recorder.record(key, () => store({ sku: key, available: received }), { recordId: id })
+      await b.recorder.flush()
+    }
+    await partB('01ZZZZZZZZZZZZZZZZZZZZZZZZ', 'sku:0', 1)
+
+    const f = start(['verify', a.path, b.path, '--follow', '--interval', '50', '--config', cfg, '--json'])
+    const lines = (): { recordId: string; check: string; message: string }[] =>
+      f
+        .stdout()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+    // Changed between the services: seen only once B's part has landed.
+    const one = await partA('sku:1', 4)
+    await sleep(300)
+    expect(lines()).toEqual([])
+    await partB(one, 'sku:1', 40)
+    await waitFor('the seam between the bundles', () => lines().length === 1, f)
+    expect(lines()[0]).toMatchObject({
+      recordId: one,
+      check: 'seam compute → store',
+      message: '$.available: compute produced 4, store received 40',
+    })
+    // Wrong in A already: reported when A's part lands, and not again when B's does.
+    const two = await partA('sku:2', -1)
+    await waitFor("the violation in A's part", () => lines().length === 2, f)
+    await partB(two, 'sku:2', -1)
+    await waitFor("the violation in B's part", () => lines().length === 3, f)
+    await sleep(300)
+    expect(lines().map((l) => `${l.recordId} ${l.check}`)).toEqual([
+      `${one} seam compute → store`,
+      `${two} computed-non-negative`,
+      `${two} never-negative`,
+    ])
+    f.child.kill('SIGTERM')
+    expect(await f.exited).toEqual({ code: 1, signal: null })
+    expect(a.errors).toEqual([])
+    expect(b.errors).toEqual([])
+  })
+
   it('a follower that saw nothing wrong exits 0 on SIGTERM', async () => {
     const { path, recorder } = testRecorder({ pipeline: 'orders', flushIntervalMs: 10 })
     await order(recorder, 'sku:1', 4)

@@ -76,6 +76,57 @@ async function recordOrders(
   return { path, ids, errors }
 }
 
+/**
+ * Records each order in two processes' bundles, as two services do: `a` parses and
+ * computes, then hands the record on (its id) to `b`, which stores what it received.
+ */
+async function recordSplit(
+  a: string,
+  b: string,
+  orders: readonly { key: string; available: number; received: number }[],
+): Promise<string[]> {
+  const errors: RecorderError[] = []
+  let now = 1_767_000_000_000
+  const options = {
+    pipeline: 'orders',
+    clock: () => now,
+    flushIntervalMs: 5,
+    onError: (e: RecorderError) => errors.push(e),
+  }
+  const first = createRecorder({ ...options, path: a })
+  const second = createRecorder({ ...options, path: b })
+  const ids: string[] = []
+  try {
+    for (const o of orders) {
+      now += 1000
+      const parse = first.stage('parse', (raw: string) => ({
+        sku: raw,
+        onHand: 10,
+        reserved: 10 - o.available,
+      }))
+      const compute = first.stage('compute', (p: { sku: string; onHand: number; reserved: number }) => ({
+        ...p,
+        available: p.onHand - p.reserved,
+      }))
+      const store = second.stage('store', (c: { available: number }) => ({ ...c, stored: true }))
+      let computed: { available: number } = { available: 0 }
+      await first.record(o.key, async () => {
+        ids.push(first.current()?.recordId ?? '')
+        computed = await compute(await parse(o.key))
+      })
+      now += 10
+      await second.record(o.key, () => store({ ...computed, available: o.received }), {
+        recordId: ids.at(-1)!,
+      })
+    }
+  } finally {
+    await first.close()
+    await second.close()
+  }
+  expect(errors).toEqual([])
+  return ids
+}
+
 let clean: Made
 let seam: Made
 
@@ -227,6 +278,35 @@ describe('retrace verify on recordings made with the SDK', () => {
     const r = await runCli(['verify', clean.path, seam.path, '--json'], { cwd: dir() })
     expect(r.code).toBe(1)
     expect(parseJsonOut<VerifyJson>(r)).toMatchObject({ records: 6, violations: 2, recordsWithViolations: 2 })
+  })
+
+  it('a record continued in another process is checked once, whole: the seam between the processes too', async () => {
+    // Process A parses and computes; process B stores what it received from A, one file each.
+    const a = join(dir(), 'split-a.sqlite')
+    const b = join(dir(), 'split-b.sqlite')
+    const ids = await recordSplit(a, b, [
+      { key: 'sku:1', available: 4, received: 4 },
+      { key: 'sku:2', available: 4, received: 40 },
+      { key: 'sku:3', available: 5, received: 5 },
+    ])
+    const r = await runCli(['verify', a, b, '--json'], { cwd: dir() })
+    expect(r.code).toBe(1)
+    const doc = parseJsonOut<VerifyJson>(r)
+    expect(doc).toMatchObject({ records: 3, violations: 1, recordsWithViolations: 1 })
+    expect(doc.checks).toEqual([
+      {
+        check: 'seam compute → store',
+        kind: 'seam',
+        stage: 'store',
+        violations: 1,
+        examples: [
+          { recordId: ids[1], key: 'sku:2', message: '$.available: compute produced 4, store received 40' },
+        ],
+      },
+    ])
+    // Either order of the bundles, the same record count.
+    const back = await runCli(['verify', b, a, '--json'], { cwd: dir() })
+    expect(parseJsonOut<VerifyJson>(back)).toMatchObject({ records: 3, violations: 1 })
   })
 
   it('TypeScript function invariants in a .ts config run too', async () => {

@@ -19,6 +19,8 @@ import { childrenDir, reportFault, requireBuild } from './kit.js'
 const udpWays = [
   'dns.resolve4 (c-ares)',
   'dns.promises.Resolver',
+  'dns.resolve4 on the module',
+  'dns.promises.resolveTxt on the module',
   'dgram.createSocket + send',
   'dgram.createSocket saved at load',
 ]
@@ -29,9 +31,6 @@ const localOnly = ['dns.lookup', 'dns.promises.lookup', 'dns.lookup saved at loa
 const notCovered = new Set([
   // A worker has its own copies of net, dns, dgram and child_process.
   'a worker thread',
-  // c-ares sends its queries from C++, not through dgram.
-  'dns.resolve4 (c-ares)',
-  'dns.promises.Resolver',
   // Module loading runs outside any stage: the guard only refuses while a stage runs.
   'a connection opened while the stage module loads',
 ])

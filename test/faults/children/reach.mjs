@@ -89,6 +89,15 @@ const ways = {
     await r.resolve4('example.test').catch(() => undefined)
     return true
   },
+  'dns.resolve4 on the module': () => {
+    dns.setServers([`${host}:${ports.udp['dns.resolve4 on the module']}`])
+    return new Promise((resolve) => dns.resolve4('example.test', () => resolve(true)))
+  },
+  'dns.promises.resolveTxt on the module': async () => {
+    dns.promises.setServers([`${host}:${ports.udp['dns.promises.resolveTxt on the module']}`])
+    await dns.promises.resolveTxt('example.test').catch(() => undefined)
+    return true
+  },
   'dgram.createSocket + send': () => udpSend(dgram.createSocket, ports.udp['dgram.createSocket + send']),
   'dgram.createSocket saved at load': () =>
     udpSend(saved.createSocket, ports.udp['dgram.createSocket saved at load']),
