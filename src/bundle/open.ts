@@ -189,8 +189,9 @@ let uriProbe: boolean | undefined
  */
 function uriSupported(): boolean {
   if (uriProbe !== undefined) return uriProbe
-  const dir = mkdtempSync(join(tmpdir(), 'retrace-uri-'))
+  let dir: string | undefined
   try {
+    dir = mkdtempSync(join(tmpdir(), 'retrace-uri-'))
     const probe = join(dir, 'probe.sqlite')
     new Database(probe).close()
     try {
@@ -199,8 +200,11 @@ function uriSupported(): boolean {
     } catch {
       uriProbe = false
     }
+  } catch {
+    // No temporary directory to probe in: read as if URIs were not understood.
+    uriProbe = false
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
   }
   return uriProbe
 }
@@ -237,16 +241,33 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
   let cleanup = (): void => {}
   let name = target
   if (!options.live) {
-    if ((header.wal && existsSync(`${target}-wal`)) || !uriSupported()) {
-      // Committed data may still sit in the WAL, or this SQLite cannot open immutably:
-      // read a private copy so nothing is ever written beside the user's file.
-      const dir = mkdtempSync(join(tmpdir(), 'retrace-open-'))
-      const copy = join(dir, 'bundle.sqlite')
-      copyFileSync(target, copy)
-      if (existsSync(`${target}-wal`)) copyFileSync(`${target}-wal`, `${copy}-wal`)
-      target = copy
-      name = copy
-      cleanup = () => rmSync(dir, { recursive: true, force: true })
+    const walLeft = header.wal && existsSync(`${target}-wal`)
+    if (!walLeft && !uriSupported() && !header.wal && !existsSync(`${target}-journal`)) {
+      // A rollback-journal file (what a closed recorder leaves) with no journal beside it,
+      // opened read-only: SQLite writes nothing next to it, so it needs no copy.
+      name = target
+    } else if (walLeft || !uriSupported()) {
+      // Committed data may still sit in the WAL, or this SQLite cannot open a WAL file
+      // immutably: read a private copy so nothing is ever written beside the user's file.
+      let dir: string | undefined
+      try {
+        dir = mkdtempSync(join(tmpdir(), 'retrace-open-'))
+        const copy = join(dir, 'bundle.sqlite')
+        copyFileSync(target, copy)
+        if (existsSync(`${target}-wal`)) copyFileSync(`${target}-wal`, `${copy}-wal`)
+        target = copy
+        name = copy
+      } catch (err) {
+        if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+        const e = err as NodeJS.ErrnoException
+        fail(
+          'E_BUNDLE_UNREADABLE',
+          path,
+          `is read from a private copy (so nothing is written beside it), and none could be made in ${tmpdir()} (${e.code ?? e.message}); set TMPDIR to a writable directory with room for it`,
+        )
+      }
+      const made = dir
+      cleanup = () => rmSync(made, { recursive: true, force: true })
     } else {
       name = immutableUri(target)
     }

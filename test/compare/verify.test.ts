@@ -104,7 +104,9 @@ describe('seamViolations', () => {
     const added = pipeline('r3', 'sku:1', 4, (v) => ({ ...v, rows }))
     const message = seamViolations(added)[0]!.message
     expect(message.length).toBeLessThan(300)
-    expect(message).toMatch(/^\$\.rows: compute produced nothing, store received \["row 0","row 1",.*… \([0-9,]+ characters\)$/)
+    expect(message).toMatch(
+      /^\$\.rows: compute produced nothing, store received \["row 0","row 1",.*… \([0-9,]+ characters\)$/,
+    )
   })
 
   it('applies the diff rules: an ignored path is not a seam violation', () => {

@@ -222,7 +222,9 @@ describe('explain: where values come from', () => {
     )
     const [seam] = kinds(r, 'seam')
     expect(seam!.length).toBeLessThan(400)
-    expect(seam).toMatch(/^a produced \{"rows":\[\{"sku":"sku:0","qty":0\}.*… \([0-9,]+ characters\) at \$\.doc, b received /)
+    expect(seam).toMatch(
+      /^a produced \{"rows":\[\{"sku":"sku:0","qty":0\}.*… \([0-9,]+ characters\) at \$\.doc, b received /,
+    )
     expect(seam).toContain(`(${JSON.stringify(big).length.toLocaleString('en-US')} characters)`)
   })
 

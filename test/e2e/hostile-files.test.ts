@@ -245,4 +245,45 @@ describe('hostile bundle files', () => {
     expect(listDir(join(dir(), 'real'))).toEqual(before)
     expect(before).toEqual(['bundle.sqlite'])
   })
+
+  it('where SQLite cannot open a file in place (no URIs), a bundle is read as it is, with no temporary copy', async () => {
+    const before = listDir(join(dir(), 'real'))
+    // With no temporary directory to write to, a copy would fail: there must be none.
+    const env = { SQLITE_USE_URI: '0', TMPDIR: join(dir(), 'no-such-dir') }
+    const results = await Promise.all(
+      [
+        ['ls', real.path],
+        ['show', real.path, '--key', 'sku:1001'],
+        ['inspect', real.path],
+      ].map((argv) => runCli(argv, { env })),
+    )
+    for (const r of results) {
+      expect(r.stderr).toBe('')
+      expect(r.code).toBe(0)
+    }
+    expect(listDir(join(dir(), 'real'))).toEqual(before)
+  })
+
+  it('a bundle with its WAL beside it and nowhere to copy it to: exit 2, one line naming TMPDIR', async () => {
+    const walDir = join(dir(), 'wal-left')
+    mkdirSync(walDir, { recursive: true })
+    const path = join(walDir, 'bundle.sqlite')
+    copyFileSync(real.path, path)
+    // A writer that has not checkpointed: committed rows still in the -wal file.
+    const db = new Database(path)
+    db.pragma('journal_mode = WAL')
+    db.pragma('wal_autocheckpoint = 0')
+    db.prepare("UPDATE manifest SET value = value WHERE key = 'pipeline'").run()
+    const tmp = join(dir(), 'no-such-dir')
+    try {
+      const r = await runCli(['ls', path], { env: { TMPDIR: tmp } })
+      expect(r.stdout).toBe('')
+      expect(r.code).toBe(2)
+      expect(r.stderr).toBe(
+        `retrace: ${path}: is read from a private copy (so nothing is written beside it), and none could be made in ${tmp} (ENOENT); set TMPDIR to a writable directory with room for it\n`,
+      )
+    } finally {
+      db.close()
+    }
+  })
 })
