@@ -9,6 +9,7 @@ import { Command, Flags, type Interfaces } from '@oclif/core'
 import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
+import { exitProcess, runningStage } from '../replay/network-guard.js'
 import { claimStdout, out, toStderr } from './stdout.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -30,6 +31,12 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
    * an error, so a failure midway still leaves one valid JSON document on stdout.
    */
   protected endJsonWithError: ((error: { code: string; message: string }) => string) | undefined
+
+  /**
+   * Set once the command's --json document is complete on stdout: a failure after it (an
+   * error a stage's leftover timer throws) is said on stderr, not in a second document.
+   */
+  protected jsonComplete = false
 
   protected flags!: BaseFlags<T>
   protected args!: BaseArgs<T>
@@ -64,6 +71,24 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     )
     // Parsed (help and usage errors are printed): from here on stdout is the report's alone.
     claimStdout()
+    // An error thrown by work a stage left running (a timer, a callback, a promise nobody
+    // awaits) ends the run as one line naming the stage, not as node's stack trace.
+    const escaped = (err: unknown): void => {
+      const stage = runningStage()
+      const e =
+        stage === undefined
+          ? err
+          : new RetraceError(
+              'E_STAGE_ESCAPED',
+              `stage ${stage}: an error escaped its call (from a timer, callback or promise it left running): ${oneLine(err)}`,
+              ExitCode.found,
+            )
+      // The error path writes synchronously; the run stops here, at once.
+      this.catch(e as Error).catch(() => {})
+      exitProcess()
+    }
+    process.on('uncaughtException', escaped)
+    process.on('unhandledRejection', escaped)
   }
 
   /** A line of output on stdout (nothing with --json), written past the claim on stdout. */
@@ -94,6 +119,7 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
       text = safeJson({ error: { code: 'E_INTERNAL', message: oneLine(err) } }, 2)
     }
     out(`${text}\n`)
+    this.jsonComplete = true
   }
 
   override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
@@ -109,7 +135,7 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
         message,
       }
       if (this.endJsonWithError !== undefined) out(this.endJsonWithError(error))
-      else this.logJson({ error })
+      else if (!this.jsonComplete) this.logJson({ error })
     }
     toStderr(`retrace: ${message}\n`)
     if (debug && err.stack) toStderr(`${visibleLine(err.stack).replaceAll('\\x0a', '\n')}\n`)

@@ -248,10 +248,12 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         for (const stage of r.missing) missing.add(stage)
       }
       this.endJsonWithError = undefined
-      if (json)
+      if (json) {
         out(
           `${first ? open : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.size ? `,\n  "missingStages": ${safeJson([...missing])}` : ''}\n}\n`,
         )
+        this.jsonComplete = true
+      }
       else {
         if (missing.size > 0) {
           this.note(

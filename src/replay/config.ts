@@ -13,7 +13,7 @@ import { compileRules } from '../compare/rules.js'
 import type { RetraceConfig } from '../config.js'
 import { ConfigError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
-import { installNetworkGuard } from './network-guard.js'
+import { installNetworkGuard, whileLoading } from './network-guard.js'
 
 export const configNames = [
   'retrace.config.ts',
@@ -55,9 +55,12 @@ let jiti: Promise<Jiti> | undefined
  * `retrace test --workers` run (C3 and test in bench/).
  */
 async function importModule(file: string): Promise<unknown> {
-  if (file.endsWith('.mjs')) return import(pathToFileURL(file).href)
-  jiti ??= import('jiti').then(({ createJiti }) => createJiti(import.meta.url, { interopDefault: false }))
-  return (await jiti).import(pathToFileURL(file).href)
+  // Its top-level code may not end the process (`process.exit` throws while it loads).
+  return whileLoading(`module ${file}`, async () => {
+    if (file.endsWith('.mjs')) return import(pathToFileURL(file).href)
+    jiti ??= import('jiti').then(({ createJiti }) => createJiti(import.meta.url, { interopDefault: false }))
+    return (await jiti).import(pathToFileURL(file).href)
+  })
 }
 
 function validate(raw: unknown, path: string): RetraceConfig {

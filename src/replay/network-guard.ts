@@ -31,6 +31,49 @@ export class NetworkBlocked extends Error {
 }
 
 /**
+ * A stage that calls `process.exit()` under replay: the call throws this instead, so the
+ * stage fails with it rather than ending the replay (a stage exiting 0 would otherwise
+ * turn a run into a silent pass).
+ */
+export class StageExited extends Error {
+  override readonly name = 'StageExited'
+  readonly code = 'E_STAGE_EXIT'
+  constructor(where: string, exitCode: unknown) {
+    super(
+      `${where} called process.exit(${exitCode === undefined ? '' : String(exitCode)}) under replay; retrace does not let the local build end the run`,
+    )
+  }
+}
+
+/** The stage whose code (or async work it started) is running now, if any. */
+export function runningStage(): string | undefined {
+  return running.getStore()?.stage
+}
+
+/** `process.exit` as node made it, for retrace's own exits. */
+const nodeExit = process.exit.bind(process)
+
+/** Ends the process with `code`, wherever it is called from (a stage's async context too). */
+export function exitProcess(code?: number): never {
+  // Passing undefined would reset process.exitCode to 0.
+  return code === undefined ? nodeExit() : nodeExit(code)
+}
+
+/** Set while a config or stage module loads: its top-level code runs then. */
+let loadingModule: string | undefined
+
+/** Runs `load` (an import of `file`) with `process.exit` from its top-level code refused. */
+export async function whileLoading<T>(file: string, load: () => Promise<T>): Promise<T> {
+  installNetworkGuard()
+  loadingModule = file
+  try {
+    return await load()
+  } finally {
+    loadingModule = undefined
+  }
+}
+
+/**
  * The stage whose code is running, carried through its async work: a stage that timed
  * out and goes on in the background is still refused, and blamed by name.
  */
@@ -70,6 +113,14 @@ function block(target: string): NetworkBlocked {
 export function installNetworkGuard(): void {
   if (installed) return
   installed = true
+  const exit = process.exit
+  process.exit = function (this: unknown, ...args: unknown[]) {
+    const stage = running.getStore()?.stage
+    if (stage !== undefined) throw new StageExited(`stage ${stage}`, args[0])
+    if (loadingModule !== undefined) throw new StageExited(loadingModule, args[0])
+    // As called: `process.exit()` keeps process.exitCode, `process.exit(undefined)` does not.
+    return (exit as (...a: unknown[]) => never).apply(process, args)
+  } as typeof process.exit
   const connect = net.Socket.prototype.connect
   net.Socket.prototype.connect = function (this: import('node:net').Socket, ...args: unknown[]) {
     if (closed()) throw block(targetOf(Array.isArray(args[0]) ? (args[0] as unknown[]) : args))

@@ -3,10 +3,11 @@
  * the chunks of records the CLI hands it and sends back their results in order.
  */
 import { BundleSet } from '../bundle/index.js'
-import { RetraceError } from '../errors.js'
+import { ExitCode, RetraceError } from '../errors.js'
 import { loadConfig, loadStages } from './config.js'
 import type { ReplayOptions } from './engine.js'
 import { keepYoungGenerationSmall } from './heap.js'
+import { exitProcess, runningStage } from './network-guard.js'
 import { type DocsItem, type ItemOptions, joinDocs, toItem, type WorkerItem } from './items.js'
 import { testRecord } from './regress.js'
 import { engineOptions, type RunOptions } from './run.js'
@@ -55,6 +56,30 @@ function main(): void {
       exit: err instanceof RetraceError ? err.exit : 5,
     })
   }
+
+  // An error thrown by work a stage left running ends the run as it would in the CLI: one
+  // line naming the stage (exit 1), sent before this process exits.
+  const escaped = (err: unknown): void => {
+    const stage = runningStage()
+    const e =
+      stage === undefined
+        ? err
+        : new RetraceError(
+            'E_STAGE_ESCAPED',
+            `stage ${stage}: an error escaped its call (from a timer, callback or promise it left running): ${(err as Error)?.message ?? String(err)}`,
+            ExitCode.found,
+          )
+    const msg: FromWorker = {
+      type: 'error',
+      message: ((e as Error)?.message ?? String(e)).split('\n')[0] ?? '',
+      code: e instanceof RetraceError ? e.code : 'E_WORKER',
+      exit: e instanceof RetraceError ? e.exit : 5,
+    }
+    if (process.send === undefined || !process.connected) exitProcess(1)
+    else process.send(msg, () => exitProcess(1))
+  }
+  process.on('uncaughtException', escaped)
+  process.on('unhandledRejection', escaped)
 
   keepYoungGenerationSmall()
   /** What the CLI asked for, and the engine made from it; set by the first message. */
@@ -109,12 +134,12 @@ function main(): void {
     } else if (msg.type === 'close') {
       void queue.finally(() => {
         open?.set.close()
-        process.exit(0)
+        exitProcess(0)
       })
     }
   })
   // The CLI is gone (killed, crashed): nothing would read the results.
-  process.on('disconnect', () => process.exit(0))
+  process.on('disconnect', () => exitProcess(0))
 }
 
 if (process.send === undefined) throw new Error('the replay worker runs as a process forked by the CLI')

@@ -1,0 +1,142 @@
+/**
+ * A local build that tries to end the run: a stage calling `process.exit()` (0 would make
+ * a failing run look like a pass), a stage module calling it while it loads, and work a
+ * stage leaves running that throws after the stage returned. Each must end as a reported
+ * failure with one line naming the stage, never a silent exit and never a stack trace.
+ */
+import { mkdirSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  inventoryChain,
+  parseReplayJson,
+  record,
+  runChain,
+  runCli,
+  type Workspace,
+  workspace,
+} from '../replay/fixture.js'
+
+const RECORDS = 160
+
+const exitingCompute = (code: string): string => `export function compute(row) {
+  if (row.onHand % 2 === 0) process.exit(${code})
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+const asyncExitingCompute = `export async function compute(row) {
+  await new Promise((resolve) => setImmediate(resolve))
+  process.exit(0)
+}
+`
+const exitAtLoad = `process.exit(0)
+export function compute(row) {
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+// Returns the right value, and leaves behind a timer that throws.
+const lateThrowCompute = `export function compute(row) {
+  if (row.onHand === 15) setTimeout(() => { throw new Error('late failure in compute') }, 0)
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+// Returns the right value, and leaves behind a promise that rejects unhandled.
+const lateRejectCompute = `export function compute(row) {
+  if (row.onHand === 15) Promise.reject(new Error('nobody awaited this'))
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+
+const configOf = (compute: string): string =>
+  `export default { stages: { parse: './stages/parse.mjs#parse', compute: './stages/${compute}.mjs#compute', format: './stages/format.mjs#format' } }\n`
+
+let ws: Workspace
+const bundle = 'recordings/prod.sqlite'
+
+beforeAll(async () => {
+  ws = workspace('retrace-stage-exits-')
+  const chain = await inventoryChain(ws)
+  const stages: Record<string, string> = {
+    exit0: exitingCompute('0'),
+    exit3: exitingCompute('3'),
+    'async-exit': asyncExitingCompute,
+    'exit-at-load': exitAtLoad,
+    'late-throw': lateThrowCompute,
+    'late-reject': lateRejectCompute,
+  }
+  for (const [name, src] of Object.entries(stages)) {
+    ws.write(`stages/${name}.mjs`, src)
+    ws.write(`${name}.config.mjs`, configOf(name))
+  }
+  mkdirSync(ws.path('recordings'))
+  await record(ws.path(bundle), async (recorder) => {
+    for (let i = 0; i < RECORDS; i++) {
+      await runChain(recorder, `sku:${i}`, { sku: `sku:${i}`, onHand: 10 + i, reserved: 1 }, chain)
+    }
+  })
+}, 120_000)
+
+afterAll(() => ws?.remove())
+
+const cli = (...args: string[]) => runCli(args, ws.dir)
+
+describe('a local build that tries to end the run', { timeout: 120_000 }, () => {
+  it('process.exit(0) in a stage fails that stage (E_STAGE_EXIT) instead of passing the run', async () => {
+    for (const workers of ['1', '2']) {
+      const r = await cli('replay', bundle, '--config', 'exit0.config.mjs', '--json', '--workers', workers)
+      expect(r.code, r.stderr).toBe(1)
+      const doc = parseReplayJson(r)
+      expect(doc.summary).toEqual({
+        records: RECORDS,
+        matched: RECORDS / 2,
+        diverged: 0,
+        errors: RECORDS / 2,
+      })
+      const failed = doc.records.find((x) => x.verdict === 'error')!
+      expect(failed.firstDivergence).toEqual({ stage: 'compute', status: 'error' })
+      const compute = failed.stages.find((s) => s.stage === 'compute')!
+      expect(compute.error).toMatchObject({
+        code: 'E_STAGE_EXIT',
+        message:
+          'stage compute called process.exit(0) under replay; retrace does not let the local build end the run',
+      })
+    }
+  })
+
+  it('retrace test fails too, whatever code the stage exits with, in one process or several', async () => {
+    for (const config of ['exit0.config.mjs', 'exit3.config.mjs', 'async-exit.config.mjs']) {
+      for (const workers of ['1', '2']) {
+        const r = await cli('test', 'recordings', '--config', config, '--workers', workers)
+        expect(r.code, `${config} --workers ${workers}: ${r.stderr}`).toBe(1)
+        expect(r.stdout).toMatch(/E_STAGE_EXIT|called process\.exit/)
+      }
+    }
+  })
+
+  it('a stage module that calls process.exit while it loads cannot be loaded: exit 3, one line', async () => {
+    const r = await cli('replay', bundle, '--config', 'exit-at-load.config.mjs')
+    expect(r.code).toBe(3)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(
+      /^retrace: stage compute: cannot load \S+exit-at-load\.mjs: module \S+exit-at-load\.mjs called process\.exit\(0\) under replay; retrace does not let the local build end the run\n$/m,
+    )
+  })
+
+  it('an error thrown later by a timer a stage left ends the run: exit 1, one line naming the stage', async () => {
+    for (const [config, message] of [
+      ['late-throw.config.mjs', 'late failure in compute'],
+      ['late-reject.config.mjs', 'nobody awaited this'],
+    ] as const) {
+      for (const extra of [[], ['--json'], ['--workers', '2']]) {
+        const r = await cli('replay', bundle, '--config', config, ...extra)
+        const label = `${config} ${extra.join(' ')}`
+        expect(r.code, label).toBe(1)
+        expect(r.stderr, label).toContain(
+          `retrace: stage compute: an error escaped its call (from a timer, callback or promise it left running): ${message}\n`,
+        )
+        expect(r.stderr, label).not.toMatch(/\n\s+at /)
+        // With --json, stdout is still one JSON document.
+        if (extra.includes('--json')) parseReplayJson(r)
+      }
+    }
+  })
+})
