@@ -253,8 +253,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
           `${first ? open : '\n  '}],\n  "summary": ${safeJson(summary)}${missing.size ? `,\n  "missingStages": ${safeJson([...missing])}` : ''}\n}\n`,
         )
         this.jsonComplete = true
-      }
-      else {
+      } else {
         if (missing.size > 0) {
           this.note(
             t.warn(
