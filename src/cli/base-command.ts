@@ -10,6 +10,7 @@ import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
 import { exitProcess, runningStage } from '../replay/network-guard.js'
+import { armWatchdog } from '../replay/watchdog.js'
 import { claimStdout, out, toStderr } from './stdout.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -89,6 +90,8 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     }
     process.on('uncaughtException', escaped)
     process.on('unhandledRejection', escaped)
+    // A stage stuck in code that never yields cannot hang the command (src/replay/watchdog.ts).
+    armWatchdog()
   }
 
   /** A line of output on stdout (nothing with --json), written past the claim on stdout. */

@@ -25,6 +25,7 @@ import type { StageFn } from '../recorder/recorder.js'
 import { isThenable } from '../thenable.js'
 import { callStage, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
+import { stageEnded, stageStarted } from './watchdog.js'
 
 export type StageStatus = 'matched' | 'diverged' | 'inherited' | 'error' | 'skipped'
 export type Verdict = 'matched' | 'diverged' | 'error'
@@ -167,6 +168,8 @@ async function runStage(
     const value = fn(input, ctx)
     return isThenable(value, true) ? Promise.resolve(value) : value
   }
+  // Watched until it settles: a stage stuck in code that never yields stops the process.
+  const watched = stageStarted(capture.stage, timeoutMs)
   const r = callStage(capture.stage, call, o.allowNet === true)
   let outcome: Outcome<unknown> = r.outcome
   let blocked: NetworkBlocked[] = r.blocked
@@ -180,6 +183,7 @@ async function runStage(
       outcome = { ok: false, error }
     }
   }
+  stageEnded(watched)
   // Copied once the stage has settled: async work it left running is not counted.
   blocked = [...blocked]
   if (blocked.length > 0) {

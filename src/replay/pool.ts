@@ -105,6 +105,8 @@ export function workerPool(
     | undefined
   /** A failure no bundle was running to receive (a worker could not load the config). */
   let failure: Error | undefined
+  /** A failure after the last bundle had settled, for `close` to throw. */
+  let unreported: Error | undefined
   let closing = false
 
   /**
@@ -113,8 +115,12 @@ export function workerPool(
    * error is reported). Later runs fail at once.
    */
   const fail = (err: Error): void => {
+    const first = failure === undefined
     failure ??= err
     const j = job
+    // The first failure, with no bundle running to fail: `close` reports it (an error a
+    // stage's timer threw in a worker after its last records were reported).
+    if (j === undefined && first) unreported = err
     if (j === undefined || j.failed !== undefined) return
     j.failed = err
     settle()
@@ -264,6 +270,7 @@ export function workerPool(
             }),
         ),
       )
+      if (unreported !== undefined) throw unreported
     },
   }
 }

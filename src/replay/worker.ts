@@ -11,6 +11,7 @@ import { type DocsItem, type ItemOptions, joinDocs, toItem, type WorkerItem } fr
 import { exitProcess, runningStage } from './network-guard.js'
 import { testRecord } from './regress.js'
 import { engineOptions, type RunOptions } from './run.js'
+import { armWatchdog } from './watchdog.js'
 
 export interface WorkerInit extends ItemOptions {
   /** As given with --config (undefined: found upward from `cwd`). */
@@ -81,6 +82,7 @@ function main(): void {
   process.on('uncaughtException', escaped)
   process.on('unhandledRejection', escaped)
 
+  armWatchdog()
   keepYoungGenerationSmall()
   /** What the CLI asked for, and the engine made from it; set by the first message. */
   let init: WorkerInit | undefined
@@ -132,10 +134,13 @@ function main(): void {
     else if (msg.type === 'records') {
       queue = queue.then(() => replayChunk(msg.path, msg.ids)).catch(report)
     } else if (msg.type === 'close') {
-      void queue.finally(() => {
-        open?.set.close()
-        exitProcess(0)
-      })
+      void queue.finally(() =>
+        // A turn of the event loop first: what a stage's timers throw is still reported.
+        setTimeout(() => {
+          open?.set.close()
+          exitProcess(0)
+        }, 1),
+      )
     }
   })
   // The CLI is gone (killed, crashed): nothing would read the results.

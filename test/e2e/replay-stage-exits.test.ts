@@ -46,6 +46,13 @@ const lateRejectCompute = `export function compute(row) {
 }
 `
 
+// Never returns for one record, and never yields: no timer can fire while it runs.
+const spinningCompute = `export function compute(row) {
+  if (row.onHand === 20) while (true) {}
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+
 const configOf = (compute: string): string =>
   `export default { stages: { parse: './stages/parse.mjs#parse', compute: './stages/${compute}.mjs#compute', format: './stages/format.mjs#format' } }\n`
 
@@ -62,6 +69,7 @@ beforeAll(async () => {
     'exit-at-load': exitAtLoad,
     'late-throw': lateThrowCompute,
     'late-reject': lateRejectCompute,
+    spin: spinningCompute,
   }
   for (const [name, src] of Object.entries(stages)) {
     ws.write(`stages/${name}.mjs`, src)
@@ -138,5 +146,29 @@ describe('a local build that tries to end the run', { timeout: 120_000 }, () => 
         if (extra.includes('--json')) parseReplayJson(r)
       }
     }
+  })
+
+  it('a stage stuck in code that never yields is stopped after --timeout and a grace period, naming the stage', async () => {
+    const stuck =
+      /retrace: stage compute has run for \d+ ms without returning or yielding \(a loop that never ends\?\); --timeout cannot interrupt synchronous code, so retrace stopped the process \(E_STAGE_STUCK\)\n/
+    const started = Date.now()
+    const one = await cli('replay', bundle, '--config', 'spin.config.mjs', '--timeout', '300')
+    // Killed: a process stuck in JavaScript cannot exit with a code of its own.
+    expect(one.signal).toBe('SIGKILL')
+    expect(one.stderr).toMatch(stuck)
+    const many = await cli(
+      'test',
+      'recordings',
+      '--config',
+      'spin.config.mjs',
+      '--timeout',
+      '300',
+      '--workers',
+      '2',
+    )
+    expect(many.code === 0, many.stderr).toBe(false)
+    expect(many.stderr).toMatch(stuck)
+    // Well before the 20 s the CLI helper allows.
+    expect(Date.now() - started).toBeLessThan(15_000)
   })
 })

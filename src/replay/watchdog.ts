@@ -1,0 +1,83 @@
+/**
+ * `--timeout` for a stage that never yields. A stage stuck in synchronous code (a loop
+ * that never ends) holds the thread the timeout's timer would run on, so it can never
+ * fire: replay would hang. A watchdog thread watches the stage calls instead; one that
+ * has run for its timeout plus a grace period (the timer's chance to fail it normally)
+ * gets one line on stderr naming the stage, and the process is killed (exit status 137):
+ * JavaScript that never yields cannot be interrupted any other way.
+ *
+ * Armed by the CLI and its worker processes only: a process that embeds replay (the
+ * vitest integration) keeps its own way of dealing with a test that hangs.
+ */
+import { Worker } from 'node:worker_threads'
+
+let armed = false
+let watcher: { state: Int32Array; worker: Worker; names: Map<string, number> } | undefined
+let seq = 0
+
+/** Lets stage calls in this process be watched (the thread starts with the first one). */
+export function armWatchdog(): void {
+  armed = true
+}
+
+// [0]: the call being watched (0: none), [1]: its stage (index into the names sent),
+// [2]: its limit in milliseconds.
+const watcherSource = `
+const { workerData: state, parentPort } = require('node:worker_threads')
+const { writeSync } = require('node:fs')
+const names = []
+parentPort.on('message', (m) => { names[m.index] = m.name })
+let seen = 0
+let since = 0
+setInterval(() => {
+  const call = Atomics.load(state, 0)
+  if (call === 0 || call !== seen) {
+    seen = call
+    since = Date.now()
+    return
+  }
+  const limit = Atomics.load(state, 2)
+  const ran = Date.now() - since
+  if (ran < limit) return
+  const stage = names[Atomics.load(state, 1)] ?? '?'
+  writeSync(2, 'retrace: stage ' + stage + ' has run for ' + ran + ' ms without returning or yielding (a loop that never ends?); --timeout cannot interrupt synchronous code, so retrace stopped the process (E_STAGE_STUCK)\\n')
+  process.kill(process.pid, 'SIGKILL')
+}, 100)
+`
+
+function start(): NonNullable<typeof watcher> {
+  const state = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT))
+  const worker = new Worker(watcherSource, { eval: true, workerData: state, stdout: false, stderr: false })
+  // Never what keeps the process alive.
+  worker.unref()
+  worker.on('error', () => {
+    watcher = undefined
+    armed = false
+  })
+  return { state, worker, names: new Map() }
+}
+
+/**
+ * Marks the start of a stage call allowed `timeoutMs`; returns what `stageEnded` takes.
+ * Does nothing unless armed.
+ */
+export function stageStarted(stage: string, timeoutMs: number): number {
+  if (!armed) return 0
+  watcher ??= start()
+  let index = watcher.names.get(stage)
+  if (index === undefined) {
+    index = watcher.names.size
+    watcher.names.set(stage, index)
+    watcher.worker.postMessage({ index, name: stage })
+  }
+  const call = ++seq
+  Atomics.store(watcher.state, 1, index)
+  Atomics.store(watcher.state, 2, Math.min(2 ** 31 - 1, timeoutMs + Math.max(1000, timeoutMs / 2)))
+  Atomics.store(watcher.state, 0, call)
+  return call
+}
+
+/** The stage call `call` has returned or settled. */
+export function stageEnded(call: number): void {
+  if (call !== 0 && watcher !== undefined) Atomics.compareExchange(watcher.state, 0, call, 0)
+}
