@@ -26,7 +26,7 @@ import {
 import { type ReplayPool, workerPool } from '../replay/pool.js'
 import { testRecord } from '../replay/regress.js'
 import { engineOptions, type RunOptions, replaySelection } from '../replay/run.js'
-import { type Selection, selectRecords } from '../replay/select.js'
+import { checkSelection, type Selection, selectRecords } from '../replay/select.js'
 
 export default class Replay extends RetraceCommand<typeof Replay> {
   static override args = {
@@ -162,6 +162,13 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       ...(f.where !== undefined ? { where: f.where } : {}),
     }
     const set = BundleSet.open([this.args.bundle])
+    try {
+      // A typo in the selection is the one line on stderr, not a second after the header.
+      checkSelection(set, selection)
+    } catch (err) {
+      set.close()
+      throw err
+    }
     const json = itemOptions.jsonDocs
     const t = this.theme
     const render = { width: f.width, verbose: f.verbose, maxChanges: f.verbose ? 200 : 8 }

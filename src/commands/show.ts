@@ -38,7 +38,9 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
     const { record } = this.args
     const { key } = this.flags
     if ((record === undefined) === (key === undefined)) {
-      throw new UsageError('name a record: give a RECORD id (or prefix) or --key KEY, not both')
+      throw new UsageError(
+        `name a record: give a RECORD id (or prefix) or --key KEY${record !== undefined && key !== undefined ? ', not both' : ''}`,
+      )
     }
     const set = BundleSet.open([this.args.bundle])
     try {

@@ -38,6 +38,12 @@ export function engineOptions(
     ...run.splice.map((s) => ['--splice', s] as const),
     ...(run.only !== undefined ? [['--stage', run.only] as const] : []),
   ]
+  // Replaying one stage while using its recorded output instead would compare nothing.
+  if (run.only !== undefined && run.splice.includes(run.only)) {
+    throw new UsageError(
+      `--stage ${JSON.stringify(run.only)} and --splice ${JSON.stringify(run.only)} together replay nothing: use one of them`,
+    )
+  }
   for (const [flag, name] of named) {
     if (!stages.has(name)) {
       throw new UsageError(

@@ -1,6 +1,7 @@
 /** Which records a command works on: named ids, a key, a --where predicate, or all. */
 import type { BundleSet } from '../bundle/index.js'
 import { parseWhere } from '../compare/where.js'
+import { BundleError } from '../errors.js'
 
 export interface Selection {
   records?: readonly string[]
@@ -29,7 +30,18 @@ export function* selectRecords(set: BundleSet, sel: Selection): Generator<string
     return
   }
   if (sel.key !== undefined) {
-    for (const r of set.records({ key: sel.key, order: 'oldest' })) yield r.id
+    let any = false
+    for (const r of set.records({ key: sel.key, order: 'oldest' })) {
+      any = true
+      yield r.id
+    }
+    // A misspelt key is an input error, as it is for `show --key`, not a run of nothing.
+    if (!any) {
+      throw new BundleError(
+        'E_RECORD_NOT_FOUND',
+        `no record with key ${JSON.stringify(sel.key)} in ${set.paths.join(', ')}`,
+      )
+    }
     return
   }
   const seen = set.readers.length > 1 ? new Set<string>() : undefined
@@ -40,6 +52,30 @@ export function* selectRecords(set: BundleSet, sel: Selection): Generator<string
         seen.add(id)
       }
       yield id
+    }
+  }
+}
+
+/**
+ * Fails now as `selectRecords` would (an unknown record id, a key no record has, a --where
+ * that does not parse), before anything is printed about the run.
+ */
+export function checkSelection(set: BundleSet, sel: Selection): void {
+  if (sel.records !== undefined && sel.records.length > 0) {
+    for (const ref of sel.records) set.resolveRecordId(ref)
+  } else if (sel.where !== undefined) parseWhere(sel.where)
+  else if (sel.key !== undefined) {
+    const first = set.records({ key: sel.key, limit: 1 })
+    try {
+      if (first.next().done === true) {
+        throw new BundleError(
+          'E_RECORD_NOT_FOUND',
+          `no record with key ${JSON.stringify(sel.key)} in ${set.paths.join(', ')}`,
+        )
+      }
+    } finally {
+      // Ends the listing's statement, so the bundle can be read (or closed) again.
+      first.return(undefined)
     }
   }
 }

@@ -254,7 +254,9 @@ describe('retrace show', () => {
     expect(expectUsageFailure(unknown)).toBe(`retrace: no record "ZZZZZZZZZZ" in ${sample.path}`)
     expect(expectUsageFailure(short)).toContain('no record "01"')
     expect(expectUsageFailure(noKey)).toBe(`retrace: no record with key "sku:0000" in ${sample.path}`)
-    expect(expectUsageFailure(neither)).toContain('name a record')
+    expect(expectUsageFailure(neither)).toBe(
+      'retrace: name a record: give a RECORD id (or prefix) or --key KEY',
+    )
     expect(expectUsageFailure(both)).toContain('name a record')
   })
 

@@ -451,6 +451,29 @@ describe('exit codes for input and config problems', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'E_RECORD_NOT_FOUND' } })
   })
 
+  it('2 for a --key no record has (a typo is not a run of nothing), in one process or several', async () => {
+    for (const extra of [[], ['--workers', '2']]) {
+      const human = await replay(bundle, '--key', 'sku:100l', ...extra)
+      expect(human.code).toBe(2)
+      expect(human.stdout).toBe('')
+      expect(human.stderr).toBe(`retrace: no record with key "sku:100l" in ${bundle}\n`)
+      const json = await replay(bundle, '--key', 'sku:100l', '--json', ...extra)
+      expect(json.code).toBe(2)
+      expect(JSON.parse(json.stdout)).toEqual({
+        error: { code: 'E_RECORD_NOT_FOUND', message: `no record with key "sku:100l" in ${bundle}` },
+      })
+    }
+  })
+
+  it('2 for --stage and --splice naming the same stage (nothing would be compared)', async () => {
+    const r = await replay(bundle, '--stage', 'compute', '--splice', 'compute')
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain(
+      'retrace: --stage "compute" and --splice "compute" together replay nothing: use one of them\n',
+    )
+  })
+
   it('2 for an unreadable --where, with --json still one JSON document', async () => {
     const r = await replay(bundle, '--where', '((', '--json')
     expect(r.code).toBe(2)

@@ -65,7 +65,7 @@ describe('retrace report', () => {
     })
     expect(expectUsageFailure(both)).toContain('not both')
     const none = await runCli(['report', sample.path], { cwd: dir() })
-    expect(expectUsageFailure(none)).toContain('name a record')
+    expect(expectUsageFailure(none)).toBe('retrace: name a record: give a RECORD id (or prefix) or --key KEY')
   })
 
   it('fails with exit 2 and one line when the output cannot be written', async () => {
