@@ -109,24 +109,37 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
         `  ${t.warn('production data bug:')} invariant ${t.bold(visibleLine(inv.name))} was violated in production; ${now}`,
       )
       if (inv.message && inv.local !== 'ok') lines.push(`       ${t.dim(visibleLine(inv.message))}`)
-    } else if (inv.local === 'violated' || inv.local === 'error') {
+    } else if (inv.local === 'violated') {
       lines.push(
         `  ${t.bad('invariant broken by the local build:')} ${t.bold(visibleLine(inv.name))}${inv.message ? t.dim(` ${visibleLine(inv.message)}`) : ''}`,
+      )
+    } else if (inv.local === 'error') {
+      // The check itself failed (it threw, or names a function that does not exist).
+      lines.push(
+        `  ${t.warn('invariant could not be checked:')} ${t.bold(visibleLine(inv.name))}${inv.message ? t.dim(` ${visibleLine(inv.message)}`) : ''}`,
       )
     }
   }
   if (r.firstDivergence !== null) {
-    const s = r.stages.find((x) => x.stage === r.firstDivergence!.stage)!
+    const first = r.firstDivergence
+    const s = r.stages.find((x) => x.stage === first.stage)!
     const c = s.changes[0]
+    // No stage of its own differs: the record diverges by an invariant the local build breaks.
+    const broken =
+      s.status === 'diverged' || s.status === 'error'
+        ? undefined
+        : r.invariants?.find((i) => !i.productionBug && i.local === 'violated')
     const detail =
-      c !== undefined && c.kind === 'changed'
-        ? `: ${s.attempts.some((a) => a.oracle === 'expected') ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${visibleLine(c.path)}, the local build gives ${compact(c.local, 40)}`
-        : s.error !== null
-          ? `: ${visibleLine(s.error.message)}`
-          : ''
+      broken !== undefined
+        ? `: the local build breaks invariant ${visibleLine(broken.name)}, which production passed`
+        : c !== undefined && c.kind === 'changed'
+          ? `: ${s.attempts.some((a) => a.oracle === 'expected') ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${visibleLine(c.path)}, the local build gives ${compact(c.local, 40)}`
+          : s.error !== null
+            ? `: ${visibleLine(s.error.message)}`
+            : ''
     const inherited = r.stages.filter((x) => x.status === 'inherited').map((x) => visibleLine(x.stage))
     lines.push(
-      `  ${t.bold('first divergence:')} ${t.bad(visibleLine(s.stage))} (${s.status})${detail}` +
+      `  ${t.bold('first divergence:')} ${t.bad(visibleLine(s.stage))} (${first.status})${detail}` +
         (inherited.length > 0
           ? t.dim(`; ${inherited.join(', ')} inherit${inherited.length === 1 ? 's' : ''} it`)
           : ''),

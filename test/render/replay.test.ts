@@ -1,0 +1,74 @@
+/** The human replay report: what it says about a record's invariants and first divergence. */
+import { describe, expect, it } from 'vitest'
+import { renderRecordResult } from '../../src/render/replay.js'
+import { plain } from '../../src/render/theme.js'
+import type { InvariantCheck, RecordResult, StageResult } from '../../src/replay/engine.js'
+
+const stage = (name: string, status: StageResult['status']): StageResult => ({
+  stage: name,
+  status,
+  changes: [],
+  suppressed: [],
+  error: null,
+  attempts: [],
+})
+
+function result(invariants: InvariantCheck[], diverged: boolean): RecordResult {
+  return {
+    recordId: 'R1',
+    key: 'sku:1',
+    verdict: diverged ? 'diverged' : 'matched',
+    firstDivergence: diverged ? { stage: 'store', status: 'diverged' } : null,
+    stages: [stage('compute', 'matched'), stage('store', 'matched')],
+    mode: 'cascade',
+    invariants,
+  }
+}
+
+const render = (r: RecordResult): string =>
+  renderRecordResult(r, plain, { width: 120, verbose: false, maxChanges: 8 })
+
+describe('renderRecordResult', () => {
+  it('a record that diverges only by an invariant says which, not "(matched)"', () => {
+    const text = render(
+      result(
+        [
+          {
+            name: 'never-negative',
+            recorded: 'ok',
+            local: 'violated',
+            productionBug: false,
+            stage: 'store',
+            message: 'store.output.available >= 0 is false: left -1, right 0',
+          },
+        ],
+        true,
+      ),
+    )
+    expect(text).toContain('invariant broken by the local build: never-negative')
+    expect(text).toContain(
+      'first divergence: store (diverged): the local build breaks invariant never-negative, which production passed',
+    )
+    expect(text).not.toContain('(matched)')
+  })
+
+  it('a check that cannot be evaluated is said to be so, not blamed on the local build', () => {
+    const text = render(
+      result(
+        [
+          {
+            name: 'uses-frobnicate',
+            recorded: 'error',
+            local: 'error',
+            productionBug: false,
+            stage: 'store',
+            message: 'unknown function frobnicate',
+          },
+        ],
+        false,
+      ),
+    )
+    expect(text).toContain('invariant could not be checked: uses-frobnicate unknown function frobnicate')
+    expect(text).not.toContain('broken by the local build')
+  })
+})
