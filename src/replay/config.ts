@@ -3,6 +3,7 @@
  * JavaScript are loaded without a build step: `.mjs` by node itself, the rest through jiti
  * (a maintained loader).
  */
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -98,7 +99,9 @@ export async function loadConfig(explicit: string | undefined, cwd: string): Pro
   try {
     raw = path.endsWith('.json') ? parseJson(readFileSync(path, 'utf8')) : await importModule(path)
   } catch (err) {
-    throw new ConfigError(`cannot load config ${path}: ${firstLine(err)}`, 'E_CONFIG_LOAD', { cause: err })
+    throw new ConfigError(`cannot load config ${path}: ${loadFailure(err, path)}`, 'E_CONFIG_LOAD', {
+      cause: err,
+    })
   }
   const config = validate(raw, path)
   let rules: CompiledRules = noRules
@@ -116,8 +119,26 @@ export async function loadConfig(explicit: string | undefined, cwd: string): Pro
   return { path, config, rules, files }
 }
 
-function firstLine(err: unknown): string {
-  return ((err as Error)?.message ?? String(err)).split('\n')[0] ?? ''
+/**
+ * Why `file` failed to load, on one line, with the line and column of a syntax error when
+ * they can be had: jiti puts them on the message's second line; node's own ESM loader
+ * keeps them out of the error, so `node --check` (run only on this failure path) says them.
+ */
+function loadFailure(err: unknown, file: string): string {
+  const lines = ((err as Error)?.message ?? String(err)).split('\n')
+  const first = (lines[0] ?? '').trim()
+  const at = lines
+    .slice(1)
+    .map((l) => /^\s*(.*):(\d+):(\d+)\s*$/.exec(l))
+    .find((m) => m !== null)
+  if (at) return `${first} (${at[1] === file ? '' : `${at[1]} `}line ${at[2]}, column ${at[3]})`
+  if (err instanceof SyntaxError && file.endsWith('.mjs')) {
+    // Its first line is "<file>:<line>".
+    const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 })
+    const line = /:(\d+)\s*$/.exec((check.stderr ?? '').split('\n')[0] ?? '')
+    if (line) return `${first} (line ${line[1]})`
+  }
+  return first
 }
 
 function resolveModule(ref: string, base: string): { file: string; exportName: string } {
@@ -153,7 +174,7 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
     try {
       mod = (await importModule(file)) as Record<string, unknown>
     } catch (err) {
-      throw new ConfigError(`stage ${name}: cannot load ${file}: ${firstLine(err)}`, 'E_STAGE_LOAD', {
+      throw new ConfigError(`stage ${name}: cannot load ${file}: ${loadFailure(err, file)}`, 'E_STAGE_LOAD', {
         cause: err,
       })
     }

@@ -520,7 +520,8 @@ describe('exit codes for input and config problems', () => {
     ws.write('broken.config.mjs', stageMap({ ...allStages, compute: './stages/broken.mjs#compute' }))
     const r = await replay(bundle, '--config', 'broken.config.mjs')
     expect(r.code).toBe(3)
-    expect(r.stderr).toMatch(/stage compute: cannot load .*broken\.mjs/)
+    // With the line of the error: node's own loader keeps it out of the error it throws.
+    expect(r.stderr).toMatch(/stage compute: cannot load \S*broken\.mjs: [^\n]+ \(line 1\)\n/)
     noStack(r)
   })
 

@@ -121,6 +121,6 @@ describe('TypeScript config and stage modules', () => {
     )
     const r = await runCli(['replay', bundle], ws.path('broken'))
     expect(r.code).toBe(3)
-    expect(r.stderr).toMatch(/stage compute: cannot load .*compute\.ts/)
+    expect(r.stderr).toMatch(/stage compute: cannot load \S*compute\.ts: [^\n]+ \(line 1, column \d+\)\n/)
   })
 })
