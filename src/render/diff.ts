@@ -35,10 +35,13 @@ export function renderRecordDiff(d: RecordDiff, t: Theme): string {
 
 export function renderBundleDiff(d: BundleDiff, t: Theme): string {
   const lines = [
-    `${d.keys} keys: ${t.ok(`${d.same} same`)}, ${d.differing > 0 ? t.bad(`${d.differing} differ`) : '0 differ'}, ${d.onlyInA} only in A, ${d.onlyInB} only in B`,
+    `${d.keys} ${d.keys === 1 ? 'key' : 'keys'}: ${t.ok(`${d.same} same`)}, ${d.differing > 0 ? t.bad(`${d.differing} differ`) : '0 differ'}, ${d.onlyInA} only in A, ${d.onlyInB} only in B`,
   ]
   for (const s of d.byStage) {
-    lines.push('', `${t.bold('first differ at')} ${t.stage(visibleLine(s.stage))}: ${s.keys} keys`)
+    lines.push(
+      '',
+      `${t.bold('first differ at')} ${t.stage(visibleLine(s.stage))}: ${s.keys} ${s.keys === 1 ? 'key' : 'keys'}`,
+    )
     for (const e of s.examples)
       lines.push(
         `  ${visibleLine(e.key)}  ${t.dim(`${visibleLine(e.a)} vs ${visibleLine(e.b)}`)}  ${visibleLine(e.change)}`,

@@ -240,7 +240,7 @@ describe('retrace diff: two bundles by key', () => {
     const lines = r.stdout.split('\n')
     expect(lines[0]).toBe('8 keys: 2 same, 3 differ, 1 only in A, 2 only in B')
     expect(r.stdout).toContain('first differ at compute: 2 keys')
-    expect(r.stdout).toContain('first differ at parse: 1 keys')
+    expect(r.stdout).toMatch(/^first differ at parse: 1 key$/m)
     expect(r.stdout).toMatch(
       new RegExp(`^ {2}sku:2 {2}${mondayIds[1]} vs ${tuesdayIds[1]} {2}\\$\\.available: 8 → -2$`, 'm'),
     )
