@@ -153,7 +153,14 @@ export function oneLine(err: unknown): string {
   const lines = raw
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l.length > 0 && !/^See more help with/.test(l))
+    // oclif's advice on repeatable flags does not hold here: flags may come anywhere.
+    .filter(
+      (l) =>
+        l.length > 0 &&
+        !/^See more help with/.test(l) &&
+        !/^Note: .* allows multiple values/.test(l) &&
+        !/^Alternatively, you can use "--"/.test(l),
+    )
   const first = lines[0] ?? 'unknown error'
   const rest = lines.length > 1 ? ` ${lines.slice(1, 3).join('; ')}` : ''
   return visibleLine(`${first}${rest}`)
