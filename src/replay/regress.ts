@@ -121,7 +121,7 @@ export interface StaleItem {
   bundle: string
   recordId: string
   stage: string
-  why: 'stage not in config' | 'expectation never exercised'
+  why: 'stage not in config' | 'expectation never exercised' | 'nothing replayed'
 }
 
 export interface BundleOutcome {
@@ -179,6 +179,11 @@ export async function testRecord(
   }))
   const result = await replayRecord(chain, engine)
   stale.push(...staleExpectations(path, chain, result))
+  // It passes, having checked nothing (every stage skipped: inputs that were not recorded).
+  const first = result.stages[0]
+  if (first !== undefined && result.stages.every((s) => s.status === 'skipped')) {
+    stale.push({ bundle: path, recordId: chain.record.id, stage: first.stage, why: 'nothing replayed' })
+  }
   return { result, stale }
 }
 

@@ -476,6 +476,19 @@ describe('retrace test', { timeout: 120_000 }, () => {
     })
   })
 
+  it('a record that passes with every stage skipped is listed as stale: nothing was replayed', async () => {
+    // The config runs none of the recorded stages: each record "matches" having checked nothing.
+    const r = await cli('test', 'recordings/a.sqlite', '--config', 'hostile.config.mjs', '--reporter', 'json')
+    expect(r.code).toBe(0)
+    const doc = parseReport(r)
+    const nothing = doc.stale.filter((s) => s.why === 'nothing replayed')
+    expect(nothing.map((s) => s.recordId).sort()).toEqual([...ids].sort())
+    expect(new Set(nothing.map((s) => s.stage))).toEqual(new Set(['parse']))
+    // A run where the stages do run lists none.
+    const full = parseReport(await cli('test', 'recordings/a.sqlite', '--reporter', 'json'))
+    expect(full.stale.filter((s) => s.why === 'nothing replayed')).toEqual([])
+  })
+
   it('leaves the recordings as they were (a read-only run writes nothing)', () => {
     expect(existsSync(ws.path('recordings/a.sqlite-journal'))).toBe(false)
     expect(existsSync(ws.path('recordings/a.sqlite-wal'))).toBe(false)
