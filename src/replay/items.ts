@@ -72,3 +72,6 @@ export function itemRecord(item: Exclude<WorkerItem, DocsItem>): {
   if ('matched' in item) return { recordId: item.matched[0], key: item.matched[1], verdict: 'matched' }
   return item.result
 }
+
+/** How often a worker process says it is alive (src/replay/pool.ts stops one that goes quiet). */
+export const aliveEveryMs = 1000

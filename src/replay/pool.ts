@@ -15,7 +15,7 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { ExitCode, type ExitCodeValue, RetraceError } from '../errors.js'
-import { type ItemOptions, itemSpan, type WorkerItem } from './items.js'
+import { aliveEveryMs, type ItemOptions, itemSpan, type WorkerItem } from './items.js'
 import { forkWorker, takeWorkers } from './prestart.js'
 import type { RunOptions } from './run.js'
 import type { FromWorker, ToWorker, WorkerInit } from './worker.js'
@@ -76,6 +76,8 @@ interface Slot {
   child: ChildProcess
   /** Chunks handed to it and not yet done, in order; the first is the one it replays. */
   chunks: Chunk[]
+  /** When it last sent anything, or was given work while idle (performance.now()). */
+  heard: number
 }
 
 export function workerPool(
@@ -159,6 +161,7 @@ export function workerPool(
     while (j !== undefined && slot.chunks.length < depth) {
       const { ids, start } = take(chunkSize(j.ids.length - j.next, workers))
       if (ids.length === 0) break
+      if (slot.chunks.length === 0) slot.heard = performance.now()
       slot.chunks.push({ ids, start, received: 0 })
       send(slot, { type: 'records', path: j.path, ids })
     }
@@ -168,9 +171,10 @@ export function workerPool(
   const children = takeWorkers(workers - 1, cwd)
   while (children.length < workers - 1) children.push(forkWorker(cwd))
   for (const child of children) {
-    const slot: Slot = { child, chunks: [] }
+    const slot: Slot = { child, chunks: [], heard: performance.now() }
     slots.push(slot)
     child.on('message', (msg: FromWorker) => {
+      slot.heard = performance.now()
       if (msg.type === 'results') {
         const j = job
         const c = slot.chunks[0]
@@ -215,6 +219,30 @@ export function workerPool(
     send(slot, { type: 'init', init })
   }
 
+  /**
+   * A worker with records to replay that has said nothing for a stage's timeout plus the
+   * grace the CLI's own watchdog allows (src/replay/watchdog.ts) is stuck in code that
+   * never yields: it is stopped and the run fails, naming the record.
+   */
+  const quietLimit = run.timeoutMs + Math.max(1000, run.timeoutMs / 2) + aliveEveryMs
+  const watch = setInterval(() => {
+    const now = performance.now()
+    for (const slot of slots) {
+      const chunk = slot.chunks[0]
+      if (chunk === undefined || job === undefined || now - slot.heard < quietLimit) continue
+      const first = chunk.ids[chunk.received]
+      fail(
+        new RetraceError(
+          'E_STAGE_STUCK',
+          `a worker process replaying record ${first} of ${job.path} gave no sign of life for ${Math.round(now - slot.heard)} ms (a stage stuck in code that never yields?); retrace stopped it (retrace replay ${job.path} ${first} names the stage)`,
+          ExitCode.found,
+        ),
+      )
+      slot.child.kill('SIGKILL')
+    }
+  }, 250)
+  watch.unref()
+
   return {
     minRecords: workers * 50,
     run(path, ids, onItem, replayHere, horizon) {
@@ -258,6 +286,7 @@ export function workerPool(
     async close() {
       if (closing) return
       closing = true
+      clearInterval(watch)
       await Promise.all(
         slots.map(
           (slot) =>

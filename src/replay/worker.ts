@@ -7,11 +7,10 @@ import { ExitCode, RetraceError } from '../errors.js'
 import { loadConfig, loadStages } from './config.js'
 import type { ReplayOptions } from './engine.js'
 import { keepYoungGenerationSmall } from './heap.js'
-import { type DocsItem, type ItemOptions, joinDocs, toItem, type WorkerItem } from './items.js'
+import { aliveEveryMs, type DocsItem, type ItemOptions, joinDocs, toItem, type WorkerItem } from './items.js'
 import { exitProcess, runningStage } from './network-guard.js'
 import { testRecord } from './regress.js'
 import { engineOptions, type RunOptions } from './run.js'
-import { armWatchdog } from './watchdog.js'
 
 export interface WorkerInit extends ItemOptions {
   /** As given with --config (undefined: found upward from `cwd`). */
@@ -34,6 +33,7 @@ export type FromWorker =
       last: boolean
     }
   | { type: 'error'; message: string; code: string; exit: number }
+  | { type: 'alive' }
 
 /**
  * Results go to the CLI in batches: a message per record cost more than replaying a small
@@ -82,7 +82,10 @@ function main(): void {
   process.on('uncaughtException', escaped)
   process.on('unhandledRejection', escaped)
 
-  armWatchdog()
+  // A sign of life each second the event loop turns: a stage stuck in code that never
+  // yields silences it, and the CLI stops this process (src/replay/pool.ts). A watchdog
+  // thread of its own, as the CLI has, cost replay ~7% here: both cores are busy.
+  setInterval(() => post({ type: 'alive' }), aliveEveryMs).unref()
   keepYoungGenerationSmall()
   /** What the CLI asked for, and the engine made from it; set by the first message. */
   let init: WorkerInit | undefined

@@ -53,6 +53,13 @@ const spinningCompute = `export function compute(row) {
 }
 `
 
+// Spins only in a worker process (the CLI itself has no IPC channel).
+const spinningInWorker = `export function compute(row) {
+  if (typeof process.send === 'function') while (true) {}
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+
 const configOf = (compute: string): string =>
   `export default { stages: { parse: './stages/parse.mjs#parse', compute: './stages/${compute}.mjs#compute', format: './stages/format.mjs#format' } }\n`
 
@@ -70,6 +77,7 @@ beforeAll(async () => {
     'late-throw': lateThrowCompute,
     'late-reject': lateRejectCompute,
     spin: spinningCompute,
+    'spin-in-worker': spinningInWorker,
   }
   for (const [name, src] of Object.entries(stages)) {
     ws.write(`stages/${name}.mjs`, src)
@@ -167,8 +175,30 @@ describe('a local build that tries to end the run', { timeout: 120_000 }, () => 
       '2',
     )
     expect(many.code === 0, many.stderr).toBe(false)
-    expect(many.stderr).toMatch(stuck)
+    // Whichever process met the record: the CLI's watchdog names the stage, a worker's
+    // silence names the record.
+    expect(many.stderr).toMatch(new RegExp(`${stuck.source}|gave no sign of life for \\d+ ms`))
     // Well before the 20 s the CLI helper allows.
+    expect(Date.now() - started).toBeLessThan(15_000)
+  })
+
+  it('a worker process stuck that way is stopped by the CLI, which fails the run naming the record (exit 1)', async () => {
+    const started = Date.now()
+    const r = await cli(
+      'test',
+      'recordings',
+      '--config',
+      'spin-in-worker.config.mjs',
+      '--timeout',
+      '300',
+      '--workers',
+      '2',
+    )
+    expect(r.signal).toBeNull()
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(
+      /^retrace: a worker process replaying record \S+ of \S+prod\.sqlite gave no sign of life for \d+ ms \(a stage stuck in code that never yields\?\); retrace stopped it \(retrace replay \S+ \S+ names the stage\)$/m,
+    )
     expect(Date.now() - started).toBeLessThan(15_000)
   })
 })
