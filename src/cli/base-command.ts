@@ -9,7 +9,7 @@ import { Command, Flags, type Interfaces } from '@oclif/core'
 import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
-import { exitProcess, runningStage } from '../replay/network-guard.js'
+import { escapedFromStage, exitProcess } from '../replay/network-guard.js'
 import { armWatchdog } from '../replay/watchdog.js'
 import { claimStdout, out, toStderr } from './stdout.js'
 
@@ -75,17 +75,8 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     // An error thrown by work a stage left running (a timer, a callback, a promise nobody
     // awaits) ends the run as one line naming the stage, not as node's stack trace.
     const escaped = (err: unknown): void => {
-      const stage = runningStage()
-      const e =
-        stage === undefined
-          ? err
-          : new RetraceError(
-              'E_STAGE_ESCAPED',
-              `stage ${stage}: an error escaped its call (from a timer, callback or promise it left running): ${oneLine(err)}`,
-              ExitCode.found,
-            )
       // The error path writes synchronously; the run stops here, at once.
-      this.catch(e as Error).catch(() => {})
+      this.catch(escapedFromStage(err) as Error).catch(() => {})
       exitProcess()
     }
     process.on('uncaughtException', escaped)

@@ -8,6 +8,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
+import { ExitCode, RetraceError } from '../errors.js'
 
 // The CommonJS module objects are the mutable ones; ESM named imports follow them after
 // syncBuiltinESMExports().
@@ -45,9 +46,21 @@ export class StageExited extends Error {
   }
 }
 
-/** The stage whose code (or async work it started) is running now, if any. */
-export function runningStage(): string | undefined {
-  return running.getStore()?.stage
+/**
+ * What an uncaught error or unhandled rejection means: thrown by work a stage left running
+ * (a timer, a callback, a promise nobody awaits), it fails the run naming the stage
+ * (exit 1); anything else is returned as it is. Call from the handler, where the stage's
+ * async context is still the current one.
+ */
+export function escapedFromStage(err: unknown): unknown {
+  const stage = running.getStore()?.stage
+  if (stage === undefined) return err
+  const message = (((err as Error)?.message ?? String(err)).split('\n')[0] ?? '').trim()
+  return new RetraceError(
+    'E_STAGE_ESCAPED',
+    `stage ${stage}: an error escaped its call (from a timer, callback or promise it left running): ${message}`,
+    ExitCode.found,
+  )
 }
 
 /** `process.exit` as node made it, for retrace's own exits. */

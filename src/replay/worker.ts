@@ -3,12 +3,12 @@
  * the chunks of records the CLI hands it and sends back their results in order.
  */
 import { BundleSet } from '../bundle/index.js'
-import { ExitCode, RetraceError } from '../errors.js'
+import { RetraceError } from '../errors.js'
 import { loadConfig, loadStages } from './config.js'
 import type { ReplayOptions } from './engine.js'
 import { keepYoungGenerationSmall } from './heap.js'
 import { aliveEveryMs, type DocsItem, type ItemOptions, joinDocs, toItem, type WorkerItem } from './items.js'
-import { exitProcess, runningStage } from './network-guard.js'
+import { escapedFromStage, exitProcess } from './network-guard.js'
 import { testRecord } from './regress.js'
 import { engineOptions, type RunOptions } from './run.js'
 
@@ -61,15 +61,7 @@ function main(): void {
   // An error thrown by work a stage left running ends the run as it would in the CLI: one
   // line naming the stage (exit 1), sent before this process exits.
   const escaped = (err: unknown): void => {
-    const stage = runningStage()
-    const e =
-      stage === undefined
-        ? err
-        : new RetraceError(
-            'E_STAGE_ESCAPED',
-            `stage ${stage}: an error escaped its call (from a timer, callback or promise it left running): ${(err as Error)?.message ?? String(err)}`,
-            ExitCode.found,
-          )
+    const e = escapedFromStage(err)
     const msg: FromWorker = {
       type: 'error',
       message: ((e as Error)?.message ?? String(e)).split('\n')[0] ?? '',
