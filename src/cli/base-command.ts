@@ -75,9 +75,17 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     // An error thrown by work a stage left running (a timer, a callback, a promise nobody
     // awaits) ends the run as one line naming the stage, not as node's stack trace.
     const escaped = (err: unknown): void => {
+      // Whatever was thrown (`null` too) fails the run: never an exit 0 from here.
+      const e = escapedFromStage(err)
+      const error =
+        e instanceof Error ? e : new Error(`a value was thrown that is not an Error: ${String(e)}`)
       // The error path writes synchronously; the run stops here, at once.
-      this.catch(escapedFromStage(err) as Error).catch(() => {})
-      exitProcess()
+      this.catch(error).catch(() => toStderr(`retrace: ${oneLine(error)}\n`))
+      exitProcess(
+        process.exitCode === undefined || process.exitCode === 0
+          ? ExitCode.internal
+          : Number(process.exitCode),
+      )
     }
     process.on('uncaughtException', escaped)
     process.on('unhandledRejection', escaped)

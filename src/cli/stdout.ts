@@ -11,8 +11,8 @@
  *
  * Written to a file or a pipe, retrace's output is gathered into writes of up to 64 KiB,
  * as C's stdio does: one write per line or per record cost `replay --json` a tenth of its
- * time. What is gathered goes out when 64 KiB is reached, when the event loop next turns
- * (a slow replay still shows each record as it lands), before retrace writes to stderr,
+ * time. What is gathered goes out when 64 KiB is reached, with the next write 100 ms after
+ * the last, when the event loop next turns, before retrace or a stage writes to stderr,
  * and when the process exits. On a terminal every write goes out at once.
  */
 
@@ -22,9 +22,12 @@ let claimed = false
 
 const gather = process.stdout.isTTY !== true
 const highWater = 64 * 1024
+/** Nothing waits longer than this once more is written (a replay of synchronous stages may not let the event loop turn for seconds). */
+const flushEveryMs = 100
 let pending: (string | Uint8Array)[] = []
 let pendingLength = 0
 let scheduled = false
+let flushedAt = performance.now()
 
 /** Writes retrace's own output to stdout. */
 export function out(chunk: string | Uint8Array): void {
@@ -34,7 +37,7 @@ export function out(chunk: string | Uint8Array): void {
   }
   pending.push(chunk)
   pendingLength += chunk.length
-  if (pendingLength >= highWater) flushOut()
+  if (pendingLength >= highWater || performance.now() - flushedAt >= flushEveryMs) flushOut()
   else if (!scheduled) {
     scheduled = true
     setImmediate(flushOut)
@@ -44,6 +47,7 @@ export function out(chunk: string | Uint8Array): void {
 /** Writes out what `out` has gathered. */
 export function flushOut(): void {
   scheduled = false
+  flushedAt = performance.now()
   if (pending.length === 0) return
   const parts = pending
   pending = []
@@ -68,6 +72,9 @@ export function claimStdout(): void {
   if (claimed) return
   claimed = true
   const stderr = process.stderr
-  process.stdout.write = ((...args: unknown[]) =>
-    (stderr.write as (...a: unknown[]) => boolean)(...args)) as typeof process.stdout.write
+  process.stdout.write = ((...args: unknown[]) => {
+    // After the report gathered so far, so a stage's lines stay beside its records.
+    flushOut()
+    return (stderr.write as (...a: unknown[]) => boolean)(...args)
+  }) as typeof process.stdout.write
 }

@@ -18,8 +18,10 @@ function distance(a: string, b: string): number {
 }
 
 const hook: Hook<'command_not_found'> = async (opts) => {
-  // oclif joins a command and its first argument with ":" when neither is a command.
-  const name = opts.id.split(':')[0] ?? opts.id
+  // oclif joins a word and the next with ":" when neither is a command; a name that is a
+  // command itself ("replay:foo") is shown whole.
+  const head = opts.id.split(':')[0] ?? opts.id
+  const name = opts.config.commandIDs.includes(head) ? opts.id : head
   const near = opts.config.commandIDs
     .map((id) => ({ id, d: distance(name.slice(0, 40), id) }))
     .filter((c) => c.d <= 2)

@@ -78,6 +78,8 @@ interface Slot {
   chunks: Chunk[]
   /** When it last sent anything, or was given work while idle (performance.now()). */
   heard: number
+  /** It has loaded the config and stages: from then on, silence means it is stuck. */
+  ready: boolean
 }
 
 export function workerPool(
@@ -171,11 +173,12 @@ export function workerPool(
   const children = takeWorkers(workers - 1, cwd)
   while (children.length < workers - 1) children.push(forkWorker(cwd))
   for (const child of children) {
-    const slot: Slot = { child, chunks: [], heard: performance.now() }
+    const slot: Slot = { child, chunks: [], heard: performance.now(), ready: false }
     slots.push(slot)
     child.on('message', (msg: FromWorker) => {
       slot.heard = performance.now()
-      if (msg.type === 'results') {
+      if (msg.type === 'ready') slot.ready = true
+      else if (msg.type === 'results') {
         const j = job
         const c = slot.chunks[0]
         if (j !== undefined && j.failed === undefined && c !== undefined) {
@@ -225,11 +228,11 @@ export function workerPool(
    * never yields: it is stopped and the run fails, naming the record.
    */
   const quietLimit = run.timeoutMs + Math.max(1000, run.timeoutMs / 2) + aliveEveryMs
-  const watch = setInterval(() => {
+  const check = (): void => {
     const now = performance.now()
     for (const slot of slots) {
       const chunk = slot.chunks[0]
-      if (chunk === undefined || job === undefined || now - slot.heard < quietLimit) continue
+      if (!slot.ready || chunk === undefined || job === undefined || now - slot.heard < quietLimit) continue
       const first = chunk.ids[chunk.received]
       fail(
         new RetraceError(
@@ -240,7 +243,9 @@ export function workerPool(
       )
       slot.child.kill('SIGKILL')
     }
-  }, 250)
+  }
+  // Judged after the messages already waiting are read (the check phase follows the poll).
+  const watch = setInterval(() => setImmediate(check), 250)
   watch.unref()
 
   return {

@@ -21,7 +21,10 @@ export function armWatchdog(): void {
 }
 
 // [0]: the call being watched (0: none), [1]: its stage (index into the names sent),
-// [2]: its limit in milliseconds.
+// [2]: its limit in milliseconds, [3]: a count the main thread's event loop moves on each
+// turn of a timer. A call is stuck when it has lasted its limit and the event loop has not
+// turned for as long: a stage that awaits (a timer, I/O) lets it turn and is left to the
+// timeout's own timer.
 const watcherSource = `
 const { workerData: state, parentPort } = require('node:worker_threads')
 const { writeSync } = require('node:fs')
@@ -29,24 +32,34 @@ const names = []
 parentPort.on('message', (m) => { names[m.index] = m.name })
 let seen = 0
 let since = 0
+let tick = -1
+let tickSince = 0
 setInterval(() => {
+  const now = Date.now()
+  const t = Atomics.load(state, 3)
+  if (t !== tick) {
+    tick = t
+    tickSince = now
+  }
   const call = Atomics.load(state, 0)
   if (call === 0 || call !== seen) {
     seen = call
-    since = Date.now()
+    since = now
     return
   }
   const limit = Atomics.load(state, 2)
-  const ran = Date.now() - since
+  const ran = now - Math.max(since, tickSince)
   if (ran < limit) return
   const stage = names[Atomics.load(state, 1)] ?? '?'
-  writeSync(2, 'retrace: stage ' + stage + ' has run for ' + ran + ' ms without returning or yielding (a loop that never ends?); --timeout cannot interrupt synchronous code, so retrace stopped the process (E_STAGE_STUCK)\\n')
+  writeSync(2, 'retrace: stage ' + stage + ' has run for ' + (now - since) + ' ms without returning or yielding (a loop that never ends?); --timeout cannot interrupt synchronous code, so retrace stopped the process (E_STAGE_STUCK)\\n')
   process.kill(process.pid, 'SIGKILL')
 }, 100)
 `
 
 function start(): NonNullable<typeof watcher> {
-  const state = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT))
+  const state = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT))
+  // The event loop's pulse; never what keeps the process alive.
+  setInterval(() => Atomics.add(state, 3, 1), 250).unref()
   const worker = new Worker(watcherSource, { eval: true, workerData: state, stdout: false, stderr: false })
   // Never what keeps the process alive.
   worker.unref()

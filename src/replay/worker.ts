@@ -34,6 +34,7 @@ export type FromWorker =
     }
   | { type: 'error'; message: string; code: string; exit: number }
   | { type: 'alive' }
+  | { type: 'ready' }
 
 /**
  * Results go to the CLI in batches: a message per record cost more than replaying a small
@@ -45,7 +46,10 @@ const batchSize = 64
 const batchChars = 48 * 1024
 
 function main(): void {
+  /** When this process last sent anything (a sign of life for the CLI). */
+  let sentAt = performance.now()
   const post = (msg: FromWorker): void => {
+    sentAt = performance.now()
     process.send?.(msg)
   }
   const report = (err: unknown): void => {
@@ -88,8 +92,9 @@ function main(): void {
       const config = await loadConfig(given.config, given.cwd)
       return engineOptions(config, await loadStages(config), given.run)
     })()
-    // A config that fails to load is reported at once, not with the first chunk.
-    ready.catch(report)
+    // A config that fails to load is reported at once, not with the first chunk. Until it
+    // has loaded, the CLI does not take silence for a stuck stage (a slow module load).
+    ready.then(() => post({ type: 'ready' }), report)
   }
   /** The bundle of the last chunk, kept open for the next. */
   let open: { path: string; set: BundleSet } | undefined
@@ -120,6 +125,8 @@ function main(): void {
       if ('docs' in item) chars += item.docs.length
       batch.push(item)
       if (batch.length >= batchSize || chars >= batchChars) send(false)
+      // Records of synchronous stages never let the alive timer run: say so between them.
+      else if (performance.now() - sentAt >= aliveEveryMs) post({ type: 'alive' })
     }
     send(true)
   }

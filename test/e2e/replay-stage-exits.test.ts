@@ -60,6 +60,33 @@ const spinningInWorker = `export function compute(row) {
 }
 `
 
+// Rejects with null from a timer its module set while loading (outside any stage call).
+const nullRejectAtLoad = `setTimeout(() => { Promise.reject(null) }, 50)
+export function compute(row) {
+  const until = Date.now() + 2
+  while (Date.now() < until) {}
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+// Busy for 40 ms on every call: slow, and never stuck.
+const slowCompute = `export function compute(row) {
+  const until = Date.now() + 40
+  while (Date.now() < until) {}
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+// 700 ms of synchronous work, then an await of 500 ms: within --timeout 600 as the timeout
+// counts (from the first await), though it does not yield for longer than that.
+const busyThenWaitCompute = `export async function compute(row) {
+  if (row.onHand === 12) {
+    const until = Date.now() + 700
+    while (Date.now() < until) {}
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+
 const configOf = (compute: string): string =>
   `export default { stages: { parse: './stages/parse.mjs#parse', compute: './stages/${compute}.mjs#compute', format: './stages/format.mjs#format' } }\n`
 
@@ -78,6 +105,9 @@ beforeAll(async () => {
     'late-reject': lateRejectCompute,
     spin: spinningCompute,
     'spin-in-worker': spinningInWorker,
+    'null-reject-at-load': nullRejectAtLoad,
+    slow: slowCompute,
+    'busy-then-wait': busyThenWaitCompute,
   }
   for (const [name, src] of Object.entries(stages)) {
     ws.write(`stages/${name}.mjs`, src)
@@ -200,5 +230,29 @@ describe('a local build that tries to end the run', { timeout: 120_000 }, () => 
       /^retrace: a worker process replaying record \S+ of \S+prod\.sqlite gave no sign of life for \d+ ms \(a stage stuck in code that never yields\?\); retrace stopped it \(retrace replay \S+ \S+ names the stage\)$/m,
     )
     expect(Date.now() - started).toBeLessThan(15_000)
+  })
+
+  it('a rejection with null from a module timer still fails the run, never exit 0', async () => {
+    const r = await cli('replay', bundle, '--config', 'null-reject-at-load.config.mjs')
+    expect(r.code === 0, r.stderr).toBe(false)
+    expect(r.stderr).toMatch(/^retrace: .*not an Error: null/m)
+  })
+
+  it('slow stages are not taken for stuck ones, in one process or several', async () => {
+    const slow = await cli(
+      'test',
+      'recordings',
+      '--config',
+      'slow.config.mjs',
+      '--timeout',
+      '300',
+      '--workers',
+      '2',
+    )
+    expect(slow.stderr).not.toContain('no sign of life')
+    expect(slow.code, slow.stderr).toBe(0)
+    const wait = await cli('replay', bundle, '--config', 'busy-then-wait.config.mjs', '--timeout', '600')
+    expect(wait.stderr).not.toContain('E_STAGE_STUCK')
+    expect(wait.code, wait.stderr).toBe(0)
   })
 })
