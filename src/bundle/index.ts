@@ -8,6 +8,7 @@ export {
   BundleReader,
   type FindHit,
   type FindPredicate,
+  keyNotFound,
   openBundle,
   type RecordFilter,
 } from './reader.js'

@@ -489,3 +489,11 @@ export function openBundle(path: string, options?: OpenOptions): BundleReader {
 export function recordNotFound(ref: string, paths: readonly string[]): BundleError {
   return new BundleError('E_RECORD_NOT_FOUND', `no record ${JSON.stringify(ref)} in ${paths.join(', ')}`)
 }
+
+/** Raised when a --key names no record in any of the bundles. */
+export function keyNotFound(key: string, paths: readonly string[]): BundleError {
+  return new BundleError(
+    'E_RECORD_NOT_FOUND',
+    `no record with key ${JSON.stringify(key)} in ${paths.join(', ')}`,
+  )
+}

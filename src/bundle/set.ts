@@ -5,7 +5,7 @@
  */
 import { BundleError } from '../errors.js'
 import type { OpenOptions } from './open.js'
-import { BundleReader, openBundle, type RecordFilter, recordNotFound } from './reader.js'
+import { BundleReader, keyNotFound, openBundle, type RecordFilter, recordNotFound } from './reader.js'
 import type { RecordChain, RecordSummary } from './types.js'
 
 export class BundleSet {
@@ -102,12 +102,7 @@ export class BundleSet {
       if (rec !== undefined && (best === undefined || rec.startedAt > best.at))
         best = { id: rec.id, at: rec.startedAt }
     }
-    if (best === undefined) {
-      throw new BundleError(
-        'E_RECORD_NOT_FOUND',
-        `no record with key ${JSON.stringify(key)} in ${this.paths.join(', ')}`,
-      )
-    }
+    if (best === undefined) throw keyNotFound(key, this.paths)
     return best.id
   }
 

@@ -18,6 +18,7 @@ import { ExitCode, type ExitCodeValue, RetraceError } from '../errors.js'
 import { aliveEveryMs, type ItemOptions, itemSpan, type WorkerItem } from './items.js'
 import { forkWorker, takeWorkers } from './prestart.js'
 import type { RunOptions } from './run.js'
+import { stuckAfterMs } from './watchdog.js'
 import type { FromWorker, ToWorker, WorkerInit } from './worker.js'
 
 /** Runs one bundle's records on worker processes, reporting each result as it lands. */
@@ -227,17 +228,19 @@ export function workerPool(
    * grace the CLI's own watchdog allows (src/replay/watchdog.ts) is stuck in code that
    * never yields: it is stopped and the run fails, naming the record.
    */
-  const quietLimit = run.timeoutMs + Math.max(1000, run.timeoutMs / 2) + aliveEveryMs
+  const quietLimit = stuckAfterMs(run.timeoutMs) + aliveEveryMs
   const check = (): void => {
     const now = performance.now()
     for (const slot of slots) {
       const chunk = slot.chunks[0]
-      if (!slot.ready || chunk === undefined || job === undefined || now - slot.heard < quietLimit) continue
+      const j = job
+      if (!slot.ready || chunk === undefined || j === undefined || j.failed !== undefined) continue
+      if (now - slot.heard < quietLimit) continue
       const first = chunk.ids[chunk.received]
       fail(
         new RetraceError(
           'E_STAGE_STUCK',
-          `a worker process replaying record ${first} of ${job.path} gave no sign of life for ${Math.round(now - slot.heard)} ms (a stage stuck in code that never yields?); retrace stopped it (retrace replay ${job.path} ${first} names the stage)`,
+          `a worker process replaying record ${first} of ${j.path} gave no sign of life for ${Math.round(now - slot.heard)} ms (a stage stuck in code that never yields?); retrace stopped it (retrace replay ${j.path} ${first} names the stage)`,
           ExitCode.found,
         ),
       )

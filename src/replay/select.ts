@@ -1,7 +1,6 @@
 /** Which records a command works on: named ids, a key, a --where predicate, or all. */
-import type { BundleSet } from '../bundle/index.js'
+import { type BundleSet, keyNotFound } from '../bundle/index.js'
 import { parseWhere } from '../compare/where.js'
-import { BundleError } from '../errors.js'
 
 export interface Selection {
   records?: readonly string[]
@@ -30,18 +29,7 @@ export function* selectRecords(set: BundleSet, sel: Selection): Generator<string
     return
   }
   if (sel.key !== undefined) {
-    let any = false
-    for (const r of set.records({ key: sel.key, order: 'oldest' })) {
-      any = true
-      yield r.id
-    }
-    // A misspelt key is an input error, as it is for `show --key`, not a run of nothing.
-    if (!any) {
-      throw new BundleError(
-        'E_RECORD_NOT_FOUND',
-        `no record with key ${JSON.stringify(sel.key)} in ${set.paths.join(', ')}`,
-      )
-    }
+    for (const r of set.records({ key: sel.key, order: 'oldest' })) yield r.id
     return
   }
   const seen = set.readers.length > 1 ? new Set<string>() : undefined
@@ -67,12 +55,8 @@ export function checkSelection(set: BundleSet, sel: Selection): void {
   else if (sel.key !== undefined) {
     const first = set.records({ key: sel.key, limit: 1 })
     try {
-      if (first.next().done === true) {
-        throw new BundleError(
-          'E_RECORD_NOT_FOUND',
-          `no record with key ${JSON.stringify(sel.key)} in ${set.paths.join(', ')}`,
-        )
-      }
+      // A misspelt key is an input error, as it is for `show --key`, not a run of nothing.
+      if (first.next().done === true) throw keyNotFound(sel.key, set.paths)
     } finally {
       // Ends the listing's statement, so the bundle can be read (or closed) again.
       first.return(undefined)

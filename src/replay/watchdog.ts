@@ -1,15 +1,22 @@
 /**
  * `--timeout` for a stage that never yields. A stage stuck in synchronous code (a loop
  * that never ends) holds the thread the timeout's timer would run on, so it can never
- * fire: replay would hang. A watchdog thread watches the stage calls instead; one that
- * has run for its timeout plus a grace period (the timer's chance to fail it normally)
- * gets one line on stderr naming the stage, and the process is killed (exit status 137):
- * JavaScript that never yields cannot be interrupted any other way.
+ * fire: replay would hang. A watchdog thread watches the stage calls instead; when neither
+ * the call nor the event loop has moved for the stage's timeout plus a grace period (the
+ * timer's chance to fail it normally), it writes one line on stderr naming the stage and
+ * kills the process (exit status 137): JavaScript that never yields cannot be interrupted
+ * any other way.
  *
- * Armed by the CLI and its worker processes only: a process that embeds replay (the
- * vitest integration) keeps its own way of dealing with a test that hangs.
+ * Armed by the CLI only. Its worker processes instead say they are alive and the CLI
+ * stops one that goes silent for as long (src/replay/pool.ts); a process that embeds
+ * replay (the vitest integration) keeps its own way of dealing with a test that hangs.
  */
 import { Worker } from 'node:worker_threads'
+
+/** How long a stage allowed `timeoutMs` may go without returning or yielding. */
+export function stuckAfterMs(timeoutMs: number): number {
+  return Math.min(2 ** 31 - 1, timeoutMs + Math.max(1000, timeoutMs / 2))
+}
 
 let armed = false
 let watcher: { state: Int32Array; worker: Worker; names: Map<string, number> } | undefined
@@ -85,7 +92,7 @@ export function stageStarted(stage: string, timeoutMs: number): number {
   }
   const call = ++seq
   Atomics.store(watcher.state, 1, index)
-  Atomics.store(watcher.state, 2, Math.min(2 ** 31 - 1, timeoutMs + Math.max(1000, timeoutMs / 2)))
+  Atomics.store(watcher.state, 2, stuckAfterMs(timeoutMs))
   Atomics.store(watcher.state, 0, call)
   return call
 }

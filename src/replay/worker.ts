@@ -52,28 +52,20 @@ function main(): void {
     sentAt = performance.now()
     process.send?.(msg)
   }
-  const report = (err: unknown): void => {
-    const e = err as Error
-    post({
-      type: 'error',
-      message: e?.message ?? String(err),
-      code: err instanceof RetraceError ? err.code : 'E_WORKER',
-      exit: err instanceof RetraceError ? err.exit : 5,
-    })
-  }
+  /** A failure as the CLI takes it (src/replay/pool.ts). */
+  const failure = (err: unknown): FromWorker => ({
+    type: 'error',
+    message: (err as Error)?.message ?? String(err),
+    code: err instanceof RetraceError ? err.code : 'E_WORKER',
+    exit: err instanceof RetraceError ? err.exit : 5,
+  })
+  const report = (err: unknown): void => post(failure(err))
 
   // An error thrown by work a stage left running ends the run as it would in the CLI: one
   // line naming the stage (exit 1), sent before this process exits.
   const escaped = (err: unknown): void => {
-    const e = escapedFromStage(err)
-    const msg: FromWorker = {
-      type: 'error',
-      message: ((e as Error)?.message ?? String(e)).split('\n')[0] ?? '',
-      code: e instanceof RetraceError ? e.code : 'E_WORKER',
-      exit: e instanceof RetraceError ? e.exit : 5,
-    }
     if (process.send === undefined || !process.connected) exitProcess(1)
-    else process.send(msg, () => exitProcess(1))
+    else process.send(failure(escapedFromStage(err)), () => exitProcess(1))
   }
   process.on('uncaughtException', escaped)
   process.on('unhandledRejection', escaped)
