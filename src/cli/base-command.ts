@@ -11,7 +11,7 @@ import { safeJson, visibleLine } from '../render/format.js'
 import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
 import { escapedFromStage, exitProcess } from '../replay/network-guard.js'
 import { armWatchdog } from '../replay/watchdog.js'
-import { claimStdout, out, toStderr } from './stdout.js'
+import { claimStdout, out, toStderr, unsentStdout } from './stdout.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof RetraceCommand)['baseFlags'] & T['flags']
@@ -90,7 +90,7 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     process.on('uncaughtException', escaped)
     process.on('unhandledRejection', escaped)
     // A stage stuck in code that never yields cannot hang the command (src/replay/watchdog.ts).
-    armWatchdog()
+    armWatchdog(unsentStdout())
   }
 
   /** A line of output on stdout (nothing with --json), written past the claim on stdout. */

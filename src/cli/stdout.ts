@@ -24,8 +24,15 @@ const gather = process.stdout.isTTY !== true
 const highWater = 64 * 1024
 /** Nothing waits longer than this once more is written (a replay of synchronous stages may not let the event loop turn for seconds). */
 const flushEveryMs = 100
-let pending: (string | Uint8Array)[] = []
-let pendingLength = 0
+/**
+ * What is gathered: bytes `[8, 8 + length)`, `length` at `[0, 4)`. Shared memory, so that
+ * the watchdog thread can write out what a stage stuck for good kept here
+ * (src/replay/watchdog.ts): a process killed from outside runs no exit handler.
+ */
+const shared = gather ? new SharedArrayBuffer(8 + highWater) : undefined
+const filled = shared ? new Int32Array(shared, 0, 1) : new Int32Array(1)
+const bytes = shared ? new Uint8Array(shared, 8) : new Uint8Array(0)
+const encoder = new TextEncoder()
 let scheduled = false
 let flushedAt = performance.now()
 
@@ -35,10 +42,40 @@ export function out(chunk: string | Uint8Array): void {
     write(chunk)
     return
   }
-  pending.push(chunk)
-  pendingLength += chunk.length
-  if (pendingLength >= highWater || performance.now() - flushedAt >= flushEveryMs) flushOut()
-  else if (!scheduled) {
+  let length = filled[0]!
+  if (typeof chunk === 'string') {
+    let rest = chunk
+    for (;;) {
+      const { read, written } = encoder.encodeInto(rest, bytes.subarray(length))
+      length += written
+      if (read === rest.length) break
+      // Full (or the next character does not fit): out with it, and go on.
+      Atomics.store(filled, 0, length)
+      flushOut()
+      length = 0
+      rest = rest.slice(read)
+      if (rest.length > highWater) {
+        // More than the buffer holds even when empty: in one write of its own.
+        write(rest)
+        rest = ''
+        break
+      }
+    }
+  } else if (chunk.length <= highWater - length) {
+    bytes.set(chunk, length)
+    length += chunk.length
+  } else {
+    flushOut()
+    length = 0
+    if (chunk.length >= highWater) write(chunk)
+    else {
+      bytes.set(chunk, 0)
+      length = chunk.length
+    }
+  }
+  Atomics.store(filled, 0, length)
+  if (length >= highWater || performance.now() - flushedAt >= flushEveryMs) flushOut()
+  else if (length > 0 && !scheduled) {
     scheduled = true
     setImmediate(flushOut)
   }
@@ -48,15 +85,20 @@ export function out(chunk: string | Uint8Array): void {
 export function flushOut(): void {
   scheduled = false
   flushedAt = performance.now()
-  if (pending.length === 0) return
-  const parts = pending
-  pending = []
-  pendingLength = 0
-  write(
-    parts.every((p) => typeof p === 'string')
-      ? parts.join('')
-      : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p))),
-  )
+  const length = filled[0]!
+  if (length === 0) return
+  // A copy: the stream may hold on to what it is given, and the buffer is reused at once.
+  const chunk = Buffer.from(bytes.subarray(0, length))
+  Atomics.store(filled, 0, 0)
+  write(chunk)
+}
+
+/**
+ * What `out` has gathered and not yet written, as shared memory laid out as above, for a
+ * thread that may have to write it when this one cannot; undefined when nothing is gathered.
+ */
+export function unsentStdout(): SharedArrayBuffer | undefined {
+  return shared
 }
 
 /** Writes to stderr, after what stdout has gathered, so the two keep their order. */

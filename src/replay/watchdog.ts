@@ -19,12 +19,20 @@ export function stuckAfterMs(timeoutMs: number): number {
 }
 
 let armed = false
+/** The CLI's gathered stdout (src/cli/stdout.ts), written out before the process is killed. */
+let unsent: SharedArrayBuffer | undefined
 let watcher: { state: Int32Array; worker: Worker; names: Map<string, number> } | undefined
 let seq = 0
 
-/** Lets stage calls in this process be watched (the thread starts with the first one). */
-export function armWatchdog(): void {
+/**
+ * Lets stage calls in this process be watched (the thread starts with the first one).
+ * `stdout`: output gathered and not yet written, laid out as src/cli/stdout.ts keeps it;
+ * written out before the process is killed, so the report of the records before the
+ * stuck one is not lost with it.
+ */
+export function armWatchdog(stdout?: SharedArrayBuffer): void {
   armed = true
+  unsent = stdout
 }
 
 // [0]: the call being watched (0: none), [1]: its stage (index into the names sent),
@@ -33,7 +41,7 @@ export function armWatchdog(): void {
 // turned for as long: a stage that awaits (a timer, I/O) lets it turn and is left to the
 // timeout's own timer.
 const watcherSource = `
-const { workerData: state, parentPort } = require('node:worker_threads')
+const { workerData: { state, unsent }, parentPort } = require('node:worker_threads')
 const { writeSync } = require('node:fs')
 const names = []
 parentPort.on('message', (m) => { names[m.index] = m.name })
@@ -58,6 +66,12 @@ setInterval(() => {
   const ran = now - Math.max(since, tickSince)
   if (ran < limit) return
   const stage = names[Atomics.load(state, 1)] ?? '?'
+  if (unsent !== undefined) {
+    const length = Atomics.load(new Int32Array(unsent, 0, 1), 0)
+    try {
+      for (let at = 0; at < length; ) at += writeSync(1, new Uint8Array(unsent, 8, length), at, length - at)
+    } catch {}
+  }
   writeSync(2, 'retrace: stage ' + stage + ' has run for ' + (now - since) + ' ms without returning or yielding (a loop that never ends?); --timeout cannot interrupt synchronous code, so retrace stopped the process (E_STAGE_STUCK)\\n')
   process.kill(process.pid, 'SIGKILL')
 }, 100)
@@ -67,7 +81,12 @@ function start(): NonNullable<typeof watcher> {
   const state = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT))
   // The event loop's pulse; never what keeps the process alive.
   setInterval(() => Atomics.add(state, 3, 1), 250).unref()
-  const worker = new Worker(watcherSource, { eval: true, workerData: state, stdout: false, stderr: false })
+  const worker = new Worker(watcherSource, {
+    eval: true,
+    workerData: { state, unsent },
+    stdout: false,
+    stderr: false,
+  })
   // Never what keeps the process alive.
   worker.unref()
   worker.on('error', () => {

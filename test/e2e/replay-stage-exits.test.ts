@@ -194,6 +194,9 @@ describe('a local build that tries to end the run', { timeout: 120_000 }, () => 
     // Killed: a process stuck in JavaScript cannot exit with a code of its own.
     expect(one.signal).toBe('SIGKILL')
     expect(one.stderr).toMatch(stuck)
+    // What was reported of the records before it is written out, not lost with the process.
+    expect(one.stdout).toMatch(/^✓ record \S+ {2}key sku:0 {2}matched$/m)
+    expect(one.stdout).not.toMatch(/key sku:10 /)
     const many = await cli(
       'test',
       'recordings',
