@@ -11,6 +11,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { workerUrl } from '../worker-url.js'
+import { watchChild } from './watchdog.js'
 
 /** Started early, not yet taken by a pool. */
 let waiting: ChildProcess[] = []
@@ -18,13 +19,15 @@ let waiting: ChildProcess[] = []
 /** Forks one worker; it waits for its `init` message. */
 export function forkWorker(cwd?: string): ChildProcess {
   const script = fileURLToPath(workerUrl(import.meta.url, './worker.js'))
-  return fork(script, ['--retrace-worker'], {
+  const child = fork(script, ['--retrace-worker'], {
     ...(cwd !== undefined ? { cwd } : {}),
     execArgv: [],
     serialization: 'advanced',
     // Results travel over IPC; whatever a stage prints goes to stderr, never into the report.
     stdio: ['ignore', 2, 'inherit', 'ipc'],
   })
+  watchChild(child)
+  return child
 }
 
 /** Starts `count` workers now for a pool made later in this process. */

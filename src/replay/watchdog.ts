@@ -11,6 +11,7 @@
  * stops one that goes silent for as long (src/replay/pool.ts); a process that embeds
  * replay (the vitest integration) keeps its own way of dealing with a test that hangs.
  */
+import type { ChildProcess } from 'node:child_process'
 import { Worker } from 'node:worker_threads'
 
 /** How long a stage allowed `timeoutMs` may go without returning or yielding. */
@@ -39,7 +40,11 @@ export function armWatchdog(stdout?: SharedArrayBuffer): void {
 // [2]: its limit in milliseconds, [3]: a count the main thread's event loop moves on each
 // turn of a timer. A call is stuck when it has lasted its limit and the event loop has not
 // turned for as long: a stage that awaits (a timer, I/O) lets it turn and is left to the
-// timeout's own timer.
+// timeout's own timer. [4, 4 + maxChildren): pids of the replay worker processes this
+// process started (0: a free slot), killed with it: a worker is busy in stage code and
+// would never see its parent go, and one spinning in a stage would run on for good.
+const maxChildren = 64
+const state = new Int32Array(new SharedArrayBuffer((4 + maxChildren) * Int32Array.BYTES_PER_ELEMENT))
 const watcherSource = `
 const { workerData: { state, unsent }, parentPort } = require('node:worker_threads')
 const { writeSync } = require('node:fs')
@@ -72,13 +77,28 @@ setInterval(() => {
       for (let at = 0; at < length; ) at += writeSync(1, new Uint8Array(unsent, 8, length), at, length - at)
     } catch {}
   }
+  for (let i = 4; i < state.length; i++) {
+    const pid = Atomics.load(state, i)
+    if (pid > 0) try { process.kill(pid, 'SIGKILL') } catch {}
+  }
   writeSync(2, 'retrace: stage ' + stage + ' has run for ' + (now - since) + ' ms without returning or yielding (a loop that never ends?); --timeout cannot interrupt synchronous code, so retrace stopped the process (E_STAGE_STUCK)\\n')
   process.kill(process.pid, 'SIGKILL')
 }, 100)
 `
 
+/** A replay worker process this one started: stopped with it if a stage here is stuck. */
+export function watchChild(child: ChildProcess): void {
+  const pid = child.pid
+  if (pid === undefined) return
+  for (let i = 4; i < state.length; i++) {
+    if (Atomics.compareExchange(state, i, 0, pid) === 0) {
+      child.once('exit', () => Atomics.compareExchange(state, i, pid, 0))
+      return
+    }
+  }
+}
+
 function start(): NonNullable<typeof watcher> {
-  const state = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT))
   // The event loop's pulse; never what keeps the process alive.
   setInterval(() => Atomics.add(state, 3, 1), 250).unref()
   const worker = new Worker(watcherSource, {

@@ -4,7 +4,7 @@
  * stage leaves running that throws after the stage returned. Each must end as a reported
  * failure with one line naming the stage, never a silent exit and never a stack trace.
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, realpathSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   inventoryChain,
@@ -50,6 +50,12 @@ const lateRejectCompute = `export function compute(row) {
 const spinningCompute = `export function compute(row) {
   if (row.onHand === 20) while (true) {}
   return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`
+
+// Never returns for any record: the CLI and its workers are all stuck.
+const spinningEverywhere = `export function compute(row) {
+  while (true) {}
 }
 `
 
@@ -105,6 +111,7 @@ beforeAll(async () => {
     'late-reject': lateRejectCompute,
     spin: spinningCompute,
     'spin-in-worker': spinningInWorker,
+    'spin-everywhere': spinningEverywhere,
     'null-reject-at-load': nullRejectAtLoad,
     slow: slowCompute,
     'busy-then-wait': busyThenWaitCompute,
@@ -233,6 +240,46 @@ describe('a local build that tries to end the run', { timeout: 120_000 }, () => 
       /^retrace: a worker process replaying record \S+ of \S+prod\.sqlite gave no sign of life for \d+ ms \(a stage stuck in code that never yields\?\); retrace stopped it \(retrace replay \S+ \S+ names the stage\)$/m,
     )
     expect(Date.now() - started).toBeLessThan(15_000)
+  })
+
+  it('a CLI stopped for a stuck stage takes its worker processes with it', async () => {
+    const r = await cli(
+      'replay',
+      bundle,
+      '--config',
+      'spin-everywhere.config.mjs',
+      '--timeout',
+      '300',
+      '--workers',
+      '2',
+      '--json',
+    )
+    expect(r.signal).toBe('SIGKILL')
+    // A worker left behind spins in the stage for good, its parent gone.
+    const left = async (): Promise<number[]> => {
+      const pids: number[] = []
+      for (const entry of readdirSync('/proc')) {
+        if (!/^\d+$/.test(entry)) continue
+        try {
+          const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+          if (
+            cmdline.includes('--retrace-worker') &&
+            realpathSync(`/proc/${entry}/cwd`) === realpathSync(ws.dir)
+          )
+            pids.push(Number(entry))
+        } catch {
+          // Gone meanwhile.
+        }
+      }
+      return pids
+    }
+    let pids = await left()
+    for (let i = 0; i < 20 && pids.length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      pids = await left()
+    }
+    for (const pid of pids) process.kill(pid, 'SIGKILL')
+    expect(pids).toEqual([])
   })
 
   it('a rejection with null from a module timer still fails the run, never exit 0', async () => {
