@@ -11,7 +11,11 @@ import { BundleWriter, type WriterOptions } from './writer.js'
 export interface WriterInit {
   path: string
   options: WriterOptions
-  /** Shared flag: [0] is set to the id of each batch once it is finished. */
+  /**
+   * Shared flags: [0] is set to the id of each batch once it is finished; [1], once set to
+   * 1 by the recorder (a `close()` out of time), makes every batch not yet begun fail as
+   * `E_CLOSED` instead of being written.
+   */
   done?: Int32Array
 }
 
@@ -107,6 +111,19 @@ function reply(msg: FromWriter, from: ToWriter): void {
 function handle(msg: ToWriter): void {
   if (msg.type === 'write') {
     const captures = msg.captures
+    if (init.done !== undefined && init.done.length > 1 && Atomics.load(init.done, 1) === 1) {
+      reply(
+        {
+          type: 'write-failed',
+          id: msg.id,
+          captures,
+          message: 'the recorder was closed before this was written',
+          code: 'E_CLOSED',
+        },
+        msg,
+      )
+      return
+    }
     if (writer === undefined) {
       reply(
         {

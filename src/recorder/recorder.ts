@@ -67,8 +67,17 @@ export interface RecorderStats {
   written: number
   /** Problems the recorder absorbed (see onError). */
   errors: number
-  /** Why captures were dropped. */
-  droppedBy: { queueFull: number; writeFailed: number; closed: number }
+  /**
+   * Calls that ran but could not be recorded: a stage called outside any record (with no
+   * `key` option, or one that gave no key), or after its record had ended; `ctx.now()`,
+   * `ctx.random()` or `ctx.effect()` called after its stage returned.
+   */
+  unrecorded: number
+  /**
+   * Why captures were dropped. `unfinished`: records still open held more than
+   * `maxOpenBytes`, and the oldest of them were dropped (records that never end?).
+   */
+  droppedBy: { queueFull: number; writeFailed: number; closed: number; unfinished: number }
 }
 
 /** What `onError` receives. The recorder never throws it at the host. */
@@ -93,7 +102,10 @@ export interface RecorderOptions {
   sample?: number
   /** Redaction rules: paths (`$.customer.phone`, `$..password`) or functions. */
   redact?: RedactRule[]
-  /** Secret for equality-preserving redaction tokens. */
+  /**
+   * Secret for equality-preserving redaction tokens. An empty key is refused (reported as
+   * `E_REDACT_KEY`; redaction then uses plain tokens): anyone could recompute its tokens.
+   */
   redactKey?: string | Buffer
   /** Also redact common secret key names (default true). */
   redactDefaults?: boolean
@@ -110,6 +122,13 @@ export interface RecorderOptions {
    * record is always taken when nothing is waiting, whatever its size.
    */
   maxQueueBytes?: number
+  /**
+   * Most bytes of encoded payloads held by records not yet ended (default 64 MiB). A record
+   * stays in memory until its function settles; past this bound the oldest open records are
+   * dropped and counted (`droppedBy.unfinished`), so records that never end cannot grow the
+   * host without limit.
+   */
+  maxOpenBytes?: number
   /** Largest payload recorded; larger ones become a marker with their size (default 1 MiB). */
   maxPayloadBytes?: number
   /** Longest `close()` waits for the last writes (default 5,000 ms). */
@@ -149,10 +168,17 @@ interface ActiveRecord {
   attempts: Map<string, number>
   captures: CaptureWrite[]
   /**
-   * Captures of this record shed because the writer's queue was full; once above 0 the
-   * record is dropped whole at its end, `captures` is empty and nothing more is encoded.
+   * Captures of this record shed because the writer's queue was full, or because records
+   * still open held too much; once above 0 the record is dropped whole at its end,
+   * `captures` is empty and nothing more is encoded.
    */
   shed: number
+  /** Of `shed`, how many are already counted as dropped (`unfinished`, when shed). */
+  shedCounted: number
+  /** Encoded bytes its captures hold (counted in the recorder's open bytes). */
+  bytes: number
+  /** Its function has settled: later calls in its context are not recorded. */
+  ended: boolean
 }
 
 const errorLimitMs = 10_000
@@ -241,45 +267,146 @@ function expandPath(pattern: string, host: string, pid: number): string {
   return pattern.replaceAll('{pid}', String(pid)).replaceAll('{host}', host.replace(/[^\w.-]/g, '_'))
 }
 
+/** The options as the recorder uses them, each checked. */
+interface CheckedOptions {
+  path: string | undefined
+  pipeline: string | null
+  build: string | undefined
+  sample: number
+  redact: RedactRule[]
+  redactKey: string | Buffer | undefined
+  redactDefaults: boolean | undefined
+  flushIntervalMs: number
+  maxQueue: number
+  maxQueueBytes: number
+  maxOpenBytes: number
+  maxPayloadBytes: number
+  closeTimeoutMs: number
+  clock: (() => number) | undefined
+  random: (() => number) | undefined
+  ids: (() => string) | undefined
+  recordStacks: boolean | undefined
+  origin: { host?: string; pid?: number } | undefined
+}
+
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value)
+  return `(a ${typeof value})`
+}
+
+/**
+ * Checks the host's options. A value that cannot be meant (NaN from an unset environment
+ * variable, a negative size, a timer longer than node allows, an empty path) is reported
+ * as `E_OPTIONS` with what is used instead: misconfiguration never fails silently, and
+ * never throws into the host.
+ */
+function checkedOptions(
+  given: RecorderOptions,
+  report: (code: string, message: string) => void,
+): CheckedOptions {
+  const options: Partial<RecorderOptions> = given !== null && typeof given === 'object' ? given : {}
+  const bad = (name: string, value: unknown, instead: string): void =>
+    report('E_OPTIONS', `recorder option ${name} ${shown(value)} cannot be used; ${instead}`)
+  const whole = (name: string, value: unknown, fallback: number, min: number, max: number): number => {
+    if (value === undefined) return fallback
+    if (typeof value === 'number' && value >= min && value <= max) return Math.floor(value)
+    bad(name, value, `it must be a number from ${min} to ${max}; using ${fallback}`)
+    return fallback
+  }
+  const fn = <F>(name: string, value: unknown): F | undefined => {
+    if (value === undefined || typeof value === 'function') return value as F | undefined
+    bad(name, value, 'it must be a function; using the default')
+    return undefined
+  }
+  const big = Number.MAX_SAFE_INTEGER
+  let sample = 1
+  if (options.sample !== undefined) {
+    if (typeof options.sample === 'number' && options.sample >= 0 && options.sample <= 1)
+      sample = options.sample
+    else bad('sample', options.sample, 'it must be a number from 0 to 1; recording every record')
+  }
+  let redact: RedactRule[] = []
+  const rules: unknown = options.redact
+  if (Array.isArray(rules)) redact = rules as RedactRule[]
+  else if (typeof rules === 'string' || typeof rules === 'function') redact = [rules as RedactRule]
+  else if (rules !== undefined) bad('redact', rules, 'it must be a list of rules; no extra rules used')
+  let path: string | undefined
+  const p: unknown = options.path
+  if (
+    typeof p === 'string' &&
+    p.trim() !== '' &&
+    !p.includes('\0') &&
+    p !== ':memory:' &&
+    !p.startsWith('file:')
+  )
+    path = p
+  else
+    report(
+      'E_BUNDLE_OPEN',
+      `recorder option path ${shown(p)} does not name a bundle file; nothing will be recorded`,
+    )
+  let redactKey: string | Buffer | undefined
+  const key: unknown = options.redactKey
+  if (key !== undefined) {
+    const length = typeof key === 'string' ? key.length : key instanceof Uint8Array ? key.byteLength : -1
+    if (length > 0) {
+      redactKey = (typeof key === 'string' ? key : Buffer.from(key as Uint8Array)) as string | Buffer
+      if (Buffer.byteLength(redactKey) < 16)
+        report(
+          'E_REDACT_KEY',
+          'recorder option redactKey is shorter than 16 bytes: tokens made with it can be matched by guessing it; use 32 random bytes',
+        )
+    } else
+      report(
+        'E_REDACT_KEY',
+        `recorder option redactKey ${length === 0 ? 'is empty' : `is ${shown(key)}, not a string or bytes`}: anyone could recompute its tokens, so redacted values get plain tokens instead`,
+      )
+  }
+  return {
+    path,
+    pipeline: options.pipeline === undefined ? null : nameText(options.pipeline, 'unprintable pipeline'),
+    build: options.build === undefined ? undefined : nameText(options.build, 'unprintable build'),
+    sample,
+    redact,
+    redactKey,
+    redactDefaults: options.redactDefaults,
+    flushIntervalMs: whole('flushIntervalMs', options.flushIntervalMs, 200, 1, 2 ** 31 - 1),
+    maxQueue: whole('maxQueue', options.maxQueue, 10_000, 1, big),
+    maxQueueBytes: whole('maxQueueBytes', options.maxQueueBytes, 16 * 1024 * 1024, 1, big),
+    maxOpenBytes: whole('maxOpenBytes', options.maxOpenBytes, 64 * 1024 * 1024, 1, big),
+    maxPayloadBytes: whole('maxPayloadBytes', options.maxPayloadBytes, 1024 * 1024, 1, big),
+    closeTimeoutMs: whole('closeTimeoutMs', options.closeTimeoutMs, 5_000, 0, 2 ** 31 - 1),
+    clock: fn('clock', options.clock),
+    random: fn('random', options.random),
+    ids: fn('ids', options.ids),
+    recordStacks: options.recordStacks,
+    origin: options.origin,
+  }
+}
+
 /** Creates a recorder writing to `options.path`. Never throws for I/O problems. */
 export function createRecorder(options: RecorderOptions): Recorder {
-  const clock = options.clock ?? Date.now
-  // With an injected clock durations come from it too, so a recording can be reproduced.
-  const elapsed = options.clock ?? (() => performance.now())
-  const stacks = options.recordStacks === true
-  const random = options.random ?? Math.random
-  const host = options.origin?.host ?? hostname()
-  const pid = options.origin?.pid ?? process.pid
-  const build = options.build ?? null
-  const sampled = keySampler(options.sample ?? 1)
-  const limits: EncodeLimits = { maxBytes: options.maxPayloadBytes ?? 1024 * 1024, maxDepth: 512 }
-  const redactor = new Redactor({
-    rules: options.redact ?? [],
-    defaults: options.redactDefaults !== false,
-    ...(options.redactKey !== undefined ? { key: options.redactKey } : {}),
-  })
-  const ids = options.ids ?? (() => newRecordId(clock()))
-  /** Tags this recorder's records in the shared storage. */
-  const owner = {}
   const stats: RecorderStats = {
     captured: 0,
     sampledOut: 0,
     dropped: 0,
     written: 0,
     errors: 0,
-    droppedBy: { queueFull: 0, writeFailed: 0, closed: 0 },
+    unrecorded: 0,
+    droppedBy: { queueFull: 0, writeFailed: 0, closed: 0, unfinished: 0 },
   }
   const lastReported = new Map<string, number>()
   let closed = false
 
-  function report(code: string, message: string, cause?: unknown): void {
-    stats.errors++
-    const onError = options.onError
-    if (onError === undefined) return
+  /** Tells `onError`, at most once per code (or `limitKey`) every 10 s. */
+  function tell(code: string, message: string, cause?: unknown, limitKey = code): void {
+    const onError = options?.onError
+    if (typeof onError !== 'function') return
     const now = Date.now()
-    const last = lastReported.get(code)
+    const last = lastReported.get(limitKey)
     if (last !== undefined && now - last < errorLimitMs) return
-    lastReported.set(code, now)
+    lastReported.set(limitKey, now)
     try {
       onError(new RecorderError(code, message, cause === undefined ? undefined : { cause }))
     } catch {
@@ -287,39 +414,100 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
   }
 
+  /** A problem the recorder absorbed: counted, and told. */
+  function report(code: string, message: string, cause?: unknown, limitKey = code): void {
+    stats.errors++
+    tell(code, message, cause, limitKey)
+  }
+
+  // Each option's problem is told, not only the first.
+  const o = checkedOptions(options, (code, message) => report(code, message, undefined, message))
+  const userClock = o.clock
+  let clockWarned = false
+  // A clock that gives something other than a finite number would break every timestamp
+  // (and the writer with them): the real clock stands in, and the host is told once.
+  const clock =
+    userClock === undefined
+      ? Date.now
+      : (): number => {
+          let v: unknown
+          try {
+            v = userClock()
+          } catch (err) {
+            v = err
+          }
+          if (typeof v === 'number' && Number.isFinite(v)) return v
+          if (!clockWarned) {
+            clockWarned = true
+            report(
+              'E_OPTIONS',
+              'the clock option gave something other than a finite number; the real clock is used instead',
+              undefined,
+              'E_OPTIONS:clock',
+            )
+          }
+          return Date.now()
+        }
+  // With an injected clock durations come from it too, so a recording can be reproduced.
+  const elapsed = userClock !== undefined ? clock : () => performance.now()
+  const stacks = o.recordStacks === true
+  const random = o.random ?? Math.random
+  const host = o.origin?.host ?? hostname()
+  const pid = o.origin?.pid ?? process.pid
+  const build = o.build ?? null
+  const sampled = keySampler(o.sample)
+  const limits: EncodeLimits = { maxBytes: o.maxPayloadBytes, maxDepth: 512 }
+  const redactor = new Redactor({
+    rules: o.redact,
+    defaults: o.redactDefaults !== false,
+    ...(o.redactKey !== undefined ? { key: o.redactKey } : {}),
+  })
+  const ids = o.ids ?? (() => newRecordId(clock()))
+  /** Tags this recorder's records in the shared storage. */
+  const owner = {}
+  /** Sampled records not yet ended, oldest first, and the bytes their captures hold. */
+  const openRecs = new Set<ActiveRecord>()
+  let openBytes = 0
+
   let link: WriterLink | undefined
   try {
-    link = new WriterLink(
-      {
-        path: expandPath(options.path, host, pid),
-        options: {
-          manifest: {
-            pipeline: options.pipeline ?? null,
-            recorderVersion,
-            created: new Date(clock()).toISOString(),
-            builds: build === null ? [] : [build],
-            redaction: { rules: redactor.describe(), equalityPreserving: redactor.equalityPreserving },
+    if (o.path !== undefined)
+      link = new WriterLink(
+        {
+          path: expandPath(o.path, host, pid),
+          options: {
+            manifest: {
+              pipeline: o.pipeline,
+              recorderVersion,
+              created: new Date(clock()).toISOString(),
+              builds: build === null ? [] : [build],
+              redaction: { rules: redactor.describe(), equalityPreserving: redactor.equalityPreserving },
+            },
           },
         },
-      },
-      {
-        captures: Math.max(1, options.maxQueue ?? 10_000),
-        bytes: Math.max(1, options.maxQueueBytes ?? 16 * 1024 * 1024),
-      },
-      256,
-      Math.max(1, options.flushIntervalMs ?? 200),
-      {
-        written: (n) => {
-          stats.written += n
+        {
+          captures: o.maxQueue,
+          bytes: o.maxQueueBytes,
         },
-        failed: (n, code, message) => {
-          stats.dropped += n
-          stats.droppedBy.writeFailed += n
-          report(code, `recorder could not write ${n} captures: ${message}`)
+        256,
+        o.flushIntervalMs,
+        {
+          written: (n) => {
+            stats.written += n
+          },
+          failed: (n, code, message) => {
+            stats.dropped += n
+            if (code === 'E_CLOSED') {
+              // Given up by a close() out of time, which reports them.
+              stats.droppedBy.closed += n
+              return
+            }
+            stats.droppedBy.writeFailed += n
+            report(code, `recorder could not write ${n} captures: ${message}`)
+          },
+          openFailed: (code, message) => report(code, `recorder cannot open its bundle: ${message}`),
         },
-        openFailed: (code, message) => report(code, `recorder cannot open its bundle: ${message}`),
-      },
-    )
+      )
   } catch (err) {
     report('E_WRITER_START', `recorder could not start its writer: ${thrownMessage(err)}`, err)
   }
@@ -358,13 +546,54 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
   }
 
+  /** Counts `rec`'s encoded bytes in; drops the oldest open records past `maxOpenBytes`. */
+  function grow(rec: ActiveRecord, bytes: number): void {
+    rec.bytes += bytes
+    openBytes += bytes
+    if (openBytes <= o.maxOpenBytes) return
+    for (const old of openRecs) {
+      if (openBytes <= o.maxOpenBytes) break
+      if (old.shed === 0 && old.captures.length > 0) shedOpen(old)
+    }
+  }
+
+  /** Drops an open record's captures now, to free what they hold; its later calls run unrecorded. */
+  function shedOpen(rec: ActiveRecord): void {
+    const n = rec.captures.length
+    // The capture objects may still be referenced by calls in flight: empty them too.
+    for (const c of rec.captures) {
+      c.input = ''
+      c.output = null
+      c.effects = []
+    }
+    rec.captures = []
+    rec.shed = n
+    rec.shedCounted = n
+    openBytes -= rec.bytes
+    rec.bytes = 0
+    stats.dropped += n
+    stats.droppedBy.unfinished += n
+    report(
+      'E_OPEN_FULL',
+      `records not yet ended held more than ${o.maxOpenBytes} bytes; dropped the oldest (key ${rec.key}, ${n} captures): do some records never end?`,
+    )
+  }
+
   function finishRecord(rec: ActiveRecord, status: 'ok' | 'error', error: unknown): void {
-    if (!rec.sampled) return
+    if (!rec.sampled || rec.ended) return
+    rec.ended = true
+    openRecs.delete(rec)
+    openBytes -= rec.bytes
+    rec.bytes = 0
     try {
       // A shed record is not built at all: it is dropped whatever happens next.
       const unit = rec.shed > 0 ? undefined : unitOf(rec, status, error)
-      const n = rec.captures.length + rec.shed
-      if (closed) {
+      const n = rec.captures.length + rec.shed - rec.shedCounted
+      if (rec.shedCounted > 0) {
+        // Shed while open: its later calls are counted the same way.
+        stats.dropped += n
+        stats.droppedBy.unfinished += n
+      } else if (closed) {
         stats.dropped += n
         stats.droppedBy.closed += n
       } else if (link === undefined || link.isDead) {
@@ -382,13 +611,35 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
   }
 
+  /**
+   * The id a record continued from another process is given. Ids travel in message
+   * headers as bytes or numbers; anything else (an object, a symbol) cannot be an id, and
+   * would otherwise fail the writer's batch, every record in it with it.
+   */
+  function continuedId(value: unknown, key: string): string | undefined {
+    let id: string | undefined
+    if (typeof value === 'string') id = value
+    else if (typeof value === 'number' && Number.isFinite(value)) id = String(value)
+    else if (typeof value === 'bigint') id = String(value)
+    else if (value instanceof Uint8Array)
+      id = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
+    if (id !== undefined && id.length > 0 && id.length <= 256) return id
+    report(
+      'E_RECORD_ID',
+      `record ${key}: recordId ${id !== undefined ? `of ${id.length} characters` : shown(value)} cannot be a record id (a string of 1 to 256 characters); recorded as a new record`,
+    )
+    return undefined
+  }
+
   function record<T>(keyArg: string, fn: () => T | Promise<T>, opts?: RecordOptions): Promise<T> {
     const key = nameText(keyArg, 'unprintable key')
+    const givenId = opts?.recordId === undefined ? undefined : continuedId(opts.recordId, key)
     const current = openRecordOf(owner)
     if (
       current !== undefined &&
+      !current.ended &&
       current.key === key &&
-      (opts?.recordId === undefined || opts.recordId === current.id)
+      (givenId === undefined || givenId === current.id)
     ) {
       try {
         return Promise.resolve(fn())
@@ -400,7 +651,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     try {
       const keep = sampled(key)
       rec = {
-        id: opts?.recordId ?? (keep ? ids() : ''),
+        id: givenId ?? (keep ? nameText(ids(), 'unprintable id') : ''),
         key,
         sampled: keep,
         startedAt: keep ? clock() : 0,
@@ -408,10 +659,26 @@ export function createRecorder(options: RecorderOptions): Recorder {
         attempts: new Map(),
         captures: [],
         shed: 0,
+        shedCounted: 0,
+        bytes: 0,
+        ended: false,
       }
+      if (keep) openRecs.add(rec)
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a record: ${thrownMessage(err)}`, err)
-      rec = { id: '', key, sampled: false, startedAt: 0, seq: 0, attempts: new Map(), captures: [], shed: 0 }
+      rec = {
+        id: '',
+        key,
+        sampled: false,
+        startedAt: 0,
+        seq: 0,
+        attempts: new Map(),
+        captures: [],
+        shed: 0,
+        shedCounted: 0,
+        bytes: 0,
+        ended: false,
+      }
     }
     const open: OpenRecord = { owner, rec, outer: withoutOwner(openRecords.getStore(), owner) }
     return openRecords.run(open, () => {
@@ -452,9 +719,30 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
   }
 
-  function recordedContext(rec: ActiveRecord, capture: CaptureWrite): StageContext {
+  /** A call that ran but cannot be recorded: counted, and the host told (not an error). */
+  function unrecorded(code: string, message: string): void {
+    stats.unrecorded++
+    tell(code, message)
+  }
+
+  /**
+   * The context of a recorded stage call. `call.ended` once the call has returned: a
+   * `ctx` call after that (from a timer or a promise the stage left running) runs, and is
+   * not recorded, since the capture may already be on its way to the writer.
+   */
+  function recordedContext(rec: ActiveRecord, capture: CaptureWrite, call: { ended: boolean }): StageContext {
+    const late = (what: string): boolean => {
+      if (rec.shed > 0) return true
+      if (!call.ended) return false
+      unrecorded(
+        'E_LATE_CALL',
+        `stage ${capture.stage} called ctx.${what} after it had returned (from a timer or a promise it left running); not recorded`,
+      )
+      return true
+    }
     const push = (row: EffectRow): void => {
       capture.effects.push(row)
+      grow(rec, 48 + (row.args?.length ?? 0) + (row.result?.length ?? 0))
     }
     return {
       key: rec.key,
@@ -463,6 +751,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       attempt: capture.attempt,
       now() {
         const v = clock()
+        if (late('now()')) return v
         push({
           seq: capture.effects.length,
           kind: 'now',
@@ -475,6 +764,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       },
       random() {
         const v = random()
+        if (late('random()')) return v
         push({
           seq: capture.effects.length,
           kind: 'random',
@@ -486,8 +776,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
         return v
       },
       effect<T>(name: string, args: unknown, fn: () => T): T {
-        // The record was shed while this stage ran: it will not be written.
-        if (rec.shed > 0) return fn()
+        // The record was shed while this stage ran (it will not be written), or the stage
+        // has returned.
+        if (late(`effect(${JSON.stringify(nameText(name, 'unprintable effect name'))})`)) return fn()
         const row: EffectRow = {
           seq: capture.effects.length,
           kind: 'effect',
@@ -509,7 +800,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
           row.kind = 'async-effect'
           return Promise.resolve(out).then(
             (v) => {
-              if (rec.shed === 0) row.result = safeEncode(v)
+              if (rec.shed === 0) {
+                row.result = safeEncode(v)
+                grow(rec, row.result.length)
+              }
               return v
             },
             (err: unknown) => {
@@ -518,7 +812,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
             },
           ) as T
         }
-        if (rec.shed === 0) row.result = safeEncode(out)
+        if (rec.shed === 0) {
+          row.result = safeEncode(out)
+          grow(rec, row.result.length)
+        }
         return out
       },
     }
@@ -537,6 +834,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       if (!shedding && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
         rec.shed = rec.captures.length
         rec.captures = []
+        openBytes -= rec.bytes
+        rec.bytes = 0
         shedding = true
       }
       // Counts this capture too, so a record shed at its first stage is above 0 from here on.
@@ -554,22 +853,27 @@ export function createRecorder(options: RecorderOptions): Recorder {
           effects: [],
         }
         rec.captures.push(capture)
+        grow(rec, 128 + capture.input.length)
         t0 = elapsed()
       }
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a capture: ${thrownMessage(err)}`, err)
     }
+    const call = { ended: false }
     const done = (ok: boolean, value: unknown): void => {
+      call.ended = true
       if (capture === undefined || rec.shed > 0) return
       try {
         capture.durationMs = Math.round((elapsed() - t0) * 1000) / 1000
         if (ok) capture.output = safeEncode(value)
         else capture.error = describeError(value, stacks)
+        grow(rec, (capture.output?.length ?? 0) + (capture.error?.length ?? 0))
       } catch (err) {
         report('E_INTERNAL', `recorder failed to finish a capture: ${thrownMessage(err)}`, err)
       }
     }
-    const ctx = capture === undefined ? passthroughContext(rec, name, attempt) : recordedContext(rec, capture)
+    const ctx =
+      capture === undefined ? passthroughContext(rec, name, attempt) : recordedContext(rec, capture, call)
     let result: O | Promise<O>
     try {
       result = fn(input, ctx)
@@ -602,16 +906,28 @@ export function createRecorder(options: RecorderOptions): Recorder {
     const keyOf = stageOptions?.key
     const wrapped = (input: I): Promise<O> => {
       const rec = openRecordOf(owner)
-      if (rec === undefined) {
+      if (rec === undefined || rec.ended) {
         if (keyOf !== undefined) {
           let key: string | undefined
           try {
-            key = String(keyOf(input))
+            const k: unknown = keyOf(input)
+            if (isThenable(k, false))
+              report(
+                'E_KEY',
+                `stage ${name}: the key function returned a promise; it must return the key itself`,
+              )
+            else key = nameText(k, 'unprintable key')
           } catch (err) {
             report('E_KEY', `stage ${name}: the key function threw: ${thrownMessage(err)}`, err)
           }
           if (key !== undefined) return record(key, () => wrapped(input))
         }
+        unrecorded(
+          'E_NO_RECORD',
+          rec === undefined
+            ? `stage ${name} was called outside any record${keyOf === undefined ? ' and has no key option' : ''}; not recorded`
+            : `stage ${name} was called after its record (key ${rec.key}) had ended (from a timer or a promise left running); not recorded`,
+        )
         try {
           return Promise.resolve(fn(input, passthroughContext(undefined, name)))
         } catch (err) {
@@ -660,14 +976,24 @@ export function createRecorder(options: RecorderOptions): Recorder {
     process.off('beforeExit', onBeforeExit)
     process.off('exit', onExit)
     if (link === undefined) return
-    const timeoutMs = options.closeTimeoutMs ?? 5_000
+    const timeoutMs = o.closeTimeoutMs
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs)
     })
     try {
       const outcome = await Promise.race([link.close().then(() => 'closed' as const), timedOut])
-      if (outcome === 'timeout') report('E_CLOSE_TIMEOUT', `recorder close timed out after ${timeoutMs} ms`)
+      if (outcome === 'timeout') {
+        // The writer is stopped, not left writing after close() has returned: what it had
+        // not written is counted as dropped, and the bundle holds whole records only.
+        const lost = await link.abandon(1_000)
+        stats.dropped += lost
+        stats.droppedBy.closed += lost
+        report(
+          'E_CLOSE_TIMEOUT',
+          `recorder close timed out after ${timeoutMs} ms; ${lost} captures not yet written were dropped`,
+        )
+      }
     } catch (err) {
       report('E_CLOSE', `recorder close failed: ${thrownMessage(err)}`, err)
     } finally {

@@ -57,8 +57,11 @@ export class WriterLink {
   /** Buffers the writer handed back, reused for later batches (see bundle/wire.ts). */
   private spare: ArrayBuffer[] = []
   private spareBytes = 0
-  /** [0]: id of the last batch the thread finished; used only by the exit hook. */
-  private readonly done = new Int32Array(new SharedArrayBuffer(4))
+  /**
+   * [0]: id of the last batch the thread finished, for the exit hook; [1]: set to 1 to make
+   * the thread fail every batch it has not begun (`abandon`).
+   */
+  private readonly done = new Int32Array(new SharedArrayBuffer(8))
 
   constructor(
     init: WriterInit,
@@ -89,12 +92,14 @@ export class WriterLink {
 
   /**
    * Whether `captures` more may fit the queue now: under the capture bound, and with some
-   * room under the byte bound (a record's size is known only once it is encoded).
+   * room under the byte bound (a record's size is known only once it is encoded). One
+   * record is always taken when nothing is waiting, whatever its size.
    */
   hasRoom(captures: number): boolean {
     return (
-      this.queuedCaptures + this.inFlightCaptures + captures <= this.maxQueue.captures &&
-      (this.queuedBytes + this.inFlightBytes < this.maxQueue.bytes || this.pendingCaptures === 0)
+      this.pendingCaptures === 0 ||
+      (this.pendingCaptures + captures <= this.maxQueue.captures &&
+        this.queuedBytes + this.inFlightBytes < this.maxQueue.bytes)
     )
   }
 
@@ -275,6 +280,44 @@ export class WriterLink {
     this.post({ type: 'close', id })
     await this.waitFor(id)
     await this.worker.terminate()
+  }
+
+  /**
+   * For a `close()` that ran out of time: the thread finishes the batch it is writing and
+   * fails every other one (`E_CLOSED`), so that nothing is written after `close()` has
+   * returned and every capture is counted once, as written or as failed. Records not yet
+   * sent are dropped here. Returns how many captures were dropped here or are not
+   * acknowledged after `graceMs` (the thread is then stopped; a write it was in is rolled
+   * back whole with its connection).
+   */
+  async abandon(graceMs: number): Promise<number> {
+    Atomics.store(this.done, 1, 1)
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+    const unsent = this.queuedCaptures
+    this.batch.finish()
+    this.queuedCaptures = 0
+    this.queuedBytes = 0
+    let timer: NodeJS.Timeout | undefined
+    const settled = await Promise.race([
+      this.waitFor(this.nextId - 1).then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), graceMs)
+      }),
+    ])
+    clearTimeout(timer)
+    this.closing = true
+    const unacknowledged = this.dead ? 0 : this.inFlightCaptures
+    this.dead = true
+    this.inFlightCaptures = 0
+    this.inFlightBytes = 0
+    this.batchBytes.clear()
+    this.release(Number.MAX_SAFE_INTEGER)
+    if (settled) this.post({ type: 'close', id: this.nextId++ })
+    setTimeout(() => this.worker.terminate().catch(() => undefined), settled ? graceMs : 0).unref()
+    return unsent + unacknowledged
   }
 
   /**

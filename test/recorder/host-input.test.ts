@@ -1,0 +1,225 @@
+/**
+ * What hosts really pass and do: records that never end, record ids from message headers,
+ * options from unset environment variables, calls that land after their record or stage,
+ * a batch job that is one huge record, a shutdown that runs out of time. The recorder
+ * bounds its memory, counts what it cannot record, says what it could not use, and never
+ * throws into the host.
+ */
+import { describe, expect, it } from 'vitest'
+import { readBundle } from '../helpers/bundle-db.js'
+import { testRecorder } from '../helpers/recorder.js'
+
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('records that never end', () => {
+  it('hold at most maxOpenBytes: the oldest are dropped and counted, later records are kept', async () => {
+    const { path, recorder, errors } = testRecorder({ maxOpenBytes: 64 * 1024 })
+    const s = recorder.stage('s', (x: { pad: string }) => x)
+    const never = new Promise(() => {})
+    const pad = 'z'.repeat(10_000)
+    // Each holds ~20 KB (input and output): 50 of them would hold 1 MB.
+    for (let i = 0; i < 50; i++)
+      void recorder.record(`hung:${i}`, async () => {
+        await s({ pad: pad + i })
+        await never
+      })
+    await tick(10)
+    const mid = recorder.stats()
+    expect(mid.droppedBy.unfinished).toBeGreaterThanOrEqual(45)
+    expect(mid.dropped).toBe(mid.droppedBy.unfinished)
+    expect(errors.map((e) => e.code)).toContain('E_OPEN_FULL')
+    expect(errors.find((e) => e.code === 'E_OPEN_FULL')!.message).toMatch(
+      /^records not yet ended held more than 65536 bytes; dropped the oldest \(key hung:0, 1 captures\): do some records never end\?$/,
+    )
+    // A record that does end is recorded as ever.
+    await recorder.record('fine', () => s({ pad: 'ok' }))
+    await recorder.flush()
+    expect(readBundle(path).records.map((r) => r.key)).toEqual(['fine'])
+  })
+
+  it('a record that ends after it was dropped is counted once, its later stage calls with it', async () => {
+    // Room for the big record (~20 KB), not for it and the slow one's 10 KB input.
+    const { recorder } = testRecorder({ maxOpenBytes: 25_000 })
+    const s = recorder.stage('s', (x: string) => x)
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const first = recorder.record('slow', async () => {
+      await s('a'.repeat(10_000))
+      await held
+      await s('b')
+      await s('c')
+    })
+    await tick()
+    await recorder.record('big', () => s('d'.repeat(10_000)))
+    expect(recorder.stats().droppedBy.unfinished).toBe(1)
+    release()
+    await first
+    const stats = recorder.stats()
+    expect(stats.droppedBy.unfinished).toBe(3)
+    expect(stats.captured + stats.dropped).toBe(4)
+  })
+})
+
+describe('record ids from another process', () => {
+  it('takes bytes and numbers as text, and refuses what cannot be an id without harm to other records', async () => {
+    const { path, recorder, errors } = testRecorder()
+    const s = recorder.stage('s', (x: number) => x + 1)
+    await recorder.record('bytes', () => s(1), {
+      recordId: Buffer.from('01HX-from-kafka') as unknown as string,
+    })
+    await recorder.record('number', () => s(2), { recordId: 12345 as unknown as string })
+    for (const bad of [{ id: 1 }, Symbol('x'), () => 'f', '', 'x'.repeat(300)]) {
+      await expect(recorder.record('bad', () => s(3), { recordId: bad as unknown as string })).resolves.toBe(
+        4,
+      )
+    }
+    await recorder.record('after', () => s(4))
+    await recorder.close()
+    const ids = new Map(readBundle(path).records.map((r) => [r.key, r.id]))
+    expect(ids.get('bytes')).toBe('01HX-from-kafka')
+    expect(ids.get('number')).toBe('12345')
+    expect(typeof ids.get('bad')).toBe('string')
+    expect(ids.get('after')).toMatch(/^[0-9A-Z]{26}$/)
+    expect(readBundle(path).records).toHaveLength(8)
+    expect(errors.filter((e) => e.code === 'E_RECORD_ID').length).toBeGreaterThanOrEqual(1)
+    expect(recorder.stats()).toMatchObject({ written: 8, dropped: 0 })
+  })
+})
+
+describe('a record with more captures than maxQueue', () => {
+  it('is taken whole when nothing else is waiting', async () => {
+    const { path, recorder } = testRecorder({ maxQueue: 100, flushIntervalMs: 60_000 })
+    const s = recorder.stage('s', (n: number) => n)
+    await recorder.record('batch-job', async () => {
+      for (let i = 0; i < 500; i++) await s(i)
+    })
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ captured: 500, written: 500, dropped: 0 })
+    expect(readBundle(path).captures).toHaveLength(500)
+  })
+})
+
+describe('close() that runs out of time', () => {
+  it('stops the writer: what it did not write is counted as dropped, and nothing lands later', async () => {
+    const { path, recorder, errors } = testRecorder({ closeTimeoutMs: 1 })
+    const s = recorder.stage('s', (x: number) => ({ x, pad: 'p'.repeat(2000) }))
+    for (let i = 0; i < 3000; i++) await recorder.record(`k${i}`, () => s(i))
+    await recorder.close()
+    const atClose = recorder.stats()
+    expect(atClose.written + atClose.dropped).toBe(3000)
+    expect(atClose.droppedBy.closed).toBe(atClose.dropped)
+    expect(errors.find((e) => e.code === 'E_CLOSE_TIMEOUT')?.message).toMatch(
+      /^recorder close timed out after 1 ms; \d+ captures not yet written were dropped$/,
+    )
+    await tick(300)
+    expect(recorder.stats()).toEqual(atClose)
+    let inFile = 0
+    try {
+      inFile = readBundle(path).captures.length
+    } catch {
+      // Stopped before it had made the schema: nothing was written.
+    }
+    expect(inFile).toBe(atClose.written)
+  })
+})
+
+describe('options that cannot be meant', () => {
+  it('are reported (E_OPTIONS) and replaced by the default, never thrown or printed', async () => {
+    const warnings: string[] = []
+    const onWarning = (w: Error) => warnings.push(w.name)
+    process.on('warning', onWarning)
+    try {
+      const { path, recorder, errors } = testRecorder({
+        sample: Number(undefined),
+        flushIntervalMs: Number.POSITIVE_INFINITY,
+        maxQueue: -1,
+        clock: (() => 'soon') as unknown as () => number,
+      })
+      const s = recorder.stage('s', (x: number) => x)
+      for (let i = 0; i < 20; i++) await recorder.record(`k${i}`, () => s(i))
+      await recorder.close()
+      await tick(10)
+      const messages = errors.filter((e) => e.code === 'E_OPTIONS').map((e) => e.message)
+      expect(messages).toEqual([
+        'recorder option sample NaN cannot be used; it must be a number from 0 to 1; recording every record',
+        'recorder option flushIntervalMs Infinity cannot be used; it must be a number from 1 to 2147483647; using 200',
+        'recorder option maxQueue -1 cannot be used; it must be a number from 1 to 9007199254740991; using 10000',
+        'the clock option gave something other than a finite number; the real clock is used instead',
+      ])
+      const bundle = readBundle(path)
+      expect(bundle.records).toHaveLength(20)
+      expect(bundle.records.every((r) => Math.abs(r.started_at - Date.now()) < 60_000)).toBe(true)
+      expect(warnings).toEqual([])
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
+  it('a path that names no file records nothing and says so', async () => {
+    for (const bad of ['', ':memory:', 'a\0b.sqlite']) {
+      const { recorder, errors } = testRecorder({ path: bad })
+      const s = recorder.stage('s', (x: number) => x * 2)
+      await expect(recorder.record('k', () => s(2))).resolves.toBe(4)
+      expect(errors.map((e) => e.code)).toEqual(['E_BUNDLE_OPEN'])
+      expect(recorder.stats()).toMatchObject({ captured: 0, dropped: 1, droppedBy: { writeFailed: 1 } })
+    }
+  })
+
+  it('one redaction rule given alone is taken as a list of one', async () => {
+    const { path, recorder, errors } = testRecorder({ redact: '$.card' as unknown as string[] })
+    const s = recorder.stage('s', (x: { card: string }) => x)
+    await recorder.record('k', () => s({ card: '4111 1111 1111 1111' }))
+    await recorder.close()
+    expect(errors).toEqual([])
+    expect(readBundle(path).captures[0]!.input).not.toContain('4111')
+  })
+
+  it('an empty redactKey is refused: anyone could recompute its tokens', async () => {
+    for (const key of ['', Buffer.alloc(0)]) {
+      const { path, recorder, errors } = testRecorder({ redactKey: key })
+      const s = recorder.stage('s', (x: unknown) => x)
+      await recorder.record('k', () => s({ password: 'hunter2' }))
+      await recorder.close()
+      expect(errors.map((e) => e.code)).toEqual(['E_REDACT_KEY'])
+      const bundle = readBundle(path)
+      expect(bundle.manifest.redaction).toMatchObject({ equalityPreserving: false })
+      expect(bundle.captures[0]!.input).not.toContain('hunter2')
+    }
+  })
+})
+
+describe('calls the recorder cannot record', () => {
+  it('run as usual, and are counted as unrecorded with the host told why', async () => {
+    const { path, recorder, errors } = testRecorder()
+    const s = recorder.stage('s', (x: number) => x + 1)
+    // Outside any record, with no key option.
+    await expect(s(1)).resolves.toBe(2)
+    // A key function that returns a promise gives no key.
+    const keyed = recorder.stage('keyed', (x: number) => x, {
+      key: (async (x: number) => `k:${x}`) as unknown as (x: number) => string,
+    })
+    await expect(keyed(5)).resolves.toBe(5)
+    // ctx calls after the stage returned, and a stage call after its record ended.
+    let later: Promise<unknown> = Promise.resolve()
+    const leaky = recorder.stage('leaky', (x: number, ctx) => {
+      later = tick(5).then(() => Promise.all([ctx.now(), ctx.effect('kv.get', { x }, () => x * 10), s(x)]))
+      return x
+    })
+    await recorder.record('r', () => leaky(7))
+    const [, effectValue, stageValue] = (await later) as [number, number, number]
+    expect(effectValue).toBe(70)
+    expect(stageValue).toBe(8)
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ unrecorded: 5, written: 1 })
+    const codes = errors.map((e) => e.code)
+    expect(codes).toEqual(expect.arrayContaining(['E_NO_RECORD', 'E_KEY', 'E_LATE_CALL']))
+    expect(errors.find((e) => e.code === 'E_KEY')!.message).toBe(
+      'stage keyed: the key function returned a promise; it must return the key itself',
+    )
+    const bundle = readBundle(path)
+    expect(bundle.captures.map((c) => c.stage)).toEqual(['leaky'])
+    expect(bundle.captures[0]!.effects).toEqual([])
+  })
+})
