@@ -36,6 +36,7 @@ export type ToWriter =
 export type FromWriter =
   | { type: 'opened' }
   | { type: 'open-failed'; message: string; code: string }
+  | { type: 'notice'; message: string; code: string }
   | { type: 'written'; id: number; captures: number; records: number; buffer?: ArrayBuffer }
   | {
       type: 'write-failed'
@@ -56,17 +57,30 @@ let writer: BundleWriter | undefined
 /** The file the writer opened, to notice when it is deleted or replaced under it. */
 let opened: Stats | undefined
 
-try {
-  writer = BundleWriter.open(init.path, init.options)
-  opened = statOrUndefined(init.path)
-  port.postMessage({ type: 'opened' } satisfies FromWriter)
-} catch (err) {
-  port.postMessage({
-    type: 'open-failed',
-    message: (err as Error).message,
-    code: codeOf(err),
-  } satisfies FromWriter)
+/**
+ * Opens the bundle; undefined, or why not. A failed open is tried again, at most once a
+ * second, when the next batch comes: a directory made after the service started, a file
+ * moved away by log rotation, a disk that had filled up, are recorded into again once the
+ * path can be written, without restarting the service.
+ */
+function openAtPath(): { code: string; message: string } | undefined {
+  lastAttempt = Date.now()
+  try {
+    writer = BundleWriter.open(init.path, init.options)
+    opened = statOrUndefined(init.path)
+    return undefined
+  } catch (err) {
+    writer = undefined
+    opened = undefined
+    return { code: codeOf(err), message: (err as Error).message }
+  }
 }
+const retryOpenMs = 1_000
+let lastAttempt = 0
+let openError = openAtPath()
+port.postMessage(
+  (openError === undefined ? { type: 'opened' } : { type: 'open-failed', ...openError }) satisfies FromWriter,
+)
 
 function statOrUndefined(path: string): Stats | undefined {
   try {
@@ -124,33 +138,37 @@ function handle(msg: ToWriter): void {
       )
       return
     }
-    if (writer === undefined) {
-      reply(
-        {
-          type: 'write-failed',
-          id: msg.id,
-          captures,
-          message: 'bundle is not open',
-          code: 'E_NOT_OPEN',
-        },
-        msg,
-      )
-      return
-    }
-    if (!stillAtPath()) {
+    let replaced: string | undefined
+    if (writer !== undefined && !stillAtPath()) {
       try {
         writer.close()
       } catch {
         // Nothing to keep: the file is gone.
       }
       writer = undefined
+      replaced = `the bundle ${init.path} was moved, deleted or replaced while recording`
+      lastAttempt = 0
+    }
+    if (writer === undefined && Date.now() - lastAttempt >= retryOpenMs) {
+      openError = openAtPath()
+      if (replaced !== undefined && openError === undefined)
+        port.postMessage({
+          type: 'notice',
+          code: 'E_BUNDLE_GONE',
+          message: `${replaced}; recording goes on in a new bundle at that path`,
+        } satisfies FromWriter)
+    }
+    if (writer === undefined) {
       reply(
         {
           type: 'write-failed',
           id: msg.id,
           captures,
-          message: `the bundle ${init.path} was deleted or replaced while recording; recording into it stopped`,
-          code: 'E_BUNDLE_GONE',
+          message:
+            replaced !== undefined
+              ? `${replaced}; a new one cannot be made there (${openError?.message ?? 'not open'})`
+              : `bundle is not open: ${openError?.message ?? 'not yet tried again'}`,
+          code: replaced !== undefined ? 'E_BUNDLE_GONE' : (openError?.code ?? 'E_NOT_OPEN'),
         },
         msg,
       )

@@ -506,6 +506,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
             report(code, `recorder could not write ${n} captures: ${message}`)
           },
           openFailed: (code, message) => report(code, `recorder cannot open its bundle: ${message}`),
+          notice: (code, message) => tell(code, message),
         },
       )
   } catch (err) {
@@ -922,12 +923,15 @@ export function createRecorder(options: RecorderOptions): Recorder {
           }
           if (key !== undefined) return record(key, () => wrapped(input))
         }
-        unrecorded(
-          'E_NO_RECORD',
-          rec === undefined
-            ? `stage ${name} was called outside any record${keyOf === undefined ? ' and has no key option' : ''}; not recorded`
-            : `stage ${name} was called after its record (key ${rec.key}) had ended (from a timer or a promise left running); not recorded`,
-        )
+        // A key function that failed has been reported already.
+        if (keyOf !== undefined && rec === undefined) stats.unrecorded++
+        else
+          unrecorded(
+            'E_NO_RECORD',
+            rec === undefined
+              ? `stage ${name} was called outside any record${keyOf === undefined ? ' and has no key option' : ''}; not recorded`
+              : `stage ${name} was called after its record (key ${rec.key}) had ended (from a timer or a promise left running); not recorded`,
+          )
         try {
           return Promise.resolve(fn(input, passthroughContext(undefined, name)))
         } catch (err) {

@@ -16,6 +16,8 @@ export interface LinkEvents {
   written(captures: number): void
   failed(captures: number, code: string, message: string): void
   openFailed(code: string, message: string): void
+  /** Something the host should know that lost nothing (a bundle made anew at its path). */
+  notice(code: string, message: string): void
 }
 
 /**
@@ -182,11 +184,13 @@ export class WriterLink {
       case 'opened':
         return
       case 'open-failed':
+        // The thread tries again as batches come (writer-worker.ts); until then they fail
+        // and are counted.
         if (this.dead) return
         this.events.openFailed(msg.code, msg.message)
-        this.onDeath(msg.code, msg.message)
-        // The thread has nothing left to do; do not leave it idling until process exit.
-        this.worker.terminate().catch(() => undefined)
+        return
+      case 'notice':
+        if (!this.dead) this.events.notice(msg.code, msg.message)
         return
       case 'written':
         this.giveBack(msg.buffer)

@@ -5,9 +5,12 @@
  * bounds its memory, counts what it cannot record, says what it could not use, and never
  * throws into the host.
  */
+import { mkdirSync, renameSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { readBundle } from '../helpers/bundle-db.js'
 import { testRecorder } from '../helpers/recorder.js'
+import { tempDir } from '../helpers/tmp.js'
 
 const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -214,12 +217,54 @@ describe('calls the recorder cannot record', () => {
     await recorder.close()
     expect(recorder.stats()).toMatchObject({ unrecorded: 5, written: 1 })
     const codes = errors.map((e) => e.code)
-    expect(codes).toEqual(expect.arrayContaining(['E_NO_RECORD', 'E_KEY', 'E_LATE_CALL']))
+    expect(codes.sort()).toEqual(['E_KEY', 'E_LATE_CALL', 'E_NO_RECORD'])
     expect(errors.find((e) => e.code === 'E_KEY')!.message).toBe(
       'stage keyed: the key function returned a promise; it must return the key itself',
     )
     const bundle = readBundle(path)
     expect(bundle.captures.map((c) => c.stage)).toEqual(['leaky'])
     expect(bundle.captures[0]!.effects).toEqual([])
+  })
+})
+
+describe('a bundle path that comes and goes', () => {
+  it('a bundle moved away (log rotation) is recorded into anew at its path, nothing lost', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'b.sqlite')
+    const { recorder, errors } = testRecorder({ path, flushIntervalMs: 5 })
+    const s = recorder.stage('s', (n: number) => n)
+    for (let i = 0; i < 10; i++) await recorder.record(`before:${i}`, () => s(i))
+    await recorder.flush()
+    renameSync(path, join(dir, 'archive.sqlite'))
+    for (let i = 0; i < 10; i++) await recorder.record(`after:${i}`, () => s(i))
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ written: 20, dropped: 0 })
+    expect(readBundle(join(dir, 'archive.sqlite')).records).toHaveLength(10)
+    expect(
+      readBundle(path)
+        .records.map((r) => r.key)
+        .sort(),
+    ).toEqual(Array.from({ length: 10 }, (_, i) => `after:${i}`))
+    expect(errors.map((e) => e.message)).toEqual([
+      `the bundle ${path} was moved, deleted or replaced while recording; recording goes on in a new bundle at that path`,
+    ])
+  })
+
+  it('a directory made after the recorder started is recorded into once it exists', async () => {
+    const dir = join(tempDir(), 'later')
+    const path = join(dir, 'b.sqlite')
+    const { recorder, errors } = testRecorder({ path, flushIntervalMs: 5 })
+    const s = recorder.stage('s', (n: number) => n)
+    await recorder.record('lost', () => s(0))
+    await recorder.flush()
+    expect(recorder.stats().droppedBy.writeFailed).toBe(1)
+    expect(errors.map((e) => e.code)).toContain('E_BUNDLE_OPEN')
+    mkdirSync(dir)
+    // Tried again at most once a second.
+    await tick(1_100)
+    await recorder.record('kept', () => s(1))
+    await recorder.close()
+    expect(readBundle(path).records.map((r) => r.key)).toEqual(['kept'])
+    expect(recorder.stats()).toMatchObject({ written: 1, dropped: 1 })
   })
 })
