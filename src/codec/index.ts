@@ -1,3 +1,10 @@
+export {
+  shortestFloat32,
+  strictBase64,
+  type TypedArray,
+  typedArrayFrom,
+  typedArrayKinds,
+} from './binary.js'
 export { DecodeError, decode, decodeRaw, isUnrecorded, parseJson, type Unrecorded } from './decode.js'
 export {
   defaultLimits,

@@ -7,6 +7,8 @@
  * (an HMAC of the value), so joins and comparisons still work on redacted data.
  */
 import { createHmac } from 'node:crypto'
+import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
+import { unboxed } from './boxed.js'
 import { compilePath, matchPath, type PathPart, type PathPattern } from './json-path.js'
 
 /** A rule as a function: return true to redact the value at `path` (`$.a.b`). */
@@ -205,8 +207,19 @@ export class Redactor {
   token(value: unknown): string {
     if (this.key === undefined) return '[redacted]'
     const h = createHmac('sha256', this.key)
-    h.update(typeof value === 'string' ? `s:${value}` : `j:${stableText(value)}`)
+    // A boxed string is recorded as the string, so it gets the string's token.
+    const v = typeof value === 'object' && value !== null ? safeUnboxed(value) : value
+    h.update(typeof v === 'string' ? `s:${v}` : `j:${stableText(v)}`)
     return `[redacted:${h.digest('base64url').slice(0, 16)}]`
+  }
+}
+
+/** unboxed, or the value itself when asking throws (a revoked Proxy). */
+function safeUnboxed(value: object): unknown {
+  try {
+    return unboxed(value)
+  } catch {
+    return value
   }
 }
 
@@ -243,10 +256,15 @@ function canonical(v: unknown, seen: object[]): string {
   if (v === null) return 'null'
   if (seen.includes(v)) return 'cyclic'
   if (v instanceof Date) return `date:${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()}`
-  if (v instanceof Uint8Array) {
-    const b64 = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
-    return `${Buffer.isBuffer(v) ? 'buffer' : 'bytes'}:${b64}`
+  if (v instanceof Uint8Array) return `${Buffer.isBuffer(v) ? 'buffer' : 'bytes'}:${viewToBase64(v)}`
+  if (ArrayBuffer.isView(v)) {
+    const kind = typedArrayKind(v) ?? 'DataView'
+    return `${kind}:${typedArrayToBase64(v, kind) ?? viewToBase64(v)}`
   }
+  if (v instanceof ArrayBuffer) return `arraybuffer:${bufferToBase64(v)}`
+  if (v instanceof SharedArrayBuffer) return `sharedarraybuffer:${bufferToBase64(v)}`
+  const primitive = unboxed(v)
+  if (primitive !== v) return canonical(primitive, seen)
   if (v instanceof Error) return `error:${JSON.stringify([v.name, v.message])}`
   seen.push(v)
   try {

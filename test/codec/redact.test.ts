@@ -199,9 +199,21 @@ describe('equality-preserving tokens', () => {
       new Date(1),
       Buffer.from('a'),
       new Uint8Array([97]),
+      new Int8Array([97]),
+      new Float32Array([1]),
+      new Int32Array([1]),
+      new Float32Array([2]),
+      new ArrayBuffer(1),
+      new ArrayBuffer(2),
+      new SharedArrayBuffer(1),
+      new DataView(new ArrayBuffer(1)),
     ]
     const tokens = distinct.map((v) => r.token(v))
     expect(new Set(tokens).size).toBe(distinct.length)
+    // Recorded as the primitive, a boxed value gets the primitive's token.
+    expect(r.token(new String('4111'))).toBe(r.token('4111'))
+    expect(r.token(new Number(3))).toBe(r.token(3))
+    expect(r.token(new Float32Array([1, 2]))).toBe(r.token(new Float32Array([1, 2])))
 
     expect(r.token({ a: 1, b: [2, { c: 3 }] })).toBe(r.token({ b: [2, { c: 3 }], a: 1 }))
     expect(r.token(new Map([['x', new Set([1, 2])]]))).toBe(r.token(new Map([['x', new Set([1, 2])]])))
