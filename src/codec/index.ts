@@ -27,7 +27,8 @@ export {
   type Segment,
 } from './json-path.js'
 export {
-  defaultSecretKeys,
+  defaultSecretNames,
+  isDefaultSecretKey,
   type RedactFn,
   RedactionFailed,
   Redactor,

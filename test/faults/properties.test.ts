@@ -14,7 +14,9 @@ import {
   DecodeError,
   decode,
   decodeRaw,
+  defaultSecretNames,
   encode,
+  isDefaultSecretKey,
   PayloadError,
   RedactionFailed,
   Redactor,
@@ -111,7 +113,7 @@ const anything = fc.anything({
 
 /** Names of the properties that held in this run, for the report. */
 const held: string[] = []
-const properties = 8
+const properties = 9
 
 const isOwnError = (err: unknown): boolean => err instanceof PayloadError || err instanceof RedactionFailed
 
@@ -304,6 +306,39 @@ describe('codec properties', () => {
       { numRuns },
     )
     held.push('hostile JSON never pollutes, decodes and renders without an internal error')
+  })
+
+  it('the JSON-text screen and the key screen never miss a key the default names redact', { timeout }, () => {
+    const words = [...defaultSecretNames.anywhere, ...defaultSecretNames.atEnd, ...defaultSecretNames.word]
+    // A secret word spelled as keys spell it: any case, separators between letters, words around.
+    const spelled = fc
+      .tuple(
+        fc.constantFrom(...words),
+        fc.array(fc.boolean(), { minLength: 16, maxLength: 16 }),
+        fc.array(fc.constantFrom('', '', '', '-', '_', ' ', '__'), { minLength: 16, maxLength: 16 }),
+      )
+      .map(([w, upper, seps]) =>
+        [...w].map((ch, i) => (i > 0 ? seps[i]! : '') + (upper[i] ? ch.toUpperCase() : ch)).join(''),
+      )
+    const around = fc.oneof(fc.string({ maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 4 }))
+    const keyArb = fc.oneof(
+      fc.tuple(around, spelled, around).map(([a, w, b]) => a + w + b),
+      fc.string({ unit: 'binary', maxLength: 12 }),
+    )
+    let secrets = 0
+    const redactor = new Redactor({})
+    fc.assert(
+      fc.property(keyArb, (key) => {
+        if (!isDefaultSecretKey(key)) return
+        secrets++
+        expect(redactor.keyMayMatch(key)).toBe(true)
+        expect(redactor.mayMatch(JSON.stringify({ a: 1, [key]: 'v', b: 2 }))).toBe(true)
+        expect(encode({ [key]: 'CANARY' }, undefined, redactor)).not.toContain('CANARY')
+      }),
+      { numRuns },
+    )
+    expect(secrets).toBeGreaterThan(numRuns / 4)
+    held.push('the secret-name screens never miss a redacted key')
   })
 })
 
