@@ -5,6 +5,7 @@
  * `Object.defineProperty`, so no key can reach a prototype.
  */
 import sjson from 'secure-json-parse'
+import { arrayBufferFrom, sharedArrayBufferFrom, typedArrayFrom } from './binary.js'
 import { TAG } from './encode.js'
 
 /** A value the recorder could not capture (cyclic, too large, redaction failed). */
@@ -81,6 +82,18 @@ function revive(value: unknown, depth = 0): unknown {
         return fromBase64(v)
       case 'bytes':
         return new Uint8Array(fromBase64(v))
+      // A binary tag with a malformed field (binary.ts) decodes as the object it is, like a
+      // tag this reader does not know: nothing in it is lost or guessed at.
+      case 'typedarray':
+        return typedArrayFrom(obj.k, v) ?? reviveObject(obj, depth)
+      case 'arraybuffer':
+        return arrayBufferFrom(v) ?? reviveObject(obj, depth)
+      case 'sharedarraybuffer':
+        return sharedArrayBufferFrom(v) ?? reviveObject(obj, depth)
+      case 'dataview': {
+        const buffer = arrayBufferFrom(v)
+        return buffer === undefined ? reviveObject(obj, depth) : new DataView(buffer)
+      }
       case 'map':
         return new Map(
           Array.isArray(v) ? v.map((e) => (Array.isArray(e) ? [next(e[0]), next(e[1])] : [e, e])) : [],

@@ -5,15 +5,21 @@
  *     {"$t":"date","v":"2026-01-01T00:00:00.000Z"}   {"$t":"bigint","v":"12"}
  *     {"$t":"num","v":"NaN"|"Infinity"|"-Infinity"|"-0"}  {"$t":"undef"}
  *     {"$t":"buffer","v":"<base64>"}  {"$t":"bytes","v":"<base64>"}
+ *     {"$t":"typedarray","k":"Float32Array","v":"<base64>"}  (the other typed arrays)
+ *     {"$t":"arraybuffer"|"sharedarraybuffer"|"dataview","v":"<base64>"}
  *     {"$t":"map","v":[[k,v],...]}    {"$t":"set","v":[...]}
  *     {"$t":"error","v":{"name","message"}}
  *     {"$t":"obj","v":{...}}   a plain object that itself has a "$t" key (escaped)
+ *
+ * Boxed primitives (`new Number(3)`) are written as the primitive they hold (boxed.ts).
  *
  * Encoding takes a fast path: one read-only walk checks that the value is plain JSON
  * within the limits with no key a redaction rule may match, then the native
  * `JSON.stringify` writes it. Only values that need tags or redaction pay for the slower
  * tagged copy.
  */
+import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
+import { unboxed } from './boxed.js'
 import { RedactionFailed, type Redactor, thrownMessage } from './redact.js'
 
 export const TAG = '$t'
@@ -91,8 +97,22 @@ function isPlain(
   }
 }
 
-function bytesToBase64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+/**
+ * The tag of a binary value (Buffer, a typed array, ArrayBuffer, SharedArrayBuffer,
+ * DataView); undefined for anything else, and for a typed-array kind not in the list.
+ */
+function binaryTag(obj: object): Record<string, string> | undefined {
+  if (Buffer.isBuffer(obj)) return { [TAG]: 'buffer', v: viewToBase64(obj) }
+  if (ArrayBuffer.isView(obj)) {
+    const kind = typedArrayKind(obj)
+    if (kind === undefined) return { [TAG]: 'dataview', v: viewToBase64(obj) }
+    if (kind === 'Uint8Array') return { [TAG]: 'bytes', v: viewToBase64(obj) }
+    const v = typedArrayToBase64(obj, kind)
+    return v === undefined ? undefined : { [TAG]: 'typedarray', k: kind, v }
+  }
+  if (obj instanceof ArrayBuffer) return { [TAG]: 'arraybuffer', v: bufferToBase64(obj) }
+  if (obj instanceof SharedArrayBuffer) return { [TAG]: 'sharedarraybuffer', v: bufferToBase64(obj) }
+  return undefined
 }
 
 /**
@@ -124,6 +144,11 @@ interface TagContext {
 /** Builds a JSON-safe copy of `value` with tags; `undefined` return means "omit". */
 function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
   if (cx.redactor?.matches(cx.path, value)) return cx.redactor.token(value)
+  return taggedValue(value, depth, cx)
+}
+
+/** toTagged once the value at this path has been checked against the redaction rules. */
+function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
   if (value === null) return null
   switch (typeof value) {
     case 'string':
@@ -151,8 +176,10 @@ function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
   if (obj instanceof Date) {
     return { [TAG]: 'date', v: Number.isNaN(obj.getTime()) ? null : obj.toISOString() }
   }
-  if (Buffer.isBuffer(obj)) return { [TAG]: 'buffer', v: bytesToBase64(obj) }
-  if (obj instanceof Uint8Array) return { [TAG]: 'bytes', v: bytesToBase64(obj) }
+  const binary = binaryTag(obj)
+  if (binary !== undefined) return binary
+  const primitive = unboxed(obj)
+  if (primitive !== obj) return taggedValue(primitive, depth, cx)
   cx.seen.push(obj)
   try {
     if (Array.isArray(obj)) {

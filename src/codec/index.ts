@@ -1,3 +1,10 @@
+export {
+  shortestFloat32,
+  strictBase64,
+  type TypedArray,
+  typedArrayFrom,
+  typedArrayKinds,
+} from './binary.js'
 export { DecodeError, decode, decodeRaw, isUnrecorded, parseJson, type Unrecorded } from './decode.js'
 export {
   defaultLimits,
@@ -20,7 +27,8 @@ export {
   type Segment,
 } from './json-path.js'
 export {
-  defaultSecretKeys,
+  defaultSecretNames,
+  isDefaultSecretKey,
   type RedactFn,
   RedactionFailed,
   Redactor,

@@ -7,6 +7,8 @@
  * (an HMAC of the value), so joins and comparisons still work on redacted data.
  */
 import { createHmac } from 'node:crypto'
+import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
+import { unboxed } from './boxed.js'
 import { compilePath, matchPath, type PathPart, type PathPattern } from './json-path.js'
 
 /** A rule as a function: return true to redact the value at `path` (`$.a.b`). */
@@ -15,31 +17,83 @@ export type RedactFn = (path: readonly PathPart[], value: unknown) => boolean
 export type RedactRule = string | RedactFn
 
 /**
- * Key names redacted wherever they appear unless the recorder is told otherwise.
- * Compared case-insensitively with `-` and `_` removed.
+ * Key names redacted wherever they appear unless the recorder is told otherwise. A key is
+ * compared normalised: lower case, with `-`, `_` and spaces removed (`X-Api-Key` is
+ * `xapikey`, `Secret_Key` is `secretkey`).
+ *
+ * - `anywhere`: words no ordinary key holds by chance, matched anywhere in the key
+ *   (`dbPassword`, `passwordHash`, `clientSecret`, `creditCardNumber`); `secret` not as the
+ *   start of `secretary`, `secretaries` or `secretariat`.
+ * - `atEnd`: words that also occur inside ordinary words, matched as the whole key or its
+ *   end (`accessToken`, `id_token`, `userPin`, `sessionId`; not `max_tokens`, `tokenCount`,
+ *   `shipping`, `pinned`, or `pinCode`, a postal code in India).
+ * - `word`: matched as a word of the key (split at `-`, `_`, spaces and case changes:
+ *   `customer_ssn`, `otpCode`, `pwdHash`), or at the start or end of the normalised key
+ *   (`ssnlast4`, `userotp`). The letters of `ssn` also sit across two ordinary words
+ *   (`className`, `businessName`, `addressNumber`), so it is not matched anywhere.
  */
-export const defaultSecretKeys: readonly string[] = [
-  'authorization',
-  'proxyauthorization',
-  'cookie',
-  'setcookie',
-  'password',
-  'passwd',
-  'secret',
-  'clientsecret',
-  'token',
-  'accesstoken',
-  'refreshtoken',
-  'idtoken',
-  'apikey',
-  'xapikey',
-  'privatekey',
+export const defaultSecretNames = {
+  anywhere: [
+    'password',
+    'passwd',
+    'secret',
+    'apikey',
+    'accesskey',
+    'privatekey',
+    'authorization',
+    'cookie',
+    'credential',
+    'creditcard',
+    'cardnumber',
+    'cvv',
+    'cvc',
+  ],
+  atEnd: ['token', 'pin', 'bearer', 'sessionid', 'session'],
+  word: ['ssn', 'otp', 'jwt', 'pwd'],
+} as const
+
+const normaliseKey = (key: string): string => key.toLowerCase().replace(/[-_ ]/g, '')
+
+const secretAnywhere = new RegExp(
+  defaultSecretNames.anywhere.map((w) => (w === 'secret' ? 'secret(?!ar(?:y|ies|iat))' : w)).join('|'),
+)
+const secretAtEnd = new RegExp(
+  `(?:${[...defaultSecretNames.atEnd, ...defaultSecretNames.word].join('|')})$|^(?:${defaultSecretNames.word.join('|')})`,
+)
+
+/** The words of a key: split at separators, lower-to-upper case changes and acronym ends. */
+const keyWords = (key: string): string[] =>
+  key
+    .replace(/([a-z\d])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z\d]+/)
+
+/**
+ * Every word a default rule looks for, spelled as a key may spell it: any case, and any run
+ * of the characters normaliseKey removes between letters (`pass_word`, `API__KEY`). Every
+ * key the rules redact matches it. `u` folds case the way toLowerCase does for the letters
+ * of these words (U+212A KELVIN SIGN is a `k`).
+ */
+const secretWordPattern = [
+  ...defaultSecretNames.anywhere,
+  ...defaultSecretNames.atEnd,
+  ...defaultSecretNames.word,
 ]
+  .map((word) => [...word].join('[-_ ]*'))
+  .join('|')
+const secretWordAnywhere = new RegExp(secretWordPattern, 'iu')
 
-const normaliseKey = (key: string): string => key.toLowerCase().replace(/[-_]/g, '')
-
-/** Substrings that every default secret key contains, for the plain-JSON screen. */
-const secretStems = ['authorization', 'cookie', 'passw', 'secret', 'token', 'apikey', 'privatekey']
+/** True when the default rules redact the value under `key` (see defaultSecretNames). */
+export function isDefaultSecretKey(key: string): boolean {
+  // Most keys hold none of the words: one scan, and no lower-cased copy.
+  if (!secretWordAnywhere.test(key)) return false
+  const n = normaliseKey(key)
+  if (secretAnywhere.test(n) || secretAtEnd.test(n)) return true
+  if (!defaultSecretNames.word.some((w) => n.includes(w))) return false
+  const words = keyWords(key)
+  return defaultSecretNames.word.some((w) => words.includes(w))
+}
 
 /** Most keys keyMayMatch remembers before it starts over. */
 const maxKeyVerdicts = 4096
@@ -75,7 +129,8 @@ export class Redactor {
   /** Over-approximates "some key in this JSON text may be redacted"; undefined: always may. */
   private readonly screen: RegExp | undefined
   private readonly fns: readonly RedactFn[]
-  private readonly secretKeys: ReadonlySet<string>
+  /** Whether the default secret names (defaultSecretNames) are redacted. */
+  private readonly defaults: boolean
   private readonly key: string | Buffer | undefined
   /**
    * Key names the last segment of a path rule names; undefined when some rule cannot be
@@ -84,12 +139,14 @@ export class Redactor {
   private readonly lastKeys: ReadonlySet<string> | undefined
   /** key -> whether a rule may redact the value under it; bounded, see keyMayMatch. */
   private readonly keyVerdicts = new Map<string, boolean>()
+  /** key -> isDefaultSecretKey(key), for the tagged walk; bounded like keyVerdicts. */
+  private readonly secretVerdicts = new Map<string, boolean>()
 
   constructor(options: RedactorOptions = {}) {
     const rules = options.rules ?? []
     this.patterns = rules.filter((r): r is string => typeof r === 'string').map(compilePath)
     this.fns = rules.filter((r): r is RedactFn => typeof r === 'function')
-    this.secretKeys = new Set(options.defaults === false ? [] : defaultSecretKeys)
+    this.defaults = options.defaults !== false
     this.key = options.key
     this.screen = this.buildScreen()
     this.lastKeys = this.buildLastKeys()
@@ -119,15 +176,12 @@ export class Redactor {
       // appear escaped; look for the key as JSON.stringify writes it.
       words.push(escapeRegExp(JSON.stringify(last.name).slice(1, -1)))
     }
-    if (this.secretKeys.size > 0) {
-      // Secret names match after `-` and `_` are removed (normaliseKey), so allow any run
-      // of them between letters: `pass_word` and `api__key` must not slip through.
-      for (const stem of secretStems) words.push([...stem].join('[-_]*'))
-    }
+    // Every key the default names redact spells one of their words (secretWordPattern).
+    if (this.defaults) words.push(secretWordPattern)
     if (words.length === 0) return /(?!)/
-    // Unanchored at the key's start: cheaper than `"[^"]*(...)`, and still a superset.
-    // `u` folds case the way toLowerCase does for the letters in the stems (e.g. U+212A).
-    return new RegExp(`(?:${words.join('|')})[^"]*":`, 'iu')
+    // Unanchored at the key's start: cheaper than `"[^"]*(...)`, and still a superset. The
+    // rest of the key may hold escapes (`\"`), so the key ends at the first unescaped quote.
+    return new RegExp(`(?:${words.join('|')})(?:[^"\\\\]|\\\\.)*":`, 'iu')
   }
 
   /**
@@ -155,7 +209,7 @@ export class Redactor {
     const known = this.keyVerdicts.get(key)
     if (known !== undefined) return known
     const verdict =
-      this.lastKeys === undefined || this.lastKeys.has(key) || this.secretKeys.has(normaliseKey(key))
+      this.lastKeys === undefined || this.lastKeys.has(key) || (this.defaults && isDefaultSecretKey(key))
     // Payload keys are mostly a fixed vocabulary; a payload keyed by ids would otherwise
     // grow the cache without bound.
     if (this.keyVerdicts.size >= maxKeyVerdicts) this.keyVerdicts.clear()
@@ -163,15 +217,24 @@ export class Redactor {
     return verdict
   }
 
+  private isSecretKey(key: string): boolean {
+    const known = this.secretVerdicts.get(key)
+    if (known !== undefined) return known
+    const verdict = isDefaultSecretKey(key)
+    if (this.secretVerdicts.size >= maxKeyVerdicts) this.secretVerdicts.clear()
+    this.secretVerdicts.set(key, verdict)
+    return verdict
+  }
+
   get isEmpty(): boolean {
-    return this.patterns.length === 0 && this.fns.length === 0 && this.secretKeys.size === 0
+    return this.patterns.length === 0 && this.fns.length === 0 && !this.defaults
   }
 
   /** The rules as recorded in a bundle manifest (functions by their name). */
   describe(): string[] {
     const out = this.patterns.map((p) => p.source)
     for (const fn of this.fns) out.push(`fn:${fn.name || 'anonymous'}`)
-    if (this.secretKeys.size > 0) out.push('defaults')
+    if (this.defaults) out.push('defaults')
     return out
   }
 
@@ -187,7 +250,7 @@ export class Redactor {
   matches(path: readonly PathPart[], value: unknown): boolean {
     if (path.length > 0) {
       const last = path[path.length - 1]
-      if (typeof last === 'string' && this.secretKeys.has(normaliseKey(last))) return true
+      if (typeof last === 'string' && this.defaults && this.isSecretKey(last)) return true
       for (const p of this.patterns) if (matchPath(p.segments, path)) return true
     }
     for (const fn of this.fns) {
@@ -205,8 +268,19 @@ export class Redactor {
   token(value: unknown): string {
     if (this.key === undefined) return '[redacted]'
     const h = createHmac('sha256', this.key)
-    h.update(typeof value === 'string' ? `s:${value}` : `j:${stableText(value)}`)
+    // A boxed string is recorded as the string, so it gets the string's token.
+    const v = typeof value === 'object' && value !== null ? safeUnboxed(value) : value
+    h.update(typeof v === 'string' ? `s:${v}` : `j:${stableText(v)}`)
     return `[redacted:${h.digest('base64url').slice(0, 16)}]`
+  }
+}
+
+/** unboxed, or the value itself when asking throws (a revoked Proxy). */
+function safeUnboxed(value: object): unknown {
+  try {
+    return unboxed(value)
+  } catch {
+    return value
   }
 }
 
@@ -243,10 +317,15 @@ function canonical(v: unknown, seen: object[]): string {
   if (v === null) return 'null'
   if (seen.includes(v)) return 'cyclic'
   if (v instanceof Date) return `date:${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()}`
-  if (v instanceof Uint8Array) {
-    const b64 = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
-    return `${Buffer.isBuffer(v) ? 'buffer' : 'bytes'}:${b64}`
+  if (v instanceof Uint8Array) return `${Buffer.isBuffer(v) ? 'buffer' : 'bytes'}:${viewToBase64(v)}`
+  if (ArrayBuffer.isView(v)) {
+    const kind = typedArrayKind(v) ?? 'DataView'
+    return `${kind}:${typedArrayToBase64(v, kind) ?? viewToBase64(v)}`
   }
+  if (v instanceof ArrayBuffer) return `arraybuffer:${bufferToBase64(v)}`
+  if (v instanceof SharedArrayBuffer) return `sharedarraybuffer:${bufferToBase64(v)}`
+  const primitive = unboxed(v)
+  if (primitive !== v) return canonical(primitive, seen)
   if (v instanceof Error) return `error:${JSON.stringify([v.name, v.message])}`
   seen.push(v)
   try {

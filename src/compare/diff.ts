@@ -1,9 +1,18 @@
 /**
- * Structural diff of two JSON-shaped values (typed-JSON tags are compared as data).
+ * Structural diff of two JSON-shaped values (typed-JSON tags are compared as data, except
+ * typed arrays, compared element by element).
  * Pure: rules and the clock come in as parameters. Every difference a rule hides is
  * returned as `suppressed` with its reason, never dropped.
  */
-import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
+import {
+  formatPath,
+  matchPath,
+  type PathPart,
+  type PathPattern,
+  shortestFloat32,
+  TAG,
+  typedArrayFrom,
+} from '../codec/index.js'
 import { isRedactionToken } from './redacted.js'
 
 export type ChangeKind = 'added' | 'removed' | 'changed'
@@ -74,6 +83,34 @@ function sameValue(a: unknown, b: unknown): boolean {
   )
 }
 
+const isTypedArrayTag = (v: unknown): v is Record<string, unknown> => isObject(v) && v[TAG] === 'typedarray'
+
+/**
+ * The elements of a well-formed typed-array tag as typed JSON (numbers JSON cannot hold,
+ * and bigints, tagged as the codec writes them; float32 elements as the shortest decimal
+ * that is the same float32), so the diff can walk them like an array and say which element
+ * changed; undefined for anything else.
+ */
+function typedElements(v: unknown): unknown[] | undefined {
+  if (!isTypedArrayTag(v)) return undefined
+  const a = typedArrayFrom(v.k, v.v)
+  if (a === undefined) return undefined
+  const float32 = a instanceof Float32Array
+  const out: unknown[] = new Array(a.length)
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!
+    out[i] =
+      typeof x === 'bigint'
+        ? { [TAG]: 'bigint', v: x.toString() }
+        : Number.isFinite(x) && !Object.is(x, -0)
+          ? float32
+            ? shortestFloat32(x)
+            : x
+          : { [TAG]: 'num', v: Object.is(x, -0) ? '-0' : String(x) }
+  }
+  return out
+}
+
 /** Diffs `recorded` against `local`. */
 export function diffValues(
   recorded: unknown,
@@ -133,6 +170,7 @@ export function diffValues(
       walkArrays(a, b)
       return
     }
+    if ((isTypedArrayTag(a) || isTypedArrayTag(b)) && walkTyped(a, b)) return
     if (isObject(a) && isObject(b)) {
       for (const key of Object.keys(a)) {
         path.push(key)
@@ -149,6 +187,19 @@ export function diffValues(
     }
     if (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b)) return
     emit('changed', a, b)
+  }
+
+  // Two typed arrays of one kind: the elements that changed, as if they were arrays. A typed
+  // array against anything else (another kind, a plain array) is one change. False when
+  // neither is a well-formed typed array: such tags are compared as the data they are.
+  const walkTyped = (a: unknown, b: unknown): boolean => {
+    const ea = typedElements(a)
+    const eb = typedElements(b)
+    if (ea === undefined && eb === undefined) return false
+    if (ea !== undefined && eb !== undefined && (a as { k: unknown }).k === (b as { k: unknown }).k)
+      walkArrays(ea, eb)
+    else emit('changed', a, b)
+    return true
   }
 
   const walkArrays = (a: unknown[], b: unknown[]): void => {

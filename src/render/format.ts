@@ -4,6 +4,7 @@
  * every control, C1 and bidi character made visible so a hostile payload can never drive
  * the terminal.
  */
+import { shortestFloat32, strictBase64, type TypedArray, typedArrayFrom } from '../codec/index.js'
 
 // C0 except tab/newline, DEL, C1, bidi embeddings/overrides/isolates, line/para separators.
 const UNSAFE =
@@ -46,6 +47,34 @@ function fieldText(v: unknown): string {
   return typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined')
 }
 
+/** Most elements of a typed array shown on one line; the line is cut to its width anyway. */
+const maxElements = 32
+
+/** `Float32Array(3)[1.5,2,-0]`, the first maxElements elements. */
+function typedArrayText(kind: string, a: TypedArray): string {
+  const shown: string[] = []
+  for (let i = 0; i < Math.min(a.length, maxElements); i++) {
+    const x = a[i]!
+    shown.push(
+      typeof x === 'bigint'
+        ? `${x}n`
+        : Object.is(x, -0)
+          ? '-0'
+          : kind === 'Float32Array'
+            ? String(shortestFloat32(x))
+            : String(x),
+    )
+  }
+  return `${kind}(${a.length})[${shown.join(',')}${a.length > maxElements ? ',…' : ''}]`
+}
+
+/** Binary tags shown by name and size (`ArrayBuffer(3 bytes)`), like Buffer's. */
+const binaryNames: Readonly<Record<string, string>> = {
+  arraybuffer: 'ArrayBuffer',
+  sharedarraybuffer: 'SharedArrayBuffer',
+  dataview: 'DataView',
+}
+
 function tagText(o: Record<string, unknown>): string | undefined {
   const t = o.$t
   if (typeof t !== 'string') return undefined
@@ -66,6 +95,17 @@ function tagText(o: Record<string, unknown>): string | undefined {
           ? Math.floor((v.length * 3) / 4) - (v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0)
           : 0
       return `${t === 'buffer' ? 'Buffer' : 'Uint8Array'}(${n} bytes)`
+    }
+    // A malformed typed-array or binary tag is shown as the object it is, as decode reads it.
+    case 'typedarray': {
+      const a = typedArrayFrom(o.k, v)
+      return a === undefined ? undefined : typedArrayText(fieldText(o.k), a)
+    }
+    case 'arraybuffer':
+    case 'sharedarraybuffer':
+    case 'dataview': {
+      const bytes = strictBase64(v)
+      return bytes === undefined ? undefined : `${binaryNames[t]}(${bytes.length} bytes)`
     }
     case 'unrecorded':
       return `<unrecorded: ${fieldText(o.reason)}${o.size !== undefined ? `, ${fieldText(o.size)} bytes` : ''}>`

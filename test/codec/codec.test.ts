@@ -55,6 +55,85 @@ describe('encode/decode round-trip', () => {
     expect([...(bytes as Uint8Array)]).toEqual([1, 2, 3])
   })
 
+  it('round-trips every other typed array as its kind, little-endian, only the viewed elements', () => {
+    const arrays = [
+      new Int8Array([-128, 0, 127]),
+      new Uint8ClampedArray([0, 3, 255]),
+      new Int16Array([-32768, -1, 32767]),
+      new Uint16Array([0, 65535]),
+      new Int32Array([-(2 ** 31), 7]),
+      new Uint32Array([2 ** 32 - 1]),
+      new Float32Array([1.5, -0, Number.NaN, Number.POSITIVE_INFINITY, 0.1]),
+      new Float64Array([Math.PI, -0, Number.NaN, Number.NEGATIVE_INFINITY]),
+      new BigInt64Array([-(2n ** 63n), 5n]),
+      new BigUint64Array([2n ** 64n - 1n]),
+      new Float64Array(0),
+    ]
+    for (const a of arrays) {
+      const back = roundTrip(a)
+      expect(back).toBeInstanceOf(a.constructor)
+      expect(back).toStrictEqual(a)
+    }
+    expect(encode(new Float32Array([1.5, 2]))).toBe(
+      '{"$t":"typedarray","k":"Float32Array","v":"AADAPwAAAEA="}',
+    )
+    // 0x0102 as an Int16 is stored 02 01, whatever the host's byte order.
+    expect(encode(new Int16Array([0x0102]))).toBe('{"$t":"typedarray","k":"Int16Array","v":"AgE="}')
+
+    const whole = new Float64Array([9, 1, 2, 9])
+    expect(roundTrip(whole.subarray(1, 3))).toStrictEqual(new Float64Array([1, 2]))
+    // A subclass, or a Symbol.toStringTag of its own, does not change what kind it is recorded as.
+    class Samples extends Float32Array {}
+    const samples = Object.defineProperty(new Samples([0.5]), Symbol.toStringTag, { value: 'Int8Array' })
+    expect(roundTrip(samples)).toStrictEqual(new Float32Array([0.5]))
+    expect(roundTrip({ [Symbol.toStringTag]: 'Float32Array', 0: 1 })).toEqual({ 0: 1 })
+    // Nested, in a Map, beside other tags.
+    const nested = { embedding: new Float32Array([0.25, 0.5]), m: new Map([['ids', new Uint32Array([7])]]) }
+    expect(roundTrip(nested)).toStrictEqual(nested)
+  })
+
+  it('round-trips ArrayBuffer, SharedArrayBuffer and DataView with their bytes', () => {
+    const ab = new Uint8Array([1, 2, 3]).buffer
+    const back = roundTrip(ab)
+    expect(back).toBeInstanceOf(ArrayBuffer)
+    expect([...new Uint8Array(back as ArrayBuffer)]).toEqual([1, 2, 3])
+    expect(encode(ab)).toBe('{"$t":"arraybuffer","v":"AQID"}')
+
+    const sab = new SharedArrayBuffer(2)
+    new Uint8Array(sab).set([4, 5])
+    const sabBack = roundTrip(sab)
+    expect(sabBack).toBeInstanceOf(SharedArrayBuffer)
+    expect([...new Uint8Array(sabBack as SharedArrayBuffer)]).toEqual([4, 5])
+
+    // A DataView records the bytes it views, not the whole buffer under it.
+    const dv = new DataView(new Uint8Array([9, 6, 7, 9]).buffer, 1, 2)
+    const dvBack = roundTrip(dv)
+    expect(dvBack).toBeInstanceOf(DataView)
+    expect([(dvBack as DataView).byteLength, (dvBack as DataView).getUint16(0)]).toEqual([2, 0x0607])
+
+    // A typed array over shared memory is recorded as the typed array.
+    expect(roundTrip(new Int32Array(new SharedArrayBuffer(8)))).toStrictEqual(new Int32Array(2))
+  })
+
+  it('records a buffer handed to another thread (detached) as empty, not as unserialisable', () => {
+    const ab = new ArrayBuffer(8)
+    const f32 = new Float32Array(new ArrayBuffer(8))
+    structuredClone([ab, f32.buffer], { transfer: [ab, f32.buffer] })
+    expect(roundTrip(ab)).toStrictEqual(new ArrayBuffer(0))
+    expect(roundTrip(f32)).toStrictEqual(new Float32Array(0))
+  })
+
+  it('records boxed primitives as the primitives they hold, as JSON.stringify does', () => {
+    const boxed = [new Number(3), new String('x'), new Boolean(false), Object(5n), new Number(Number.NaN)]
+    expect(roundTrip(boxed)).toStrictEqual([3, 'x', false, 5n, Number.NaN])
+    expect(encode({ n: new Number(3), s: new String('x') })).toBe('{"n":3,"s":"x"}')
+    // A box's own valueOf is not asked (it could lie or throw).
+    const liar = Object.assign(new Number(1), { valueOf: () => 2 })
+    expect(roundTrip(liar)).toBe(1)
+    // A boxed Symbol is dropped like a Symbol.
+    expect(roundTrip({ a: 1, s: Object(Symbol('s')) })).toEqual({ a: 1 })
+  })
+
   it('round-trips Map and Set with typed keys and values', () => {
     const m = new Map<unknown, unknown>([
       ['a', 1],
@@ -388,5 +467,40 @@ describe('decoding untrusted text', () => {
     expect(decode('{"$t":"map","v":"nope"}')).toEqual(new Map())
     expect(decode('{"$t":"set"}')).toEqual(new Set())
     expect(decode('{"$t":"unknown-tag","v":1}')).toEqual({ $t: 'unknown-tag', v: 1 })
+  })
+
+  it('reads a binary tag with any malformed field as the object it is, like an unknown tag', () => {
+    const malformed = [
+      '{"$t":"typedarray","k":"Float32Array","v":"AAA="}', // 2 bytes: not a whole float
+      '{"$t":"typedarray","k":"Float64Array","v":"AAAAAAAAAAAAAAAA"}', // 12 bytes
+      '{"$t":"typedarray","k":"Uint8Array","v":"AAAA"}', // has its own tag
+      '{"$t":"typedarray","k":"Float16Array","v":"AAAA"}',
+      '{"$t":"typedarray","k":"DataView","v":"AAAA"}',
+      '{"$t":"typedarray","k":"__proto__","v":""}',
+      '{"$t":"typedarray","k":"constructor","v":""}',
+      '{"$t":"typedarray","k":{"toString":""},"v":""}',
+      '{"$t":"typedarray","k":["Int8Array"],"v":""}',
+      '{"$t":"typedarray","v":"AAAA"}',
+      '{"$t":"typedarray","k":"Int8Array"}',
+      '{"$t":"typedarray","k":"Int8Array","v":"AA"}', // unpadded
+      '{"$t":"typedarray","k":"Int8Array","v":"A=AA"}',
+      '{"$t":"typedarray","k":"Int8Array","v":"AA==AA=="}',
+      '{"$t":"typedarray","k":"Int8Array","v":"AA-_"}', // base64url
+      '{"$t":"typedarray","k":"Int8Array","v":" AAA"}',
+      '{"$t":"typedarray","k":"Int8Array","v":{"toString":""}}',
+      '{"$t":"typedarray","k":"Int8Array","v":4}',
+      '{"$t":"arraybuffer","v":"@@@@"}',
+      '{"$t":"arraybuffer","v":null}',
+      '{"$t":"sharedarraybuffer","v":"AAA"}',
+      '{"$t":"dataview","v":["AAAA"]}',
+      '{"$t":"dataview"}',
+    ]
+    for (const text of malformed) expect(decode(text)).toStrictEqual(JSON.parse(text))
+    // Base64 refused in one pass, however long (no backtracking).
+    const long = `{"$t":"typedarray","k":"Int8Array","v":"${'A'.repeat(4_000_000)}!AAA"}`
+    expect(decode(long)).toStrictEqual(JSON.parse(long))
+    // Empty is well-formed.
+    expect(decode('{"$t":"typedarray","k":"Int8Array","v":""}')).toStrictEqual(new Int8Array(0))
+    expect(decode('{"$t":"arraybuffer","v":""}')).toStrictEqual(new ArrayBuffer(0))
   })
 })

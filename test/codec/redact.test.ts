@@ -24,7 +24,7 @@ describe('path rules', () => {
   it('redacts a key at every depth with ..', () => {
     const out = redact(
       { ssn: 1, a: { ssn: 2, b: [{ ssn: 3 }, { c: { ssn: { nested: 4 } } }] }, ssnx: 5 },
-      { rules: ['$..ssn'] },
+      { rules: ['$..ssn'], defaults: false },
     )
     expect(out).toEqual({
       ssn: '[redacted]',
@@ -133,6 +133,47 @@ describe('default secret keys', () => {
     'x-api-key',
     'X-API-KEY',
     'private_key',
+    // Variants the defaults used to miss: the secret word inside a longer key, or at its end.
+    'dbPassword',
+    'user_password',
+    'passwordHash',
+    'Secret_Key',
+    'clientSecret',
+    'privateKey',
+    'API KEY',
+    'AWS_SECRET_ACCESS_KEY',
+    'accessKeyId',
+    'credentials',
+    'session_cookie',
+    'cvv',
+    'CVC',
+    'cardNumber',
+    'card_number',
+    'creditCard',
+    'credit-card-number',
+    'accessToken',
+    'csrf_token',
+    'x-auth-token',
+    'bearer',
+    'bearerToken',
+    'pin',
+    'userPin',
+    'sessionId',
+    'session_id',
+    'session',
+    'jwt',
+    'jwtClaims',
+    'pwd',
+    'oldPwd',
+    'otp',
+    'otp_code',
+    'otpCode',
+    'totp',
+    'ssn',
+    'SSN',
+    'customer_ssn',
+    'customerSSN',
+    'ssnLast4',
   ]
 
   it.each(secretNames)('redacts %j at any depth, on the plain and the tagged path', (name) => {
@@ -143,10 +184,74 @@ describe('default secret keys', () => {
     expect(encode(tagged, limits, new Redactor({}))).not.toContain('CANARY')
   })
 
-  it('keeps ordinary keys, and keeps secret names when defaults are off', () => {
-    const value = { user: 'ann', tokens_left: 3, passage: 'p', cookieJar: 1 }
-    expect(redact(value, {})).toEqual({ user: 'ann', tokens_left: 3, passage: 'p', cookieJar: 1 })
+  /** Ordinary data in LLM and e-commerce payloads whose keys hold a secret word's letters. */
+  const ordinaryNames = [
+    'user',
+    'passage',
+    'tokens_left',
+    'max_tokens',
+    'maxTokens',
+    'tokens',
+    'tokenCount',
+    'token_count',
+    'prompt_tokens',
+    'completion_tokens',
+    'tokenizer',
+    'tokenType',
+    'shipping',
+    'shippingOptions',
+    'pinned',
+    'isPinned',
+    'pinCode',
+    'pin_code',
+    'spinner',
+    'options',
+    'description',
+    'sessions',
+    'sessionCount',
+    'sessionStart',
+    'secretary',
+    'companySecretary',
+    'secretariat',
+    'className',
+    'businessName',
+    'addressNumber',
+    'processName',
+  ]
+
+  it.each(ordinaryNames)('keeps %j, on the plain and the tagged path', (name) => {
+    const plain = { [name]: 'KEPT', nested: [{ [name]: 'KEPT' }] }
+    expect(redact(plain, {})).toEqual(plain)
+    expect(encode(plain, limits, new Redactor({}))).toBe(JSON.stringify(plain))
+    const tagged = decode(encode({ ...plain, at: new Date(0) }, limits, new Redactor({})))
+    expect(tagged).toEqual({ ...plain, at: new Date(0) })
+  })
+
+  it('keeps secret names when defaults are off', () => {
     expect(redact({ password: 'p', token: 't' }, { defaults: false })).toEqual({ password: 'p', token: 't' })
+    expect(redact({ dbPassword: 'p', otpCode: 1 }, { defaults: false })).toEqual({
+      dbPassword: 'p',
+      otpCode: 1,
+    })
+  })
+
+  it('the JSON-text screen finds every key the default names redact, however it is written', () => {
+    const screen = new Redactor({})
+    for (const name of [
+      ...secretNames,
+      'pass word',
+      'PASS-WORD',
+      'quote"password',
+      'password"quoted',
+      'back\\ssn',
+    ]) {
+      expect({ name, screened: screen.mayMatch(JSON.stringify({ a: 1, [name]: 'v' })) }).toEqual({
+        name,
+        screened: true,
+      })
+    }
+    // A secret word in a value is not a key to redact.
+    expect(screen.mayMatch(JSON.stringify({ note: 'my password is "hunter2"', user: 'ann' }))).toBe(false)
   })
 
   it('plain JSON without secrets stays byte-identical to JSON.stringify', () => {
@@ -199,9 +304,21 @@ describe('equality-preserving tokens', () => {
       new Date(1),
       Buffer.from('a'),
       new Uint8Array([97]),
+      new Int8Array([97]),
+      new Float32Array([1]),
+      new Int32Array([1]),
+      new Float32Array([2]),
+      new ArrayBuffer(1),
+      new ArrayBuffer(2),
+      new SharedArrayBuffer(1),
+      new DataView(new ArrayBuffer(1)),
     ]
     const tokens = distinct.map((v) => r.token(v))
     expect(new Set(tokens).size).toBe(distinct.length)
+    // Recorded as the primitive, a boxed value gets the primitive's token.
+    expect(r.token(new String('4111'))).toBe(r.token('4111'))
+    expect(r.token(new Number(3))).toBe(r.token(3))
+    expect(r.token(new Float32Array([1, 2]))).toBe(r.token(new Float32Array([1, 2])))
 
     expect(r.token({ a: 1, b: [2, { c: 3 }] })).toBe(r.token({ b: [2, { c: 3 }], a: 1 }))
     expect(r.token(new Map([['x', new Set([1, 2])]]))).toBe(r.token(new Map([['x', new Set([1, 2])]])))

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { decodeRaw, encode } from '../../src/codec/index.js'
 import { type DiffLimits, diffValues, noRules } from '../../src/compare/diff.js'
 import { compileRules } from '../../src/compare/rules.js'
 
@@ -71,6 +72,61 @@ describe('diffValues: structure', () => {
   it('treats the typed-JSON tag of NaN as equal to itself (how payloads reach the diff)', () => {
     const nan = { $t: 'num', v: 'NaN' }
     expect(diffValues({ x: nan }, { x: { $t: 'num', v: 'NaN' } }).changes).toEqual([])
+  })
+})
+
+describe('diffValues: typed arrays', () => {
+  /** A typed array as it reaches the diff: its typed-JSON tag. */
+  const raw = (v: unknown): unknown => decodeRaw(encode(v))
+
+  it('names the elements that changed, as for an array, and nothing when equal', () => {
+    const recorded = raw({ embedding: new Float32Array([0.5, 1.5, 2]) })
+    expect(diffValues(recorded, raw({ embedding: new Float32Array([0.5, 1.5, 2]) })).changes).toEqual([])
+    expect(diffValues(recorded, raw({ embedding: new Float32Array([0.5, 2.5, 2, 4]) })).changes).toEqual([
+      { path: '$.embedding[1]', kind: 'changed', recorded: 1.5, local: 2.5 },
+      { path: '$.embedding[3]', kind: 'added', local: 4 },
+    ])
+    // A float32 element as the decimal it was written as, not 0.20000000298023224.
+    expect(diffValues(raw(new Float32Array([0.2])), raw(new Float32Array([0.25]))).changes).toEqual([
+      { path: '$[0]', kind: 'changed', recorded: 0.2, local: 0.25 },
+    ])
+  })
+
+  it('gives elements JSON cannot hold as their tags (NaN equals NaN, -0 differs from 0)', () => {
+    const d = diffValues(raw(new Float64Array([Number.NaN, 0])), raw(new Float64Array([Number.NaN, -0])))
+    expect(d.changes).toEqual([{ path: '$[1]', kind: 'changed', recorded: 0, local: { $t: 'num', v: '-0' } }])
+    expect(diffValues(raw(new BigInt64Array([1n])), raw(new BigInt64Array([2n]))).changes).toEqual([
+      { path: '$[0].v', kind: 'changed', recorded: '1', local: '2' },
+    ])
+  })
+
+  it('applies tolerance and ignore rules to elements', () => {
+    const rules = compileRules({ tolerance: { '$.embedding[*]': 0.01 }, ignore: ['$.ids[0]'] })
+    const d = diffValues(
+      raw({ embedding: new Float32Array([0.5, 1]), ids: new Uint32Array([1, 2]) }),
+      raw({ embedding: new Float32Array([0.505, 1]), ids: new Uint32Array([9, 2]) }),
+      rules,
+    )
+    expect(d.changes).toEqual([])
+    expect(d.suppressed.map((s) => [s.path, s.reason])).toEqual([
+      ['$.embedding[0]', 'within-tolerance'],
+      ['$.ids[0]', 'ignored'],
+    ])
+  })
+
+  it('reports a typed array against another kind, a plain array or a malformed tag as one change', () => {
+    const f32 = raw(new Float32Array([1]))
+    for (const other of [raw(new Float64Array([1])), [1], { $t: 'typedarray', k: 'Float32Array', v: '!' }]) {
+      expect(diffValues({ x: f32 }, { x: other }).changes).toEqual([
+        { path: '$.x', kind: 'changed', recorded: f32, local: other },
+      ])
+    }
+    // Two malformed tags are compared as the data they are.
+    const bad = { $t: 'typedarray', k: 'Nope', v: 'AAAA' }
+    expect(diffValues(bad, { ...bad }).changes).toEqual([])
+    expect(diffValues(bad, { ...bad, v: 'AAAB' }).changes).toEqual([
+      { path: '$.v', kind: 'changed', recorded: 'AAAA', local: 'AAAB' },
+    ])
   })
 })
 

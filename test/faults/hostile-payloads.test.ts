@@ -120,6 +120,10 @@ describe('typed-JSON tags with hostile fields', () => {
       'undef',
       'buffer',
       'bytes',
+      'typedarray',
+      'arraybuffer',
+      'sharedarraybuffer',
+      'dataview',
       'map',
       'set',
       'error',
@@ -127,7 +131,7 @@ describe('typed-JSON tags with hostile fields', () => {
       'unrecorded',
       'unreadable',
     ]
-    const fields = ['v', 'reason', 'message', 'size', 'name', 'code']
+    const fields = ['v', 'k', 'reason', 'message', 'size', 'name', 'code']
     // What `String()` or `Number()` of a field would trip on, and shapes no encoder writes.
     const values = [
       '{"toString":""}',

@@ -14,10 +14,13 @@ import {
   DecodeError,
   decode,
   decodeRaw,
+  defaultSecretNames,
   encode,
+  isDefaultSecretKey,
   PayloadError,
   RedactionFailed,
   Redactor,
+  typedArrayKinds,
 } from '../../src/codec/index.js'
 import { diffValues } from '../../src/compare/diff.js'
 import { compileRules } from '../../src/compare/rules.js'
@@ -30,6 +33,36 @@ const timeout = full ? 30 * 60_000 : 120_000
 /** Keys the codec deliberately does not keep (decoding drops them to block prototype pollution). */
 const droppedKeys = new Set(['__proto__', 'prototype'])
 const key = fc.string().filter((k) => !droppedKeys.has(k))
+
+/** Every typed array kind, also as a view into the middle of a larger buffer. */
+const typedArray = fc
+  .tuple(
+    fc.oneof(
+      fc.int8Array({ maxLength: 16 }),
+      fc.uint8ClampedArray({ maxLength: 16 }),
+      fc.int16Array({ maxLength: 16 }),
+      fc.uint16Array({ maxLength: 16 }),
+      fc.int32Array({ maxLength: 16 }),
+      fc.uint32Array({ maxLength: 16 }),
+      fc.float32Array({ maxLength: 16 }),
+      fc.float64Array({ maxLength: 16 }),
+      fc.bigInt64Array({ maxLength: 16 }),
+      fc.bigUint64Array({ maxLength: 16 }),
+    ),
+    fc.boolean(),
+  )
+  .map(([a, view]) => (view && a.length > 2 ? a.subarray(1, a.length - 1) : a))
+
+/** ArrayBuffer, SharedArrayBuffer and DataView (over part of a buffer, or all of it). */
+const binary = fc.tuple(fc.uint8Array({ maxLength: 32 }), fc.nat(2)).map(([bytes, which]) => {
+  if (which === 0) return bytes.slice().buffer
+  if (which === 1) {
+    const shared = new SharedArrayBuffer(bytes.length)
+    new Uint8Array(shared).set(bytes)
+    return shared
+  }
+  return new DataView(bytes.slice().buffer, Math.min(1, bytes.length))
+})
 
 /** Everything the codec documents as round-tripping (docs/bundle-format.md, src/codec/encode.ts). */
 const recordable = fc.letrec((tie) => ({
@@ -47,6 +80,8 @@ const recordable = fc.letrec((tie) => ({
     fc.constantFrom(Number.NaN, -0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, undefined),
     fc.date({ noInvalidDate: true }),
     fc.bigInt(),
+    typedArray,
+    binary,
   ),
   node: fc.oneof(
     { depthSize: 'small' },
@@ -78,7 +113,7 @@ const anything = fc.anything({
 
 /** Names of the properties that held in this run, for the report. */
 const held: string[] = []
-const properties = 7
+const properties = 9
 
 const isOwnError = (err: unknown): boolean => err instanceof PayloadError || err instanceof RedactionFailed
 
@@ -91,6 +126,23 @@ describe('codec properties', () => {
       { numRuns },
     )
     held.push('codec round-trip')
+  })
+
+  it('a boxed primitive decodes as the primitive it holds', { timeout }, () => {
+    const boxed = fc.oneof(
+      fc.double().map((n) => [new Number(n), n] as const),
+      fc.string().map((t) => [new String(t), t] as const),
+      fc.boolean().map((b) => [new Boolean(b), b] as const),
+      fc.bigInt().map((n) => [Object(n) as object, n] as const),
+    )
+    fc.assert(
+      fc.property(boxed, ([box, primitive]) => {
+        expect(decode(encode(box))).toStrictEqual(primitive)
+        expect(decode(encode({ a: [box] }))).toStrictEqual({ a: [primitive] })
+      }),
+      { numRuns },
+    )
+    held.push('boxed primitives decode as their primitive')
   })
 
   it('encode throws only PayloadError or RedactionFailed, whatever the value and rules', { timeout }, () => {
@@ -135,10 +187,20 @@ describe('codec properties', () => {
       'bigint',
       'buffer',
       'bytes',
+      'typedarray',
+      'arraybuffer',
+      'sharedarraybuffer',
+      'dataview',
       'num',
       'undef',
       'unrecorded',
       'bogus',
+    )
+    // Binary tags with fields near what the encoder writes: a kind or not, base64 or nearly.
+    const base64ish = fc.oneof(
+      fc.uint8Array({ maxLength: 24 }).map((b) => Buffer.from(b).toString('base64')),
+      fc.uint8Array({ maxLength: 24 }).map((b) => Buffer.from(b).toString('base64url')),
+      fc.stringMatching(/^[A-Za-z0-9+/=!-]{0,12}$/),
     )
     // Objects built with defineProperty so a `__proto__` key is an own key and reaches the text.
     const own = (entries: [string, unknown][]): Record<string, unknown> => {
@@ -164,6 +226,19 @@ describe('codec properties', () => {
             ['v', v],
           ]),
         ),
+        fc
+          .tuple(
+            fc.constantFrom('typedarray', 'arraybuffer', 'sharedarraybuffer', 'dataview'),
+            fc.oneof(fc.constantFrom(...typedArrayKinds, 'Uint8Array', '__proto__'), hostileKey, tie('node')),
+            fc.oneof(base64ish, tie('node')),
+          )
+          .map(([t, k, v]) =>
+            own([
+              ['$t', t],
+              ['k', k],
+              ['v', v],
+            ]),
+          ),
         tie('node').map((v) => own([['__proto__', own([['polluted', v]])]])),
         tie('node').map((v) => own([['constructor', own([['prototype', own([['polluted', v]])]])]])),
       ),
@@ -178,7 +253,16 @@ describe('codec properties', () => {
       Function.prototype,
     ]
     const before = protos.map((p) => Object.getOwnPropertyNames(p).join())
-    const allowed = new Set<unknown>([...protos, Uint8Array.prototype, Buffer.prototype, null])
+    const allowed = new Set<unknown>([
+      ...protos,
+      Uint8Array.prototype,
+      Buffer.prototype,
+      ...typedArrayKinds.map((k) => Object.getPrototypeOf(decode(`{"$t":"typedarray","k":"${k}","v":""}`))),
+      ArrayBuffer.prototype,
+      SharedArrayBuffer.prototype,
+      DataView.prototype,
+      null,
+    ])
     const walk = (v: unknown, seen: Set<unknown>): void => {
       if (typeof v !== 'object' || v === null || seen.has(v)) return
       seen.add(v)
@@ -222,6 +306,39 @@ describe('codec properties', () => {
       { numRuns },
     )
     held.push('hostile JSON never pollutes, decodes and renders without an internal error')
+  })
+
+  it('the JSON-text screen and the key screen never miss a key the default names redact', { timeout }, () => {
+    const words = [...defaultSecretNames.anywhere, ...defaultSecretNames.atEnd, ...defaultSecretNames.word]
+    // A secret word spelled as keys spell it: any case, separators between letters, words around.
+    const spelled = fc
+      .tuple(
+        fc.constantFrom(...words),
+        fc.array(fc.boolean(), { minLength: 16, maxLength: 16 }),
+        fc.array(fc.constantFrom('', '', '', '-', '_', ' ', '__'), { minLength: 16, maxLength: 16 }),
+      )
+      .map(([w, upper, seps]) =>
+        [...w].map((ch, i) => (i > 0 ? seps[i]! : '') + (upper[i] ? ch.toUpperCase() : ch)).join(''),
+      )
+    const around = fc.oneof(fc.string({ maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 4 }))
+    const keyArb = fc.oneof(
+      fc.tuple(around, spelled, around).map(([a, w, b]) => a + w + b),
+      fc.string({ unit: 'binary', maxLength: 12 }),
+    )
+    let secrets = 0
+    const redactor = new Redactor({})
+    fc.assert(
+      fc.property(keyArb, (key) => {
+        if (!isDefaultSecretKey(key)) return
+        secrets++
+        expect(redactor.keyMayMatch(key)).toBe(true)
+        expect(redactor.mayMatch(JSON.stringify({ a: 1, [key]: 'v', b: 2 }))).toBe(true)
+        expect(encode({ [key]: 'CANARY' }, undefined, redactor)).not.toContain('CANARY')
+      }),
+      { numRuns },
+    )
+    expect(secrets).toBeGreaterThan(numRuns / 4)
+    held.push('the secret-name screens never miss a redacted key')
   })
 })
 

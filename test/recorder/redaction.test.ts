@@ -24,7 +24,33 @@ const canaries = {
   effectResult: 'CANARY-EFFECT-RESULT-SECRET-66',
   asyncEffectResult: 'CANARY-ASYNC-EFFECT-RESULT-67',
   equality: 'CANARY-EQUALITY-PRESERVED-31',
+  effectArgsOtp: 'CANARY-EFFECT-ARGS-OTP-57',
 }
+
+/** Variants of secret names the default rules match beyond the exact words. */
+const variantNames = [
+  'dbPassword',
+  'user_password',
+  'passwordHash',
+  'Secret_Key',
+  'pwd',
+  'cvv',
+  'cardNumber',
+  'creditCard',
+  'pin',
+  'otp',
+  'ssn',
+  'sessionId',
+  'jwt',
+  'bearer',
+  'access_token',
+  'refreshToken',
+  'x-api-key',
+  'privateKey',
+  'clientSecret',
+]
+const variantCanary = (name: string): string => `CANARY-VARIANT-${name.replace(/[^A-Za-z]/g, '')}-4242`
+const variants = Object.fromEntries(variantNames.map((n) => [n, variantCanary(n)]))
 
 /** Recorded in the clear, to prove the scan sees the data at all. */
 const visible = 'VISIBLE-CONTROL-MARKER-5150'
@@ -39,7 +65,12 @@ async function recordSecrets(recorder: Recorder, records: number): Promise<void>
   const enrich = recorder.stage('enrich', async (order: Record<string, unknown>, ctx) => {
     const session = ctx.effect(
       'session.lookup',
-      { token: canaries.effectArgs, customer: { phone: canaries.effectArgsPhone }, note: visible },
+      {
+        token: canaries.effectArgs,
+        customer: { phone: canaries.effectArgsPhone },
+        otpCode: canaries.effectArgsOtp,
+        note: visible,
+      },
       () => ({ user: 'ann', client_secret: canaries.effectResult }),
     )
     const remote = await ctx.effect('http.profile', 'ann', async () => ({
@@ -69,6 +100,7 @@ async function recordSecrets(recorder: Recorder, records: number): Promise<void>
       apiKey: canaries.apiKey,
       refresh_token: canaries.refresh,
       ssn: canaries.equality,
+      account: { ...variants },
     }
     const tagged = {
       ...plain,
@@ -91,7 +123,7 @@ function expectNoCanaries(path: string): void {
   expect(bundleFiles(path).length).toBeGreaterThan(0)
   // The control marker is in the files, so the scan really reads the recorded bytes.
   expect(countBytes(path, visible)).toBeGreaterThan(0)
-  for (const [name, canary] of Object.entries(canaries)) {
+  for (const [name, canary] of Object.entries({ ...canaries, ...variants })) {
     expect({ name, occurrences: countBytes(path, canary) }).toEqual({ name, occurrences: 0 })
   }
 }

@@ -1,0 +1,41 @@
+/** The one-line rendering of typed-JSON tags (`show`, diffs, replay messages). */
+import { describe, expect, it } from 'vitest'
+import { decodeRaw, encode } from '../../src/codec/index.js'
+import { compact } from '../../src/render/format.js'
+
+/** What `show` prints of a recorded value. */
+const shown = (v: unknown, max?: number): string => compact(decodeRaw(encode(v)), max)
+
+describe('compact: binary values', () => {
+  it('shows a typed array as its kind, length and elements', () => {
+    expect(shown({ e: new Float32Array([0.1, 1.5, -0, Number.NaN]) })).toBe(
+      '{"e":Float32Array(4)[0.1,1.5,-0,NaN]}',
+    )
+    expect(shown(new Float64Array([0.1]))).toBe('Float64Array(1)[0.1]')
+    expect(shown(new BigUint64Array([2n ** 64n - 1n]))).toBe('BigUint64Array(1)[18446744073709551615n]')
+    expect(shown(new Int16Array(0))).toBe('Int16Array(0)[]')
+  })
+
+  it('shows at most 32 elements of a long typed array, and keeps to its width', () => {
+    const long = shown(new Uint8ClampedArray(1000), 10_000)
+    expect(long).toBe(`Uint8ClampedArray(1000)[${Array(32).fill(0).join(',')},…]`)
+    expect(shown(new Float32Array(1000), 40)).toHaveLength(40)
+  })
+
+  it('shows ArrayBuffer, SharedArrayBuffer and DataView by size, like a Buffer', () => {
+    expect(shown([new ArrayBuffer(3), new SharedArrayBuffer(2), new DataView(new ArrayBuffer(8), 4)])).toBe(
+      '[ArrayBuffer(3 bytes),SharedArrayBuffer(2 bytes),DataView(4 bytes)]',
+    )
+  })
+
+  it('shows a malformed binary tag as the object it is', () => {
+    for (const tag of [
+      { $t: 'typedarray', k: 'Float32Array', v: 'AAA=' },
+      { $t: 'typedarray', k: { toString: '' }, v: '' },
+      { $t: 'arraybuffer', v: '@@@@' },
+      { $t: 'dataview', v: { toString: '' } },
+    ]) {
+      expect(compact(tag)).toBe(JSON.stringify(tag))
+    }
+  })
+})
