@@ -18,6 +18,8 @@ import type {
 } from './types.js'
 
 export interface RecordFilter {
+  /** One record, by its exact id. */
+  id?: string
   key?: string
   stage?: string
   status?: RecordStatus
@@ -217,6 +219,10 @@ export class BundleReader {
   *records(filter: RecordFilter = {}): Generator<RecordSummary> {
     const where: string[] = []
     const params: unknown[] = []
+    if (filter.id !== undefined) {
+      where.push('r.id = ?')
+      params.push(filter.id)
+    }
     if (filter.key !== undefined) {
       where.push('r.key = ?')
       params.push(filter.key)

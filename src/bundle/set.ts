@@ -69,11 +69,35 @@ export class BundleSet {
       if (best < 0) return
       const next = (heads[best] as IteratorYieldResult<RecordSummary>).value
       heads[best] = its[best]!.next()
-      // A record continued in another process has a row in each bundle: list it once.
+      // A record continued in another process has a row in each bundle: list it once,
+      // whole.
       if (seen.has(next.id)) continue
       seen.add(next.id)
-      yield next
+      yield this.stitchSummary(next, best)
       emitted++
+    }
+  }
+
+  /**
+   * `summary` (from reader `from`) with the parts other bundles hold of the same record:
+   * its stages in the order they ran, every capture counted, the span of all its parts.
+   */
+  private stitchSummary(summary: RecordSummary, from: number): RecordSummary {
+    const parts = [summary]
+    this.readers.forEach((r, i) => {
+      if (i !== from) parts.push(...r.records({ id: summary.id }))
+    })
+    if (parts.length === 1) return summary
+    parts.sort((a, b) => a.startedAt - b.startedAt)
+    const ended = parts.map((p) => p.endedAt ?? 0)
+    return {
+      ...summary,
+      startedAt: parts[0]!.startedAt,
+      endedAt: Math.max(...ended),
+      status: parts.some((p) => p.status === 'error') ? 'error' : 'ok',
+      stages: [...new Set(parts.flatMap((p) => p.stages))],
+      captures: parts.reduce((n, p) => n + p.captures, 0),
+      source: parts.map((p) => p.source).join(', '),
     }
   }
 

@@ -34,6 +34,7 @@ function applyPragmas(db: Db, fresh: boolean, journal: 'wal' | 'delete', busyTim
 
 export class BundleWriter {
   private readonly insertRecord: Database.Statement
+  private readonly nextSeq: Database.Statement
   private readonly insertCapture: Database.Statement
   private readonly insertEffect: Database.Statement
   private readonly upsertExpectation: Database.Statement
@@ -50,9 +51,13 @@ export class BundleWriter {
     this.insertRecord = db.prepare(
       `INSERT INTO records (id, key, started_at, ended_at, status, error, host, pid, build)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, status = excluded.status,
-         error = excluded.error`,
+       ON CONFLICT (id) DO UPDATE SET ended_at = max(coalesce(ended_at, 0), coalesce(excluded.ended_at, 0)),
+         status = CASE WHEN status = 'error' THEN status ELSE excluded.status END,
+         error = CASE WHEN status = 'error' THEN error ELSE excluded.error END`,
     )
+    // A record continued in this file (another process sharing it, `record(key, fn,
+    // { recordId })`): its captures go after the ones already there, in the order they ran.
+    this.nextSeq = db.prepare('SELECT max(seq) + 1 FROM captures WHERE record_id = ?').pluck()
     this.insertCapture = db.prepare(
       `INSERT INTO captures (record_id, seq, stage, attempt, input, output, error, started_at,
          duration_ms, build, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -77,10 +82,11 @@ export class BundleWriter {
         const r = unit.record
         this.insertRecord.run(r.id, r.key, r.startedAt, r.endedAt, r.status, r.error, r.host, r.pid, r.build)
         if (r.build !== null && !this.builds.has(r.build) && !added.includes(r.build)) added.push(r.build)
+        const after = unit.captures.length > 0 ? Number(this.nextSeq.get(r.id) ?? 0) : 0
         for (const c of unit.captures) {
           const info = this.insertCapture.run(
             r.id,
-            c.seq,
+            c.seq + after,
             c.stage,
             c.attempt,
             c.input,

@@ -133,6 +133,27 @@ describe('BundleWriter', () => {
     expect(records).toHaveLength(1)
     expect(records[0]).toMatchObject({ ended_at: 2000, status: 'error' })
     expect(captures).toHaveLength(4)
+    // The later part's captures come after the earlier part's, in the order they ran.
+    expect(captures.map((c) => c.seq)).toEqual([0, 1, 2, 3])
+  })
+
+  it('keeps a record that failed in one part failed when a later part ends well', () => {
+    const path = tempPath()
+    const writer = openWriter(path)
+    const first = unit('same')
+    first.record.status = 'error'
+    first.record.error = '{"message":"front failed"}'
+    first.record.endedAt = 3000
+    writer.write([first])
+    const later = unit('same')
+    later.record.endedAt = 2500
+    writer.write([later])
+    writer.close()
+    expect(readBundle(path).records[0]).toMatchObject({
+      status: 'error',
+      error: '{"message":"front failed"}',
+      ended_at: 3000,
+    })
   })
 
   it('close() checkpoints into one file that passes integrity_check', () => {

@@ -233,6 +233,33 @@ describe('retrace ls', () => {
     expect(mixed).toEqual([...idsOf(a, 1), ...idsOf(b, 0)])
   })
 
+  it('lists a record continued in another process once, whole: every stage, every capture, both sources', async () => {
+    const first = join(dir(), 'split-a.sqlite')
+    const second = join(dir(), 'split-b.sqlite')
+    const front = createRecorder({ path: first })
+    const back = createRecorder({ path: second })
+    const parse = front.stage('parse', (x: number) => x + 1)
+    const price = back.stage('price', (x: number) => x * 2)
+    const audit = back.stage('audit', (x: number) => x)
+    let id = ''
+    await front.record('order:1', async () => {
+      await parse(1)
+      id = front.current()!.recordId
+    })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await back.record('order:1', async () => audit(await price(2)), { recordId: id })
+    await Promise.all([front.close(), back.close()])
+    const json = parseJsonOut<LsJson>(await runCli(['ls', second, first, '--json']))
+    expect(json.records).toHaveLength(1)
+    expect(json.records[0]).toMatchObject({
+      id,
+      key: 'order:1',
+      stages: ['parse', 'price', 'audit'],
+      captures: 3,
+      source: `${first}, ${second}`,
+    })
+  })
+
   it('fails with one line and exit 2 when one of several bundles is missing', async () => {
     const missing = join(dir(), 'missing.sqlite')
     const line = expectUsageFailure(await runCli(['ls', a.path, missing]))
