@@ -21,7 +21,7 @@ export function renderVerify(s: VerifySummary, t: Theme): string {
   for (const c of s.checks) {
     lines.push('')
     lines.push(
-      `${t.bold(visibleLine(c.check))} ${t.dim(`${c.kind} at stage ${visibleLine(c.stage)}`)}: ${t.bad(String(c.violations))}`,
+      `${t.bold(visibleLine(c.check))} ${t.dim(c.stage === '-' ? `${c.kind} over the whole record` : `${c.kind} at stage ${visibleLine(c.stage)}`)}: ${t.bad(String(c.violations))}`,
     )
     for (const e of c.examples)
       lines.push(`  ${visibleLine(e.recordId)} ${visibleLine(e.key)}  ${t.dim(visibleLine(e.message))}`)
