@@ -1,10 +1,14 @@
 /**
- * Structural diff of two JSON-shaped values (typed-JSON tags are compared as data).
+ * Structural diff of two typed-JSON values, walked as the user's data (src/compare/typed.ts):
+ * a Date, BigInt or undefined is one value, Sets and Maps are walked by item and by key, so
+ * every path names a place in what the stage returned and never a tag that stores it.
+ * Values are reported as stored (typed JSON); renderers show them as what they stand for.
  * Pure: rules and the clock come in as parameters. Every difference a rule hides is
  * returned as `suppressed` with its reason, never dropped.
  */
 import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
 import { isRedactionToken } from './redacted.js'
+import { type Shape, shapeOf } from './typed.js'
 
 export type ChangeKind = 'added' | 'removed' | 'changed'
 
@@ -129,34 +133,88 @@ export function diffValues(
       emit('removed', a, b)
       return
     }
+    if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) {
+      if (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b)) return
+      emit('changed', a, b)
+      return
+    }
+    // Plain arrays and objects (nearly every node) before anything typed JSON can be.
     if (Array.isArray(a) && Array.isArray(b)) {
       walkArrays(a, b)
       return
     }
-    if (isObject(a) && isObject(b)) {
-      for (const key of Object.keys(a)) {
-        path.push(key)
-        walk(a[key], Object.hasOwn(b, key) ? b[key] : undefined)
-        path.pop()
-      }
-      for (const key of Object.keys(b)) {
-        if (Object.hasOwn(a, key)) continue
-        path.push(key)
-        walk(undefined, b[key])
-        path.pop()
-      }
+    if (isObject(a) && isObject(b) && typeof a.$t !== 'string' && typeof b.$t !== 'string') {
+      walkObjects(a, b)
       return
     }
-    if (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b)) return
-    emit('changed', a, b)
+    const sa = shapeOf(a)
+    const sb = shapeOf(b)
+    if (sa.kind === 'leaf' || sa.kind !== sb.kind) {
+      // A tag stands for one value (a Date, a BigInt): equal tags are the same value.
+      if (sameValue(a, b)) return
+      emit('changed', a, b)
+      return
+    }
+    if ((sa.kind === 'array' || sa.kind === 'set') && (sb.kind === 'array' || sb.kind === 'set')) {
+      walkArrays(sa.items, sb.items)
+      return
+    }
+    if (sa.kind === 'object' && sb.kind === 'object') {
+      walkObjects(sa.fields, sb.fields)
+      return
+    }
+    if (sa.kind === 'map' && sb.kind === 'map') walkMaps(a, b, sa, sb)
   }
 
-  const walkArrays = (a: unknown[], b: unknown[]): void => {
+  const walkObjects = (a: Record<string, unknown>, b: Record<string, unknown>): void => {
+    for (const key of Object.keys(a)) {
+      path.push(key)
+      walk(a[key], Object.hasOwn(b, key) ? b[key] : undefined)
+      path.pop()
+    }
+    for (const key of Object.keys(b)) {
+      if (Object.hasOwn(a, key)) continue
+      path.push(key)
+      walk(undefined, b[key])
+      path.pop()
+    }
+  }
+
+  /** Entries by key when both Maps allow it, else `[key, value]` pairs by position. */
+  const walkMaps = (
+    a: unknown,
+    b: unknown,
+    sa: Extract<Shape, { kind: 'map' }>,
+    sb: Extract<Shape, { kind: 'map' }>,
+  ): void => {
+    const ka = sa.keyed
+    const kb = sb.keyed
+    if (ka === null || kb === null) {
+      walkArrays(sa.pairs as unknown[], sb.pairs as unknown[])
+      return
+    }
+    const found = changes.length + suppressed.length
+    for (const [key, va] of ka) {
+      path.push(key)
+      walk(va, kb.has(key) ? kb.get(key) : undefined)
+      path.pop()
+    }
+    for (const [key, vb] of kb) {
+      if (ka.has(key)) continue
+      path.push(key)
+      walk(undefined, vb)
+      path.pop()
+    }
+    // The same entries in another order: a Map iterates in insertion order, so it differs.
+    if (changes.length + suppressed.length === found && !sameValue(a, b)) emit('changed', a, b)
+  }
+
+  const walkArrays = (a: readonly unknown[], b: readonly unknown[]): void => {
     const keyed = hasRules ? rules.arrayKeys.find((k) => matchPath(k.pattern.segments, path)) : undefined
     if (keyed !== undefined) {
       const identity = (v: unknown): string | undefined =>
         isObject(v) && Object.hasOwn(v, keyed.field) ? JSON.stringify(v[keyed.field]) : undefined
-      const ids = (arr: unknown[]): Map<string, unknown> | undefined => {
+      const ids = (arr: readonly unknown[]): Map<string, unknown> | undefined => {
         const m = new Map<string, unknown>()
         for (const v of arr) {
           const id = identity(v)

@@ -1,7 +1,7 @@
 /** Terminal rendering of replay results. */
 import { diffValues } from '../compare/diff.js'
 import type { RecordResult, ReplaySummary, StageResult, StageStatus } from '../replay/engine.js'
-import { compact, visibleLine } from './format.js'
+import { changedPair, compact, visibleLine } from './format.js'
 import { changeLine, suppressedLine } from './show.js'
 import type { Theme } from './theme.js'
 
@@ -83,6 +83,12 @@ function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOpti
   return lines
 }
 
+/** What the oracle holds at the path and what the local build gives; long strings around their difference. */
+function changed(recorded: unknown, local: unknown, pinned: boolean, at: string): string {
+  const p = changedPair(recorded, local, 40)
+  return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${p.recorded} at ${at}, the local build gives ${p.local}${p.at === undefined ? '' : ` (${p.at})`}`
+}
+
 export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOptions): string {
   const verdict =
     r.verdict === 'matched'
@@ -133,7 +139,12 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
       broken !== undefined
         ? `: the local build breaks invariant ${visibleLine(broken.name)}, which production passed`
         : c !== undefined && c.kind === 'changed'
-          ? `: ${s.attempts.some((a) => a.oracle === 'expected') ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${visibleLine(c.path)}, the local build gives ${compact(c.local, 40)}`
+          ? `: ${changed(
+              c.recorded,
+              c.local,
+              s.attempts.some((a) => a.oracle === 'expected'),
+              visibleLine(c.path),
+            )}`
           : s.error !== null
             ? `: ${visibleLine(s.error.message)}`
             : ''

@@ -72,3 +72,42 @@ describe('renderRecordResult', () => {
     expect(text).not.toContain('broken by the local build')
   })
 })
+
+describe('renderRecordResult: what changed, said plainly', () => {
+  const diverged = (s: StageResult): RecordResult => ({
+    recordId: 'R1',
+    key: 'sku:1',
+    verdict: s.status === 'error' ? 'error' : 'diverged',
+    firstDivergence: { stage: s.stage, status: s.status === 'error' ? 'error' : 'diverged' },
+    stages: [s],
+    mode: 'cascade',
+  })
+
+  it('a long string changed by one character shows the characters around it, and where it is', () => {
+    const big = 'x'.repeat(5 * 1024 * 1024)
+    const text = render(
+      diverged({
+        ...stage('parse', 'diverged'),
+        changes: [{ path: '$.blob', kind: 'changed', recorded: big, local: `${big.slice(0, -1)}y` }],
+      }),
+    )
+    const [line] = text.split('\n').filter((l) => l.includes('~ $.blob'))
+    expect(line).toMatch(/~ \$\.blob "…x+" → "…x+y" \(at character 5,242,880 of 5,242,880\)$/)
+    expect(text).toMatch(
+      /first divergence: parse \(diverged\): production recorded "…x+" at \$\.blob, the local build gives "…x+y" \(at character 5,242,880 of 5,242,880\)/,
+    )
+  })
+
+  it('a stage whose local output is undefined says what production recorded and that it is now undefined', () => {
+    const text = render(
+      diverged({
+        ...stage('discount', 'diverged'),
+        changes: [{ path: '$', kind: 'changed', recorded: { total: 41.96 }, local: { $t: 'undef' } }],
+      }),
+    )
+    expect(text).toContain('~ $ {"total":41.96} → undefined')
+    expect(text).toContain(
+      'first divergence: discount (diverged): production recorded {"total":41.96} at $, the local build gives undefined',
+    )
+  })
+})
