@@ -1,8 +1,8 @@
 /**
  * What `retrace replay` says about a divergence, as a user reads it: a long string changed
- * by one character, values JSON cannot hold (Date, Set, Map, BigInt, undefined). A
- * pipeline recorded by the SDK (parse -> price -> discount) replayed through local builds
- * that each change one thing.
+ * by one character, values JSON cannot hold (Date, Set, Map, BigInt, undefined), an error
+ * of another class than Error. A pipeline recorded by the SDK (parse -> price -> discount)
+ * replayed through local builds that each change one thing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -43,6 +43,10 @@ export function parse(raw) {
   return { ...o, tags: new Set([...o.tags, 'new']), receivedAt: new Date(0), unit: new Map([['SKU-42', 8.49], ['extra', 1]]), cents: 5103n }
 }
 `,
+  'local/discount-throws.mjs': `export function discount() {
+  throw new TypeError('boom')
+}
+`,
   'local/discount-undefined.mjs': `export function discount() {
   return undefined
 }
@@ -68,6 +72,7 @@ beforeAll(async () => {
   for (const [name, text] of Object.entries(local)) ws.write(name, text)
   ws.write('last-char.config.mjs', config({ parse: './local/parse-last-char.mjs#parse' }))
   ws.write('typed.config.mjs', config({ price: './local/price-typed.mjs#price' }))
+  ws.write('throws.config.mjs', config({ discount: './local/discount-throws.mjs#discount' }))
   ws.write('undefined.config.mjs', config({ discount: './local/discount-undefined.mjs#discount' }))
   const chain = [
     ['parse', await importStage(ws.path('stages/parse.mjs'), 'parse')],
@@ -134,5 +139,14 @@ describe('replay: values JSON cannot hold', () => {
     expect(r.stdout).toMatch(
       /first divergence: discount \(diverged\): production recorded \{"orderId":"o-3",.* at \$, the local build gives undefined/,
     )
+  })
+})
+
+describe('replay: an error of its own class', () => {
+  it('names TypeError, not just its message', async () => {
+    const r = await replay('--config', 'throws.config.mjs', '--stage', 'discount')
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain('TypeError: boom [E_STAGE_THREW]')
+    expect(r.stdout).toContain('first divergence: discount (error): TypeError: boom')
   })
 })
