@@ -1,19 +1,14 @@
 /**
- * Structural diff of two JSON-shaped values (typed-JSON tags are compared as data, except
- * typed arrays, compared element by element).
+ * Structural diff of two typed-JSON values, walked as the user's data (src/compare/typed.ts):
+ * a Date, BigInt or undefined is one value, Sets and Maps are walked by item and by key, so
+ * every path names a place in what the stage returned and never a tag that stores it.
+ * Values are reported as stored (typed JSON); renderers show them as what they stand for.
  * Pure: rules and the clock come in as parameters. Every difference a rule hides is
  * returned as `suppressed` with its reason, never dropped.
  */
-import {
-  formatPath,
-  matchPath,
-  type PathPart,
-  type PathPattern,
-  shortestFloat32,
-  TAG,
-  typedArrayFrom,
-} from '../codec/index.js'
+import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
 import { isRedactionToken } from './redacted.js'
+import { type Shape, shapeOf } from './typed.js'
 
 export type ChangeKind = 'added' | 'removed' | 'changed'
 
@@ -83,34 +78,6 @@ function sameValue(a: unknown, b: unknown): boolean {
   )
 }
 
-const isTypedArrayTag = (v: unknown): v is Record<string, unknown> => isObject(v) && v[TAG] === 'typedarray'
-
-/**
- * The elements of a well-formed typed-array tag as typed JSON (numbers JSON cannot hold,
- * and bigints, tagged as the codec writes them; float32 elements as the shortest decimal
- * that is the same float32), so the diff can walk them like an array and say which element
- * changed; undefined for anything else.
- */
-function typedElements(v: unknown): unknown[] | undefined {
-  if (!isTypedArrayTag(v)) return undefined
-  const a = typedArrayFrom(v.k, v.v)
-  if (a === undefined) return undefined
-  const float32 = a instanceof Float32Array
-  const out: unknown[] = new Array(a.length)
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!
-    out[i] =
-      typeof x === 'bigint'
-        ? { [TAG]: 'bigint', v: x.toString() }
-        : Number.isFinite(x) && !Object.is(x, -0)
-          ? float32
-            ? shortestFloat32(x)
-            : x
-          : { [TAG]: 'num', v: Object.is(x, -0) ? '-0' : String(x) }
-  }
-  return out
-}
-
 /** Diffs `recorded` against `local`. */
 export function diffValues(
   recorded: unknown,
@@ -166,48 +133,95 @@ export function diffValues(
       emit('removed', a, b)
       return
     }
+    if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) {
+      if (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b)) return
+      emit('changed', a, b)
+      return
+    }
+    // Plain arrays and objects (nearly every node) before anything typed JSON can be.
     if (Array.isArray(a) && Array.isArray(b)) {
       walkArrays(a, b)
       return
     }
-    if ((isTypedArrayTag(a) || isTypedArrayTag(b)) && walkTyped(a, b)) return
-    if (isObject(a) && isObject(b)) {
-      for (const key of Object.keys(a)) {
-        path.push(key)
-        walk(a[key], Object.hasOwn(b, key) ? b[key] : undefined)
-        path.pop()
-      }
-      for (const key of Object.keys(b)) {
-        if (Object.hasOwn(a, key)) continue
-        path.push(key)
-        walk(undefined, b[key])
-        path.pop()
-      }
+    if (isObject(a) && isObject(b) && typeof a.$t !== 'string' && typeof b.$t !== 'string') {
+      walkObjects(a, b)
       return
     }
-    if (typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b)) return
-    emit('changed', a, b)
+    const sa = shapeOf(a)
+    const sb = shapeOf(b)
+    if (
+      sa.kind === 'leaf' ||
+      sa.kind !== sb.kind ||
+      (sa.kind === 'typed' && sb.kind === 'typed' && sa.name !== sb.name)
+    ) {
+      // A tag stands for one value (a Date, a BigInt): equal tags are the same value.
+      if (sameValue(a, b)) return
+      emit('changed', a, b)
+      return
+    }
+    if (
+      (sa.kind === 'array' || sa.kind === 'set' || sa.kind === 'typed') &&
+      (sb.kind === 'array' || sb.kind === 'set' || sb.kind === 'typed')
+    ) {
+      walkArrays(sa.items, sb.items)
+      return
+    }
+    if (sa.kind === 'object' && sb.kind === 'object') {
+      walkObjects(sa.fields, sb.fields)
+      return
+    }
+    if (sa.kind === 'map' && sb.kind === 'map') walkMaps(a, b, sa, sb)
   }
 
-  // Two typed arrays of one kind: the elements that changed, as if they were arrays. A typed
-  // array against anything else (another kind, a plain array) is one change. False when
-  // neither is a well-formed typed array: such tags are compared as the data they are.
-  const walkTyped = (a: unknown, b: unknown): boolean => {
-    const ea = typedElements(a)
-    const eb = typedElements(b)
-    if (ea === undefined && eb === undefined) return false
-    if (ea !== undefined && eb !== undefined && (a as { k: unknown }).k === (b as { k: unknown }).k)
-      walkArrays(ea, eb)
-    else emit('changed', a, b)
-    return true
+  const walkObjects = (a: Record<string, unknown>, b: Record<string, unknown>): void => {
+    for (const key of Object.keys(a)) {
+      path.push(key)
+      walk(a[key], Object.hasOwn(b, key) ? b[key] : undefined)
+      path.pop()
+    }
+    for (const key of Object.keys(b)) {
+      if (Object.hasOwn(a, key)) continue
+      path.push(key)
+      walk(undefined, b[key])
+      path.pop()
+    }
   }
 
-  const walkArrays = (a: unknown[], b: unknown[]): void => {
+  /** Entries by key when both Maps allow it, else `[key, value]` pairs by position. */
+  const walkMaps = (
+    a: unknown,
+    b: unknown,
+    sa: Extract<Shape, { kind: 'map' }>,
+    sb: Extract<Shape, { kind: 'map' }>,
+  ): void => {
+    const ka = sa.keyed
+    const kb = sb.keyed
+    if (ka === null || kb === null) {
+      walkArrays(sa.pairs as unknown[], sb.pairs as unknown[])
+      return
+    }
+    const found = changes.length + suppressed.length
+    for (const [key, va] of ka) {
+      path.push(key)
+      walk(va, kb.has(key) ? kb.get(key) : undefined)
+      path.pop()
+    }
+    for (const [key, vb] of kb) {
+      if (ka.has(key)) continue
+      path.push(key)
+      walk(undefined, vb)
+      path.pop()
+    }
+    // The same entries in another order: a Map iterates in insertion order, so it differs.
+    if (changes.length + suppressed.length === found && !sameValue(a, b)) emit('changed', a, b)
+  }
+
+  const walkArrays = (a: readonly unknown[], b: readonly unknown[]): void => {
     const keyed = hasRules ? rules.arrayKeys.find((k) => matchPath(k.pattern.segments, path)) : undefined
     if (keyed !== undefined) {
       const identity = (v: unknown): string | undefined =>
         isObject(v) && Object.hasOwn(v, keyed.field) ? JSON.stringify(v[keyed.field]) : undefined
-      const ids = (arr: unknown[]): Map<string, unknown> | undefined => {
+      const ids = (arr: readonly unknown[]): Map<string, unknown> | undefined => {
         const m = new Map<string, unknown>()
         for (const v of arr) {
           const id = identity(v)

@@ -3,6 +3,7 @@
  * for the same key), or two bundles matched by key.
  */
 import type { RecordChain } from '../bundle/types.js'
+import { briefPair } from './brief.js'
 import { type Change, type CompiledRules, diffValues, noRules } from './diff.js'
 import { finalCaptures, readPayload, stageOrder } from './scene.js'
 
@@ -60,6 +61,13 @@ export interface BundleDiff {
   }[]
 }
 
+/** One change as one line of text: `$.path: recorded → local`, `-` for a side that has nothing. */
+function changeText(c: Change): string {
+  const p = briefPair(c.recorded, c.local, 80)
+  const side = (present: boolean, text: string): string => (present ? text : '-')
+  return `${c.path}: ${side(c.kind !== 'added', p.recorded)} → ${side(c.kind !== 'removed', p.local)}${p.at === undefined ? '' : ` (${p.at})`}`
+}
+
 export class BundleDiffer {
   private readonly tally = new Map<string, BundleDiff['byStage'][number]>()
   private readonly counts = { keys: 0, same: 0, differing: 0, onlyInA: 0, onlyInB: 0 }
@@ -95,9 +103,7 @@ export class BundleDiffer {
         key,
         a: a.record.id,
         b: b.record.id,
-        change: c
-          ? `${c.path}: ${JSON.stringify(c.recorded) ?? '-'} → ${JSON.stringify(c.local) ?? '-'}`
-          : s.status,
+        change: c ? changeText(c) : s.status,
       })
     }
   }

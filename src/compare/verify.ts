@@ -3,11 +3,12 @@
  * check with a few example records each, in constant memory.
  */
 import type { RecordChain } from '../bundle/types.js'
-import { brief } from './brief.js'
+import { briefPair } from './brief.js'
 import { recordedChain } from './chain.js'
 import { type CompiledRules, diffValues, noRules } from './diff.js'
 import { type CompiledInvariant, runInvariants } from './invariants.js'
 import { finalCaptures, readPayload } from './scene.js'
+import { isUndefinedValue } from './typed.js'
 
 export interface Violation {
   check: string
@@ -51,13 +52,19 @@ export function seamViolations(chain: RecordChain, rules: CompiledRules = noRule
     const d = diffValues(readPayload(from.output), readPayload(input), rules)
     if (d.changes.length === 0) continue
     const c = d.changes[0]!
+    const p = briefPair(c.recorded, c.local)
+    // A field holding undefined does not survive a JSON round trip: say so, it is the usual cause.
+    const dropped =
+      c.kind === 'removed' && isUndefinedValue(c.recorded)
+        ? ' (a field holding undefined, dropped in transit)'
+        : ''
     out.push({
       check: `seam ${from.stage} → ${to.stage}`,
       kind: 'seam',
       stage: to.stage,
       recordId: chain.record.id,
       key: chain.record.key,
-      message: `${c.path}: ${from.stage} produced ${brief(c.recorded)}, ${to.stage} received ${brief(c.local)}${d.changes.length > 1 ? ` (+${d.changes.length - 1} more)` : ''}`,
+      message: `${c.path}: ${from.stage} produced ${p.recorded}, ${to.stage} received ${p.local}${p.at === undefined ? '' : ` (${p.at})`}${dropped}${d.changes.length > 1 ? ` (+${d.changes.length - 1} more)` : ''}`,
     })
   }
   return out

@@ -6,11 +6,12 @@
  * where the value changed in transit. Provenance by evidence, not a proof.
  */
 import type { RecordChain } from '../bundle/types.js'
-import { formatPath, getAt, type PathPart } from '../codec/index.js'
+import { formatPath, type PathPart } from '../codec/index.js'
 import { UsageError } from '../errors.js'
-import { brief } from './brief.js'
+import { briefPair } from './brief.js'
 import { finalCaptures, readError, readPayload } from './scene.js'
 import { parseStagePath as parseAnyStagePath, type StagePath } from './stage-path.js'
+import { childrenOf, isUndefinedValue, readPath } from './typed.js'
 
 export type { StagePath }
 
@@ -28,6 +29,8 @@ export interface TrailStep {
   stage: string
   attempt: number
   value: unknown
+  /** On the step that changed the value: what it was before. */
+  before?: unknown
   note: string
 }
 
@@ -62,21 +65,10 @@ function numericLeaves(value: unknown, prefix: string, limit = 300): Leaf[] {
       out.push({ where: `${prefix}${formatPath(path).slice(1)}`, value: v })
       return
     }
-    if (Array.isArray(v)) {
-      v.forEach((item, i) => {
-        path.push(i)
-        walk(item, depth + 1)
-        path.pop()
-      })
-      return
-    }
-    if (typeof v === 'object' && v !== null) {
-      for (const [k, item] of Object.entries(v)) {
-        if (k === '$t') continue
-        path.push(k)
-        walk(item, depth + 1)
-        path.pop()
-      }
+    for (const [part, item] of childrenOf(v)) {
+      path.push(part)
+      walk(item, depth + 1)
+      path.pop()
     }
   }
   walk(value, 0)
@@ -92,20 +84,14 @@ function leavesEqual(value: unknown, target: unknown, prefix: string, limit = 5)
       out.push(`${prefix}${formatPath(path).slice(1)}`)
       return
     }
-    if (Array.isArray(v)) {
-      v.forEach((item, i) => {
-        path.push(i)
-        walk(item, depth + 1)
-        path.pop()
-      })
-    } else if (typeof v === 'object' && v !== null) {
-      for (const [k, item] of Object.entries(v)) {
-        path.push(k)
-        walk(item, depth + 1)
-        path.pop()
-      }
+    for (const [part, item] of childrenOf(v)) {
+      path.push(part)
+      walk(item, depth + 1)
+      path.pop()
     }
   }
+  // Two undefined values are the same by default, not by evidence.
+  if (isUndefinedValue(target)) return out
   walk(value, 0)
   return out
 }
@@ -143,7 +129,7 @@ export function explain(chain: RecordChain, start: StagePath): WhyReport {
   }
   const startCapture = finals[index]!
   const startPayload = readPayload(start.side === 'output' ? startCapture.output : startCapture.input)
-  const value = getAt(startPayload, start.segments)
+  const value = readPath(startPayload, start.segments)
   if (value === undefined) {
     throw new UsageError(
       `${start.stage}.${start.side} has nothing at ${start.path} in record ${chain.record.id}`,
@@ -165,9 +151,9 @@ export function explain(chain: RecordChain, start: StagePath): WhyReport {
     const c = finals[i]!
     const input = readPayload(c.input)
     const output = readPayload(c.output)
-    const here = side === 'output' ? getAt(output, start.segments) : getAt(input, start.segments)
+    const here = readPath(side === 'output' ? output : input, start.segments)
     if (side === 'output') {
-      const before = getAt(input, start.segments)
+      const before = readPath(input, start.segments)
       if (before !== undefined && same(before, here)) {
         report.trail.push({
           stage: c.stage,
@@ -179,12 +165,13 @@ export function explain(chain: RecordChain, start: StagePath): WhyReport {
         continue
       }
       // This stage produced or changed the value.
-      report.trail.push({
-        stage: c.stage,
-        attempt: c.attempt,
-        value: here,
-        note: before === undefined ? 'produced here' : `changed here from ${brief(before)}`,
-      })
+      const step: TrailStep = { stage: c.stage, attempt: c.attempt, value: here, note: 'produced here' }
+      if (before !== undefined) {
+        const p = briefPair(before, here)
+        step.before = before
+        step.note = `changed here from ${p.recorded}${p.at === undefined ? '' : ` (${p.at})`}`
+      }
+      report.trail.push(step)
       report.origin = {
         stage: c.stage,
         attempt: c.attempt,
@@ -203,12 +190,13 @@ export function explain(chain: RecordChain, start: StagePath): WhyReport {
       })
       return report
     }
-    const prevOut = getAt(readPayload(prev.output), start.segments)
+    const prevOut = readPath(readPayload(prev.output), start.segments)
     if (!same(prevOut, here)) {
       report.origin = { stage: `${prev.stage} → ${c.stage}`, attempt: c.attempt, how: 'in-transit' }
+      const p = briefPair(prevOut, here)
       report.evidence.push({
         kind: 'seam',
-        text: `${prev.stage} produced ${brief(prevOut)} at ${start.path}, ${c.stage} received ${brief(here)}: the data changed in transit (stale cache, lossy serialisation, another writer)`,
+        text: `${prev.stage} produced ${p.recorded} at ${start.path}, ${c.stage} received ${p.local}${p.at === undefined ? '' : ` (${p.at})`}: the data changed in transit (stale cache, lossy serialisation, another writer)`,
       })
       return report
     }
@@ -255,7 +243,7 @@ function gather(
     for (const where of leavesEqual(result, value, `${e.name}#${e.seq}`)) {
       report.evidence.push({ kind: 'effect', text: `effect ${where} returned the same value` })
     }
-    if (same(result, value))
+    if (same(result, value) && !isUndefinedValue(value))
       report.evidence.push({ kind: 'effect', text: `effect ${e.name}#${e.seq} returned exactly this value` })
     effectLeaves.push(...numericLeaves(result, `${e.name}#${e.seq}`))
   }

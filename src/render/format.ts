@@ -1,187 +1,21 @@
 /**
- * Printing payload values for people: compact one-line JSON with typed-JSON tags shown
- * as what they stand for (`Date(...)`, `12n`, `NaN`), folded to a width budget, and with
- * every control, C1 and bidi character made visible so a hostile payload can never drive
- * the terminal.
+ * Printing for people: payload values (typed JSON shown as what it stands for, control and
+ * bidi characters made visible; src/codec/display.ts), times, durations and sizes.
  */
-import { shortestFloat32, strictBase64, type TypedArray, typedArrayFrom } from '../codec/index.js'
-
-// C0 except tab/newline, DEL, C1, bidi embeddings/overrides/isolates, line/para separators.
-const UNSAFE =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
-const UNSAFE_WITH_LAYOUT =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
-
-function escapeChar(ch: string): string {
-  const code = ch.charCodeAt(0)
-  return code <= 0xff
-    ? `\\x${code.toString(16).padStart(2, '0')}`
-    : `\\u${code.toString(16).padStart(4, '0')}`
-}
-
-/** Makes control and bidi characters visible (`\x1b`, `\u202e`). Keeps tab and newline. */
-export function visible(text: string): string {
-  return text.replace(UNSAFE, escapeChar)
-}
-
-/** Like `visible`, and newlines and tabs too: for text that must stay on one line. */
-export function visibleLine(text: string): string {
-  return text.replace(UNSAFE_WITH_LAYOUT, escapeChar)
-}
-
-/** JSON text safe to print: control characters JSON leaves raw (C1, bidi) are escaped. */
-export function safeJson(value: unknown, indent?: number): string {
-  return (JSON.stringify(value, null, indent) ?? 'null').replace(
-    /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  )
-}
-
-class Budget extends Error {}
-
-/**
- * A field of a typed-JSON tag as text. A stranger's file may put an object there, and
- * `String({"toString": ""})` throws; JSON text never calls a method.
- */
-function fieldText(v: unknown): string {
-  return typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined')
-}
-
-/** Most elements of a typed array shown on one line; the line is cut to its width anyway. */
-const maxElements = 32
-
-/** `Float32Array(3)[1.5,2,-0]`, the first maxElements elements. */
-function typedArrayText(kind: string, a: TypedArray): string {
-  const shown: string[] = []
-  for (let i = 0; i < Math.min(a.length, maxElements); i++) {
-    const x = a[i]!
-    shown.push(
-      typeof x === 'bigint'
-        ? `${x}n`
-        : Object.is(x, -0)
-          ? '-0'
-          : kind === 'Float32Array'
-            ? String(shortestFloat32(x))
-            : String(x),
-    )
-  }
-  return `${kind}(${a.length})[${shown.join(',')}${a.length > maxElements ? ',…' : ''}]`
-}
-
-/** Binary tags shown by name and size (`ArrayBuffer(3 bytes)`), like Buffer's. */
-const binaryNames: Readonly<Record<string, string>> = {
-  arraybuffer: 'ArrayBuffer',
-  sharedarraybuffer: 'SharedArrayBuffer',
-  dataview: 'DataView',
-}
-
-function tagText(o: Record<string, unknown>): string | undefined {
-  const t = o.$t
-  if (typeof t !== 'string') return undefined
-  const v = o.v
-  switch (t) {
-    case 'date':
-      return `Date(${v === null ? 'Invalid' : fieldText(v)})`
-    case 'bigint':
-      return `${fieldText(v)}n`
-    case 'num':
-      return fieldText(v)
-    case 'undef':
-      return 'undefined'
-    case 'buffer':
-    case 'bytes': {
-      const n =
-        typeof v === 'string'
-          ? Math.floor((v.length * 3) / 4) - (v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0)
-          : 0
-      return `${t === 'buffer' ? 'Buffer' : 'Uint8Array'}(${n} bytes)`
-    }
-    // A malformed typed-array or binary tag is shown as the object it is, as decode reads it.
-    case 'typedarray': {
-      const a = typedArrayFrom(o.k, v)
-      return a === undefined ? undefined : typedArrayText(fieldText(o.k), a)
-    }
-    case 'arraybuffer':
-    case 'sharedarraybuffer':
-    case 'dataview': {
-      const bytes = strictBase64(v)
-      return bytes === undefined ? undefined : `${binaryNames[t]}(${bytes.length} bytes)`
-    }
-    case 'unrecorded':
-      return `<unrecorded: ${fieldText(o.reason)}${o.size !== undefined ? `, ${fieldText(o.size)} bytes` : ''}>`
-    case 'unreadable':
-      return `<unreadable payload: ${fieldText(o.message)}>`
-    default:
-      return undefined
-  }
-}
-
-/**
- * One-line rendering of a JSON-shaped value, at most `max` characters (then `…`).
- * Stops walking as soon as the budget is spent, so huge payloads cost little.
- */
-export function compact(value: unknown, max = 160): string {
-  let out = ''
-  const put = (s: string): void => {
-    out += s
-    if (out.length > max) throw new Budget()
-  }
-  const walk = (v: unknown): void => {
-    if (v === undefined) {
-      put('undefined')
-      return
-    }
-    if (v === null || typeof v !== 'object') {
-      put(visibleLine(JSON.stringify(v) ?? String(v)))
-      return
-    }
-    if (Array.isArray(v)) {
-      put('[')
-      v.forEach((item, i) => {
-        if (i > 0) put(',')
-        walk(item)
-      })
-      put(']')
-      return
-    }
-    const o = v as Record<string, unknown>
-    const tagged = tagText(o)
-    if (tagged !== undefined) {
-      put(visibleLine(tagged))
-      return
-    }
-    if (o.$t === 'map' || o.$t === 'set') {
-      put(o.$t === 'map' ? 'Map' : 'Set')
-      walk(o.v)
-      return
-    }
-    if (o.$t === 'obj') {
-      walk(o.v)
-      return
-    }
-    put('{')
-    let first = true
-    for (const k of Object.keys(o)) {
-      if (!first) put(',')
-      first = false
-      put(`${visibleLine(JSON.stringify(k))}:`)
-      walk(o[k])
-    }
-    put('}')
-  }
-  try {
-    walk(value)
-    return out
-  } catch (err) {
-    if (!(err instanceof Budget)) throw err
-    return `${out.slice(0, Math.max(0, max - 1))}…`
-  }
-}
-
-/** Pretty multi-line rendering (for --expand), with control characters made visible. */
-export function pretty(value: unknown): string {
-  return visible(safeJson(value, 2))
-}
+export {
+  brief,
+  briefPair,
+  changedPair,
+  commonHead,
+  commonTail,
+  compact,
+  count,
+  type PairText,
+  pretty,
+  safeJson,
+  visible,
+  visibleLine,
+} from '../codec/display.js'
 
 export function formatTime(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '-'
@@ -204,4 +38,109 @@ export function formatBytes(n: number): string {
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`
   if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`
   return `${(n / 1024 ** 3).toFixed(2)} GiB`
+}
+
+/** Code points a terminal draws two columns wide: East Asian Wide and Fullwidth, and emoji. */
+const WIDE: readonly (readonly [number, number])[] = [
+  [0x1100, 0x115f],
+  [0x231a, 0x231b],
+  [0x2329, 0x232a],
+  [0x23e9, 0x23ec],
+  [0x23f0, 0x23f0],
+  [0x23f3, 0x23f3],
+  [0x25fd, 0x25fe],
+  [0x2614, 0x2615],
+  [0x2648, 0x2653],
+  [0x26aa, 0x26ab],
+  [0x26bd, 0x26be],
+  [0x26c4, 0x26c5],
+  [0x26d4, 0x26d4],
+  [0x26ea, 0x26ea],
+  [0x26f2, 0x26f5],
+  [0x26fa, 0x26fa],
+  [0x26fd, 0x26fd],
+  [0x2705, 0x2705],
+  [0x270a, 0x270b],
+  [0x2728, 0x2728],
+  [0x274c, 0x274c],
+  [0x2753, 0x2755],
+  [0x2757, 0x2757],
+  [0x2795, 0x2797],
+  [0x27b0, 0x27b0],
+  [0x27bf, 0x27bf],
+  [0x2b1b, 0x2b1c],
+  [0x2b50, 0x2b50],
+  [0x2b55, 0x2b55],
+  [0x2e80, 0x303e],
+  [0x3041, 0x33ff],
+  [0x3400, 0x4dbf],
+  [0x4e00, 0x9fff],
+  [0xa000, 0xa4cf],
+  [0xa960, 0xa97f],
+  [0xac00, 0xd7a3],
+  [0xf900, 0xfaff],
+  [0xfe10, 0xfe19],
+  [0xfe30, 0xfe6f],
+  [0xff00, 0xff60],
+  [0xffe0, 0xffe6],
+  [0x16fe0, 0x16fe4],
+  [0x17000, 0x18cff],
+  [0x1b000, 0x1b2ff],
+  [0x1f004, 0x1f004],
+  [0x1f0cf, 0x1f0cf],
+  [0x1f18e, 0x1f18e],
+  [0x1f191, 0x1f19a],
+  [0x1f200, 0x1f251],
+  [0x1f300, 0x1f64f],
+  [0x1f680, 0x1f6ff],
+  [0x1f7e0, 0x1f7eb],
+  [0x1f90c, 0x1f9ff],
+  [0x1fa70, 0x1faff],
+  [0x20000, 0x2fffd],
+  [0x30000, 0x3fffd],
+]
+
+/** Combining marks, zero-width spaces and joiners, variation selectors: no column of their own. */
+const ZERO_WIDTH: readonly (readonly [number, number])[] = [
+  [0x0300, 0x036f],
+  [0x0483, 0x0489],
+  [0x0591, 0x05bd],
+  [0x1ab0, 0x1aff],
+  [0x1dc0, 0x1dff],
+  [0x200b, 0x200f],
+  [0x20d0, 0x20ff],
+  [0xfe00, 0xfe0f],
+  [0xfe20, 0xfe2f],
+]
+
+function within(table: readonly (readonly [number, number])[], code: number): boolean {
+  let lo = 0
+  let hi = table.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    const [from, to] = table[mid]!
+    if (code < from) hi = mid - 1
+    else if (code > to) lo = mid + 1
+    else return true
+  }
+  return false
+}
+
+/**
+ * Columns `text` takes in a terminal (text already made visible, so no control characters):
+ * 日本語 is six, not three. A small East Asian Width table, enough to line up columns.
+ */
+export function displayWidth(text: string): number {
+  let width = 0
+  for (const ch of text) {
+    const code = ch.codePointAt(0)!
+    if (within(ZERO_WIDTH, code)) continue
+    width += within(WIDE, code) ? 2 : 1
+  }
+  return width
+}
+
+/** `text` padded with spaces to `width` columns (as `padEnd` does for characters). */
+export function padEndColumns(text: string, width: number): string {
+  return text + ' '.repeat(Math.max(0, width - displayWidth(text)))
 }

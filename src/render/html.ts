@@ -15,7 +15,16 @@ import type { Change, DiffResult, Suppressed } from '../compare/diff.js'
 import type { InvariantResult } from '../compare/invariants.js'
 import type { Scene, SceneCapture, SceneEffect, SceneError } from '../compare/scene.js'
 import type { AttemptResult, RecordResult, StageResult, StageStatus } from '../replay/engine.js'
-import { compact, formatDuration, formatTime, pretty, safeJson, visible, visibleLine } from './format.js'
+import {
+  changedPair,
+  compact,
+  formatDuration,
+  formatTime,
+  pretty,
+  safeJson,
+  visible,
+  visibleLine,
+} from './format.js'
 
 /** Everything the page shows. The command gathers it; nothing here reads a file or a clock. */
 export interface ReportModel {
@@ -141,8 +150,10 @@ function describeChange(c: Change): string {
       return `the local build adds ${short(c.local, 60)}${at}, which production did not have`
     case 'removed':
       return `production recorded ${short(c.recorded, 60)}${at}, the local build leaves it out`
-    default:
-      return `production recorded ${short(c.recorded, 60)}, the local build gives ${short(c.local, 60)}`
+    default: {
+      const p = changedPair(c.recorded, c.local, 60)
+      return `production recorded ${p.recorded}, the local build gives ${p.local}${p.at === undefined ? '' : ` (${p.at})`}`
+    }
   }
 }
 
@@ -226,17 +237,20 @@ function payloadBlock(label: string, value: unknown, open = false): Html {
   return html`<details class="payload"${raw(open ? ' open' : '')}><summary><span class="label">${label}</span> <code class="preview">${short(value, 140)}</code></summary><pre>${text}</pre>${cut > 0 ? html`<p class="note">… ${cut} more characters not shown (the full value is in the JSON data block)</p>` : ''}</details>`
 }
 
-function valueCell(value: unknown, cls: string): Html {
-  return html`<td class="${cls}"><code>${value === undefined ? '—' : short(value, 400)}</code></td>`
+function valueCell(text: string | undefined, cls: string): Html {
+  return html`<td class="${cls}"><code>${text ?? '—'}</code></td>`
+}
+
+function changeRow(c: Change, why?: Html): Html {
+  const p = c.kind === 'changed' ? changedPair(c.recorded, c.local, 400) : undefined
+  const recorded = c.kind === 'added' ? undefined : (p?.recorded ?? short(c.recorded, 400))
+  const local = c.kind === 'removed' ? undefined : (p?.local ?? short(c.local, 400))
+  const at = p?.at === undefined ? '' : html`<div class="note">${p.at}</div>`
+  return html`<tr><td class="path"><code>${c.path}</code>${at}</td>${valueCell(recorded, 'recorded')}${valueCell(local, 'local')}<td class="why">${why ?? c.kind}</td></tr>`
 }
 
 function changeRows(changes: readonly Change[], why?: Html): Html {
-  const rows = changes
-    .slice(0, maxRows)
-    .map(
-      (c) =>
-        html`<tr><td class="path"><code>${c.path}</code></td>${valueCell(c.kind === 'added' ? undefined : c.recorded, 'recorded')}${valueCell(c.kind === 'removed' ? undefined : c.local, 'local')}<td class="why">${why ?? c.kind}</td></tr>`,
-    )
+  const rows = changes.slice(0, maxRows).map((c) => changeRow(c, why))
   const more =
     changes.length > maxRows
       ? html`<tr><td colspan="4" class="note">… ${changes.length - maxRows} more differences (in the JSON data block)</td></tr>`
@@ -250,13 +264,14 @@ const suppressedWhy: Record<Suppressed['reason'], string> = {
   redacted: 'redacted at capture',
 }
 
+function suppressedRow(s: Suppressed): Html {
+  const p = changedPair(s.recorded, s.local, 200)
+  const at = p.at === undefined ? '' : html`<div class="note">${p.at}</div>`
+  return html`<tr class="suppressed"><td class="path"><code>${s.path}</code>${at}</td><td><code>${s.recorded === undefined ? '—' : p.recorded}</code></td><td><code>${s.local === undefined ? '—' : p.local}</code></td><td class="why">${suppressedWhy[s.reason]}</td></tr>`
+}
+
 function suppressedRows(list: readonly Suppressed[]): Html {
-  return html`${list
-    .slice(0, maxRows)
-    .map(
-      (s) =>
-        html`<tr class="suppressed"><td class="path"><code>${s.path}</code></td><td><code>${s.recorded === undefined ? '—' : short(s.recorded, 200)}</code></td><td><code>${s.local === undefined ? '—' : short(s.local, 200)}</code></td><td class="why">${suppressedWhy[s.reason]}</td></tr>`,
-    )}`
+  return html`${list.slice(0, maxRows).map((s) => suppressedRow(s))}`
 }
 
 function diffTable(

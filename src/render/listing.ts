@@ -1,20 +1,21 @@
 /** Terminal rendering of `ls`, `find` and `inspect`. */
 import type { RecordSummary } from '../bundle/types.js'
-import { compact, formatBytes, formatTime, visibleLine } from './format.js'
+import { compact, displayWidth, formatBytes, formatTime, padEndColumns, visibleLine } from './format.js'
 import type { Theme } from './theme.js'
 
 export function renderRecordList(records: readonly RecordSummary[], t: Theme, showSource: boolean): string {
   if (records.length === 0) return t.dim('no records match')
-  const keyWidth = Math.min(32, Math.max(3, ...records.map((r) => r.key.length)))
+  const keyWidth = Math.min(32, Math.max(3, ...records.map((r) => displayWidth(visibleLine(r.key)))))
   const lines = [
     t.dim(`${'RECORD'.padEnd(26)}  ${'KEY'.padEnd(keyWidth)}  STATUS  STARTED                   STAGES`),
   ]
   for (const r of records) {
     const status = r.status === 'ok' ? t.ok('ok    ') : t.bad('error ')
-    const stages = `${r.stages.join(',')}${r.captures > r.stages.length ? t.warn(` (+${r.captures - r.stages.length} retries)`) : ''}`
+    const retries = r.captures - r.stages.length
+    const stages = `${r.stages.join(',')}${retries > 0 ? t.warn(` (+${retries} ${retries === 1 ? 'retry' : 'retries'})`) : ''}`
     const source = showSource ? t.dim(`  ${visibleLine(r.source)}`) : ''
     lines.push(
-      `${visibleLine(r.id).padEnd(26)}  ${visibleLine(r.key).padEnd(keyWidth)}  ${status}  ${formatTime(r.startedAt).padEnd(24)}  ${visibleLine(stages)}${source}`,
+      `${visibleLine(r.id).padEnd(26)}  ${padEndColumns(visibleLine(r.key), keyWidth)}  ${status}  ${formatTime(r.startedAt).padEnd(24)}  ${visibleLine(stages)}${source}`,
     )
   }
   return lines.join('\n')
@@ -33,7 +34,7 @@ export function renderFind(rows: readonly FindRow[], where: string, t: Theme): s
   const lines = [t.dim(`${rows.length} record${rows.length === 1 ? '' : 's'} where ${visibleLine(where)}`)]
   for (const r of rows) {
     lines.push(
-      `${visibleLine(r.recordId).padEnd(26)}  ${visibleLine(r.key).padEnd(16)}  ${formatTime(r.startedAt)}  ${t.bold(compact(r.value, 60))}`,
+      `${visibleLine(r.recordId).padEnd(26)}  ${padEndColumns(visibleLine(r.key), 16)}  ${formatTime(r.startedAt)}  ${t.bold(compact(r.value, 60))}`,
     )
   }
   return lines.join('\n')
@@ -72,7 +73,7 @@ export function renderInspect(v: InspectView, t: Theme): string {
   lines.push(t.bold('stages'))
   for (const s of v.stages) {
     const errors = s.errors > 0 ? t.bad(`, ${s.errors} errors`) : ''
-    lines.push(`  ${t.stage(visibleLine(s.stage).padEnd(16))} ${s.captures} captures${errors}`)
+    lines.push(`  ${t.stage(padEndColumns(visibleLine(s.stage), 16))} ${s.captures} captures${errors}`)
   }
   return lines.join('\n')
 }

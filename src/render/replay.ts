@@ -1,7 +1,7 @@
 /** Terminal rendering of replay results. */
-import { diffValues } from '../compare/diff.js'
-import type { RecordResult, ReplaySummary, StageResult, StageStatus } from '../replay/engine.js'
-import { compact, visibleLine } from './format.js'
+import { type Change, diffValues } from '../compare/diff.js'
+import type { RecordResult, ReplaySummary, StageError, StageResult, StageStatus } from '../replay/engine.js'
+import { changedPair, compact, displayWidth, padEndColumns, visibleLine } from './format.js'
 import { changeLine, suppressedLine } from './show.js'
 import type { Theme } from './theme.js'
 
@@ -44,12 +44,11 @@ function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOpti
   const from =
     s.status === 'inherited' && s.inheritedFrom ? t.dim(` from ${visibleLine(s.inheritedFrom)}`) : ''
   const lines = [
-    `  ${String(index + 1).padStart(2)} ${t.stage(visibleLine(s.stage).padEnd(pad))} ${statusText(s.status, t)}${from}${retry}`,
+    `  ${String(index + 1).padStart(2)} ${t.stage(padEndColumns(visibleLine(s.stage), pad))} ${statusText(s.status, t)}${from}${retry}`,
   ]
   const ind = '       '
   if (s.status === 'skipped' && s.reason) lines.push(ind + t.dim(visibleLine(s.reason)))
-  if (s.error !== null)
-    lines.push(ind + t.bad(`${visibleLine(s.error.message)} [${visibleLine(s.error.code)}]`))
+  if (s.error !== null) lines.push(ind + t.bad(`${errorText(s.error)} [${visibleLine(s.error.code)}]`))
   if (s.status !== 'matched' || o.verbose) {
     for (const c of s.changes.slice(0, o.maxChanges)) lines.push(ind + changeLine(c, t, o.width))
     if (s.changes.length > o.maxChanges)
@@ -83,6 +82,28 @@ function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOpti
   return lines
 }
 
+/** An error as `TypeError: boom`; a plain `Error` (or a thrown non-Error) by its message alone. */
+function errorText(e: StageError): string {
+  const name = e.name === undefined || e.name === 'Error' || e.name === 'NonError' ? '' : `${e.name}: `
+  return visibleLine(`${name}${e.message}`)
+}
+
+/** The first difference of a stage in words: what the oracle holds at the path, what the local build gives. */
+function changeSentence(c: Change, pinned: boolean): string {
+  const oracle = pinned ? 'the pinned expectation' : 'production'
+  const at = visibleLine(c.path)
+  switch (c.kind) {
+    case 'added':
+      return `the local build gives ${compact(c.local, 40)} at ${at}, where ${oracle} has nothing`
+    case 'removed':
+      return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${at}, the local build leaves it out`
+    default: {
+      const p = changedPair(c.recorded, c.local, 40)
+      return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${p.recorded} at ${at}, the local build gives ${p.local}${p.at === undefined ? '' : ` (${p.at})`}`
+    }
+  }
+}
+
 export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOptions): string {
   const verdict =
     r.verdict === 'matched'
@@ -93,7 +114,7 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
   const lines = [
     `${t.bold('record')} ${visibleLine(r.recordId)}  ${t.bold('key')} ${visibleLine(r.key)}  ${verdict}`,
   ]
-  const pad = Math.max(...r.stages.map((s) => s.stage.length), 6)
+  const pad = Math.max(...r.stages.map((s) => displayWidth(visibleLine(s.stage))), 6)
   r.stages.forEach((s, i) => {
     lines.push(...stageBlock(s, i, t, o, pad))
   })
@@ -132,10 +153,13 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
     const detail =
       broken !== undefined
         ? `: the local build breaks invariant ${visibleLine(broken.name)}, which production passed`
-        : c !== undefined && c.kind === 'changed'
-          ? `: ${s.attempts.some((a) => a.oracle === 'expected') ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${visibleLine(c.path)}, the local build gives ${compact(c.local, 40)}`
+        : c !== undefined && s.status !== 'error'
+          ? `: ${changeSentence(
+              c,
+              s.attempts.some((a) => a.oracle === 'expected'),
+            )}`
           : s.error !== null
-            ? `: ${visibleLine(s.error.message)}`
+            ? `: ${errorText(s.error)}`
             : ''
     const inherited = r.stages.filter((x) => x.status === 'inherited').map((x) => visibleLine(x.stage))
     lines.push(

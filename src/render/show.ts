@@ -2,7 +2,7 @@
 import type { Change, DiffResult, Suppressed } from '../compare/diff.js'
 import type { InvariantResult } from '../compare/invariants.js'
 import type { Scene, SceneCapture, SceneEffect, SceneError } from '../compare/scene.js'
-import { compact, formatDuration, formatTime, pretty, visibleLine } from './format.js'
+import { changedPair, compact, formatDuration, formatTime, pretty, visibleLine } from './format.js'
 import type { Theme } from './theme.js'
 
 export interface ShowOptions {
@@ -35,17 +35,21 @@ export function changeLine(c: Change, t: Theme, width: number): string {
       return `${t.added('+')} ${path} ${t.added(compact(c.local, w))}`
     case 'removed':
       return `${t.removed('-')} ${path} ${t.removed(compact(c.recorded, w))}`
-    default:
-      return `${t.warn('~')} ${path} ${t.removed(compact(c.recorded, w))} ${t.dim('→')} ${t.added(compact(c.local, w))}`
+    default: {
+      const p = changedPair(c.recorded, c.local, w)
+      const at = p.at === undefined ? '' : ` ${t.dim(`(${p.at})`)}`
+      return `${t.warn('~')} ${path} ${t.removed(p.recorded)} ${t.dim('→')} ${t.added(p.local)}${at}`
+    }
   }
 }
 
 export function suppressedLine(s: Suppressed, t: Theme, width: number): string {
   const w = Math.max(16, Math.floor(width / 3))
-  const values =
-    s.recorded !== undefined || s.local !== undefined
-      ? ` ${compact(s.recorded, w)} → ${compact(s.local, w)}`
-      : ''
+  let values = ''
+  if (s.recorded !== undefined || s.local !== undefined) {
+    const p = changedPair(s.recorded, s.local, w)
+    values = ` ${p.recorded} → ${p.local}${p.at === undefined ? '' : ` (${p.at})`}`
+  }
   return t.dim(`· ${visibleLine(s.path)} (${s.reason})${values}`)
 }
 

@@ -3,7 +3,7 @@ import { formatPatch, structuredPatch } from 'diff'
 import type { RecordChain } from '../bundle/types.js'
 import { readPayload } from '../compare/scene.js'
 import type { RecordResult } from '../replay/engine.js'
-import { pretty, visible } from './format.js'
+import { commonHead, commonTail, count, pretty, visible } from './format.js'
 import type { Theme } from './theme.js'
 
 /** Longest one unified diff may take, from its start, before it gives up (C5 in bench/). */
@@ -23,15 +23,16 @@ export type UnifiedOutcome =
 
 /** Length of the span where `a` and `b` differ: the longer text minus common head and tail. */
 export function differingSpan(a: string, b: string): number {
-  const n = Math.min(a.length, b.length)
-  let head = 0
-  while (head < n && a.charCodeAt(head) === b.charCodeAt(head)) head++
-  let tail = 0
-  while (tail < n - head && a.charCodeAt(a.length - 1 - tail) === b.charCodeAt(b.length - 1 - tail)) tail++
-  return Math.max(a.length, b.length) - head - tail
+  const head = commonHead(a, b)
+  return Math.max(a.length, b.length) - head - commonTail(a, b, head)
 }
 
-/** The unified diff of two texts within the budget, counted from `started` (performance.now). */
+/**
+ * The unified diff of two texts within the budget, counted from `started` (performance.now).
+ * jsdiff sees only the lines around the differing middle, and in them the long runs both
+ * texts share cut to their ends (see `lineWindow` and `focusWindow`), so one changed
+ * character in a line of megabytes is a short hunk, not a timeout.
+ */
 export function unifiedOutcome(
   recorded: string,
   local: string,
@@ -45,7 +46,8 @@ export function unifiedOutcome(
   // changed lines takes milliseconds: give it four fifths of what is left.
   const timeout = Math.max(1, Math.floor(0.8 * (unifiedTimeoutMs - (performance.now() - started))))
   const w = lineWindow(recorded, local, context)
-  const patch = structuredPatch(`recorded/${label}`, `local/${label}`, w.a, w.b, undefined, undefined, {
+  const f = focusWindow(w.a, w.b, w.head, w.tail)
+  const patch = structuredPatch(`recorded/${label}`, `local/${label}`, f.a, f.b, undefined, undefined, {
     context,
     timeout,
   })
@@ -62,20 +64,17 @@ const context = 3
 /**
  * The lines of `a` and `b` that jsdiff needs to see: from `context` lines before the line of
  * the first difference to `context` lines after the line of the last, with `skipped`, the
- * number of lines cut from the top (identical in both). Cutting the common head and tail
- * here, in one pass over the characters, keeps jsdiff from splitting a whole large payload
- * into lines when a few of them changed.
+ * number of lines cut from the top (identical in both), and `head` and `tail`, the lengths
+ * of the common head and tail left in the window. Cutting the common head and tail here
+ * keeps jsdiff from splitting a whole large payload into lines when a few of them changed.
  */
 export function lineWindow(
   a: string,
   b: string,
   contextLines: number,
-): { a: string; b: string; skipped: number } {
-  const n = Math.min(a.length, b.length)
-  let head = 0
-  while (head < n && a.charCodeAt(head) === b.charCodeAt(head)) head++
-  let tail = 0
-  while (tail < n - head && a.charCodeAt(a.length - 1 - tail) === b.charCodeAt(b.length - 1 - tail)) tail++
+): { a: string; b: string; skipped: number; head: number; tail: number } {
+  const head = commonHead(a, b)
+  const tail = commonTail(a, b, head)
   // Start at the beginning of the line holding the first difference, then `contextLines` up.
   let start = head === 0 ? 0 : a.lastIndexOf('\n', head - 1) + 1
   for (let k = 0; k < contextLines && start > 0; k++)
@@ -94,7 +93,57 @@ export function lineWindow(
   }
   let skipped = 0
   for (let i = a.indexOf('\n'); i >= 0 && i < start; i = a.indexOf('\n', i + 1)) skipped++
-  return { a: a.slice(start, a.length - cut), b: b.slice(start, b.length - cut), skipped }
+  return {
+    a: a.slice(start, a.length - cut),
+    b: b.slice(start, b.length - cut),
+    skipped,
+    head: head - start,
+    tail: tail - cut,
+  }
+}
+
+/** Characters kept at each end of a long run both texts share, around the count of those cut. */
+const keepOuter = 40
+const keepNear = 60
+
+/** `text` cut to its first `first` and last `last` characters around a count, never inside a surrogate pair. */
+function shorten(text: string, first: number, last: number): string {
+  if (text.length <= first + last + 40) return text
+  let head = first
+  if (/[\uDC00-\uDFFF]/.test(text.charAt(head))) head--
+  let tail = text.length - last
+  if (/[\uDC00-\uDFFF]/.test(text.charAt(tail))) tail++
+  return `${text.slice(0, head)} … (${count(tail - head)} characters) … ${text.slice(tail)}`
+}
+
+/**
+ * The window's texts with what both share in the lines jsdiff compares made short: in the
+ * line of the first difference, the run from the line's start up to it; in the line of the
+ * last, the run from it to the line's end; and every whole line of context (identical in
+ * both) folded like a printed line. Lines keep their count, so hunk numbers stay true.
+ */
+export function focusWindow(a: string, b: string, head: number, tail: number): { a: string; b: string } {
+  const lineStart = head === 0 ? 0 : a.lastIndexOf('\n', head - 1) + 1
+  const aEnd = a.length - tail
+  const bEnd = b.length - tail
+  const nl = a.indexOf('\n', aEnd)
+  const lineEnd = nl < 0 ? a.length : nl
+  const before = a
+    .slice(0, lineStart)
+    .split('\n')
+    .map((l) => foldLine(l))
+    .join('\n')
+  const lead = shorten(a.slice(lineStart, head), keepOuter, keepNear)
+  const trail = shorten(a.slice(aEnd, lineEnd), keepNear, keepOuter)
+  const after = a
+    .slice(lineEnd)
+    .split('\n')
+    .map((l) => foldLine(l))
+    .join('\n')
+  return {
+    a: before + lead + a.slice(head, aEnd) + trail + after,
+    b: before + lead + b.slice(head, bEnd) + trail + after,
+  }
 }
 
 /** The unified diff of two texts, or undefined when it falls back (see unifiedOutcome). */
@@ -106,14 +155,16 @@ export function unifiedDiff(recorded: string, local: string, label: string): str
 /**
  * From the stored payload texts, as `replay --format unified` renders one stage: the texts
  * are compared before anything is decoded or pretty-printed, so a pair that differs
- * throughout falls back at once, whatever its size.
+ * throughout falls back at once, whatever its size. Decoding and pretty-printing what is
+ * left grows with the payloads alone (replay has decoded them once already to judge the
+ * stage); the budget is the diff's, so its clock starts once the texts are ready, and a
+ * small change in a payload of megabytes is shown, not timed out.
  */
 export function unifiedFromPayloads(recordedText: string, localText: string, label: string): UnifiedOutcome {
-  const started = performance.now()
   const span = differingSpan(recordedText, localText)
   if (span > unifiedMaxSpan)
     return { fallback: 'too-large', span, size: Math.max(recordedText.length, localText.length) }
-  return unifiedOutcome(pretty(readPayload(recordedText)), pretty(readPayload(localText)), label, started)
+  return unifiedOutcome(pretty(readPayload(recordedText)), pretty(readPayload(localText)), label)
 }
 
 /** Lines longer than this (a long string value) print as their head and tail. */
@@ -127,7 +178,7 @@ export function foldLine(line: string): string {
   if (/[\uDC00-\uDFFF]/.test(line.charAt(head))) head--
   let tail = line.length - keep
   if (/[\uDC00-\uDFFF]/.test(line.charAt(tail))) tail++
-  return `${line.slice(0, head)} … (${(tail - head).toLocaleString('en-US')} characters) … ${line.slice(tail)}`
+  return `${line.slice(0, head)} … (${count(tail - head)} characters) … ${line.slice(tail)}`
 }
 
 const mib = (n: number): string =>

@@ -1,6 +1,6 @@
 /** Terminal rendering of `why`. */
 import type { WhyReport } from '../compare/why.js'
-import { compact, visibleLine } from './format.js'
+import { changedPair, compact, padEndColumns, visibleLine } from './format.js'
 import type { Theme } from './theme.js'
 
 export function renderWhy(r: WhyReport, t: Theme): string {
@@ -9,8 +9,10 @@ export function renderWhy(r: WhyReport, t: Theme): string {
     '',
   ]
   for (const s of [...r.trail].reverse()) {
+    // Beside what it was changed from, a long string shows where it changed, not its head.
+    const value = s.before === undefined ? compact(s.value, 40) : changedPair(s.before, s.value, 40).local
     lines.push(
-      `  ${t.stage(visibleLine(s.stage).padEnd(10))} ${compact(s.value, 40)}  ${t.dim(visibleLine(s.note))}${s.attempt > 1 ? t.warn(` (attempt ${s.attempt})`) : ''}`,
+      `  ${t.stage(padEndColumns(visibleLine(s.stage), 10))} ${value}  ${t.dim(visibleLine(s.note))}${s.attempt > 1 ? t.warn(` (attempt ${s.attempt})`) : ''}`,
     )
   }
   if (r.origin !== null) {

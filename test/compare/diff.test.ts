@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decodeRaw, encode } from '../../src/codec/index.js'
 import { type DiffLimits, diffValues, noRules } from '../../src/compare/diff.js'
@@ -96,7 +97,7 @@ describe('diffValues: typed arrays', () => {
     const d = diffValues(raw(new Float64Array([Number.NaN, 0])), raw(new Float64Array([Number.NaN, -0])))
     expect(d.changes).toEqual([{ path: '$[1]', kind: 'changed', recorded: 0, local: { $t: 'num', v: '-0' } }])
     expect(diffValues(raw(new BigInt64Array([1n])), raw(new BigInt64Array([2n]))).changes).toEqual([
-      { path: '$[0].v', kind: 'changed', recorded: '1', local: '2' },
+      { path: '$[0]', kind: 'changed', recorded: { $t: 'bigint', v: '1' }, local: { $t: 'bigint', v: '2' } },
     ])
   })
 
@@ -121,14 +122,186 @@ describe('diffValues: typed arrays', () => {
         { path: '$.x', kind: 'changed', recorded: f32, local: other },
       ])
     }
-    // Two malformed tags are compared as the data they are.
+    // Two malformed tags are single values: equal, or one change.
     const bad = { $t: 'typedarray', k: 'Nope', v: 'AAAA' }
     expect(diffValues(bad, { ...bad }).changes).toEqual([])
     expect(diffValues(bad, { ...bad, v: 'AAAB' }).changes).toEqual([
-      { path: '$.v', kind: 'changed', recorded: 'AAAA', local: 'AAAB' },
+      { path: '$', kind: 'changed', recorded: bad, local: { ...bad, v: 'AAAB' } },
     ])
   })
 })
+
+/** A value as the CLI reads it from a bundle: encoded by the recorder, parsed without decoding tags. */
+const stored = (v: unknown): unknown => decodeRaw(encode(v))
+
+describe("diffValues: typed JSON is walked as the user's data", () => {
+  const at = (iso: string) => ({ $t: 'date', v: iso })
+
+  it("a changed Date or BigInt is one value at its own path, not its tag's `.v`", () => {
+    const d = diffValues(
+      stored({ receivedAt: new Date('2026-01-01T00:00:00.000Z'), cents: 5102n }),
+      stored({ receivedAt: new Date('2026-01-02T00:00:00.000Z'), cents: 5103n }),
+    )
+    expect(d.changes).toEqual([
+      {
+        path: '$.receivedAt',
+        kind: 'changed',
+        recorded: at('2026-01-01T00:00:00.000Z'),
+        local: at('2026-01-02T00:00:00.000Z'),
+      },
+      {
+        path: '$.cents',
+        kind: 'changed',
+        recorded: { $t: 'bigint', v: '5102' },
+        local: { $t: 'bigint', v: '5103' },
+      },
+    ])
+  })
+
+  it('walks a Set by position and a Map by key', () => {
+    const d = diffValues(
+      stored({
+        tags: new Set(['web']),
+        unit: new Map([
+          ['SKU-42', 8.49],
+          ['SKU-43', 8.5],
+        ]),
+      }),
+      stored({
+        tags: new Set(['web', 'vip']),
+        unit: new Map([
+          ['SKU-42', 8.5],
+          ['extra', 1],
+        ]),
+      }),
+    )
+    expect(d.changes).toEqual([
+      { path: '$.tags[1]', kind: 'added', local: 'vip' },
+      { path: '$.unit["SKU-42"]', kind: 'changed', recorded: 8.49, local: 8.5 },
+      { path: '$.unit["SKU-43"]', kind: 'removed', recorded: 8.5 },
+      { path: '$.unit.extra', kind: 'added', local: 1 },
+    ])
+  })
+
+  it('a Map whose keys are not strings or numbers is walked as [key, value] pairs', () => {
+    const d = diffValues(
+      stored({ m: new Map([[new Date(0), 'a']]) }),
+      stored({ m: new Map([[new Date(0), 'b']]) }),
+    )
+    expect(d.changes).toEqual([{ path: '$.m[0][1]', kind: 'changed', recorded: 'a', local: 'b' }])
+  })
+
+  it('a Map with the same entries in another order differs as a whole (it iterates in that order)', () => {
+    const a = stored(
+      new Map([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    )
+    const b = stored(
+      new Map([
+        ['b', 2],
+        ['a', 1],
+      ]),
+    )
+    expect(diffValues(a, b).changes).toEqual([{ path: '$', kind: 'changed', recorded: a, local: b }])
+  })
+
+  it('an output that became undefined is one change at the root, not `$t` added and every key dropped', () => {
+    const d = diffValues(stored({ orderId: 'o-1', total: 3 }), stored(undefined))
+    expect(d.changes).toEqual([
+      { path: '$', kind: 'changed', recorded: { orderId: 'o-1', total: 3 }, local: { $t: 'undef' } },
+    ])
+  })
+
+  it('an array that became a Set, and undefined against absent, are said as they are', () => {
+    const d = diffValues(stored({ tags: ['web'], blob: undefined }), stored({ tags: new Set(['web']) }))
+    expect(d.changes).toEqual([
+      { path: '$.tags', kind: 'changed', recorded: ['web'], local: { $t: 'set', v: ['web'] } },
+      { path: '$.blob', kind: 'removed', recorded: { $t: 'undef' } },
+    ])
+  })
+
+  it('reads through the wrapper of an object that has its own $t key', () => {
+    const d = diffValues(stored({ o: { $t: 'mine', n: 1 } }), stored({ o: { $t: 'mine', n: 2 } }))
+    expect(d.changes).toEqual([{ path: '$.o.n', kind: 'changed', recorded: 1, local: 2 }])
+  })
+
+  it("compares a malformed tag from a stranger's file as one value", () => {
+    const three = { $t: 'set', v: 3 }
+    const four = { $t: 'set', v: 4 }
+    expect(diffValues({ s: three }, { s: four }).changes).toEqual([
+      { path: '$.s', kind: 'changed', recorded: three, local: four },
+    ])
+    const extra = { $t: 'set', v: [1], x: 1 }
+    expect(diffValues({ s: extra }, { s: structuredClone(extra) }).changes).toEqual([])
+    expect(diffValues({ s: extra }, { s: { ...extra, x: 2 } }).changes).toHaveLength(1)
+  })
+
+  it('rules name the same paths: ignore a Date, tolerate a Map entry, key a Set of objects', () => {
+    const rules = compileRules({
+      ignore: ['$.at'],
+      tolerance: { '$.unit.*': 0.05 },
+      arrayKeys: { '$.items': 'sku' },
+    })
+    const d = diffValues(
+      stored({
+        at: new Date(0),
+        unit: new Map([['a', 1]]),
+        items: new Set([
+          { sku: 'a', n: 1 },
+          { sku: 'b', n: 1 },
+        ]),
+      }),
+      stored({
+        at: new Date(1),
+        unit: new Map([['a', 1.01]]),
+        items: new Set([
+          { sku: 'b', n: 1 },
+          { sku: 'a', n: 2 },
+        ]),
+      }),
+      rules,
+    )
+    expect(d.changes).toEqual([{ path: '$.items["sku=\\"a\\""].n', kind: 'changed', recorded: 1, local: 2 }])
+    expect(d.suppressed.map((s) => [s.path, s.reason])).toEqual([
+      ['$.at', 'ignored'],
+      ['$.unit.a', 'within-tolerance'],
+    ])
+  })
+
+  it('finds a change exactly when the recorder wrote different payloads (key order aside)', () => {
+    const typed = fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, maxDepth: 3 })
+    fc.assert(
+      fc.property(typed, typed, (a, b) => {
+        const ra = stored(a)
+        const rb = stored(b)
+        const d = diffValues(ra, rb, noRules, unbounded)
+        expect(d.changes.length === 0).toBe(sameJson(ra, rb))
+        expect(diffValues(ra, stored(a), noRules, unbounded).changes).toEqual([])
+      }),
+      { numRuns: 300 },
+    )
+  })
+})
+
+/** Equal as JSON, object keys in any order. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (Array.isArray(a) || Array.isArray(b))
+    return (
+      Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameJson(x, b[i]))
+    )
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  const ka = Object.keys(a)
+  return (
+    ka.length === Object.keys(b).length &&
+    ka.every(
+      (k) =>
+        Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+    )
+  )
+}
 
 describe('diffValues: arrayKeys', () => {
   const rules = compileRules({ arrayKeys: { '$.items': 'sku' } })

@@ -198,3 +198,22 @@ describe('BundleDiffer', () => {
     })
   })
 })
+
+describe('typed values', () => {
+  const typed = (id: string, at: number, tags: string[], blob: string): RecordChain =>
+    chainOf(id, 'k', [{ stage: 'parse', input: {}, output: { at: new Date(at), tags: new Set(tags), blob } }])
+
+  it('name paths in the data (no tag `.v`) and say long strings around their difference', () => {
+    const big = 'x'.repeat(10_000)
+    const d = diffRecords(
+      typed('a', 0, ['web'], big),
+      typed('b', 1000, ['web', 'vip'], `${big.slice(0, -1)}y`),
+    )
+    expect(d.stages[0]!.output.map((c) => c.path)).toEqual(['$.at', '$.tags[1]', '$.blob'])
+    const differ = new BundleDiffer()
+    differ.add('k', typed('a', 0, ['web'], big), typed('b', 0, ['web'], `${big.slice(0, -1)}y`))
+    const change = differ.result().byStage[0]!.examples[0]!.change
+    expect(change).toMatch(/^\$\.blob: "…x+" → "…x+y" \(at character 10,000 of 10,000\)$/)
+    expect(change.length).toBeLessThan(220)
+  })
+})

@@ -227,3 +227,22 @@ describe('Verifier', () => {
     ])
   })
 })
+
+describe('seams of typed values', () => {
+  it('say undefined, Dates and BigInts as they are, and why a field holding undefined went missing', () => {
+    const chain = chainOf('r1', 'sku:1', [
+      { stage: 'price', input: {}, output: { at: new Date(0), cents: 5n, blob: undefined } },
+      { stage: 'fx', input: { at: new Date(0), cents: 5n }, output: {} },
+    ])
+    expect(seamViolations(chain, noRules).map((v) => v.message)).toEqual([
+      '$.blob: price produced undefined, fx received nothing (a field holding undefined, dropped in transit)',
+    ])
+    const changed = chainOf('r2', 'sku:1', [
+      { stage: 'price', input: {}, output: { at: new Date(0), tags: new Set(['a']) } },
+      { stage: 'fx', input: { at: new Date(1000), tags: new Set(['a', 'b']) }, output: {} },
+    ])
+    expect(seamViolations(changed, noRules).map((v) => v.message)).toEqual([
+      '$.at: price produced Date(1970-01-01T00:00:00.000Z), fx received Date(1970-01-01T00:00:01.000Z) (+1 more)',
+    ])
+  })
+})

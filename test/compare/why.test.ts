@@ -296,3 +296,56 @@ describe('explain: what it refuses', () => {
     )
   })
 })
+
+describe('explain: typed values (Date, Set, Map, BigInt, undefined)', () => {
+  const parsed = {
+    orderId: 'o-1',
+    receivedAt: new Date('2026-01-01T00:00:00.000Z'),
+    tags: new Set(['web', 'vip']),
+    unit: new Map([['SKU-42', 8.49]]),
+    cents: 5102n,
+    blob: undefined,
+  }
+
+  it('an undefined output is not explained by an undefined field of the input', () => {
+    const r = explain(
+      chainOf([
+        { stage: 'discount', input: {}, output: parsed },
+        { stage: 'audit', input: parsed, output: undefined },
+      ]),
+      parseStagePath('audit.output'),
+    )
+    expect(r.start.value).toEqual({ $t: 'undef' })
+    expect(r.origin).toEqual({ stage: 'audit', attempt: 1, how: 'changed' })
+    expect(r.evidence).toEqual([])
+    expect(r.trail[0]!.note).toMatch(
+      /^changed here from \{"orderId":"o-1","receivedAt":Date\(2026-01-01T00:00:00.000Z\),/,
+    )
+    expect(r.trail[0]!.note).not.toContain('$t')
+  })
+
+  it('follows a path into a Set and a Map, and names fields inside them as paths in the data', () => {
+    const r = explain(
+      chainOf([
+        { stage: 'parse', input: {}, output: parsed },
+        { stage: 'price', input: parsed, output: parsed },
+      ]),
+      parseStagePath('price.output.unit["SKU-42"]'),
+    )
+    expect(r.start.value).toBe(8.49)
+    expect(r.trail.map((s) => s.note)).toEqual(['passed through unchanged', 'produced here'])
+    expect(
+      explain(chainOf([{ stage: 'parse', input: {}, output: parsed }]), parseStagePath('parse.tags[1]')).start
+        .value,
+    ).toBe('vip')
+  })
+
+  it('a long string changed by one character says where', () => {
+    const big = 'x'.repeat(100_000)
+    const r = explain(
+      chainOf([{ stage: 'parse', input: { blob: big }, output: { blob: `${big.slice(0, -1)}y` } }]),
+      parseStagePath('parse.blob'),
+    )
+    expect(r.trail[0]!.note).toMatch(/^changed here from "…x+" \(at character 100,000 of 100,000\)$/)
+  })
+})

@@ -5,7 +5,14 @@
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createRecorder } from '../../src/index.js'
-import { expectUsageFailure, parseJsonOut, repoRoot, runCli, sharedTempDir } from '../helpers/cli.js'
+import {
+  expectUsageFailure,
+  makeTypedBundle,
+  parseJsonOut,
+  repoRoot,
+  runCli,
+  sharedTempDir,
+} from '../helpers/cli.js'
 
 const example = join(repoRoot, 'recordings', 'inventory.sqlite')
 
@@ -201,6 +208,30 @@ describe('retrace diff: two records', () => {
     const differs = await runCli(['diff', monday, tuesday, '--key', 'sku:4'], { cwd: dir() })
     expect(differs.code).toBe(1)
     expect(differs.stdout).toContain('outputs first differ at parse')
+  })
+})
+
+describe('retrace diff: Date, Set, Map and BigInt', () => {
+  it('names paths in the data and shows values as replay does, in text and in --json', async () => {
+    const t = await makeTypedBundle(join(dir(), 'typed.sqlite'))
+    const [text, json] = await Promise.all([
+      runCli(['diff', `${t.path}#${t.first}`, `#${t.second}`], { cwd: dir() }),
+      runCli(['diff', `${t.path}#${t.first}`, `#${t.second}`, '--json'], { cwd: dir() }),
+    ])
+    expect(text.code).toBe(1)
+    expect(text.stdout).toContain(
+      'out ~ $.receivedAt Date(2026-01-10T12:00:00.000Z) → Date(2026-01-10T12:01:00.000Z)',
+    )
+    expect(text.stdout).toContain('out + $.tags[1] "vip"')
+    expect(text.stdout).toContain('out ~ $.subtotalCents 2401n → 5102n')
+    expect(text.stdout).not.toMatch(/\.v\b|\$t/)
+    const d = parseJsonOut<RecordDiffJson>(json)
+    expect(d.stages.find((s) => s.stage === 'price')!.output.map((c) => c.path)).toEqual([
+      '$.orderId',
+      '$.receivedAt',
+      '$.tags[1]',
+      '$.subtotalCents',
+    ])
   })
 })
 

@@ -394,3 +394,40 @@ describe('retrace verify: errors', () => {
     expect(line).toContain('no such file')
   })
 })
+
+describe('retrace verify: typed values at a seam', () => {
+  it('a field holding undefined lost in a JSON hand-off is said as undefined, not as a tag', async () => {
+    const path = join(dir(), 'undefined-seam.sqlite')
+    const recorder = createRecorder({ path, pipeline: 'orders', flushIntervalMs: 5 })
+    try {
+      const price = recorder.stage('price', (id: string) => ({ id, cents: 5102n, blob: undefined }))
+      const fx = recorder.stage('fx', (o: object) => ({ ...o, rate: 1 }))
+      await recorder.record('order:0', async () => {
+        const priced = await price('o-0')
+        // The hand-off goes through JSON: the BigInt is sent as text, the undefined field is lost.
+        await fx(JSON.parse(JSON.stringify({ ...priced, cents: String(priced.cents) })))
+      })
+    } finally {
+      await recorder.close()
+    }
+    const r = await runCli(['verify', path], { cwd: dir() })
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain('$.cents: price produced 5102n, fx received "5102" (+1 more)')
+    expect(r.stdout).not.toContain('$t')
+    const only = join(dir(), 'undefined-only.sqlite')
+    const again = createRecorder({ path: only, pipeline: 'orders', flushIntervalMs: 5 })
+    try {
+      const price = again.stage('price', (id: string) => ({ id, blob: undefined }))
+      const fx = again.stage('fx', (o: object) => ({ ...o, rate: 1 }))
+      await again.record('order:1', async () => {
+        await fx(JSON.parse(JSON.stringify(await price('o-1'))))
+      })
+    } finally {
+      await again.close()
+    }
+    const json = parseJsonOut<VerifyJson>(await runCli(['verify', only, '--json'], { cwd: dir() }))
+    expect(json.checks[0]!.examples[0]!.message).toBe(
+      '$.blob: price produced undefined, fx received nothing (a field holding undefined, dropped in transit)',
+    )
+  })
+})

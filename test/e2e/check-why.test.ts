@@ -7,7 +7,14 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createRecorder } from '../../src/index.js'
-import { expectUsageFailure, parseJsonOut, repoRoot, runCli, sharedTempDir } from '../helpers/cli.js'
+import {
+  expectUsageFailure,
+  makeTypedBundle,
+  parseJsonOut,
+  repoRoot,
+  runCli,
+  sharedTempDir,
+} from '../helpers/cli.js'
 
 const example = join(repoRoot, 'recordings', 'inventory.sqlite')
 const exampleConfig = join(repoRoot, 'examples', 'inventory', 'retrace.config.ts')
@@ -249,5 +256,32 @@ describe('retrace why: usage errors exit 2', () => {
   it('a record the bundle does not have', async () => {
     const r = await runCli(['why', example, 'ZZZZZZ', 'store.available'], { cwd: dir() })
     expect(expectUsageFailure(r, 2)).toContain('ZZZZZZ')
+  })
+})
+
+describe('retrace why: typed values', () => {
+  it('an undefined output is not explained by an undefined field that happens to be in the input', async () => {
+    const t = await makeTypedBundle(join(dir(), 'typed.sqlite'))
+    const r = await runCli(['why', t.path, t.second, 'audit.output'], { cwd: dir() })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('why audit.output = undefined')
+    expect(r.stdout).toMatch(/audit\s+undefined\s+changed here from \{"orderId":"o-2","receivedAt":Date\(/)
+    expect(r.stdout).not.toContain('holds the same value')
+    expect(r.stdout).not.toContain('$t')
+  })
+
+  it('follows a path into a Map and a Set as the data spells it', async () => {
+    const t = await makeTypedBundle(join(dir(), 'typed-2.sqlite'))
+    const [entry, item] = await Promise.all([
+      runCli(['why', t.path, t.second, 'price.output.unit["SKU-42"]', '--json'], { cwd: dir() }),
+      runCli(['why', t.path, t.second, 'price.output.tags[1]', '--json'], { cwd: dir() }),
+    ])
+    expect(parseJsonOut<WhyJson>(entry).start.value).toBe(8.49)
+    expect(parseJsonOut<WhyJson>(item)).toMatchObject({
+      start: { value: 'vip' },
+      // parse turned the array of tags into a Set: the item came in with the record.
+      origin: { stage: 'parse', how: 'recorded-input' },
+    })
   })
 })

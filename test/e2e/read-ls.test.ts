@@ -75,9 +75,28 @@ describe('retrace ls', () => {
     expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(idsOf(a, 5, 4, 3, 2, 1, 0))
     expect(rows[0]).toMatch(/sku:4004\s+ok\s+2026-01-10 12:05:00\.000Z\s+parse$/)
     expect(rows[2]).toMatch(/sku:3003\s+error\s+2026-01-10 12:03:00\.000Z\s+parse,price,store$/)
-    expect(rows[4]).toContain('parse,price,store (+1 retries)')
+    expect(rows[4]).toContain('parse,price,store (+1 retry)')
     // One bundle: no source column.
     expect(r.stdout).not.toContain(a.path)
+  })
+
+  it('lines the columns up when keys hold wide (CJK) characters', async () => {
+    const wide = await makeSampleBundle(join(dir(), 'wide.sqlite'), {
+      keys: ['日本語:4', 'order:295', 'ordér ünïcødé 1'],
+      failAt: [],
+      retryAt: [],
+      deferAt: [],
+    })
+    const r = await runCli(['ls', wide.path])
+    expect(r.code).toBe(0)
+    const lines = r.stdout.trimEnd().split('\n')
+    expect(lines).toHaveLength(4)
+    // Two columns a character for 日, 本 and 語: the status starts in the same column on every line.
+    const statusColumn = (l: string): number => {
+      const before = l.slice(0, l.search(/ STATUS | ok {4}/) + 1)
+      return [...before].reduce((n, ch) => n + (/[\u3000-\u9fff]/.test(ch) ? 2 : 1), 0)
+    }
+    expect(new Set(lines.map(statusColumn)).size).toBe(1)
   })
 
   it('--json prints the records as one document, the same order', async () => {

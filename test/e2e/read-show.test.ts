@@ -4,12 +4,14 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import {
   expectUsageFailure,
   makeSampleBundle,
+  makeTypedBundle,
   parseJsonOut,
   recordPayloads,
   runCli,
   SAMPLE_T0,
   type SampleBundle,
   sharedTempDir,
+  type TypedBundle,
 } from '../helpers/cli.js'
 
 interface SceneError {
@@ -57,6 +59,7 @@ let sample: SampleBundle
 let bigPath: string
 let bigId: string
 let passPath: string
+let typed: TypedBundle
 
 /** The longest prefix every id shares. */
 function commonPrefix(ids: readonly string[]): string {
@@ -81,6 +84,7 @@ beforeAll(async () => {
     { name: 'two', output: { n: 2 } },
     { name: 'three', output: { n: 3 } },
   ])
+  typed = await makeTypedBundle(join(dir(), 'typed.sqlite'))
 })
 
 describe('retrace show', () => {
@@ -278,5 +282,41 @@ describe('retrace show', () => {
       error: { code: 'E_RECORD_NOT_FOUND', message: `no record "ZZZZZZZZZZ" in ${sample.path}` },
     })
     expect(r.stderr).toBe(`retrace: no record "ZZZZZZZZZZ" in ${sample.path}\n`)
+  })
+})
+
+describe('retrace show: Date, Set, Map, BigInt and undefined', () => {
+  it('says what each stage did in terms of the data, never with typed-JSON tags', async () => {
+    const r = await runCli(['show', typed.path, typed.second])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).not.toContain('$t')
+    expect(r.stdout).not.toMatch(/\.v\b/)
+    expect(r.stdout).toContain('~ $.tags ["web","vip"] → Set["web","vip"]')
+    expect(r.stdout).toContain('+ added orderId, receivedAt, blob')
+    expect(r.stdout).toContain('+ added unit, subtotalCents')
+    // audit returns undefined: the payload became undefined, nothing was "added" or "dropped".
+    expect(r.stdout).toMatch(/ {4}out undefined\n {4}~ \$ \{"orderId":"o-2",.*→ undefined\n/)
+    expect(r.stdout).not.toContain('dropped orderId')
+  })
+
+  it('--json names the same paths', async () => {
+    const r = await runCli(['show', typed.path, typed.second, '--json'])
+    expect(r.code).toBe(0)
+    const scene = parseJsonOut<SceneJson>(r)
+    const paths = scene.captures.flatMap((c) =>
+      (c.transform?.changes ?? []).map((x) => `${c.stage} ${x.kind} ${x.path}`),
+    )
+    expect(paths).toEqual([
+      'parse removed $.id',
+      'parse changed $.tags',
+      'parse added $.orderId',
+      'parse added $.receivedAt',
+      'parse added $.blob',
+      'price added $.unit',
+      'price added $.subtotalCents',
+      'audit changed $',
+    ])
+    expect(scene.captures[2]!.transform!.changes[0]!.local).toEqual({ $t: 'undef' })
   })
 })

@@ -10,6 +10,7 @@ import {
   expectUsageFailure,
   listDir,
   makeSampleBundle,
+  makeTypedBundle,
   parseJsonOut,
   repoRoot,
   runCli,
@@ -73,5 +74,23 @@ describe('retrace report', () => {
     const r = await runCli(['report', sample.path, '--key', 'sku:2002', '-o', out], { cwd: dir() })
     expect(expectUsageFailure(r)).toContain(`cannot write ${out}`)
     expect(existsSync(out)).toBe(false)
+  })
+})
+
+describe('retrace report: typed values', () => {
+  it('expanded payloads show 5102n, Date(...), Set [...], Map {...} and undefined, never a tag', async () => {
+    const t = await makeTypedBundle(join(dir(), 'typed.sqlite'))
+    const out = join(dir(), 'typed.html')
+    const r = await runCli(['report', t.path, t.second, '-o', out], { cwd: dir() })
+    expect(r.code).toBe(0)
+    const page = readFileSync(out, 'utf8')
+    // Everything before the JSON data block is what people read.
+    const shown = page.slice(0, page.indexOf('<script type="application/json"'))
+    expect(shown).toContain('&quot;subtotalCents&quot;: 5102n')
+    expect(shown).toContain('&quot;receivedAt&quot;: Date(2026-01-10T12:01:00.000Z)')
+    expect(shown).toContain('&quot;tags&quot;: Set [')
+    expect(shown).toContain('&quot;unit&quot;: Map {')
+    expect(shown).toContain('&quot;blob&quot;: undefined')
+    expect(shown).not.toContain('$t')
   })
 })

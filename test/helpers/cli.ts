@@ -275,3 +275,47 @@ export async function recordPayloads(
   }
   return id
 }
+
+/** Ids of the two records `makeTypedBundle` writes. */
+export interface TypedBundle {
+  path: string
+  /** Tags {web}, received at SAMPLE_T0. */
+  first: string
+  /** Tags {web, vip}, received a minute later, priced 5102n. */
+  second: string
+}
+
+/**
+ * Records the values JSON loses through a 3-stage pipeline: `parse` returns a Date, a Set
+ * and a field holding undefined, `price` adds a Map and a BigInt, `audit` returns
+ * undefined. Two records for one key, a minute apart, the second with one more tag.
+ */
+export async function makeTypedBundle(path: string): Promise<TypedBundle> {
+  let now = SAMPLE_T0
+  const recorder = createRecorder({ path, pipeline: 'typed', clock: () => now, flushIntervalMs: 5 })
+  const parse = recorder.stage('parse', (raw: { id: string; tags: string[] }) => ({
+    orderId: raw.id,
+    receivedAt: new Date(now),
+    tags: new Set(raw.tags),
+    blob: undefined,
+  }))
+  const price = recorder.stage('price', (o: Record<string, unknown>) => ({
+    ...o,
+    unit: new Map([['SKU-42', 8.49]]),
+    subtotalCents: o.orderId === 'o-1' ? 2401n : 5102n,
+  }))
+  const audit = recorder.stage('audit', (_o: unknown): undefined => undefined)
+  const ids: string[] = []
+  try {
+    for (const [i, tags] of [['web'], ['web', 'vip']].entries()) {
+      now = SAMPLE_T0 + i * 60_000
+      await recorder.record('order:1', async () => {
+        ids.push(recorder.current()?.recordId ?? '')
+        await audit(await price(await parse({ id: `o-${i + 1}`, tags })))
+      })
+    }
+  } finally {
+    await recorder.close()
+  }
+  return { path, first: ids[0]!, second: ids[1]! }
+}

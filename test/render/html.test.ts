@@ -208,3 +208,53 @@ describe('renderHtmlReport', () => {
     expect(text).not.toContain('Differences from production')
   })
 })
+
+describe('typed values and long strings in the report', () => {
+  const typedScene = (): Scene => ({
+    ...hostileModel().scene,
+    recordId: 'rec-1',
+    key: 'k',
+    captures: [
+      capture('price', 0, {
+        input: { orderId: 'o-6' },
+        output: {
+          subtotalCents: { $t: 'bigint', v: '5102' },
+          receivedAt: { $t: 'date', v: '2026-12-02T00:07:44.640Z' },
+          tags: { $t: 'set', v: ['web'] },
+          blob: { $t: 'undef' },
+        },
+        effects: [],
+      }),
+    ],
+    seams: [],
+  })
+
+  it('expanded payloads show 5102n, Date(...), Set [...] and undefined, never a tag', () => {
+    const page = renderHtmlReport({
+      scene: typedScene(),
+      bundle: 'b.sqlite',
+      generatedAt: 0,
+      version: '0.1.0',
+    })
+    const shown = page.slice(0, page.indexOf(DATA_OPEN))
+    expect(shown).toContain('&quot;subtotalCents&quot;: 5102n')
+    expect(shown).toContain('&quot;receivedAt&quot;: Date(2026-12-02T00:07:44.640Z)')
+    expect(shown).toContain('&quot;tags&quot;: Set [')
+    expect(shown).toContain('&quot;blob&quot;: undefined')
+    expect(shown).not.toContain('$t')
+  })
+
+  it('a long string changed by one character is shown around the change, with where it is', () => {
+    const big = 'x'.repeat(100_000)
+    const model = hostileModel()
+    model.replay!.stages[1] = stageResult('compute', {
+      status: 'diverged',
+      changes: [{ path: '$.blob', kind: 'changed', recorded: big, local: `${big.slice(0, -1)}y` }],
+    })
+    const page = renderHtmlReport(model)
+    expect(page).toContain('at character 100,000 of 100,000')
+    expect(page).toMatch(/<td class="local"><code>&quot;…x+y&quot;<\/code><\/td>/)
+    // The page shows the window; the whole value is only in the JSON data block.
+    expect(page.slice(0, page.indexOf(DATA_OPEN)).length).toBeLessThan(100_000)
+  })
+})

@@ -1,5 +1,6 @@
 /** The human replay report: what it says about a record's invariants and first divergence. */
 import { describe, expect, it } from 'vitest'
+import { displayWidth } from '../../src/render/format.js'
 import { renderRecordResult } from '../../src/render/replay.js'
 import { plain } from '../../src/render/theme.js'
 import type { InvariantCheck, RecordResult, StageResult } from '../../src/replay/engine.js'
@@ -70,5 +71,94 @@ describe('renderRecordResult', () => {
     )
     expect(text).toContain('invariant could not be checked: uses-frobnicate unknown function frobnicate')
     expect(text).not.toContain('broken by the local build')
+  })
+})
+
+describe('renderRecordResult: what changed, said plainly', () => {
+  const diverged = (s: StageResult): RecordResult => ({
+    recordId: 'R1',
+    key: 'sku:1',
+    verdict: s.status === 'error' ? 'error' : 'diverged',
+    firstDivergence: { stage: s.stage, status: s.status === 'error' ? 'error' : 'diverged' },
+    stages: [s],
+    mode: 'cascade',
+  })
+
+  it('a long string changed by one character shows the characters around it, and where it is', () => {
+    const big = 'x'.repeat(5 * 1024 * 1024)
+    const text = render(
+      diverged({
+        ...stage('parse', 'diverged'),
+        changes: [{ path: '$.blob', kind: 'changed', recorded: big, local: `${big.slice(0, -1)}y` }],
+      }),
+    )
+    const [line] = text.split('\n').filter((l) => l.includes('~ $.blob'))
+    expect(line).toMatch(/~ \$\.blob "…x+" → "…x+y" \(at character 5,242,880 of 5,242,880\)$/)
+    expect(text).toMatch(
+      /first divergence: parse \(diverged\): production recorded "…x+" at \$\.blob, the local build gives "…x+y" \(at character 5,242,880 of 5,242,880\)/,
+    )
+  })
+
+  it('a stage whose local output is undefined says what production recorded and that it is now undefined', () => {
+    const text = render(
+      diverged({
+        ...stage('discount', 'diverged'),
+        changes: [{ path: '$', kind: 'changed', recorded: { total: 41.96 }, local: { $t: 'undef' } }],
+      }),
+    )
+    expect(text).toContain('~ $ {"total":41.96} → undefined')
+    expect(text).toContain(
+      'first divergence: discount (diverged): production recorded {"total":41.96} at $, the local build gives undefined',
+    )
+  })
+
+  it('a field the local build adds or leaves out is explained too', () => {
+    const added = render(
+      diverged({
+        ...stage('price', 'diverged'),
+        changes: [{ path: '$.tags[2]', kind: 'added', local: 'new' }],
+      }),
+    )
+    expect(added).toContain(
+      'first divergence: price (diverged): the local build gives "new" at $.tags[2], where production has nothing',
+    )
+    const removed = render(
+      diverged({
+        ...stage('price', 'diverged'),
+        changes: [
+          { path: '$.receivedAt', kind: 'removed', recorded: { $t: 'date', v: '2026-01-01T00:00:00.000Z' } },
+        ],
+      }),
+    )
+    expect(removed).toContain(
+      'first divergence: price (diverged): production recorded Date(2026-01-01T00:00:00.000Z) at $.receivedAt, the local build leaves it out',
+    )
+  })
+
+  it('an error is named by its class unless it is a plain Error', () => {
+    const text = render(
+      diverged({
+        ...stage('fx', 'error'),
+        error: { name: 'TypeError', message: 'boom', code: 'E_STAGE_THREW' },
+      }),
+    )
+    expect(text).toContain('TypeError: boom [E_STAGE_THREW]')
+    expect(text).toContain('first divergence: fx (error): TypeError: boom')
+    const plainError = render(
+      diverged({ ...stage('fx', 'error'), error: { name: 'Error', message: 'boom', code: 'E_STAGE_THREW' } }),
+    )
+    expect(plainError).toContain('       boom [E_STAGE_THREW]')
+  })
+
+  it('lines stage names up by the columns they take, wide characters counted twice', () => {
+    const text = render({
+      ...diverged(stage('日本語', 'diverged')),
+      stages: [stage('日本語', 'diverged'), stage('parse', 'matched')],
+    })
+    const rows = text.split('\n').filter((l) => /^ {3}\d /.test(l))
+    // The column (not the character index) where the status starts.
+    const column = (line: string, mark: string): number => displayWidth(line.slice(0, line.indexOf(mark)))
+    expect(rows).toHaveLength(2)
+    expect(column(rows[0]!, '✗')).toBe(column(rows[1]!, '✓'))
   })
 })

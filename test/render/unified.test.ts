@@ -6,6 +6,7 @@ import { createTwoFilesPatch } from 'diff'
 import { describe, expect, it } from 'vitest'
 import {
   differingSpan,
+  focusWindow,
   foldLine,
   lineWindow,
   unifiedFromPayloads,
@@ -104,5 +105,49 @@ describe('unified diff lines', () => {
         /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/,
       )
     }
+  })
+})
+
+describe('unified diff of a small change in a long line', () => {
+  const big = 'x'.repeat(5 * 1024 * 1024)
+
+  it('shows one changed character at the end of a 5 MB string, the shared run counted, not timed out', () => {
+    const recorded = JSON.stringify({ orderId: 'o-3', tags: ['web'], blob: big, after: 1 })
+    const local = JSON.stringify({ orderId: 'o-3', tags: ['web'], blob: `${big.slice(0, -1)}y`, after: 1 })
+    const r = unifiedFromPayloads(recorded, local, 'parse')
+    if (!('patch' in r)) throw new Error(`fell back: ${JSON.stringify(r)}`)
+    const lines = r.patch.split('\n')
+    expect(lines).toContain('@@ -3,5 +3,5 @@')
+    const minus = lines.find((l) => l.startsWith('-  "blob"'))!
+    const plus = lines.find((l) => l.startsWith('+  "blob"'))!
+    expect(minus).toMatch(/^- {2}"blob": "x+ … \(5,242,7\d\d characters\) … x+",$/)
+    expect(plus).toBe(minus.replace(/^-/, '+').replace(/x",$/, 'y",'))
+    expect(minus.length).toBeLessThan(200)
+  })
+
+  it('keeps the line count and the text outside the shared runs, in the middle of a line too', () => {
+    const a = `first\n${'a'.repeat(10_000)}X${'b'.repeat(10_000)}\nlast\n`
+    const b = `first\n${'a'.repeat(10_000)}Y${'b'.repeat(10_000)}\nlast\n`
+    const w = lineWindow(a, b, 3)
+    const f = focusWindow(w.a, w.b, w.head, w.tail)
+    expect(f.a.split('\n')).toHaveLength(a.split('\n').length)
+    expect(f.a).toMatch(
+      /^first\na{40} … \(9,900 characters\) … a{60}Xb{60} … \(9,900 characters\) … b{40}\nlast\n$/,
+    )
+    expect(f.b).toBe(f.a.replace('X', 'Y'))
+    const r = unifiedOutcome(a, b, 'compute')
+    expect('patch' in r && r.patch).toContain(
+      '+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa … (9,900 characters) …',
+    )
+  })
+
+  it('folds long lines of context both texts share before jsdiff sees them', () => {
+    const context = 'c'.repeat(5000)
+    const a = `${context}\nold\n${context}\n`
+    const b = `${context}\nnew\n${context}\n`
+    const w = lineWindow(a, b, 3)
+    const f = focusWindow(w.a, w.b, w.head, w.tail)
+    expect(f.a).toBe(`${foldLine(context)}\nold\n${foldLine(context)}\n`)
+    expect(f.b).toBe(`${foldLine(context)}\nnew\n${foldLine(context)}\n`)
   })
 })

@@ -1,0 +1,417 @@
+/**
+ * Typed JSON as people read it: tags shown as what they stand for (`Date(...)`, `12n`,
+ * `Set[...]`, `Map{"k"=>v}`, `undefined`), on one line folded to a width budget or pretty
+ * over several, and with every control, C1 and bidi character made visible so a hostile
+ * payload can never drive the terminal. Pure and dependency-free: `compare/` builds its
+ * messages with it and `render/` its lines.
+ */
+
+import { shortestFloat32, strictBase64, type TypedArray, typedArrayFrom } from './binary.js'
+
+// C0 except tab/newline, DEL, C1, bidi embeddings/overrides/isolates, line/para separators.
+const UNSAFE =
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const UNSAFE_WITH_LAYOUT =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+function escapeChar(ch: string): string {
+  const code = ch.charCodeAt(0)
+  return code <= 0xff
+    ? `\\x${code.toString(16).padStart(2, '0')}`
+    : `\\u${code.toString(16).padStart(4, '0')}`
+}
+
+/** Makes control and bidi characters visible (`\x1b`, `\u202e`). Keeps tab and newline. */
+export function visible(text: string): string {
+  return text.replace(UNSAFE, escapeChar)
+}
+
+/** Like `visible`, and newlines and tabs too: for text that must stay on one line. */
+export function visibleLine(text: string): string {
+  return text.replace(UNSAFE_WITH_LAYOUT, escapeChar)
+}
+
+const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/** JSON text safe to print: control characters JSON leaves raw (C1, bidi) are escaped. */
+export function safeJson(value: unknown, indent?: number): string {
+  return (JSON.stringify(value, null, indent) ?? 'null').replace(
+    JSON_UNSAFE,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+}
+
+/**
+ * A field of a typed-JSON tag as text. A stranger's file may put an object there, and
+ * `String({"toString": ""})` throws; JSON text never calls a method.
+ */
+function fieldText(v: unknown): string {
+  return typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined')
+}
+
+function errorTagText(v: unknown): string {
+  const e = (typeof v === 'object' && v !== null ? v : {}) as Record<string, unknown>
+  const name = e.name === undefined ? 'Error' : fieldText(e.name)
+  const code = e.code === undefined ? '' : ` [${fieldText(e.code)}]`
+  return `[${name}${code}: ${e.message === undefined ? '' : fieldText(e.message)}]`
+}
+
+/** Most elements of a typed array shown on one line; the line is cut to its width anyway. */
+const maxElements = 32
+
+/** `Float32Array(3)[1.5,2,-0]`, the first maxElements elements. */
+function typedArrayText(kind: string, a: TypedArray): string {
+  const shown: string[] = []
+  for (let i = 0; i < Math.min(a.length, maxElements); i++) {
+    const x = a[i]!
+    shown.push(
+      typeof x === 'bigint'
+        ? `${x}n`
+        : Object.is(x, -0)
+          ? '-0'
+          : kind === 'Float32Array'
+            ? String(shortestFloat32(x))
+            : String(x),
+    )
+  }
+  return `${kind}(${a.length})[${shown.join(',')}${a.length > maxElements ? ',…' : ''}]`
+}
+
+/** Binary tags shown by name and size (`ArrayBuffer(3 bytes)`), like Buffer's. */
+const binaryNames: Readonly<Record<string, string>> = {
+  arraybuffer: 'ArrayBuffer',
+  sharedarraybuffer: 'SharedArrayBuffer',
+  dataview: 'DataView',
+}
+
+/** The text of a tag that stands for one value (not a container); undefined for others. */
+function tagText(o: Record<string, unknown>): string | undefined {
+  const t = o.$t
+  if (typeof t !== 'string') return undefined
+  const v = o.v
+  switch (t) {
+    case 'date':
+      return `Date(${v === null ? 'Invalid' : fieldText(v)})`
+    case 'bigint':
+      return `${fieldText(v)}n`
+    case 'num':
+      return fieldText(v)
+    case 'undef':
+      return 'undefined'
+    case 'buffer':
+    case 'bytes': {
+      const n =
+        typeof v === 'string'
+          ? Math.floor((v.length * 3) / 4) - (v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0)
+          : 0
+      return `${t === 'buffer' ? 'Buffer' : 'Uint8Array'}(${n} bytes)`
+    }
+    // A malformed typed-array or binary tag is shown as the object it is, as decode reads it.
+    case 'typedarray': {
+      const a = typedArrayFrom(o.k, v)
+      return a === undefined ? undefined : typedArrayText(fieldText(o.k), a)
+    }
+    case 'arraybuffer':
+    case 'sharedarraybuffer':
+    case 'dataview': {
+      const bytes = strictBase64(v)
+      return bytes === undefined ? undefined : `${binaryNames[t]}(${bytes.length} bytes)`
+    }
+    case 'error':
+      return errorTagText(v)
+    case 'unrecorded':
+      return `<unrecorded: ${fieldText(o.reason)}${o.size !== undefined ? `, ${fieldText(o.size)} bytes` : ''}>`
+    case 'unreadable':
+      return `<unreadable payload: ${fieldText(o.message)}>`
+    default:
+      return undefined
+  }
+}
+
+/** Map entries as `[key, value]` pairs, or undefined when the tag's `v` is not that shape. */
+function mapEntries(v: unknown): [unknown, unknown][] | undefined {
+  if (!Array.isArray(v)) return undefined
+  for (const e of v) if (!Array.isArray(e) || e.length !== 2) return undefined
+  return v as [unknown, unknown][]
+}
+
+const isHigh = (code: number): boolean => code >= 0xd800 && code <= 0xdbff
+const isLow = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff
+
+class Budget extends Error {}
+
+/**
+ * One-line rendering of a typed-JSON value, at most `max` characters (then `…`).
+ * Stops walking as soon as the budget is spent, so huge payloads cost little.
+ */
+export function compact(value: unknown, max = 160): string {
+  let out = ''
+  const put = (s: string): void => {
+    out += s
+    if (out.length > max) throw new Budget()
+  }
+  const walk = (v: unknown): void => {
+    if (v === undefined) {
+      put('undefined')
+      return
+    }
+    if (v === null || typeof v !== 'object') {
+      put(visibleLine(JSON.stringify(v) ?? String(v)))
+      return
+    }
+    if (Array.isArray(v)) {
+      put('[')
+      v.forEach((item, i) => {
+        if (i > 0) put(',')
+        walk(item)
+      })
+      put(']')
+      return
+    }
+    const o = v as Record<string, unknown>
+    const tagged = tagText(o)
+    if (tagged !== undefined) {
+      put(visibleLine(tagged))
+      return
+    }
+    if (o.$t === 'map') {
+      const entries = mapEntries(o.v)
+      if (entries === undefined) {
+        put('Map')
+        walk(o.v)
+        return
+      }
+      put('Map{')
+      entries.forEach(([k, item], i) => {
+        if (i > 0) put(',')
+        walk(k)
+        put('=>')
+        walk(item)
+      })
+      put('}')
+      return
+    }
+    if (o.$t === 'set') {
+      put('Set')
+      walk(o.v)
+      return
+    }
+    if (o.$t === 'obj') {
+      walk(o.v)
+      return
+    }
+    put('{')
+    let first = true
+    for (const k of Object.keys(o)) {
+      if (!first) put(',')
+      first = false
+      put(`${visibleLine(JSON.stringify(k))}:`)
+      walk(o[k])
+    }
+    put('}')
+  }
+  try {
+    walk(value)
+    return out
+  } catch (err) {
+    if (!(err instanceof Budget)) throw err
+    let end = Math.max(0, max - 1)
+    // Never end on the first half of a surrogate pair.
+    if (end > 0 && isHigh(out.charCodeAt(end - 1))) end--
+    return `${out.slice(0, end)}…`
+  }
+}
+
+/**
+ * Pretty multi-line rendering (for --expand, the HTML report and unified diffs): JSON
+ * indented by two, typed-JSON tags shown as what they stand for, control characters
+ * made visible. A payload without tags is JSON.stringify's own output.
+ */
+export function pretty(value: unknown): string {
+  const text = safeJson(value, 2)
+  // JSON.stringify writes every key literally, so a tag always shows as `"$t": `.
+  if (!text.includes('"$t": ')) return visible(text)
+  const parts: string[] = []
+  const walk = (v: unknown, indent: string): void => {
+    if (v === undefined) {
+      parts.push('undefined')
+      return
+    }
+    if (v === null || typeof v !== 'object') {
+      parts.push(safeJson(v))
+      return
+    }
+    const inner = `${indent}  `
+    const list = (open: string, close: string, items: readonly unknown[], each: (x: unknown) => void) => {
+      if (items.length === 0) {
+        parts.push(`${open}${close}`)
+        return
+      }
+      parts.push(`${open}\n`)
+      items.forEach((x, i) => {
+        parts.push(inner)
+        each(x)
+        parts.push(i < items.length - 1 ? ',\n' : '\n')
+      })
+      parts.push(`${indent}${close}`)
+    }
+    if (Array.isArray(v)) {
+      list('[', ']', v, (x) => walk(x, inner))
+      return
+    }
+    const o = v as Record<string, unknown>
+    const tagged = tagText(o)
+    if (tagged !== undefined) {
+      parts.push(visibleLine(tagged))
+      return
+    }
+    if (o.$t === 'map' && mapEntries(o.v) !== undefined) {
+      list('Map {', '}', mapEntries(o.v)!, (e) => {
+        const [k, item] = e as [unknown, unknown]
+        walk(k, inner)
+        parts.push(' => ')
+        walk(item, inner)
+      })
+      return
+    }
+    if ((o.$t === 'set' || o.$t === 'map') && Array.isArray(o.v)) {
+      list(o.$t === 'set' ? 'Set [' : 'Map [', ']', o.v, (x) => walk(x, inner))
+      return
+    }
+    if (o.$t === 'obj' && typeof o.v === 'object' && o.v !== null) {
+      walk(o.v, indent)
+      return
+    }
+    list('{', '}', Object.keys(o), (k) => {
+      parts.push(`${safeJson(k)}: `)
+      walk(o[k as string], inner)
+    })
+  }
+  walk(value, '')
+  return visible(parts.join(''))
+}
+
+/**
+ * Length of the common head of `a` and `b`, never ending between the two halves of a
+ * surrogate pair. Compares growing slices first (native string comparison), then
+ * characters, so a one-character change at the end of megabytes costs well under a
+ * millisecond.
+ */
+export function commonHead(a: string, b: string): number {
+  const n = Math.min(a.length, b.length)
+  let head = 0
+  let step = 64
+  while (head < n) {
+    const end = Math.min(n, head + step)
+    if (a.slice(head, end) !== b.slice(head, end)) break
+    head = end
+    step = Math.min(step * 2, 1 << 16)
+  }
+  while (head < n && a.charCodeAt(head) === b.charCodeAt(head)) head++
+  if (head > 0 && head < a.length && isHigh(a.charCodeAt(head - 1))) head--
+  return head
+}
+
+/**
+ * Length of the common tail of `a` and `b` that does not reach into the first `head`
+ * characters of either, never starting between the halves of a surrogate pair.
+ */
+export function commonTail(a: string, b: string, head = 0): number {
+  const n = Math.min(a.length, b.length) - head
+  let tail = 0
+  let step = 64
+  while (tail < n) {
+    const end = Math.min(n, tail + step)
+    if (a.slice(a.length - end, a.length - tail) !== b.slice(b.length - end, b.length - tail)) break
+    tail = end
+    step = Math.min(step * 2, 1 << 16)
+  }
+  while (tail < n && a.charCodeAt(a.length - 1 - tail) === b.charCodeAt(b.length - 1 - tail)) tail++
+  if (tail > 0 && tail < a.length && isLow(a.charCodeAt(a.length - tail))) tail--
+  return tail
+}
+
+/** `n` with thousands separators, as every count people read is written. */
+export function count(n: number): string {
+  return n.toLocaleString('en-US')
+}
+
+/** The characters of a string as `compact` shows them inside its quotes. */
+function quotedInner(s: string): string {
+  return visibleLine(JSON.stringify(s)).slice(1, -1)
+}
+
+/**
+ * `s` from `start` as JSON string text of at most `room` characters (quotes and `…`
+ * marks included), `…` where it was cut.
+ */
+function windowText(s: string, start: number, room: number): string {
+  let from = start
+  if (from > 0 && from < s.length && isLow(s.charCodeAt(from))) from++
+  const lead = from > 0 ? '"…' : '"'
+  // Room for the closing quote, and for a `…` when the window ends before the string does.
+  let take = room - lead.length - 1
+  if (from + take < s.length) take--
+  take = Math.max(1, take)
+  for (;;) {
+    let end = Math.min(s.length, from + take)
+    if (end < s.length && end > from && isHigh(s.charCodeAt(end - 1))) end--
+    const body = quotedInner(s.slice(from, end))
+    const text = `${lead}${body}${end < s.length ? '…' : ''}"`
+    // Escapes (`\n`, `\u202e`) take more room than the characters they stand for.
+    if (text.length <= room || take <= 4) return text
+    take = Math.max(4, Math.floor(take * 0.75))
+  }
+}
+
+/** Two values as one change line shows them (see `changedPair`). */
+export interface PairText {
+  recorded: string
+  local: string
+  /** Where two long strings first differ: `at character 5,242,880 of 5,242,880`. */
+  at?: string
+}
+
+/**
+ * The recorded and local values of a change, each in at most `max` characters. Two
+ * strings too long to show whole are shown as windows around their first difference
+ * (`"…xxxxA"` → `"…xxxxB"`) with where that is, counted in characters from 1: their
+ * common head would otherwise fill both sides and hide it.
+ */
+export function changedPair(recorded: unknown, local: unknown, max: number): PairText {
+  if (typeof recorded !== 'string' || typeof local !== 'string') {
+    return { recorded: compact(recorded, max), local: compact(local, max) }
+  }
+  const fits = (s: string): boolean => s.length + 2 <= max && quotedInner(s).length + 2 <= max
+  if (fits(recorded) && fits(local)) return { recorded: compact(recorded, max), local: compact(local, max) }
+  const at = commonHead(recorded, local)
+  // About a third of the room for what comes before the difference, more when the longer
+  // string ends within the window (`"…` and `"` take three characters).
+  const before = Math.min(at, Math.max(1, Math.floor((max - 4) / 3)))
+  const start = Math.max(0, Math.min(at - before, Math.max(recorded.length, local.length) - (max - 3)))
+  const where =
+    recorded.length === local.length
+      ? `at character ${count(at + 1)} of ${count(recorded.length)}`
+      : `at character ${count(at + 1)}; ${count(recorded.length)} → ${count(local.length)} characters`
+  return { recorded: windowText(recorded, start, max), local: windowText(local, start, max), at: where }
+}
+
+/**
+ * A value in a one-line message (`why`, `verify`, `diff`): cut to `max` characters with
+ * the full length of its rendering said, so a stage output of megabytes at the path asked
+ * about still gives a line, not a screenful. Absent is `nothing`.
+ */
+export function brief(value: unknown, max = 120): string {
+  if (value === undefined) return 'nothing'
+  const short = compact(value, max)
+  if (!short.endsWith('…')) return short
+  const whole = compact(value, Number.POSITIVE_INFINITY)
+  if (whole.length <= max) return whole
+  return `${short} (${count(whole.length)} characters)`
+}
+
+/** Two values of a change in a one-line message: `brief` each, or windows on two long strings. */
+export function briefPair(recorded: unknown, local: unknown, max = 120): PairText {
+  if (typeof recorded === 'string' && typeof local === 'string') return changedPair(recorded, local, max)
+  return { recorded: brief(recorded, max), local: brief(local, max) }
+}

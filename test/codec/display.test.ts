@@ -1,0 +1,180 @@
+/** Typed JSON as people read it: tags as what they stand for, long strings around their difference. */
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  brief,
+  briefPair,
+  changedPair,
+  commonHead,
+  commonTail,
+  compact,
+  pretty,
+} from '../../src/codec/display.js'
+import { decodeRaw, encode } from '../../src/codec/index.js'
+
+/** A value as the CLI reads it from a bundle: encoded by the recorder, parsed without decoding tags. */
+const stored = (v: unknown): unknown => decodeRaw(encode(v))
+
+const order = {
+  receivedAt: new Date('2026-12-02T00:07:44.640Z'),
+  tags: new Set(['web', 'vip']),
+  unit: new Map([
+    ['SKU-42', 8.49],
+    ['SKU-43', 8.5],
+  ]),
+  subtotalCents: 5102n,
+  blob: undefined,
+  failure: new TypeError('boom'),
+  own: { $t: 'mine', n: 1 },
+}
+
+describe('compact and pretty show tags as what they stand for', () => {
+  it('one line: Date, Set, Map, BigInt, undefined, an Error and an object with its own $t key', () => {
+    expect(compact(stored(order), 1000)).toBe(
+      '{"receivedAt":Date(2026-12-02T00:07:44.640Z),"tags":Set["web","vip"],"unit":Map{"SKU-42"=>8.49,"SKU-43"=>8.5},' +
+        '"subtotalCents":5102n,"blob":undefined,"failure":[TypeError: boom],"own":{"$t":"mine","n":1}}',
+    )
+  })
+
+  it('several lines, indented like JSON, with no tag left in them', () => {
+    expect(pretty(stored(order))).toBe(
+      [
+        '{',
+        '  "receivedAt": Date(2026-12-02T00:07:44.640Z),',
+        '  "tags": Set [',
+        '    "web",',
+        '    "vip"',
+        '  ],',
+        '  "unit": Map {',
+        '    "SKU-42" => 8.49,',
+        '    "SKU-43" => 8.5',
+        '  },',
+        '  "subtotalCents": 5102n,',
+        '  "blob": undefined,',
+        '  "failure": [TypeError: boom],',
+        '  "own": {',
+        '    "$t": "mine",',
+        '    "n": 1',
+        '  }',
+        '}',
+      ].join('\n'),
+    )
+    expect(pretty(stored({ s: new Set(), m: new Map() }))).toBe('{\n  "s": Set [],\n  "m": Map {}\n}')
+  })
+
+  it('pretty prints plain JSON exactly as JSON.stringify does', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        expect(pretty(v)).toBe(
+          JSON.stringify(v, null, 2).replace(
+            /[\u007f-\u009f\u2028\u2029]/g,
+            (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+          ),
+        )
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('brief writes typed values the same way', () => {
+    expect(brief(stored(5102n))).toBe('5102n')
+    expect(brief(stored(undefined))).toBe('undefined')
+    expect(brief(undefined)).toBe('nothing')
+  })
+})
+
+describe('changedPair: two long strings that differ', () => {
+  const big = 'x'.repeat(5 * 1024 * 1024)
+
+  it('shows the characters around the first difference and where it is, not the common head', () => {
+    const p = changedPair(big, `${big.slice(0, -1)}y`, 40)
+    expect(p).toEqual({
+      recorded: `"…${'x'.repeat(37)}"`,
+      local: `"…${'x'.repeat(36)}y"`,
+      at: 'at character 5,242,880 of 5,242,880',
+    })
+  })
+
+  it('cuts both sides in the middle of a string, with … where they were cut', () => {
+    const a = `${'a'.repeat(1000)}X${'b'.repeat(1000)}`
+    const b = `${'a'.repeat(1000)}Y${'b'.repeat(1000)}`
+    const p = changedPair(a, b, 30)
+    expect(p.recorded).toMatch(/^"…a+Xb+…"$/)
+    expect(p.local).toBe(p.recorded.replace('X', 'Y'))
+    expect(p.recorded.length).toBeLessThanOrEqual(30)
+    expect(p.at).toBe('at character 1,001 of 2,001')
+  })
+
+  it('says both lengths when they differ', () => {
+    expect(changedPair('z'.repeat(200), `${'z'.repeat(200)}!`, 30).at).toBe(
+      'at character 201; 200 → 201 characters',
+    )
+  })
+
+  it('leaves short strings and other values as compact writes them', () => {
+    expect(changedPair('a', 'b', 30)).toEqual({ recorded: '"a"', local: '"b"' })
+    expect(changedPair(1, { $t: 'bigint', v: '1' }, 30)).toEqual({ recorded: '1', local: '1n' })
+  })
+
+  it('stays within the budget, escapes control characters and never splits a surrogate pair', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary', minLength: 0, maxLength: 300 }),
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 5 }),
+        fc.string({ unit: 'binary', minLength: 0, maxLength: 300 }),
+        fc.integer({ min: 16, max: 80 }),
+        (head, change, tail, max) => {
+          const a = `${head}${tail}`
+          const b = `${head}${change}${tail}`
+          const p = changedPair(a, b, max)
+          for (const text of [p.recorded, p.local]) {
+            expect(text.length).toBeLessThanOrEqual(Math.max(max, 12))
+            expect(text).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
+            expect(text).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/)
+            expect(text).not.toMatch(/(?<![\ud800-\udbff])[\udc00-\udfff]/)
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('briefPair windows long strings and briefs anything else', () => {
+    expect(briefPair(big, `${big.slice(0, -1)}y`).at).toBe('at character 5,242,880 of 5,242,880')
+    expect(briefPair({ $t: 'undef' }, undefined)).toEqual({ recorded: 'undefined', local: 'nothing' })
+  })
+})
+
+describe('commonHead and commonTail', () => {
+  const naiveHead = (a: string, b: string): number => {
+    let i = 0
+    while (i < a.length && i < b.length && a[i] === b[i]) i++
+    return i
+  }
+
+  it('agree with a character-by-character scan, short of a surrogate pair they would split', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 2000 }),
+        fc.string({ unit: 'binary', maxLength: 3 }),
+        fc.string({ unit: 'binary', maxLength: 3 }),
+        fc.string({ unit: 'binary', maxLength: 2000 }),
+        (head, x, y, tail) => {
+          const a = head + x + tail
+          const b = head + y + tail
+          const h = commonHead(a, b)
+          const exact = naiveHead(a, b)
+          expect(h === exact || h === exact - 1).toBe(true)
+          expect(a.slice(0, h)).toBe(b.slice(0, h))
+          const t = commonTail(a, b, h)
+          expect(h + t).toBeLessThanOrEqual(Math.min(a.length, b.length))
+          expect(a.slice(a.length - t)).toBe(b.slice(b.length - t))
+          const rest = [a.slice(h, a.length - t), b.slice(h, b.length - t)]
+          // The middles start and end on whole characters, so they can be printed.
+          for (const m of rest) expect(m).not.toMatch(/^[\udc00-\udfff]|[\ud800-\udbff]$/)
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+})

@@ -1,0 +1,58 @@
+/** `ls` as people read it: columns that line up whatever the keys, counts said in words. */
+import { describe, expect, it } from 'vitest'
+import type { RecordSummary } from '../../src/bundle/types.js'
+import { displayWidth, padEndColumns } from '../../src/render/format.js'
+import { renderRecordList } from '../../src/render/listing.js'
+import { plain } from '../../src/render/theme.js'
+
+const summary = (id: string, key: string, stages: string[], captures = stages.length): RecordSummary => ({
+  id,
+  key,
+  startedAt: Date.parse('2026-01-10T12:00:00.000Z'),
+  endedAt: null,
+  status: 'ok',
+  error: null,
+  host: null,
+  pid: null,
+  build: null,
+  stages,
+  captures,
+  source: 'a.sqlite',
+})
+
+describe('displayWidth', () => {
+  it('counts East Asian wide characters and emoji as two columns, combining marks as none', () => {
+    expect(displayWidth('order:1')).toBe(7)
+    expect(displayWidth('日本語:4')).toBe(8)
+    expect(displayWidth('ｆｕｌｌ')).toBe(8)
+    expect(displayWidth('한국어')).toBe(6)
+    expect(displayWidth('📦 box')).toBe(6)
+    expect(displayWidth('ordér')).toBe(5)
+    expect(displayWidth('orde\u0301r')).toBe(5)
+    expect(padEndColumns('日本', 6)).toBe('日本  ')
+  })
+})
+
+describe('renderRecordList', () => {
+  it('lines the columns up when keys hold wide characters', () => {
+    const text = renderRecordList(
+      [
+        summary('01AAAAAAAAAAAAAAAAAAAAAAAA', '日本語:4', ['parse']),
+        summary('01BBBBBBBBBBBBBBBBBBBBBBBB', 'order:295', ['parse']),
+        summary('01CCCCCCCCCCCCCCCCCCCCCCCC', 'ordér ünïcødé 1', ['parse']),
+      ],
+      plain,
+      false,
+    )
+    const lines = text.split('\n')
+    const statusColumn = lines.map((l) => displayWidth(l.slice(0, l.search(/ok {4}|STATUS/))))
+    expect(new Set(statusColumn).size).toBe(1)
+  })
+
+  it('says one retry, and two retries', () => {
+    const one = renderRecordList([summary('01A', 'k', ['parse', 'fx'], 3)], plain, false)
+    const two = renderRecordList([summary('01A', 'k', ['parse', 'fx'], 4)], plain, false)
+    expect(one).toContain('parse,fx (+1 retry)')
+    expect(two).toContain('parse,fx (+2 retries)')
+  })
+})

@@ -1,0 +1,82 @@
+/** The recorded scene as `show` prints it: what each stage did to the payload, in the user's terms. */
+import { describe, expect, it } from 'vitest'
+import type { RecordChain } from '../../src/bundle/types.js'
+import { encode } from '../../src/codec/index.js'
+import { buildScene } from '../../src/compare/scene.js'
+import { renderShow } from '../../src/render/show.js'
+import { plain } from '../../src/render/theme.js'
+
+function chainOf(steps: readonly { stage: string; input: unknown; output: unknown }[]): RecordChain {
+  return {
+    record: {
+      id: 'rec-1',
+      key: 'k',
+      startedAt: 0,
+      endedAt: 1,
+      status: 'ok',
+      error: null,
+      host: null,
+      pid: null,
+      build: null,
+    },
+    captures: steps.map((s, i) => ({
+      id: i + 1,
+      recordId: 'rec-1',
+      seq: i,
+      stage: s.stage,
+      attempt: 1,
+      input: encode(s.input),
+      output: encode(s.output),
+      error: null,
+      startedAt: i,
+      durationMs: 1,
+      build: null,
+      host: null,
+      pid: null,
+      effects: [],
+    })),
+    expectations: [],
+    source: 'mem.sqlite',
+  }
+}
+
+const show = (chain: RecordChain, expand = false): string =>
+  renderShow(buildScene(chain), plain, { expand, width: 120 })
+
+describe('renderShow: typed values', () => {
+  const order = { orderId: 'o-6', tags: ['web'], at: new Date('2026-01-01T00:00:00.000Z') }
+  const parsed = {
+    ...order,
+    tags: new Set(['web', 'vip']),
+    at: new Date('2026-01-02T00:00:00.000Z'),
+    cents: 5102n,
+  }
+
+  it('a stage that returns undefined changed the payload to undefined; no `$t` added, no keys dropped', () => {
+    const text = show(chainOf([{ stage: 'audit', input: parsed, output: undefined }]))
+    expect(text).toContain('    out undefined\n    ~ $ {"orderId":"o-6",')
+    expect(text).toMatch(/~ \$ \{"orderId".* → undefined$/m)
+    expect(text).not.toContain('$t')
+    expect(text).not.toContain('dropped')
+  })
+
+  it('paths name places in the data: a Date changed, a Set gained an item, an array became a Set', () => {
+    const text = show(
+      chainOf([
+        { stage: 'parse', input: order, output: { ...order, tags: new Set(['web']) } },
+        { stage: 'tag', input: { ...order, tags: new Set(['web']) }, output: parsed },
+      ]),
+    )
+    expect(text).toContain('~ $.tags ["web"] → Set["web"]')
+    expect(text).toContain('~ $.at Date(2026-01-01T00:00:00.000Z) → Date(2026-01-02T00:00:00.000Z)')
+    expect(text).toContain('+ added tags[1], cents')
+    expect(text).not.toMatch(/\.v\b|\$t/)
+  })
+
+  it('--expand prints payloads with tags shown as what they stand for', () => {
+    const text = show(chainOf([{ stage: 'parse', input: order, output: parsed }]), true)
+    expect(text).toContain('"cents": 5102n')
+    expect(text).toContain('"tags": Set [')
+    expect(text).not.toContain('$t')
+  })
+})
