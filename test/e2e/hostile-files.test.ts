@@ -7,10 +7,23 @@
  * way a stranger's file might be broken (cut short, bytes flipped, schema changed).
  */
 import { randomBytes } from 'node:crypto'
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { PAGE_SIZE } from '../../src/bundle/schema.js'
+import type { RecordUnit } from '../../src/bundle/types.js'
+import { BundleWriter } from '../../src/bundle/writer.js'
+import { integrityCheck } from '../helpers/bundle-db.js'
 import {
   type CliResult,
   listDir,
@@ -287,3 +300,150 @@ describe('hostile bundle files', () => {
     }
   })
 })
+
+/** A record of two stages whose seam lines up, with payloads big enough to fill pages. */
+function crashUnit(i: number): RecordUnit {
+  const parsed = JSON.stringify({ n: i, text: 'x'.repeat(3000) })
+  return {
+    record: {
+      id: `01CRASH${String(i).padStart(19, '0')}`,
+      key: `sku:${i}`,
+      startedAt: 1_700_000_000_000 + i,
+      endedAt: 1_700_000_000_001 + i,
+      status: 'ok',
+      error: null,
+      host: 'h',
+      pid: 1,
+      build: 'b1',
+    },
+    captures: [
+      { stage: 'parse', input: JSON.stringify(`raw ${i}`), output: parsed },
+      { stage: 'store', input: parsed, output: JSON.stringify({ n: i, stored: true }) },
+    ].map((c, seq) => ({
+      ...c,
+      seq,
+      attempt: 1,
+      error: null,
+      startedAt: 1_700_000_000_000 + i,
+      durationMs: 1,
+      effects: [],
+    })),
+  }
+}
+
+describe('a bundle left by a recorder killed during a checkpoint', () => {
+  /** The main file and -wal as the kill left them, and the records they hold. */
+  let crashed: { dir: string; path: string; records: number; headerBytes: number; fileBytes: number }
+
+  beforeAll(() => {
+    // A recorder's writer in WAL mode: 40 records checkpointed into the main file, 40 more
+    // still in the WAL, pages past the main file's end among them.
+    const live = join(dir(), 'ckpt-live', 'bundle.sqlite')
+    mkdirSync(join(dir(), 'ckpt-live'))
+    const writer = BundleWriter.open(live, {
+      manifest: {
+        pipeline: 'orders',
+        recorderVersion: '0.0.0-test',
+        builds: ['b1'],
+        redaction: { rules: [], equalityPreserving: false },
+      },
+    })
+    const snapshot = join(dir(), 'ckpt-snapshot')
+    const left = join(dir(), 'ckpt-crashed')
+    mkdirSync(snapshot)
+    mkdirSync(left)
+    try {
+      writer.write(Array.from({ length: 40 }, (_, i) => crashUnit(i)))
+      const other = new Database(live)
+      other.pragma('wal_checkpoint(PASSIVE)')
+      other.close()
+      writer.write(Array.from({ length: 40 }, (_, i) => crashUnit(40 + i)))
+      for (const d of [snapshot, left]) {
+        copyFileSync(live, join(d, 'bundle.sqlite'))
+        copyFileSync(`${live}-wal`, join(d, 'bundle.sqlite-wal'))
+      }
+    } finally {
+      writer.close()
+    }
+    // A checkpoint copies the WAL's pages in page order, page 1 (which holds the new
+    // database size) first. Run a real one on a copy and keep only its page 1: what the main
+    // file holds when the process is killed just after that write.
+    const ckpt = new Database(join(snapshot, 'bundle.sqlite'))
+    ckpt.pragma('wal_checkpoint(TRUNCATE)')
+    const pageOne = readFileSync(join(snapshot, 'bundle.sqlite')).subarray(0, PAGE_SIZE)
+    ckpt.close()
+    const path = join(left, 'bundle.sqlite')
+    const fd = openSync(path, 'r+')
+    try {
+      writeSync(fd, pageOne, 0, PAGE_SIZE, 0)
+    } finally {
+      closeSync(fd)
+    }
+    const head = readFileSync(path).subarray(0, 100)
+    // SQLite trusts the header's size: the change counter matches version-valid-for.
+    expect(head.readUInt32BE(24)).toBe(head.readUInt32BE(92))
+    crashed = {
+      dir: left,
+      path,
+      records: 80,
+      headerBytes: head.readUInt32BE(28) * PAGE_SIZE,
+      fileBytes: statSync(path).size,
+    }
+    expect(crashed.headerBytes).toBeGreaterThan(crashed.fileBytes)
+    // SQLite itself reads the pair whole (checked on a copy: it writes a -shm beside it).
+    const probe = join(dir(), 'ckpt-probe')
+    mkdirSync(probe)
+    copyFileSync(path, join(probe, 'bundle.sqlite'))
+    copyFileSync(`${path}-wal`, join(probe, 'bundle.sqlite-wal'))
+    expect(integrityCheck(join(probe, 'bundle.sqlite'))).toBe('ok')
+  })
+
+  it('is read whole by inspect, ls, show and verify, and nothing is written beside it', async () => {
+    const before = listDir(crashed.dir)
+    const [inspect, ls, show, verify] = await Promise.all([
+      runCli(['inspect', crashed.path, '--json']),
+      runCli(['ls', crashed.path, '--limit', '0', '--json']),
+      runCli(['show', crashed.path, '--key', 'sku:79', '--json']),
+      runCli(['verify', crashed.path]),
+    ])
+    for (const [label, r] of [
+      ['inspect', inspect],
+      ['ls', ls],
+      ['show', show],
+      ['verify', verify],
+    ] as const) {
+      expect(r.stderr, label).not.toMatch(/truncated|corrupt|bug in retrace/)
+      expect(r.code, `${label}: ${r.stderr}`).toBe(0)
+    }
+    expect(parseJsonOut<{ records: number; captures: number }>(inspect)).toMatchObject({
+      records: crashed.records,
+      captures: 2 * crashed.records,
+    })
+    expect(parseJsonOut<{ records: unknown[] }>(ls).records).toHaveLength(crashed.records)
+    expect(parseJsonOut<{ key: string; captures: unknown[] }>(show)).toMatchObject({ key: 'sku:79' })
+    expect(verify.stdout).toContain(`${crashed.records} records checked`)
+    expect(listDir(crashed.dir)).toEqual(before)
+    expect(before).toEqual(['bundle.sqlite', 'bundle.sqlite-wal'])
+  })
+
+  it('with its WAL lost, the same file is refused as truncated, in one line', async () => {
+    const lost = join(dir(), 'ckpt-wal-lost')
+    mkdirSync(lost)
+    const path = join(lost, 'bundle.sqlite')
+    copyFileSync(crashed.path, path)
+    const results = await Promise.all(commandsFor(path).map((argv) => runCli(argv)))
+    for (const r of results) {
+      expectOneLine(
+        r,
+        path,
+        new RegExp(
+          `^is truncated: the header says ${crashed.headerBytes} bytes, the file has ${crashed.fileBytes}$`,
+        ),
+        'WAL lost',
+      )
+      expect(r.stdout).toBe('')
+    }
+    expect(listDir(lost)).toEqual(['bundle.sqlite'])
+  })
+})
+
