@@ -8,7 +8,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import type { PathPart } from '../codec/index.js'
 import { PathSyntaxError, parseJson, Redactor } from '../codec/index.js'
-import { UsageError } from '../errors.js'
+import { BundleError, RetraceError, UsageError } from '../errors.js'
 import type { BundleSet } from './set.js'
 import type { CaptureWrite, ExpectationRow, RecordChain, RecordUnit } from './types.js'
 import { BundleWriter } from './writer.js'
@@ -138,7 +138,17 @@ export function extractRecords(
   } catch (err) {
     writer.close()
     rmSync(tmp, { force: true })
-    throw err
+    if (err instanceof RetraceError) throw err
+    // What was read cannot be written back (a start time that is not a number, in a bundle
+    // made by hand), or the disk refused it.
+    throw new BundleError(
+      'E_EXTRACT_WRITE',
+      `cannot write ${target} (${(err as Error).message})`,
+      undefined,
+      {
+        cause: err,
+      },
+    )
   }
   if (existsSync(`${target}-journal`)) rmSync(`${target}-journal`, { force: true })
   return { path: target, records: chains.length, captures, redactedValues: counter.n }

@@ -1,11 +1,11 @@
 /**
  * Hardened, read-only open of a bundle that may have come from a stranger.
  *
- * Phases: preflight on the raw bytes (regular file, size cap, SQLite header,
- * application_id, format version) before SQLite parses anything; then an immutable,
- * read-only open that leaves no -wal/-shm beside the file (a bundle with a live WAL is
- * read from a private copy); then `trusted_schema=OFF`, a schema check that refuses
- * views and triggers, and `quick_check`.
+ * Phases: preflight on the raw bytes (regular file, size cap, SQLite header, a file cut
+ * short with no WAL to make up for it, application_id, format version) before SQLite
+ * parses anything; then an immutable, read-only open that leaves no -wal/-shm beside the
+ * file (a bundle with a live WAL is read from a private copy); then `trusted_schema=OFF`,
+ * a schema check that refuses views and triggers, and `quick_check`.
  */
 import {
   closeSync,
@@ -16,6 +16,7 @@ import {
   openSync,
   readSync,
   rmSync,
+  statSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -58,6 +59,12 @@ function fail(code: string, path: string, what: string): never {
 
 interface Header {
   size: number
+  pageSize: number
+  /**
+   * The database size the header gives, in bytes, when SQLite would trust it (a non-zero
+   * page count written with the change counter it is valid for); otherwise undefined.
+   */
+  declaredSize: number | undefined
   appId: number
   userVersion: number
   wal: boolean
@@ -97,17 +104,11 @@ function readHeader(path: string, maxBytes: number): Header {
       fail('E_BUNDLE_CORRUPT', path, 'has a corrupt SQLite header (bad page size)')
     }
     const pages = head.readUInt32BE(28)
-    if (pages > 0 && head.readUInt32BE(24) === head.readUInt32BE(92) && pages * pageSize > st.size) {
-      fail(
-        'E_BUNDLE_CORRUPT',
-        path,
-        `is truncated: the header says ${pages * pageSize} bytes, the file has ${st.size}`,
-      )
-    }
-    if (st.size % pageSize !== 0)
-      fail('E_BUNDLE_CORRUPT', path, 'is truncated (size is not a whole number of pages)')
     return {
       size: st.size,
+      pageSize,
+      declaredSize:
+        pages > 0 && head.readUInt32BE(24) === head.readUInt32BE(92) ? pages * pageSize : undefined,
       appId: head.readUInt32BE(68),
       userVersion: head.readUInt32BE(60),
       wal: head[18] === 2 || head[19] === 2,
@@ -115,6 +116,40 @@ function readHeader(path: string, maxBytes: number): Header {
   } finally {
     closeSync(fd)
   }
+}
+
+/** Bytes of a WAL file's header, and of each frame's header before its page. */
+const WAL_HEADER_BYTES = 32
+const WAL_FRAME_HEADER_BYTES = 24
+
+/** Whether SQLite will read pages from a WAL beside the file: one with at least a frame. */
+function walHoldsFrames(target: string, header: Header): boolean {
+  if (!header.wal) return false
+  try {
+    return statSync(`${target}-wal`).size >= WAL_HEADER_BYTES + WAL_FRAME_HEADER_BYTES + header.pageSize
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Refuses a file cut short, as SQLite would (it calls one malformed), in words that say so.
+ * Only when no WAL will be read: a checkpoint writes page 1, with the new size, before the
+ * pages past the file's end, so a process killed during one leaves a file shorter than its
+ * header says, and SQLite takes the size and those pages from the WAL. SQLite judges that
+ * pair itself, on open and in `quick_check`.
+ */
+function checkWhole(path: string, header: Header, walFrames: boolean): void {
+  if (walFrames) return
+  if (header.declaredSize !== undefined && header.declaredSize > header.size) {
+    fail(
+      'E_BUNDLE_CORRUPT',
+      path,
+      `is truncated: the header says ${header.declaredSize} bytes, the file has ${header.size}`,
+    )
+  }
+  if (header.size % header.pageSize !== 0)
+    fail('E_BUNDLE_CORRUPT', path, 'is truncated (size is not a whole number of pages)')
 }
 
 function checkSchema(db: Database.Database, path: string): void {
@@ -224,6 +259,7 @@ function maxBytesFromEnv(): number | undefined {
 export function openBundleFile(path: string, options: OpenOptions = {}): OpenedBundle {
   const maxBytes = options.maxBytes ?? maxBytesFromEnv() ?? defaultMaxBytes
   const header = readHeader(path, maxBytes)
+  checkWhole(path, header, walHoldsFrames(resolve(path), header))
   if (header.appId !== APPLICATION_ID) {
     fail('E_NOT_BUNDLE', path, 'is a SQLite file of another application, not a retrace bundle')
   }

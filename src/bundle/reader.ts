@@ -61,33 +61,79 @@ export interface BundleCounts {
 
 const recordColumns = 'r.id, r.key, r.started_at, r.ended_at, r.status, r.error, r.host, r.pid, r.build'
 
+/** A records row as SQLite returns it: text columns may hold BLOBs (Buffers) or numbers. */
 interface RawRecord {
-  id: string
-  key: string
+  id: unknown
+  key: unknown
   started_at: number
   ended_at: number | null
-  status: string
-  error: string | null
-  host: string | null
+  status: unknown
+  error: unknown
+  host: unknown
   pid: number | null
-  build: string | null
+  build: unknown
 }
+
+/*
+ * Text columns (record ids, keys, stage and effect names) are read through `textOf` and
+ * matched through `storedForms`, so that whatever a read names can be found again by that
+ * name. Bundles hold text there, but a recorder handed a Buffer (as `recordId`; as a key,
+ * stage or effect name before those were coerced to strings) stored a BLOB, and a file made
+ * by hand can hold numbers or NULLs.
+ */
+
+/** How a BLOB whose bytes are not UTF-8 text is named: SQL's notation for its bytes. */
+const blobName = /^x'((?:[0-9a-f]{2})*)'$/
+
+/**
+ * The text of a value from a text column: a BLOB's UTF-8 text (`x'<hex>'` when its bytes are
+ * not UTF-8), a number's digits, '' for NULL.
+ */
+function textOf(v: unknown): string {
+  if (typeof v === 'string') return v
+  if (v instanceof Uint8Array) {
+    const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+    const text = bytes.toString('utf8')
+    return Buffer.from(text, 'utf8').equals(bytes) ? text : `x'${bytes.toString('hex')}'`
+  }
+  return v === null || v === undefined ? '' : String(v)
+}
+
+/** What a text column may store that `textOf` reads as `text`: the values for `inStored`. */
+function storedForms(text: string): [string, Buffer, string | Buffer, string | number] {
+  const hex = blobName.exec(text)?.[1]
+  const bytes = hex === undefined ? undefined : Buffer.from(hex, 'hex')
+  const n = Number(text)
+  return [
+    text,
+    Buffer.from(text, 'utf8'),
+    bytes !== undefined && textOf(bytes) === text ? bytes : text,
+    text.trim() !== '' && Number.isFinite(n) && String(n) === text ? n : text,
+  ]
+}
+
+/** Matches a column against `storedForms` (each a lookup in the column's index). */
+const inStored = 'IN (?, ?, ?, ?)'
+
+function sameStored(a: unknown, b: unknown): boolean {
+  return a instanceof Uint8Array && b instanceof Uint8Array ? Buffer.compare(a, b) === 0 : a === b
+}
+
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : textOf(v))
 
 function toRecord(r: RawRecord): RecordRow {
   return {
-    id: String(r.id),
-    key: String(r.key),
+    id: textOf(r.id),
+    key: textOf(r.key),
     startedAt: Number(r.started_at),
     endedAt: r.ended_at === null ? null : Number(r.ended_at),
-    status: r.status === 'error' ? 'error' : 'ok',
-    error: r.error === null ? null : String(r.error),
-    host: r.host === null ? null : String(r.host),
+    status: textOf(r.status) === 'error' ? 'error' : 'ok',
+    error: str(r.error),
+    host: str(r.host),
     pid: r.pid === null ? null : Number(r.pid),
-    build: r.build === null ? null : String(r.build),
+    build: str(r.build),
   }
 }
-
-const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
 
 function stageList(json: unknown): string[] {
   if (typeof json !== 'string') return []
@@ -106,6 +152,7 @@ export class BundleReader {
   private readonly db: Database.Database
   private readonly cleanup: () => void
   private readonly recordById: Database.Statement
+  private readonly recordByStored: Database.Statement
   private readonly capturesOf: Database.Statement
   private readonly effectsOfRecord: Database.Statement
   private readonly expectationsOf: Database.Statement
@@ -117,6 +164,7 @@ export class BundleReader {
     this.formatVersion = opened.formatVersion
     this.cleanup = opened.cleanup
     this.recordById = this.db.prepare(`SELECT ${recordColumns} FROM records r WHERE r.id = ?`)
+    this.recordByStored = this.db.prepare(`SELECT ${recordColumns} FROM records r WHERE r.id ${inStored}`)
     this.capturesOf = this.db
       .prepare(
         `SELECT id, record_id, seq, stage, attempt, input, output, error, started_at, duration_ms, build, host, pid
@@ -131,7 +179,7 @@ export class BundleReader {
       )
       .raw()
     this.expectationsOf = this.db.prepare(
-      'SELECT record_id, stage, output, error, note, build, accepted_at FROM expectations WHERE record_id = ?',
+      `SELECT record_id, stage, output, error, note, build, accepted_at FROM expectations WHERE record_id ${inStored}`,
     )
   }
 
@@ -163,18 +211,44 @@ export class BundleReader {
     }
   }
 
+  /** The records row an id names: stored as that text (nearly always), else as a BLOB or number. */
+  private recordRow(id: string): RawRecord | undefined {
+    return (this.recordById.get(id) ?? this.recordByStored.get(...storedForms(id))) as RawRecord | undefined
+  }
+
+  /**
+   * A filter on a key or stage column for what reads as `text`: `IN` the values the column
+   * stores for it, each found through the column's index. Nearly always one value, and then
+   * SQLite keeps the index's order (several would cost a sort).
+   */
+  private storedIn(
+    column: 'records.key' | 'captures.stage',
+    text: string,
+  ): { sql: string; values: unknown[] } {
+    const [table, name] = column.split('.') as [string, string]
+    const probe = this.db.prepare(`SELECT ${name} FROM ${table} WHERE ${name} = ? LIMIT 1`).pluck()
+    const values: unknown[] = []
+    for (const form of new Set(storedForms(text))) {
+      const stored = probe.get(form)
+      if (stored !== undefined && !values.some((v) => sameStored(v, stored))) values.push(stored)
+    }
+    if (values.length === 0) values.push(text)
+    return { sql: `IN (${values.map(() => '?').join(', ')})`, values }
+  }
+
   manifest(): Partial<Manifest> & Record<string, unknown> {
     return this.guard(() => {
       const out: Record<string, unknown> = {}
       for (const row of this.db.prepare('SELECT key, value FROM manifest').iterate() as Iterable<{
-        key: string
-        value: string
+        key: unknown
+        value: unknown
       }>) {
-        if (row.key === '__proto__') continue
+        const key = textOf(row.key)
+        if (key === '__proto__') continue
         try {
-          out[String(row.key)] = parseJson(String(row.value))
+          out[key] = parseJson(textOf(row.value))
         } catch {
-          out[String(row.key)] = String(row.value)
+          out[key] = textOf(row.value)
         }
       }
       return out as Partial<Manifest> & Record<string, unknown>
@@ -204,28 +278,31 @@ export class BundleReader {
                FROM captures GROUP BY stage ORDER BY min(seq), stage`,
             )
             .all() as { stage: string; captures: number; errors: number }[]
-        ).map((s) => ({ stage: String(s.stage), captures: Number(s.captures), errors: Number(s.errors) })),
+        ).map((s) => ({ stage: textOf(s.stage), captures: Number(s.captures), errors: Number(s.errors) })),
         statuses: (
           this.db.prepare('SELECT status, count(*) AS records FROM records GROUP BY status').all() as {
             status: string
             records: number
           }[]
-        ).map((s) => ({ status: String(s.status), records: Number(s.records) })),
+        ).map((s) => ({ status: textOf(s.status), records: Number(s.records) })),
       }
     })
   }
 
   /** Records matching the filter, newest first by default, streamed. */
   *records(filter: RecordFilter = {}): Generator<RecordSummary> {
-    const where: string[] = []
+    // A row with no id names no record (and no capture can belong to it).
+    const where: string[] = ['r.id IS NOT NULL']
     const params: unknown[] = []
     if (filter.id !== undefined) {
       where.push('r.id = ?')
       params.push(filter.id)
     }
-    if (filter.key !== undefined) {
-      where.push('r.key = ?')
-      params.push(filter.key)
+    const { key: keyText, stage: stageText } = filter
+    if (keyText !== undefined) {
+      const key = this.guard(() => this.storedIn('records.key', keyText))
+      where.push(`r.key ${key.sql}`)
+      params.push(...key.values)
     }
     if (filter.status !== undefined) {
       where.push('r.status = ?')
@@ -239,9 +316,10 @@ export class BundleReader {
       where.push('r.started_at <= ?')
       params.push(filter.until)
     }
-    if (filter.stage !== undefined) {
-      where.push('EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage = ?)')
-      params.push(filter.stage)
+    if (stageText !== undefined) {
+      const stage = this.guard(() => this.storedIn('captures.stage', stageText))
+      where.push(`EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage ${stage.sql})`)
+      params.push(...stage.values)
     }
     const order = filter.order === 'oldest' ? 'ASC' : 'DESC'
     // A JSON array, not group_concat with a separator: a stage name may hold any character.
@@ -249,7 +327,7 @@ export class BundleReader {
         (SELECT json_group_array(CAST(stage AS TEXT)) FROM (SELECT DISTINCT stage FROM captures c
           WHERE c.record_id = r.id ORDER BY c.seq)) AS stages,
         (SELECT count(*) FROM captures c WHERE c.record_id = r.id) AS ncaptures
-      FROM records r ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      FROM records r WHERE ${where.join(' AND ')}
       ORDER BY r.started_at ${order}, r.id ${order}
       ${filter.limit !== undefined ? `LIMIT ${Math.max(0, Math.trunc(filter.limit))}` : ''}`
     const rows = this.stream(
@@ -273,7 +351,8 @@ export class BundleReader {
     const col = pred.side === 'input' ? 'c.input' : 'c.output'
     const extracted = `json_extract(${col}, ?)`
     let cond: string
-    const params: unknown[] = [pred.jsonPath, pred.stage, pred.jsonPath]
+    const stage = this.guard(() => this.storedIn('captures.stage', pred.stage))
+    const params: unknown[] = [pred.jsonPath, ...stage.values, pred.jsonPath]
     switch (pred.op) {
       case 'contains':
         cond = `instr(CAST(${extracted} AS TEXT), ?) > 0`
@@ -300,13 +379,13 @@ export class BundleReader {
     }
     const sql = `SELECT c.record_id AS recordId, r.key AS key, r.started_at AS startedAt, ${extracted} AS value
       FROM captures c JOIN records r ON r.id = c.record_id
-      WHERE c.stage = ? AND json_valid(${col}) AND ${cond}
+      WHERE c.stage ${stage.sql} AND json_valid(${col}) AND ${cond}
       ORDER BY r.started_at DESC, r.id, c.seq DESC`
     const rows = this.stream(
       () =>
         this.db.prepare(sql).iterate(...params) as Iterator<{
-          recordId: string
-          key: string
+          recordId: unknown
+          key: unknown
           startedAt: number
           value: unknown
         }>,
@@ -315,51 +394,59 @@ export class BundleReader {
     let emitted = 0
     for (const row of rows) {
       if (limit !== undefined && emitted >= limit) return
-      const id = String(row.recordId)
+      const id = textOf(row.recordId)
       // Rows come grouped by record; a retried stage matching twice lists the record once.
       if (id === last) continue
       last = id
       emitted++
-      yield { recordId: id, key: String(row.key), startedAt: Number(row.startedAt), value: row.value }
+      yield { recordId: id, key: textOf(row.key), startedAt: Number(row.startedAt), value: row.value }
     }
   }
 
   /** Resolves a full id or a unique prefix; throws a usage error otherwise. */
   resolveRecordId(ref: string): string | undefined {
     return this.guard(() => {
-      const exact = this.db.prepare('SELECT id FROM records WHERE id = ?').pluck().get(ref) as
-        | string
-        | undefined
-      if (exact !== undefined) return String(exact)
+      const exact = this.recordRow(ref)
+      if (exact !== undefined) return textOf(exact.id)
       if (ref.length < 4) return undefined
+      // LIKE never matches a BLOB: an id a recorder stored as one is matched by its text.
       const escaped = ref.replace(/[\\%_]/g, (m) => `\\${m}`)
-      const hits = this.db
-        .prepare("SELECT id FROM records WHERE id LIKE ? ESCAPE '\\' LIMIT 6")
-        .pluck()
-        .all(`${escaped}%`) as string[]
+      const hits = [
+        ...new Set(
+          (
+            this.db
+              .prepare("SELECT id FROM records WHERE CAST(id AS TEXT) LIKE ? ESCAPE '\\' LIMIT 6")
+              .pluck()
+              .all(`${escaped}%`) as unknown[]
+          ).map(textOf),
+        ),
+      ]
       if (hits.length > 1) {
         throw new UsageError(
           `record prefix ${JSON.stringify(ref)} is ambiguous in ${this.path}: ${hits.slice(0, 5).join(', ')}${hits.length > 5 ? ', ...' : ''}`,
           'E_AMBIGUOUS_RECORD',
         )
       }
-      return hits[0] === undefined ? undefined : String(hits[0])
+      return hits[0]
     })
   }
 
   latestRecordIdForKey(key: string): string | undefined {
     return this.guard(() => {
+      const stored = this.storedIn('records.key', key)
       const id = this.db
-        .prepare('SELECT id FROM records WHERE key = ? ORDER BY started_at DESC, id DESC LIMIT 1')
+        .prepare(
+          `SELECT id FROM records WHERE key ${stored.sql} AND id IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`,
+        )
         .pluck()
-        .get(key) as string | undefined
-      return id === undefined ? undefined : String(id)
+        .get(...stored.values)
+      return id === undefined ? undefined : textOf(id)
     })
   }
 
   /** Whether this bundle holds (part of) the record with this exact id. */
   hasRecord(id: string): boolean {
-    return this.guard(() => this.recordById.get(id) !== undefined)
+    return this.guard(() => this.recordRow(id) !== undefined)
   }
 
   /** Everything about one record; undefined when this bundle does not hold it. */
@@ -383,37 +470,40 @@ export class BundleReader {
   }
 
   private readRecord(id: string): RecordChain | undefined {
-    const raw = this.recordById.get(id) as RawRecord | undefined
+    const raw = this.recordRow(id)
     if (raw === undefined) return undefined
+    // Captures name their record as it is stored (the recorder writes one value to both).
+    const stored = raw.id
     // Every effect of the record in one query, grouped by capture.
     const effectsByCapture = new Map<number, EffectRow[]>()
     // Rows as arrays (`raw()`): building named objects cost as much as reading the texts.
-    for (const e of this.effectsOfRecord.all(id) as unknown[][]) {
+    for (const e of this.effectsOfRecord.all(stored) as unknown[][]) {
       const captureId = Number(e[0])
       let list = effectsByCapture.get(captureId)
       if (list === undefined) {
         list = []
         effectsByCapture.set(captureId, list)
       }
-      const kind = e[2]
+      const kind = textOf(e[2])
       list.push({
         seq: Number(e[1]),
         kind: kind === 'now' || kind === 'random' || kind === 'async-effect' ? kind : 'effect',
-        name: String(e[3]),
+        name: textOf(e[3]),
         args: str(e[4]),
         result: str(e[5]),
         error: str(e[6]),
       })
     }
-    const captures = (this.capturesOf.all(id) as unknown[][]).map((c) => {
+    const captures = (this.capturesOf.all(stored) as unknown[][]).map((c) => {
       const captureId = Number(c[0])
       return {
         id: captureId,
-        recordId: String(c[1]),
+        recordId: textOf(c[1]),
         seq: Number(c[2]),
-        stage: String(c[3]),
+        stage: textOf(c[3]),
         attempt: Number(c[4]),
-        input: String(c[5]),
+        // NOT NULL in every bundle retrace writes; NULL in a hand-made one reads as JSON null.
+        input: c[5] === null ? 'null' : textOf(c[5]),
         output: str(c[6]),
         error: str(c[7]),
         startedAt: Number(c[8]),
@@ -424,10 +514,14 @@ export class BundleReader {
         effects: effectsByCapture.get(captureId) ?? [],
       } satisfies CaptureRow & { effects: EffectRow[] }
     })
-    const expectations = (this.expectationsOf.all(id) as Record<string, unknown>[]).map(
+    // Expectations pinned by `accept` name the record by its text.
+    const record = toRecord(raw)
+    const expectations = (
+      this.expectationsOf.all(...storedForms(record.id)) as Record<string, unknown>[]
+    ).map(
       (x): ExpectationRow => ({
-        recordId: String(x.record_id),
-        stage: String(x.stage),
+        recordId: textOf(x.record_id),
+        stage: textOf(x.stage),
         output: str(x.output),
         error: str(x.error),
         note: str(x.note),
@@ -435,7 +529,7 @@ export class BundleReader {
         acceptedAt: Number(x.accepted_at),
       }),
     )
-    return { record: toRecord(raw), captures, expectations, source: this.path }
+    return { record, captures, expectations, source: this.path }
   }
 
   /** All record ids, oldest first, streamed (for replay and test over a whole bundle). */
@@ -443,11 +537,11 @@ export class BundleReader {
     const ids = this.stream(
       () =>
         this.db
-          .prepare('SELECT id FROM records ORDER BY started_at, id')
+          .prepare('SELECT id FROM records WHERE id IS NOT NULL ORDER BY started_at, id')
           .pluck()
-          .iterate() as Iterator<string>,
+          .iterate() as Iterator<unknown>,
     )
-    for (const id of ids) yield String(id)
+    for (const id of ids) yield textOf(id)
   }
 
   /** Every key with its latest record id, streamed in key order. */
@@ -456,12 +550,13 @@ export class BundleReader {
       () =>
         this.db
           .prepare(
-            `SELECT key, (SELECT id FROM records r2 WHERE r2.key = r.key ORDER BY started_at DESC, id DESC LIMIT 1) AS id
+            `SELECT key, (SELECT id FROM records r2 WHERE r2.key = r.key AND r2.id IS NOT NULL
+               ORDER BY started_at DESC, id DESC LIMIT 1) AS id
              FROM records r GROUP BY key ORDER BY key`,
           )
-          .iterate() as Iterator<{ key: string; id: string }>,
+          .iterate() as Iterator<{ key: unknown; id: unknown }>,
     )
-    for (const row of rows) yield { key: String(row.key), id: String(row.id) }
+    for (const row of rows) if (row.id !== null) yield { key: textOf(row.key), id: textOf(row.id) }
   }
 
   /** Records committed after `rowid`, in commit order (for following a live bundle). */
@@ -469,12 +564,12 @@ export class BundleReader {
     return this.guard(() =>
       (
         this.db
-          .prepare('SELECT rowid, id FROM records WHERE rowid > ? ORDER BY rowid LIMIT ?')
+          .prepare('SELECT rowid, id FROM records WHERE rowid > ? AND id IS NOT NULL ORDER BY rowid LIMIT ?')
           .all(rowid, limit) as {
           rowid: number
-          id: string
+          id: unknown
         }[]
-      ).map((r) => ({ rowid: Number(r.rowid), id: String(r.id) })),
+      ).map((r) => ({ rowid: Number(r.rowid), id: textOf(r.id) })),
     )
   }
 

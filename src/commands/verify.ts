@@ -60,7 +60,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
           // A record continued in another process is checked once, whole (its seams across
           // processes included), from the first bundle that holds part of it.
           if (before.some((r) => r.hasRecord(id))) continue
-          verifier.check(set.readers.length === 1 ? reader.loadRecord(id)! : set.loadRecord(id))
+          verifier.check(set.loadRecord(id))
         }
       }
     } finally {

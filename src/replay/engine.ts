@@ -10,7 +10,7 @@
  * is re-run on its recorded input, and if that matches it is `inherited` instead.
  */
 import type { CaptureRow, EffectRow, ExpectationRow, RecordChain } from '../bundle/types.js'
-import { decode, decodeRaw, type EncodeLimits, encode, isUnrecorded } from '../codec/index.js'
+import { DecodeError, decode, decodeRaw, type EncodeLimits, encode, isUnrecorded } from '../codec/index.js'
 import { recordedChain, replayedChain } from '../compare/chain.js'
 import {
   type Change,
@@ -21,6 +21,7 @@ import {
 } from '../compare/diff.js'
 import { type CompiledInvariant, type InvariantStatus, runInvariants } from '../compare/invariants.js'
 import { readError, stageOrder } from '../compare/scene.js'
+import { BundleError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
 import { isThenable } from '../thenable.js'
 import { callStage, NetworkBlocked, type Outcome } from './network-guard.js'
@@ -299,8 +300,25 @@ function skipped(attempt: number, reason: string): AttemptResult {
   }
 }
 
-/** Replays one record. Never throws for anything a stage does. */
+/**
+ * Replays one record. Never throws for anything a stage does; a recorded value that is not
+ * typed JSON (the bundle is damaged, or was made by hand) is a BundleError naming the record.
+ */
 export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
+  try {
+    return await replayChain(chain, o)
+  } catch (err) {
+    if (!(err instanceof DecodeError)) throw err
+    throw new BundleError(
+      'E_BUNDLE_CORRUPT',
+      `${chain.source}: record ${chain.record.id} holds a recorded value that cannot be read (${err.message})`,
+      undefined,
+      { cause: err },
+    )
+  }
+}
+
+async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
   const order = stageOrder(chain.captures)
   const expected = new Map<string, ExpectationRow>(chain.expectations.map((x) => [x.stage, x]))
   const lastAttempt = new Map<string, number>()

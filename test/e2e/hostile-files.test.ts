@@ -5,12 +5,29 @@
  *
  * The files start as a real bundle made by the recorder; each case then breaks it the
  * way a stranger's file might be broken (cut short, bytes flipped, schema changed).
+ *
+ * And the other side: a bundle left by a recorder killed during a checkpoint looks cut
+ * short but is sound, and is read; BLOBs, numbers and NULLs in text columns give every read
+ * command a result or one line, never a crash.
  */
 import { randomBytes } from 'node:crypto'
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { PAGE_SIZE } from '../../src/bundle/schema.js'
+import type { RecordUnit } from '../../src/bundle/types.js'
+import { BundleWriter } from '../../src/bundle/writer.js'
+import { integrityCheck } from '../helpers/bundle-db.js'
 import {
   type CliResult,
   listDir,
@@ -286,4 +303,342 @@ describe('hostile bundle files', () => {
       db.close()
     }
   })
+})
+
+/** A record of two stages whose seam lines up, with payloads big enough to fill pages. */
+function crashUnit(i: number): RecordUnit {
+  const parsed = JSON.stringify({ n: i, text: 'x'.repeat(3000) })
+  return {
+    record: {
+      id: `01CRASH${String(i).padStart(19, '0')}`,
+      key: `sku:${i}`,
+      startedAt: 1_700_000_000_000 + i,
+      endedAt: 1_700_000_000_001 + i,
+      status: 'ok',
+      error: null,
+      host: 'h',
+      pid: 1,
+      build: 'b1',
+    },
+    captures: [
+      { stage: 'parse', input: JSON.stringify(`raw ${i}`), output: parsed },
+      { stage: 'store', input: parsed, output: JSON.stringify({ n: i, stored: true }) },
+    ].map((c, seq) => ({
+      ...c,
+      seq,
+      attempt: 1,
+      error: null,
+      startedAt: 1_700_000_000_000 + i,
+      durationMs: 1,
+      effects: [],
+    })),
+  }
+}
+
+describe('a bundle left by a recorder killed during a checkpoint', () => {
+  /** The main file and -wal as the kill left them, and the records they hold. */
+  let crashed: { dir: string; path: string; records: number; headerBytes: number; fileBytes: number }
+
+  beforeAll(() => {
+    // A recorder's writer in WAL mode: 40 records checkpointed into the main file, 40 more
+    // still in the WAL, pages past the main file's end among them.
+    const live = join(dir(), 'ckpt-live', 'bundle.sqlite')
+    mkdirSync(join(dir(), 'ckpt-live'))
+    const writer = BundleWriter.open(live, {
+      manifest: {
+        pipeline: 'orders',
+        recorderVersion: '0.0.0-test',
+        builds: ['b1'],
+        redaction: { rules: [], equalityPreserving: false },
+      },
+    })
+    const snapshot = join(dir(), 'ckpt-snapshot')
+    const left = join(dir(), 'ckpt-crashed')
+    mkdirSync(snapshot)
+    mkdirSync(left)
+    try {
+      writer.write(Array.from({ length: 40 }, (_, i) => crashUnit(i)))
+      const other = new Database(live)
+      other.pragma('wal_checkpoint(PASSIVE)')
+      other.close()
+      writer.write(Array.from({ length: 40 }, (_, i) => crashUnit(40 + i)))
+      for (const d of [snapshot, left]) {
+        copyFileSync(live, join(d, 'bundle.sqlite'))
+        copyFileSync(`${live}-wal`, join(d, 'bundle.sqlite-wal'))
+      }
+    } finally {
+      writer.close()
+    }
+    // A checkpoint copies the WAL's pages in page order, page 1 (which holds the new
+    // database size) first. Run a real one on a copy and keep only its page 1: what the main
+    // file holds when the process is killed just after that write.
+    const ckpt = new Database(join(snapshot, 'bundle.sqlite'))
+    ckpt.pragma('wal_checkpoint(TRUNCATE)')
+    const pageOne = readFileSync(join(snapshot, 'bundle.sqlite')).subarray(0, PAGE_SIZE)
+    ckpt.close()
+    const path = join(left, 'bundle.sqlite')
+    const fd = openSync(path, 'r+')
+    try {
+      writeSync(fd, pageOne, 0, PAGE_SIZE, 0)
+    } finally {
+      closeSync(fd)
+    }
+    const head = readFileSync(path).subarray(0, 100)
+    // SQLite trusts the header's size: the change counter matches version-valid-for.
+    expect(head.readUInt32BE(24)).toBe(head.readUInt32BE(92))
+    crashed = {
+      dir: left,
+      path,
+      records: 80,
+      headerBytes: head.readUInt32BE(28) * PAGE_SIZE,
+      fileBytes: statSync(path).size,
+    }
+    expect(crashed.headerBytes).toBeGreaterThan(crashed.fileBytes)
+    // SQLite itself reads the pair whole (checked on a copy: it writes a -shm beside it).
+    const probe = join(dir(), 'ckpt-probe')
+    mkdirSync(probe)
+    copyFileSync(path, join(probe, 'bundle.sqlite'))
+    copyFileSync(`${path}-wal`, join(probe, 'bundle.sqlite-wal'))
+    expect(integrityCheck(join(probe, 'bundle.sqlite'))).toBe('ok')
+  })
+
+  it('is read whole by inspect, ls, show and verify, and nothing is written beside it', async () => {
+    const before = listDir(crashed.dir)
+    const [inspect, ls, show, verify] = await Promise.all([
+      runCli(['inspect', crashed.path, '--json']),
+      runCli(['ls', crashed.path, '--limit', '0', '--json']),
+      runCli(['show', crashed.path, '--key', 'sku:79', '--json']),
+      runCli(['verify', crashed.path]),
+    ])
+    for (const [label, r] of [
+      ['inspect', inspect],
+      ['ls', ls],
+      ['show', show],
+      ['verify', verify],
+    ] as const) {
+      expect(r.stderr, label).not.toMatch(/truncated|corrupt|bug in retrace/)
+      expect(r.code, `${label}: ${r.stderr}`).toBe(0)
+    }
+    expect(parseJsonOut<{ records: number; captures: number }>(inspect)).toMatchObject({
+      records: crashed.records,
+      captures: 2 * crashed.records,
+    })
+    expect(parseJsonOut<{ records: unknown[] }>(ls).records).toHaveLength(crashed.records)
+    expect(parseJsonOut<{ key: string; captures: unknown[] }>(show)).toMatchObject({ key: 'sku:79' })
+    expect(verify.stdout).toContain(`${crashed.records} records checked`)
+    expect(listDir(crashed.dir)).toEqual(before)
+    expect(before).toEqual(['bundle.sqlite', 'bundle.sqlite-wal'])
+  })
+
+  it('with its WAL lost, the same file is refused as truncated, in one line', async () => {
+    const lost = join(dir(), 'ckpt-wal-lost')
+    mkdirSync(lost)
+    const path = join(lost, 'bundle.sqlite')
+    copyFileSync(crashed.path, path)
+    const results = await Promise.all(commandsFor(path).map((argv) => runCli(argv)))
+    for (const r of results) {
+      expectOneLine(
+        r,
+        path,
+        new RegExp(
+          `^is truncated: the header says ${crashed.headerBytes} bytes, the file has ${crashed.fileBytes}$`,
+        ),
+        'WAL lost',
+      )
+      expect(r.stdout).toBe('')
+    }
+    expect(listDir(lost)).toEqual(['bundle.sqlite'])
+  })
+})
+
+/**
+ * Rebuilds a table without column types or constraints, as a file made by hand may have it:
+ * the only way a bundle's text column holds an integer, or NULL where it is NOT NULL.
+ */
+function untyped(db: Database.Database, table: string): void {
+  const columns = (db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name)
+  const indexes = db
+    .prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL")
+    .pluck()
+    .all(table) as string[]
+  db.exec(`ALTER TABLE ${table} RENAME TO ${table}_typed;
+    CREATE TABLE ${table} (${columns.join(', ')});
+    INSERT INTO ${table} SELECT * FROM ${table}_typed;
+    DROP TABLE ${table}_typed;`)
+  for (const sql of indexes) db.exec(sql)
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time (each CLI run is a node process). */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = []
+  for (let i = 0; i < items.length; i += limit)
+    out.push(...(await Promise.all(items.slice(i, i + limit).map(fn))))
+  return out
+}
+
+describe('BLOBs, numbers and NULLs in text columns', () => {
+  /** Bytes that are not UTF-8 text, as a recorder handed `randomBytes()` as recordId stores them. */
+  const BINARY = 'ff00fe01'
+  let ws: string
+
+  beforeAll(() => {
+    ws = join(dir(), 'types')
+    mkdirSync(join(ws, 'out'), { recursive: true })
+    // A config for replay and test: the stages hand their input on (every record diverges).
+    writeFileSync(join(ws, 'stages.mjs'), 'export const pass = (input) => input\n')
+    writeFileSync(
+      join(ws, 'retrace.config.mjs'),
+      "export default { stages: { parse: './stages.mjs#pass', price: './stages.mjs#pass', store: './stages.mjs#pass' } }\n",
+    )
+  })
+
+  /** A copy of the real bundle at `<ws>/<name>.sqlite`, changed through SQLite. */
+  function typedCopy(name: string, alter: (db: Database.Database, ids: string[]) => void): string {
+    const path = join(ws, `${name}.sqlite`)
+    alteredCopy(path, (db) =>
+      alter(
+        db,
+        real.records.map((r) => r.id),
+      ),
+    )
+    return path
+  }
+
+  /** Every read command, as a user types it, on records the changes touched and did not. */
+  const readCommands = (path: string, plain: string): string[][] => [
+    ['ls', path],
+    ['ls', path, '--json'],
+    ['ls', path, '--key', 'sku:1001'],
+    ['ls', path, '--stage', 'price'],
+    ['show', path, plain],
+    ['show', path, '--key', 'sku:1001'],
+    ['find', path, '--where', 'store.available = 3'],
+    ['inspect', path],
+    ['inspect', path, '--json'],
+    ['verify', path],
+    ['why', path, '--key', 'sku:1001', 'store.output.available'],
+    ['diff', `${path}#${plain}`, `#${real.records[4]!.id}`],
+    ['diff', path, real.path],
+    ['report', path, '--key', 'sku:1001', '-o', join(ws, 'out', 'report.html')],
+    ['replay', path],
+    ['test', path],
+    ['extract', path, plain, '-o', join(ws, 'out', 'extract.sqlite'), '--force'],
+  ]
+
+  /** A sensible result (0 or 1) or one clear line (2); never a crash, a stack or exit 5. */
+  async function expectNoCrash(path: string, plain: string): Promise<void> {
+    const argvs = readCommands(path, plain)
+    const results = await mapLimit(argvs, 4, (argv) => runCli(argv, { cwd: ws, timeoutMs: 120_000 }))
+    for (const [i, r] of results.entries()) {
+      const label = `${argvs[i]!.join(' ')}: ${r.stderr}`
+      expect(r.signal, label).toBeNull()
+      expect([0, 1, 2], label).toContain(r.code)
+      expect(r.stderr, label).not.toContain('bug in retrace')
+      expect(r.stderr, label).not.toContain('    at ')
+      if (r.code === 2) expect(r.stderr.trimEnd().split('\n').at(-1), label).toMatch(/^retrace: \S/)
+    }
+  }
+
+  it("record ids a recorder stored as BLOBs are read by their text (x'<hex>' when not UTF-8) by every command", {
+    timeout: 600_000,
+  }, async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('blob-ids', (db) => {
+      const toBlob = (id: string, blob: Buffer): void => {
+        db.prepare('UPDATE records SET id = ? WHERE id = ?').run(blob, id)
+        db.prepare('UPDATE captures SET record_id = ? WHERE record_id = ?').run(blob, id)
+      }
+      toBlob(ids[0]!, Buffer.from(ids[0]!))
+      toBlob(ids[2]!, Buffer.from(BINARY, 'hex'))
+      expect(db.prepare("SELECT count(*) FROM records WHERE typeof(id) = 'blob'").pluck().get()).toBe(2)
+    })
+    const binary = `x'${BINARY}'`
+    const [verify, verifyReal, ls, showText, showBinary, showKey] = (await mapLimit(
+      [
+        ['verify', path, '--json'],
+        ['verify', real.path, '--json'],
+        ['ls', path, '--json'],
+        ['show', path, ids[0]!, '--json'],
+        ['show', path, binary, '--json'],
+        ['show', path, '--key', 'sku:1001', '--json'],
+      ],
+      3,
+      (argv) => runCli(argv, { cwd: ws, timeoutMs: 120_000 }),
+    )) as [CliResult, CliResult, CliResult, CliResult, CliResult, CliResult]
+    // verify checks every record, as in the bundle with text ids.
+    expect(verify.stderr).not.toContain('bug in retrace')
+    expect(verify.code).toBe(verifyReal.code)
+    const summary = parseJsonOut<{ records: number; violations: number }>(verify)
+    const summaryReal = parseJsonOut<{ records: number; violations: number }>(verifyReal)
+    expect(summary.records).toBe(6)
+    expect(summary.violations).toBe(summaryReal.violations)
+    expect(parseJsonOut<{ records: { id: string }[] }>(ls).records.map((r) => r.id)).toEqual(
+      expect.arrayContaining([ids[0], binary, ids[1]]),
+    )
+    for (const [r, key] of [
+      [showText, real.records[0]!.key],
+      [showBinary, real.records[2]!.key],
+      [showKey, 'sku:1001'],
+    ] as const) {
+      expect(r.code, r.stderr).toBe(0)
+      const scene = parseJsonOut<{ key: string; captures: unknown[] }>(r)
+      expect(scene.key).toBe(key)
+      expect(scene.captures.length).toBeGreaterThan(0)
+    }
+    expect(parseJsonOut<{ recordId: string }>(showBinary).recordId).toBe(binary)
+    await expectNoCrash(path, ids[1]!)
+  })
+
+  const hostile: { name: string; alter: (db: Database.Database, ids: string[]) => void }[] = [
+    {
+      name: 'BLOBs',
+      alter: (db, ids) => {
+        db.prepare('UPDATE records SET id = CAST(id AS BLOB) WHERE id = ?').run(ids[0])
+        db.prepare('UPDATE captures SET record_id = CAST(record_id AS BLOB) WHERE record_id = ?').run(ids[0])
+        // Captures whose record_id no longer matches their record's id, as stored.
+        db.prepare('UPDATE captures SET record_id = CAST(record_id AS BLOB) WHERE record_id = ?').run(ids[2])
+        db.prepare('UPDATE records SET key = CAST(key AS BLOB) WHERE id = ?').run(ids[3])
+        db.prepare(
+          "UPDATE captures SET stage = CAST(stage AS BLOB) WHERE record_id = ? AND stage = 'price'",
+        ).run(ids[4])
+        // A payload of bytes that are not JSON text: replay cannot read it.
+        db.prepare("UPDATE captures SET output = x'80' WHERE record_id = ? AND stage = 'parse'").run(ids[1])
+      },
+    },
+    {
+      name: 'integers',
+      alter: (db, ids) => {
+        untyped(db, 'records')
+        untyped(db, 'captures')
+        db.prepare('UPDATE records SET id = 4242 WHERE id = ?').run(ids[0])
+        db.prepare('UPDATE captures SET record_id = 4242 WHERE record_id = ?').run(ids[0])
+        db.prepare('UPDATE captures SET record_id = 77 WHERE record_id = ?').run(ids[2])
+        db.prepare('UPDATE records SET key = 7 WHERE id = ?').run(ids[3])
+        db.prepare("UPDATE captures SET stage = 3 WHERE record_id = ? AND stage = 'price'").run(ids[4])
+        // A start time that is not a number: extract cannot write it into a bundle.
+        db.prepare("UPDATE records SET started_at = 'soon' WHERE id = ?").run(ids[1])
+      },
+    },
+    {
+      name: 'NULLs',
+      alter: (db, ids) => {
+        // records.id takes NULL as it is (a TEXT PRIMARY KEY is not NOT NULL); the rest is NOT NULL.
+        db.prepare('UPDATE records SET id = NULL WHERE id = ?').run(ids[0])
+        untyped(db, 'records')
+        untyped(db, 'captures')
+        db.prepare('UPDATE captures SET record_id = NULL WHERE record_id = ?').run(ids[2])
+        db.prepare('UPDATE records SET key = NULL WHERE id = ?').run(ids[3])
+        db.prepare("UPDATE captures SET stage = NULL WHERE record_id = ? AND stage = 'price'").run(ids[4])
+      },
+    },
+  ]
+
+  it.each(hostile)(
+    '$name in records.id, captures.record_id, records.key and captures.stage: every read command gives a result or one line',
+    { timeout: 600_000 },
+    async ({ name, alter }) => {
+      const path = typedCopy(name, alter)
+      await expectNoCrash(path, real.records[1]!.id)
+    },
+  )
 })
