@@ -97,6 +97,67 @@ function stageList(json: unknown): string[] {
   }
 }
 
+/**
+ * The SQL condition of a `find` predicate, with its named parameters (user text is only
+ * ever a parameter). Typed-JSON tags are seen through, so a value JSON cannot hold compares
+ * as the value it stands for, as a plain number or string would:
+ *
+ * - a BigInt (`{"$t":"bigint","v":"24013"}`) by its integer value (beyond 64 bits, as a
+ *   float);
+ * - `-0`, `Infinity` and `-Infinity` (`{"$t":"num",...}`) as those numbers; `NaN` as a
+ *   number equal to nothing;
+ * - a Date (`{"$t":"date","v":"2026-...Z"}`) by its ISO text against a string
+ *   (`> '2030-01-01'`) and by epoch milliseconds against a number;
+ * - `undefined` (`{"$t":"undef"}`) as a missing value: `= null` finds it, `!=` never does.
+ *
+ * `contains` looks inside the tag's text (`"2026-12"` in a date, `"240"` in a BigInt).
+ */
+function predicateSql(pred: FindPredicate): {
+  col: string
+  cond: string
+  params: Record<string, unknown>
+} {
+  const col = pred.side === 'input' ? 'c.input' : 'c.output'
+  const raw = `json_extract(${col}, @path)`
+  const tag = `json_extract(${col}, @tagPath)`
+  const v = `json_extract(${col}, @valuePath)`
+  const dateAs = typeof pred.value === 'number' ? `round((julianday(${v}) - 2440587.5) * 86400000)` : v
+  const compared = `CASE ${tag}
+      WHEN 'bigint' THEN CAST(${v} AS NUMERIC)
+      WHEN 'num' THEN CASE ${v} WHEN 'Infinity' THEN 9e999 WHEN '-Infinity' THEN -9e999 WHEN '-0' THEN 0 END
+      WHEN 'date' THEN ${dateAs}
+      ELSE ${raw} END`
+  const undef = `${tag} IS 'undef'`
+  const params: Record<string, unknown> = {
+    stage: pred.stage,
+    path: pred.jsonPath,
+    // The tag's own fields, below the path (`$."a"."$t"`): bound like the path itself.
+    tagPath: `${pred.jsonPath}."$t"`,
+    valuePath: `${pred.jsonPath}."v"`,
+    value: typeof pred.value === 'boolean' ? Number(pred.value) : pred.value,
+  }
+  let cond: string
+  switch (pred.op) {
+    case 'contains':
+      params.value = String(pred.value)
+      cond = `instr(CASE WHEN ${tag} IN ('bigint', 'num', 'date') THEN ${v} ELSE CAST(${raw} AS TEXT) END, @value) > 0`
+      break
+    case '=':
+      cond = pred.value === null ? `(${raw} IS NULL OR ${undef})` : `${compared} = @value`
+      break
+    case '!=':
+      // A record without the path has no value to differ: `!=` needs the path present.
+      cond =
+        pred.value === null
+          ? `${raw} IS NOT NULL AND NOT ${undef}`
+          : `json_type(${col}, @path) IS NOT NULL AND NOT ${undef} AND ${compared} IS NOT @value`
+      break
+    default:
+      cond = `${compared} ${pred.op} @value`
+  }
+  return { col, cond, params }
+}
+
 export class BundleReader {
   readonly path: string
   readonly sizeBytes: number
@@ -264,41 +325,15 @@ export class BundleReader {
 
   /** Ids of records whose given stage matches the predicate, newest first, streamed. */
   *find(pred: FindPredicate, limit?: number): Generator<FindHit> {
-    const col = pred.side === 'input' ? 'c.input' : 'c.output'
-    const extracted = `json_extract(${col}, ?)`
-    let cond: string
-    const params: unknown[] = [pred.jsonPath, pred.stage, pred.jsonPath]
-    switch (pred.op) {
-      case 'contains':
-        cond = `instr(CAST(${extracted} AS TEXT), ?) > 0`
-        params.push(String(pred.value))
-        break
-      case '=':
-        cond = pred.value === null ? `${extracted} IS NULL` : `${extracted} = ?`
-        if (pred.value !== null)
-          params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
-        break
-      case '!=':
-        // A record without the path has no value to differ: `!=` needs the path present.
-        cond =
-          pred.value === null
-            ? `${extracted} IS NOT NULL`
-            : `json_type(${col}, ?) IS NOT NULL AND ${extracted} IS NOT ?`
-        if (pred.value !== null) params.push(pred.jsonPath)
-        if (pred.value !== null)
-          params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
-        break
-      default:
-        cond = `${extracted} ${pred.op} ?`
-        params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
-    }
-    const sql = `SELECT c.record_id AS recordId, r.key AS key, r.started_at AS startedAt, ${extracted} AS value
+    const { col, cond, params } = predicateSql(pred)
+    const sql = `SELECT c.record_id AS recordId, r.key AS key, r.started_at AS startedAt,
+        json_extract(${col}, @path) AS value
       FROM captures c JOIN records r ON r.id = c.record_id
-      WHERE c.stage = ? AND json_valid(${col}) AND ${cond}
+      WHERE c.stage = @stage AND json_valid(${col}) AND ${cond}
       ORDER BY r.started_at DESC, r.id, c.seq DESC`
     const rows = this.stream(
       () =>
-        this.db.prepare(sql).iterate(...params) as Iterator<{
+        this.db.prepare(sql).iterate(params) as Iterator<{
           recordId: string
           key: string
           startedAt: number
@@ -316,6 +351,22 @@ export class BundleReader {
       emitted++
       yield { recordId: id, key: String(row.key), startedAt: Number(row.startedAt), value: row.value }
     }
+  }
+
+  /** How many records `find` would list without a limit: one COUNT over the same condition. */
+  countFound(pred: FindPredicate): number {
+    const { col, cond, params } = predicateSql(pred)
+    return this.guard(() =>
+      Number(
+        this.db
+          .prepare(
+            `SELECT count(DISTINCT c.record_id) FROM captures c JOIN records r ON r.id = c.record_id
+             WHERE c.stage = @stage AND json_valid(${col}) AND ${cond}`,
+          )
+          .pluck()
+          .get(params) ?? 0,
+      ),
+    )
   }
 
   /** Resolves a full id or a unique prefix; throws a usage error otherwise. */
