@@ -97,6 +97,33 @@ function stageList(json: unknown): string[] {
   }
 }
 
+/** The WHERE clause (empty when nothing is filtered) and its parameters for a record filter. */
+function recordConditions(filter: RecordFilter): { where: string; params: unknown[] } {
+  const where: string[] = []
+  const params: unknown[] = []
+  if (filter.key !== undefined) {
+    where.push('r.key = ?')
+    params.push(filter.key)
+  }
+  if (filter.status !== undefined) {
+    where.push('r.status = ?')
+    params.push(filter.status)
+  }
+  if (filter.since !== undefined) {
+    where.push('r.started_at >= ?')
+    params.push(filter.since)
+  }
+  if (filter.until !== undefined) {
+    where.push('r.started_at <= ?')
+    params.push(filter.until)
+  }
+  if (filter.stage !== undefined) {
+    where.push('EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage = ?)')
+    params.push(filter.stage)
+  }
+  return { where: where.length > 0 ? `WHERE ${where.join(' AND ')}` : '', params }
+}
+
 /**
  * The SQL condition of a `find` predicate, with its named parameters (user text is only
  * ever a parameter). Typed-JSON tags are seen through, so a value JSON cannot hold compares
@@ -276,35 +303,14 @@ export class BundleReader {
 
   /** Records matching the filter, newest first by default, streamed. */
   *records(filter: RecordFilter = {}): Generator<RecordSummary> {
-    const where: string[] = []
-    const params: unknown[] = []
-    if (filter.key !== undefined) {
-      where.push('r.key = ?')
-      params.push(filter.key)
-    }
-    if (filter.status !== undefined) {
-      where.push('r.status = ?')
-      params.push(filter.status)
-    }
-    if (filter.since !== undefined) {
-      where.push('r.started_at >= ?')
-      params.push(filter.since)
-    }
-    if (filter.until !== undefined) {
-      where.push('r.started_at <= ?')
-      params.push(filter.until)
-    }
-    if (filter.stage !== undefined) {
-      where.push('EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage = ?)')
-      params.push(filter.stage)
-    }
+    const { where, params } = recordConditions(filter)
     const order = filter.order === 'oldest' ? 'ASC' : 'DESC'
     // A JSON array, not group_concat with a separator: a stage name may hold any character.
     const sql = `SELECT ${recordColumns},
         (SELECT json_group_array(CAST(stage AS TEXT)) FROM (SELECT DISTINCT stage FROM captures c
           WHERE c.record_id = r.id ORDER BY c.seq)) AS stages,
         (SELECT count(*) FROM captures c WHERE c.record_id = r.id) AS ncaptures
-      FROM records r ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      FROM records r ${where}
       ORDER BY r.started_at ${order}, r.id ${order}
       ${filter.limit !== undefined ? `LIMIT ${Math.max(0, Math.trunc(filter.limit))}` : ''}`
     const rows = this.stream(
@@ -321,6 +327,34 @@ export class BundleReader {
         source: this.path,
       }
     }
+  }
+
+  /** How many records `records(filter)` would give without a limit: one COUNT. */
+  countRecords(filter: RecordFilter = {}): number {
+    const { where, params } = recordConditions(filter)
+    return this.guard(() =>
+      Number(
+        this.db
+          .prepare(`SELECT count(*) FROM records r ${where}`)
+          .pluck()
+          .get(...params) ?? 0,
+      ),
+    )
+  }
+
+  /**
+   * Ids of the records matching the filter (its limit aside) as UTF-8 bytes in SQLite's
+   * order of ids, which is the order `Buffer.compare` gives: for counting across bundles.
+   */
+  *recordIdBytes(filter: RecordFilter = {}): Generator<Buffer> {
+    const { where, params } = recordConditions(filter)
+    yield* this.stream(
+      () =>
+        this.db
+          .prepare(`SELECT CAST(r.id AS BLOB) FROM records r ${where} ORDER BY r.id`)
+          .pluck()
+          .iterate(...params) as Iterator<Buffer>,
+    )
   }
 
   /** Ids of records whose given stage matches the predicate, newest first, streamed. */

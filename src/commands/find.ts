@@ -9,6 +9,10 @@ import { type FindRow, renderFind } from '../render/listing.js'
 export interface FindResult {
   where: Where
   records: FindRow[]
+  /** How many records match, listed or not. */
+  total: number
+  /** Whether --limit left some out (`total` > `records.length`). */
+  truncated: boolean
 }
 
 export default class Find extends RetraceCommand<typeof Find> {
@@ -41,8 +45,11 @@ Values JSON cannot hold compare as what they stand for: a BigInt by its integer 
       const limit = this.flags.limit > 0 ? this.flags.limit : undefined
       for (const hit of reader.find(where, limit))
         rows.push({ ...hit, value: jsonValue(hit.value), source: reader.path })
-      if (!this.jsonEnabled()) this.log(renderFind(rows, this.flags.where, this.theme))
-      return { where, records: rows }
+      // Counted only when the limit was reached: a short listing is the whole of it.
+      const total = limit !== undefined && rows.length === limit ? reader.countFound(where) : rows.length
+      const result = { where, records: rows, total, truncated: total > rows.length }
+      if (!this.jsonEnabled()) this.log(renderFind(result, this.flags.where, this.theme))
+      return result
     } finally {
       set.close()
     }

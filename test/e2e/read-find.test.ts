@@ -15,6 +15,8 @@ import { importStage, record, runChain, type Workspace, workspace } from '../rep
 interface FindJson {
   where: { stage: string; side: string; path: string; op: string; value: unknown }
   records: { recordId: string; key: string; startedAt: number; value: unknown; source: string }[]
+  total: number
+  truncated: boolean
 }
 
 const dir = sharedTempDir('retrace-e2e-find-')
@@ -110,6 +112,25 @@ describe('retrace find', () => {
   it('--limit caps the hits', async () => {
     const json = await find('parse.qty > 0', '--limit', '2')
     expect(json.records.map((x) => x.recordId)).toEqual(idsOf(5, 4))
+  })
+
+  it('says when --limit cut the hits short: how many match, and the flag that lists them all', async () => {
+    const [cut, retried, whole, human] = await Promise.all([
+      find('parse.qty > 0', '--limit', '2'),
+      // Record 1's price ran twice: the record counts once.
+      find('price.input.qty > 0', '-n', '1'),
+      find('parse.qty > 0', '--limit', '6'),
+      runCli(['find', s.path, '--where', 'parse.qty > 0', '-n', '2']),
+    ])
+    expect(cut).toMatchObject({ total: 6, truncated: true })
+    expect(retried).toMatchObject({ total: 5, truncated: true })
+    expect(whole).toMatchObject({ total: 6, truncated: false })
+    expect(whole.records).toHaveLength(6)
+    const lines = human.stdout.trimEnd().split('\n')
+    expect(lines[0]).toBe('2 of 6 records where parse.qty > 0')
+    expect(lines.slice(1, 3).map((l) => l.split(/\s+/)[0])).toEqual(idsOf(5, 4))
+    expect(lines[3]).toBe('… 4 more (6 in all); --limit 0 lists them all')
+    expect(lines).toHaveLength(4)
   })
 
   it('no match prints a note on stdout and exits 0', async () => {
