@@ -336,17 +336,62 @@ describe('retrace test', { timeout: 120_000 }, () => {
       const xml = readFileSync(file, 'utf8')
       expectWellFormed(xml)
       expect(junitIds(xml).sort()).toEqual([...hostileIds].sort())
-      // A report that cannot be written is an input error, not a crash.
-      const nowhere = ws.path('no-such-folder/report.xml')
-      const bad = await cli('test', 'recordings', '--reporter', 'junit', '--output', nowhere)
-      expect(expectUsageFailure(bad)).toMatch(
-        /^retrace: cannot write the report to .*no-such-folder\/report\.xml: ENOENT/,
-      )
       const json = ws.path('report.json')
       const j = await cli('test', 'recordings', '--reporter', 'json', '--output', json)
       expect(j.code).toBe(0)
       expect(j.stdout).toBe('')
       expect((JSON.parse(readFileSync(json, 'utf8')) as JsonReport).summary.records).toBe(RECORDS)
+    })
+  })
+
+  describe('--output where the folder is missing or named', () => {
+    it('makes the missing folders and writes the report (the README example)', async () => {
+      const r = await cli(
+        'test',
+        'recordings',
+        '--reporter',
+        'junit',
+        '--output',
+        'new-reports/ci/retrace.xml',
+      )
+      expect(r.code).toBe(0)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toContain('report written to new-reports/ci/retrace.xml')
+      const xml = readFileSync(ws.path('new-reports/ci/retrace.xml'), 'utf8')
+      expectWellFormed(xml)
+      expect(junitIds(xml).sort()).toEqual([...ids].sort())
+    })
+
+    it('writes retrace.xml, .json or .txt by reporter into a folder it is given', async () => {
+      mkdirSync(ws.path('existing-reports'))
+      const [junit, json, text] = await Promise.all([
+        cli('test', 'recordings', '--reporter', 'junit', '--output', 'existing-reports'),
+        cli('test', 'recordings', '--reporter', 'json', '--output', 'made-reports/'),
+        cli('test', 'recordings', '--output', 'existing-reports/'),
+      ])
+      expect([junit.code, json.code, text.code]).toEqual([0, 0, 0])
+      expect(junit.stderr).toContain('report written to existing-reports/retrace.xml')
+      expectWellFormed(readFileSync(ws.path('existing-reports/retrace.xml'), 'utf8'))
+      expect(
+        (JSON.parse(readFileSync(ws.path('made-reports/retrace.json'), 'utf8')) as JsonReport).summary
+          .records,
+      ).toBe(RECORDS)
+      expect(readFileSync(ws.path('existing-reports/retrace.txt'), 'utf8')).toContain(
+        `${RECORDS} records tested`,
+      )
+    })
+
+    it('a path that cannot be written fails at once, in one line, before the config is loaded', async () => {
+      ws.write('a-file', 'not a folder')
+      // The config does not exist: were the path checked after the run, this would be exit 3.
+      const [under, folder] = await Promise.all([
+        cli('test', 'recordings', '--config', 'no-such.config.mjs', '--output', 'a-file/retrace.xml'),
+        cli('test', 'recordings', '--reporter', 'junit', '--output', 'recordings/a.sqlite/x.xml'),
+      ])
+      expect(expectUsageFailure(under)).toBe(
+        `retrace: cannot write ${ws.path('a-file/retrace.xml')}: a part of the path is a file, not a folder`,
+      )
+      expect(expectUsageFailure(folder)).toContain('a part of the path is a file, not a folder')
     })
   })
 
