@@ -172,7 +172,8 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       writeOutput(output.path, report)
       this.note(`${renderSummary(run.summary, t, 'tested')}; report written to ${output.shown}`)
     } else out(report)
-    process.exitCode = run.summary.diverged + run.summary.errors > 0 && run.updated === 0 ? 1 : 0
+    // What the summary says: records re-pinned by --update are counted as updated, not failed.
+    process.exitCode = run.summary.diverged + run.summary.errors > 0 ? 1 : 0
   }
 
   private report(run: TestRun, reporter: 'default' | 'json' | 'junit'): string {
@@ -183,7 +184,9 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
           bundles: run.bundles.map((b) => ({
             path: b.path,
             summary: b.summary,
-            failures: b.failures.map(({ outputs: _o, ...r }) => r),
+            failures: b.failures.map(({ outputs: _o, ...r }) =>
+              b.updated.has(r.recordId) ? { ...r, updated: true } : r,
+            ),
           })),
           summary: run.summary,
           stale: run.stale,
@@ -199,10 +202,12 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       out.push(
         `${ok ? t.ok('✓') : t.bad('✗')} ${visibleLine(relative(process.cwd(), b.path) || b.path)}  ${renderSummary(b.summary, t, 'tested')}`,
       )
-      for (const r of b.failures)
+      for (const r of b.failures) {
         out.push(
           renderRecordResult(r, t, { width: 120, verbose: false, maxChanges: 8 }).replace(/^/gm, '    '),
         )
+        if (b.updated.has(r.recordId)) out.push(t.ok('      updated: re-pinned from the local build'))
+      }
     }
     if (run.stale.length > 0) {
       out.push(t.warn(`stale: ${run.stale.length}`))
