@@ -145,6 +145,107 @@ function stageList(json: unknown): string[] {
   }
 }
 
+/** The WHERE clause (empty when nothing is filtered) and its parameters for a record filter. */
+function recordConditions(
+  filter: RecordFilter,
+  stored: (column: 'records.key' | 'captures.stage', text: string) => { sql: string; values: unknown[] } = (
+    _column,
+    text,
+  ) => ({ sql: '= ?', values: [text] }),
+): { where: string; params: unknown[] } {
+  // A row with no id names no record (and no capture can belong to it).
+  const where: string[] = ['r.id IS NOT NULL']
+  const params: unknown[] = []
+  if (filter.id !== undefined) {
+    where.push('r.id = ?')
+    params.push(filter.id)
+  }
+  if (filter.key !== undefined) {
+    const key = stored('records.key', filter.key)
+    where.push(`r.key ${key.sql}`)
+    params.push(...key.values)
+  }
+  if (filter.status !== undefined) {
+    where.push('r.status = ?')
+    params.push(filter.status)
+  }
+  if (filter.since !== undefined) {
+    where.push('r.started_at >= ?')
+    params.push(filter.since)
+  }
+  if (filter.until !== undefined) {
+    where.push('r.started_at <= ?')
+    params.push(filter.until)
+  }
+  if (filter.stage !== undefined) {
+    const stage = stored('captures.stage', filter.stage)
+    where.push(`EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage ${stage.sql})`)
+    params.push(...stage.values)
+  }
+  return { where: where.length > 0 ? `WHERE ${where.join(' AND ')}` : '', params }
+}
+
+/**
+ * The SQL condition of a `find` predicate, with its named parameters (user text is only
+ * ever a parameter). Typed-JSON tags are seen through, so a value JSON cannot hold compares
+ * as the value it stands for, as a plain number or string would:
+ *
+ * - a BigInt (`{"$t":"bigint","v":"24013"}`) by its integer value (beyond 64 bits, as a
+ *   float);
+ * - `-0`, `Infinity` and `-Infinity` (`{"$t":"num",...}`) as those numbers; `NaN` as a
+ *   number equal to nothing;
+ * - a Date (`{"$t":"date","v":"2026-...Z"}`) by its ISO text against a string
+ *   (`> '2030-01-01'`) and by epoch milliseconds against a number;
+ * - `undefined` (`{"$t":"undef"}`) as a missing value: `= null` finds it, `!=` never does.
+ *
+ * `contains` looks inside the tag's text (`"2026-12"` in a date, `"240"` in a BigInt).
+ */
+function predicateSql(pred: FindPredicate): {
+  col: string
+  cond: string
+  params: Record<string, unknown>
+} {
+  const col = pred.side === 'input' ? 'c.input' : 'c.output'
+  const raw = `json_extract(${col}, @path)`
+  const tag = `json_extract(${col}, @tagPath)`
+  const v = `json_extract(${col}, @valuePath)`
+  const dateAs = typeof pred.value === 'number' ? `round((julianday(${v}) - 2440587.5) * 86400000)` : v
+  const compared = `CASE ${tag}
+      WHEN 'bigint' THEN CAST(${v} AS NUMERIC)
+      WHEN 'num' THEN CASE ${v} WHEN 'Infinity' THEN 9e999 WHEN '-Infinity' THEN -9e999 WHEN '-0' THEN 0 END
+      WHEN 'date' THEN ${dateAs}
+      ELSE ${raw} END`
+  const undef = `${tag} IS 'undef'`
+  const params: Record<string, unknown> = {
+    stage: pred.stage,
+    path: pred.jsonPath,
+    // The tag's own fields, below the path (`$."a"."$t"`): bound like the path itself.
+    tagPath: `${pred.jsonPath}."$t"`,
+    valuePath: `${pred.jsonPath}."v"`,
+    value: typeof pred.value === 'boolean' ? Number(pred.value) : pred.value,
+  }
+  let cond: string
+  switch (pred.op) {
+    case 'contains':
+      params.value = String(pred.value)
+      cond = `instr(CASE WHEN ${tag} IN ('bigint', 'num', 'date') THEN ${v} ELSE CAST(${raw} AS TEXT) END, @value) > 0`
+      break
+    case '=':
+      cond = pred.value === null ? `(${raw} IS NULL OR ${undef})` : `${compared} = @value`
+      break
+    case '!=':
+      // A record without the path has no value to differ: `!=` needs the path present.
+      cond =
+        pred.value === null
+          ? `${raw} IS NOT NULL AND NOT ${undef}`
+          : `json_type(${col}, @path) IS NOT NULL AND NOT ${undef} AND ${compared} IS NOT @value`
+      break
+    default:
+      cond = `${compared} ${pred.op} @value`
+  }
+  return { col, cond, params }
+}
+
 export class BundleReader {
   readonly path: string
   readonly sizeBytes: number
@@ -221,6 +322,22 @@ export class BundleReader {
    * stores for it, each found through the column's index. Nearly always one value, and then
    * SQLite keeps the index's order (several would cost a sort).
    */
+  /** `storedIn`, guarded, for recordConditions. */
+  private readonly stored = (
+    column: 'records.key' | 'captures.stage',
+    text: string,
+  ): { sql: string; values: unknown[] } => this.guard(() => this.storedIn(column, text))
+
+  /** The stage condition of a `find`, as the stage names are stored (named parameters). */
+  private stageIn(pred: FindPredicate, params: Record<string, unknown>): string {
+    const stage = this.stored('captures.stage', pred.stage)
+    delete params.stage
+    stage.values.forEach((v, i) => {
+      params[`stage${i}`] = v
+    })
+    return `IN (${stage.values.map((_, i) => `@stage${i}`).join(', ')})`
+  }
+
   private storedIn(
     column: 'records.key' | 'captures.stage',
     text: string,
@@ -291,43 +408,14 @@ export class BundleReader {
 
   /** Records matching the filter, newest first by default, streamed. */
   *records(filter: RecordFilter = {}): Generator<RecordSummary> {
-    // A row with no id names no record (and no capture can belong to it).
-    const where: string[] = ['r.id IS NOT NULL']
-    const params: unknown[] = []
-    if (filter.id !== undefined) {
-      where.push('r.id = ?')
-      params.push(filter.id)
-    }
-    const { key: keyText, stage: stageText } = filter
-    if (keyText !== undefined) {
-      const key = this.guard(() => this.storedIn('records.key', keyText))
-      where.push(`r.key ${key.sql}`)
-      params.push(...key.values)
-    }
-    if (filter.status !== undefined) {
-      where.push('r.status = ?')
-      params.push(filter.status)
-    }
-    if (filter.since !== undefined) {
-      where.push('r.started_at >= ?')
-      params.push(filter.since)
-    }
-    if (filter.until !== undefined) {
-      where.push('r.started_at <= ?')
-      params.push(filter.until)
-    }
-    if (stageText !== undefined) {
-      const stage = this.guard(() => this.storedIn('captures.stage', stageText))
-      where.push(`EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage ${stage.sql})`)
-      params.push(...stage.values)
-    }
+    const { where, params } = recordConditions(filter, this.stored)
     const order = filter.order === 'oldest' ? 'ASC' : 'DESC'
     // A JSON array, not group_concat with a separator: a stage name may hold any character.
     const sql = `SELECT ${recordColumns},
         (SELECT json_group_array(CAST(stage AS TEXT)) FROM (SELECT DISTINCT stage FROM captures c
           WHERE c.record_id = r.id ORDER BY c.seq)) AS stages,
         (SELECT count(*) FROM captures c WHERE c.record_id = r.id) AS ncaptures
-      FROM records r WHERE ${where.join(' AND ')}
+      FROM records r ${where}
       ORDER BY r.started_at ${order}, r.id ${order}
       ${filter.limit !== undefined ? `LIMIT ${Math.max(0, Math.trunc(filter.limit))}` : ''}`
     const rows = this.stream(
@@ -346,46 +434,47 @@ export class BundleReader {
     }
   }
 
+  /** How many records `records(filter)` would give without a limit: one COUNT. */
+  countRecords(filter: RecordFilter = {}): number {
+    const { where, params } = recordConditions(filter, this.stored)
+    return this.guard(() =>
+      Number(
+        this.db
+          .prepare(`SELECT count(*) FROM records r ${where}`)
+          .pluck()
+          .get(...params) ?? 0,
+      ),
+    )
+  }
+
+  /**
+   * Ids of the records matching the filter (its limit aside) as UTF-8 bytes in SQLite's
+   * order of ids, which is the order `Buffer.compare` gives: for counting across bundles.
+   */
+  *recordIdBytes(filter: RecordFilter = {}): Generator<Buffer> {
+    const { where, params } = recordConditions(filter, this.stored)
+    yield* this.stream(
+      () =>
+        this.db
+          .prepare(`SELECT CAST(r.id AS BLOB) FROM records r ${where} ORDER BY r.id`)
+          .pluck()
+          .iterate(...params) as Iterator<Buffer>,
+    )
+  }
+
   /** Ids of records whose given stage matches the predicate, newest first, streamed. */
   *find(pred: FindPredicate, limit?: number): Generator<FindHit> {
-    const col = pred.side === 'input' ? 'c.input' : 'c.output'
-    const extracted = `json_extract(${col}, ?)`
-    let cond: string
-    const stage = this.guard(() => this.storedIn('captures.stage', pred.stage))
-    const params: unknown[] = [pred.jsonPath, ...stage.values, pred.jsonPath]
-    switch (pred.op) {
-      case 'contains':
-        cond = `instr(CAST(${extracted} AS TEXT), ?) > 0`
-        params.push(String(pred.value))
-        break
-      case '=':
-        cond = pred.value === null ? `${extracted} IS NULL` : `${extracted} = ?`
-        if (pred.value !== null)
-          params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
-        break
-      case '!=':
-        // A record without the path has no value to differ: `!=` needs the path present.
-        cond =
-          pred.value === null
-            ? `${extracted} IS NOT NULL`
-            : `json_type(${col}, ?) IS NOT NULL AND ${extracted} IS NOT ?`
-        if (pred.value !== null) params.push(pred.jsonPath)
-        if (pred.value !== null)
-          params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
-        break
-      default:
-        cond = `${extracted} ${pred.op} ?`
-        params.push(typeof pred.value === 'boolean' ? Number(pred.value) : pred.value)
-    }
-    const sql = `SELECT c.record_id AS recordId, r.key AS key, r.started_at AS startedAt, ${extracted} AS value
+    const { col, cond, params } = predicateSql(pred)
+    const sql = `SELECT c.record_id AS recordId, r.key AS key, r.started_at AS startedAt,
+        json_extract(${col}, @path) AS value
       FROM captures c JOIN records r ON r.id = c.record_id
-      WHERE c.stage ${stage.sql} AND json_valid(${col}) AND ${cond}
+      WHERE c.stage ${this.stageIn(pred, params)} AND json_valid(${col}) AND ${cond}
       ORDER BY r.started_at DESC, r.id, c.seq DESC`
     const rows = this.stream(
       () =>
-        this.db.prepare(sql).iterate(...params) as Iterator<{
-          recordId: unknown
-          key: unknown
+        this.db.prepare(sql).iterate(params) as Iterator<{
+          recordId: string
+          key: string
           startedAt: number
           value: unknown
         }>,
@@ -401,6 +490,23 @@ export class BundleReader {
       emitted++
       yield { recordId: id, key: textOf(row.key), startedAt: Number(row.startedAt), value: row.value }
     }
+  }
+
+  /** How many records `find` would list without a limit: one COUNT over the same condition. */
+  countFound(pred: FindPredicate): number {
+    const { col, cond, params } = predicateSql(pred)
+    const stage = this.stageIn(pred, params)
+    return this.guard(() =>
+      Number(
+        this.db
+          .prepare(
+            `SELECT count(DISTINCT c.record_id) FROM captures c JOIN records r ON r.id = c.record_id
+             WHERE c.stage ${stage} AND json_valid(${col}) AND ${cond}`,
+          )
+          .pluck()
+          .get(params) ?? 0,
+      ),
+    )
   }
 
   /** Resolves a full id or a unique prefix; throws a usage error otherwise. */

@@ -101,6 +101,36 @@ export class BundleSet {
     }
   }
 
+  /**
+   * How many records `records(filter)` would give without its limit. One bundle: one
+   * COUNT. Several: a record continued in another process has a row in each and is listed
+   * once, so the ids (only they) are streamed from each in order and merged, counting each
+   * once, without holding them.
+   */
+  countRecords(filter: RecordFilter = {}): number {
+    const { limit: _limit, ...rest } = filter
+    if (this.readers.length === 1) return this.readers[0]!.countRecords(rest)
+    const its = this.readers.map((r) => r.recordIdBytes(rest))
+    try {
+      const heads = its.map((it) => it.next())
+      let count = 0
+      while (true) {
+        let least: Buffer | undefined
+        for (const h of heads) {
+          if (h.done !== true && (least === undefined || Buffer.compare(h.value, least) < 0)) least = h.value
+        }
+        if (least === undefined) return count
+        count++
+        for (let i = 0; i < heads.length; i++) {
+          const h = heads[i]!
+          if (h.done !== true && Buffer.compare(h.value, least) === 0) heads[i] = its[i]!.next()
+        }
+      }
+    } finally {
+      for (const it of its) it.return(undefined)
+    }
+  }
+
   /** Resolves a record id or unique prefix across the set. */
   resolveRecordId(ref: string): string {
     const found = new Set<string>()

@@ -5,7 +5,8 @@ export const bundleArg = Args.string({ description: 'Bundle file (.sqlite).', re
 
 export const configFlag = Flags.file({
   char: 'c',
-  description: 'Config file (default: retrace.config.{ts,mts,js,mjs,json} found upward from here).',
+  description:
+    'Config file, or a folder holding one (default: retrace.config.{ts,mts,js,mjs,json} found upward from here).',
 })
 
 export const keyFlag = Flags.string({ char: 'k', description: 'Business key of the record (e.g. sku:1001).' })

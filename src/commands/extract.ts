@@ -1,9 +1,10 @@
-import { existsSync, statSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { BundleSet, type ExtractResult, extractRecords, safeFileName } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
+import { prepareOutput } from '../cli/output.js'
 import { UsageError } from '../errors.js'
 import { version } from '../version.js'
 
@@ -15,7 +16,7 @@ export default class Extract extends RetraceCommand<typeof Extract> {
   static override description =
     `Writes a new standalone bundle holding only the named records: their captures, effects, expectations and the manifest. The file is built fresh (no bytes of other records survive in it), written to a temporary name and renamed, with extra redaction rules applied on the way out and recorded in the manifest. Attach it to the bug report and commit it under recordings/.
 
--o may name a file or an existing folder; in a folder the file is named from the record's key, made safe for any file system.`
+-o may name a file or a folder (an existing one, or a path ending in /); in a folder the file is named from the record's key, made safe for any file system. Missing folders are made.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> prod.sqlite 01JD3Q -o recordings/sku-1001-bug.sqlite --redact "$..customer.email"',
@@ -23,7 +24,11 @@ export default class Extract extends RetraceCommand<typeof Extract> {
   ]
   static override flags = {
     force: Flags.boolean({ description: 'Replace the output file if it exists.' }),
-    output: Flags.string({ char: 'o', description: 'Output file, or an existing folder.', required: true }),
+    output: Flags.string({
+      char: 'o',
+      description: 'Output file, or a folder (existing, or ending in /).',
+      required: true,
+    }),
     redact: Flags.string({
       description: 'Extra path to redact on the way out (repeatable), e.g. "$..email".',
       multiple: true,
@@ -40,14 +45,10 @@ export default class Extract extends RetraceCommand<typeof Extract> {
     const set = BundleSet.open([this.args.bundle])
     try {
       const ids = [...new Set(refs.map((r) => set.resolveRecordId(r)))]
-      let target = resolve(this.flags.output)
-      if (existsSync(target) && statSync(target).isDirectory()) {
+      const { path: target } = prepareOutput(this.flags.output, () => {
         const first = set.loadRecord(ids[0]!)
-        target = join(
-          target,
-          `${safeFileName(first.record.key)}-${safeFileName(ids[0]!.slice(0, 10))}.sqlite`,
-        )
-      }
+        return `${safeFileName(first.record.key)}-${safeFileName(ids[0]!.slice(0, 10))}.sqlite`
+      })
       if (resolve(this.args.bundle) === target)
         throw new UsageError('the output would overwrite the input bundle')
       if (existsSync(target) && !this.flags.force)

@@ -9,12 +9,18 @@ import { type FindRow, renderFind } from '../render/listing.js'
 export interface FindResult {
   where: Where
   records: FindRow[]
+  /** How many records match, listed or not. */
+  total: number
+  /** Whether --limit left some out (`total` > `records.length`). */
+  truncated: boolean
 }
 
 export default class Find extends RetraceCommand<typeof Find> {
   static override args = { bundle: bundleArg }
   static override description =
-    `Finds records by a value a stage produced (or received): <stage>[.input|.output].<path> <op> <value>, with op one of = != < > <= >= contains. Paths are JSON paths into the payload; the output side is the default. Values are bound as parameters to SQLite's JSON functions, never pasted into SQL.`
+    `Finds records by a value a stage produced (or received): <stage>[.input|.output].<path> <op> <value>, with op one of = != < > <= >= contains. Paths are JSON paths into the payload; the output side is the default. Values are bound as parameters to SQLite's JSON functions, never pasted into SQL.
+
+Values JSON cannot hold compare as what they stand for: a BigInt by its integer value, a Date by its ISO text against a string ("parse.receivedAt > '2030-01-01'") and by epoch milliseconds against a number, -0 and the infinities as numbers, NaN equal to nothing, undefined as a missing value.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --where "store.available = 87"',
@@ -39,8 +45,11 @@ export default class Find extends RetraceCommand<typeof Find> {
       const limit = this.flags.limit > 0 ? this.flags.limit : undefined
       for (const hit of reader.find(where, limit))
         rows.push({ ...hit, value: jsonValue(hit.value), source: reader.path })
-      if (!this.jsonEnabled()) this.log(renderFind(rows, this.flags.where, this.theme))
-      return { where, records: rows }
+      // Counted only when the limit was reached: a short listing is the whole of it.
+      const total = limit !== undefined && rows.length === limit ? reader.countFound(where) : rows.length
+      const result = { where, records: rows, total, truncated: total > rows.length }
+      if (!this.jsonEnabled()) this.log(renderFind(result, this.flags.where, this.theme))
+      return result
     } finally {
       set.close()
     }

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { BundleSet, type RecordSummary } from '../bundle/index.js'
+import { BundleSet, type RecordFilter, type RecordSummary } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { keyFlag } from '../cli/flags.js'
@@ -8,6 +8,10 @@ import { renderRecordList } from '../render/listing.js'
 
 export interface LsResult {
   records: RecordSummary[]
+  /** How many records match, listed or not. */
+  total: number
+  /** Whether --limit left some out (`total` > `records.length`). */
+  truncated: boolean
 }
 
 export default class Ls extends RetraceCommand<typeof Ls> {
@@ -50,18 +54,19 @@ export default class Ls extends RetraceCommand<typeof Ls> {
     const f = this.flags
     const set = BundleSet.open(paths)
     try {
-      const records = [
-        ...set.records({
-          ...(f.key !== undefined ? { key: f.key } : {}),
-          ...(f.stage !== undefined ? { stage: f.stage } : {}),
-          ...(f.status !== undefined ? { status: f.status } : {}),
-          ...(f.since !== undefined ? { since: parseTime(f.since, now, '--since') } : {}),
-          ...(f.until !== undefined ? { until: parseTime(f.until, now, '--until') } : {}),
-          ...(f.limit > 0 ? { limit: f.limit } : {}),
-        }),
-      ]
-      if (!this.jsonEnabled()) this.log(renderRecordList(records, this.theme, paths.length > 1))
-      return { records }
+      const filter: RecordFilter = {
+        ...(f.key !== undefined ? { key: f.key } : {}),
+        ...(f.stage !== undefined ? { stage: f.stage } : {}),
+        ...(f.status !== undefined ? { status: f.status } : {}),
+        ...(f.since !== undefined ? { since: parseTime(f.since, now, '--since') } : {}),
+        ...(f.until !== undefined ? { until: parseTime(f.until, now, '--until') } : {}),
+      }
+      const records = [...set.records({ ...filter, ...(f.limit > 0 ? { limit: f.limit } : {}) })]
+      // Counted only when the limit was reached: a short listing is the whole of it.
+      const total = f.limit > 0 && records.length === f.limit ? set.countRecords(filter) : records.length
+      const result = { records, total, truncated: total > records.length }
+      if (!this.jsonEnabled()) this.log(renderRecordList(result, this.theme, paths.length > 1))
+      return result
     } finally {
       set.close()
     }

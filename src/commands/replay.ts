@@ -6,8 +6,8 @@ import { BundleSet, type RecordChain } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag, keyFlag } from '../cli/flags.js'
-import { out } from '../cli/stdout.js'
-import { watchFiles } from '../cli/watch.js'
+import { flushOut, out } from '../cli/stdout.js'
+import { jsonLine, watchFiles } from '../cli/watch.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { renderUnified } from '../render/unified.js'
@@ -37,6 +37,8 @@ export default class Replay extends RetraceCommand<typeof Replay> {
     `Runs recorded records through the local builds of their stages (named in the config) and compares each stage with what production recorded. Clock, random and effects play back from the recording; the network is closed.
 
 Per stage: matched, diverged (its own output differs for the same input), inherited (differs only because its input already did), error (threw, called an effect production did not, or tried the network), skipped. The first diverged or error stage is the record's first divergence.
+
+--watch replays again whenever the config or a stage module changes, until interrupted; with --json it writes each run's document (the one --json prints) compact on one line: NDJSON, one line per run.
 
 Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage or input error, 3 the config or a stage module could not be loaded.`
   static override enableJsonFlag = true
@@ -76,7 +78,8 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     verbose: Flags.boolean({ char: 'v', description: 'Print matched records and every stage in full.' }),
     watch: Flags.boolean({
       char: 'w',
-      description: 'Replay again whenever the config or a stage module changes.',
+      description:
+        'Replay again whenever the config or a stage module changes (with --json: one compact document per line, per run).',
     }),
     where: Flags.string({
       description: 'Only records matching a predicate, as in `find` ("store.available = 87").',
@@ -104,9 +107,20 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         async () => (await loadConfig(this.flags.config, process.cwd())).files,
         async () => {
           await new Promise<void>((resolve) => {
-            spawn(process.execPath, [bin, 'replay', ...argv], { stdio: 'inherit' }).on('close', () =>
-              resolve(),
-            )
+            // With --json, each run's document is rewritten as one line: a stream of them parses.
+            const json = this.jsonEnabled()
+            const child = spawn(process.execPath, [bin, 'replay', ...argv], {
+              stdio: json ? ['inherit', 'pipe', 'inherit'] : 'inherit',
+            })
+            const chunks: Buffer[] = []
+            child.stdout?.on('data', (b: Buffer) => chunks.push(b))
+            child.on('close', (code, signal) => {
+              if (json) {
+                out(jsonLine(Buffer.concat(chunks).toString('utf8'), { code, signal }))
+                flushOut()
+              }
+              resolve()
+            })
           })
           this.note(
             this.theme.dim(

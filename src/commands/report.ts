@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process'
-import { accessSync, constants, writeFileSync } from 'node:fs'
+import { accessSync, constants } from 'node:fs'
 import { delimiter, isAbsolute, join, relative, resolve } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { BundleSet, type RecordChain } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { bundleArg, configFlag, keyFlag } from '../cli/flags.js'
+import { prepareOutput, writeOutput } from '../cli/output.js'
 import { recordedChain, replayedChain } from '../compare/chain.js'
 import { compileInvariants, runInvariants } from '../compare/invariants.js'
 import { buildScene } from '../compare/scene.js'
@@ -41,7 +42,8 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
     open: Flags.boolean({ description: 'Open the report in the default browser (best effort).' }),
     output: Flags.string({
       char: 'o',
-      description: 'File to write (default: retrace-report-<record>.html here).',
+      description:
+        'File to write, or a folder to write retrace-report-<record>.html in (default: here); missing folders are made.',
     }),
   }
   static override summary = "Write one record's scene as a self-contained HTML report."
@@ -56,19 +58,17 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
     }
     const set = BundleSet.open([this.args.bundle])
     let model: ReportModel
+    let path: string
     try {
       const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
+      // Before the replay: a file that cannot be written fails now.
+      path = prepareOutput(this.flags.output ?? '.', () => defaultName(id)).path
       model = await gatherReport(set.loadRecord(id), this.args.bundle, this.flags.config)
     } finally {
       set.close()
     }
     const recordId = model.scene.recordId
-    const path = resolve(this.flags.output ?? defaultName(recordId))
-    try {
-      writeFileSync(path, renderHtmlReport(model))
-    } catch (err) {
-      throw new UsageError(`cannot write ${path}: ${(err as Error).message}`, 'E_OUTPUT')
-    }
+    writeOutput(path, renderHtmlReport(model))
     const inv = model.invariants
     this.found(
       (model.replay !== undefined && model.replay.verdict !== 'matched') ||

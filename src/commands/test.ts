@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs'
 import { relative, resolve } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { SingleBar } from 'cli-progress'
@@ -6,6 +5,7 @@ import { pinExpectations } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
+import { type PreparedOutput, prepareOutput, writeOutput } from '../cli/output.js'
 import { out } from '../cli/stdout.js'
 import { UsageError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
@@ -17,6 +17,9 @@ import { type ReplayPool, workerPool } from '../replay/pool.js'
 import { discoverBundles, parseShard, runTests, type TestRun } from '../replay/regress.js'
 import { engineOptions, type RunOptions } from '../replay/run.js'
 import { version } from '../version.js'
+
+/** The file name `--output FOLDER` writes, by reporter. */
+const reportExtension = { default: 'txt', json: 'json', junit: 'xml' } as const
 
 export default class Test extends RetraceCommand<typeof Test> {
   static override args = {
@@ -34,7 +37,10 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
   static override flags = {
     config: configFlag,
     force: Flags.boolean({ description: 'Allow --update in CI.' }),
-    output: Flags.string({ description: 'Write the report to this file instead of stdout.' }),
+    output: Flags.string({
+      description:
+        'Write the report to this file instead of stdout (missing folders are made; a folder gets retrace.txt, .json or .xml by --reporter).',
+    }),
     reporter: Flags.option({
       default: 'default',
       description: 'Report format.',
@@ -95,6 +101,11 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       throw new UsageError(
         `no bundles (*.sqlite) under ${given.length > 0 ? given.join(', ') : 'recordings/'}`,
       )
+    // Before the run: a report that cannot be written fails now, not after every test ran.
+    const output =
+      f.output === undefined
+        ? undefined
+        : prepareOutput(f.output, () => `retrace.${reportExtension[f.reporter]}`)
     const runOptions: RunOptions = { mode: 'cascade', splice: [], allowNet: false, timeoutMs: f.timeout }
     // The workers start now, loading the config and stages while this process does the same.
     const pool =
@@ -106,7 +117,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
           })
         : undefined
     try {
-      await this.runAll(bundles, runOptions, pool)
+      await this.runAll(bundles, runOptions, pool, output)
     } finally {
       await pool?.close()
     }
@@ -116,6 +127,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
     bundles: string[],
     runOptions: RunOptions,
     pool: ReplayPool | undefined,
+    output: PreparedOutput | undefined,
   ): Promise<void> {
     const f = this.flags
     const config = await loadConfig(f.config, process.cwd())
@@ -156,15 +168,12 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
     })
     bar?.stop()
     const report = this.report(run, f.reporter)
-    if (f.output !== undefined) {
-      try {
-        writeFileSync(f.output, report)
-      } catch (err) {
-        throw new UsageError(`cannot write the report to ${f.output}: ${(err as Error).message}`, 'E_OUTPUT')
-      }
-      this.note(`${renderSummary(run.summary, t, 'tested')}; report written to ${f.output}`)
+    if (output !== undefined) {
+      writeOutput(output.path, report)
+      this.note(`${renderSummary(run.summary, t, 'tested')}; report written to ${output.shown}`)
     } else out(report)
-    process.exitCode = run.summary.diverged + run.summary.errors > 0 && run.updated === 0 ? 1 : 0
+    // What the summary says: records re-pinned by --update are counted as updated, not failed.
+    process.exitCode = run.summary.diverged + run.summary.errors > 0 ? 1 : 0
   }
 
   private report(run: TestRun, reporter: 'default' | 'json' | 'junit'): string {
@@ -175,7 +184,9 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
           bundles: run.bundles.map((b) => ({
             path: b.path,
             summary: b.summary,
-            failures: b.failures.map(({ outputs: _o, ...r }) => r),
+            failures: b.failures.map(({ outputs: _o, ...r }) =>
+              b.updated.has(r.recordId) ? { ...r, updated: true } : r,
+            ),
           })),
           summary: run.summary,
           stale: run.stale,
@@ -191,10 +202,12 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       out.push(
         `${ok ? t.ok('✓') : t.bad('✗')} ${visibleLine(relative(process.cwd(), b.path) || b.path)}  ${renderSummary(b.summary, t, 'tested')}`,
       )
-      for (const r of b.failures)
+      for (const r of b.failures) {
         out.push(
           renderRecordResult(r, t, { width: 120, verbose: false, maxChanges: 8 }).replace(/^/gm, '    '),
         )
+        if (b.updated.has(r.recordId)) out.push(t.ok('      updated: re-pinned from the local build'))
+      }
     }
     if (run.stale.length > 0) {
       out.push(t.warn(`stale: ${run.stale.length}`))

@@ -5,6 +5,7 @@ import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
 import { out } from '../cli/stdout.js'
+import { openWhenPresent } from '../cli/watch.js'
 import { noRules } from '../compare/diff.js'
 import { type CompiledInvariant, compileInvariants } from '../compare/invariants.js'
 import { Verifier, type VerifySummary, type Violation, violationId } from '../compare/verify.js'
@@ -25,7 +26,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
   static override description =
     `Checks every recorded record for seams (a stage's recorded output is not the next stage's recorded input: the data changed in transit) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
 
---follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
+--follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer; a bundle not created yet is waited for. With --json, --follow writes one JSON object per line (NDJSON), one per violation as it lands, and no summary. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --config examples/inventory/retrace.config.ts',
@@ -102,7 +103,35 @@ export default class Verify extends RetraceCommand<typeof Verify> {
    * it lands it is checked again, whole, and only what was not reported before is.
    */
   private async follow(paths: string[], verifier: Verifier): Promise<undefined> {
-    const set = BundleSet.open(paths, { live: true })
+    let stop = false
+    const onSignal = (): void => {
+      stop = true
+    }
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    try {
+      // A bundle its recorder has not created yet is waited for: follow is for live ones.
+      const set = await openWhenPresent(paths, () => BundleSet.open(paths, { live: true }), {
+        intervalMs: this.flags.interval,
+        note: (message) => this.note(this.theme.dim(message)),
+        stopped: () => stop,
+      })
+      if (set !== undefined) await this.followOpen(set, paths, verifier, () => stop)
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+    const summary = verifier.summary()
+    if (!this.jsonEnabled()) this.note(renderVerify(summary, this.theme))
+    return undefined
+  }
+
+  private async followOpen(
+    set: BundleSet,
+    paths: string[],
+    verifier: Verifier,
+    stopped: () => boolean,
+  ): Promise<void> {
     const readers = set.readers.map((reader) => ({ reader, after: 0 }))
     /** What was reported for records seen lately, by id (only with several bundles). */
     const reported = new Map<string, Set<string>>()
@@ -113,15 +142,9 @@ export default class Verify extends RetraceCommand<typeof Verify> {
       }
       if (found.length > 0) this.found(true)
     }
-    let stop = false
-    const onSignal = (): void => {
-      stop = true
-    }
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
     this.note(this.theme.dim(`following ${paths.join(', ')} (Ctrl-C to stop)`))
     try {
-      while (!stop) {
+      while (!stopped()) {
         for (const r of readers) {
           for (const { rowid, id } of r.reader.recordsAfter(r.after)) {
             r.after = rowid
@@ -144,11 +167,6 @@ export default class Verify extends RetraceCommand<typeof Verify> {
       }
     } finally {
       set.close()
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
     }
-    const summary = verifier.summary()
-    if (!this.jsonEnabled()) this.note(renderVerify(summary, this.theme))
-    return undefined
   }
 }

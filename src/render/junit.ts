@@ -25,9 +25,16 @@ export function xmlText(text: string): string {
     .replace(/'/g, '&apos;')
 }
 
-function testcase(r: RecordResult, suite: string): string {
+function testcase(r: RecordResult, suite: string, updated: boolean): string {
   const name = xmlText(`${r.key} ${r.recordId}`)
   if (r.verdict === 'matched') return `    <testcase classname="${xmlText(suite)}" name="${name}"/>`
+  if (updated) {
+    // Re-pinned by --update: it passes from now on; what changed goes along as output.
+    const body = xmlText(
+      `updated: re-pinned from the local build\n${renderRecordResult(r, plain, { width: 120, verbose: false, maxChanges: 20 })}`,
+    )
+    return `    <testcase classname="${xmlText(suite)}" name="${name}">\n      <system-out>${body}</system-out>\n    </testcase>`
+  }
   const first = r.firstDivergence
   const message = xmlText(first ? `${first.status} at stage ${first.stage}` : r.verdict)
   const body = xmlText(renderRecordResult(r, plain, { width: 120, verbose: false, maxChanges: 20 }))
@@ -45,7 +52,7 @@ export function renderJunit(run: TestRun): string {
     lines.push(
       `  <testsuite name="${xmlText(b.path)}" tests="${s.records}" failures="${s.diverged}" errors="${s.errors}">`,
     )
-    for (const r of b.results ?? b.failures) lines.push(testcase(r, b.path))
+    for (const r of b.results ?? b.failures) lines.push(testcase(r, b.path, b.updated.has(r.recordId)))
     lines.push('  </testsuite>')
   }
   lines.push('</testsuites>')

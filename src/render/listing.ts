@@ -3,7 +3,20 @@ import type { RecordSummary } from '../bundle/types.js'
 import { compact, displayWidth, formatBytes, formatTime, padEndColumns, visibleLine } from './format.js'
 import type { Theme } from './theme.js'
 
-export function renderRecordList(records: readonly RecordSummary[], t: Theme, showSource: boolean): string {
+/** A listing cut short by --limit: the records shown and how many match in all. */
+export interface Listing<T> {
+  records: readonly T[]
+  total: number
+}
+
+/** The line under a listing that --limit cut short: how many more, and how to see them. */
+function moreLine(shown: number, total: number, t: Theme): string[] {
+  if (total <= shown) return []
+  return [t.dim(`… ${total - shown} more (${total} in all); --limit 0 lists them all`)]
+}
+
+export function renderRecordList(listing: Listing<RecordSummary>, t: Theme, showSource: boolean): string {
+  const { records } = listing
   if (records.length === 0) return t.dim('no records match')
   const keyWidth = Math.min(32, Math.max(3, ...records.map((r) => displayWidth(visibleLine(r.key)))))
   const lines = [
@@ -18,6 +31,7 @@ export function renderRecordList(records: readonly RecordSummary[], t: Theme, sh
       `${visibleLine(r.id).padEnd(26)}  ${padEndColumns(visibleLine(r.key), keyWidth)}  ${status}  ${formatTime(r.startedAt).padEnd(24)}  ${visibleLine(stages)}${source}`,
     )
   }
+  lines.push(...moreLine(records.length, listing.total, t))
   return lines.join('\n')
 }
 
@@ -29,14 +43,17 @@ export interface FindRow {
   source: string
 }
 
-export function renderFind(rows: readonly FindRow[], where: string, t: Theme): string {
+export function renderFind(listing: Listing<FindRow>, where: string, t: Theme): string {
+  const rows = listing.records
   if (rows.length === 0) return t.dim(`no records where ${visibleLine(where)}`)
-  const lines = [t.dim(`${rows.length} record${rows.length === 1 ? '' : 's'} where ${visibleLine(where)}`)]
+  const count = listing.total > rows.length ? `${rows.length} of ${listing.total}` : `${rows.length}`
+  const lines = [t.dim(`${count} record${listing.total === 1 ? '' : 's'} where ${visibleLine(where)}`)]
   for (const r of rows) {
     lines.push(
       `${visibleLine(r.recordId).padEnd(26)}  ${padEndColumns(visibleLine(r.key), 16)}  ${formatTime(r.startedAt)}  ${t.bold(compact(r.value, 60))}`,
     )
   }
+  lines.push(...moreLine(rows.length, listing.total, t))
   return lines.join('\n')
 }
 

@@ -172,12 +172,14 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
   return lines.join('\n')
 }
 
-export function renderSummary(s: ReplaySummary, t: Theme, label = 'replayed'): string {
+export function renderSummary(s: ReplaySummary & { updated?: number }, t: Theme, label = 'replayed'): string {
   const parts = [
     `${s.records} record${s.records === 1 ? '' : 's'} ${label}`,
     t.ok(`${s.matched} matched`),
     s.diverged > 0 ? t.bad(`${s.diverged} diverged`) : `${s.diverged} diverged`,
     s.errors > 0 ? t.bad(`${s.errors} errors`) : `${s.errors} errors`,
   ]
+  // `test --update`: records that failed and were re-pinned, so pass from now on.
+  if (s.updated !== undefined) parts.push(s.updated > 0 ? t.ok(`${s.updated} updated`) : '0 updated')
   return parts.join(', ')
 }

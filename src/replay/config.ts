@@ -33,14 +33,21 @@ export interface LoadedConfig {
   files: string[]
 }
 
+/** The config file in this folder (the first of `configNames` there), if there is one. */
+function configIn(dir: string): string | undefined {
+  for (const name of configNames) {
+    const candidate = join(dir, name)
+    if (existsSync(candidate) && statSync(candidate).isFile()) return candidate
+  }
+  return undefined
+}
+
 /** Looks for a config file from `start` upward. */
 export function findConfig(start: string): string | undefined {
   let dir = resolve(start)
   while (true) {
-    for (const name of configNames) {
-      const candidate = join(dir, name)
-      if (existsSync(candidate) && statSync(candidate).isFile()) return candidate
-    }
+    const found = configIn(dir)
+    if (found !== undefined) return found
     const parent = dirname(dir)
     if (parent === dir) return undefined
     dir = parent
@@ -83,18 +90,35 @@ function validate(raw: unknown, path: string): RetraceConfig {
   return c as RetraceConfig
 }
 
-/** Loads the config at `explicit`, or the one found from `cwd` upward. */
+/**
+ * The config file `explicit` names: a file, or a folder holding one of `configNames` (the
+ * first in that order, as the upward search takes them).
+ */
+function explicitConfig(explicit: string, cwd: string): string {
+  const given = resolve(cwd, explicit)
+  if (!existsSync(given)) throw new ConfigError(`config ${given} does not exist`, 'E_CONFIG_MISSING')
+  if (!statSync(given).isDirectory()) return given
+  const found = configIn(given)
+  if (found === undefined) {
+    throw new ConfigError(
+      `no retrace.config.{ts,mts,js,mjs,json} in ${given}, the folder --config names`,
+      'E_CONFIG_MISSING',
+    )
+  }
+  return found
+}
+
+/** Loads the config at `explicit` (a file, or a folder holding one), or the one found from `cwd` upward. */
 export async function loadConfig(explicit: string | undefined, cwd: string): Promise<LoadedConfig> {
   // Before anything the config imports loads (it may import stage functions itself).
   installNetworkGuard()
-  const path = explicit !== undefined ? resolve(cwd, explicit) : findConfig(cwd)
+  const path = explicit !== undefined ? explicitConfig(explicit, cwd) : findConfig(cwd)
   if (path === undefined) {
     throw new ConfigError(
       `no retrace.config.{ts,mts,js,mjs,json} in ${cwd} or above; pass --config FILE`,
       'E_CONFIG_MISSING',
     )
   }
-  if (!existsSync(path)) throw new ConfigError(`config ${path} does not exist`, 'E_CONFIG_MISSING')
   let raw: unknown
   try {
     raw = path.endsWith('.json') ? parseJson(readFileSync(path, 'utf8')) : await importModule(path)

@@ -124,18 +124,28 @@ export interface StaleItem {
   why: 'stage not in config' | 'expectation never exercised' | 'nothing replayed'
 }
 
+/** A test run's counts: with `--update`, a failing record whose failures were all re-pinned is `updated`, not a failure. */
+export interface TestSummary extends ReplaySummary {
+  /** Only with `--update`: records whose every failing stage was re-pinned from the local build. */
+  updated?: number
+}
+
 export interface BundleOutcome {
   path: string
-  summary: ReplaySummary
+  summary: TestSummary
+  /** Records that failed, re-pinned ones (in `updated`) included: what the run found. */
   failures: RecordResult[]
+  /** Ids of the failures `--update` re-pinned whole: they pass from now on. */
+  updated: Set<string>
   /** Every record's result, kept only when a reporter needs them all (JUnit). */
   results?: RecordResult[]
 }
 
 export interface TestRun {
   bundles: BundleOutcome[]
-  summary: ReplaySummary
+  summary: TestSummary
   stale: StaleItem[]
+  /** Expectations (record and stage) written by `--update`. */
   updated: number
 }
 
@@ -206,30 +216,51 @@ class Tally {
 
   add(result: RecordResult, stale: readonly StaleItem[]): void {
     this.run.stale.push(...stale)
-    addToSummary(this.outcome.summary, result)
-    addToSummary(this.run.summary, result)
-    if (result.verdict !== 'matched') {
-      this.outcome.failures.push(result)
-      if (this.o.update) {
-        this.pins.push(
-          ...pinFromResult(result, {
+    const pins =
+      this.o.update && result.verdict !== 'matched'
+        ? pinFromResult(result, {
             note: 'retrace test --update',
             build: null,
             now: this.o.now(),
             onlyFailing: true,
-          }),
-        )
-      }
+          })
+        : []
+    this.pins.push(...pins)
+    const updated = repinnedWhole(result, pins)
+    for (const summary of [this.outcome.summary, this.run.summary]) {
+      if (updated) {
+        summary.records++
+        summary.updated = (summary.updated ?? 0) + 1
+      } else addToSummary(summary, result)
     }
+    if (result.verdict !== 'matched') this.outcome.failures.push(result)
+    if (updated) this.outcome.updated.add(result.recordId)
     this.outcome.results?.push(result)
     this.o.onRecord?.(result)
   }
 }
 
+/**
+ * Whether the pins made from a failing record cover all it failed on, so it passes from
+ * now on: every stage that diverged, inherited or threw is pinned, and no invariant the
+ * local build breaks (pinning outputs does not mend one) is left.
+ */
+function repinnedWhole(result: RecordResult, pins: readonly ExpectationRow[]): boolean {
+  if (pins.length === 0) return false
+  const pinned = new Set(pins.map((p) => p.stage))
+  const stagesCovered = result.stages.every(
+    (s) => s.status === 'matched' || s.status === 'skipped' || pinned.has(s.stage),
+  )
+  const invariantBroken = (result.invariants ?? []).some((i) => i.recorded === 'ok' && i.local === 'violated')
+  return stagesCovered && !invariantBroken
+}
+
 export async function runTests(paths: readonly string[], o: TestOptions): Promise<TestRun> {
-  const run: TestRun = { bundles: [], summary: emptySummary(), stale: [], updated: 0 }
+  // With --update the summary says how many records were re-pinned, 0 included.
+  const summary = (): TestSummary => (o.update ? { ...emptySummary(), updated: 0 } : emptySummary())
+  const run: TestRun = { bundles: [], summary: summary(), stale: [], updated: 0 }
   for (const path of paths) {
-    const outcome: BundleOutcome = { path, summary: emptySummary(), failures: [] }
+    const outcome: BundleOutcome = { path, summary: summary(), failures: [], updated: new Set() }
     if (o.keepAll) outcome.results = []
     const tally = new Tally(run, outcome, o)
     const set = BundleSet.open([path])

@@ -12,6 +12,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import type { Recorder } from '../../src/index.js'
 import { binPath, repoRoot } from '../helpers/cli.js'
 import { testRecorder } from '../helpers/recorder.js'
+import { tempDir, tempPath } from '../helpers/tmp.js'
 
 interface Follower {
   child: ChildProcessByStdio<Writable, Readable, Readable>
@@ -242,6 +243,45 @@ describe('retrace verify --follow', () => {
     expect(await f.exited).toEqual({ code: 1, signal: null })
     expect(a.errors).toEqual([])
     expect(b.errors).toEqual([])
+  })
+
+  it('waits for a bundle that does not exist yet, saying so once, then follows it', async () => {
+    const path = tempPath('later.sqlite')
+    const cfg = config(dirname(path))
+    const f = start(['verify', path, '--follow', '--interval', '50', '--config', cfg])
+    const json = start(['verify', path, '--follow', '--interval', '50', '--config', cfg, '--json'])
+    await waitFor('it to say it waits', () => f.stderr().includes(`waiting for ${path} to appear`), f)
+    // Several looks later it is still waiting, and has said so once.
+    await sleep(500)
+    expect(f.child.exitCode).toBeNull()
+    expect(json.child.exitCode).toBeNull()
+    expect(f.stderr().split('waiting for').length - 1).toBe(1)
+
+    const { recorder, errors } = testRecorder({ pipeline: 'orders', flushIntervalMs: 10, path })
+    const bad = await order(recorder, 'sku:1', -3)
+    await recorder.flush()
+    await waitFor('the violation in the new bundle', () => f.stdout().includes(bad), f)
+    await waitFor('the JSON line', () => json.stdout().includes(bad), json)
+    expect(f.stderr()).toContain(`following ${path} (Ctrl-C to stop)`)
+    expect(f.stdout().trim()).toBe(line(bad, 'sku:1', -3))
+    expect(JSON.parse(json.stdout())).toMatchObject({ recordId: bad, check: 'never-negative' })
+    for (const p of [f, json]) p.child.kill('SIGTERM')
+    expect(await f.exited).toEqual({ code: 1, signal: null })
+    expect(await json.exited).toEqual({ code: 1, signal: null })
+    expect(errors).toEqual([])
+  })
+
+  it('a follower stopped while it waits exits 0; a file that is there but no bundle fails at once', async () => {
+    const dir = tempDir()
+    const f = start(['verify', join(dir, 'never.sqlite'), '--follow', '--interval', '50'])
+    await waitFor('it to say it waits', () => f.stderr().includes('waiting for'), f)
+    f.child.kill('SIGTERM')
+    expect(await f.exited).toEqual({ code: 0, signal: null })
+    writeFileSync(join(dir, 'text.sqlite'), 'not a bundle at all, just text of some length\n'.repeat(10))
+    const bad = start(['verify', join(dir, 'text.sqlite'), '--follow', '--interval', '50'])
+    expect(await bad.exited).toEqual({ code: 2, signal: null })
+    expect(bad.stderr()).toMatch(/\nretrace: [^\n]*text\.sqlite: is not a SQLite file[^\n]*\n$/)
+    expect(bad.stderr()).not.toContain('waiting for')
   })
 
   it('a follower that saw nothing wrong exits 0 on SIGTERM', async () => {

@@ -1,18 +1,22 @@
 /** `retrace find` as a user runs it, on a bundle the recorder made in a temp dir. */
 import { join } from 'node:path'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   expectUsageFailure,
   makeSampleBundle,
   parseJsonOut,
   runCli,
+  SAMPLE_T0,
   type SampleBundle,
   sharedTempDir,
 } from '../helpers/cli.js'
+import { importStage, record, runChain, type Workspace, workspace } from '../replay/fixture.js'
 
 interface FindJson {
   where: { stage: string; side: string; path: string; op: string; value: unknown }
   records: { recordId: string; key: string; startedAt: number; value: unknown; source: string }[]
+  total: number
+  truncated: boolean
 }
 
 const dir = sharedTempDir('retrace-e2e-find-')
@@ -110,6 +114,25 @@ describe('retrace find', () => {
     expect(json.records.map((x) => x.recordId)).toEqual(idsOf(5, 4))
   })
 
+  it('says when --limit cut the hits short: how many match, and the flag that lists them all', async () => {
+    const [cut, retried, whole, human] = await Promise.all([
+      find('parse.qty > 0', '--limit', '2'),
+      // Record 1's price ran twice: the record counts once.
+      find('price.input.qty > 0', '-n', '1'),
+      find('parse.qty > 0', '--limit', '6'),
+      runCli(['find', s.path, '--where', 'parse.qty > 0', '-n', '2']),
+    ])
+    expect(cut).toMatchObject({ total: 6, truncated: true })
+    expect(retried).toMatchObject({ total: 5, truncated: true })
+    expect(whole).toMatchObject({ total: 6, truncated: false })
+    expect(whole.records).toHaveLength(6)
+    const lines = human.stdout.trimEnd().split('\n')
+    expect(lines[0]).toBe('2 of 6 records where parse.qty > 0')
+    expect(lines.slice(1, 3).map((l) => l.split(/\s+/)[0])).toEqual(idsOf(5, 4))
+    expect(lines[3]).toBe('… 4 more (6 in all); --limit 0 lists them all')
+    expect(lines).toHaveLength(4)
+  })
+
   it('no match prints a note on stdout and exits 0', async () => {
     const r = await runCli(['find', s.path, '--where', 'store.available = 87'])
     expect(r.code).toBe(0)
@@ -148,5 +171,116 @@ describe('retrace find', () => {
     expect(hostile.records).toEqual([])
     const quote = await runCli(['find', s.path, '--where', 'store["a\\"b"] = 1'])
     expect(quote.code).toBe(2)
+  })
+})
+
+describe('retrace find and replay --where on values JSON cannot hold', { timeout: 120_000 }, () => {
+  let ws: Workspace
+  /** Record ids in recording order (oldest first). */
+  const typed: string[] = []
+  // What `price` produced for each record: a BigInt, a Date, a special number, undefined.
+  const rows = [
+    { cents: 24013n, at: '2026-01-01T00:00:00.000Z', ratio: Number.NaN },
+    { cents: 9999n, at: '2031-06-01T12:00:00.000Z', ratio: Number.POSITIVE_INFINITY },
+    { cents: 12_345_678_901_234n, at: '2026-06-15T08:30:00.000Z', ratio: -0 },
+    { cents: -5n, at: '2026-03-01T00:00:00.000Z', ratio: Number.NEGATIVE_INFINITY },
+    { cents: 100_000n, at: '2027-01-01T00:00:00.000Z', ratio: 1.5 },
+  ]
+  const priceSrc = `export function price(i) {
+  const rows = ${JSON.stringify(rows.map((r) => ({ ...r, cents: String(r.cents), ratio: String(Object.is(r.ratio, -0) ? '-0' : r.ratio) })))}
+  const r = rows[i]
+  return { cents: BigInt(r.cents), at: new Date(r.at), ratio: Number(r.ratio), gone: undefined }
+}
+`
+
+  beforeAll(async () => {
+    ws = workspace('retrace-find-typed-')
+    const price = await importStage(ws.write('stages/price.mjs', priceSrc), 'price')
+    ws.write('retrace.config.json', JSON.stringify({ stages: { price: './stages/price.mjs#price' } }))
+    let now = SAMPLE_T0
+    await record(
+      ws.path('typed.sqlite'),
+      async (recorder) => {
+        for (const i of rows.keys()) {
+          now = SAMPLE_T0 + i * 60_000
+          const r = await runChain(recorder, `order:${i}`, i, [['price', price]])
+          typed.push(r.recordId)
+        }
+      },
+      { clock: () => now },
+    )
+  })
+  afterAll(() => ws.remove())
+
+  async function found(where: string): Promise<string[]> {
+    const r = await runCli(['find', ws.path('typed.sqlite'), '--where', where, '--json'])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    return parseJsonOut<FindJson>(r).records.map((x) => x.recordId)
+  }
+  /** Runs the finds two at a time (each is a process) and checks each against its expected ids. */
+  async function expectFound(cases: [string, string[]][]): Promise<void> {
+    const got: string[][] = []
+    for (let i = 0; i < cases.length; i += 2)
+      got.push(...(await Promise.all(cases.slice(i, i + 2).map(([where]) => found(where)))))
+    expect(got.map((ids, i) => [cases[i]![0], ids])).toEqual(cases.map(([where, ids]) => [where, ids]))
+  }
+  /** The ids of these records, newest first, as find lists them. */
+  const newestFirst = (...indices: number[]): string[] => indices.sort((a, b) => b - a).map((i) => typed[i]!)
+
+  it('compares a BigInt by its integer value', async () => {
+    await expectFound([
+      ['price.cents > 10000', newestFirst(0, 2, 4)],
+      ['price.cents = 24013', newestFirst(0)],
+      ['price.cents = 12345678901234', newestFirst(2)],
+      ['price.cents < 0', newestFirst(3)],
+      ['price.cents != 9999', newestFirst(0, 2, 3, 4)],
+      ['price.cents contains 2401', newestFirst(0)],
+    ])
+  })
+
+  it('compares a Date by its ISO text against a string, by epoch milliseconds against a number', async () => {
+    await expectFound([
+      ["price.at > '2030-01-01'", newestFirst(1)],
+      ["price.at < '2026-02-01'", newestFirst(0)],
+      ['price.at = 2026-06-15T08:30:00.000Z', newestFirst(2)],
+      [`price.at >= ${Date.parse('2027-01-01T00:00:00.000Z')}`, newestFirst(1, 4)],
+      [`price.at = ${Date.parse('2026-03-01T00:00:00.000Z')}`, newestFirst(3)],
+      ['price.at contains 2031-06', newestFirst(1)],
+    ])
+  })
+
+  it('compares -0 and the infinities as numbers; NaN equals nothing', async () => {
+    await expectFound([
+      ['price.ratio > 1000', newestFirst(1)],
+      ['price.ratio < -1000', newestFirst(3)],
+      ['price.ratio = 0', newestFirst(2)],
+      ['price.ratio != 1.5', newestFirst(0, 1, 2, 3)],
+      ['price.ratio = 1.5', newestFirst(4)],
+    ])
+  })
+
+  it('treats undefined as a missing value', async () => {
+    await expectFound([
+      ['price.gone = null', newestFirst(0, 1, 2, 3, 4)],
+      ['price.gone != null', []],
+      ['price.gone != 1', []],
+    ])
+  })
+
+  it('prints the typed value as it was', async () => {
+    const r = await runCli(['find', ws.path('typed.sqlite'), '--where', 'price.cents = 24013'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('1 record where price.cents = 24013')
+    expect(r.stdout).toMatch(new RegExp(`^${typed[0]}\\s+order:0\\s+.*24013n$`, 'm'))
+  })
+
+  it('replay --where replays the records the same predicate finds', async () => {
+    const r = await runCli(['replay', 'typed.sqlite', '--where', 'price.cents > 10000', '--json'], {
+      cwd: ws.dir,
+    })
+    expect(r.code).toBe(0)
+    const json = parseJsonOut<{ records: { recordId: string }[] }>(r)
+    expect(json.records.map((x) => x.recordId).sort()).toEqual([typed[0], typed[2], typed[4]].sort())
   })
 })

@@ -30,6 +30,8 @@ interface LsRecord {
 }
 interface LsJson {
   records: LsRecord[]
+  total: number
+  truncated: boolean
 }
 
 const minute = 60_000
@@ -104,7 +106,8 @@ describe('retrace ls', () => {
     expect(r.code).toBe(0)
     expect(r.stderr).toBe('')
     const json = parseJsonOut<LsJson>(r)
-    expect(Object.keys(json)).toEqual(['records'])
+    expect(Object.keys(json)).toEqual(['records', 'total', 'truncated'])
+    expect(json).toMatchObject({ total: 6, truncated: false })
     expect(json.records.map((x) => x.id)).toEqual(idsOf(a, 5, 4, 3, 2, 1, 0))
     const retried = json.records.find((x) => x.id === a.records[1]!.id)!
     expect(retried).toMatchObject({
@@ -172,6 +175,52 @@ describe('retrace ls', () => {
     expect(all).toEqual(idsOf(a, 5, 4, 3, 2, 1, 0))
     expectUsageFailure(negative)
     expectUsageFailure(word)
+  })
+
+  it('says when --limit cut the listing short: how many more, and the flag that lists them all', async () => {
+    const [cut, whole, human, exact] = await Promise.all([
+      runCli(['ls', a.path, '--limit', '2', '--json']),
+      runCli(['ls', a.path, '-n', '1', '--key', 'sku:1001', '--json']),
+      runCli(['ls', a.path, '--limit', '2']),
+      runCli(['ls', a.path, '--limit', '6']),
+    ])
+    expect(parseJsonOut<LsJson>(cut)).toMatchObject({ total: 6, truncated: true })
+    expect(parseJsonOut<LsJson>(cut).records).toHaveLength(2)
+    expect(parseJsonOut<LsJson>(whole)).toMatchObject({ total: 3, truncated: true })
+    const lines = human.stdout.trimEnd().split('\n')
+    expect(lines).toHaveLength(4)
+    expect(lines[3]).toBe('… 4 more (6 in all); --limit 0 lists them all')
+    // Exactly the limit: nothing left out, nothing said.
+    expect(exact.stdout.trimEnd().split('\n')).toHaveLength(7)
+    expect(exact.stdout).not.toContain('more')
+  })
+
+  it('counts a record continued in another bundle once in the total', async () => {
+    const first = join(dir(), 'continued-1.sqlite')
+    const second = join(dir(), 'continued-2.sqlite')
+    const one = createRecorder({ path: first, flushIntervalMs: 5, clock: () => SAMPLE_T0 })
+    const two = createRecorder({ path: second, flushIntervalMs: 5, clock: () => SAMPLE_T0 + 1000 })
+    try {
+      const step = one.stage('step', (n: number) => n + 1)
+      const later = two.stage('later', (n: number) => n * 2)
+      let id = ''
+      await one.record('sku:handed-on', () => {
+        id = one.current()?.recordId ?? ''
+        return step(1)
+      })
+      await one.record('sku:alone', () => step(2))
+      await two.record('sku:handed-on', () => later(2), { recordId: id })
+    } finally {
+      await one.close()
+      await two.close()
+    }
+    const [cut, all] = await Promise.all([
+      runCli(['ls', first, second, '-n', '1', '--json']),
+      runCli(['ls', first, second, '--json']),
+    ])
+    expect(parseJsonOut<LsJson>(all)).toMatchObject({ total: 2, truncated: false })
+    expect(parseJsonOut<LsJson>(all).records).toHaveLength(2)
+    expect(parseJsonOut<LsJson>(cut)).toMatchObject({ total: 2, truncated: true })
   })
 
   it('--since and --until bound the start time, inclusive, as ISO time or epoch ms', async () => {

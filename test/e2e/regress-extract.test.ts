@@ -310,6 +310,26 @@ describe('extract', { timeout: 120_000 }, () => {
     expect(readBundle(join(dir, name[0]!)).records.map((x) => x.key)).toEqual([hostileKeys.control])
   })
 
+  it('-o makes missing folders: a new path ending in / is a folder, named from the key', async () => {
+    const base = outDir()
+    const [folder, file] = await Promise.all([
+      cli('extract', source, ids[2]!, '-o', `${base}/new/`),
+      cli('extract', source, ids[2]!, '-o', join(base, 'deep', 'er', 'x.sqlite')),
+    ])
+    expect([folder.code, file.code]).toEqual([0, 0])
+    const made = readdirSync(join(base, 'new'))
+    expect(made).toHaveLength(1)
+    expect(made[0]).toMatch(/-.{10}\.sqlite$/)
+    expect(folder.stdout).toBe(`${join(base, 'new', made[0]!)}\n`)
+    expect(readBundle(join(base, 'new', made[0]!)).records.map((x) => x.id)).toEqual([ids[2]])
+    expect(readBundle(join(base, 'deep', 'er', 'x.sqlite')).records.map((x) => x.id)).toEqual([ids[2]])
+    // A path through a file fails in one line and leaves nothing.
+    const blocked = await cli('extract', source, ids[2]!, '-o', join(source, 'x.sqlite'))
+    expect(expectUsageFailure(blocked)).toBe(
+      `retrace: cannot write ${join(source, 'x.sqlite')}: a part of the path is a file, not a folder`,
+    )
+  })
+
   it('an existing output is refused without --force (exit 2, untouched) and replaced with it', async () => {
     const out = join(outDir(), 'exists.sqlite')
     expect((await cli('extract', source, ids[0]!, '-o', out)).code).toBe(0)

@@ -113,7 +113,7 @@ interface JsonReport {
     summary: { records: number; matched: number; diverged: number; errors: number }
     failures: Record<string, unknown>[]
   }[]
-  summary: { records: number; matched: number; diverged: number; errors: number }
+  summary: { records: number; matched: number; diverged: number; errors: number; updated?: number }
   stale: { bundle: string; recordId: string; stage: string; why: string }[]
   updated: number
 }
@@ -129,7 +129,7 @@ function parseReport(r: CliResult): JsonReport {
 // XML 1.0 Char production: anything else must never appear, escaped or not.
 const NOT_XML_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u
 const TAG =
-  /<(?:\?xml(?:\s+[a-z]+="[^"<&]*")*\s*\?|\/[A-Za-z]+|[A-Za-z]+(?:\s+[A-Za-z]+="(?:[^"<&]|&(?:amp|lt|gt|quot|apos);)*")*\s*\/?)>/g
+  /<(?:\?xml(?:\s+[a-z]+="[^"<&]*")*\s*\?|\/[A-Za-z][A-Za-z-]*|[A-Za-z][A-Za-z-]*(?:\s+[A-Za-z]+="(?:[^"<&]|&(?:amp|lt|gt|quot|apos);)*")*\s*\/?)>/g
 
 /**
  * Stricter than fast-xml-parser's validator (which lets control characters, `]]>` in text
@@ -336,17 +336,62 @@ describe('retrace test', { timeout: 120_000 }, () => {
       const xml = readFileSync(file, 'utf8')
       expectWellFormed(xml)
       expect(junitIds(xml).sort()).toEqual([...hostileIds].sort())
-      // A report that cannot be written is an input error, not a crash.
-      const nowhere = ws.path('no-such-folder/report.xml')
-      const bad = await cli('test', 'recordings', '--reporter', 'junit', '--output', nowhere)
-      expect(expectUsageFailure(bad)).toMatch(
-        /^retrace: cannot write the report to .*no-such-folder\/report\.xml: ENOENT/,
-      )
       const json = ws.path('report.json')
       const j = await cli('test', 'recordings', '--reporter', 'json', '--output', json)
       expect(j.code).toBe(0)
       expect(j.stdout).toBe('')
       expect((JSON.parse(readFileSync(json, 'utf8')) as JsonReport).summary.records).toBe(RECORDS)
+    })
+  })
+
+  describe('--output where the folder is missing or named', () => {
+    it('makes the missing folders and writes the report (the README example)', async () => {
+      const r = await cli(
+        'test',
+        'recordings',
+        '--reporter',
+        'junit',
+        '--output',
+        'new-reports/ci/retrace.xml',
+      )
+      expect(r.code).toBe(0)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toContain('report written to new-reports/ci/retrace.xml')
+      const xml = readFileSync(ws.path('new-reports/ci/retrace.xml'), 'utf8')
+      expectWellFormed(xml)
+      expect(junitIds(xml).sort()).toEqual([...ids].sort())
+    })
+
+    it('writes retrace.xml, .json or .txt by reporter into a folder it is given', async () => {
+      mkdirSync(ws.path('existing-reports'))
+      const [junit, json, text] = await Promise.all([
+        cli('test', 'recordings', '--reporter', 'junit', '--output', 'existing-reports'),
+        cli('test', 'recordings', '--reporter', 'json', '--output', 'made-reports/'),
+        cli('test', 'recordings', '--output', 'existing-reports/'),
+      ])
+      expect([junit.code, json.code, text.code]).toEqual([0, 0, 0])
+      expect(junit.stderr).toContain('report written to existing-reports/retrace.xml')
+      expectWellFormed(readFileSync(ws.path('existing-reports/retrace.xml'), 'utf8'))
+      expect(
+        (JSON.parse(readFileSync(ws.path('made-reports/retrace.json'), 'utf8')) as JsonReport).summary
+          .records,
+      ).toBe(RECORDS)
+      expect(readFileSync(ws.path('existing-reports/retrace.txt'), 'utf8')).toContain(
+        `${RECORDS} records tested`,
+      )
+    })
+
+    it('a path that cannot be written fails at once, in one line, before the config is loaded', async () => {
+      ws.write('a-file', 'not a folder')
+      // The config does not exist: were the path checked after the run, this would be exit 3.
+      const [under, folder] = await Promise.all([
+        cli('test', 'recordings', '--config', 'no-such.config.mjs', '--output', 'a-file/retrace.xml'),
+        cli('test', 'recordings', '--reporter', 'junit', '--output', 'recordings/a.sqlite/x.xml'),
+      ])
+      expect(expectUsageFailure(under)).toBe(
+        `retrace: cannot write ${ws.path('a-file/retrace.xml')}: a part of the path is a file, not a folder`,
+      )
+      expect(expectUsageFailure(folder)).toContain('a part of the path is a file, not a folder')
     })
   })
 
@@ -384,6 +429,11 @@ describe('retrace test', { timeout: 120_000 }, () => {
       const r = await cliEnv(noCi, 'test', bundle, '--config', 'v2.config.mjs', '--update')
       expect(r.code).toBe(0)
       expect(r.stdout).toContain(`updated ${RECORDS * 2} expectations from the local build`)
+      // The summary says what was done, and the exit code agrees with it.
+      expect(r.stdout).toMatch(
+        new RegExp(`\\n${RECORDS} records tested, 0 matched, 0 diverged, 0 errors, ${RECORDS} updated\\n$`),
+      )
+      expect(r.stdout).toContain('updated: re-pinned from the local build')
       const pinned = expectations(bundle)
       // compute diverged and format inherited: both re-pinned, parse (matched) not.
       expect(pinned).toHaveLength(RECORDS * 2)
@@ -414,8 +464,62 @@ describe('retrace test', { timeout: 120_000 }, () => {
       const bundle = copyOfA()
       const r = await cliEnv(noCi, 'test', bundle, '--update')
       expect(r.code).toBe(0)
-      expect(r.stdout).not.toContain('updated')
+      expect(r.stdout).not.toContain('updated ')
+      expect(r.stdout).toContain(
+        `${RECORDS} records tested, ${RECORDS} matched, 0 diverged, 0 errors, 0 updated`,
+      )
       expect(expectations(bundle)).toEqual([])
+    })
+
+    it('a failure re-pinning cannot mend (an invariant the local build breaks) still fails: exit 1, as the summary says', async () => {
+      ws.write(
+        'v2-invariant.config.mjs',
+        `export default { stages: ${JSON.stringify({ ...stages, compute: './stages/compute-v2.mjs#compute' })}, invariants: ['compute.output.available >= 10'] }\n`,
+      )
+      // Production's available is at least 10 everywhere; the off-by-one build gives 9 for records 0-2.
+      const broken = [ids[0], ids[1], ids[2]].sort()
+      // Each run re-pins into a copy of its own.
+      const run = (...more: string[]): Promise<CliResult> =>
+        cliEnv(noCi, 'test', copyOfA(), '--config', 'v2-invariant.config.mjs', '--update', ...more)
+      const [h, jsonRun, junit] = await Promise.all([
+        run(),
+        run('--reporter', 'json'),
+        run('--reporter', 'junit'),
+      ])
+      expect(h.code).toBe(1)
+      expect(h.stdout).toMatch(
+        new RegExp(
+          `\\n${RECORDS} records tested, 0 matched, 3 diverged, 0 errors, ${RECORDS - 3} updated\\n$`,
+        ),
+      )
+      expect([jsonRun.code, junit.code]).toEqual([1, 1])
+      const j = parseReport(jsonRun)
+      expect(j.summary).toEqual({
+        records: RECORDS,
+        matched: 0,
+        diverged: 3,
+        errors: 0,
+        updated: RECORDS - 3,
+      })
+      const failures = j.bundles[0]!.failures
+      expect(
+        failures
+          .filter((f) => f.updated !== true)
+          .map((f) => f.recordId)
+          .sort(),
+      ).toEqual(broken)
+      expect(failures.filter((f) => f.updated === true)).toHaveLength(RECORDS - 3)
+      const x = junit.stdout
+      expectWellFormed(x)
+      const [suite] = parseJunit(x)
+      expect(suite!['@_failures']).toBe('3')
+      expect(
+        suite!.testcase
+          .filter((t) => t.failure !== undefined)
+          .map((t) => t['@_name'].split(' ').at(-1))
+          .sort(),
+      ).toEqual(broken)
+      expect(suite!.testcase).toHaveLength(RECORDS)
     })
   })
 

@@ -546,6 +546,31 @@ describe('exit codes for input and config problems', () => {
     expect(r.stderr).toBe(`retrace: config ${ws.path('no-such.config.mjs')} does not exist\n`)
   })
 
+  it('--config naming a folder loads the config in it, in the order the upward search takes names', async () => {
+    const inFolder = Object.fromEntries(
+      Object.entries(allStages).map(([k, v]) => [k, v.replace('./', '../')]),
+    )
+    ws.write('config-folder/retrace.config.mjs', stageMap(inFolder))
+    // Later in the order: never read while the .mjs is there (it would not load).
+    ws.write('config-folder/retrace.config.json', '{"stages": ')
+    const [plain, slash] = await Promise.all([
+      replay(bundle, ids.good, '--config', 'config-folder'),
+      replay(bundle, ids.good, '--config', `${ws.path('config-folder')}/`),
+    ])
+    expect([plain.code, slash.code]).toEqual([0, 0])
+    expect(plain.stderr).toContain('through the local build in config-folder/retrace.config.mjs')
+  })
+
+  it('3 and one line when --config names a folder with no config in it', async () => {
+    ws.write('no-config-here/readme.txt', 'nothing')
+    const r = await replay(bundle, '--config', 'no-config-here')
+    expect(r.code).toBe(3)
+    expect(r.stderr).toBe(
+      `retrace: no retrace.config.{ts,mts,js,mjs,json} in ${ws.path('no-config-here')}, the folder --config names\n`,
+    )
+    expect(r.stdout).toBe('')
+  })
+
   it('3 when the config itself does not load', async () => {
     ws.write('broken-config/retrace.config.json', '{"stages": {"parse": ')
     const r = await runCli(['replay', bundle], ws.path('broken-config'))

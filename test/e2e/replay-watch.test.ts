@@ -66,4 +66,32 @@ describe('replay --watch', () => {
       child.kill('SIGTERM')
     }
   })
+
+  it('--json writes each run as one compact JSON document on its own line (NDJSON)', async () => {
+    ws.write('stages.mjs', stageSource(0))
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'bin/run.js'), 'replay', 'b.sqlite', '--watch', '--json'],
+      { cwd: ws.dir, env: { ...process.env, NO_COLOR: '1' } },
+    )
+    let stdout = ''
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString()
+    })
+    try {
+      await waitFor(() => stdout, '\n', 1, 30_000)
+      // The watcher is armed before the first run starts: an edit now starts a second run.
+      ws.write('stages.mjs', stageSource(80))
+      await waitFor(() => stdout, '\n', 2, 30_000)
+      const lines = stdout.split('\n')
+      expect(lines.at(-1)).toBe('')
+      const docs = lines.slice(0, -1).map((l) => JSON.parse(l) as { summary: Record<string, number> })
+      expect(docs.map((d) => d.summary)).toEqual([
+        { records: 1, matched: 0, diverged: 1, errors: 0 },
+        { records: 1, matched: 1, diverged: 0, errors: 0 },
+      ])
+    } finally {
+      child.kill('SIGTERM')
+    }
+  })
 })

@@ -3,7 +3,7 @@
  * the exit codes, and the report without a config. The page itself is tested in a real
  * Chromium in report-browser.test.ts.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -70,10 +70,31 @@ describe('retrace report', () => {
   })
 
   it('fails with exit 2 and one line when the output cannot be written', async () => {
-    const out = join(dir(), 'no-such-dir', 'r.html')
+    writeFileSync(join(dir(), 'a-file'), 'not a folder')
+    const out = join(dir(), 'a-file', 'r.html')
     const r = await runCli(['report', sample.path, '--key', 'sku:2002', '-o', out], { cwd: dir() })
-    expect(expectUsageFailure(r)).toContain(`cannot write ${out}`)
+    expect(expectUsageFailure(r)).toBe(
+      `retrace: cannot write ${out}: a part of the path is a file, not a folder`,
+    )
     expect(existsSync(out)).toBe(false)
+  })
+
+  it('-o makes missing folders, and a folder gets retrace-report-<record>.html, as extract names its file', async () => {
+    const rec = sample.records[1]!
+    const nested = join(dir(), 'made', 'for', 'it.html')
+    const folder = join(dir(), 'into')
+    mkdirSync(folder)
+    const [made, into, slash] = await Promise.all([
+      runCli(['report', sample.path, rec.id, '-o', nested], { cwd: dir() }),
+      runCli(['report', sample.path, rec.id, '-o', folder, '--json'], { cwd: dir() }),
+      runCli(['report', sample.path, rec.id, '-o', 'new-folder/'], { cwd: dir() }),
+    ])
+    expect([made.code, into.code, slash.code]).toEqual([0, 0, 0])
+    expect(readFileSync(nested, 'utf8')).toContain(rec.id)
+    expect(parseJsonOut<{ path: string }>(into).path).toBe(join(folder, `retrace-report-${rec.id}.html`))
+    expect(listDir(folder)).toEqual([`retrace-report-${rec.id}.html`])
+    expect(slash.stdout).toBe(`wrote new-folder/retrace-report-${rec.id}.html\n`)
+    expect(listDir(join(dir(), 'new-folder'))).toEqual([`retrace-report-${rec.id}.html`])
   })
 })
 

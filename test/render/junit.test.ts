@@ -94,6 +94,7 @@ function runOf(bundles: { path: string; results: RecordResult[] }[]): TestRun {
       path: b.path,
       summary: tally(b.results),
       failures: b.results.filter((r) => r.verdict !== 'matched'),
+      updated: new Set<string>(),
       results: b.results,
     })),
     summary: tally(bundles.flatMap((b) => b.results)),

@@ -36,11 +36,14 @@ describe('displayWidth', () => {
 describe('renderRecordList', () => {
   it('lines the columns up when keys hold wide characters', () => {
     const text = renderRecordList(
-      [
-        summary('01AAAAAAAAAAAAAAAAAAAAAAAA', '日本語:4', ['parse']),
-        summary('01BBBBBBBBBBBBBBBBBBBBBBBB', 'order:295', ['parse']),
-        summary('01CCCCCCCCCCCCCCCCCCCCCCCC', 'ordér ünïcødé 1', ['parse']),
-      ],
+      {
+        records: [
+          summary('01AAAAAAAAAAAAAAAAAAAAAAAA', '日本語:4', ['parse']),
+          summary('01BBBBBBBBBBBBBBBBBBBBBBBB', 'order:295', ['parse']),
+          summary('01CCCCCCCCCCCCCCCCCCCCCCCC', 'ordér ünïcødé 1', ['parse']),
+        ],
+        total: 3,
+      },
       plain,
       false,
     )
@@ -50,8 +53,16 @@ describe('renderRecordList', () => {
   })
 
   it('says one retry, and two retries', () => {
-    const one = renderRecordList([summary('01A', 'k', ['parse', 'fx'], 3)], plain, false)
-    const two = renderRecordList([summary('01A', 'k', ['parse', 'fx'], 4)], plain, false)
+    const one = renderRecordList(
+      { records: [summary('01A', 'k', ['parse', 'fx'], 3)], total: 1 },
+      plain,
+      false,
+    )
+    const two = renderRecordList(
+      { records: [summary('01A', 'k', ['parse', 'fx'], 4)], total: 1 },
+      plain,
+      false,
+    )
     expect(one).toContain('parse,fx (+1 retry)')
     expect(two).toContain('parse,fx (+2 retries)')
   })
