@@ -648,38 +648,27 @@ export function createRecorder(options: RecorderOptions): Recorder {
         return Promise.reject(err)
       }
     }
+    const fresh = (id: string, keep: boolean): ActiveRecord => ({
+      id,
+      key,
+      sampled: keep,
+      startedAt: keep ? clock() : 0,
+      seq: 0,
+      attempts: new Map(),
+      captures: [],
+      shed: 0,
+      shedCounted: 0,
+      bytes: 0,
+      ended: false,
+    })
     let rec: ActiveRecord
     try {
       const keep = sampled(key)
-      rec = {
-        id: givenId ?? (keep ? nameText(ids(), 'unprintable id') : ''),
-        key,
-        sampled: keep,
-        startedAt: keep ? clock() : 0,
-        seq: 0,
-        attempts: new Map(),
-        captures: [],
-        shed: 0,
-        shedCounted: 0,
-        bytes: 0,
-        ended: false,
-      }
+      rec = fresh(givenId ?? (keep ? nameText(ids(), 'unprintable id') : ''), keep)
       if (keep) openRecs.add(rec)
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a record: ${thrownMessage(err)}`, err)
-      rec = {
-        id: '',
-        key,
-        sampled: false,
-        startedAt: 0,
-        seq: 0,
-        attempts: new Map(),
-        captures: [],
-        shed: 0,
-        shedCounted: 0,
-        bytes: 0,
-        ended: false,
-      }
+      rec = fresh('', false)
     }
     const open: OpenRecord = { owner, rec, outer: withoutOwner(openRecords.getStore(), owner) }
     return openRecords.run(open, () => {
