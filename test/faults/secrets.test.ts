@@ -156,7 +156,7 @@ describe('canaries in every place a payload holds them', () => {
         '$..tags[*]',
         (_p, v) => typeof v === 'string' && v.startsWith('CANARY-C-'),
       ],
-      redactKey: 'fault-suite-key',
+      redactKey: 'fault-suite-key-of-32-characters',
       flushIntervalMs: 20,
     })
     await recordSecrets(recorder)

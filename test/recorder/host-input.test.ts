@@ -179,6 +179,15 @@ describe('options that cannot be meant', () => {
     expect(readBundle(path).captures[0]!.input).not.toContain('4111')
   })
 
+  it('a short redactKey is used, and the host told it can be guessed', async () => {
+    const { path, recorder, errors } = testRecorder({ redactKey: 'short' })
+    const s = recorder.stage('s', (x: unknown) => x)
+    await recorder.record('k', () => s({ password: 'hunter2' }))
+    await recorder.close()
+    expect(errors.map((e) => e.code)).toEqual(['E_REDACT_KEY'])
+    expect(readBundle(path).manifest.redaction).toMatchObject({ equalityPreserving: true })
+  })
+
   it('an empty redactKey is refused: anyone could recompute its tokens', async () => {
     for (const key of ['', Buffer.alloc(0)]) {
       const { path, recorder, errors } = testRecorder({ redactKey: key })
