@@ -359,8 +359,8 @@ function windowText(s: string, start: number, room: number): string {
     const body = quotedInner(s.slice(from, end))
     const text = `${lead}${body}${end < s.length ? '…' : ''}"`
     // Escapes (`\n`, `\u202e`) take more room than the characters they stand for.
-    if (text.length <= room || take <= 4) return text
-    take = Math.max(4, Math.floor(take * 0.75))
+    if (text.length <= room || take <= 1) return text
+    take = Math.max(1, Math.min(take - 1, Math.floor(take * 0.75)))
   }
 }
 

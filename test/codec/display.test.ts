@@ -135,7 +135,7 @@ describe('changedPair: two long strings that differ', () => {
           }
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 300, examples: [['', '\u0000\u0000\u0000', '', 16]] },
     )
   })
 
