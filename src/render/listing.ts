@@ -89,7 +89,7 @@ export function renderInspect(v: InspectView, t: Theme): string {
   if (m.extractedFrom !== undefined) lines.push(`${t.bold('extracted')} ${compact(m.extractedFrom, 100)}`)
   lines.push(t.bold('stages'))
   for (const s of v.stages) {
-    const errors = s.errors > 0 ? t.bad(`, ${s.errors} errors`) : ''
+    const errors = s.errors > 0 ? t.bad(`, ${s.errors} error${s.errors === 1 ? '' : 's'}`) : ''
     lines.push(`  ${t.stage(padEndColumns(visibleLine(s.stage), 16))} ${s.captures} captures${errors}`)
   }
   return lines.join('\n')

@@ -177,7 +177,7 @@ export function renderSummary(s: ReplaySummary & { updated?: number }, t: Theme,
     `${s.records} record${s.records === 1 ? '' : 's'} ${label}`,
     t.ok(`${s.matched} matched`),
     s.diverged > 0 ? t.bad(`${s.diverged} diverged`) : `${s.diverged} diverged`,
-    s.errors > 0 ? t.bad(`${s.errors} errors`) : `${s.errors} errors`,
+    s.errors > 0 ? t.bad(`${s.errors} error${s.errors === 1 ? '' : 's'}`) : '0 errors',
   ]
   // `test --update`: records that failed and were re-pinned, so pass from now on.
   if (s.updated !== undefined) parts.push(s.updated > 0 ? t.ok(`${s.updated} updated`) : '0 updated')

@@ -191,6 +191,8 @@ async function runStage(
     const b = blocked[0]!
     return { ok: false, error: { name: b.name, message: b.message, code: b.code }, unused: ctx.unused }
   }
+  // A recorded effect that cannot be read fails the stage as damage, whatever it caught.
+  if (ctx.damaged !== undefined) throw ctx.damaged
   if (ctx.divergence !== undefined) {
     const d = ctx.divergence
     return { ok: false, error: { name: d.name, message: d.message, code: d.code }, unused: ctx.unused }
@@ -287,6 +289,23 @@ function mayBeMarker(text: string): boolean {
   return text.includes('unrecorded') || text.includes('\\u')
 }
 
+/** A stage whose recorded input, output, expectation or effect is not typed JSON. */
+function unreadableAttempt(c: CaptureRow, err: DecodeError): AttemptResult {
+  return {
+    attempt: c.attempt,
+    status: 'error',
+    oracle: 'recorded',
+    changes: [],
+    suppressed: [],
+    error: {
+      name: 'DecodeError',
+      message: `the recording of ${c.stage} holds a value that cannot be read (${err.message}); the bundle is damaged here`,
+      code: 'E_BUNDLE_CORRUPT',
+    },
+    unusedEffects: [],
+  }
+}
+
 function skipped(attempt: number, reason: string): AttemptResult {
   return {
     attempt,
@@ -329,109 +348,131 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
   const lastLocal = new Map<string, string>()
   const firstBad: { stage?: string } = {}
 
+  /** Stages whose recording could not be read (the bundle is damaged there). */
+  const unreadable = new Set<string>()
+  /** Stages skipped in cascade for want of an input: the stage upstream that failed. */
+  const brokenAt = new Map<string, string>()
+
   for (const c of chain.captures) {
     const list = attempts.get(c.stage) ?? []
     attempts.set(c.stage, list)
-    const isFinal = lastAttempt.get(c.stage) === c.seq
-    const expectation = isFinal ? expected.get(c.stage) : undefined
-    const oracleOutput = expectation ? expectation.output : c.output
-    const oracleError = expectation ? expectation.error : c.error
-    const recordedAsLocal = (): void => {
-      localOut.set(c.stage, c.output === null ? undefined : { text: c.output, value: decode(c.output) })
-    }
-    if (o.only !== undefined && c.stage !== o.only) {
-      list.push(skipped(c.attempt, 'not selected (--stage)'))
-      recordedAsLocal()
-      continue
-    }
-    if (o.splice?.has(c.stage)) {
-      list.push(skipped(c.attempt, 'spliced: recorded output used'))
-      recordedAsLocal()
-      continue
-    }
-    const fn = o.stages.get(c.stage)
-    if (fn === undefined) {
-      list.push(skipped(c.attempt, 'not in the config: recorded output used'))
-      recordedAsLocal()
-      continue
-    }
-    const recordedInput = mayBeMarker(c.input) ? decodeRaw(c.input) : undefined
-    if (isUnrecorded(recordedInput)) {
-      list.push(
-        skipped(
-          c.attempt,
-          `input was not recorded (${reasonText((recordedInput as { reason?: unknown }).reason)})`,
-        ),
-      )
-      recordedAsLocal()
-      continue
-    }
-    const upstream = order[order.indexOf(c.stage) - 1]
-    // The input that goes with this stage's oracle: production's input for a recorded
-    // output; for a pinned expectation, the pinned output of the stage before if it has
-    // one (both were accepted from the same fixed chain).
-    const pinnedUpstream = upstream !== undefined ? expected.get(upstream)?.output : undefined
-    const oracleInput = (expectation !== undefined ? pinnedUpstream : undefined) ?? c.input
-    let input: unknown
-    let inputDiffers = false
-    // Effects were recorded with production's input: play them back leniently whenever the
-    // input given differs from it (the oracle input may be a pinned one).
-    let offRecorded = oracleInput !== c.input
-    if (o.mode === 'cascade' && upstream !== undefined && localOut.has(upstream)) {
-      const up = localOut.get(upstream)
-      if (up === undefined) {
-        list.push(skipped(c.attempt, `upstream stage ${upstream} failed locally`))
-        localOut.set(c.stage, undefined)
+    try {
+      const isFinal = lastAttempt.get(c.stage) === c.seq
+      const expectation = isFinal ? expected.get(c.stage) : undefined
+      const oracleOutput = expectation ? expectation.output : c.output
+      const oracleError = expectation ? expectation.error : c.error
+      const recordedAsLocal = (): void => {
+        localOut.set(c.stage, c.output === null ? undefined : { text: c.output, value: decode(c.output) })
+      }
+      if (o.only !== undefined && c.stage !== o.only) {
+        list.push(skipped(c.attempt, 'not selected (--stage)'))
+        recordedAsLocal()
         continue
       }
-      input = up.value
-      inputDiffers = up.text !== oracleInput
-      offRecorded = up.text !== c.input
-    } else {
-      input = decode(oracleInput)
-    }
-    let run = await runStage(fn, input, c, chain.record.key, o, offRecorded)
-    let j = judge(run, oracleOutput, oracleError, o)
-    let status: StageStatus = j.status
-    let reason: string | undefined = j.reason
-    if (j.status !== 'matched' && j.status !== 'skipped' && inputDiffers) {
-      // Judge the stage on its own: the input it should have had, the recorded effects.
-      const alone = await runStage(fn, decode(oracleInput), c, chain.record.key, o, oracleInput !== c.input)
-      const ja = judge(alone, oracleOutput, oracleError, o)
-      if (ja.status === 'matched') {
-        status = 'inherited'
-        reason =
-          firstBad.stage !== undefined
-            ? `its input differed because ${firstBad.stage} diverged; on its recorded input it matches`
-            : // Nothing upstream diverged: production's own hand-off from upstream did not line up.
-              `its input differed from what production recorded for it (the seam from ${upstream} does not line up in the recording); on its recorded input it matches`
+      if (o.splice?.has(c.stage)) {
+        list.push(skipped(c.attempt, 'spliced: recorded output used'))
+        recordedAsLocal()
+        continue
+      }
+      const fn = o.stages.get(c.stage)
+      if (fn === undefined) {
+        list.push(skipped(c.attempt, 'not in the config: recorded output used'))
+        recordedAsLocal()
+        continue
+      }
+      const recordedInput = mayBeMarker(c.input) ? decodeRaw(c.input) : undefined
+      if (isUnrecorded(recordedInput)) {
+        list.push(
+          skipped(
+            c.attempt,
+            `input was not recorded (${reasonText((recordedInput as { reason?: unknown }).reason)})`,
+          ),
+        )
+        recordedAsLocal()
+        continue
+      }
+      const upstream = order[order.indexOf(c.stage) - 1]
+      // The input that goes with this stage's oracle: production's input for a recorded
+      // output; for a pinned expectation, the pinned output of the stage before if it has
+      // one (both were accepted from the same fixed chain).
+      const pinnedUpstream = upstream !== undefined ? expected.get(upstream)?.output : undefined
+      const oracleInput = (expectation !== undefined ? pinnedUpstream : undefined) ?? c.input
+      let input: unknown
+      let inputDiffers = false
+      // Effects were recorded with production's input: play them back leniently whenever the
+      // input given differs from it (the oracle input may be a pinned one).
+      let offRecorded = oracleInput !== c.input
+      if (o.mode === 'cascade' && upstream !== undefined && localOut.has(upstream)) {
+        const up = localOut.get(upstream)
+        if (up === undefined) {
+          // Named by the stage where the chain broke, not the skipped one just before.
+          const root = brokenAt.get(upstream) ?? upstream
+          brokenAt.set(c.stage, root)
+          const why = unreadable.has(root)
+            ? 'could not be replayed (its recording cannot be read)'
+            : 'failed locally'
+          const via = root === upstream ? '' : `, so ${upstream} did not run`
+          list.push(skipped(c.attempt, `upstream stage ${root} ${why}${via}`))
+          localOut.set(c.stage, undefined)
+          continue
+        }
+        input = up.value
+        inputDiffers = up.text !== oracleInput
+        offRecorded = up.text !== c.input
       } else {
-        status = ja.status
-        reason = 'differs on its recorded input too'
-        if (ja.status === 'error') {
-          run = alone
-          j = ja
+        input = decode(oracleInput)
+      }
+      let run = await runStage(fn, input, c, chain.record.key, o, offRecorded)
+      let j = judge(run, oracleOutput, oracleError, o)
+      let status: StageStatus = j.status
+      let reason: string | undefined = j.reason
+      if (j.status !== 'matched' && j.status !== 'skipped' && inputDiffers) {
+        // Judge the stage on its own: the input it should have had, the recorded effects.
+        const alone = await runStage(fn, decode(oracleInput), c, chain.record.key, o, oracleInput !== c.input)
+        const ja = judge(alone, oracleOutput, oracleError, o)
+        if (ja.status === 'matched') {
+          status = 'inherited'
+          reason =
+            firstBad.stage !== undefined
+              ? `its input differed because ${firstBad.stage} diverged; on its recorded input it matches`
+              : // Nothing upstream diverged: production's own hand-off from upstream did not line up.
+                `its input differed from what production recorded for it (the seam from ${upstream} does not line up in the recording); on its recorded input it matches`
+        } else {
+          status = ja.status
+          reason = 'differs on its recorded input too'
+          if (ja.status === 'error') {
+            run = alone
+            j = ja
+          }
         }
       }
+      if ((status === 'diverged' || status === 'error') && firstBad.stage === undefined)
+        firstBad.stage = c.stage
+      localOut.set(c.stage, run.ok ? { text: run.text!, value: run.value } : undefined)
+      if (run.ok) lastLocal.set(c.stage, run.text!)
+      else lastLocal.delete(c.stage)
+      const a: AttemptResult = {
+        attempt: c.attempt,
+        status,
+        oracle: expectation ? 'expected' : 'recorded',
+        changes: j.changes,
+        suppressed: j.suppressed,
+        error: j.error,
+        unusedEffects: run.ok ? run.unused.map((e) => ({ seq: e.seq, kind: e.kind, name: e.name })) : [],
+      }
+      if (reason !== undefined) a.reason = reason
+      if (j.truncated) a.truncated = true
+      if (run.argChanges !== undefined && run.argChanges.length > 0) a.effectChanges = run.argChanges
+      list.push(a)
+    } catch (err) {
+      // One damaged value fails its stage of this record; the other records still replay.
+      if (!(err instanceof DecodeError)) throw err
+      list.push(unreadableAttempt(c, err))
+      unreadable.add(c.stage)
+      localOut.set(c.stage, undefined)
+      lastLocal.delete(c.stage)
+      firstBad.stage ??= c.stage
     }
-    if ((status === 'diverged' || status === 'error') && firstBad.stage === undefined)
-      firstBad.stage = c.stage
-    localOut.set(c.stage, run.ok ? { text: run.text!, value: run.value } : undefined)
-    if (run.ok) lastLocal.set(c.stage, run.text!)
-    else lastLocal.delete(c.stage)
-    const a: AttemptResult = {
-      attempt: c.attempt,
-      status,
-      oracle: expectation ? 'expected' : 'recorded',
-      changes: j.changes,
-      suppressed: j.suppressed,
-      error: j.error,
-      unusedEffects: run.ok ? run.unused.map((e) => ({ seq: e.seq, kind: e.kind, name: e.name })) : [],
-    }
-    if (reason !== undefined) a.reason = reason
-    if (j.truncated) a.truncated = true
-    if (run.argChanges !== undefined && run.argChanges.length > 0) a.effectChanges = run.argChanges
-    list.push(a)
   }
 
   const stages: StageResult[] = order.map((stage) => {

@@ -5,7 +5,7 @@
  * it is thrown into the stage and remembered, so a stage that swallows it still fails.
  */
 import type { EffectRow } from '../bundle/types.js'
-import { decode, decodeRaw, isUnrecorded } from '../codec/index.js'
+import { DecodeError, decode, decodeRaw, isUnrecorded } from '../codec/index.js'
 import { diffValues, noRules } from '../compare/diff.js'
 import { isRedactionToken } from '../compare/redacted.js'
 import type { StageContext } from '../recorder/recorder.js'
@@ -46,6 +46,8 @@ export class PlaybackContext implements StageContext {
   private next = 0
   /** The first divergence seen, even if the stage caught it. */
   divergence: EffectDivergence | undefined
+  /** The first recorded effect that could not be read (a damaged bundle), even if caught. */
+  damaged: DecodeError | undefined
   /** Effects called with other args than recorded, when playing back leniently. */
   readonly argChanges: { seq: number; name: string; recorded: unknown; local: unknown }[] = []
 
@@ -74,7 +76,7 @@ export class PlaybackContext implements StageContext {
     }
     if (recordedText === null || recordedText === localText)
       return recordedText === localText || local === undefined
-    const recorded = decodeRaw(recordedText)
+    const recorded = this.read(this.next, 'the args', () => decodeRaw(recordedText))
     // Production could not record these args (too large, cyclic, redaction failed): like a
     // redaction token, there is nothing to compare the local args with.
     if (isUnrecorded(recorded)) return true
@@ -89,6 +91,31 @@ export class PlaybackContext implements StageContext {
     } catch (err) {
       return `(args that cannot be recorded: ${(err as Error)?.message ?? String(err)})`
     }
+  }
+
+  /** Reads a recorded value of effect #seq; damage is remembered, then thrown into the stage. */
+  private read<T>(seq: number, what: string, read: () => T): T {
+    try {
+      return read()
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err
+      this.damaged ??= new DecodeError(`${what} of effect #${seq}: ${err.message}`)
+      throw this.damaged
+    }
+  }
+
+  /** A recorded clock or random value; anything but a finite number is damage. */
+  private number(kind: 'now' | 'random'): number {
+    const seq = this.next
+    const row = this.take(kind, kind)
+    const value = row.result === null ? Number.NaN : Number(row.result)
+    if (!Number.isFinite(value)) {
+      const shown = row.result === null ? 'nothing' : JSON.stringify(row.result.slice(0, 40))
+      return this.read(seq, 'the result', () => {
+        throw new DecodeError(`ctx.${kind}() was recorded as ${shown}, not a number`)
+      })
+    }
+    return value
   }
 
   /** Recorded effects the stage never asked for. */
@@ -119,7 +146,8 @@ export class PlaybackContext implements StageContext {
       )
     }
     if (kind === 'effect' && !this.argsMatch(row.args, args)) {
-      const expectedArgs = row.args === null ? undefined : decodeRaw(row.args)
+      const expectedArgs =
+        row.args === null ? undefined : this.read(this.next, 'the args', () => decodeRaw(row.args!))
       if (this.lenient) {
         this.argChanges.push({
           seq: this.next,
@@ -148,11 +176,11 @@ export class PlaybackContext implements StageContext {
   }
 
   now(): number {
-    return Number(this.take('now', 'now').result)
+    return this.number('now')
   }
 
   random(): number {
-    return Number(this.take('random', 'random').result)
+    return this.number('random')
   }
 
   effect<T>(name: string, args: unknown, _fn: () => T): T {
@@ -166,12 +194,13 @@ export class PlaybackContext implements StageContext {
       throw err
     }
     const async = row.kind === 'async-effect'
+    const seq = this.next - 1
     if (row.error !== null) {
-      const err = revivedError(row.error)
+      const err = this.read(seq, 'the error', () => revivedError(row.error))
       if (async) return Promise.reject(err) as T
       throw err
     }
-    const value = row.result === null ? undefined : decode(row.result)
+    const value = row.result === null ? undefined : this.read(seq, 'the result', () => decode(row.result!))
     return (async ? Promise.resolve(value) : value) as T
   }
 }

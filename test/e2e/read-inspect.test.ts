@@ -92,7 +92,7 @@ describe('retrace inspect', () => {
     expect(out).toMatch(/^records {3}6 \(1 error, 5 ok\), 17 captures, 16 effects, 0 expectations$/m)
     expect(out).toMatch(/^time {6}2026-01-10 12:00:00\.000Z \.\. 2026-01-10 12:05:00\.000Z$/m)
     expect(out).toMatch(/^redaction \$\.card/m)
-    expect(out).toMatch(/^ {2}price +6 captures, 1 errors$/m)
+    expect(out).toMatch(/^ {2}price +6 captures, 1 error$/m)
     expect(out).toMatch(/^ {2}parse +6 captures$/m)
   })
 
