@@ -6,7 +6,7 @@
  * - the structural diff (dist/compare/diff.js diffValues) with the limits the replay engine
  *   gives it (500 changes, a deadline 50 ms out), on values already decoded, and as the
  *   engine runs it (src/replay/engine.ts judge(): the deadline is set, then both typed-JSON
- *   texts are decoded, then diffed);
+ *   texts are decoded, the recorded one depth-bounded, then diffed);
  * - the unified diff (dist/render/unified.js unifiedDiff: the differing span checked, then
  *   jsdiff with the rest of the 50 ms budget) on pretty-printed texts, and as
  *   `replay --format unified` runs it (unifiedFromPayloads: from the stored texts).
@@ -26,7 +26,7 @@
 import { performance } from 'node:perf_hooks'
 import { decodeRaw } from '../dist/codec/index.js'
 import { type DiffLimits, type DiffResult, diffValues, noRules } from '../dist/compare/diff.js'
-import { readPayload } from '../dist/compare/scene.js'
+import { boundPayloadDepth, readPayload } from '../dist/compare/scene.js'
 import { pretty } from '../dist/render/format.js'
 import { unifiedDiff, unifiedFromPayloads, unifiedTimeoutMs } from '../dist/render/unified.js'
 import { emit, interleave, median, note, numberArg, quantile, round, timeMs } from './lib.js'
@@ -102,13 +102,13 @@ function structural(a: unknown, b: unknown, label: string): () => number {
     return ms
   }
 }
-/** As judge() does: deadline first, then decode both texts, then diff. */
+/** As judge() does: deadline first, then decode both texts (the recorded one depth-bounded), then diff. */
 function judged(a: string, b: string, label: string): () => number {
   return () => {
     let r: DiffResult | undefined
     const ms = timeMs(() => {
       const limits = engineLimits()
-      r = diffValues(decodeRaw(a), decodeRaw(b), noRules, limits)
+      r = diffValues(boundPayloadDepth(decodeRaw(a)), decodeRaw(b), noRules, limits)
     })
     outcomes.set(
       label,

@@ -74,26 +74,56 @@ export interface Scene {
  */
 export const maxPayloadDepth = 2000
 
-/** True when `value` nests deeper than `max`; iterative, so any depth is safe to ask about. */
+/**
+ * True when `value` nests deeper than `max`; iterative, so any depth is safe to ask about.
+ * Replay asks about every recorded output that differs from the local one, so it pushes
+ * containers only and allocates nothing per node.
+ */
 function nestsDeeperThan(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 0]]
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!
+  const nodes: unknown[] = [value]
+  const depths: number[] = [0]
+  while (nodes.length > 0) {
+    const v = nodes.pop()
+    const depth = depths.pop()!
     if (typeof v !== 'object' || v === null) continue
     if (depth >= max) return true
-    for (const child of Object.values(v)) stack.push([child, depth + 1])
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const child: unknown = v[i]
+        if (typeof child === 'object' && child !== null) {
+          nodes.push(child)
+          depths.push(depth + 1)
+        }
+      }
+      continue
+    }
+    const o = v as Record<string, unknown>
+    for (const k in o) {
+      const child = o[k]
+      if (typeof child === 'object' && child !== null) {
+        nodes.push(child)
+        depths.push(depth + 1)
+      }
+    }
   }
   return false
+}
+
+/**
+ * A decoded payload, or the unreadable marker when it nests deeper than maxPayloadDepth:
+ * what every reader shows, diffs and serialises in its place.
+ */
+export function boundPayloadDepth(value: unknown): unknown {
+  return nestsDeeperThan(value, maxPayloadDepth)
+    ? { $t: 'unreadable', message: `payload nests deeper than ${maxPayloadDepth} levels` }
+    : value
 }
 
 /** Decodes payload text to its JSON shape; a corrupt payload becomes a visible marker. */
 export function readPayload(text: string | null): unknown {
   if (text === null) return undefined
   try {
-    const value = decodeRaw(text)
-    if (nestsDeeperThan(value, maxPayloadDepth))
-      return { $t: 'unreadable', message: `payload nests deeper than ${maxPayloadDepth} levels` }
-    return value
+    return boundPayloadDepth(decodeRaw(text))
   } catch (err) {
     return { $t: 'unreadable', message: err instanceof DecodeError ? err.message : String(err) }
   }

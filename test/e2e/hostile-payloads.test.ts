@@ -3,7 +3,7 @@
  * stage names and metadata never reach the terminal raw; `__proto__` and
  * `constructor.prototype` keys and absurdly deep nesting do not crash the CLI.
  */
-import { copyFileSync, mkdirSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { beforeAll, describe, expect, it } from 'vitest'
@@ -28,6 +28,7 @@ let evilOk: string
 let evilFailed: string
 let protoPath: string
 let deepPath: string
+let deepDiffPath: string
 
 function expectNoRawControls(r: CliResult, label: string): void {
   expect(r.stdout, `${label} (stdout)`).not.toMatch(RAW)
@@ -123,6 +124,21 @@ beforeAll(async () => {
     db.prepare("UPDATE captures SET input = ? WHERE stage = 'store'").run(deep)
     db.prepare("UPDATE captures SET output = ? WHERE stage = 'store'").run(deepObject)
   })
+
+  // Deep enough to parse and to diff, too deep to serialise: the diff reaches it only
+  // through a field the local build also returns.
+  deepDiffPath = join(dir(), 'deep-diff.sqlite')
+  await recordPayloads(deepDiffPath, 'sku:deep', [{ name: 'parse', output: { v: [], s: 'x' } }])
+  const nested = 20_000
+  alter(deepDiffPath, (db) => {
+    db.prepare("UPDATE captures SET output = ? WHERE stage = 'parse'").run(
+      `{"v":${'['.repeat(nested)}${']'.repeat(nested)},"s":"x"}`,
+    )
+  })
+  writeFileSync(
+    join(dir(), 'deep.config.mjs'),
+    "export default { stages: { parse: () => ({ v: [], s: 'y' }) } }\n",
+  )
 })
 
 describe('escape sequences in recorded strings', () => {
@@ -301,6 +317,39 @@ describe('absurdly deep payloads', () => {
     const scene = parseJsonOut<{ captures: { output?: unknown }[] }>(json)
     expect(scene.captures[0]!.output).toMatchObject({ $t: 'unreadable' })
     expect(json.stdout.length).toBeLessThan(100_000)
+  })
+
+  it('replay, replay --json and report compare a recorded output nested that deep as unreadable', async () => {
+    const html = join(dir(), 'deep.html')
+    const args = [deepDiffPath, '--config', 'deep.config.mjs']
+    const [human, json, report] = await Promise.all([
+      runCli(['replay', ...args], { cwd: dir() }),
+      runCli(['replay', ...args, '--json'], { cwd: dir() }),
+      runCli(['report', ...args, '--key', 'sku:deep', '-o', html], { cwd: dir() }),
+    ])
+    for (const [label, r] of [
+      ['replay', human],
+      ['replay --json', json],
+      ['report', report],
+    ] as const) {
+      expect(r.stderr, label).not.toMatch(/bug in retrace|call stack/)
+      expect(r.code, label).not.toBe(5)
+    }
+    expect(human.code).toBe(1)
+    expect(human.stdout).toContain(
+      '~ $ <unreadable payload: payload nests deeper than 2000 levels> → {"v":[],"s":"y"}',
+    )
+    const doc = parseJsonOut<{ records: { verdict: string; stages: { changes: unknown[] }[] }[] }>(json)
+    expect(doc.records[0]!.verdict).toBe('diverged')
+    expect(doc.records[0]!.stages[0]!.changes).toEqual([
+      {
+        path: '$',
+        kind: 'changed',
+        recorded: { $t: 'unreadable', message: 'payload nests deeper than 2000 levels' },
+        local: { v: [], s: 'y' },
+      },
+    ])
+    expect(readFileSync(html, 'utf8')).toContain('payload nests deeper than 2000 levels')
   })
 
   it('find and ls read past them', async () => {
