@@ -8,7 +8,7 @@
  */
 import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
 import { isRedactionToken } from './redacted.js'
-import { type Shape, shapeOf } from './typed.js'
+import { type Shape, shapeOf, typedArrayOf, typedElement } from './typed.js'
 
 export type ChangeKind = 'added' | 'removed' | 'changed'
 
@@ -61,6 +61,8 @@ class Stop extends Error {
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
+
+const isTypedTag = (v: unknown): v is Record<string, unknown> => isObject(v) && v.$t === 'typedarray'
 
 /** Deep equality as `walk` sees it (NaN equals NaN), for subtrees a rule would hide. */
 function sameValue(a: unknown, b: unknown): boolean {
@@ -147,6 +149,10 @@ export function diffValues(
       walkObjects(a, b)
       return
     }
+    if (isTypedTag(a) || isTypedTag(b)) {
+      walkTyped(a, b)
+      return
+    }
     const sa = shapeOf(a)
     const sb = shapeOf(b)
     if (
@@ -171,6 +177,37 @@ export function diffValues(
       return
     }
     if (sa.kind === 'map' && sb.kind === 'map') walkMaps(a, b, sa, sb)
+  }
+
+  /**
+   * Typed arrays element by element, and only the elements that differ become values and
+   * paths: equal tags are equal arrays, and a large array is compared as numbers.
+   */
+  const walkTyped = (a: object, b: object): void => {
+    if (isTypedTag(a) && isTypedTag(b) && a.k === b.k && a.v === b.v && sameValue(a, b)) return
+    const ta = typedArrayOf(a)
+    const tb = typedArrayOf(b)
+    if (ta === undefined || tb === undefined || ta.name !== tb.name) {
+      // A kind change, or a malformed tag, is one value.
+      if (!sameValue(a, b)) emit('changed', a, b)
+      return
+    }
+    const x = ta.elements
+    const y = tb.elements
+    const float32 = ta.name === 'Float32Array'
+    const n = Math.max(x.length, y.length)
+    for (let i = 0; i < n; i++) {
+      if (i < x.length && i < y.length && Object.is(x[i], y[i])) {
+        if ((i & 0xffff) === 0xffff && limits.now() > limits.deadline) throw new Stop('deadline')
+        continue
+      }
+      path.push(i)
+      walk(
+        i < x.length ? typedElement(x[i]!, float32) : undefined,
+        i < y.length ? typedElement(y[i]!, float32) : undefined,
+      )
+      path.pop()
+    }
   }
 
   const walkObjects = (a: Record<string, unknown>, b: Record<string, unknown>): void => {

@@ -5,7 +5,14 @@
  * undefined, NaN, Buffer and Error tags are single values; Set, Map and the wrapper of an
  * object that has its own `$t` key are containers.
  */
-import { type PathPart, type Segment, shortestFloat32, TAG, typedArrayFrom } from '../codec/index.js'
+import {
+  type PathPart,
+  type Segment,
+  shortestFloat32,
+  TAG,
+  type TypedArray,
+  typedArrayFrom,
+} from '../codec/index.js'
 
 export type Shape =
   | { kind: 'leaf' }
@@ -44,11 +51,18 @@ function keyedEntries(pairs: readonly (readonly [unknown, unknown])[]): Map<Path
 }
 
 /** An element of a typed array as typed JSON: a float32 as the decimal it was written as. */
-function element(x: number | bigint, float32: boolean): unknown {
+export function typedElement(x: number | bigint, float32: boolean): unknown {
   if (typeof x === 'bigint') return { [TAG]: 'bigint', v: String(x) }
   if (Number.isNaN(x) || !Number.isFinite(x) || Object.is(x, -0))
     return { [TAG]: 'num', v: Object.is(x, -0) ? '-0' : String(x) }
   return float32 ? shortestFloat32(x) : x
+}
+
+/** A typed array's kind and its elements, decoded; undefined for any other node or a malformed tag. */
+export function typedArrayOf(v: unknown): { name: string; elements: TypedArray } | undefined {
+  if (!plainObject(v) || v[TAG] !== 'typedarray' || Object.keys(v).length !== 3) return undefined
+  const elements = typedArrayFrom(v.k, v.v)
+  return elements === undefined ? undefined : { name: String(v.k), elements }
 }
 
 /** What a typed-JSON node is in the user's data. Malformed tags are single values. */
@@ -58,12 +72,11 @@ export function shapeOf(v: unknown): Shape {
   const tag = v[TAG]
   if (typeof tag !== 'string') return { kind: 'object', fields: v }
   if (tag === 'typedarray') {
-    const a = typedArrayFrom(v.k, v.v)
-    if (a === undefined || Object.keys(v).length !== 3) return leaf
-    const name = String(v.k)
+    const t = typedArrayOf(v)
+    if (t === undefined) return leaf
     const items: unknown[] = []
-    for (const x of a) items.push(element(x, name === 'Float32Array'))
-    return { kind: 'typed', name, items }
+    for (const x of t.elements) items.push(typedElement(x, t.name === 'Float32Array'))
+    return { kind: 'typed', name: t.name, items }
   }
   if (!container(v)) return leaf
   const inner = v.v

@@ -115,6 +115,30 @@ describe('diffValues: typed arrays', () => {
     ])
   })
 
+  it('finds equal large typed arrays equal within the replay budget, and only the elements that differ', () => {
+    // A clock that moves 1 ms each time the diff reads it, 50 ms to go: the deadline
+    // replay gives, met only when the elements are not walked one by one.
+    const clock = (): DiffLimits => {
+      let t = 0
+      return { maxChanges: 500, deadline: 50, now: () => t++ }
+    }
+    const pixels = raw(new Float64Array(100_000).map((_, i) => i % 100))
+    const rules = compileRules({ ignore: ['$.worker'] })
+    const same = diffValues(
+      { worker: 'a', pixels },
+      { worker: 'b', pixels: raw(new Float64Array(100_000).map((_, i) => i % 100)) },
+      rules,
+      clock(),
+    )
+    expect(same.truncated).toBeNull()
+    expect(same.changes).toEqual([])
+    const changed = new Float64Array(500_000)
+    changed[400_000] = 1
+    const d = diffValues(raw(new Float64Array(500_000)), raw(changed), noRules, clock())
+    expect(d.truncated).toBeNull()
+    expect(d.changes).toEqual([{ path: '$[400000]', kind: 'changed', recorded: 0, local: 1 }])
+  })
+
   it('reports a typed array against another kind, a plain array or a malformed tag as one change', () => {
     const f32 = raw(new Float32Array([1]))
     for (const other of [raw(new Float64Array([1])), [1], { $t: 'typedarray', k: 'Float32Array', v: '!' }]) {
