@@ -341,27 +341,59 @@ function quotedInner(s: string): string {
   return visibleLine(JSON.stringify(s)).slice(1, -1)
 }
 
+/** Where the character of `s` that starts at `i` ends: a surrogate pair is one character. */
+function charEnd(s: string, i: number): number {
+  return isHigh(s.charCodeAt(i)) && i + 1 < s.length && isLow(s.charCodeAt(i + 1)) ? i + 2 : i + 1
+}
+
+/** Where the character of `s` that ends at `i` starts. */
+function charStart(s: string, i: number): number {
+  return i >= 2 && isLow(s.charCodeAt(i - 1)) && isHigh(s.charCodeAt(i - 2)) ? i - 2 : i - 1
+}
+
 /**
- * `s` from `start` as JSON string text of at most `room` characters (quotes and `…`
- * marks included), `…` where it was cut.
+ * Windows on two strings that first differ at `at`, each holding its character there (or
+ * its end, when `at` is its length), as JSON string text of at most `room` characters
+ * (quotes and `…` marks included), `…` where it was cut. Both start at the same character,
+ * so what they share reads the same; they grow by the room characters take as shown (`\n`
+ * and `\u202e` take more than one): about a third of the room before the difference, then
+ * after it, each as far as it fits, then before it again.
  */
-function windowText(s: string, start: number, room: number): string {
-  let from = start
-  if (from > 0 && from < s.length && isLow(s.charCodeAt(from))) from++
-  const lead = from > 0 ? '"…' : '"'
-  // Room for the closing quote, and for a `…` when the window ends before the string does.
-  let take = room - lead.length - 1
-  if (from + take < s.length) take--
-  take = Math.max(1, take)
-  for (;;) {
-    let end = Math.min(s.length, from + take)
-    if (end < s.length && end > from && isHigh(s.charCodeAt(end - 1))) end--
-    const body = quotedInner(s.slice(from, end))
-    const text = `${lead}${body}${end < s.length ? '…' : ''}"`
-    // Escapes (`\n`, `\u202e`) take more room than the characters they stand for.
-    if (text.length <= room || take <= 1) return text
-    take = Math.max(1, Math.min(take - 1, Math.floor(take * 0.75)))
+function windowPair(a: string, b: string, at: number, room: number): [string, string] {
+  let from = at > 0 && at < a.length && isLow(a.charCodeAt(at)) ? charStart(a, at + 1) : at
+  const side = (s: string) => {
+    const end = from < s.length ? charEnd(s, from) : from
+    return { s, end, body: quotedInner(s.slice(from, end)).length }
   }
+  const sides = [side(a), side(b)]
+  const size = (s: string, f: number, e: number, inner: number): number =>
+    inner + 2 + (f > 0 ? 1 : 0) + (e < s.length ? 1 : 0)
+  // The characters before `at` are the same on both sides, and so is the room they take.
+  const growBack = (most: number): void => {
+    let before = 0
+    while (from > 0 && before < most) {
+      const f = charStart(a, from)
+      const w = quotedInner(a.slice(f, from)).length
+      if (sides.some((x) => size(x.s, f, x.end, x.body + w) > room)) return
+      from = f
+      before += w
+      for (const x of sides) x.body += w
+    }
+  }
+  growBack(Math.max(1, Math.floor((room - 4) / 3)))
+  for (const x of sides) {
+    while (x.end < x.s.length) {
+      const e = charEnd(x.s, x.end)
+      const w = quotedInner(x.s.slice(x.end, e)).length
+      if (size(x.s, from, e, x.body + w) > room) break
+      x.end = e
+      x.body += w
+    }
+  }
+  growBack(Number.POSITIVE_INFINITY)
+  const text = ({ s, end }: { s: string; end: number }): string =>
+    `${from > 0 ? '"…' : '"'}${quotedInner(s.slice(from, end))}${end < s.length ? '…' : ''}"`
+  return [text(sides[0]!), text(sides[1]!)]
 }
 
 /** Two values as one change line shows them (see `changedPair`). */
@@ -385,15 +417,12 @@ export function changedPair(recorded: unknown, local: unknown, max: number): Pai
   const fits = (s: string): boolean => s.length + 2 <= max && quotedInner(s).length + 2 <= max
   if (fits(recorded) && fits(local)) return { recorded: compact(recorded, max), local: compact(local, max) }
   const at = commonHead(recorded, local)
-  // About a third of the room for what comes before the difference, more when the longer
-  // string ends within the window (`"…` and `"` take three characters).
-  const before = Math.min(at, Math.max(1, Math.floor((max - 4) / 3)))
-  const start = Math.max(0, Math.min(at - before, Math.max(recorded.length, local.length) - (max - 3)))
   const where =
     recorded.length === local.length
       ? `at character ${count(at + 1)} of ${count(recorded.length)}`
       : `at character ${count(at + 1)}; ${count(recorded.length)} → ${count(local.length)} characters`
-  return { recorded: windowText(recorded, start, max), local: windowText(local, start, max), at: where }
+  const [r, l] = windowPair(recorded, local, at, max)
+  return { recorded: r, local: l, at: where }
 }
 
 /**

@@ -139,6 +139,57 @@ describe('changedPair: two long strings that differ', () => {
     )
   })
 
+  it('shows the first difference on both sides, whatever escapes come before it', () => {
+    /** The characters a window shows, read back: `…` marks dropped, escapes undone. */
+    const read = (text: string): { body: string; cutBefore: boolean; cutAfter: boolean } => {
+      const cutBefore = text.startsWith('"…')
+      const cutAfter = text.endsWith('…"')
+      const inner = text.slice(cutBefore ? 2 : 1, cutAfter ? -2 : -1)
+      return {
+        body: JSON.parse(
+          `"${inner.replace(/\\x([0-9a-f]{2})|\\./g, (e, hex) => (hex ? `\\u00${hex}` : e))}"`,
+        ),
+        cutBefore,
+        cutAfter,
+      }
+    }
+    /** True when `window` is a piece of `s` that holds its character `at` (or its end). */
+    const holds = (s: string, window: string, at: number): boolean => {
+      const w = read(window)
+      for (let from = Math.max(0, at - w.body.length); from <= at; from++) {
+        const end = from + w.body.length
+        if (s.slice(from, end) !== w.body || from > 0 !== w.cutBefore || end < s.length !== w.cutAfter)
+          continue
+        if (at < end || (at === s.length && end === s.length)) return true
+      }
+      return false
+    }
+    const text = fc.string({
+      unit: fc.constantFrom('x', 'y', '\n', '\t', '"', '\\', '\u202e', '\u001b', '😀', 'é'),
+    })
+    fc.assert(
+      fc.property(text, text, text, fc.integer({ min: 16, max: 80 }), (head, change, tail, max) => {
+        const a = `${head}${tail}`
+        const b = `${head}${change}${tail}`
+        fc.pre(a !== b)
+        const p = changedPair(a, b, max)
+        const at = commonHead(a, b)
+        expect(p.recorded).not.toBe(p.local)
+        expect(holds(a, p.recorded, at), `${p.recorded} holds character ${at} of ${JSON.stringify(a)}`).toBe(
+          true,
+        )
+        expect(holds(b, p.local, at), `${p.local} holds character ${at} of ${JSON.stringify(b)}`).toBe(true)
+      }),
+      { numRuns: 2000 },
+    )
+    // A CSV whose quantity changes after eight escaped newlines (the review's example).
+    const csv = (q: number): string =>
+      `id,qty\n${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `${i},1`).join('\n')}\n8,${q}\n9,1\n`
+    const p = changedPair(csv(5), csv(6), 40)
+    expect(p.recorded).toContain('8,5')
+    expect(p.local).toContain('8,6')
+  })
+
   it('briefPair windows long strings and briefs anything else', () => {
     expect(briefPair(big, `${big.slice(0, -1)}y`).at).toBe('at character 5,242,880 of 5,242,880')
     expect(briefPair({ $t: 'undef' }, undefined)).toEqual({ recorded: 'undefined', local: 'nothing' })
