@@ -77,11 +77,30 @@ function typedArrayText(kind: string, a: TypedArray): string {
   return `${kind}(${a.length})[${shown.join(',')}${a.length > maxElements ? ',…' : ''}]`
 }
 
-/** Binary tags shown by name and size (`ArrayBuffer(3 bytes)`), like Buffer's. */
+/** Binary tags shown by name and size, then their bytes in hex (`Buffer(3 bytes)<01 02 ff>`). */
 const binaryNames: Readonly<Record<string, string>> = {
+  buffer: 'Buffer',
+  bytes: 'Uint8Array',
   arraybuffer: 'ArrayBuffer',
   sharedarraybuffer: 'SharedArrayBuffer',
   dataview: 'DataView',
+}
+
+/** The bytes a well-formed binary tag holds; undefined for any other node. */
+function binaryBytes(o: Record<string, unknown>): Uint8Array | undefined {
+  return typeof o.$t === 'string' && Object.hasOwn(binaryNames, o.$t) ? strictBase64(o.v) : undefined
+}
+
+const hex = (byte: number): string => byte.toString(16).padStart(2, '0')
+
+/** `Buffer(3 bytes)`, the name and size of a binary tag's value. */
+const binaryHead = (t: string, bytes: Uint8Array): string => `${binaryNames[t]}(${bytes.length} bytes)`
+
+/** `<01 02 ff>`: the first maxElements bytes in hex. */
+function bytesText(bytes: Uint8Array): string {
+  const shown: string[] = []
+  for (let i = 0; i < Math.min(bytes.length, maxElements); i++) shown.push(hex(bytes[i]!))
+  return `<${shown.join(' ')}${bytes.length > maxElements ? ' …' : ''}>`
 }
 
 /** The text of a tag that stands for one value (not a container); undefined for others. */
@@ -98,24 +117,18 @@ function tagText(o: Record<string, unknown>): string | undefined {
       return fieldText(v)
     case 'undef':
       return 'undefined'
-    case 'buffer':
-    case 'bytes': {
-      const n =
-        typeof v === 'string'
-          ? Math.floor((v.length * 3) / 4) - (v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0)
-          : 0
-      return `${t === 'buffer' ? 'Buffer' : 'Uint8Array'}(${n} bytes)`
-    }
     // A malformed typed-array or binary tag is shown as the object it is, as decode reads it.
     case 'typedarray': {
       const a = typedArrayFrom(o.k, v)
       return a === undefined ? undefined : typedArrayText(fieldText(o.k), a)
     }
+    case 'buffer':
+    case 'bytes':
     case 'arraybuffer':
     case 'sharedarraybuffer':
     case 'dataview': {
-      const bytes = strictBase64(v)
-      return bytes === undefined ? undefined : `${binaryNames[t]}(${bytes.length} bytes)`
+      const bytes = binaryBytes(o)
+      return bytes === undefined ? undefined : `${binaryHead(t, bytes)}${bytesText(bytes)}`
     }
     case 'error':
       return errorTagText(v)
@@ -260,6 +273,30 @@ export function pretty(value: unknown): string {
       return
     }
     const o = v as Record<string, unknown>
+    /** Cells in rows of sixteen, so a unified diff shows the rows that differ. */
+    const rows = (
+      open: string,
+      close: string,
+      cells: readonly string[],
+      sep: string,
+      rowEnd: string,
+    ): void => {
+      if (cells.length === 0) {
+        parts.push(`${open}${close}`)
+        return
+      }
+      parts.push(`${open}\n`)
+      for (let i = 0; i < cells.length; i += 16) {
+        const last = i + 16 >= cells.length
+        parts.push(`${inner}${cells.slice(i, i + 16).join(sep)}${last ? '' : rowEnd}\n`)
+      }
+      parts.push(`${indent}${close}`)
+    }
+    const bytes = binaryBytes(o)
+    if (bytes !== undefined) {
+      rows(`${binaryHead(o.$t as string, bytes)} <`, '>', Array.from(bytes, hex), ' ', '')
+      return
+    }
     const tagged = tagText(o)
     if (tagged !== undefined) {
       parts.push(visibleLine(tagged))

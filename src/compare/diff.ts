@@ -8,7 +8,7 @@
  */
 import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
 import { isRedactionToken } from './redacted.js'
-import { type Shape, shapeOf, typedArrayOf, typedElement } from './typed.js'
+import { isArrayTag, type Shape, shapeOf, typedArrayOf, typedElement } from './typed.js'
 
 export type ChangeKind = 'added' | 'removed' | 'changed'
 
@@ -61,8 +61,6 @@ class Stop extends Error {
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
-
-const isTypedTag = (v: unknown): v is Record<string, unknown> => isObject(v) && v.$t === 'typedarray'
 
 /** Deep equality as `walk` sees it (NaN equals NaN), for subtrees a rule would hide. */
 function sameValue(a: unknown, b: unknown): boolean {
@@ -149,7 +147,7 @@ export function diffValues(
       walkObjects(a, b)
       return
     }
-    if (isTypedTag(a) || isTypedTag(b)) {
+    if (isArrayTag(a) || isArrayTag(b)) {
       walkTyped(a, b)
       return
     }
@@ -180,11 +178,13 @@ export function diffValues(
   }
 
   /**
-   * Typed arrays element by element, and only the elements that differ become values and
-   * paths: equal tags are equal arrays, and a large array is compared as numbers.
+   * Typed arrays element by element and binary data byte by byte, and only the elements
+   * that differ become values and paths: equal tags are equal arrays, and a large array is
+   * compared as numbers.
    */
   const walkTyped = (a: object, b: object): void => {
-    if (isTypedTag(a) && isTypedTag(b) && a.k === b.k && a.v === b.v && sameValue(a, b)) return
+    const [ra, rb] = [a as Record<string, unknown>, b as Record<string, unknown>]
+    if (ra.$t === rb.$t && ra.k === rb.k && ra.v === rb.v && sameValue(a, b)) return
     const ta = typedArrayOf(a)
     const tb = typedArrayOf(b)
     if (ta === undefined || tb === undefined || ta.name !== tb.name) {

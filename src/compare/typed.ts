@@ -2,13 +2,14 @@
  * Payloads as the user's data: a typed-JSON node read as the value it stands for, so
  * paths name what the stage returned (`$.receivedAt`, `$.tags[1]`, `$.unit["SKU-42"]`)
  * and never the tags that store it (`$.receivedAt.v`, `$.tags.v[1]`). Date, BigInt,
- * undefined, NaN, Buffer and Error tags are single values; Set, Map and the wrapper of an
- * object that has its own `$t` key are containers.
+ * undefined, NaN and Error tags are single values; Set, Map, typed arrays, binary data
+ * (by byte) and the wrapper of an object that has its own `$t` key are containers.
  */
 import {
   type PathPart,
   type Segment,
   shortestFloat32,
+  strictBase64,
   TAG,
   type TypedArray,
   typedArrayFrom,
@@ -18,7 +19,10 @@ export type Shape =
   | { kind: 'leaf' }
   | { kind: 'array'; items: readonly unknown[] }
   | { kind: 'set'; items: readonly unknown[] }
-  /** A typed array (`Float32Array`...): its elements as typed JSON, compared one by one. */
+  /**
+   * A typed array (`Float32Array`...) or binary data (`Buffer`, `ArrayBuffer`...): its
+   * elements (bytes) as typed JSON, compared one by one.
+   */
   | { kind: 'typed'; name: string; items: readonly unknown[] }
   | { kind: 'object'; fields: Record<string, unknown> }
   /**
@@ -58,11 +62,36 @@ export function typedElement(x: number | bigint, float32: boolean): unknown {
   return float32 ? shortestFloat32(x) : x
 }
 
-/** A typed array's kind and its elements, decoded; undefined for any other node or a malformed tag. */
-export function typedArrayOf(v: unknown): { name: string; elements: TypedArray } | undefined {
-  if (!plainObject(v) || v[TAG] !== 'typedarray' || Object.keys(v).length !== 3) return undefined
-  const elements = typedArrayFrom(v.k, v.v)
-  return elements === undefined ? undefined : { name: String(v.k), elements }
+/** Binary tags, compared byte by byte as a Uint8Array is: the names they are shown by. */
+const binaryNames: Readonly<Record<string, string>> = {
+  buffer: 'Buffer',
+  bytes: 'Uint8Array',
+  arraybuffer: 'ArrayBuffer',
+  sharedarraybuffer: 'SharedArrayBuffer',
+  dataview: 'DataView',
+}
+
+/** True for a tag `typedArrayOf` reads (a typed array or binary data), well formed or not. */
+export function isArrayTag(v: unknown): boolean {
+  if (!plainObject(v)) return false
+  const tag = v[TAG]
+  return tag === 'typedarray' || (typeof tag === 'string' && Object.hasOwn(binaryNames, tag))
+}
+
+/**
+ * A typed array's kind and its elements, decoded, and binary data (Buffer, ArrayBuffer,
+ * DataView) as its bytes; undefined for any other node or a malformed tag.
+ */
+export function typedArrayOf(v: unknown): { name: string; elements: TypedArray | Uint8Array } | undefined {
+  if (!plainObject(v) || !isArrayTag(v)) return undefined
+  const tag = v[TAG] as string
+  if (tag === 'typedarray') {
+    if (Object.keys(v).length !== 3) return undefined
+    const elements = typedArrayFrom(v.k, v.v)
+    return elements === undefined ? undefined : { name: String(v.k), elements }
+  }
+  const bytes = container(v) ? strictBase64(v.v) : undefined
+  return bytes === undefined ? undefined : { name: binaryNames[tag]!, elements: bytes }
 }
 
 /** What a typed-JSON node is in the user's data. Malformed tags are single values. */
@@ -71,7 +100,7 @@ export function shapeOf(v: unknown): Shape {
   if (!plainObject(v)) return leaf
   const tag = v[TAG]
   if (typeof tag !== 'string') return { kind: 'object', fields: v }
-  if (tag === 'typedarray') {
+  if (isArrayTag(v)) {
     const t = typedArrayOf(v)
     if (t === undefined) return leaf
     const items: unknown[] = []

@@ -62,6 +62,27 @@ describe('compact and pretty show tags as what they stand for', () => {
     expect(pretty(stored({ s: new Set(), m: new Map() }))).toBe('{\n  "s": Set [],\n  "m": Map {}\n}')
   })
 
+  it('several lines: binary values as their bytes in hex, sixteen to a line', () => {
+    expect(pretty(stored({ sig: Buffer.from('secret-v1'), none: new ArrayBuffer(0) }))).toBe(
+      [
+        '{',
+        '  "sig": Buffer(9 bytes) <',
+        '    73 65 63 72 65 74 2d 76 31',
+        '  >,',
+        '  "none": ArrayBuffer(0 bytes) <>',
+        '}',
+      ].join('\n'),
+    )
+    const lines = pretty(stored(new Uint8Array(40).fill(1))).split('\n')
+    expect(lines).toEqual([
+      'Uint8Array(40 bytes) <',
+      `  ${Array(16).fill('01').join(' ')}`,
+      `  ${Array(16).fill('01').join(' ')}`,
+      `  ${Array(8).fill('01').join(' ')}`,
+      '>',
+    ])
+  })
+
   it('pretty prints plain JSON exactly as JSON.stringify does', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {

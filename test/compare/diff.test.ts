@@ -139,6 +139,36 @@ describe('diffValues: typed arrays', () => {
     expect(d.changes).toEqual([{ path: '$[400000]', kind: 'changed', recorded: 0, local: 1 }])
   })
 
+  it('compares Buffer, Uint8Array, ArrayBuffer and DataView byte by byte', () => {
+    const d = diffValues(
+      raw({
+        sig: Buffer.from('secret-v1'),
+        raw: new Uint8Array([1, 2, 3]),
+        ab: new Uint8Array([9, 9]).buffer,
+        dv: new DataView(new Uint8Array([5]).buffer),
+      }),
+      raw({
+        sig: Buffer.from('secret-v2'),
+        raw: new Uint8Array([1, 2, 4, 5]),
+        ab: new Uint8Array([9, 8]).buffer,
+        dv: new DataView(new Uint8Array([6]).buffer),
+      }),
+    )
+    expect(d.changes).toEqual([
+      { path: '$.sig[8]', kind: 'changed', recorded: 0x31, local: 0x32 },
+      { path: '$.raw[2]', kind: 'changed', recorded: 3, local: 4 },
+      { path: '$.raw[3]', kind: 'added', local: 5 },
+      { path: '$.ab[1]', kind: 'changed', recorded: 9, local: 8 },
+      { path: '$.dv[0]', kind: 'changed', recorded: 5, local: 6 },
+    ])
+    // A Buffer and a Uint8Array of the same bytes are different values.
+    const buffer = raw(Buffer.from([1]))
+    const bytes = raw(new Uint8Array([1]))
+    expect(diffValues(buffer, bytes).changes).toEqual([
+      { path: '$', kind: 'changed', recorded: buffer, local: bytes },
+    ])
+  })
+
   it('reports a typed array against another kind, a plain array or a malformed tag as one change', () => {
     const f32 = raw(new Float32Array([1]))
     for (const other of [raw(new Float64Array([1])), [1], { $t: 'typedarray', k: 'Float32Array', v: '!' }]) {

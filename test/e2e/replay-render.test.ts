@@ -150,3 +150,43 @@ describe('replay: an error of its own class', () => {
     expect(r.stdout).toContain('first divergence: discount (error): TypeError: boom')
   })
 })
+
+describe('replay: binary values that changed', () => {
+  const signSrc = (sig: string, last: number, kept: number): string => `export function sign(o) {
+  return { id: o.id, sig: Buffer.from('${sig}'), raw: new Uint8Array([1, 2, ${last}]), ab: new Uint8Array([9, ${kept}]).buffer }
+}
+`
+  let bin: Workspace
+  let binBundle: string
+
+  beforeAll(async () => {
+    bin = workspace('retrace-replay-binary-')
+    bin.write('stages/sign.mjs', signSrc('secret-v1', 3, 9))
+    bin.write('local/sign.mjs', signSrc('secret-v2', 4, 8))
+    bin.write('retrace.config.mjs', `export default { stages: { sign: './local/sign.mjs#sign' } }\n`)
+    binBundle = bin.path('prod.sqlite')
+    const sign = await importStage(bin.path('stages/sign.mjs'), 'sign')
+    await record(binBundle, async (recorder) => {
+      await runChain(recorder, 'order:7', { id: 7 }, [['sign', sign]])
+    })
+  })
+
+  afterAll(() => bin?.remove())
+
+  it('names the bytes that differ, and the unified diff shows them in hex', async () => {
+    const [text, unified] = await Promise.all([
+      runCli(['replay', binBundle, '--config', 'retrace.config.mjs'], bin.dir),
+      runCli(['replay', binBundle, '--config', 'retrace.config.mjs', '--format', 'unified'], bin.dir),
+    ])
+    expect(text.code).toBe(1)
+    expect(text.stdout).toContain('~ $.sig[8] 49 → 50')
+    expect(text.stdout).toContain('~ $.raw[2] 3 → 4')
+    expect(text.stdout).toContain('~ $.ab[1] 9 → 8')
+    expect(text.stdout).not.toMatch(/Buffer\(9 bytes\) → Buffer\(9 bytes\)/)
+    expect(unified.code).toBe(1)
+    expect(unified.stdout).toMatch(/^- {4}73 65 63 72 65 74 2d 76 31$/m)
+    expect(unified.stdout).toMatch(/^\+ {4}73 65 63 72 65 74 2d 76 32$/m)
+    expect(unified.stdout).toMatch(/^- {4}09 09$/m)
+    expect(unified.stdout).toMatch(/^\+ {4}09 08$/m)
+  })
+})

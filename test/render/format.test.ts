@@ -24,8 +24,14 @@ describe('compact: binary values', () => {
 
   it('shows ArrayBuffer, SharedArrayBuffer and DataView by size, like a Buffer', () => {
     expect(shown([new ArrayBuffer(3), new SharedArrayBuffer(2), new DataView(new ArrayBuffer(8), 4)])).toBe(
-      '[ArrayBuffer(3 bytes),SharedArrayBuffer(2 bytes),DataView(4 bytes)]',
+      '[ArrayBuffer(3 bytes)<00 00 00>,SharedArrayBuffer(2 bytes)<00 00>,DataView(4 bytes)<00 00 00 00>]',
     )
+  })
+
+  it('shows the bytes of binary values in hex, so two of the same size tell apart', () => {
+    expect(shown(Buffer.from('secret-v1'))).toBe('Buffer(9 bytes)<73 65 63 72 65 74 2d 76 31>')
+    expect(shown(new Uint8Array([1, 2, 255]))).toBe('Uint8Array(3 bytes)<01 02 ff>')
+    expect(shown(Buffer.alloc(40), 10_000)).toBe(`Buffer(40 bytes)<${Array(32).fill('00').join(' ')} …>`)
   })
 
   it('shows a malformed binary tag as the object it is', () => {
