@@ -59,21 +59,17 @@ function errorTagText(v: unknown): string {
 /** Most elements of a typed array shown on one line; the line is cut to its width anyway. */
 const maxElements = 32
 
+/** An element of a typed array: `1.5`, `-0`, `12n`; a float32 as the decimal it was written as. */
+function elementText(kind: string, x: number | bigint): string {
+  if (typeof x === 'bigint') return `${x}n`
+  if (Object.is(x, -0)) return '-0'
+  return kind === 'Float32Array' ? String(shortestFloat32(x)) : String(x)
+}
+
 /** `Float32Array(3)[1.5,2,-0]`, the first maxElements elements. */
 function typedArrayText(kind: string, a: TypedArray): string {
   const shown: string[] = []
-  for (let i = 0; i < Math.min(a.length, maxElements); i++) {
-    const x = a[i]!
-    shown.push(
-      typeof x === 'bigint'
-        ? `${x}n`
-        : Object.is(x, -0)
-          ? '-0'
-          : kind === 'Float32Array'
-            ? String(shortestFloat32(x))
-            : String(x),
-    )
-  }
+  for (let i = 0; i < Math.min(a.length, maxElements); i++) shown.push(elementText(kind, a[i]!))
   return `${kind}(${a.length})[${shown.join(',')}${a.length > maxElements ? ',…' : ''}]`
 }
 
@@ -295,6 +291,15 @@ export function pretty(value: unknown): string {
     const bytes = binaryBytes(o)
     if (bytes !== undefined) {
       rows(`${binaryHead(o.$t as string, bytes)} <`, '>', Array.from(bytes, hex), ' ', '')
+      return
+    }
+    // Every element, not the first maxElements: a unified diff shows the line that changed.
+    const elements = o.$t === 'typedarray' ? typedArrayFrom(o.k, o.v) : undefined
+    if (elements !== undefined) {
+      const kind = fieldText(o.k)
+      const cells: string[] = []
+      for (const x of elements) cells.push(elementText(kind, x))
+      rows(`${visibleLine(kind)}(${elements.length}) [`, ']', cells, ', ', ',')
       return
     }
     const tagged = tagText(o)

@@ -83,6 +83,17 @@ describe('compact and pretty show tags as what they stand for', () => {
     ])
   })
 
+  it('several lines: typed arrays with every element, sixteen to a line', () => {
+    expect(pretty(stored({ w: new Float32Array([0.1, -0]), n: new BigInt64Array(0) }))).toBe(
+      ['{', '  "w": Float32Array(2) [', '    0.1, -0', '  ],', '  "n": BigInt64Array(0) []', '}'].join('\n'),
+    )
+    const lines = pretty(stored(new Int8Array(40).map((_, i) => i))).split('\n')
+    expect(lines).toHaveLength(5)
+    expect(lines[0]).toBe('Int8Array(40) [')
+    expect(lines[2]).toBe('  16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,')
+    expect(lines[3]).toBe('  32, 33, 34, 35, 36, 37, 38, 39')
+  })
+
   it('pretty prints plain JSON exactly as JSON.stringify does', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {

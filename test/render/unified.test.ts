@@ -4,6 +4,7 @@
  */
 import { createTwoFilesPatch } from 'diff'
 import { describe, expect, it } from 'vitest'
+import { encode } from '../../src/codec/index.js'
 import {
   differingSpan,
   focusWindow,
@@ -61,6 +62,15 @@ describe('unified diff', () => {
     // Line 1 is "[", then 4 lines per item: item 12,345's "available" is line 2 + 4 * 12,345 + 2,
     // and the hunk starts three lines of context above it.
     expect(r.patch).toMatch(/^@@ -49381,7 \+49381,7 @@$/m)
+  })
+
+  it('shows a typed-array element that changed after the first 32', () => {
+    const out = (v: number): string =>
+      encode({ id: 7, weights: new Float32Array(64).map((_, i) => (i === 50 ? v : i)) })
+    const r = unifiedFromPayloads(out(50), out(9), 'a')
+    if (!('patch' in r)) throw new Error(`fell back: ${JSON.stringify(r)}`)
+    expect(r.patch).toContain('-    48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63')
+    expect(r.patch).toContain('+    48, 49, 9, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63')
   })
 
   it('falls back without a line diff when the payloads differ over more than the span limit', () => {
