@@ -62,6 +62,12 @@ class Stop extends Error {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
 
+/** A number as tolerance reads it: -0 is stored as a `num` tag, and is 0 away from 0. */
+function numberOf(v: unknown): number | undefined {
+  if (typeof v === 'number') return v
+  return isObject(v) && v.$t === 'num' && v.v === '-0' && Object.keys(v).length === 2 ? -0 : undefined
+}
+
 /** Deep equality as `walk` sees it (NaN equals NaN), for subtrees a rule would hide. */
 function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true
@@ -99,9 +105,11 @@ export function diffValues(
       suppressed.push({ path: p, reason: 'redacted', recorded: a })
       return
     }
-    if (kind === 'changed' && typeof a === 'number' && typeof b === 'number' && hasRules) {
+    const na = kind === 'changed' && hasRules ? numberOf(a) : undefined
+    const nb = na !== undefined ? numberOf(b) : undefined
+    if (na !== undefined && nb !== undefined) {
       const tol = rules.tolerance.find((t) => matchPath(t.pattern.segments, path))
-      if (tol !== undefined && Math.abs(a - b) <= tol.within) {
+      if (tol !== undefined && Math.abs(na - nb) <= tol.within) {
         suppressed.push({ path: p, reason: 'within-tolerance', recorded: a, local: b })
         return
       }

@@ -169,6 +169,23 @@ describe('diffValues: typed arrays', () => {
     ])
   })
 
+  it('applies tolerance to -0, stored as a tag, as to 0', () => {
+    const rules = compileRules({ tolerance: { '$.w[*]': 0.001, '$.v': 0.01 } })
+    const d = diffValues(
+      raw({ w: new Float32Array([-0, 0.5]), v: -0 }),
+      raw({ w: new Float32Array([1e-46, 0.5001]), v: 1e-9 }),
+      rules,
+    )
+    expect(d.changes).toEqual([])
+    expect(d.suppressed).toEqual([
+      { path: '$.w[0]', reason: 'within-tolerance', recorded: { $t: 'num', v: '-0' }, local: 0 },
+      { path: '$.w[1]', reason: 'within-tolerance', recorded: 0.5, local: 0.5001 },
+      { path: '$.v', reason: 'within-tolerance', recorded: { $t: 'num', v: '-0' }, local: 1e-9 },
+    ])
+    // Further away than the tolerance, -0 is a change like any number.
+    expect(diffValues(raw({ v: -0 }), raw({ v: 1 }), rules).changes).toHaveLength(1)
+  })
+
   it('reports a typed array against another kind, a plain array or a malformed tag as one change', () => {
     const f32 = raw(new Float32Array([1]))
     for (const other of [raw(new Float64Array([1])), [1], { $t: 'typedarray', k: 'Float32Array', v: '!' }]) {
