@@ -245,7 +245,6 @@ export function diffValues(
       walkArrays(sa.pairs as unknown[], sb.pairs as unknown[])
       return
     }
-    const found = changes.length + suppressed.length
     for (const [key, va] of ka) {
       path.push(key)
       walk(va, kb.has(key) ? kb.get(key) : undefined)
@@ -257,8 +256,13 @@ export function diffValues(
       walk(undefined, vb)
       path.pop()
     }
-    // The same entries in another order: a Map iterates in insertion order, so it differs.
-    if (changes.length + suppressed.length === found && !sameValue(a, b)) emit('changed', a, b)
+    // A Map iterates in insertion order: the keys both hold, in another order, make it
+    // differ as a whole, whatever the entries did (and whatever a rule hid in them).
+    const order = (m: Map<PathPart, unknown>, other: Map<PathPart, unknown>): PathPart[] =>
+      [...m.keys()].filter((k) => other.has(k))
+    const oa = order(ka, kb)
+    const ob = order(kb, ka)
+    if (oa.some((k, i) => k !== ob[i])) emit('changed', a, b)
   }
 
   const walkArrays = (a: readonly unknown[], b: readonly unknown[]): void => {

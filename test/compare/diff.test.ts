@@ -278,6 +278,35 @@ describe("diffValues: typed JSON is walked as the user's data", () => {
     expect(diffValues(a, b).changes).toEqual([{ path: '$', kind: 'changed', recorded: a, local: b }])
   })
 
+  it('a reordered Map differs as a whole also when a rule hides a change in one of its entries', () => {
+    const a = stored({
+      bySku: new Map([
+        ['A', 1],
+        ['B', 2],
+      ]),
+    })
+    const b = stored({
+      bySku: new Map([
+        ['B', 2.001],
+        ['A', 1],
+      ]),
+    })
+    const d = diffValues(a, b, compileRules({ tolerance: { '$.bySku.*': 0.01 } }))
+    expect(d.suppressed.map((s) => s.path)).toEqual(['$.bySku.B'])
+    expect(d.changes.map((c) => [c.path, c.kind])).toEqual([['$.bySku', 'changed']])
+    const ignored = diffValues(a, b, compileRules({ ignore: ['$.bySku.B'] }))
+    expect(ignored.changes.map((c) => c.path)).toEqual(['$.bySku'])
+    // An entry added or changed in place is not a reorder.
+    const c = stored({
+      bySku: new Map([
+        ['A', 1],
+        ['C', 3],
+        ['B', 2.5],
+      ]),
+    })
+    expect(diffValues(a, c).changes.map((x) => x.path)).toEqual(['$.bySku.B', '$.bySku.C'])
+  })
+
   it('an output that became undefined is one change at the root, not `$t` added and every key dropped', () => {
     const d = diffValues(stored({ orderId: 'o-1', total: 3 }), stored(undefined))
     expect(d.changes).toEqual([
