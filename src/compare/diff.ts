@@ -6,6 +6,7 @@
  * Pure: rules and the clock come in as parameters. Every difference a rule hides is
  * returned as `suppressed` with its reason, never dropped.
  */
+import { compact } from '../codec/display.js'
 import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
 import { isRedactionToken } from './redacted.js'
 import { isArrayTag, type Shape, shapeOf, typedArrayOf, typedElement } from './typed.js'
@@ -268,29 +269,35 @@ export function diffValues(
   const walkArrays = (a: readonly unknown[], b: readonly unknown[]): void => {
     const keyed = hasRules ? rules.arrayKeys.find((k) => matchPath(k.pattern.segments, path)) : undefined
     if (keyed !== undefined) {
-      const identity = (v: unknown): string | undefined =>
-        isObject(v) && Object.hasOwn(v, keyed.field) ? JSON.stringify(v[keyed.field]) : undefined
-      const ids = (arr: readonly unknown[]): Map<string, unknown> | undefined => {
-        const m = new Map<string, unknown>()
-        for (const v of arr) {
-          const id = identity(v)
-          if (id === undefined || m.has(id)) return undefined
-          m.set(id, v)
+      // The identity is the field as the user's object holds it (through the wrapper of an
+      // object with its own `$t` key), named as a diff line shows it (`id=1n`).
+      const identity = (v: unknown): { id: string; label: string } | undefined => {
+        const s = shapeOf(v)
+        if (s.kind !== 'object' || !Object.hasOwn(s.fields, keyed.field)) return undefined
+        const field = s.fields[keyed.field]
+        return { id: JSON.stringify(field) ?? 'undefined', label: `${keyed.field}=${compact(field)}` }
+      }
+      const ids = (arr: readonly unknown[]): Map<string, { label: string; item: unknown }> | undefined => {
+        const m = new Map<string, { label: string; item: unknown }>()
+        for (const item of arr) {
+          const key = identity(item)
+          if (key === undefined || m.has(key.id)) return undefined
+          m.set(key.id, { label: key.label, item })
         }
         return m
       }
       const ma = ids(a)
       const mb = ids(b)
       if (ma !== undefined && mb !== undefined) {
-        for (const [id, va] of ma) {
-          path.push(`${keyed.field}=${id}`)
-          walk(va, mb.get(id))
+        for (const [id, ea] of ma) {
+          path.push(ea.label)
+          walk(ea.item, mb.get(id)?.item)
           path.pop()
         }
-        for (const [id, vb] of mb) {
+        for (const [id, eb] of mb) {
           if (ma.has(id)) continue
-          path.push(`${keyed.field}=${id}`)
-          walk(undefined, vb)
+          path.push(eb.label)
+          walk(undefined, eb.item)
           path.pop()
         }
         return

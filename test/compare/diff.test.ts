@@ -449,6 +449,19 @@ describe('diffValues: arrayKeys', () => {
     ])
   })
 
+  it("reads the identity from the user's objects, and names it as a diff line shows it", () => {
+    const byId = compileRules({ arrayKeys: { '$.items': 'id' } })
+    const items = (q: number) => [
+      { id: 1, $t: 'promo', qty: 1 },
+      { id: 2, qty: 2 },
+      { id: 3, qty: q },
+    ]
+    const d = diffValues(stored({ items: items(3) }), stored({ items: items(4).reverse() }), byId)
+    expect(d.changes).toEqual([{ path: '$.items["id=3"].qty', kind: 'changed', recorded: 3, local: 4 }])
+    const big = diffValues(stored({ items: [{ id: 1n, q: 1 }] }), stored({ items: [{ id: 1n, q: 2 }] }), byId)
+    expect(big.changes.map((c) => c.path)).toEqual(['$.items["id=1n"].q'])
+  })
+
   it('falls back to positions when an item has no identity or a duplicate one', () => {
     const d = diffValues(
       {
