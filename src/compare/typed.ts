@@ -49,7 +49,9 @@ function keyedEntries(pairs: readonly (readonly [unknown, unknown])[]): Map<Path
     if (typeof k !== 'string' && !(typeof k === 'number' && Number.isFinite(k))) return null
     if (spelled.has(String(k))) return null
     spelled.add(String(k))
-    out.set(k, v)
+    // A path's index is a whole number from 0 (`$.m[3]`): other number keys are named by
+    // how they are written (`$.m["-1"]`, `$.m["0.5"]`), so the path parses back.
+    out.set(typeof k === 'number' && Number.isSafeInteger(k) && k >= 0 ? k : String(k), v)
   }
   return out
 }

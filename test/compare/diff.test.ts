@@ -254,6 +254,26 @@ describe("diffValues: typed JSON is walked as the user's data", () => {
     ])
   })
 
+  it('names a Map entry whose number key is no index by how the key is written, in a path that parses', () => {
+    const a = stored({
+      m: new Map([
+        [-1, 'x'],
+        [0.5, 'y'],
+        [2, 'z'],
+      ]),
+    })
+    const b = stored({
+      m: new Map([
+        [-1, 'X'],
+        [0.5, 'Y'],
+        [2, 'Z'],
+      ]),
+    })
+    expect(diffValues(a, b).changes.map((c) => c.path)).toEqual(['$.m["-1"]', '$.m["0.5"]', '$.m[2]'])
+    const rules = compileRules({ ignore: ['$.m["-1"]', '$.m["0.5"]', '$.m[2]'] })
+    expect(diffValues(a, b, rules).changes).toEqual([])
+  })
+
   it('a Map whose keys are not strings or numbers is walked as [key, value] pairs', () => {
     const d = diffValues(
       stored({ m: new Map([[new Date(0), 'a']]) }),
