@@ -84,8 +84,21 @@ const binaryNames: Readonly<Record<string, string>> = {
 
 /** The bytes a well-formed binary tag holds; undefined for any other node. */
 function binaryBytes(o: Record<string, unknown>): Uint8Array | undefined {
-  return typeof o.$t === 'string' && Object.hasOwn(binaryNames, o.$t) ? strictBase64(o.v) : undefined
+  return typeof o.$t === 'string' && Object.hasOwn(binaryNames, o.$t) && isContainer(o)
+    ? strictBase64(o.v)
+    : undefined
 }
+
+/**
+ * A tag with `$t` and `v` and nothing else, as the codec writes a Set, a Map, binary data
+ * and a wrapped object. Anything more or less is shown as the object it is, as the diff
+ * compares it (src/compare/typed.ts), so two that differ never read the same.
+ */
+function isContainer(o: Record<string, unknown>): boolean {
+  return Object.hasOwn(o, 'v') && Object.keys(o).length === 2
+}
+
+const isPlainObject = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 const hex = (byte: number): string => byte.toString(16).padStart(2, '0')
 
@@ -115,7 +128,7 @@ function tagText(o: Record<string, unknown>): string | undefined {
       return 'undefined'
     // A malformed typed-array or binary tag is shown as the object it is, as decode reads it.
     case 'typedarray': {
-      const a = typedArrayFrom(o.k, v)
+      const a = Object.keys(o).length === 3 ? typedArrayFrom(o.k, v) : undefined
       return a === undefined ? undefined : typedArrayText(fieldText(o.k), a)
     }
     case 'buffer':
@@ -183,7 +196,7 @@ export function compact(value: unknown, max = 160): string {
       put(visibleLine(tagged))
       return
     }
-    if (o.$t === 'map') {
+    if (o.$t === 'map' && isContainer(o) && Array.isArray(o.v)) {
       const entries = mapEntries(o.v)
       if (entries === undefined) {
         put('Map')
@@ -200,12 +213,12 @@ export function compact(value: unknown, max = 160): string {
       put('}')
       return
     }
-    if (o.$t === 'set') {
+    if (o.$t === 'set' && isContainer(o) && Array.isArray(o.v)) {
       put('Set')
       walk(o.v)
       return
     }
-    if (o.$t === 'obj') {
+    if (o.$t === 'obj' && isContainer(o) && isPlainObject(o.v)) {
       walk(o.v)
       return
     }
@@ -294,7 +307,8 @@ export function pretty(value: unknown): string {
       return
     }
     // Every element, not the first maxElements: a unified diff shows the line that changed.
-    const elements = o.$t === 'typedarray' ? typedArrayFrom(o.k, o.v) : undefined
+    const elements =
+      o.$t === 'typedarray' && Object.keys(o).length === 3 ? typedArrayFrom(o.k, o.v) : undefined
     if (elements !== undefined) {
       const kind = fieldText(o.k)
       const cells: string[] = []
@@ -307,7 +321,7 @@ export function pretty(value: unknown): string {
       parts.push(visibleLine(tagged))
       return
     }
-    if (o.$t === 'map' && mapEntries(o.v) !== undefined) {
+    if (o.$t === 'map' && isContainer(o) && mapEntries(o.v) !== undefined) {
       list('Map {', '}', mapEntries(o.v)!, (e) => {
         const [k, item] = e as [unknown, unknown]
         walk(k, inner)
@@ -316,11 +330,11 @@ export function pretty(value: unknown): string {
       })
       return
     }
-    if ((o.$t === 'set' || o.$t === 'map') && Array.isArray(o.v)) {
+    if ((o.$t === 'set' || o.$t === 'map') && isContainer(o) && Array.isArray(o.v)) {
       list(o.$t === 'set' ? 'Set [' : 'Map [', ']', o.v, (x) => walk(x, inner))
       return
     }
-    if (o.$t === 'obj' && typeof o.v === 'object' && o.v !== null) {
+    if (o.$t === 'obj' && isContainer(o) && isPlainObject(o.v)) {
       walk(o.v, indent)
       return
     }

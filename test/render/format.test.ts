@@ -1,7 +1,7 @@
 /** The one-line rendering of typed-JSON tags (`show`, diffs, replay messages). */
 import { describe, expect, it } from 'vitest'
 import { decodeRaw, encode } from '../../src/codec/index.js'
-import { compact } from '../../src/render/format.js'
+import { compact, pretty } from '../../src/render/format.js'
 
 /** What `show` prints of a recorded value. */
 const shown = (v: unknown, max?: number): string => compact(decodeRaw(encode(v)), max)
@@ -43,5 +43,23 @@ describe('compact: binary values', () => {
     ]) {
       expect(compact(tag)).toBe(JSON.stringify(tag))
     }
+  })
+
+  it('shows a tag with a field too many or a container that holds no container as the object it is', () => {
+    for (const tag of [
+      { $t: 'typedarray', k: 'Float32Array', v: 'AACAPwAAAEA=', x: 1 },
+      { $t: 'buffer', v: 'AQ==', x: 1 },
+      { $t: 'obj' },
+      { $t: 'obj', v: 5 },
+      { $t: 'set', v: 'abc' },
+      { $t: 'set', v: [1], x: 1 },
+      { $t: 'map', v: 5 },
+    ]) {
+      expect(compact(tag)).toBe(JSON.stringify(tag))
+      expect(pretty(tag)).toBe(JSON.stringify(tag, null, 2))
+    }
+    // Next to the well-formed tag it resembles, it reads differently.
+    const real = decodeRaw(encode(new Float32Array([1, 2])))
+    expect(compact(real)).toBe('Float32Array(2)[1,2]')
   })
 })
