@@ -120,8 +120,9 @@ export function shapeOf(v: unknown): Shape {
       return { kind: 'map', pairs, keyed: keyedEntries(pairs) }
     }
     case 'obj':
-      // The codec wraps an object only when it has its own `$t` key.
-      return plainObject(inner) && Object.hasOwn(inner, TAG) ? { kind: 'object', fields: inner } : leaf
+      // The codec wraps an object that has its own `$t` key; when that key holds a function
+      // or a Symbol it is not written, and the wrapper holds the other fields.
+      return plainObject(inner) ? { kind: 'object', fields: inner } : leaf
     default:
       return leaf
   }

@@ -347,6 +347,14 @@ describe("diffValues: typed JSON is walked as the user's data", () => {
     expect(d.changes).toEqual([{ path: '$.o.n', kind: 'changed', recorded: 1, local: 2 }])
   })
 
+  it('reads through the wrapper of an object whose $t key held a function, which is not written', () => {
+    const o = (b: number) => stored({ o: { $t: () => 1, a: 1, b } })
+    expect(o(2)).toEqual({ o: { $t: 'obj', v: { a: 1, b: 2 } } })
+    expect(diffValues(o(2), o(3)).changes).toEqual([
+      { path: '$.o.b', kind: 'changed', recorded: 2, local: 3 },
+    ])
+  })
+
   it("compares a malformed tag from a stranger's file as one value", () => {
     const three = { $t: 'set', v: 3 }
     const four = { $t: 'set', v: 4 }
