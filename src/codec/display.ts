@@ -387,6 +387,17 @@ export function commonTail(a: string, b: string, head = 0): number {
   return tail
 }
 
+/**
+ * How many characters `s` holds as people count them: a surrogate pair (an emoji) is one.
+ * A string with no surrogate is counted without a loop over it.
+ */
+export function characterCount(s: string): number {
+  if (!/[\ud800-\udfff]/.test(s)) return s.length
+  let n = 0
+  for (let i = 0; i < s.length; i = charEnd(s, i)) n++
+  return n
+}
+
 /** `n` with thousands separators, as every count people read is written. */
 export function count(n: number): string {
   return n.toLocaleString('en-US')
@@ -473,10 +484,12 @@ export function changedPair(recorded: unknown, local: unknown, max: number): Pai
   const fits = (s: string): boolean => s.length + 2 <= max && quotedInner(s).length + 2 <= max
   if (fits(recorded) && fits(local)) return { recorded: compact(recorded, max), local: compact(local, max) }
   const at = commonHead(recorded, local)
+  const position = characterCount(recorded.slice(0, at)) + 1
+  const [rn, ln] = [characterCount(recorded), characterCount(local)]
   const where =
-    recorded.length === local.length
-      ? `at character ${count(at + 1)} of ${count(recorded.length)}`
-      : `at character ${count(at + 1)}; ${count(recorded.length)} → ${count(local.length)} characters`
+    rn === ln
+      ? `at character ${count(position)} of ${count(rn)}`
+      : `at character ${count(position)}; ${count(rn)} → ${count(ln)} characters`
   const [r, l] = windowPair(recorded, local, at, max)
   return { recorded: r, local: l, at: where }
 }

@@ -6,6 +6,7 @@ export {
   brief,
   briefPair,
   changedPair,
+  characterCount,
   commonHead,
   commonTail,
   compact,

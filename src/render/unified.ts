@@ -3,7 +3,7 @@ import { formatPatch, structuredPatch } from 'diff'
 import type { RecordChain } from '../bundle/types.js'
 import { readPayload } from '../compare/scene.js'
 import type { RecordResult } from '../replay/engine.js'
-import { commonHead, commonTail, count, pretty, visible } from './format.js'
+import { characterCount, commonHead, commonTail, count, pretty, visible } from './format.js'
 import type { Theme } from './theme.js'
 
 /** Longest one unified diff may take, from its start, before it gives up (C5 in bench/). */
@@ -178,7 +178,7 @@ export function foldLine(line: string): string {
   if (/[\uDC00-\uDFFF]/.test(line.charAt(head))) head--
   let tail = line.length - keep
   if (/[\uDC00-\uDFFF]/.test(line.charAt(tail))) tail++
-  return `${line.slice(0, head)} … (${count(tail - head)} characters) … ${line.slice(tail)}`
+  return `${line.slice(0, head)} … (${count(characterCount(line.slice(head, tail)))} characters) … ${line.slice(tail)}`
 }
 
 const mib = (n: number): string =>

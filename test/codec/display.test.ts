@@ -137,6 +137,13 @@ describe('changedPair: two long strings that differ', () => {
     expect(p.at).toBe('at character 1,001 of 2,001')
   })
 
+  it('counts an emoji as one character, where the difference is and in the lengths', () => {
+    const a = `${'😀'.repeat(499)}😁`
+    const b = '😀'.repeat(500)
+    expect(changedPair(a, b, 40).at).toBe('at character 500 of 500')
+    expect(changedPair(`${a}!`, b, 40).at).toBe('at character 500; 501 → 500 characters')
+  })
+
   it('says both lengths when they differ', () => {
     expect(changedPair('z'.repeat(200), `${'z'.repeat(200)}!`, 30).at).toBe(
       'at character 201; 200 → 201 characters',

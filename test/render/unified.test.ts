@@ -116,6 +116,12 @@ describe('unified diff lines', () => {
       )
     }
   })
+
+  it('counts the characters it folds away with an emoji as one', () => {
+    const folded = foldLine(`+${'\u{1F600}'.repeat(2000)}`)
+    const kept = [...folded.replace(/ … \(.*\) … /, '')].length
+    expect(folded).toContain(`(${(2001 - kept).toLocaleString('en-US')} characters)`)
+  })
 })
 
 describe('unified diff of a small change in a long line', () => {
