@@ -127,16 +127,24 @@ function within(table: readonly (readonly [number, number])[], code: number): bo
   return false
 }
 
+const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' })
+
+/** An emoji drawn as a picture: with VS16 (✔️), joined (👨‍👩‍👧), or a flag's two letters. */
+const EMOJI_SEQUENCE = /\ufe0f|\u200d|[\u{1f1e6}-\u{1f1ff}]{2}/u
+
 /**
  * Columns `text` takes in a terminal (text already made visible, so no control characters):
- * 日本語 is six, not three. A small East Asian Width table, enough to line up columns.
+ * 日本語 is six, not three. A small East Asian Width table, enough to line up columns, read
+ * by user-perceived character: a character with its combining marks takes the columns of
+ * its first code point, and an emoji sequence (👍🏽, ✔️, 👨‍👩‍👧) two, as terminals draw it.
  */
 export function displayWidth(text: string): number {
   let width = 0
-  for (const ch of text) {
-    const code = ch.codePointAt(0)!
-    if (within(ZERO_WIDTH, code)) continue
-    width += within(WIDE, code) ? 2 : 1
+  for (const { segment } of graphemes.segment(text)) {
+    const code = segment.codePointAt(0)!
+    if (segment.length > 1 && EMOJI_SEQUENCE.test(segment)) width += 2
+    else if (within(ZERO_WIDTH, code)) continue
+    else width += within(WIDE, code) ? 2 : 1
   }
   return width
 }

@@ -31,6 +31,14 @@ describe('displayWidth', () => {
     expect(displayWidth('orde\u0301r')).toBe(5)
     expect(padEndColumns('日本', 6)).toBe('日本  ')
   })
+
+  it('counts an emoji sequence as the two columns a terminal draws it in', () => {
+    expect(displayWidth('\u{1f468}\u200d\u{1f469}\u200d\u{1f467}')).toBe(2)
+    expect(displayWidth('\u{1f44d}\u{1f3fd} ok')).toBe(5)
+    expect(displayWidth('\u2714\ufe0f')).toBe(2)
+    expect(displayWidth('\u{1f1ef}\u{1f1f5}')).toBe(2)
+    expect(displayWidth('\u2714')).toBe(1)
+  })
 })
 
 describe('renderRecordList', () => {
