@@ -10,6 +10,7 @@ import { hostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import type { CaptureWrite, EffectRow, RecordUnit } from '../bundle/types.js'
 import {
+  compilePath,
   type EncodeLimits,
   encode,
   PayloadError,
@@ -295,6 +296,11 @@ function shown(value: unknown): string {
   return `(a ${typeof value})`
 }
 
+/** The redaction rule that stands in for rules that cannot be used: every payload whole. */
+function redactEverything(): boolean {
+  return true
+}
+
 /**
  * Checks the host's options. A value that cannot be meant (NaN from an unset environment
  * variable, a negative size, a timer longer than node allows, an empty path) is reported
@@ -331,6 +337,27 @@ function checkedOptions(
   if (Array.isArray(rules)) redact = rules as RedactRule[]
   else if (typeof rules === 'string' || typeof rules === 'function') redact = [rules as RedactRule]
   else if (rules !== undefined) bad('redact', rules, 'it must be a list of rules; no extra rules used')
+  // A rule that cannot be used was meant to hide something, and what it names cannot be
+  // told: every payload is redacted whole rather than let that secret through.
+  let unusable = false
+  for (const rule of redact) {
+    if (typeof rule === 'function') continue
+    let problem: string
+    if (typeof rule === 'string') {
+      try {
+        compilePath(rule)
+        continue
+      } catch (err) {
+        problem = `is not a path: ${thrownMessage(err)}`
+      }
+    } else problem = 'is neither a path nor a function'
+    unusable = true
+    report(
+      'E_OPTIONS',
+      `recorder option redact: rule ${shown(rule)} ${problem}; every payload is recorded redacted whole until it is fixed`,
+    )
+  }
+  if (unusable) redact = [redactEverything]
   let path: string | undefined
   const p: unknown = options.path
   if (
@@ -457,11 +484,23 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const build = o.build ?? null
   const sampled = keySampler(o.sample)
   const limits: EncodeLimits = { maxBytes: o.maxPayloadBytes, maxDepth: 512 }
-  const redactor = new Redactor({
-    rules: o.redact,
-    defaults: o.redactDefaults !== false,
-    ...(o.redactKey !== undefined ? { key: o.redactKey } : {}),
-  })
+  const redactorOf = (rules: RedactRule[]): Redactor =>
+    new Redactor({
+      rules,
+      defaults: o.redactDefaults !== false,
+      ...(o.redactKey !== undefined ? { key: o.redactKey } : {}),
+    })
+  let redactor: Redactor
+  try {
+    redactor = redactorOf(o.redact)
+  } catch (err) {
+    report(
+      'E_OPTIONS',
+      `recorder option redact cannot be used (${thrownMessage(err)}); every payload is recorded redacted whole`,
+      err,
+    )
+    redactor = redactorOf([redactEverything])
+  }
   const ids = o.ids ?? (() => newRecordId(clock()))
   /** Tags this recorder's records in the shared storage. */
   const owner = {}

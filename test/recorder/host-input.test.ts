@@ -179,6 +179,27 @@ describe('options that cannot be meant', () => {
     expect(readBundle(path).captures[0]!.input).not.toContain('4111')
   })
 
+  it('a redaction rule that cannot be used is reported, never thrown, and every payload is redacted whole', async () => {
+    const { path, recorder, errors } = testRecorder({
+      redact: ['$..[', '$.a.', 5 as unknown as string, '$.customer.phone'],
+    })
+    const s = recorder.stage('s', (x: unknown) => x)
+    await expect(
+      recorder.record('k', () => s({ customer: { phone: '555-0100' }, note: 'call 555-0199' })),
+    ).resolves.toEqual({ customer: { phone: '555-0100' }, note: 'call 555-0199' })
+    await recorder.close()
+    expect(errors.map((e) => e.code)).toEqual(['E_OPTIONS', 'E_OPTIONS', 'E_OPTIONS'])
+    expect(errors[0]!.message).toMatch(
+      /^recorder option redact: rule "\$\.\.\[" is not a path: .*; every payload is recorded redacted whole until it is fixed$/,
+    )
+    expect(errors[2]!.message).toBe(
+      'recorder option redact: rule 5 is neither a path nor a function; every payload is recorded redacted whole until it is fixed',
+    )
+    const bundle = readBundle(path)
+    expect(bundle.captures.map((c) => [c.input, c.output])).toEqual([['"[redacted]"', '"[redacted]"']])
+    expect(bundle.manifest.redaction).toMatchObject({ rules: ['fn:redactEverything', 'defaults'] })
+  })
+
   it('a short redactKey is used, and the host told it can be guessed', async () => {
     const { path, recorder, errors } = testRecorder({ redactKey: 'short' })
     const s = recorder.stage('s', (x: unknown) => x)
