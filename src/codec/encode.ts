@@ -301,3 +301,12 @@ export function unrecordedMarker(err: PayloadError | RedactionFailed): string {
   if (err instanceof PayloadError && err.size !== undefined) marker.size = err.size
   return JSON.stringify(marker)
 }
+
+/**
+ * The marker stored for a value that was not there yet when its record ended: the output
+ * of a stage, or the result of an async effect, still running then. What it gives later is
+ * not recorded (the record has gone to the writer).
+ */
+export function unfinishedMarker(message: string): string {
+  return JSON.stringify({ [TAG]: 'unrecorded', reason: 'unfinished', message })
+}

@@ -18,6 +18,7 @@ import {
   Redactor,
   type RedactRule,
   thrownMessage,
+  unfinishedMarker,
   unrecordedMarker,
 } from '../codec/index.js'
 import { isThenable } from '../thenable.js'
@@ -71,7 +72,9 @@ export interface RecorderStats {
   /**
    * Calls that ran but could not be recorded: a stage called outside any record (with no
    * `key` option, or one that gave no key), or after its record had ended; `ctx.now()`,
-   * `ctx.random()` or `ctx.effect()` called after its stage returned.
+   * `ctx.random()` or `ctx.effect()` called after its stage returned or its record ended.
+   * A stage still running when its record ends is captured, its output recorded as an
+   * `unfinished` marker.
    */
   unrecorded: number
   /**
@@ -180,6 +183,10 @@ interface ActiveRecord {
   bytes: number
   /** Its function has settled: later calls in its context are not recorded. */
   ended: boolean
+  /** Its captures whose stage has not settled yet, with when each started (elapsed()). */
+  running: Map<CaptureWrite, number>
+  /** Its async effects not settled yet. */
+  pending: Set<EffectRow>
 }
 
 const errorLimitMs = 10_000
@@ -588,6 +595,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   /** Counts `rec`'s encoded bytes in; drops the oldest open records past `maxOpenBytes`. */
   function grow(rec: ActiveRecord, bytes: number): void {
+    // An ended record's bytes have left the open count already.
+    if (rec.ended) return
     rec.bytes += bytes
     openBytes += bytes
     if (openBytes <= o.maxOpenBytes) return
@@ -607,6 +616,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       c.effects = []
     }
     rec.captures = []
+    rec.running.clear()
+    rec.pending.clear()
     rec.shed = n
     rec.shedCounted = n
     openBytes -= rec.bytes
@@ -619,6 +630,31 @@ export function createRecorder(options: RecorderOptions): Recorder {
     )
   }
 
+  /**
+   * A record ends when its function settles, and goes to the writer whole: a stage or an
+   * async effect it started and did not wait for is recorded as unfinished (a marker, not
+   * "returned nothing"), and what it gives later is not recorded.
+   */
+  function markUnfinished(rec: ActiveRecord): void {
+    if (rec.running.size > 0) {
+      const now = elapsed()
+      let first: string | undefined
+      for (const [capture, t0] of rec.running) {
+        first ??= capture.stage
+        capture.output = unfinishedMarker(`stage ${capture.stage} was still running when its record ended`)
+        capture.durationMs = Math.round((now - t0) * 1000) / 1000
+      }
+      rec.running.clear()
+      tell(
+        'E_STAGE_UNFINISHED',
+        `record ${rec.key} ended while stage ${first} was still running (a call it did not wait for); its output is recorded as unfinished`,
+      )
+    }
+    for (const row of rec.pending)
+      row.result = unfinishedMarker(`effect ${row.name} was still running when its record ended`)
+    rec.pending.clear()
+  }
+
   function finishRecord(rec: ActiveRecord, status: 'ok' | 'error', error: unknown): void {
     if (!rec.sampled || rec.ended) return
     rec.ended = true
@@ -626,6 +662,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     openBytes -= rec.bytes
     rec.bytes = 0
     try {
+      if (rec.shed === 0) markUnfinished(rec)
       // A shed record is not built at all: it is dropped whatever happens next.
       const unit = rec.shed > 0 ? undefined : unitOf(rec, status, error)
       const n = rec.captures.length + rec.shed - rec.shedCounted
@@ -699,6 +736,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       shedCounted: 0,
       bytes: 0,
       ended: false,
+      running: new Map(),
+      pending: new Set(),
     })
     let rec: ActiveRecord
     try {
@@ -762,10 +801,12 @@ export function createRecorder(options: RecorderOptions): Recorder {
   function recordedContext(rec: ActiveRecord, capture: CaptureWrite, call: { ended: boolean }): StageContext {
     const late = (what: string): boolean => {
       if (rec.shed > 0) return true
-      if (!call.ended) return false
+      if (!call.ended && !rec.ended) return false
       unrecorded(
         'E_LATE_CALL',
-        `stage ${capture.stage} called ctx.${what} after it had returned (from a timer or a promise it left running); not recorded`,
+        call.ended
+          ? `stage ${capture.stage} called ctx.${what} after it had returned (from a timer or a promise it left running); not recorded`
+          : `stage ${capture.stage} called ctx.${what} after its record (key ${rec.key}) had ended (the record did not wait for the stage); not recorded`,
       )
       return true
     }
@@ -827,16 +868,22 @@ export function createRecorder(options: RecorderOptions): Recorder {
         if (isThenable(out, false)) {
           // Replay hands back a promise only where production got one.
           row.kind = 'async-effect'
+          rec.pending.add(row)
+          // Once the record has ended the row is on its way to the writer, marked unfinished.
           return Promise.resolve(out).then(
             (v) => {
-              if (rec.shed === 0) {
+              if (rec.shed === 0 && !rec.ended) {
+                rec.pending.delete(row)
                 row.result = safeEncode(v)
                 grow(rec, row.result.length)
               }
               return v
             },
             (err: unknown) => {
-              row.error = describeError(err, stacks)
+              if (!rec.ended) {
+                rec.pending.delete(row)
+                row.error = describeError(err, stacks)
+              }
               throw err
             },
           ) as T
@@ -863,6 +910,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       if (!shedding && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
         rec.shed = rec.captures.length
         rec.captures = []
+        rec.running.clear()
+        rec.pending.clear()
         openBytes -= rec.bytes
         rec.bytes = 0
         shedding = true
@@ -884,6 +933,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         rec.captures.push(capture)
         grow(rec, 128 + capture.input.length)
         t0 = elapsed()
+        rec.running.set(capture, t0)
       }
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a capture: ${thrownMessage(err)}`, err)
@@ -891,7 +941,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
     const call = { ended: false }
     const done = (ok: boolean, value: unknown): void => {
       call.ended = true
-      if (capture === undefined || rec.shed > 0) return
+      // Ended first, the record has gone to the writer with this capture marked unfinished.
+      if (capture === undefined || rec.shed > 0 || rec.ended) return
+      rec.running.delete(capture)
       try {
         capture.durationMs = Math.round((elapsed() - t0) * 1000) / 1000
         if (ok) capture.output = safeEncode(value)

@@ -257,6 +257,58 @@ describe('calls the recorder cannot record', () => {
   })
 })
 
+describe('stages and effects a record did not wait for', () => {
+  it('are recorded as unfinished, their later calls counted as unrecorded, and they hold no memory after the record ends', async () => {
+    const { path, recorder, errors } = testRecorder({ maxOpenBytes: 100_000 })
+    const slow = recorder.stage('slow', async (x: number, ctx) => {
+      await tick(5)
+      ctx.now()
+      return 'o'.repeat(30_000) + x
+    })
+    const fetchLater = recorder.stage('fetch', (x: number, ctx) => {
+      void ctx.effect('http.get', { x }, () => tick(5).then(() => 'b'.repeat(30_000)))
+      return x
+    })
+    const fast = recorder.stage('fast', (x: number) => x)
+    for (let i = 0; i < 4; i++) {
+      let running: Promise<string> = Promise.resolve('')
+      await recorder.record(`fire:${i}`, () => {
+        running = slow(i)
+        return fetchLater(i)
+      })
+      await expect(running).resolves.toBe(`${'o'.repeat(30_000)}${i}`)
+      await tick(10)
+    }
+    for (let i = 0; i < 5; i++) await recorder.record(`ok:${i}`, () => fast(i))
+    await recorder.close()
+    // Nothing is open, so nothing is shed; each late ctx.now() is counted once.
+    expect(recorder.stats()).toMatchObject({ captured: 13, written: 13, dropped: 0, unrecorded: 4 })
+    expect(errors.map((e) => e.code).sort()).toEqual(['E_LATE_CALL', 'E_STAGE_UNFINISHED'])
+    const bundle = readBundle(path)
+    expect(bundle.records.map((r) => r.key).sort()).toEqual([
+      'fire:0',
+      'fire:1',
+      'fire:2',
+      'fire:3',
+      'ok:0',
+      'ok:1',
+      'ok:2',
+      'ok:3',
+      'ok:4',
+    ])
+    const unfinished = { $t: 'unrecorded', reason: 'unfinished' }
+    for (const c of bundle.captures.filter((c) => c.stage === 'slow')) {
+      expect(JSON.parse(c.output!)).toMatchObject(unfinished)
+      expect(c.error).toBeNull()
+      expect(c.effects).toEqual([])
+    }
+    for (const c of bundle.captures.filter((c) => c.stage === 'fetch')) {
+      expect(c.effects).toHaveLength(1)
+      expect(JSON.parse(c.effects[0]!.result!)).toMatchObject(unfinished)
+    }
+  })
+})
+
 describe('a bundle path that comes and goes', () => {
   it('a bundle moved away (log rotation) is recorded into anew at its path, nothing lost', async () => {
     const dir = tempDir()
