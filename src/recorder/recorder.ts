@@ -1054,8 +1054,17 @@ export function createRecorder(options: RecorderOptions): Recorder {
   process.on('beforeExit', onBeforeExit)
   process.on('exit', onExit)
 
-  async function close(): Promise<void> {
-    if (closed) return
+  /**
+   * Every call gets the one close: a host that closes from a signal handler and again in a
+   * `finally` must not exit before the flush the first one started.
+   */
+  let closing: Promise<void> | undefined
+  function close(): Promise<void> {
+    closing ??= closeOnce()
+    return closing
+  }
+
+  async function closeOnce(): Promise<void> {
     closed = true
     process.off('beforeExit', onBeforeExit)
     process.off('exit', onExit)

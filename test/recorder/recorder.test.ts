@@ -541,6 +541,17 @@ describe('close', () => {
     expect(readBundle(path).records.map((r) => r.key)).toEqual(['before'])
   })
 
+  it('a second close() called while the first runs returns only once everything is written', async () => {
+    const { path, recorder } = testRecorder({ flushIntervalMs: 60_000 })
+    const s = recorder.stage('s', (n: number) => ({ n, pad: 'p'.repeat(200) }))
+    for (let i = 0; i < 500; i++) await recorder.record(`k:${i}`, () => s(i))
+    const first = recorder.close()
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ captured: 500, written: 500, dropped: 0 })
+    expect(readBundle(path).records).toHaveLength(500)
+    await first
+  })
+
   it('flush() makes everything captured so far readable by another connection', async () => {
     const { path, recorder } = testRecorder({ flushIntervalMs: 60_000 })
     const s = recorder.stage('s', (n: number) => n)
