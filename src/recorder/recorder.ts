@@ -294,7 +294,7 @@ interface CheckedOptions {
   random: (() => number) | undefined
   ids: (() => string) | undefined
   recordStacks: boolean | undefined
-  origin: { host?: string; pid?: number } | undefined
+  origin: { host?: string; pid?: number }
 }
 
 function shown(value: unknown): string {
@@ -365,6 +365,15 @@ function checkedOptions(
     )
   }
   if (unusable) redact = [redactEverything]
+  const origin: { host?: string; pid?: number } = {}
+  const from: unknown = options.origin
+  if (from !== null && typeof from === 'object') {
+    const { host, pid } = from as Record<string, unknown>
+    if (typeof host === 'string') origin.host = host
+    else if (host !== undefined) bad('origin.host', host, 'it must be a string; using the host name')
+    if (typeof pid === 'number' && Number.isSafeInteger(pid)) origin.pid = pid
+    else if (pid !== undefined) bad('origin.pid', pid, "it must be a whole number; using this process's pid")
+  } else if (from !== undefined) bad('origin', from, 'it must be {host, pid}; using this process')
   let path: string | undefined
   const p: unknown = options.path
   if (
@@ -415,7 +424,7 @@ function checkedOptions(
     random: fn('random', options.random),
     ids: fn('ids', options.ids),
     recordStacks: options.recordStacks,
-    origin: options.origin,
+    origin,
   }
 }
 
@@ -486,8 +495,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const elapsed = userClock !== undefined ? clock : () => performance.now()
   const stacks = o.recordStacks === true
   const random = o.random ?? Math.random
-  const host = o.origin?.host ?? hostname()
-  const pid = o.origin?.pid ?? process.pid
+  const host = o.origin.host ?? hostname()
+  const pid = o.origin.pid ?? process.pid
   const build = o.build ?? null
   const sampled = keySampler(o.sample)
   const limits: EncodeLimits = { maxBytes: o.maxPayloadBytes, maxDepth: 512 }

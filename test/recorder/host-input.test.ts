@@ -6,6 +6,7 @@
  * throws into the host.
  */
 import { mkdirSync, renameSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { readBundle } from '../helpers/bundle-db.js'
@@ -157,6 +158,24 @@ describe('options that cannot be meant', () => {
       expect(warnings).toEqual([])
     } finally {
       process.off('warning', onWarning)
+    }
+  })
+
+  it('an origin whose host is not a string or whose pid is not a whole number is reported, and this process is recorded', async () => {
+    for (const origin of [{ host: 42 }, { pid: {} }, { pid: Number.NaN }, 'web-1']) {
+      const { path, recorder, errors } = testRecorder({
+        path: join(tempDir(), 'b-{host}-{pid}.sqlite'),
+        origin: origin as unknown as { host?: string; pid?: number },
+      })
+      const s = recorder.stage('s', (x: number) => x * 2)
+      await expect(recorder.record('k', () => s(2))).resolves.toBe(4)
+      await recorder.close()
+      expect(errors.map((e) => e.code)).toEqual(['E_OPTIONS'])
+      expect(recorder.stats()).toMatchObject({ written: 1, dropped: 0 })
+      const file = path
+        .replace('{host}', hostname().replace(/[^\w.-]/g, '_'))
+        .replace('{pid}', String(process.pid))
+      expect(readBundle(file).records.map((r) => [r.host, r.pid])).toEqual([[hostname(), process.pid]])
     }
   })
 
