@@ -665,8 +665,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
   }
 
   function finishRecord(rec: ActiveRecord, status: 'ok' | 'error', error: unknown): void {
-    if (!rec.sampled || rec.ended) return
+    if (rec.ended) return
+    // A record sampled out ends too: a keyed stage called from it later starts its own.
     rec.ended = true
+    if (!rec.sampled) return
     openRecs.delete(rec)
     openBytes -= rec.bytes
     rec.bytes = 0
@@ -987,6 +989,16 @@ export function createRecorder(options: RecorderOptions): Recorder {
     )
   }
 
+  /** A stage call in a record sampled out: runs as usual, counted as sampledOut. */
+  function passthrough<I, O>(rec: ActiveRecord, name: string, fn: StageFn<I, O>, input: I): Promise<O> {
+    stats.sampledOut++
+    try {
+      return Promise.resolve(fn(input, passthroughContext(rec, name)))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
   function stage<I, O>(
     nameArg: string,
     fn: StageFn<I, O>,
@@ -1012,6 +1024,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
           }
           if (key !== undefined) return record(key, () => wrapped(input))
         }
+        // Its record was sampled out: it would not have been recorded in it either.
+        if (rec !== undefined && !rec.sampled) return passthrough(rec, name, fn, input)
         // A key function that failed has been reported already.
         if (keyOf !== undefined && rec === undefined) stats.unrecorded++
         else
@@ -1027,14 +1041,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           return Promise.reject(err)
         }
       }
-      if (!rec.sampled) {
-        stats.sampledOut++
-        try {
-          return Promise.resolve(fn(input, passthroughContext(rec, name)))
-        } catch (err) {
-          return Promise.reject(err)
-        }
-      }
+      if (!rec.sampled) return passthrough(rec, name, fn, input)
       return callRecorded(rec, name, fn, input)
     }
     return wrapped
