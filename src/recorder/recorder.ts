@@ -54,7 +54,10 @@ export interface StageOptions<I> {
 }
 
 export interface RecordOptions {
-  /** Continue a record begun in another process (propagate `current().recordId`). */
+  /**
+   * Continue a record begun in another process (propagate `current().recordId`). A key
+   * sampled out takes no id, so the `''` a record sampled out hands out is passed on freely.
+   */
   recordId?: string
 }
 
@@ -721,7 +724,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   function record<T>(keyArg: string, fn: () => T | Promise<T>, opts?: RecordOptions): Promise<T> {
     const key = nameText(keyArg, 'unprintable key')
-    const givenId = opts?.recordId === undefined ? undefined : continuedId(opts.recordId, key)
+    const keep = sampled(key)
+    // A record sampled out takes no id: the one a process that sampled the same key out
+    // passes on (current().recordId, '') is not a mistake to report.
+    const givenId = opts?.recordId === undefined || !keep ? undefined : continuedId(opts.recordId, key)
     const current = openRecordOf(owner)
     if (
       current !== undefined &&
@@ -752,7 +758,6 @@ export function createRecorder(options: RecorderOptions): Recorder {
     })
     let rec: ActiveRecord
     try {
-      const keep = sampled(key)
       rec = fresh(givenId ?? (keep ? nameText(ids(), 'unprintable id') : ''), keep)
       if (keep) openRecs.add(rec)
     } catch (err) {

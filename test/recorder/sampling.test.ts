@@ -87,3 +87,32 @@ describe('a record sampled out', () => {
     expect(bundle.captures.map((c) => c.stage)).toEqual(['job'])
   })
 })
+
+describe('a record continued in another service', () => {
+  it('is recorded under the upstream id when sampled in; an id passed on from a record sampled out is not reported', async () => {
+    const up = testRecorder({ sample: 0.5 })
+    const down = testRecorder({ sample: 0.5 })
+    const a = up.recorder.stage('a', (x: number) => x)
+    const b = down.recorder.stage('b', (x: number) => x)
+    const sent: [string, string][] = []
+    for (let i = 0; i < 20; i++)
+      await up.recorder.record(`k${i}`, async () => {
+        await a(i)
+        sent.push([`k${i}`, up.recorder.current()!.recordId])
+      })
+    for (const [key, recordId] of sent) await down.recorder.record(key, () => b(1), { recordId })
+    await up.recorder.close()
+    await down.recorder.close()
+    const kept = sent.filter(([, id]) => id !== '')
+    expect(kept.length).toBeGreaterThan(0)
+    expect(kept.length).toBeLessThan(20)
+    expect(down.errors).toEqual([])
+    expect(down.recorder.stats()).toMatchObject({
+      errors: 0,
+      written: kept.length,
+      sampledOut: 20 - kept.length,
+    })
+    const ids = readBundle(down.path).records.map((r) => [r.key, r.id])
+    expect(ids.sort()).toEqual(kept.sort())
+  })
+})
