@@ -146,7 +146,10 @@ export interface RecorderOptions {
   clock?: () => number
   /** Random source (default Math.random), for deterministic recordings. */
   random?: () => number
-  /** Record id source (default: time-ordered random ids). */
+  /**
+   * Record id source (default: time-ordered random ids). Each id must be a string of 1 to
+   * 256 characters, unique to its record; one that is not is reported and replaced.
+   */
   ids?: () => string
   /**
    * Record error stacks (default false): they hold absolute paths of the machine and
@@ -520,7 +523,29 @@ export function createRecorder(options: RecorderOptions): Recorder {
     )
     redactor = redactorOf([redactEverything])
   }
-  const ids = o.ids ?? (() => newRecordId(clock()))
+  const userIds = o.ids
+  /**
+   * A new record's id. One the ids option gives that cannot be an id (empty, which would
+   * merge every record into one, too long, not a string, or thrown) is told once, and a
+   * generated id stands in.
+   */
+  const ids = (): string => {
+    if (userIds === undefined) return newRecordId(clock())
+    let v: unknown
+    try {
+      v = userIds()
+    } catch (err) {
+      v = err
+    }
+    if (typeof v === 'string' && v.length > 0 && v.length <= 256) return v
+    report(
+      'E_OPTIONS',
+      'the ids option gave something other than a string of 1 to 256 characters; a generated id is used instead',
+      undefined,
+      'E_OPTIONS:ids',
+    )
+    return newRecordId(clock())
+  }
   /** Tags this recorder's records in the shared storage. */
   const owner = {}
   /** Sampled records not yet ended, oldest first, and the bytes their captures hold. */
@@ -758,7 +783,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     })
     let rec: ActiveRecord
     try {
-      rec = fresh(givenId ?? (keep ? nameText(ids(), 'unprintable id') : ''), keep)
+      rec = fresh(givenId ?? (keep ? ids() : ''), keep)
       if (keep) openRecs.add(rec)
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a record: ${thrownMessage(err)}`, err)

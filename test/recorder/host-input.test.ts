@@ -179,6 +179,31 @@ describe('options that cannot be meant', () => {
     }
   })
 
+  it('an ids option that gives no usable id is reported, and each record gets a generated id', async () => {
+    const given: (() => string)[] = [
+      () => '',
+      () => 'x'.repeat(300),
+      () => 42 as unknown as string,
+      () => {
+        throw new Error('id service down')
+      },
+    ]
+    for (const ids of given) {
+      const { path, recorder, errors } = testRecorder({ ids })
+      const s = recorder.stage('s', (x: number) => x * 2)
+      await expect(recorder.record('k1', () => s(1))).resolves.toBe(2)
+      await expect(recorder.record('k2', () => s(2))).resolves.toBe(4)
+      await recorder.close()
+      expect(errors.map((e) => e.message)).toEqual([
+        'the ids option gave something other than a string of 1 to 256 characters; a generated id is used instead',
+      ])
+      expect(recorder.stats()).toMatchObject({ written: 2, sampledOut: 0, dropped: 0 })
+      const records = readBundle(path).records
+      expect(records.map((r) => r.key)).toEqual(['k1', 'k2'])
+      for (const r of records) expect(r.id).toMatch(/^[0-9A-Z]{26}$/)
+    }
+  })
+
   it('a path that names no file records nothing and says so', async () => {
     for (const bad of ['', ':memory:', 'a\0b.sqlite']) {
       const { recorder, errors } = testRecorder({ path: bad })
