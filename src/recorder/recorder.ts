@@ -277,6 +277,24 @@ function describeThrown(err: unknown, withStack: boolean): string {
   return JSON.stringify({ name: 'NonError', message: message.slice(0, 4096) })
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * A record id given as bytes (a message header): its UTF-8 text, or `x'<hex>'` when the
+ * bytes are not UTF-8 text or hold control characters (a binary trace id), as readers of
+ * the bundle name a BLOB of such bytes. Decoding with replacement characters would give
+ * different ids the same text, and merge their records.
+ */
+function bytesId(bytes: Uint8Array): string {
+  try {
+    const text = strictUtf8.decode(bytes)
+    if (!/[\u0000-\u001f\u007f]/.test(text)) return text
+  } catch {
+    // Not UTF-8: named by its bytes.
+  }
+  return `x'${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}'`
+}
+
 function expandPath(pattern: string, host: string, pid: number): string {
   return pattern.replaceAll('{pid}', String(pid)).replaceAll('{host}', host.replace(/[^\w.-]/g, '_'))
 }
@@ -737,8 +755,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     if (typeof value === 'string') id = value
     else if (typeof value === 'number' && Number.isFinite(value)) id = String(value)
     else if (typeof value === 'bigint') id = String(value)
-    else if (value instanceof Uint8Array)
-      id = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
+    else if (value instanceof Uint8Array) id = bytesId(value)
     if (id !== undefined && id.length > 0 && id.length <= 256) return id
     report(
       'E_RECORD_ID',

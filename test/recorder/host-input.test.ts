@@ -92,6 +92,33 @@ describe('record ids from another process', () => {
   })
 })
 
+describe('record ids given as bytes', () => {
+  it('that are not UTF-8 text are named by their hex, so different ids never merge', async () => {
+    const { path, recorder, errors } = testRecorder()
+    const s = recorder.stage('s', (x: string) => x)
+    const given: [string, Uint8Array][] = [
+      ['order:A', Buffer.from('ff00112233445566778899aabbccddee', 'hex')],
+      ['order:B', Buffer.from('fe00112233445566778899aabbccddee', 'hex')],
+      ['order:C', Buffer.from('0011223344556677', 'hex')],
+      ['order:D', new Uint8Array(Buffer.from('caf\u00e9-01HX'))],
+    ]
+    for (const [key, id] of given)
+      await recorder.record(key, () => s(key), { recordId: id as unknown as string })
+    await recorder.close()
+    expect(errors).toEqual([])
+    const bundle = readBundle(path)
+    expect(bundle.records.map((r) => [r.key, r.id]).sort()).toEqual([
+      ['order:A', "x'ff00112233445566778899aabbccddee'"],
+      ['order:B', "x'fe00112233445566778899aabbccddee'"],
+      ['order:C', "x'0011223344556677'"],
+      ['order:D', 'caf\u00e9-01HX'],
+    ])
+    expect(bundle.captures.map((c) => [c.record_id, c.input]).sort()).toEqual(
+      bundle.records.map((r) => [r.id, JSON.stringify(r.key)]).sort(),
+    )
+  })
+})
+
 describe('a record with more captures than maxQueue', () => {
   it('is taken whole when nothing else is waiting', async () => {
     const { path, recorder } = testRecorder({ maxQueue: 100, flushIntervalMs: 60_000 })
