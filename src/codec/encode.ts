@@ -73,6 +73,9 @@ function isPlain(
         throw new PayloadError('too-deep', `payload nests deeper than ${maxDepth} levels`)
       if (seen.includes(value)) throw new PayloadError('cyclic', 'payload is cyclic')
       if (Array.isArray(value)) {
+        // An array that says how to serialise itself (a subclass or an own toJSON) is written
+        // as what that gives, which only the tagged walk redacts.
+        if (Object.getPrototypeOf(value) !== Array.prototype || hasToJSON(value)) return false
         seen.push(value)
         for (let i = 0; i < value.length; i++) {
           if (!isPlain(value[i], depth + 1, maxDepth, seen, redactor)) return false
@@ -96,6 +99,14 @@ function isPlain(
       return false
   }
 }
+
+/** Whether `obj` says how to serialise itself, as `JSON.stringify` asks. */
+function hasToJSON(obj: object): boolean {
+  return typeof (obj as { toJSON?: unknown }).toJSON === 'function'
+}
+
+/** The path segment a Map key itself is walked at, its parts below it. */
+const mapKeyPart = '<key>'
 
 /**
  * The tag of a binary value (Buffer, a typed array, ArrayBuffer, SharedArrayBuffer,
@@ -182,7 +193,7 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
   if (primitive !== obj) return taggedValue(primitive, depth, cx)
   cx.seen.push(obj)
   try {
-    if (Array.isArray(obj)) {
+    if (Array.isArray(obj) && !hasToJSON(obj)) {
       const out: unknown[] = new Array(obj.length)
       for (let i = 0; i < obj.length; i++) {
         cx.path.push(i)
@@ -195,11 +206,12 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     if (obj instanceof Map) {
       const entries: unknown[] = []
       for (const [k, v] of obj) {
+        // A key may be an object holding a secret as much as a value may.
+        cx.path.push(mapKeyPart)
+        const key = toTagged(k, depth + 1, cx)
+        cx.path.pop()
         cx.path.push(mapKeySegment(k))
-        entries.push([
-          toTagged(k, depth + 1, { ...cx, redactor: undefined }),
-          toTagged(v, depth + 1, cx) ?? null,
-        ])
+        entries.push([key, toTagged(v, depth + 1, cx) ?? null])
         cx.path.pop()
       }
       return { [TAG]: 'map', v: entries }
@@ -222,8 +234,8 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     }
     // As JSON.stringify does: a value that says how to serialise itself (URL, decimal and
     // date-library types, ORM documents) is recorded as that, not as its private fields.
-    const toJSON = (obj as { toJSON?: unknown }).toJSON
-    if (typeof toJSON === 'function') {
+    if (hasToJSON(obj)) {
+      const toJSON = (obj as { toJSON: (key: string) => unknown }).toJSON
       return toTagged(toJSON.call(obj, String(cx.path.at(-1) ?? '')), depth + 1, cx)
     }
     const out: Record<string, unknown> = {}

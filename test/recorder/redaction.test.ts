@@ -190,3 +190,36 @@ describe('redaction at capture time', () => {
     expect(countBytes(path, options.redactKey)).toBe(0)
   })
 })
+
+describe('secrets in places JSON.stringify alone would write', () => {
+  it('are redacted inside Map keys and in what an array says it serialises to', async () => {
+    const { path, recorder } = testRecorder()
+    class Creds extends Array<string> {
+      toJSON() {
+        return { user: this[0], password: this[1] }
+      }
+    }
+    const ownToJSON = Object.assign(['x'], { toJSON: () => ({ apiKey: 'CANARY-ARRAY-OWN-TOJSON-3c' }) })
+    const s = recorder.stage('s', (x: unknown) => x)
+    await recorder.record('k', () =>
+      s({
+        byUser: new Map([[{ user: 'me', password: 'CANARY-MAP-KEY-PASSWORD-1a' }, 'x']]),
+        creds: Creds.from(['me', 'CANARY-ARRAY-SUBCLASS-TOJSON-2b']),
+        ownToJSON,
+      }),
+    )
+    await recorder.close()
+    for (const canary of [
+      'CANARY-MAP-KEY-PASSWORD-1a',
+      'CANARY-ARRAY-SUBCLASS-TOJSON-2b',
+      'CANARY-ARRAY-OWN-TOJSON-3c',
+    ])
+      expect(countBytes(path, canary)).toBe(0)
+    const input = decode(readBundle(path).captures[0]!.input) as Record<string, unknown>
+    expect([...(input.byUser as Map<unknown, unknown>).keys()]).toEqual([
+      { user: 'me', password: '[redacted]' },
+    ])
+    expect(input.creds).toEqual({ user: 'me', password: '[redacted]' })
+    expect(input.ownToJSON).toEqual({ apiKey: '[redacted]' })
+  })
+})
