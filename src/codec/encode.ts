@@ -18,6 +18,7 @@
  * `JSON.stringify` writes it. Only values that need tags or redaction pay for the slower
  * tagged copy.
  */
+import { types } from 'node:util'
 import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
 import { unboxed } from './boxed.js'
 import { RedactionFailed, type Redactor, thrownMessage } from './redact.js'
@@ -121,8 +122,9 @@ function binaryTag(obj: object): Record<string, string> | undefined {
     const v = typedArrayToBase64(obj, kind)
     return v === undefined ? undefined : { [TAG]: 'typedarray', k: kind, v }
   }
-  if (obj instanceof ArrayBuffer) return { [TAG]: 'arraybuffer', v: bufferToBase64(obj) }
-  if (obj instanceof SharedArrayBuffer) return { [TAG]: 'sharedarraybuffer', v: bufferToBase64(obj) }
+  // By their internal slot: one made in another realm (a vm context) is not `instanceof`.
+  if (types.isArrayBuffer(obj)) return { [TAG]: 'arraybuffer', v: bufferToBase64(obj) }
+  if (types.isSharedArrayBuffer(obj)) return { [TAG]: 'sharedarraybuffer', v: bufferToBase64(obj) }
   return undefined
 }
 

@@ -7,6 +7,7 @@
  * (an HMAC of the value), so joins and comparisons still work on redacted data.
  */
 import { createHmac } from 'node:crypto'
+import { types } from 'node:util'
 import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
 import { unboxed } from './boxed.js'
 import { compilePath, matchPath, type PathPart, type PathPattern } from './json-path.js'
@@ -322,8 +323,8 @@ function canonical(v: unknown, seen: object[]): string {
     const kind = typedArrayKind(v) ?? 'DataView'
     return `${kind}:${typedArrayToBase64(v, kind) ?? viewToBase64(v)}`
   }
-  if (v instanceof ArrayBuffer) return `arraybuffer:${bufferToBase64(v)}`
-  if (v instanceof SharedArrayBuffer) return `sharedarraybuffer:${bufferToBase64(v)}`
+  if (types.isArrayBuffer(v)) return `arraybuffer:${bufferToBase64(v)}`
+  if (types.isSharedArrayBuffer(v)) return `sharedarraybuffer:${bufferToBase64(v)}`
   const primitive = unboxed(v)
   if (primitive !== v) return canonical(primitive, seen)
   if (v instanceof Error) return `error:${JSON.stringify([v.name, v.message])}`

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import { decode } from '../../src/codec/index.js'
 import type { StageContext } from '../../src/index.js'
@@ -500,6 +501,36 @@ describe('unrecordable payloads', () => {
     expect(errors).toHaveLength(1)
     expect(errors[0]!.code).toBe('E_REDACT')
     expect(errors[0]!.message).toContain('rule bug')
+  })
+})
+
+describe('binary values made in another realm', () => {
+  it('an ArrayBuffer or SharedArrayBuffer from a vm context is recorded with its bytes, and redacted by them', async () => {
+    const { path, recorder } = testRecorder({ redact: ['$.blobs[*]'], redactKey: 'k'.repeat(32) })
+    const foreign = (source: string) => runInNewContext(source) as ArrayBuffer
+    const s = recorder.stage('s', (x: unknown) => x)
+    await recorder.record('k', () =>
+      s({
+        ab: foreign('new Uint8Array([1, 2, 3, 4]).buffer'),
+        sab: foreign('const b = new SharedArrayBuffer(2); new Uint8Array(b).set([9, 8]); b'),
+        blobs: [
+          foreign('new Uint8Array([5]).buffer'),
+          foreign('new Uint8Array([6]).buffer'),
+          new Uint8Array([5]).buffer,
+        ],
+      }),
+    )
+    await recorder.close()
+    const input = decoded(readBundle(path).captures[0]!.input) as Record<string, unknown>
+    expect(input.ab).toBeInstanceOf(ArrayBuffer)
+    expect([...new Uint8Array(input.ab as ArrayBuffer)]).toEqual([1, 2, 3, 4])
+    expect(input.sab).toBeInstanceOf(SharedArrayBuffer)
+    expect([...new Uint8Array(input.sab as SharedArrayBuffer)]).toEqual([9, 8])
+    // Equality-preserving tokens tell the buffers apart by their bytes, whatever their realm.
+    const [five, six, localFive] = input.blobs as string[]
+    expect(five).toMatch(/^\[redacted:/)
+    expect(five).not.toBe(six)
+    expect(five).toBe(localFive)
   })
 })
 
