@@ -223,3 +223,31 @@ describe('secrets in places JSON.stringify alone would write', () => {
     expect(input.ownToJSON).toEqual({ apiKey: '[redacted]' })
   })
 })
+
+describe('default secret names as hosts spell them', () => {
+  it('redacts plural, short and dotted spellings, and keeps keys that only hold the letters', async () => {
+    const { path, recorder } = testRecorder()
+    const secrets: Record<string, unknown> = {
+      accessTokens: ['CANARY-NAMES-ACCESS-TOKENS'],
+      auth: { user: 'me', pass: 'CANARY-NAMES-AUTH-PASS' },
+      passphrase: 'CANARY-NAMES-PASSPHRASE',
+      pinNumber: 'CANARY-NAMES-PIN-NUMBER',
+      sessionIds: ['CANARY-NAMES-SESSION-IDS'],
+      totpCode: 'CANARY-NAMES-TOTP',
+      privKey: 'CANARY-NAMES-PRIV-KEY',
+      dbPass: 'CANARY-NAMES-DB-PASS',
+      ccNumber: 'CANARY-NAMES-CC-NUMBER',
+      cardNo: 'CANARY-NAMES-CARD-NO',
+      'api.key': 'CANARY-NAMES-API-DOT-KEY',
+      cvv2: 'CANARY-NAMES-CVV2',
+    }
+    const ordinary = { spin: 3, backspin: 1, cvVersion: 'v2', cv_count: 4, cvCutoff: 0.5, pinCode: '560001' }
+    const s = recorder.stage('s', (x: unknown) => x)
+    await recorder.record('k', () => s({ ...secrets, ...ordinary }))
+    await recorder.close()
+    expect(countBytes(path, 'CANARY-NAMES-')).toBe(0)
+    const input = decode(readBundle(path).captures[0]!.input) as Record<string, unknown>
+    for (const key of Object.keys(secrets)) expect(input[key], key).toBe('[redacted]')
+    expect(input).toMatchObject(ordinary)
+  })
+})
