@@ -313,6 +313,33 @@ describe('records', () => {
     expect(down.captures.map((c) => [c.record_id, c.stage])).toEqual([[handoff!.recordId, 'b']])
   })
 
+  it('a record continued by a recorder sharing the file is ordered as it ran, whichever part was written first', async () => {
+    let now = 1_000
+    const clock = () => now
+    const upstream = testRecorder({ clock, flushIntervalMs: 60_000 })
+    const downstream = testRecorder({ path: upstream.path, clock, flushIntervalMs: 60_000 })
+    const ingest = upstream.recorder.stage('ingest', (n: number) => n + 1)
+    const compute = downstream.recorder.stage('compute', (n: number) => n * 10)
+    let id = ''
+    const mid = await upstream.recorder.record('k', async () => {
+      const v = await ingest(1)
+      id = upstream.recorder.current()!.recordId
+      return v
+    })
+    now = 2_000
+    await downstream.recorder.record('k', () => compute(mid), { recordId: id })
+    // The part that ran second is written first.
+    await downstream.recorder.flush()
+    await upstream.recorder.close()
+    await downstream.recorder.close()
+    const bundle = readBundle(upstream.path)
+    expect(bundle.records.map((r) => [r.id, r.started_at])).toEqual([[id, 1_000]])
+    expect(bundle.captures.map((c) => [c.seq, c.stage, c.started_at])).toEqual([
+      [0, 'ingest', 1_000],
+      [1, 'compute', 2_000],
+    ])
+  })
+
   it('current() is undefined outside a record and follows the record across awaits', async () => {
     const { recorder } = testRecorder({ ids: () => 'REC-FIXED' })
     expect(recorder.current()).toBeUndefined()
