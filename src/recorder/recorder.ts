@@ -138,7 +138,11 @@ export interface RecorderOptions {
   maxOpenBytes?: number
   /** Largest payload recorded; larger ones become a marker with their size (default 1 MiB). */
   maxPayloadBytes?: number
-  /** Longest `close()` waits for the last writes (default 5,000 ms). */
+  /**
+   * Longest `close()` waits for the last writes (default 5,000 ms). A writer still waiting
+   * then on a lock another connection holds is given up to 1 s more to stop, so that nothing
+   * it was writing lands after close() has counted it as dropped.
+   */
   closeTimeoutMs?: number
   /** Told of absorbed problems, at most once per code every 10 s. */
   onError?: (err: RecorderError) => void
