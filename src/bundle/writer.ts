@@ -35,6 +35,7 @@ function applyPragmas(db: Db, fresh: boolean, journal: 'wal' | 'delete', busyTim
 export class BundleWriter {
   private readonly insertRecord: Database.Statement
   private readonly nextSeq: Database.Statement
+  private readonly renumber: Database.Statement
   private readonly insertCapture: Database.Statement
   private readonly insertEffect: Database.Statement
   private readonly upsertExpectation: Database.Statement
@@ -51,13 +52,22 @@ export class BundleWriter {
     this.insertRecord = db.prepare(
       `INSERT INTO records (id, key, started_at, ended_at, status, error, host, pid, build)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET ended_at = max(coalesce(ended_at, 0), coalesce(excluded.ended_at, 0)),
+       ON CONFLICT (id) DO UPDATE SET started_at = min(started_at, excluded.started_at),
+         ended_at = max(coalesce(ended_at, 0), coalesce(excluded.ended_at, 0)),
          status = CASE WHEN status = 'error' THEN status ELSE excluded.status END,
          error = CASE WHEN status = 'error' THEN error ELSE excluded.error END`,
     )
     // A record continued in this file (another process sharing it, `record(key, fn,
-    // { recordId })`): its captures go after the ones already there, in the order they ran.
+    // { recordId })`): its captures go after the ones already there, then the record's
+    // captures are numbered in the order they ran. The part committed later may have run
+    // first (its process flushed later); each part's own order breaks ties.
     this.nextSeq = db.prepare('SELECT max(seq) + 1 FROM captures WHERE record_id = ?').pluck()
+    this.renumber = db.prepare(
+      `UPDATE captures SET seq = ordered.n
+       FROM (SELECT id, row_number() OVER (ORDER BY started_at, seq, id) - 1 AS n
+             FROM captures WHERE record_id = ?) AS ordered
+       WHERE captures.id = ordered.id AND captures.seq <> ordered.n`,
+    )
     this.insertCapture = db.prepare(
       `INSERT INTO captures (record_id, seq, stage, attempt, input, output, error, started_at,
          duration_ms, build, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -102,6 +112,7 @@ export class BundleWriter {
             this.insertEffect.run(info.lastInsertRowid, e.seq, e.kind, e.name, e.args, e.result, e.error)
           }
         }
+        if (after > 0) this.renumber.run(r.id)
       }
       if (added.length > 0) setManifest.run('builds', JSON.stringify([...this.builds, ...added]))
       return added

@@ -18,6 +18,7 @@
  * `JSON.stringify` writes it. Only values that need tags or redaction pay for the slower
  * tagged copy.
  */
+import { types } from 'node:util'
 import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
 import { unboxed } from './boxed.js'
 import { RedactionFailed, type Redactor, thrownMessage } from './redact.js'
@@ -73,6 +74,9 @@ function isPlain(
         throw new PayloadError('too-deep', `payload nests deeper than ${maxDepth} levels`)
       if (seen.includes(value)) throw new PayloadError('cyclic', 'payload is cyclic')
       if (Array.isArray(value)) {
+        // An array that says how to serialise itself (a subclass or an own toJSON) is written
+        // as what that gives, which only the tagged walk redacts.
+        if (Object.getPrototypeOf(value) !== Array.prototype || hasToJSON(value)) return false
         seen.push(value)
         for (let i = 0; i < value.length; i++) {
           if (!isPlain(value[i], depth + 1, maxDepth, seen, redactor)) return false
@@ -97,6 +101,14 @@ function isPlain(
   }
 }
 
+/** Whether `obj` says how to serialise itself, as `JSON.stringify` asks. */
+function hasToJSON(obj: object): boolean {
+  return typeof (obj as { toJSON?: unknown }).toJSON === 'function'
+}
+
+/** The path segment a Map key itself is walked at, its parts below it. */
+const mapKeyPart = '<key>'
+
 /**
  * The tag of a binary value (Buffer, a typed array, ArrayBuffer, SharedArrayBuffer,
  * DataView); undefined for anything else, and for a typed-array kind not in the list.
@@ -110,8 +122,9 @@ function binaryTag(obj: object): Record<string, string> | undefined {
     const v = typedArrayToBase64(obj, kind)
     return v === undefined ? undefined : { [TAG]: 'typedarray', k: kind, v }
   }
-  if (obj instanceof ArrayBuffer) return { [TAG]: 'arraybuffer', v: bufferToBase64(obj) }
-  if (obj instanceof SharedArrayBuffer) return { [TAG]: 'sharedarraybuffer', v: bufferToBase64(obj) }
+  // By their internal slot: one made in another realm (a vm context) is not `instanceof`.
+  if (types.isArrayBuffer(obj)) return { [TAG]: 'arraybuffer', v: bufferToBase64(obj) }
+  if (types.isSharedArrayBuffer(obj)) return { [TAG]: 'sharedarraybuffer', v: bufferToBase64(obj) }
   return undefined
 }
 
@@ -182,7 +195,7 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
   if (primitive !== obj) return taggedValue(primitive, depth, cx)
   cx.seen.push(obj)
   try {
-    if (Array.isArray(obj)) {
+    if (Array.isArray(obj) && !hasToJSON(obj)) {
       const out: unknown[] = new Array(obj.length)
       for (let i = 0; i < obj.length; i++) {
         cx.path.push(i)
@@ -195,11 +208,12 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     if (obj instanceof Map) {
       const entries: unknown[] = []
       for (const [k, v] of obj) {
+        // A key may be an object holding a secret as much as a value may.
+        cx.path.push(mapKeyPart)
+        const key = toTagged(k, depth + 1, cx)
+        cx.path.pop()
         cx.path.push(mapKeySegment(k))
-        entries.push([
-          toTagged(k, depth + 1, { ...cx, redactor: undefined }),
-          toTagged(v, depth + 1, cx) ?? null,
-        ])
+        entries.push([key, toTagged(v, depth + 1, cx) ?? null])
         cx.path.pop()
       }
       return { [TAG]: 'map', v: entries }
@@ -222,8 +236,8 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     }
     // As JSON.stringify does: a value that says how to serialise itself (URL, decimal and
     // date-library types, ORM documents) is recorded as that, not as its private fields.
-    const toJSON = (obj as { toJSON?: unknown }).toJSON
-    if (typeof toJSON === 'function') {
+    if (hasToJSON(obj)) {
+      const toJSON = (obj as { toJSON: (key: string) => unknown }).toJSON
       return toTagged(toJSON.call(obj, String(cx.path.at(-1) ?? '')), depth + 1, cx)
     }
     const out: Record<string, unknown> = {}
@@ -300,4 +314,13 @@ export function unrecordedMarker(err: PayloadError | RedactionFailed): string {
   }
   if (err instanceof PayloadError && err.size !== undefined) marker.size = err.size
   return JSON.stringify(marker)
+}
+
+/**
+ * The marker stored for a value that was not there yet when its record ended: the output
+ * of a stage, or the result of an async effect, still running then. What it gives later is
+ * not recorded (the record has gone to the writer).
+ */
+export function unfinishedMarker(message: string): string {
+  return JSON.stringify({ [TAG]: 'unrecorded', reason: 'unfinished', message })
 }

@@ -13,6 +13,7 @@ export {
   PayloadError,
   type PayloadProblem,
   TAG,
+  unfinishedMarker,
   unrecordedMarker,
 } from './encode.js'
 export {

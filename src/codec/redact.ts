@@ -7,6 +7,7 @@
  * (an HMAC of the value), so joins and comparisons still work on redacted data.
  */
 import { createHmac } from 'node:crypto'
+import { types } from 'node:util'
 import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
 import { unboxed } from './boxed.js'
 import { compilePath, matchPath, type PathPart, type PathPattern } from './json-path.js'
@@ -18,15 +19,19 @@ export type RedactRule = string | RedactFn
 
 /**
  * Key names redacted wherever they appear unless the recorder is told otherwise. A key is
- * compared normalised: lower case, with `-`, `_` and spaces removed (`X-Api-Key` is
- * `xapikey`, `Secret_Key` is `secretkey`).
+ * compared normalised: lower case, with `-`, `_`, `.` and spaces removed (`X-Api-Key` is
+ * `xapikey`, `Secret_Key` is `secretkey`, `api.key` is `apikey`).
  *
  * - `anywhere`: words no ordinary key holds by chance, matched anywhere in the key
  *   (`dbPassword`, `passwordHash`, `clientSecret`, `creditCardNumber`); `secret` not as the
  *   start of `secretary`, `secretaries` or `secretariat`.
  * - `atEnd`: words that also occur inside ordinary words, matched as the whole key or its
- *   end (`accessToken`, `id_token`, `userPin`, `sessionId`; not `max_tokens`, `tokenCount`,
- *   `shipping`, `pinned`, or `pinCode`, a postal code in India).
+ *   end (`accessToken`, `id_token`, `accessTokens`, `sessionId`, `sessionIds`, `cardCvv`;
+ *   not `max_tokens`, `tokens`, `tokenCount` or `shipping`).
+ * - `lastWord`: matched as the last word of the key (`pin`, `userPin`, `dbPass`, `auth`,
+ *   `basicAuth`; not `spin`, `pinned`, `pinCode`, a postal code in India, or `passage`).
+ * - `anyWord`: matched as a word of the key, digits after it allowed (`cvv2`, `cvcCode`; not
+ *   `cvVersion` or `cv_count`).
  * - `word`: matched as a word of the key (split at `-`, `_`, spaces and case changes:
  *   `customer_ssn`, `otpCode`, `pwdHash`), or at the start or end of the normalised key
  *   (`ssnlast4`, `userotp`). The letters of `ssn` also sit across two ordinary words
@@ -45,14 +50,32 @@ export const defaultSecretNames = {
     'credential',
     'creditcard',
     'cardnumber',
+    'ccnumber',
+    'passphrase',
+    'passcode',
+    'privkey',
+    'pinnumber',
+  ],
+  atEnd: [
+    'token',
+    'accesstokens',
+    'refreshtokens',
+    'idtokens',
+    'authtokens',
+    'bearer',
+    'sessionid',
+    'sessionids',
+    'session',
+    'cardno',
     'cvv',
     'cvc',
   ],
-  atEnd: ['token', 'pin', 'bearer', 'sessionid', 'session'],
-  word: ['ssn', 'otp', 'jwt', 'pwd'],
+  lastWord: ['pin', 'pass', 'auth'],
+  anyWord: ['cvv', 'cvc'],
+  word: ['ssn', 'otp', 'totp', 'jwt', 'pwd'],
 } as const
 
-const normaliseKey = (key: string): string => key.toLowerCase().replace(/[-_ ]/g, '')
+const normaliseKey = (key: string): string => key.toLowerCase().replace(/[-_ .]/g, '')
 
 const secretAnywhere = new RegExp(
   defaultSecretNames.anywhere.map((w) => (w === 'secret' ? 'secret(?!ar(?:y|ies|iat))' : w)).join('|'),
@@ -78,9 +101,10 @@ const keyWords = (key: string): string[] =>
 const secretWordPattern = [
   ...defaultSecretNames.anywhere,
   ...defaultSecretNames.atEnd,
+  ...defaultSecretNames.lastWord,
   ...defaultSecretNames.word,
 ]
-  .map((word) => [...word].join('[-_ ]*'))
+  .map((word) => [...word].join('[-_ .]*'))
   .join('|')
 const secretWordAnywhere = new RegExp(secretWordPattern, 'iu')
 
@@ -90,8 +114,12 @@ export function isDefaultSecretKey(key: string): boolean {
   if (!secretWordAnywhere.test(key)) return false
   const n = normaliseKey(key)
   if (secretAnywhere.test(n) || secretAtEnd.test(n)) return true
+  const words = keyWords(key).filter((w) => w !== '')
+  const last = words.at(-1)
+  if (last !== undefined && (defaultSecretNames.lastWord as readonly string[]).includes(last)) return true
+  if (words.some((w) => (defaultSecretNames.anyWord as readonly string[]).includes(w.replace(/\d+$/, ''))))
+    return true
   if (!defaultSecretNames.word.some((w) => n.includes(w))) return false
-  const words = keyWords(key)
   return defaultSecretNames.word.some((w) => words.includes(w))
 }
 
@@ -322,8 +350,8 @@ function canonical(v: unknown, seen: object[]): string {
     const kind = typedArrayKind(v) ?? 'DataView'
     return `${kind}:${typedArrayToBase64(v, kind) ?? viewToBase64(v)}`
   }
-  if (v instanceof ArrayBuffer) return `arraybuffer:${bufferToBase64(v)}`
-  if (v instanceof SharedArrayBuffer) return `sharedarraybuffer:${bufferToBase64(v)}`
+  if (types.isArrayBuffer(v)) return `arraybuffer:${bufferToBase64(v)}`
+  if (types.isSharedArrayBuffer(v)) return `sharedarraybuffer:${bufferToBase64(v)}`
   const primitive = unboxed(v)
   if (primitive !== v) return canonical(primitive, seen)
   if (v instanceof Error) return `error:${JSON.stringify([v.name, v.message])}`

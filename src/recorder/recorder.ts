@@ -10,6 +10,7 @@ import { hostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import type { CaptureWrite, EffectRow, RecordUnit } from '../bundle/types.js'
 import {
+  compilePath,
   type EncodeLimits,
   encode,
   PayloadError,
@@ -17,6 +18,7 @@ import {
   Redactor,
   type RedactRule,
   thrownMessage,
+  unfinishedMarker,
   unrecordedMarker,
 } from '../codec/index.js'
 import { isThenable } from '../thenable.js'
@@ -52,7 +54,10 @@ export interface StageOptions<I> {
 }
 
 export interface RecordOptions {
-  /** Continue a record begun in another process (propagate `current().recordId`). */
+  /**
+   * Continue a record begun in another process (propagate `current().recordId`). A key
+   * sampled out takes no id, so the `''` a record sampled out hands out is passed on freely.
+   */
   recordId?: string
 }
 
@@ -70,7 +75,9 @@ export interface RecorderStats {
   /**
    * Calls that ran but could not be recorded: a stage called outside any record (with no
    * `key` option, or one that gave no key), or after its record had ended; `ctx.now()`,
-   * `ctx.random()` or `ctx.effect()` called after its stage returned.
+   * `ctx.random()` or `ctx.effect()` called after its stage returned or its record ended.
+   * A stage still running when its record ends is captured, its output recorded as an
+   * `unfinished` marker.
    */
   unrecorded: number
   /**
@@ -131,7 +138,11 @@ export interface RecorderOptions {
   maxOpenBytes?: number
   /** Largest payload recorded; larger ones become a marker with their size (default 1 MiB). */
   maxPayloadBytes?: number
-  /** Longest `close()` waits for the last writes (default 5,000 ms). */
+  /**
+   * Longest `close()` waits for the last writes (default 5,000 ms). A writer still waiting
+   * then on a lock another connection holds is given up to 1 s more to stop, so that nothing
+   * it was writing lands after close() has counted it as dropped.
+   */
   closeTimeoutMs?: number
   /** Told of absorbed problems, at most once per code every 10 s. */
   onError?: (err: RecorderError) => void
@@ -139,7 +150,10 @@ export interface RecorderOptions {
   clock?: () => number
   /** Random source (default Math.random), for deterministic recordings. */
   random?: () => number
-  /** Record id source (default: time-ordered random ids). */
+  /**
+   * Record id source (default: time-ordered random ids). Each id must be a string of 1 to
+   * 256 characters, unique to its record; one that is not is reported and replaced.
+   */
   ids?: () => string
   /**
    * Record error stacks (default false): they hold absolute paths of the machine and
@@ -179,6 +193,10 @@ interface ActiveRecord {
   bytes: number
   /** Its function has settled: later calls in its context are not recorded. */
   ended: boolean
+  /** Its captures whose stage has not settled yet, with when each started (elapsed()). */
+  running: Map<CaptureWrite, number>
+  /** Its async effects not settled yet. */
+  pending: Set<EffectRow>
 }
 
 const errorLimitMs = 10_000
@@ -263,6 +281,24 @@ function describeThrown(err: unknown, withStack: boolean): string {
   return JSON.stringify({ name: 'NonError', message: message.slice(0, 4096) })
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * A record id given as bytes (a message header): its UTF-8 text, or `x'<hex>'` when the
+ * bytes are not UTF-8 text or hold control characters (a binary trace id), as readers of
+ * the bundle name a BLOB of such bytes. Decoding with replacement characters would give
+ * different ids the same text, and merge their records.
+ */
+function bytesId(bytes: Uint8Array): string {
+  try {
+    const text = strictUtf8.decode(bytes)
+    if (!/[\u0000-\u001f\u007f]/.test(text)) return text
+  } catch {
+    // Not UTF-8: named by its bytes.
+  }
+  return `x'${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}'`
+}
+
 function expandPath(pattern: string, host: string, pid: number): string {
   return pattern.replaceAll('{pid}', String(pid)).replaceAll('{host}', host.replace(/[^\w.-]/g, '_'))
 }
@@ -286,13 +322,18 @@ interface CheckedOptions {
   random: (() => number) | undefined
   ids: (() => string) | undefined
   recordStacks: boolean | undefined
-  origin: { host?: string; pid?: number } | undefined
+  origin: { host?: string; pid?: number }
 }
 
 function shown(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value)
   return `(a ${typeof value})`
+}
+
+/** The redaction rule that stands in for rules that cannot be used: every payload whole. */
+function redactEverything(): boolean {
+  return true
 }
 
 /**
@@ -331,6 +372,36 @@ function checkedOptions(
   if (Array.isArray(rules)) redact = rules as RedactRule[]
   else if (typeof rules === 'string' || typeof rules === 'function') redact = [rules as RedactRule]
   else if (rules !== undefined) bad('redact', rules, 'it must be a list of rules; no extra rules used')
+  // A rule that cannot be used was meant to hide something, and what it names cannot be
+  // told: every payload is redacted whole rather than let that secret through.
+  let unusable = false
+  for (const rule of redact) {
+    if (typeof rule === 'function') continue
+    let problem: string
+    if (typeof rule === 'string') {
+      try {
+        compilePath(rule)
+        continue
+      } catch (err) {
+        problem = `is not a path: ${thrownMessage(err)}`
+      }
+    } else problem = 'is neither a path nor a function'
+    unusable = true
+    report(
+      'E_OPTIONS',
+      `recorder option redact: rule ${shown(rule)} ${problem}; every payload is recorded redacted whole until it is fixed`,
+    )
+  }
+  if (unusable) redact = [redactEverything]
+  const origin: { host?: string; pid?: number } = {}
+  const from: unknown = options.origin
+  if (from !== null && typeof from === 'object') {
+    const { host, pid } = from as Record<string, unknown>
+    if (typeof host === 'string') origin.host = host
+    else if (host !== undefined) bad('origin.host', host, 'it must be a string; using the host name')
+    if (typeof pid === 'number' && Number.isSafeInteger(pid)) origin.pid = pid
+    else if (pid !== undefined) bad('origin.pid', pid, "it must be a whole number; using this process's pid")
+  } else if (from !== undefined) bad('origin', from, 'it must be {host, pid}; using this process')
   let path: string | undefined
   const p: unknown = options.path
   if (
@@ -381,7 +452,7 @@ function checkedOptions(
     random: fn('random', options.random),
     ids: fn('ids', options.ids),
     recordStacks: options.recordStacks,
-    origin: options.origin,
+    origin,
   }
 }
 
@@ -452,17 +523,51 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const elapsed = userClock !== undefined ? clock : () => performance.now()
   const stacks = o.recordStacks === true
   const random = o.random ?? Math.random
-  const host = o.origin?.host ?? hostname()
-  const pid = o.origin?.pid ?? process.pid
+  const host = o.origin.host ?? hostname()
+  const pid = o.origin.pid ?? process.pid
   const build = o.build ?? null
   const sampled = keySampler(o.sample)
   const limits: EncodeLimits = { maxBytes: o.maxPayloadBytes, maxDepth: 512 }
-  const redactor = new Redactor({
-    rules: o.redact,
-    defaults: o.redactDefaults !== false,
-    ...(o.redactKey !== undefined ? { key: o.redactKey } : {}),
-  })
-  const ids = o.ids ?? (() => newRecordId(clock()))
+  const redactorOf = (rules: RedactRule[]): Redactor =>
+    new Redactor({
+      rules,
+      defaults: o.redactDefaults !== false,
+      ...(o.redactKey !== undefined ? { key: o.redactKey } : {}),
+    })
+  let redactor: Redactor
+  try {
+    redactor = redactorOf(o.redact)
+  } catch (err) {
+    report(
+      'E_OPTIONS',
+      `recorder option redact cannot be used (${thrownMessage(err)}); every payload is recorded redacted whole`,
+      err,
+    )
+    redactor = redactorOf([redactEverything])
+  }
+  const userIds = o.ids
+  /**
+   * A new record's id. One the ids option gives that cannot be an id (empty, which would
+   * merge every record into one, too long, not a string, or thrown) is told once, and a
+   * generated id stands in.
+   */
+  const ids = (): string => {
+    if (userIds === undefined) return newRecordId(clock())
+    let v: unknown
+    try {
+      v = userIds()
+    } catch (err) {
+      v = err
+    }
+    if (typeof v === 'string' && v.length > 0 && v.length <= 256) return v
+    report(
+      'E_OPTIONS',
+      'the ids option gave something other than a string of 1 to 256 characters; a generated id is used instead',
+      undefined,
+      'E_OPTIONS:ids',
+    )
+    return newRecordId(clock())
+  }
   /** Tags this recorder's records in the shared storage. */
   const owner = {}
   /** Sampled records not yet ended, oldest first, and the bytes their captures hold. */
@@ -549,6 +654,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   /** Counts `rec`'s encoded bytes in; drops the oldest open records past `maxOpenBytes`. */
   function grow(rec: ActiveRecord, bytes: number): void {
+    // An ended record's bytes have left the open count already.
+    if (rec.ended) return
     rec.bytes += bytes
     openBytes += bytes
     if (openBytes <= o.maxOpenBytes) return
@@ -568,6 +675,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       c.effects = []
     }
     rec.captures = []
+    rec.running.clear()
+    rec.pending.clear()
     rec.shed = n
     rec.shedCounted = n
     openBytes -= rec.bytes
@@ -580,13 +689,41 @@ export function createRecorder(options: RecorderOptions): Recorder {
     )
   }
 
+  /**
+   * A record ends when its function settles, and goes to the writer whole: a stage or an
+   * async effect it started and did not wait for is recorded as unfinished (a marker, not
+   * "returned nothing"), and what it gives later is not recorded.
+   */
+  function markUnfinished(rec: ActiveRecord): void {
+    if (rec.running.size > 0) {
+      const now = elapsed()
+      let first: string | undefined
+      for (const [capture, t0] of rec.running) {
+        first ??= capture.stage
+        capture.output = unfinishedMarker(`stage ${capture.stage} was still running when its record ended`)
+        capture.durationMs = Math.round((now - t0) * 1000) / 1000
+      }
+      rec.running.clear()
+      tell(
+        'E_STAGE_UNFINISHED',
+        `record ${rec.key} ended while stage ${first} was still running (a call it did not wait for); its output is recorded as unfinished`,
+      )
+    }
+    for (const row of rec.pending)
+      row.result = unfinishedMarker(`effect ${row.name} was still running when its record ended`)
+    rec.pending.clear()
+  }
+
   function finishRecord(rec: ActiveRecord, status: 'ok' | 'error', error: unknown): void {
-    if (!rec.sampled || rec.ended) return
+    if (rec.ended) return
+    // A record sampled out ends too: a keyed stage called from it later starts its own.
     rec.ended = true
+    if (!rec.sampled) return
     openRecs.delete(rec)
     openBytes -= rec.bytes
     rec.bytes = 0
     try {
+      if (rec.shed === 0) markUnfinished(rec)
       // A shed record is not built at all: it is dropped whatever happens next.
       const unit = rec.shed > 0 ? undefined : unitOf(rec, status, error)
       const n = rec.captures.length + rec.shed - rec.shedCounted
@@ -622,8 +759,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     if (typeof value === 'string') id = value
     else if (typeof value === 'number' && Number.isFinite(value)) id = String(value)
     else if (typeof value === 'bigint') id = String(value)
-    else if (value instanceof Uint8Array)
-      id = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
+    else if (value instanceof Uint8Array) id = bytesId(value)
     if (id !== undefined && id.length > 0 && id.length <= 256) return id
     report(
       'E_RECORD_ID',
@@ -634,7 +770,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   function record<T>(keyArg: string, fn: () => T | Promise<T>, opts?: RecordOptions): Promise<T> {
     const key = nameText(keyArg, 'unprintable key')
-    const givenId = opts?.recordId === undefined ? undefined : continuedId(opts.recordId, key)
+    const keep = sampled(key)
+    // A record sampled out takes no id: the one a process that sampled the same key out
+    // passes on (current().recordId, '') is not a mistake to report.
+    const givenId = opts?.recordId === undefined || !keep ? undefined : continuedId(opts.recordId, key)
     const current = openRecordOf(owner)
     if (
       current !== undefined &&
@@ -660,11 +799,12 @@ export function createRecorder(options: RecorderOptions): Recorder {
       shedCounted: 0,
       bytes: 0,
       ended: false,
+      running: new Map(),
+      pending: new Set(),
     })
     let rec: ActiveRecord
     try {
-      const keep = sampled(key)
-      rec = fresh(givenId ?? (keep ? nameText(ids(), 'unprintable id') : ''), keep)
+      rec = fresh(givenId ?? (keep ? ids() : ''), keep)
       if (keep) openRecs.add(rec)
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a record: ${thrownMessage(err)}`, err)
@@ -723,10 +863,12 @@ export function createRecorder(options: RecorderOptions): Recorder {
   function recordedContext(rec: ActiveRecord, capture: CaptureWrite, call: { ended: boolean }): StageContext {
     const late = (what: string): boolean => {
       if (rec.shed > 0) return true
-      if (!call.ended) return false
+      if (!call.ended && !rec.ended) return false
       unrecorded(
         'E_LATE_CALL',
-        `stage ${capture.stage} called ctx.${what} after it had returned (from a timer or a promise it left running); not recorded`,
+        call.ended
+          ? `stage ${capture.stage} called ctx.${what} after it had returned (from a timer or a promise it left running); not recorded`
+          : `stage ${capture.stage} called ctx.${what} after its record (key ${rec.key}) had ended (the record did not wait for the stage); not recorded`,
       )
       return true
     }
@@ -788,16 +930,22 @@ export function createRecorder(options: RecorderOptions): Recorder {
         if (isThenable(out, false)) {
           // Replay hands back a promise only where production got one.
           row.kind = 'async-effect'
+          rec.pending.add(row)
+          // Once the record has ended the row is on its way to the writer, marked unfinished.
           return Promise.resolve(out).then(
             (v) => {
-              if (rec.shed === 0) {
+              if (rec.shed === 0 && !rec.ended) {
+                rec.pending.delete(row)
                 row.result = safeEncode(v)
                 grow(rec, row.result.length)
               }
               return v
             },
             (err: unknown) => {
-              row.error = describeError(err, stacks)
+              if (!rec.ended) {
+                rec.pending.delete(row)
+                row.error = describeError(err, stacks)
+              }
               throw err
             },
           ) as T
@@ -824,6 +972,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       if (!shedding && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
         rec.shed = rec.captures.length
         rec.captures = []
+        rec.running.clear()
+        rec.pending.clear()
         openBytes -= rec.bytes
         rec.bytes = 0
         shedding = true
@@ -845,6 +995,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         rec.captures.push(capture)
         grow(rec, 128 + capture.input.length)
         t0 = elapsed()
+        rec.running.set(capture, t0)
       }
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a capture: ${thrownMessage(err)}`, err)
@@ -852,7 +1003,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
     const call = { ended: false }
     const done = (ok: boolean, value: unknown): void => {
       call.ended = true
-      if (capture === undefined || rec.shed > 0) return
+      // Ended first, the record has gone to the writer with this capture marked unfinished.
+      if (capture === undefined || rec.shed > 0 || rec.ended) return
+      rec.running.delete(capture)
       try {
         capture.durationMs = Math.round((elapsed() - t0) * 1000) / 1000
         if (ok) capture.output = safeEncode(value)
@@ -887,6 +1040,16 @@ export function createRecorder(options: RecorderOptions): Recorder {
     )
   }
 
+  /** A stage call in a record sampled out: runs as usual, counted as sampledOut. */
+  function passthrough<I, O>(rec: ActiveRecord, name: string, fn: StageFn<I, O>, input: I): Promise<O> {
+    stats.sampledOut++
+    try {
+      return Promise.resolve(fn(input, passthroughContext(rec, name)))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
   function stage<I, O>(
     nameArg: string,
     fn: StageFn<I, O>,
@@ -912,6 +1075,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
           }
           if (key !== undefined) return record(key, () => wrapped(input))
         }
+        // Its record was sampled out: it would not have been recorded in it either.
+        if (rec !== undefined && !rec.sampled) return passthrough(rec, name, fn, input)
         // A key function that failed has been reported already.
         if (keyOf !== undefined && rec === undefined) stats.unrecorded++
         else
@@ -927,14 +1092,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           return Promise.reject(err)
         }
       }
-      if (!rec.sampled) {
-        stats.sampledOut++
-        try {
-          return Promise.resolve(fn(input, passthroughContext(rec, name)))
-        } catch (err) {
-          return Promise.reject(err)
-        }
-      }
+      if (!rec.sampled) return passthrough(rec, name, fn, input)
       return callRecorded(rec, name, fn, input)
     }
     return wrapped
@@ -963,8 +1121,17 @@ export function createRecorder(options: RecorderOptions): Recorder {
   process.on('beforeExit', onBeforeExit)
   process.on('exit', onExit)
 
-  async function close(): Promise<void> {
-    if (closed) return
+  /**
+   * Every call gets the one close: a host that closes from a signal handler and again in a
+   * `finally` must not exit before the flush the first one started.
+   */
+  let closing: Promise<void> | undefined
+  function close(): Promise<void> {
+    closing ??= closeOnce()
+    return closing
+  }
+
+  async function closeOnce(): Promise<void> {
     closed = true
     process.off('beforeExit', onBeforeExit)
     process.off('exit', onExit)

@@ -174,6 +174,24 @@ describe('default secret keys', () => {
     'customer_ssn',
     'customerSSN',
     'ssnLast4',
+    'accessTokens',
+    'refresh_tokens',
+    'sessionIds',
+    'auth',
+    'basicAuth',
+    'pass',
+    'dbPass',
+    'passphrase',
+    'passcode',
+    'pinNumber',
+    'totpCode',
+    'privKey',
+    'ccNumber',
+    'cardNo',
+    'api.key',
+    'cardCvv',
+    'cvv2',
+    'cvcCode',
   ]
 
   it.each(secretNames)('redacts %j at any depth, on the plain and the tagged path', (name) => {
@@ -217,6 +235,15 @@ describe('default secret keys', () => {
     'businessName',
     'addressNumber',
     'processName',
+    'spin',
+    'backspin',
+    'cvVersion',
+    'cv_count',
+    'cvCutoff',
+    'author',
+    'authorName',
+    'passengers',
+    'bypass',
   ]
 
   it.each(ordinaryNames)('keeps %j, on the plain and the tagged path', (name) => {

@@ -6,6 +6,7 @@
  * throws into the host.
  */
 import { mkdirSync, renameSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { readBundle } from '../helpers/bundle-db.js'
@@ -91,6 +92,33 @@ describe('record ids from another process', () => {
   })
 })
 
+describe('record ids given as bytes', () => {
+  it('that are not UTF-8 text are named by their hex, so different ids never merge', async () => {
+    const { path, recorder, errors } = testRecorder()
+    const s = recorder.stage('s', (x: string) => x)
+    const given: [string, Uint8Array][] = [
+      ['order:A', Buffer.from('ff00112233445566778899aabbccddee', 'hex')],
+      ['order:B', Buffer.from('fe00112233445566778899aabbccddee', 'hex')],
+      ['order:C', Buffer.from('0011223344556677', 'hex')],
+      ['order:D', new Uint8Array(Buffer.from('caf\u00e9-01HX'))],
+    ]
+    for (const [key, id] of given)
+      await recorder.record(key, () => s(key), { recordId: id as unknown as string })
+    await recorder.close()
+    expect(errors).toEqual([])
+    const bundle = readBundle(path)
+    expect(bundle.records.map((r) => [r.key, r.id]).sort()).toEqual([
+      ['order:A', "x'ff00112233445566778899aabbccddee'"],
+      ['order:B', "x'fe00112233445566778899aabbccddee'"],
+      ['order:C', "x'0011223344556677'"],
+      ['order:D', 'caf\u00e9-01HX'],
+    ])
+    expect(bundle.captures.map((c) => [c.record_id, c.input]).sort()).toEqual(
+      bundle.records.map((r) => [r.id, JSON.stringify(r.key)]).sort(),
+    )
+  })
+})
+
 describe('a record with more captures than maxQueue', () => {
   it('is taken whole when nothing else is waiting', async () => {
     const { path, recorder } = testRecorder({ maxQueue: 100, flushIntervalMs: 60_000 })
@@ -160,6 +188,49 @@ describe('options that cannot be meant', () => {
     }
   })
 
+  it('an origin whose host is not a string or whose pid is not a whole number is reported, and this process is recorded', async () => {
+    for (const origin of [{ host: 42 }, { pid: {} }, { pid: Number.NaN }, 'web-1']) {
+      const { path, recorder, errors } = testRecorder({
+        path: join(tempDir(), 'b-{host}-{pid}.sqlite'),
+        origin: origin as unknown as { host?: string; pid?: number },
+      })
+      const s = recorder.stage('s', (x: number) => x * 2)
+      await expect(recorder.record('k', () => s(2))).resolves.toBe(4)
+      await recorder.close()
+      expect(errors.map((e) => e.code)).toEqual(['E_OPTIONS'])
+      expect(recorder.stats()).toMatchObject({ written: 1, dropped: 0 })
+      const file = path
+        .replace('{host}', hostname().replace(/[^\w.-]/g, '_'))
+        .replace('{pid}', String(process.pid))
+      expect(readBundle(file).records.map((r) => [r.host, r.pid])).toEqual([[hostname(), process.pid]])
+    }
+  })
+
+  it('an ids option that gives no usable id is reported, and each record gets a generated id', async () => {
+    const given: (() => string)[] = [
+      () => '',
+      () => 'x'.repeat(300),
+      () => 42 as unknown as string,
+      () => {
+        throw new Error('id service down')
+      },
+    ]
+    for (const ids of given) {
+      const { path, recorder, errors } = testRecorder({ ids })
+      const s = recorder.stage('s', (x: number) => x * 2)
+      await expect(recorder.record('k1', () => s(1))).resolves.toBe(2)
+      await expect(recorder.record('k2', () => s(2))).resolves.toBe(4)
+      await recorder.close()
+      expect(errors.map((e) => e.message)).toEqual([
+        'the ids option gave something other than a string of 1 to 256 characters; a generated id is used instead',
+      ])
+      expect(recorder.stats()).toMatchObject({ written: 2, sampledOut: 0, dropped: 0 })
+      const records = readBundle(path).records
+      expect(records.map((r) => r.key)).toEqual(['k1', 'k2'])
+      for (const r of records) expect(r.id).toMatch(/^[0-9A-Z]{26}$/)
+    }
+  })
+
   it('a path that names no file records nothing and says so', async () => {
     for (const bad of ['', ':memory:', 'a\0b.sqlite']) {
       const { recorder, errors } = testRecorder({ path: bad })
@@ -177,6 +248,27 @@ describe('options that cannot be meant', () => {
     await recorder.close()
     expect(errors).toEqual([])
     expect(readBundle(path).captures[0]!.input).not.toContain('4111')
+  })
+
+  it('a redaction rule that cannot be used is reported, never thrown, and every payload is redacted whole', async () => {
+    const { path, recorder, errors } = testRecorder({
+      redact: ['$..[', '$.a.', 5 as unknown as string, '$.customer.phone'],
+    })
+    const s = recorder.stage('s', (x: unknown) => x)
+    await expect(
+      recorder.record('k', () => s({ customer: { phone: '555-0100' }, note: 'call 555-0199' })),
+    ).resolves.toEqual({ customer: { phone: '555-0100' }, note: 'call 555-0199' })
+    await recorder.close()
+    expect(errors.map((e) => e.code)).toEqual(['E_OPTIONS', 'E_OPTIONS', 'E_OPTIONS'])
+    expect(errors[0]!.message).toMatch(
+      /^recorder option redact: rule "\$\.\.\[" is not a path: .*; every payload is recorded redacted whole until it is fixed$/,
+    )
+    expect(errors[2]!.message).toBe(
+      'recorder option redact: rule 5 is neither a path nor a function; every payload is recorded redacted whole until it is fixed',
+    )
+    const bundle = readBundle(path)
+    expect(bundle.captures.map((c) => [c.input, c.output])).toEqual([['"[redacted]"', '"[redacted]"']])
+    expect(bundle.manifest.redaction).toMatchObject({ rules: ['fn:redactEverything', 'defaults'] })
   })
 
   it('a short redactKey is used, and the host told it can be guessed', async () => {
@@ -233,6 +325,58 @@ describe('calls the recorder cannot record', () => {
     const bundle = readBundle(path)
     expect(bundle.captures.map((c) => c.stage)).toEqual(['leaky'])
     expect(bundle.captures[0]!.effects).toEqual([])
+  })
+})
+
+describe('stages and effects a record did not wait for', () => {
+  it('are recorded as unfinished, their later calls counted as unrecorded, and they hold no memory after the record ends', async () => {
+    const { path, recorder, errors } = testRecorder({ maxOpenBytes: 100_000 })
+    const slow = recorder.stage('slow', async (x: number, ctx) => {
+      await tick(5)
+      ctx.now()
+      return 'o'.repeat(30_000) + x
+    })
+    const fetchLater = recorder.stage('fetch', (x: number, ctx) => {
+      void ctx.effect('http.get', { x }, () => tick(5).then(() => 'b'.repeat(30_000)))
+      return x
+    })
+    const fast = recorder.stage('fast', (x: number) => x)
+    for (let i = 0; i < 4; i++) {
+      let running: Promise<string> = Promise.resolve('')
+      await recorder.record(`fire:${i}`, () => {
+        running = slow(i)
+        return fetchLater(i)
+      })
+      await expect(running).resolves.toBe(`${'o'.repeat(30_000)}${i}`)
+      await tick(10)
+    }
+    for (let i = 0; i < 5; i++) await recorder.record(`ok:${i}`, () => fast(i))
+    await recorder.close()
+    // Nothing is open, so nothing is shed; each late ctx.now() is counted once.
+    expect(recorder.stats()).toMatchObject({ captured: 13, written: 13, dropped: 0, unrecorded: 4 })
+    expect(errors.map((e) => e.code).sort()).toEqual(['E_LATE_CALL', 'E_STAGE_UNFINISHED'])
+    const bundle = readBundle(path)
+    expect(bundle.records.map((r) => r.key).sort()).toEqual([
+      'fire:0',
+      'fire:1',
+      'fire:2',
+      'fire:3',
+      'ok:0',
+      'ok:1',
+      'ok:2',
+      'ok:3',
+      'ok:4',
+    ])
+    const unfinished = { $t: 'unrecorded', reason: 'unfinished' }
+    for (const c of bundle.captures.filter((c) => c.stage === 'slow')) {
+      expect(JSON.parse(c.output!)).toMatchObject(unfinished)
+      expect(c.error).toBeNull()
+      expect(c.effects).toEqual([])
+    }
+    for (const c of bundle.captures.filter((c) => c.stage === 'fetch')) {
+      expect(c.effects).toHaveLength(1)
+      expect(JSON.parse(c.effects[0]!.result!)).toMatchObject(unfinished)
+    }
   })
 })
 

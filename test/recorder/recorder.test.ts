@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import { decode } from '../../src/codec/index.js'
 import type { StageContext } from '../../src/index.js'
@@ -312,6 +313,33 @@ describe('records', () => {
     expect(down.captures.map((c) => [c.record_id, c.stage])).toEqual([[handoff!.recordId, 'b']])
   })
 
+  it('a record continued by a recorder sharing the file is ordered as it ran, whichever part was written first', async () => {
+    let now = 1_000
+    const clock = () => now
+    const upstream = testRecorder({ clock, flushIntervalMs: 60_000 })
+    const downstream = testRecorder({ path: upstream.path, clock, flushIntervalMs: 60_000 })
+    const ingest = upstream.recorder.stage('ingest', (n: number) => n + 1)
+    const compute = downstream.recorder.stage('compute', (n: number) => n * 10)
+    let id = ''
+    const mid = await upstream.recorder.record('k', async () => {
+      const v = await ingest(1)
+      id = upstream.recorder.current()!.recordId
+      return v
+    })
+    now = 2_000
+    await downstream.recorder.record('k', () => compute(mid), { recordId: id })
+    // The part that ran second is written first.
+    await downstream.recorder.flush()
+    await upstream.recorder.close()
+    await downstream.recorder.close()
+    const bundle = readBundle(upstream.path)
+    expect(bundle.records.map((r) => [r.id, r.started_at])).toEqual([[id, 1_000]])
+    expect(bundle.captures.map((c) => [c.seq, c.stage, c.started_at])).toEqual([
+      [0, 'ingest', 1_000],
+      [1, 'compute', 2_000],
+    ])
+  })
+
   it('current() is undefined outside a record and follows the record across awaits', async () => {
     const { recorder } = testRecorder({ ids: () => 'REC-FIXED' })
     expect(recorder.current()).toBeUndefined()
@@ -503,6 +531,36 @@ describe('unrecordable payloads', () => {
   })
 })
 
+describe('binary values made in another realm', () => {
+  it('an ArrayBuffer or SharedArrayBuffer from a vm context is recorded with its bytes, and redacted by them', async () => {
+    const { path, recorder } = testRecorder({ redact: ['$.blobs[*]'], redactKey: 'k'.repeat(32) })
+    const foreign = (source: string) => runInNewContext(source) as ArrayBuffer
+    const s = recorder.stage('s', (x: unknown) => x)
+    await recorder.record('k', () =>
+      s({
+        ab: foreign('new Uint8Array([1, 2, 3, 4]).buffer'),
+        sab: foreign('const b = new SharedArrayBuffer(2); new Uint8Array(b).set([9, 8]); b'),
+        blobs: [
+          foreign('new Uint8Array([5]).buffer'),
+          foreign('new Uint8Array([6]).buffer'),
+          new Uint8Array([5]).buffer,
+        ],
+      }),
+    )
+    await recorder.close()
+    const input = decoded(readBundle(path).captures[0]!.input) as Record<string, unknown>
+    expect(input.ab).toBeInstanceOf(ArrayBuffer)
+    expect([...new Uint8Array(input.ab as ArrayBuffer)]).toEqual([1, 2, 3, 4])
+    expect(input.sab).toBeInstanceOf(SharedArrayBuffer)
+    expect([...new Uint8Array(input.sab as SharedArrayBuffer)]).toEqual([9, 8])
+    // Equality-preserving tokens tell the buffers apart by their bytes, whatever their realm.
+    const [five, six, localFive] = input.blobs as string[]
+    expect(five).toMatch(/^\[redacted:/)
+    expect(five).not.toBe(six)
+    expect(five).toBe(localFive)
+  })
+})
+
 describe('close', () => {
   it('leaves one self-contained file that passes integrity_check', async () => {
     const { path, recorder } = testRecorder()
@@ -539,6 +597,17 @@ describe('close', () => {
     expect(await recorder.record('after', () => s(2))).toBe(3)
     expect(recorder.stats()).toMatchObject({ written: 1, dropped: 1, droppedBy: { closed: 1 } })
     expect(readBundle(path).records.map((r) => r.key)).toEqual(['before'])
+  })
+
+  it('a second close() called while the first runs returns only once everything is written', async () => {
+    const { path, recorder } = testRecorder({ flushIntervalMs: 60_000 })
+    const s = recorder.stage('s', (n: number) => ({ n, pad: 'p'.repeat(200) }))
+    for (let i = 0; i < 500; i++) await recorder.record(`k:${i}`, () => s(i))
+    const first = recorder.close()
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ captured: 500, written: 500, dropped: 0 })
+    expect(readBundle(path).records).toHaveLength(500)
+    await first
   })
 
   it('flush() makes everything captured so far readable by another connection', async () => {

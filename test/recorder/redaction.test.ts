@@ -190,3 +190,64 @@ describe('redaction at capture time', () => {
     expect(countBytes(path, options.redactKey)).toBe(0)
   })
 })
+
+describe('secrets in places JSON.stringify alone would write', () => {
+  it('are redacted inside Map keys and in what an array says it serialises to', async () => {
+    const { path, recorder } = testRecorder()
+    class Creds extends Array<string> {
+      toJSON() {
+        return { user: this[0], password: this[1] }
+      }
+    }
+    const ownToJSON = Object.assign(['x'], { toJSON: () => ({ apiKey: 'CANARY-ARRAY-OWN-TOJSON-3c' }) })
+    const s = recorder.stage('s', (x: unknown) => x)
+    await recorder.record('k', () =>
+      s({
+        byUser: new Map([[{ user: 'me', password: 'CANARY-MAP-KEY-PASSWORD-1a' }, 'x']]),
+        creds: Creds.from(['me', 'CANARY-ARRAY-SUBCLASS-TOJSON-2b']),
+        ownToJSON,
+      }),
+    )
+    await recorder.close()
+    for (const canary of [
+      'CANARY-MAP-KEY-PASSWORD-1a',
+      'CANARY-ARRAY-SUBCLASS-TOJSON-2b',
+      'CANARY-ARRAY-OWN-TOJSON-3c',
+    ])
+      expect(countBytes(path, canary)).toBe(0)
+    const input = decode(readBundle(path).captures[0]!.input) as Record<string, unknown>
+    expect([...(input.byUser as Map<unknown, unknown>).keys()]).toEqual([
+      { user: 'me', password: '[redacted]' },
+    ])
+    expect(input.creds).toEqual({ user: 'me', password: '[redacted]' })
+    expect(input.ownToJSON).toEqual({ apiKey: '[redacted]' })
+  })
+})
+
+describe('default secret names as hosts spell them', () => {
+  it('redacts plural, short and dotted spellings, and keeps keys that only hold the letters', async () => {
+    const { path, recorder } = testRecorder()
+    const secrets: Record<string, unknown> = {
+      accessTokens: ['CANARY-NAMES-ACCESS-TOKENS'],
+      auth: { user: 'me', pass: 'CANARY-NAMES-AUTH-PASS' },
+      passphrase: 'CANARY-NAMES-PASSPHRASE',
+      pinNumber: 'CANARY-NAMES-PIN-NUMBER',
+      sessionIds: ['CANARY-NAMES-SESSION-IDS'],
+      totpCode: 'CANARY-NAMES-TOTP',
+      privKey: 'CANARY-NAMES-PRIV-KEY',
+      dbPass: 'CANARY-NAMES-DB-PASS',
+      ccNumber: 'CANARY-NAMES-CC-NUMBER',
+      cardNo: 'CANARY-NAMES-CARD-NO',
+      'api.key': 'CANARY-NAMES-API-DOT-KEY',
+      cvv2: 'CANARY-NAMES-CVV2',
+    }
+    const ordinary = { spin: 3, backspin: 1, cvVersion: 'v2', cv_count: 4, cvCutoff: 0.5, pinCode: '560001' }
+    const s = recorder.stage('s', (x: unknown) => x)
+    await recorder.record('k', () => s({ ...secrets, ...ordinary }))
+    await recorder.close()
+    expect(countBytes(path, 'CANARY-NAMES-')).toBe(0)
+    const input = decode(readBundle(path).captures[0]!.input) as Record<string, unknown>
+    for (const key of Object.keys(secrets)) expect(input[key], key).toBe('[redacted]')
+    expect(input).toMatchObject(ordinary)
+  })
+})

@@ -63,3 +63,56 @@ describe('sampling across recorders', () => {
     expect(recorded[0]!.length).toBeLessThan(130)
   })
 })
+
+describe('a record sampled out', () => {
+  it('ends like any other: a keyed stage called from it later starts its own record, when its key is sampled in', async () => {
+    const keep = keySampler(0.5)
+    const keys = (prefix: string) => Array.from({ length: 50 }, (_, i) => `${prefix}:${i}`)
+    const outKey = keys('req').find((k) => !keep(k))!
+    const inKey = keys('job').find((k) => keep(k))!
+    const { path, recorder, errors } = testRecorder({ sample: 0.5 })
+    const job = recorder.stage('job', (x: number) => x, { key: () => inKey })
+    const plain = recorder.stage('plain', (x: number) => x)
+    let later: Promise<unknown> = Promise.resolve()
+    await recorder.record(outKey, () => {
+      later = new Promise((resolve) => setTimeout(resolve, 5)).then(() => Promise.all([job(1), plain(2)]))
+    })
+    await expect(later).resolves.toEqual([1, 2])
+    await recorder.close()
+    // The unkeyed stage would not have been recorded in its record either.
+    expect(recorder.stats()).toMatchObject({ written: 1, sampledOut: 1, unrecorded: 0 })
+    expect(errors).toEqual([])
+    const bundle = readBundle(path)
+    expect(bundle.records.map((r) => r.key)).toEqual([inKey])
+    expect(bundle.captures.map((c) => c.stage)).toEqual(['job'])
+  })
+})
+
+describe('a record continued in another service', () => {
+  it('is recorded under the upstream id when sampled in; an id passed on from a record sampled out is not reported', async () => {
+    const up = testRecorder({ sample: 0.5 })
+    const down = testRecorder({ sample: 0.5 })
+    const a = up.recorder.stage('a', (x: number) => x)
+    const b = down.recorder.stage('b', (x: number) => x)
+    const sent: [string, string][] = []
+    for (let i = 0; i < 20; i++)
+      await up.recorder.record(`k${i}`, async () => {
+        await a(i)
+        sent.push([`k${i}`, up.recorder.current()!.recordId])
+      })
+    for (const [key, recordId] of sent) await down.recorder.record(key, () => b(1), { recordId })
+    await up.recorder.close()
+    await down.recorder.close()
+    const kept = sent.filter(([, id]) => id !== '')
+    expect(kept.length).toBeGreaterThan(0)
+    expect(kept.length).toBeLessThan(20)
+    expect(down.errors).toEqual([])
+    expect(down.recorder.stats()).toMatchObject({
+      errors: 0,
+      written: kept.length,
+      sampledOut: 20 - kept.length,
+    })
+    const ids = readBundle(down.path).records.map((r) => [r.key, r.id])
+    expect(ids.sort()).toEqual(kept.sort())
+  })
+})
