@@ -18,6 +18,7 @@ import {
   openSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs'
@@ -428,6 +429,32 @@ describe('a bundle left by a recorder killed during a checkpoint', () => {
     expect(verify.stdout).toContain(`${crashed.records} records checked`)
     expect(listDir(crashed.dir)).toEqual(before)
     expect(before).toEqual(['bundle.sqlite', 'bundle.sqlite-wal'])
+  })
+
+  it('opened through a symlink in another folder, is read whole with the WAL beside its target', async () => {
+    const links = join(dir(), 'ckpt-links')
+    mkdirSync(links)
+    const link = join(links, 'link.sqlite')
+    symlinkSync(crashed.path, link)
+    const before = listDir(crashed.dir)
+    const [inspect, ls, verify] = await Promise.all([
+      runCli(['inspect', link, '--json']),
+      runCli(['ls', link, '--limit', '0', '--json']),
+      runCli(['verify', link]),
+    ])
+    for (const [label, r] of [
+      ['inspect', inspect],
+      ['ls', ls],
+      ['verify', verify],
+    ] as const) {
+      expect(r.stderr, label).not.toMatch(/truncated|corrupt|manifest|bug in retrace/)
+      expect(r.code, `${label}: ${r.stderr}`).toBe(0)
+    }
+    expect(parseJsonOut<{ records: number }>(inspect).records).toBe(crashed.records)
+    expect(parseJsonOut<{ records: unknown[] }>(ls).records).toHaveLength(crashed.records)
+    expect(verify.stdout).toContain(`${crashed.records} records checked`)
+    expect(listDir(crashed.dir)).toEqual(before)
+    expect(listDir(links)).toEqual(['link.sqlite'])
   })
 
   it('with its WAL lost, the same file is refused as truncated, in one line', async () => {
