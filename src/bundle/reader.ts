@@ -196,9 +196,15 @@ function recordConditions(
  *   number equal to nothing;
  * - a Date (`{"$t":"date","v":"2026-...Z"}`) by its ISO text against a string
  *   (`> '2030-01-01'`) and by epoch milliseconds against a number;
- * - `undefined` (`{"$t":"undef"}`) as a missing value: `= null` finds it, `!=` never does.
+ * - `undefined` (`{"$t":"undef"}`) as a missing value: `= null` finds it, `!=` never does,
+ *   nor does any other operator;
+ * - any other tag (a Buffer, a Map, a Set, an Error, ...) as a value with no order and no
+ *   text: only `!=` finds it.
  *
- * `contains` looks inside the tag's text (`"2026-12"` in a date, `"240"` in a BigInt).
+ * `<`, `>`, `<=` and `>=` order scalars only: an object or array is never above or below a
+ * value (SQLite would compare its JSON text). `contains` looks inside the tag's text
+ * (`"2026-12"` in a date, `"240"` in a BigInt), and inside the JSON text of a plain object
+ * or array.
  */
 function predicateSql(pred: FindPredicate): {
   col: string
@@ -210,12 +216,14 @@ function predicateSql(pred: FindPredicate): {
   const tag = `json_extract(${col}, @tagPath)`
   const v = `json_extract(${col}, @valuePath)`
   const dateAs = typeof pred.value === 'number' ? `round((julianday(${v}) - 2440587.5) * 86400000)` : v
-  const compared = `CASE ${tag}
-      WHEN 'bigint' THEN CAST(${v} AS NUMERIC)
-      WHEN 'num' THEN CASE ${v} WHEN 'Infinity' THEN 9e999 WHEN '-Infinity' THEN -9e999 WHEN '-0' THEN 0 END
-      WHEN 'date' THEN ${dateAs}
-      ELSE ${raw} END`
+  // A tag other than these (undef, buffer, map, ...) compares as NULL, never as its JSON text.
+  const compared = `CASE WHEN ${tag} IS NULL THEN ${raw}
+      WHEN ${tag} = 'bigint' THEN CAST(${v} AS NUMERIC)
+      WHEN ${tag} = 'num' THEN CASE ${v} WHEN 'Infinity' THEN 9e999 WHEN '-Infinity' THEN -9e999 WHEN '-0' THEN 0 END
+      WHEN ${tag} = 'date' THEN ${dateAs}
+      WHEN ${tag} = 'obj' THEN ${v} END`
   const undef = `${tag} IS 'undef'`
+  const scalar = `(${tag} IN ('bigint', 'num', 'date') OR json_type(${col}, @path) NOT IN ('object', 'array'))`
   const params: Record<string, unknown> = {
     stage: pred.stage,
     path: pred.jsonPath,
@@ -228,7 +236,8 @@ function predicateSql(pred: FindPredicate): {
   switch (pred.op) {
     case 'contains':
       params.value = String(pred.value)
-      cond = `instr(CASE WHEN ${tag} IN ('bigint', 'num', 'date') THEN ${v} ELSE CAST(${raw} AS TEXT) END, @value) > 0`
+      cond = `instr(CASE WHEN ${tag} IS NULL THEN CAST(${raw} AS TEXT)
+        WHEN ${tag} IN ('bigint', 'num', 'date', 'obj') THEN ${v} END, @value) > 0`
       break
     case '=':
       cond = pred.value === null ? `(${raw} IS NULL OR ${undef})` : `${compared} = @value`
@@ -241,7 +250,7 @@ function predicateSql(pred: FindPredicate): {
           : `json_type(${col}, @path) IS NOT NULL AND NOT ${undef} AND ${compared} IS NOT @value`
       break
     default:
-      cond = `${compared} ${pred.op} @value`
+      cond = `${scalar} AND ${compared} ${pred.op} @value`
   }
   return { col, cond, params }
 }
