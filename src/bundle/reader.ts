@@ -145,6 +145,9 @@ function stageList(json: unknown): string[] {
   }
 }
 
+/** Whether a records row ended in error, as `toRecord` reads its status (never NULL). */
+const statusIsError = "(CAST(r.status AS TEXT) IS 'error')"
+
 /** The WHERE clause (empty when nothing is filtered) and its parameters for a record filter. */
 function recordConditions(
   filter: RecordFilter,
@@ -166,8 +169,9 @@ function recordConditions(
     params.push(...key.values)
   }
   if (filter.status !== undefined) {
-    where.push('r.status = ?')
-    params.push(filter.status)
+    // As toRecord reads it: 'error' (as text, or a BLOB of that text) is an error, anything
+    // else is ok.
+    where.push(filter.status === 'error' ? statusIsError : `NOT ${statusIsError}`)
   }
   if (filter.since !== undefined) {
     where.push('r.started_at >= ?')
@@ -406,11 +410,16 @@ export class BundleReader {
             .all() as { stage: string; captures: number; errors: number }[]
         ).map((s) => ({ stage: textOf(s.stage), captures: Number(s.captures), errors: Number(s.errors) })),
         statuses: (
-          this.db.prepare('SELECT status, count(*) AS records FROM records GROUP BY status').all() as {
+          this.db
+            .prepare(
+              `SELECT CASE WHEN ${statusIsError} THEN 'error' ELSE 'ok' END AS status, count(*) AS records
+               FROM records r GROUP BY 1`,
+            )
+            .all() as {
             status: string
             records: number
           }[]
-        ).map((s) => ({ status: textOf(s.status), records: Number(s.records) })),
+        ).map((s) => ({ status: s.status, records: Number(s.records) })),
       }
     })
   }

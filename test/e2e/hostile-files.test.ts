@@ -616,6 +616,37 @@ describe('BLOBs, numbers and NULLs in text columns', () => {
     await expectNoCrash(path, ids[1]!)
   })
 
+  /** What `ls --json` lists, as [id, status] pairs. */
+  async function listed(...argv: string[]): Promise<[string, string][]> {
+    const r = await runCli(['ls', ...argv, '--json'])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    return parseJsonOut<{ records: { id: string; status: string }[] }>(r).records.map((x) => [x.id, x.status])
+  }
+
+  it('a status stored as a BLOB or as other text than ok is filtered and counted as its STATUS column reads', async () => {
+    const ids = real.records.map((r) => r.id)
+    expect(real.records[3]!.status).toBe('error')
+    const path = typedCopy('statuses', (db) => {
+      db.prepare('UPDATE records SET status = CAST(status AS BLOB) WHERE id = ?').run(ids[3])
+      db.prepare("UPDATE records SET status = 'OK' WHERE id = ?").run(ids[0])
+    })
+    const [all, error, ok, inspect] = await Promise.all([
+      listed(path),
+      listed(path, '--status', 'error'),
+      listed(path, '--status', 'ok'),
+      runCli(['inspect', path, '--json']),
+    ])
+    expect(all.filter(([, status]) => status === 'error').map(([id]) => id)).toEqual([ids[3]])
+    expect(error).toEqual(all.filter(([, status]) => status === 'error'))
+    expect(ok).toEqual(all.filter(([, status]) => status === 'ok'))
+    expect(ok).toHaveLength(5)
+    expect(parseJsonOut<{ statuses: unknown[] }>(inspect).statuses).toEqual([
+      { status: 'error', records: 1 },
+      { status: 'ok', records: 5 },
+    ])
+  })
+
   const hostile: { name: string; alter: (db: Database.Database, ids: string[]) => void }[] = [
     {
       name: 'BLOBs',
