@@ -387,15 +387,16 @@ export class BundleReader {
 
   counts(): BundleCounts {
     return this.guard(() => {
+      // A records row with no id is no record: the listing and every read skip it too.
       const one = (sql: string): number => Number(this.db.prepare(sql).pluck().get() ?? 0)
       const range = this.db
-        .prepare('SELECT min(started_at) AS lo, max(started_at) AS hi FROM records')
+        .prepare('SELECT min(started_at) AS lo, max(started_at) AS hi FROM records WHERE id IS NOT NULL')
         .get() as {
         lo: number | null
         hi: number | null
       }
       return {
-        records: one('SELECT count(*) FROM records'),
+        records: one('SELECT count(*) FROM records WHERE id IS NOT NULL'),
         captures: one('SELECT count(*) FROM captures'),
         effects: one('SELECT count(*) FROM effects'),
         expectations: one('SELECT count(*) FROM expectations'),
@@ -413,7 +414,7 @@ export class BundleReader {
           this.db
             .prepare(
               `SELECT CASE WHEN ${statusIsError} THEN 'error' ELSE 'ok' END AS status, count(*) AS records
-               FROM records r GROUP BY 1`,
+               FROM records r WHERE r.id IS NOT NULL GROUP BY 1`,
             )
             .all() as {
             status: string

@@ -647,6 +647,28 @@ describe('BLOBs, numbers and NULLs in text columns', () => {
     ])
   })
 
+  it('inspect counts no records row whose id is NULL, as ls and verify list none', async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('null-id', (db) => {
+      db.prepare('UPDATE records SET id = NULL WHERE id = ?').run(ids[0])
+    })
+    const [all, inspect] = await Promise.all([
+      listed(path, '--limit', '0'),
+      runCli(['inspect', path, '--json']),
+    ])
+    expect(all).toHaveLength(5)
+    expect(
+      parseJsonOut<{ records: number; firstRecordAt: number; statuses: unknown[] }>(inspect),
+    ).toMatchObject({
+      records: 5,
+      firstRecordAt: real.records[1]!.startedAt,
+      statuses: [
+        { status: 'error', records: 1 },
+        { status: 'ok', records: 4 },
+      ],
+    })
+  })
+
   const hostile: { name: string; alter: (db: Database.Database, ids: string[]) => void }[] = [
     {
       name: 'BLOBs',
