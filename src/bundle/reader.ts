@@ -151,10 +151,11 @@ const statusIsError = "(CAST(r.status AS TEXT) IS 'error')"
 /** The WHERE clause (empty when nothing is filtered) and its parameters for a record filter. */
 function recordConditions(
   filter: RecordFilter,
-  stored: (column: 'records.key' | 'captures.stage', text: string) => { sql: string; values: unknown[] } = (
-    _column,
-    text,
-  ) => ({ sql: '= ?', values: [text] }),
+  stored: (
+    column: 'records.key' | 'captures.stage',
+    text: string,
+    expr: string,
+  ) => { sql: string; values: unknown[] } = (_column, text, expr) => ({ sql: `${expr} = ?`, values: [text] }),
 ): { where: string; params: unknown[] } {
   // A row with no id names no record (and no capture can belong to it).
   const where: string[] = ['r.id IS NOT NULL']
@@ -164,8 +165,8 @@ function recordConditions(
     params.push(filter.id)
   }
   if (filter.key !== undefined) {
-    const key = stored('records.key', filter.key)
-    where.push(`r.key ${key.sql}`)
+    const key = stored('records.key', filter.key, 'r.key')
+    where.push(key.sql)
     params.push(...key.values)
   }
   if (filter.status !== undefined) {
@@ -182,8 +183,8 @@ function recordConditions(
     params.push(filter.until)
   }
   if (filter.stage !== undefined) {
-    const stage = stored('captures.stage', filter.stage)
-    where.push(`EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage ${stage.sql})`)
+    const stage = stored('captures.stage', filter.stage, 'c.stage')
+    where.push(`EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND ${stage.sql})`)
     params.push(...stage.values)
   }
   return { where: where.length > 0 ? `WHERE ${where.join(' AND ')}` : '', params }
@@ -330,30 +331,34 @@ export class BundleReader {
     return (this.recordById.get(id) ?? this.recordByStored.get(...storedForms(id))) as RawRecord | undefined
   }
 
-  /**
-   * A filter on a key or stage column for what reads as `text`: `IN` the values the column
-   * stores for it, each found through the column's index. Nearly always one value, and then
-   * SQLite keeps the index's order (several would cost a sort).
-   */
   /** `storedIn`, guarded, for recordConditions. */
   private readonly stored = (
     column: 'records.key' | 'captures.stage',
     text: string,
-  ): { sql: string; values: unknown[] } => this.guard(() => this.storedIn(column, text))
+    expr: string,
+  ): { sql: string; values: unknown[] } => this.guard(() => this.storedIn(column, text, expr))
 
   /** The stage condition of a `find`, as the stage names are stored (named parameters). */
   private stageIn(pred: FindPredicate, params: Record<string, unknown>): string {
-    const stage = this.stored('captures.stage', pred.stage)
+    const stage = this.stored('captures.stage', pred.stage, 'c.stage')
     delete params.stage
     stage.values.forEach((v, i) => {
       params[`stage${i}`] = v
     })
-    return `IN (${stage.values.map((_, i) => `@stage${i}`).join(', ')})`
+    let i = 0
+    return stage.sql.replace(/\?/g, () => `@stage${i++}`)
   }
 
+  /**
+   * A condition on a key or stage column (`expr`, as the query names it) for what reads as
+   * `text`: `IN` the values the column stores for it, each found through the column's
+   * index. Nearly always one value, and then SQLite keeps the index's order (several would
+   * cost a sort). `textOf` reads NULL as '', so '' also finds a NULL a hand-made file holds.
+   */
   private storedIn(
     column: 'records.key' | 'captures.stage',
     text: string,
+    expr: string,
   ): { sql: string; values: unknown[] } {
     const [table, name] = column.split('.') as [string, string]
     const probe = this.db.prepare(`SELECT ${name} FROM ${table} WHERE ${name} = ? LIMIT 1`).pluck()
@@ -363,7 +368,11 @@ export class BundleReader {
       if (stored !== undefined && !values.some((v) => sameStored(v, stored))) values.push(stored)
     }
     if (values.length === 0) values.push(text)
-    return { sql: `IN (${values.map(() => '?').join(', ')})`, values }
+    const list = `${expr} IN (${values.map(() => '?').join(', ')})`
+    const orNull =
+      text === '' &&
+      this.db.prepare(`SELECT 1 FROM ${table} WHERE ${name} IS NULL LIMIT 1`).get() !== undefined
+    return { sql: orNull ? `(${list} OR ${expr} IS NULL)` : list, values }
   }
 
   manifest(): Partial<Manifest> & Record<string, unknown> {
@@ -487,7 +496,7 @@ export class BundleReader {
     const sql = `SELECT c.record_id AS recordId, r.key AS key, r.started_at AS startedAt,
         json_extract(${col}, @path) AS value
       FROM captures c JOIN records r ON r.id = c.record_id
-      WHERE c.stage ${this.stageIn(pred, params)} AND json_valid(${col}) AND ${cond}
+      WHERE ${this.stageIn(pred, params)} AND json_valid(${col}) AND ${cond}
       ORDER BY r.started_at DESC, r.id, c.seq DESC`
     const rows = this.stream(
       () =>
@@ -520,7 +529,7 @@ export class BundleReader {
         this.db
           .prepare(
             `SELECT count(DISTINCT c.record_id) FROM captures c JOIN records r ON r.id = c.record_id
-             WHERE c.stage ${stage} AND json_valid(${col}) AND ${cond}`,
+             WHERE ${stage} AND json_valid(${col}) AND ${cond}`,
           )
           .pluck()
           .get(params) ?? 0,
@@ -558,10 +567,10 @@ export class BundleReader {
 
   latestRecordIdForKey(key: string): string | undefined {
     return this.guard(() => {
-      const stored = this.storedIn('records.key', key)
+      const stored = this.storedIn('records.key', key, 'key')
       const id = this.db
         .prepare(
-          `SELECT id FROM records WHERE key ${stored.sql} AND id IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`,
+          `SELECT id FROM records WHERE ${stored.sql} AND id IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`,
         )
         .pluck()
         .get(...stored.values)

@@ -669,6 +669,25 @@ describe('BLOBs, numbers and NULLs in text columns', () => {
     })
   })
 
+  it('a record whose key is NULL, listed with key "", is found by --key ""', async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('null-key', (db) => {
+      untyped(db, 'records')
+      db.prepare('UPDATE records SET key = NULL WHERE id = ?').run(ids[3])
+    })
+    const [ls, show] = await Promise.all([
+      runCli(['ls', path, '--key', '', '--json']),
+      runCli(['show', path, '--key', '', '--json']),
+    ])
+    expect(ls.stderr).toBe('')
+    expect(parseJsonOut<{ records: { id: string; key: string }[] }>(ls).records).toMatchObject([
+      { id: ids[3], key: '' },
+    ])
+    expect(show.stderr).toBe('')
+    expect(show.code).toBe(0)
+    expect(parseJsonOut<{ recordId: string }>(show).recordId).toBe(ids[3])
+  })
+
   const hostile: { name: string; alter: (db: Database.Database, ids: string[]) => void }[] = [
     {
       name: 'BLOBs',
