@@ -89,7 +89,7 @@ const blobName = /^x'((?:[0-9a-f]{2})*)'$/
  * The text of a value from a text column: a BLOB's UTF-8 text (`x'<hex>'` when its bytes are
  * not UTF-8), a number's digits, '' for NULL.
  */
-function textOf(v: unknown): string {
+export function textOf(v: unknown): string {
   if (typeof v === 'string') return v
   if (v instanceof Uint8Array) {
     const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength)
@@ -161,8 +161,9 @@ function recordConditions(
   const where: string[] = ['r.id IS NOT NULL']
   const params: unknown[] = []
   if (filter.id !== undefined) {
-    where.push('r.id = ?')
-    params.push(filter.id)
+    // As recordRow finds it: an id stored as a BLOB or a number is named by its text.
+    where.push(`r.id ${inStored}`)
+    params.push(...storedForms(filter.id))
   }
   if (filter.key !== undefined) {
     const key = stored('records.key', filter.key, 'r.key')
@@ -476,15 +477,17 @@ export class BundleReader {
   }
 
   /**
-   * Ids of the records matching the filter (its limit aside) as UTF-8 bytes in SQLite's
-   * order of ids, which is the order `Buffer.compare` gives: for counting across bundles.
+   * Ids of the records matching the filter (its limit aside) as their bytes, in the order
+   * `Buffer.compare` gives (for counting across bundles). Sorted by the bytes, not by the
+   * ids' index: SQLite orders every number before every text and every text before every
+   * BLOB, which would put one id in different places in different bundles.
    */
   *recordIdBytes(filter: RecordFilter = {}): Generator<Buffer> {
     const { where, params } = recordConditions(filter, this.stored)
     yield* this.stream(
       () =>
         this.db
-          .prepare(`SELECT CAST(r.id AS BLOB) FROM records r ${where} ORDER BY r.id`)
+          .prepare(`SELECT CAST(r.id AS BLOB) AS id FROM records r ${where} ORDER BY id`)
           .pluck()
           .iterate(...params) as Iterator<Buffer>,
     )

@@ -5,7 +5,7 @@
  */
 import { BundleError } from '../errors.js'
 import type { OpenOptions } from './open.js'
-import { BundleReader, keyNotFound, openBundle, type RecordFilter, recordNotFound } from './reader.js'
+import { BundleReader, keyNotFound, openBundle, type RecordFilter, recordNotFound, textOf } from './reader.js'
 import type { RecordChain, RecordSummary } from './types.js'
 
 export class BundleSet {
@@ -153,7 +153,7 @@ export class BundleSet {
         if (least === undefined) return count
         if (!whole) count++
         else {
-          const record = this.stitchById(least.toString('utf8'))
+          const record = this.stitchById(textOf(least))
           if (record !== undefined && holdsWhole(record, rest)) count++
         }
         for (let i = 0; i < heads.length; i++) {

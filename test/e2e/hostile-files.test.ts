@@ -688,6 +688,41 @@ describe('BLOBs, numbers and NULLs in text columns', () => {
     expect(parseJsonOut<{ recordId: string }>(show).recordId).toBe(ids[3])
   })
 
+  it('a record stored under a BLOB id in two bundles is listed once, whole, and counted once', async () => {
+    const ids = real.records.map((r) => r.id)
+    const toBlob = (db: Database.Database): void => {
+      db.prepare('UPDATE records SET id = CAST(id AS BLOB) WHERE id = ?').run(ids[0])
+      db.prepare('UPDATE captures SET record_id = CAST(record_id AS BLOB) WHERE record_id = ?').run(ids[0])
+    }
+    // The record's parse and price in one bundle, its store in the other (which holds no other record).
+    const first = typedCopy('blob-split-a', (db) => {
+      db.prepare("DELETE FROM captures WHERE record_id = ? AND stage = 'store'").run(ids[0])
+      toBlob(db)
+    })
+    const second = typedCopy('blob-split-b', (db) => {
+      db.prepare('DELETE FROM records WHERE id != ?').run(ids[0])
+      db.prepare("DELETE FROM captures WHERE record_id != ? OR stage != 'store'").run(ids[0])
+      toBlob(db)
+    })
+    type Listing = {
+      records: { id: string; stages: string[]; captures: number; source: string }[]
+      total: number
+    }
+    const [all, cut] = (
+      await Promise.all([
+        runCli(['ls', first, second, '--limit', '0', '--json']),
+        runCli(['ls', first, second, '--limit', '5', '--json']),
+      ])
+    ).map((r) => parseJsonOut<Listing>(r))
+    expect(all!.records.map((r) => r.id).sort()).toEqual([...ids].sort())
+    expect(all!.records.find((r) => r.id === ids[0])).toMatchObject({
+      stages: ['parse', 'price', 'store'],
+      captures: 3,
+      source: `${first}, ${second}`,
+    })
+    expect(cut).toMatchObject({ total: 6, truncated: true })
+  })
+
   const hostile: { name: string; alter: (db: Database.Database, ids: string[]) => void }[] = [
     {
       name: 'BLOBs',
