@@ -135,15 +135,35 @@ function toRecord(r: RawRecord): RecordRow {
   }
 }
 
+/**
+ * A record's stage names, read through `textOf` and listed once each in the order they ran,
+ * from `stagesJson`'s [type, value] pairs.
+ */
 function stageList(json: unknown): string[] {
   if (typeof json !== 'string') return []
+  let list: unknown
   try {
-    const list: unknown = JSON.parse(json)
-    return Array.isArray(list) ? list.map((s) => String(s)) : []
+    list = JSON.parse(json)
   } catch {
     return []
   }
+  if (!Array.isArray(list)) return []
+  const names = list.map((pair) => {
+    const [type, value] = Array.isArray(pair) ? pair : []
+    return textOf(type === 'blob' && typeof value === 'string' ? Buffer.from(value, 'hex') : value)
+  })
+  return [...new Set(names)]
 }
+
+/**
+ * A record's stage names in the order they ran, as a JSON array of [type, value] pairs (a
+ * BLOB as hex): what `textOf` needs to name each as every other read does. SQLite's own
+ * DISTINCT and CAST would keep a BLOB copy of a text name apart and turn NULL into null.
+ * (A JSON array, not group_concat with a separator: a stage name may hold any character.)
+ */
+const stagesJson = `(SELECT json_group_array(json_array(typeof(stage),
+    CASE typeof(stage) WHEN 'blob' THEN hex(stage) ELSE stage END))
+  FROM (SELECT stage FROM captures c WHERE c.record_id = r.id ORDER BY c.seq))`
 
 /** Whether a records row ended in error, as `toRecord` reads its status (never NULL). */
 const statusIsError = "(CAST(r.status AS TEXT) IS 'error')"
@@ -412,14 +432,7 @@ export class BundleReader {
         expectations: one('SELECT count(*) FROM expectations'),
         firstRecordAt: range.lo,
         lastRecordAt: range.hi,
-        stages: (
-          this.db
-            .prepare(
-              `SELECT stage, count(*) AS captures, sum(error IS NOT NULL) AS errors
-               FROM captures GROUP BY stage ORDER BY min(seq), stage`,
-            )
-            .all() as { stage: string; captures: number; errors: number }[]
-        ).map((s) => ({ stage: textOf(s.stage), captures: Number(s.captures), errors: Number(s.errors) })),
+        stages: this.stageCounts(),
         statuses: (
           this.db
             .prepare(
@@ -435,14 +448,42 @@ export class BundleReader {
     })
   }
 
+  /**
+   * Captures and errors per stage name, in the order the stages first ran. Grouped by the
+   * name `textOf` gives, as every other read names them: SQLite groups a BLOB copy of a text
+   * name apart from it.
+   */
+  private stageCounts(): BundleCounts['stages'] {
+    const byName = new Map<string, { stage: string; captures: number; errors: number; first: number }>()
+    const groups = this.db
+      .prepare(
+        `SELECT stage, count(*) AS captures, sum(error IS NOT NULL) AS errors, min(seq) AS first
+         FROM captures GROUP BY stage`,
+      )
+      .all() as { stage: unknown; captures: number; errors: number; first: number | null }[]
+    for (const g of groups) {
+      const stage = textOf(g.stage)
+      const first = Number(g.first ?? 0)
+      const seen = byName.get(stage)
+      if (seen === undefined) {
+        byName.set(stage, { stage, captures: Number(g.captures), errors: Number(g.errors), first })
+      } else {
+        seen.captures += Number(g.captures)
+        seen.errors += Number(g.errors)
+        seen.first = Math.min(seen.first, first)
+      }
+    }
+    return [...byName.values()]
+      .sort((a, b) => a.first - b.first || Buffer.compare(Buffer.from(a.stage), Buffer.from(b.stage)))
+      .map(({ stage, captures, errors }) => ({ stage, captures, errors }))
+  }
+
   /** Records matching the filter, newest first by default, streamed. */
   *records(filter: RecordFilter = {}): Generator<RecordSummary> {
     const { where, params } = recordConditions(filter, this.stored)
     const order = filter.order === 'oldest' ? 'ASC' : 'DESC'
-    // A JSON array, not group_concat with a separator: a stage name may hold any character.
     const sql = `SELECT ${recordColumns},
-        (SELECT json_group_array(CAST(stage AS TEXT)) FROM (SELECT DISTINCT stage FROM captures c
-          WHERE c.record_id = r.id ORDER BY c.seq)) AS stages,
+        ${stagesJson} AS stages,
         (SELECT count(*) FROM captures c WHERE c.record_id = r.id) AS ncaptures
       FROM records r ${where}
       ORDER BY r.started_at ${order}, r.id ${order}

@@ -723,6 +723,43 @@ describe('BLOBs, numbers and NULLs in text columns', () => {
     expect(cut).toMatchObject({ total: 6, truncated: true })
   })
 
+  it('ls and inspect name stages stored as BLOBs, numbers or NULL as show does', async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('stage-names', (db) => {
+      untyped(db, 'captures')
+      db.prepare("UPDATE captures SET stage = x'ff00fe' WHERE record_id = ? AND stage = 'store'").run(ids[0])
+      // Record 1's price ran twice: one attempt's name stored as a BLOB of the same text.
+      db.prepare(
+        "UPDATE captures SET stage = CAST(stage AS BLOB) WHERE id = (SELECT min(id) FROM captures WHERE record_id = ? AND stage = 'price')",
+      ).run(ids[1])
+      db.prepare("UPDATE captures SET stage = NULL WHERE record_id = ? AND stage = 'parse'").run(ids[2])
+      db.prepare("UPDATE captures SET stage = 2.0 WHERE record_id = ? AND stage = 'parse'").run(ids[4])
+    })
+    const runs = await Promise.all([
+      runCli(['ls', path, '--json']),
+      runCli(['inspect', path, '--json']),
+      ...[0, 1, 2, 4].map((i) => runCli(['show', path, ids[i]!, '--json'])),
+    ])
+    for (const r of runs) expect(r.stderr).toBe('')
+    const [ls, inspect, ...shows] = runs as [CliResult, CliResult, ...CliResult[]]
+    const listed = parseJsonOut<{ records: { id: string; stages: string[] }[] }>(ls).records
+    const stagesOf = (id: string): string[] | undefined => listed.find((r) => r.id === id)?.stages
+    for (const [n, i] of [0, 1, 2, 4].entries()) {
+      const shown = parseJsonOut<{ captures: { stage: string }[] }>(shows[n]!).captures.map((c) => c.stage)
+      expect(stagesOf(ids[i]!), `record ${i}`).toEqual([...new Set(shown)])
+    }
+    expect(stagesOf(ids[0]!)).toEqual(['parse', 'price', "x'ff00fe'"])
+    expect(stagesOf(ids[1]!)).toEqual(['parse', 'price', 'store'])
+    expect(stagesOf(ids[2]!)).toEqual(['', 'price', 'store'])
+    expect(stagesOf(ids[4]!)).toEqual(['2', 'price', 'store'])
+    const stages = parseJsonOut<{ stages: { stage: string; captures: number }[] }>(inspect).stages
+    expect(stages.map((x) => x.stage).sort()).toEqual(['', '2', 'parse', 'price', 'store', "x'ff00fe'"])
+    const price = parseJsonOut<{ stages: { stage: string; captures: number }[] }>(
+      await runCli(['inspect', real.path, '--json']),
+    ).stages.find((x) => x.stage === 'price')
+    expect(stages.find((x) => x.stage === 'price')).toEqual(price)
+  })
+
   const hostile: { name: string; alter: (db: Database.Database, ids: string[]) => void }[] = [
     {
       name: 'BLOBs',
