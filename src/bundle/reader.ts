@@ -82,8 +82,11 @@ interface RawRecord {
  * by hand can hold numbers or NULLs.
  */
 
-/** How a BLOB whose bytes are not UTF-8 text is named: SQL's notation for its bytes. */
-const blobName = /^x'((?:[0-9a-f]{2})*)'$/
+/**
+ * How a BLOB whose bytes are not UTF-8 text is named: SQL's notation for its bytes (read
+ * in lower case, found in either).
+ */
+const blobName = /^x'((?:[0-9a-f]{2})*)'$/i
 
 /**
  * The text of a value from a text column: a BLOB's UTF-8 text (`x'<hex>'` when its bytes are
@@ -107,7 +110,7 @@ function storedForms(text: string): [string, Buffer, string | Buffer, string | n
   return [
     text,
     Buffer.from(text, 'utf8'),
-    bytes !== undefined && textOf(bytes) === text ? bytes : text,
+    bytes !== undefined && textOf(bytes) === text.toLowerCase() ? bytes : text,
     text.trim() !== '' && Number.isFinite(n) && String(n) === text ? n : text,
   ]
 }
@@ -587,16 +590,23 @@ export class BundleReader {
       const exact = this.recordRow(ref)
       if (exact !== undefined) return textOf(exact.id)
       if (ref.length < 4) return undefined
-      // LIKE never matches a BLOB: an id a recorder stored as one is matched by its text.
+      // LIKE never matches a BLOB: an id a recorder stored as one is matched by its text,
+      // and one named x'<hex>' (its bytes are not UTF-8) by the start of its hex.
       const escaped = ref.replace(/[\\%_]/g, (m) => `\\${m}`)
+      const hex = /^x'([0-9a-f]*)$/i.exec(ref)?.[1]
       const hits = [
         ...new Set(
           (
             this.db
-              .prepare("SELECT id FROM records WHERE CAST(id AS TEXT) LIKE ? ESCAPE '\\' LIMIT 6")
+              .prepare(
+                `SELECT id FROM records WHERE CAST(id AS TEXT) LIKE ? ESCAPE '\\'
+                   OR (typeof(id) = 'blob' AND hex(id) LIKE ?) LIMIT 6`,
+              )
               .pluck()
-              .all(`${escaped}%`) as unknown[]
-          ).map(textOf),
+              .all(`${escaped}%`, hex === undefined ? null : `${hex.toUpperCase()}%`) as unknown[]
+          )
+            .map(textOf)
+            .filter((name) => hex === undefined || name.toLowerCase().startsWith(ref.toLowerCase())),
         ),
       ]
       if (hits.length > 1) {

@@ -760,6 +760,24 @@ describe('BLOBs, numbers and NULLs in text columns', () => {
     expect(stages.find((x) => x.stage === 'price')).toEqual(price)
   })
 
+  it("a record id stored as bytes that are not UTF-8 is found by a prefix of x'<hex>' and in upper case", async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('binary-prefix', (db) => {
+      db.prepare('UPDATE records SET id = ? WHERE id = ?').run(Buffer.from(BINARY, 'hex'), ids[2])
+      db.prepare('UPDATE captures SET record_id = ? WHERE record_id = ?').run(
+        Buffer.from(BINARY, 'hex'),
+        ids[2],
+      )
+    })
+    const refs = ["x'ff00fe", `x'${BINARY.toUpperCase()}'`, "X'FF00"]
+    const results = await Promise.all(refs.map((ref) => runCli(['show', path, ref, '--json'])))
+    for (const [i, r] of results.entries()) {
+      expect(r.stderr, refs[i]).toBe('')
+      expect(r.code, refs[i]).toBe(0)
+      expect(parseJsonOut<{ recordId: string }>(r).recordId, refs[i]).toBe(`x'${BINARY}'`)
+    }
+  })
+
   const hostile: { name: string; alter: (db: Database.Database, ids: string[]) => void }[] = [
     {
       name: 'BLOBs',
