@@ -15,6 +15,7 @@ import {
   mkdtempSync,
   openSync,
   readSync,
+  realpathSync,
   rmSync,
   statSync,
 } from 'node:fs'
@@ -256,10 +257,22 @@ function maxBytesFromEnv(): number | undefined {
   return Number(text)
 }
 
+/** The file's absolute path with every symlink followed (the path as given if that fails). */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return resolve(path)
+  }
+}
+
 export function openBundleFile(path: string, options: OpenOptions = {}): OpenedBundle {
   const maxBytes = options.maxBytes ?? maxBytesFromEnv() ?? defaultMaxBytes
   const header = readHeader(path, maxBytes)
-  checkWhole(path, header, walHoldsFrames(resolve(path), header))
+  // SQLite finds -wal and -journal beside the file a symlink points to, not beside the link:
+  // every check and copy of them starts from the real path.
+  const real = realPath(path)
+  checkWhole(path, header, walHoldsFrames(real, header))
   if (header.appId !== APPLICATION_ID) {
     fail('E_NOT_BUNDLE', path, 'is a SQLite file of another application, not a retrace bundle')
   }
@@ -273,7 +286,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
   if (header.userVersion < 1)
     fail('E_BUNDLE_CORRUPT', path, 'has no format version; not a complete retrace bundle')
 
-  let target = resolve(path)
+  let target = real
   let cleanup = (): void => {}
   let name = target
   if (!options.live) {

@@ -82,14 +82,17 @@ interface RawRecord {
  * by hand can hold numbers or NULLs.
  */
 
-/** How a BLOB whose bytes are not UTF-8 text is named: SQL's notation for its bytes. */
-const blobName = /^x'((?:[0-9a-f]{2})*)'$/
+/**
+ * How a BLOB whose bytes are not UTF-8 text is named: SQL's notation for its bytes (read
+ * in lower case, found in either).
+ */
+const blobName = /^x'((?:[0-9a-f]{2})*)'$/i
 
 /**
  * The text of a value from a text column: a BLOB's UTF-8 text (`x'<hex>'` when its bytes are
  * not UTF-8), a number's digits, '' for NULL.
  */
-function textOf(v: unknown): string {
+export function textOf(v: unknown): string {
   if (typeof v === 'string') return v
   if (v instanceof Uint8Array) {
     const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength)
@@ -107,7 +110,7 @@ function storedForms(text: string): [string, Buffer, string | Buffer, string | n
   return [
     text,
     Buffer.from(text, 'utf8'),
-    bytes !== undefined && textOf(bytes) === text ? bytes : text,
+    bytes !== undefined && textOf(bytes) === text.toLowerCase() ? bytes : text,
     text.trim() !== '' && Number.isFinite(n) && String(n) === text ? n : text,
   ]
 }
@@ -135,39 +138,65 @@ function toRecord(r: RawRecord): RecordRow {
   }
 }
 
+/**
+ * A record's stage names, read through `textOf` and listed once each in the order they ran,
+ * from `stagesJson`'s [type, value] pairs.
+ */
 function stageList(json: unknown): string[] {
   if (typeof json !== 'string') return []
+  let list: unknown
   try {
-    const list: unknown = JSON.parse(json)
-    return Array.isArray(list) ? list.map((s) => String(s)) : []
+    list = JSON.parse(json)
   } catch {
     return []
   }
+  if (!Array.isArray(list)) return []
+  const names = list.map((pair) => {
+    const [type, value] = Array.isArray(pair) ? pair : []
+    return textOf(type === 'blob' && typeof value === 'string' ? Buffer.from(value, 'hex') : value)
+  })
+  return [...new Set(names)]
 }
+
+/**
+ * A record's stage names in the order they ran, as a JSON array of [type, value] pairs (a
+ * BLOB as hex): what `textOf` needs to name each as every other read does. SQLite's own
+ * DISTINCT and CAST would keep a BLOB copy of a text name apart and turn NULL into null.
+ * (A JSON array, not group_concat with a separator: a stage name may hold any character.)
+ */
+const stagesJson = `(SELECT json_group_array(json_array(typeof(stage),
+    CASE typeof(stage) WHEN 'blob' THEN hex(stage) ELSE stage END))
+  FROM (SELECT stage FROM captures c WHERE c.record_id = r.id ORDER BY c.seq))`
+
+/** Whether a records row ended in error, as `toRecord` reads its status (never NULL). */
+const statusIsError = "(CAST(r.status AS TEXT) IS 'error')"
 
 /** The WHERE clause (empty when nothing is filtered) and its parameters for a record filter. */
 function recordConditions(
   filter: RecordFilter,
-  stored: (column: 'records.key' | 'captures.stage', text: string) => { sql: string; values: unknown[] } = (
-    _column,
-    text,
-  ) => ({ sql: '= ?', values: [text] }),
+  stored: (
+    column: 'records.key' | 'captures.stage',
+    text: string,
+    expr: string,
+  ) => { sql: string; values: unknown[] } = (_column, text, expr) => ({ sql: `${expr} = ?`, values: [text] }),
 ): { where: string; params: unknown[] } {
   // A row with no id names no record (and no capture can belong to it).
   const where: string[] = ['r.id IS NOT NULL']
   const params: unknown[] = []
   if (filter.id !== undefined) {
-    where.push('r.id = ?')
-    params.push(filter.id)
+    // As recordRow finds it: an id stored as a BLOB or a number is named by its text.
+    where.push(`r.id ${inStored}`)
+    params.push(...storedForms(filter.id))
   }
   if (filter.key !== undefined) {
-    const key = stored('records.key', filter.key)
-    where.push(`r.key ${key.sql}`)
+    const key = stored('records.key', filter.key, 'r.key')
+    where.push(key.sql)
     params.push(...key.values)
   }
   if (filter.status !== undefined) {
-    where.push('r.status = ?')
-    params.push(filter.status)
+    // As toRecord reads it: 'error' (as text, or a BLOB of that text) is an error, anything
+    // else is ok.
+    where.push(filter.status === 'error' ? statusIsError : `NOT ${statusIsError}`)
   }
   if (filter.since !== undefined) {
     where.push('r.started_at >= ?')
@@ -178,8 +207,8 @@ function recordConditions(
     params.push(filter.until)
   }
   if (filter.stage !== undefined) {
-    const stage = stored('captures.stage', filter.stage)
-    where.push(`EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND c.stage ${stage.sql})`)
+    const stage = stored('captures.stage', filter.stage, 'c.stage')
+    where.push(`EXISTS (SELECT 1 FROM captures c WHERE c.record_id = r.id AND ${stage.sql})`)
     params.push(...stage.values)
   }
   return { where: where.length > 0 ? `WHERE ${where.join(' AND ')}` : '', params }
@@ -196,9 +225,15 @@ function recordConditions(
  *   number equal to nothing;
  * - a Date (`{"$t":"date","v":"2026-...Z"}`) by its ISO text against a string
  *   (`> '2030-01-01'`) and by epoch milliseconds against a number;
- * - `undefined` (`{"$t":"undef"}`) as a missing value: `= null` finds it, `!=` never does.
+ * - `undefined` (`{"$t":"undef"}`) as a missing value: `= null` finds it, `!=` never does,
+ *   nor does any other operator;
+ * - any other tag (a Buffer, a Map, a Set, an Error, ...) as a value with no order and no
+ *   text: only `!=` finds it.
  *
- * `contains` looks inside the tag's text (`"2026-12"` in a date, `"240"` in a BigInt).
+ * `<`, `>`, `<=` and `>=` order scalars only: an object or array is never above or below a
+ * value (SQLite would compare its JSON text). `contains` looks inside the tag's text
+ * (`"2026-12"` in a date, `"240"` in a BigInt), and inside the JSON text of a plain object
+ * or array.
  */
 function predicateSql(pred: FindPredicate): {
   col: string
@@ -210,12 +245,14 @@ function predicateSql(pred: FindPredicate): {
   const tag = `json_extract(${col}, @tagPath)`
   const v = `json_extract(${col}, @valuePath)`
   const dateAs = typeof pred.value === 'number' ? `round((julianday(${v}) - 2440587.5) * 86400000)` : v
-  const compared = `CASE ${tag}
-      WHEN 'bigint' THEN CAST(${v} AS NUMERIC)
-      WHEN 'num' THEN CASE ${v} WHEN 'Infinity' THEN 9e999 WHEN '-Infinity' THEN -9e999 WHEN '-0' THEN 0 END
-      WHEN 'date' THEN ${dateAs}
-      ELSE ${raw} END`
+  // A tag other than these (undef, buffer, map, ...) compares as NULL, never as its JSON text.
+  const compared = `CASE WHEN ${tag} IS NULL THEN ${raw}
+      WHEN ${tag} = 'bigint' THEN CAST(${v} AS NUMERIC)
+      WHEN ${tag} = 'num' THEN CASE ${v} WHEN 'Infinity' THEN 9e999 WHEN '-Infinity' THEN -9e999 WHEN '-0' THEN 0 END
+      WHEN ${tag} = 'date' THEN ${dateAs}
+      WHEN ${tag} = 'obj' THEN ${v} END`
   const undef = `${tag} IS 'undef'`
+  const scalar = `(${tag} IN ('bigint', 'num', 'date') OR json_type(${col}, @path) NOT IN ('object', 'array'))`
   const params: Record<string, unknown> = {
     stage: pred.stage,
     path: pred.jsonPath,
@@ -228,7 +265,8 @@ function predicateSql(pred: FindPredicate): {
   switch (pred.op) {
     case 'contains':
       params.value = String(pred.value)
-      cond = `instr(CASE WHEN ${tag} IN ('bigint', 'num', 'date') THEN ${v} ELSE CAST(${raw} AS TEXT) END, @value) > 0`
+      cond = `instr(CASE WHEN ${tag} IS NULL THEN CAST(${raw} AS TEXT)
+        WHEN ${tag} IN ('bigint', 'num', 'date', 'obj') THEN ${v} END, @value) > 0`
       break
     case '=':
       cond = pred.value === null ? `(${raw} IS NULL OR ${undef})` : `${compared} = @value`
@@ -241,7 +279,7 @@ function predicateSql(pred: FindPredicate): {
           : `json_type(${col}, @path) IS NOT NULL AND NOT ${undef} AND ${compared} IS NOT @value`
       break
     default:
-      cond = `${compared} ${pred.op} @value`
+      cond = `${scalar} AND ${compared} ${pred.op} @value`
   }
   return { col, cond, params }
 }
@@ -317,30 +355,34 @@ export class BundleReader {
     return (this.recordById.get(id) ?? this.recordByStored.get(...storedForms(id))) as RawRecord | undefined
   }
 
-  /**
-   * A filter on a key or stage column for what reads as `text`: `IN` the values the column
-   * stores for it, each found through the column's index. Nearly always one value, and then
-   * SQLite keeps the index's order (several would cost a sort).
-   */
   /** `storedIn`, guarded, for recordConditions. */
   private readonly stored = (
     column: 'records.key' | 'captures.stage',
     text: string,
-  ): { sql: string; values: unknown[] } => this.guard(() => this.storedIn(column, text))
+    expr: string,
+  ): { sql: string; values: unknown[] } => this.guard(() => this.storedIn(column, text, expr))
 
   /** The stage condition of a `find`, as the stage names are stored (named parameters). */
   private stageIn(pred: FindPredicate, params: Record<string, unknown>): string {
-    const stage = this.stored('captures.stage', pred.stage)
+    const stage = this.stored('captures.stage', pred.stage, 'c.stage')
     delete params.stage
     stage.values.forEach((v, i) => {
       params[`stage${i}`] = v
     })
-    return `IN (${stage.values.map((_, i) => `@stage${i}`).join(', ')})`
+    let i = 0
+    return stage.sql.replace(/\?/g, () => `@stage${i++}`)
   }
 
+  /**
+   * A condition on a key or stage column (`expr`, as the query names it) for what reads as
+   * `text`: `IN` the values the column stores for it, each found through the column's
+   * index. Nearly always one value, and then SQLite keeps the index's order (several would
+   * cost a sort). `textOf` reads NULL as '', so '' also finds a NULL a hand-made file holds.
+   */
   private storedIn(
     column: 'records.key' | 'captures.stage',
     text: string,
+    expr: string,
   ): { sql: string; values: unknown[] } {
     const [table, name] = column.split('.') as [string, string]
     const probe = this.db.prepare(`SELECT ${name} FROM ${table} WHERE ${name} = ? LIMIT 1`).pluck()
@@ -350,7 +392,11 @@ export class BundleReader {
       if (stored !== undefined && !values.some((v) => sameStored(v, stored))) values.push(stored)
     }
     if (values.length === 0) values.push(text)
-    return { sql: `IN (${values.map(() => '?').join(', ')})`, values }
+    const list = `${expr} IN (${values.map(() => '?').join(', ')})`
+    const orNull =
+      text === '' &&
+      this.db.prepare(`SELECT 1 FROM ${table} WHERE ${name} IS NULL LIMIT 1`).get() !== undefined
+    return { sql: orNull ? `(${list} OR ${expr} IS NULL)` : list, values }
   }
 
   manifest(): Partial<Manifest> & Record<string, unknown> {
@@ -374,46 +420,73 @@ export class BundleReader {
 
   counts(): BundleCounts {
     return this.guard(() => {
+      // A records row with no id is no record: the listing and every read skip it too.
       const one = (sql: string): number => Number(this.db.prepare(sql).pluck().get() ?? 0)
       const range = this.db
-        .prepare('SELECT min(started_at) AS lo, max(started_at) AS hi FROM records')
+        .prepare('SELECT min(started_at) AS lo, max(started_at) AS hi FROM records WHERE id IS NOT NULL')
         .get() as {
         lo: number | null
         hi: number | null
       }
       return {
-        records: one('SELECT count(*) FROM records'),
+        records: one('SELECT count(*) FROM records WHERE id IS NOT NULL'),
         captures: one('SELECT count(*) FROM captures'),
         effects: one('SELECT count(*) FROM effects'),
         expectations: one('SELECT count(*) FROM expectations'),
         firstRecordAt: range.lo,
         lastRecordAt: range.hi,
-        stages: (
+        stages: this.stageCounts(),
+        statuses: (
           this.db
             .prepare(
-              `SELECT stage, count(*) AS captures, sum(error IS NOT NULL) AS errors
-               FROM captures GROUP BY stage ORDER BY min(seq), stage`,
+              `SELECT CASE WHEN ${statusIsError} THEN 'error' ELSE 'ok' END AS status, count(*) AS records
+               FROM records r WHERE r.id IS NOT NULL GROUP BY 1`,
             )
-            .all() as { stage: string; captures: number; errors: number }[]
-        ).map((s) => ({ stage: textOf(s.stage), captures: Number(s.captures), errors: Number(s.errors) })),
-        statuses: (
-          this.db.prepare('SELECT status, count(*) AS records FROM records GROUP BY status').all() as {
+            .all() as {
             status: string
             records: number
           }[]
-        ).map((s) => ({ status: textOf(s.status), records: Number(s.records) })),
+        ).map((s) => ({ status: s.status, records: Number(s.records) })),
       }
     })
+  }
+
+  /**
+   * Captures and errors per stage name, in the order the stages first ran. Grouped by the
+   * name `textOf` gives, as every other read names them: SQLite groups a BLOB copy of a text
+   * name apart from it.
+   */
+  private stageCounts(): BundleCounts['stages'] {
+    const byName = new Map<string, { stage: string; captures: number; errors: number; first: number }>()
+    const groups = this.db
+      .prepare(
+        `SELECT stage, count(*) AS captures, sum(error IS NOT NULL) AS errors, min(seq) AS first
+         FROM captures GROUP BY stage`,
+      )
+      .all() as { stage: unknown; captures: number; errors: number; first: number | null }[]
+    for (const g of groups) {
+      const stage = textOf(g.stage)
+      const first = Number(g.first ?? 0)
+      const seen = byName.get(stage)
+      if (seen === undefined) {
+        byName.set(stage, { stage, captures: Number(g.captures), errors: Number(g.errors), first })
+      } else {
+        seen.captures += Number(g.captures)
+        seen.errors += Number(g.errors)
+        seen.first = Math.min(seen.first, first)
+      }
+    }
+    return [...byName.values()]
+      .sort((a, b) => a.first - b.first || Buffer.compare(Buffer.from(a.stage), Buffer.from(b.stage)))
+      .map(({ stage, captures, errors }) => ({ stage, captures, errors }))
   }
 
   /** Records matching the filter, newest first by default, streamed. */
   *records(filter: RecordFilter = {}): Generator<RecordSummary> {
     const { where, params } = recordConditions(filter, this.stored)
     const order = filter.order === 'oldest' ? 'ASC' : 'DESC'
-    // A JSON array, not group_concat with a separator: a stage name may hold any character.
     const sql = `SELECT ${recordColumns},
-        (SELECT json_group_array(CAST(stage AS TEXT)) FROM (SELECT DISTINCT stage FROM captures c
-          WHERE c.record_id = r.id ORDER BY c.seq)) AS stages,
+        ${stagesJson} AS stages,
         (SELECT count(*) FROM captures c WHERE c.record_id = r.id) AS ncaptures
       FROM records r ${where}
       ORDER BY r.started_at ${order}, r.id ${order}
@@ -448,15 +521,17 @@ export class BundleReader {
   }
 
   /**
-   * Ids of the records matching the filter (its limit aside) as UTF-8 bytes in SQLite's
-   * order of ids, which is the order `Buffer.compare` gives: for counting across bundles.
+   * Ids of the records matching the filter (its limit aside) as their bytes, in the order
+   * `Buffer.compare` gives (for counting across bundles). Sorted by the bytes, not by the
+   * ids' index: SQLite orders every number before every text and every text before every
+   * BLOB, which would put one id in different places in different bundles.
    */
   *recordIdBytes(filter: RecordFilter = {}): Generator<Buffer> {
     const { where, params } = recordConditions(filter, this.stored)
     yield* this.stream(
       () =>
         this.db
-          .prepare(`SELECT CAST(r.id AS BLOB) FROM records r ${where} ORDER BY r.id`)
+          .prepare(`SELECT CAST(r.id AS BLOB) AS id FROM records r ${where} ORDER BY id`)
           .pluck()
           .iterate(...params) as Iterator<Buffer>,
     )
@@ -468,7 +543,7 @@ export class BundleReader {
     const sql = `SELECT c.record_id AS recordId, r.key AS key, r.started_at AS startedAt,
         json_extract(${col}, @path) AS value
       FROM captures c JOIN records r ON r.id = c.record_id
-      WHERE c.stage ${this.stageIn(pred, params)} AND json_valid(${col}) AND ${cond}
+      WHERE ${this.stageIn(pred, params)} AND json_valid(${col}) AND ${cond}
       ORDER BY r.started_at DESC, r.id, c.seq DESC`
     const rows = this.stream(
       () =>
@@ -501,7 +576,7 @@ export class BundleReader {
         this.db
           .prepare(
             `SELECT count(DISTINCT c.record_id) FROM captures c JOIN records r ON r.id = c.record_id
-             WHERE c.stage ${stage} AND json_valid(${col}) AND ${cond}`,
+             WHERE ${stage} AND json_valid(${col}) AND ${cond}`,
           )
           .pluck()
           .get(params) ?? 0,
@@ -515,16 +590,23 @@ export class BundleReader {
       const exact = this.recordRow(ref)
       if (exact !== undefined) return textOf(exact.id)
       if (ref.length < 4) return undefined
-      // LIKE never matches a BLOB: an id a recorder stored as one is matched by its text.
+      // LIKE never matches a BLOB: an id a recorder stored as one is matched by its text,
+      // and one named x'<hex>' (its bytes are not UTF-8) by the start of its hex.
       const escaped = ref.replace(/[\\%_]/g, (m) => `\\${m}`)
+      const hex = /^x'([0-9a-f]*)$/i.exec(ref)?.[1]
       const hits = [
         ...new Set(
           (
             this.db
-              .prepare("SELECT id FROM records WHERE CAST(id AS TEXT) LIKE ? ESCAPE '\\' LIMIT 6")
+              .prepare(
+                `SELECT id FROM records WHERE CAST(id AS TEXT) LIKE ? ESCAPE '\\'
+                   OR (typeof(id) = 'blob' AND hex(id) LIKE ?) LIMIT 6`,
+              )
               .pluck()
-              .all(`${escaped}%`) as unknown[]
-          ).map(textOf),
+              .all(`${escaped}%`, hex === undefined ? null : `${hex.toUpperCase()}%`) as unknown[]
+          )
+            .map(textOf)
+            .filter((name) => hex === undefined || name.toLowerCase().startsWith(ref.toLowerCase())),
         ),
       ]
       if (hits.length > 1) {
@@ -539,10 +621,10 @@ export class BundleReader {
 
   latestRecordIdForKey(key: string): string | undefined {
     return this.guard(() => {
-      const stored = this.storedIn('records.key', key)
+      const stored = this.storedIn('records.key', key, 'key')
       const id = this.db
         .prepare(
-          `SELECT id FROM records WHERE key ${stored.sql} AND id IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`,
+          `SELECT id FROM records WHERE ${stored.sql} AND id IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1`,
         )
         .pluck()
         .get(...stored.values)

@@ -18,6 +18,7 @@ import {
   openSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs'
@@ -430,6 +431,32 @@ describe('a bundle left by a recorder killed during a checkpoint', () => {
     expect(before).toEqual(['bundle.sqlite', 'bundle.sqlite-wal'])
   })
 
+  it('opened through a symlink in another folder, is read whole with the WAL beside its target', async () => {
+    const links = join(dir(), 'ckpt-links')
+    mkdirSync(links)
+    const link = join(links, 'link.sqlite')
+    symlinkSync(crashed.path, link)
+    const before = listDir(crashed.dir)
+    const [inspect, ls, verify] = await Promise.all([
+      runCli(['inspect', link, '--json']),
+      runCli(['ls', link, '--limit', '0', '--json']),
+      runCli(['verify', link]),
+    ])
+    for (const [label, r] of [
+      ['inspect', inspect],
+      ['ls', ls],
+      ['verify', verify],
+    ] as const) {
+      expect(r.stderr, label).not.toMatch(/truncated|corrupt|manifest|bug in retrace/)
+      expect(r.code, `${label}: ${r.stderr}`).toBe(0)
+    }
+    expect(parseJsonOut<{ records: number }>(inspect).records).toBe(crashed.records)
+    expect(parseJsonOut<{ records: unknown[] }>(ls).records).toHaveLength(crashed.records)
+    expect(verify.stdout).toContain(`${crashed.records} records checked`)
+    expect(listDir(crashed.dir)).toEqual(before)
+    expect(listDir(links)).toEqual(['link.sqlite'])
+  })
+
   it('with its WAL lost, the same file is refused as truncated, in one line', async () => {
     const lost = join(dir(), 'ckpt-wal-lost')
     mkdirSync(lost)
@@ -587,6 +614,168 @@ describe('BLOBs, numbers and NULLs in text columns', () => {
     }
     expect(parseJsonOut<{ recordId: string }>(showBinary).recordId).toBe(binary)
     await expectNoCrash(path, ids[1]!)
+  })
+
+  /** What `ls --json` lists, as [id, status] pairs. */
+  async function listed(...argv: string[]): Promise<[string, string][]> {
+    const r = await runCli(['ls', ...argv, '--json'])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    return parseJsonOut<{ records: { id: string; status: string }[] }>(r).records.map((x) => [x.id, x.status])
+  }
+
+  it('a status stored as a BLOB or as other text than ok is filtered and counted as its STATUS column reads', async () => {
+    const ids = real.records.map((r) => r.id)
+    expect(real.records[3]!.status).toBe('error')
+    const path = typedCopy('statuses', (db) => {
+      db.prepare('UPDATE records SET status = CAST(status AS BLOB) WHERE id = ?').run(ids[3])
+      db.prepare("UPDATE records SET status = 'OK' WHERE id = ?").run(ids[0])
+    })
+    const [all, error, ok, inspect] = await Promise.all([
+      listed(path),
+      listed(path, '--status', 'error'),
+      listed(path, '--status', 'ok'),
+      runCli(['inspect', path, '--json']),
+    ])
+    expect(all.filter(([, status]) => status === 'error').map(([id]) => id)).toEqual([ids[3]])
+    expect(error).toEqual(all.filter(([, status]) => status === 'error'))
+    expect(ok).toEqual(all.filter(([, status]) => status === 'ok'))
+    expect(ok).toHaveLength(5)
+    expect(parseJsonOut<{ statuses: unknown[] }>(inspect).statuses).toEqual([
+      { status: 'error', records: 1 },
+      { status: 'ok', records: 5 },
+    ])
+  })
+
+  it('inspect counts no records row whose id is NULL, as ls and verify list none', async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('null-id', (db) => {
+      db.prepare('UPDATE records SET id = NULL WHERE id = ?').run(ids[0])
+    })
+    const [all, inspect] = await Promise.all([
+      listed(path, '--limit', '0'),
+      runCli(['inspect', path, '--json']),
+    ])
+    expect(all).toHaveLength(5)
+    expect(
+      parseJsonOut<{ records: number; firstRecordAt: number; statuses: unknown[] }>(inspect),
+    ).toMatchObject({
+      records: 5,
+      firstRecordAt: real.records[1]!.startedAt,
+      statuses: [
+        { status: 'error', records: 1 },
+        { status: 'ok', records: 4 },
+      ],
+    })
+  })
+
+  it('a record whose key is NULL, listed with key "", is found by --key ""', async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('null-key', (db) => {
+      untyped(db, 'records')
+      db.prepare('UPDATE records SET key = NULL WHERE id = ?').run(ids[3])
+    })
+    const [ls, show] = await Promise.all([
+      runCli(['ls', path, '--key', '', '--json']),
+      runCli(['show', path, '--key', '', '--json']),
+    ])
+    expect(ls.stderr).toBe('')
+    expect(parseJsonOut<{ records: { id: string; key: string }[] }>(ls).records).toMatchObject([
+      { id: ids[3], key: '' },
+    ])
+    expect(show.stderr).toBe('')
+    expect(show.code).toBe(0)
+    expect(parseJsonOut<{ recordId: string }>(show).recordId).toBe(ids[3])
+  })
+
+  it('a record stored under a BLOB id in two bundles is listed once, whole, and counted once', async () => {
+    const ids = real.records.map((r) => r.id)
+    const toBlob = (db: Database.Database): void => {
+      db.prepare('UPDATE records SET id = CAST(id AS BLOB) WHERE id = ?').run(ids[0])
+      db.prepare('UPDATE captures SET record_id = CAST(record_id AS BLOB) WHERE record_id = ?').run(ids[0])
+    }
+    // The record's parse and price in one bundle, its store in the other (which holds no other record).
+    const first = typedCopy('blob-split-a', (db) => {
+      db.prepare("DELETE FROM captures WHERE record_id = ? AND stage = 'store'").run(ids[0])
+      toBlob(db)
+    })
+    const second = typedCopy('blob-split-b', (db) => {
+      db.prepare('DELETE FROM records WHERE id != ?').run(ids[0])
+      db.prepare("DELETE FROM captures WHERE record_id != ? OR stage != 'store'").run(ids[0])
+      toBlob(db)
+    })
+    type Listing = {
+      records: { id: string; stages: string[]; captures: number; source: string }[]
+      total: number
+    }
+    const [all, cut] = (
+      await Promise.all([
+        runCli(['ls', first, second, '--limit', '0', '--json']),
+        runCli(['ls', first, second, '--limit', '5', '--json']),
+      ])
+    ).map((r) => parseJsonOut<Listing>(r))
+    expect(all!.records.map((r) => r.id).sort()).toEqual([...ids].sort())
+    expect(all!.records.find((r) => r.id === ids[0])).toMatchObject({
+      stages: ['parse', 'price', 'store'],
+      captures: 3,
+      source: `${first}, ${second}`,
+    })
+    expect(cut).toMatchObject({ total: 6, truncated: true })
+  })
+
+  it('ls and inspect name stages stored as BLOBs, numbers or NULL as show does', async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('stage-names', (db) => {
+      untyped(db, 'captures')
+      db.prepare("UPDATE captures SET stage = x'ff00fe' WHERE record_id = ? AND stage = 'store'").run(ids[0])
+      // Record 1's price ran twice: one attempt's name stored as a BLOB of the same text.
+      db.prepare(
+        "UPDATE captures SET stage = CAST(stage AS BLOB) WHERE id = (SELECT min(id) FROM captures WHERE record_id = ? AND stage = 'price')",
+      ).run(ids[1])
+      db.prepare("UPDATE captures SET stage = NULL WHERE record_id = ? AND stage = 'parse'").run(ids[2])
+      db.prepare("UPDATE captures SET stage = 2.0 WHERE record_id = ? AND stage = 'parse'").run(ids[4])
+    })
+    const runs = await Promise.all([
+      runCli(['ls', path, '--json']),
+      runCli(['inspect', path, '--json']),
+      ...[0, 1, 2, 4].map((i) => runCli(['show', path, ids[i]!, '--json'])),
+    ])
+    for (const r of runs) expect(r.stderr).toBe('')
+    const [ls, inspect, ...shows] = runs as [CliResult, CliResult, ...CliResult[]]
+    const listed = parseJsonOut<{ records: { id: string; stages: string[] }[] }>(ls).records
+    const stagesOf = (id: string): string[] | undefined => listed.find((r) => r.id === id)?.stages
+    for (const [n, i] of [0, 1, 2, 4].entries()) {
+      const shown = parseJsonOut<{ captures: { stage: string }[] }>(shows[n]!).captures.map((c) => c.stage)
+      expect(stagesOf(ids[i]!), `record ${i}`).toEqual([...new Set(shown)])
+    }
+    expect(stagesOf(ids[0]!)).toEqual(['parse', 'price', "x'ff00fe'"])
+    expect(stagesOf(ids[1]!)).toEqual(['parse', 'price', 'store'])
+    expect(stagesOf(ids[2]!)).toEqual(['', 'price', 'store'])
+    expect(stagesOf(ids[4]!)).toEqual(['2', 'price', 'store'])
+    const stages = parseJsonOut<{ stages: { stage: string; captures: number }[] }>(inspect).stages
+    expect(stages.map((x) => x.stage).sort()).toEqual(['', '2', 'parse', 'price', 'store', "x'ff00fe'"])
+    const price = parseJsonOut<{ stages: { stage: string; captures: number }[] }>(
+      await runCli(['inspect', real.path, '--json']),
+    ).stages.find((x) => x.stage === 'price')
+    expect(stages.find((x) => x.stage === 'price')).toEqual(price)
+  })
+
+  it("a record id stored as bytes that are not UTF-8 is found by a prefix of x'<hex>' and in upper case", async () => {
+    const ids = real.records.map((r) => r.id)
+    const path = typedCopy('binary-prefix', (db) => {
+      db.prepare('UPDATE records SET id = ? WHERE id = ?').run(Buffer.from(BINARY, 'hex'), ids[2])
+      db.prepare('UPDATE captures SET record_id = ? WHERE record_id = ?').run(
+        Buffer.from(BINARY, 'hex'),
+        ids[2],
+      )
+    })
+    const refs = ["x'ff00fe", `x'${BINARY.toUpperCase()}'`, "X'FF00"]
+    const results = await Promise.all(refs.map((ref) => runCli(['show', path, ref, '--json'])))
+    for (const [i, r] of results.entries()) {
+      expect(r.stderr, refs[i]).toBe('')
+      expect(r.code, refs[i]).toBe(0)
+      expect(parseJsonOut<{ recordId: string }>(r).recordId, refs[i]).toBe(`x'${BINARY}'`)
+    }
   })
 
   const hostile: { name: string; alter: (db: Database.Database, ids: string[]) => void }[] = [

@@ -178,7 +178,8 @@ describe('retrace find and replay --where on values JSON cannot hold', { timeout
   let ws: Workspace
   /** Record ids in recording order (oldest first). */
   const typed: string[] = []
-  // What `price` produced for each record: a BigInt, a Date, a special number, undefined.
+  // What `price` produced for each record: a BigInt, a Date, a special number, undefined,
+  // a Buffer, a Map and a plain object.
   const rows = [
     { cents: 24013n, at: '2026-01-01T00:00:00.000Z', ratio: Number.NaN },
     { cents: 9999n, at: '2031-06-01T12:00:00.000Z', ratio: Number.POSITIVE_INFINITY },
@@ -189,7 +190,15 @@ describe('retrace find and replay --where on values JSON cannot hold', { timeout
   const priceSrc = `export function price(i) {
   const rows = ${JSON.stringify(rows.map((r) => ({ ...r, cents: String(r.cents), ratio: String(Object.is(r.ratio, -0) ? '-0' : r.ratio) })))}
   const r = rows[i]
-  return { cents: BigInt(r.cents), at: new Date(r.at), ratio: Number(r.ratio), gone: undefined }
+  return {
+    cents: BigInt(r.cents),
+    at: new Date(r.at),
+    ratio: Number(r.ratio),
+    gone: undefined,
+    bytes: Buffer.from('abc'),
+    lookup: new Map([['a', 1]]),
+    box: { n: i },
+  }
 }
 `
 
@@ -265,6 +274,24 @@ describe('retrace find and replay --where on values JSON cannot hold', { timeout
       ['price.gone = null', newestFirst(0, 1, 2, 3, 4)],
       ['price.gone != null', []],
       ['price.gone != 1', []],
+    ])
+  })
+
+  it('orders and searches no undefined, no Buffer or Map, and no object by its JSON text', async () => {
+    await expectFound([
+      ['price.gone > 5', []],
+      ['price.gone >= 0', []],
+      ['price.gone < 5', []],
+      ['price.gone contains undef', []],
+      ['price.bytes > 5', []],
+      ["price.bytes < 'zzz'", []],
+      ['price.bytes contains buffer', []],
+      ['price.bytes != 1', newestFirst(0, 1, 2, 3, 4)],
+      ['price.lookup >= 0', []],
+      ['price.lookup contains map', []],
+      ['price.box > 5', []],
+      ['price.box.n > 2', newestFirst(3, 4)],
+      ['price.box contains "n"', newestFirst(0, 1, 2, 3, 4)],
     ])
   })
 

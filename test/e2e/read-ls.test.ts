@@ -328,6 +328,63 @@ describe('retrace ls', () => {
     })
   })
 
+  it('filters and orders a record continued in another process by the whole record', async () => {
+    // X starts in one process (ok, at t0) and ends in another (error, at t0 + 100 s); Y runs
+    // in the second process between them (t0 + 50 s).
+    const first = join(dir(), 'whole-a.sqlite')
+    const second = join(dir(), 'whole-b.sqlite')
+    let now = SAMPLE_T0
+    const clock = (): number => now
+    const front = createRecorder({ path: first, clock })
+    const back = createRecorder({ path: second, clock })
+    const parse = front.stage('parse', (x: number) => x + 1)
+    const store = back.stage('store', (_x: number) => {
+      throw new Error('store is down')
+    })
+    const echo = back.stage('echo', (x: number) => x)
+    let x = ''
+    await front.record('sku:x', async () => {
+      await parse(1)
+      x = front.current()!.recordId
+    })
+    now = SAMPLE_T0 + 50_000
+    let y = ''
+    await back.record('sku:y', async () => {
+      await echo(1)
+      y = back.current()!.recordId
+    })
+    now = SAMPLE_T0 + 100_000
+    await back.record('sku:x', async () => store(2), { recordId: x }).catch(() => {})
+    await Promise.all([front.close(), back.close()])
+
+    const ls = async (...flags: string[]): Promise<LsJson> => {
+      const r = await runCli(['ls', first, second, '--json', ...flags])
+      expect(r.stderr).toBe('')
+      return parseJsonOut<LsJson>(r)
+    }
+    const [all, one, ok, error, since, until, okOne] = await Promise.all([
+      ls(),
+      ls('--limit', '1'),
+      ls('--status', 'ok'),
+      ls('--status', 'error'),
+      ls('--since', String(SAMPLE_T0 + 40_000)),
+      ls('--until', String(SAMPLE_T0 + 40_000)),
+      ls('--status', 'ok', '--limit', '1'),
+    ])
+    // Newest first by when the whole record started: X started first.
+    expect(all.records.map((r) => [r.id, r.status, r.startedAt])).toEqual([
+      [y, 'ok', SAMPLE_T0 + 50_000],
+      [x, 'error', SAMPLE_T0],
+    ])
+    expect(one).toMatchObject({ total: 2, truncated: true })
+    expect(one.records.map((r) => r.id)).toEqual([y])
+    expect(ok.records.map((r) => r.id)).toEqual([y])
+    expect(error.records.map((r) => [r.id, r.stages])).toEqual([[x, ['parse', 'store']]])
+    expect(since.records.map((r) => r.id)).toEqual([y])
+    expect(until.records.map((r) => r.id)).toEqual([x])
+    expect(okOne).toMatchObject({ total: 1, truncated: false })
+  })
+
   it('fails with one line and exit 2 when one of several bundles is missing', async () => {
     const missing = join(dir(), 'missing.sqlite')
     const line = expectUsageFailure(await runCli(['ls', a.path, missing]))
