@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path'
 import type { PathPart } from '../codec/index.js'
 import { PathSyntaxError, parseJson, Redactor } from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
+import { holdTemp, releaseTemp } from './interrupt.js'
 import type { BundleSet } from './set.js'
 import type { CaptureWrite, ExpectationRow, RecordChain, RecordUnit } from './types.js'
 import { BundleWriter } from './writer.js'
@@ -81,12 +82,33 @@ export function extractRecords(
     if (err instanceof PathSyntaxError) throw new UsageError(`--redact: ${err.message}`, 'E_REDACT_PATH')
     throw err
   }
-  const counter = { n: 0 }
   const chains: RecordChain[] = ids.map((id) => set.loadRecord(id))
-  const first = set.readers[0]!.manifest()
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`)
   rmSync(tmp, { force: true })
   rmSync(`${tmp}-journal`, { force: true })
+  // Every record, unredacted until written, in a folder that may be committed: never left
+  // behind by Ctrl-C.
+  holdTemp(tmp)
+  holdTemp(`${tmp}-journal`)
+  try {
+    return writeExtract(set, chains, tmp, target, redactor, o)
+  } finally {
+    rmSync(`${tmp}-journal`, { force: true })
+    releaseTemp(tmp)
+    releaseTemp(`${tmp}-journal`)
+  }
+}
+
+function writeExtract(
+  set: BundleSet,
+  chains: RecordChain[],
+  tmp: string,
+  target: string,
+  redactor: Redactor,
+  o: ExtractOptions,
+): ExtractResult {
+  const counter = { n: 0 }
+  const first = set.readers[0]!.manifest()
   const priorRules = Array.isArray(first.redaction?.rules) ? first.redaction.rules.map(String) : []
   const writer = BundleWriter.open(tmp, {
     journal: 'delete',

@@ -1,7 +1,8 @@
 /**
  * Interrupting the regression workflow: a pin cut off by a kill leaves a -journal that
- * every reader rolls back (in a private copy) instead of reading half a write, and Ctrl-C
- * during `test --update` lets the pin finish.
+ * every reader rolls back (in a private copy) instead of reading half a write; Ctrl-C
+ * during `test --update` lets the pin finish; and Ctrl-C leaves no private copy of a
+ * bundle in $TMPDIR and no hidden temporary file in extract's output folder.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
@@ -108,6 +109,8 @@ function spawnCli(
   args: string[],
   tmp: string,
   when: () => boolean,
+  /** Signal the whole process group, as Ctrl-C in a terminal does. */
+  group = false,
 ): { child: ChildProcess; done: Promise<CliResult & { sent: boolean }> } {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
@@ -115,12 +118,18 @@ function spawnCli(
   delete env.CI
   env.NO_COLOR = '1'
   env.TMPDIR = tmp
-  const child = spawn(process.execPath, [binPath, ...args], { cwd: ws.dir, env, stdio: 'pipe' })
+  const child = spawn(process.execPath, [binPath, ...args], {
+    cwd: ws.dir,
+    env,
+    stdio: 'pipe',
+    detached: group,
+  })
   let sent = false
   const poll = setInterval(() => {
     if (!sent && when()) {
       sent = true
-      child.kill('SIGINT')
+      if (group && child.pid !== undefined) process.kill(-child.pid, 'SIGINT')
+      else child.kill('SIGINT')
     }
   }, 2)
   const out: Buffer[] = []
@@ -177,5 +186,60 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
     const after = await cli(['test', `${dir}/rec`, '-c', 'q.config.mjs'], tmp)
     expect(after.stdout).toContain(`${RECORDS} records tested, ${RECORDS} matched, 0 diverged`)
     expect(after.code).toBe(0)
+  })
+
+  it('Ctrl-C while reading a bundle with a live WAL leaves no private copy in TMPDIR', async () => {
+    const { bundle, tmp, dir } = fresh()
+    killWriter(bundle, 'wal')
+    expect(existsSync(`${bundle}-wal`)).toBe(true)
+    // Well into the replay (20 ms a record): the copy has been read from for a while.
+    let seen = 0
+    const run = spawnCli(['test', `${dir}/rec`, '-c', 'slow.config.mjs'], tmp, () => {
+      if (seen === 0 && privateCopies(tmp).length > 0) seen = Date.now()
+      return seen > 0 && Date.now() - seen > 300
+    })
+    const r = await run.done
+    expect(r.sent).toBe(true)
+    expect(r.signal).toBe('SIGINT')
+    expect(privateCopies(tmp)).toEqual([])
+  })
+
+  it('Ctrl-C on the process group under --workers 2 leaves no private copy from any process', async () => {
+    const { bundle, tmp, dir } = fresh()
+    killWriter(bundle, 'wal')
+    let seen = 0
+    const run = spawnCli(
+      ['test', `${dir}/rec`, '-c', 'slow.config.mjs', '--workers', '2'],
+      tmp,
+      () => {
+        if (seen === 0 && privateCopies(tmp).length >= 2) seen = Date.now()
+        return seen > 0 && Date.now() - seen > 300
+      },
+      true,
+    )
+    const r = await run.done
+    expect(r.sent).toBe(true)
+    expect(r.signal).toBe('SIGINT')
+    // The workers go with the CLI; give them a moment to finish removing their copies.
+    for (let i = 0; i < 50 && privateCopies(tmp).length > 0; i++) await new Promise((f) => setTimeout(f, 100))
+    expect(privateCopies(tmp)).toEqual([])
+  })
+
+  it('Ctrl-C during extract leaves no hidden temporary file in the output folder', async () => {
+    const { bundle, tmp, dir } = fresh()
+    const ids = (await cli(['ls', bundle, '-n', '0', '--json'], tmp)).stdout
+    const recordIds = (JSON.parse(ids) as { records: { id: string }[] }).records.map((x) => x.id)
+    expect(recordIds).toHaveLength(RECORDS)
+    mkdirSync(`${dir}/out`)
+    const hidden = (): string[] => readdirSync(`${dir}/out`).filter((f) => f.startsWith('.'))
+    const run = spawnCli(
+      ['extract', bundle, ...recordIds, '-o', `${dir}/out/all.sqlite`],
+      tmp,
+      () => hidden().length > 0,
+    )
+    const r = await run.done
+    expect(r.sent).toBe(true)
+    expect(r.signal).toBe('SIGINT')
+    expect(hidden()).toEqual([])
   })
 })
