@@ -184,6 +184,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
           bundles: run.bundles.map((b) => ({
             path: b.path,
             summary: b.summary,
+            ...(b.notUpdated !== undefined ? { notUpdated: b.notUpdated } : {}),
             failures: b.failures.map(({ outputs: _o, ...r }) =>
               b.updated.has(r.recordId) ? { ...r, updated: true } : r,
             ),
@@ -202,6 +203,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       out.push(
         `${ok ? t.ok('✓') : t.bad('✗')} ${visibleLine(relative(process.cwd(), b.path) || b.path)}  ${renderSummary(b.summary, t, 'tested')}`,
       )
+      if (b.notUpdated !== undefined) out.push(t.bad(`    not updated: ${visibleLine(b.notUpdated)}`))
       for (const r of b.failures) {
         out.push(
           renderRecordResult(r, t, { width: 120, verbose: false, maxChanges: 8 }).replace(/^/gm, '    '),

@@ -5,7 +5,7 @@
 import { readdirSync, realpathSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { BundleSet, type ExpectationRow, type RecordChain } from '../bundle/index.js'
-import { UsageError } from '../errors.js'
+import { RetraceError, UsageError } from '../errors.js'
 import { hashKey } from '../recorder/sampling.js'
 import {
   addToSummary,
@@ -139,6 +139,11 @@ export interface BundleOutcome {
   updated: Set<string>
   /** Every record's result, kept only when a reporter needs them all (JUnit). */
   results?: RecordResult[]
+  /**
+   * Why `--update` could not pin into this bundle (read-only, say): its failures stay
+   * failures, and the run goes on with the next bundle.
+   */
+  notUpdated?: string
 }
 
 export interface TestRun {
@@ -238,6 +243,19 @@ class Tally {
     this.outcome.results?.push(result)
     this.o.onRecord?.(result)
   }
+
+  /** The pins could not be written: what was counted as updated is counted as it failed. */
+  unpin(): void {
+    for (const result of this.outcome.failures) {
+      if (!this.outcome.updated.has(result.recordId)) continue
+      for (const summary of [this.outcome.summary, this.run.summary]) {
+        summary.records--
+        summary.updated = (summary.updated ?? 1) - 1
+        addToSummary(summary, result)
+      }
+    }
+    this.outcome.updated.clear()
+  }
 }
 
 /**
@@ -299,8 +317,16 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
       set.close()
     }
     if (o.update && tally.pins.length > 0) {
-      o.update(path, tally.pins)
-      run.updated += tally.pins.length
+      try {
+        o.update(path, tally.pins)
+        run.updated += tally.pins.length
+      } catch (err) {
+        // One bundle that cannot be written is reported with its failures; the others
+        // are still tested and pinned.
+        if (!(err instanceof RetraceError)) throw err
+        outcome.notUpdated = err.message
+        tally.unpin()
+      }
     }
     run.bundles.push(outcome)
   }
