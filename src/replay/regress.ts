@@ -47,6 +47,11 @@ export function pinFromResult(
   return rows
 }
 
+/** Whether `CI` says this runs in CI, where re-pinning is refused without a force flag. */
+export function inCI(env: Readonly<Record<string, string | undefined>>): boolean {
+  return env.CI !== undefined && env.CI !== '' && env.CI !== 'false'
+}
+
 function statOrUndefined(path: string): ReturnType<typeof statSync> | undefined {
   try {
     return statSync(path)
@@ -126,7 +131,7 @@ export interface StaleItem {
 
 /** A test run's counts: with `--update`, a failing record whose failures were all re-pinned is `updated`, not a failure. */
 export interface TestSummary extends ReplaySummary {
-  /** Only with `--update`: records whose every failing stage was re-pinned from the local build. */
+  /** Only with `--update`: failing records re-pinned from the local build, which a replay with the pins passes. */
   updated?: number
 }
 
@@ -210,9 +215,29 @@ function fromItem(item: WorkerItem, mode: RecordResult['mode']): RecordResult {
   return { recordId, key, verdict: 'matched', firstDivergence: null, stages: [], mode }
 }
 
+/**
+ * Whether pins make a failing record pass: it is replayed again with them as its
+ * expectations. A failure a pin cannot mend (an effect the local build calls differently,
+ * a blocked network call, an attempt before the last that failed) fails again.
+ */
+export async function pinsMend(
+  chain: RecordChain,
+  pins: readonly ExpectationRow[],
+  engine: ReplayOptions,
+): Promise<boolean> {
+  if (pins.length === 0) return false
+  const byStage = new Map(chain.expectations.map((x) => [x.stage, x]))
+  for (const p of pins) byStage.set(p.stage, p)
+  const again = await replayRecord({ ...chain, expectations: [...byStage.values()] }, engine)
+  return again.verdict === 'matched' && !invariantBroken(again)
+}
+
 /** Where a test run keeps what each record showed. */
 class Tally {
+  /** Pins of the records they were shown to mend: what `--update` writes. */
   readonly pins: ExpectationRow[] = []
+  /** Records counted as updated until a replay with their pins confirms it. */
+  private readonly candidates = new Map<string, { result: RecordResult; pins: ExpectationRow[] }>()
   constructor(
     private readonly run: TestRun,
     readonly outcome: BundleOutcome,
@@ -230,8 +255,8 @@ class Tally {
             onlyFailing: true,
           })
         : []
-    this.pins.push(...pins)
     const updated = repinnedWhole(result, pins)
+    if (updated) this.candidates.set(result.recordId, { result, pins })
     for (const summary of [this.outcome.summary, this.run.summary]) {
       if (updated) {
         summary.records++
@@ -244,17 +269,32 @@ class Tally {
     this.o.onRecord?.(result)
   }
 
+  /**
+   * Replays each record counted as updated with its pins: the ones they mend keep their
+   * pins; the others are counted as the failures they are, and are not pinned.
+   */
+  async confirm(load: (ids: readonly string[]) => Iterable<RecordChain>): Promise<void> {
+    for (const chain of load([...this.candidates.keys()])) {
+      const c = this.candidates.get(chain.record.id)
+      if (c === undefined) continue
+      if (await pinsMend(chain, c.pins, this.o.engine)) this.pins.push(...c.pins)
+      else this.demote(c.result)
+    }
+  }
+
+  /** A record counted as updated is counted as it failed. */
+  private demote(result: RecordResult): void {
+    if (!this.outcome.updated.delete(result.recordId)) return
+    for (const summary of [this.outcome.summary, this.run.summary]) {
+      summary.records--
+      summary.updated = (summary.updated ?? 1) - 1
+      addToSummary(summary, result)
+    }
+  }
+
   /** The pins could not be written: what was counted as updated is counted as it failed. */
   unpin(): void {
-    for (const result of this.outcome.failures) {
-      if (!this.outcome.updated.has(result.recordId)) continue
-      for (const summary of [this.outcome.summary, this.run.summary]) {
-        summary.records--
-        summary.updated = (summary.updated ?? 1) - 1
-        addToSummary(summary, result)
-      }
-    }
-    this.outcome.updated.clear()
+    for (const result of this.outcome.failures) this.demote(result)
   }
 }
 
@@ -269,8 +309,12 @@ function repinnedWhole(result: RecordResult, pins: readonly ExpectationRow[]): b
   const stagesCovered = result.stages.every(
     (s) => s.status === 'matched' || s.status === 'skipped' || pinned.has(s.stage),
   )
-  const invariantBroken = (result.invariants ?? []).some((i) => i.recorded === 'ok' && i.local === 'violated')
-  return stagesCovered && !invariantBroken
+  return stagesCovered && !invariantBroken(result)
+}
+
+/** An invariant the recording kept and the local build breaks: pinning outputs does not mend it. */
+function invariantBroken(result: RecordResult): boolean {
+  return (result.invariants ?? []).some((i) => i.recorded === 'ok' && i.local === 'violated')
 }
 
 export async function runTests(paths: readonly string[], o: TestOptions): Promise<TestRun> {
@@ -313,6 +357,7 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
         const stale = run.stale.splice(staleFrom).sort((a, b) => at(a) - at(b))
         run.stale.push(...stale)
       }
+      if (o.update) await tally.confirm((part) => set.loadRecords(part))
     } finally {
       set.close()
     }

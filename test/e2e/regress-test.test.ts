@@ -524,6 +524,39 @@ describe('retrace test', { timeout: 120_000 }, () => {
     })
   })
 
+  describe('--update with a failure a pin cannot mend', () => {
+    it('an effect the local build calls differently: not pinned, not updated, counted as an error (exit 1)', async () => {
+      ws.write(
+        'prod/rate.mjs',
+        `export async function rate(row, ctx) {
+  return { ...row, rate: await ctx.effect('fx.rate', { sku: row.sku }, async () => 2) }
+}
+`,
+      )
+      ws.write(
+        'stages/rate-v2.mjs',
+        `export async function rate(row, ctx) {
+  return { ...row, rate: await ctx.effect('fx.rate.v2', { sku: row.sku }, async () => 2) }
+}
+`,
+      )
+      ws.write('rate.config.mjs', configOf({ rate: './stages/rate-v2.mjs#rate' }))
+      const dir = ws.path(`fx${++n}`)
+      mkdirSync(dir)
+      const rate = [['rate', await importStage(ws.path('prod/rate.mjs'), 'rate')]] as const
+      await record(`${dir}/e.sqlite`, async (recorder) => {
+        for (const sku of ['sku:1', 'sku:2']) await runChain(recorder, sku, { sku }, rate)
+      })
+      const u = await cliEnv(noCi, 'test', dir, '--config', 'rate.config.mjs', '--update')
+      expect(u.stdout).toMatch(/\n2 records tested, 0 matched, 0 diverged, 2 errors, 0 updated\n$/)
+      expect(u.stdout).not.toContain('updated: re-pinned')
+      expect(u.code).toBe(1)
+      expect(expectations(`${dir}/e.sqlite`)).toEqual([])
+      const again = await cliEnv(noCi, 'test', dir, '--config', 'rate.config.mjs')
+      expect(again.code).toBe(1)
+    })
+  })
+
   describe('--update with a read-only bundle', () => {
     it('reports that bundle with its failures and goes on pinning the others: exit 1', async () => {
       const dir = ws.path(`ro${++n}`)
