@@ -72,7 +72,8 @@ export function discoverBundles(paths: readonly string[]): string[] {
     seen.add(real)
     out.add(resolve(file))
   }
-  const visit = (p: string, depth: number): void => {
+  // No depth limit: a folder already seen by its real path is not entered again.
+  const visit = (p: string): void => {
     let st: ReturnType<typeof statSync>
     try {
       st = statSync(p)
@@ -83,7 +84,7 @@ export function discoverBundles(paths: readonly string[]): string[] {
       add(p)
       return
     }
-    if (!st.isDirectory() || depth > 8) return
+    if (!st.isDirectory()) return
     const real = realpathSync(p)
     if (seen.has(real)) return
     seen.add(real)
@@ -95,10 +96,10 @@ export function discoverBundles(paths: readonly string[]): string[] {
       if (name.endsWith('.sqlite') || name.endsWith('.bundle')) {
         if (cst === undefined) throw new UsageError(`${child}: cannot read it (a broken link?)`)
         if (cst.isFile()) add(child)
-      } else if (cst?.isDirectory()) visit(child, depth + 1)
+      } else if (cst?.isDirectory()) visit(child)
     }
   }
-  for (const p of paths) visit(p, 0)
+  for (const p of paths) visit(p)
   return [...out].sort()
 }
 

@@ -524,6 +524,21 @@ describe('retrace test', { timeout: 120_000 }, () => {
     })
   })
 
+  describe('bundles deep in folders', () => {
+    it('finds a bundle twelve folders down, beside one at the top', async () => {
+      const top = ws.path(`deep${++n}`)
+      const deep = `${top}/${Array.from({ length: 12 }, (_, i) => `d${i + 1}`).join('/')}`
+      mkdirSync(deep, { recursive: true })
+      copyFileSync(ws.path('recordings/a.sqlite'), `${top}/ok.sqlite`)
+      copyFileSync(ws.path('recordings/a.sqlite'), `${deep}/a.sqlite`)
+      const r = await cli('test', top, '--config', 'v2.config.mjs', '--reporter', 'json')
+      expect(r.code).toBe(1)
+      const j = parseReport(r)
+      expect(j.bundles.map((b) => b.path)).toEqual([`${deep}/a.sqlite`, `${top}/ok.sqlite`])
+      expect(j.summary).toMatchObject({ records: RECORDS * 2, diverged: RECORDS * 2 })
+    })
+  })
+
   describe('--update with a failure a pin cannot mend', () => {
     it('an effect the local build calls differently: not pinned, not updated, counted as an error (exit 1)', async () => {
       ws.write(
