@@ -6,8 +6,16 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import type { PathPart } from '../codec/index.js'
-import { PathSyntaxError, parseJson, Redactor } from '../codec/index.js'
+import type { PathPart, PathPattern } from '../codec/index.js'
+import {
+  decode,
+  defaultLimits,
+  encode,
+  matchPath,
+  PathSyntaxError,
+  parseJson,
+  Redactor,
+} from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
 import { holdTemp, releaseTemp } from './interrupt.js'
 import type { BundleSet } from './set.js'
@@ -29,9 +37,46 @@ export interface ExtractResult {
   redactedValues: number
 }
 
-/** Applies path rules to payload text; returns the text unchanged when nothing matched. */
-function redactText(text: string | null, redactor: Redactor, counter: { n: number }): string | null {
-  if (text === null || redactor.isEmpty || !redactor.mayMatch(text)) return text
+/**
+ * Applies path rules to payload text; returns the text unchanged when nothing matched.
+ * The rules name places in the recorded value (a Map entry by its key, as the recorder's
+ * `redact` does), so the text is decoded to that value and encoded again through the
+ * rules; a value that does not decode (a damaged row) is walked as plain JSON instead.
+ */
+function redactText(
+  text: string | null,
+  rules: readonly PathPattern[],
+  redactor: Redactor,
+  counter: { n: number },
+): string | null {
+  if (text === null || rules.length === 0) return text
+  let value: unknown
+  try {
+    value = decode(text)
+  } catch {
+    return redactPlainText(text, redactor, counter)
+  }
+  let hits = 0
+  const counting = new Redactor({
+    rules: [
+      (path) => {
+        const hit = path.length > 0 && rules.some((r) => matchPath(r.segments, path))
+        if (hit) hits++
+        return hit
+      },
+    ],
+    defaults: false,
+  })
+  // No size cap of its own: the value was recorded, so it fits what its recorder allowed.
+  const out = encode(value, { ...defaultLimits, maxBytes: Number.POSITIVE_INFINITY }, counting)
+  if (hits === 0) return text
+  counter.n += hits
+  return out
+}
+
+/** The walk over plain JSON, for text that does not decode as a recorded value. */
+function redactPlainText(text: string, redactor: Redactor, counter: { n: number }): string {
+  if (!redactor.mayMatch(text)) return text
   const value = parseJson(text)
   let changed = false
   const path: PathPart[] = []
@@ -108,6 +153,7 @@ function writeExtract(
   o: ExtractOptions,
 ): ExtractResult {
   const counter = { n: 0 }
+  const rules = redactor.patterns
   const first = set.readers[0]!.manifest()
   const priorRules = Array.isArray(first.redaction?.rules) ? first.redaction.rules.map(String) : []
   const writer = BundleWriter.open(tmp, {
@@ -136,15 +182,15 @@ function writeExtract(
           seq: c.seq,
           stage: c.stage,
           attempt: c.attempt,
-          input: redactText(c.input, redactor, counter) ?? c.input,
-          output: redactText(c.output, redactor, counter),
+          input: redactText(c.input, rules, redactor, counter) ?? c.input,
+          output: redactText(c.output, rules, redactor, counter),
           error: c.error,
           startedAt: c.startedAt,
           durationMs: c.durationMs,
           effects: c.effects.map((e) => ({
             ...e,
-            args: redactText(e.args, redactor, counter),
-            result: redactText(e.result, redactor, counter),
+            args: redactText(e.args, rules, redactor, counter),
+            result: redactText(e.result, rules, redactor, counter),
           })),
         }),
       ),
@@ -152,7 +198,7 @@ function writeExtract(
     captures = units.reduce((n, u) => n + u.captures.length, 0)
     writer.write(units)
     const expectations: ExpectationRow[] = chains.flatMap((c) =>
-      c.expectations.map((x) => ({ ...x, output: redactText(x.output, redactor, counter) })),
+      c.expectations.map((x) => ({ ...x, output: redactText(x.output, rules, redactor, counter) })),
     )
     if (expectations.length > 0) writer.writeExpectations(expectations)
     writer.close()
