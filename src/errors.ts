@@ -16,6 +16,8 @@ export const ExitCode = {
   native: 4,
   /** A bug in retrace itself. */
   internal: 5,
+  /** Stopped by Ctrl-C at a question (as a shell reports a process SIGINT ended). */
+  interrupted: 130,
 } as const
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]

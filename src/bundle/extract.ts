@@ -6,9 +6,18 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import type { PathPart } from '../codec/index.js'
-import { PathSyntaxError, parseJson, Redactor } from '../codec/index.js'
+import type { PathPart, PathPattern } from '../codec/index.js'
+import {
+  decode,
+  defaultLimits,
+  encode,
+  matchPath,
+  PathSyntaxError,
+  parseJson,
+  Redactor,
+} from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
+import { holdTemp, releaseTemp } from './interrupt.js'
 import type { BundleSet } from './set.js'
 import type { CaptureWrite, ExpectationRow, RecordChain, RecordUnit } from './types.js'
 import { BundleWriter } from './writer.js'
@@ -28,9 +37,46 @@ export interface ExtractResult {
   redactedValues: number
 }
 
-/** Applies path rules to payload text; returns the text unchanged when nothing matched. */
-function redactText(text: string | null, redactor: Redactor, counter: { n: number }): string | null {
-  if (text === null || redactor.isEmpty || !redactor.mayMatch(text)) return text
+/**
+ * Applies path rules to payload text; returns the text unchanged when nothing matched.
+ * The rules name places in the recorded value (a Map entry by its key, as the recorder's
+ * `redact` does), so the text is decoded to that value and encoded again through the
+ * rules; a value that does not decode (a damaged row) is walked as plain JSON instead.
+ */
+function redactText(
+  text: string | null,
+  rules: readonly PathPattern[],
+  redactor: Redactor,
+  counter: { n: number },
+): string | null {
+  if (text === null || rules.length === 0) return text
+  let value: unknown
+  try {
+    value = decode(text)
+  } catch {
+    return redactPlainText(text, redactor, counter)
+  }
+  let hits = 0
+  const counting = new Redactor({
+    rules: [
+      (path) => {
+        const hit = path.length > 0 && rules.some((r) => matchPath(r.segments, path))
+        if (hit) hits++
+        return hit
+      },
+    ],
+    defaults: false,
+  })
+  // No size cap of its own: the value was recorded, so it fits what its recorder allowed.
+  const out = encode(value, { ...defaultLimits, maxBytes: Number.POSITIVE_INFINITY }, counting)
+  if (hits === 0) return text
+  counter.n += hits
+  return out
+}
+
+/** The walk over plain JSON, for text that does not decode as a recorded value. */
+function redactPlainText(text: string, redactor: Redactor, counter: { n: number }): string {
+  if (!redactor.mayMatch(text)) return text
   const value = parseJson(text)
   let changed = false
   const path: PathPart[] = []
@@ -81,12 +127,34 @@ export function extractRecords(
     if (err instanceof PathSyntaxError) throw new UsageError(`--redact: ${err.message}`, 'E_REDACT_PATH')
     throw err
   }
-  const counter = { n: 0 }
   const chains: RecordChain[] = ids.map((id) => set.loadRecord(id))
-  const first = set.readers[0]!.manifest()
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`)
   rmSync(tmp, { force: true })
   rmSync(`${tmp}-journal`, { force: true })
+  // Every record, unredacted until written, in a folder that may be committed: never left
+  // behind by Ctrl-C.
+  holdTemp(tmp)
+  holdTemp(`${tmp}-journal`)
+  try {
+    return writeExtract(set, chains, tmp, target, redactor, o)
+  } finally {
+    rmSync(`${tmp}-journal`, { force: true })
+    releaseTemp(tmp)
+    releaseTemp(`${tmp}-journal`)
+  }
+}
+
+function writeExtract(
+  set: BundleSet,
+  chains: RecordChain[],
+  tmp: string,
+  target: string,
+  redactor: Redactor,
+  o: ExtractOptions,
+): ExtractResult {
+  const counter = { n: 0 }
+  const rules = redactor.patterns
+  const first = set.readers[0]!.manifest()
   const priorRules = Array.isArray(first.redaction?.rules) ? first.redaction.rules.map(String) : []
   const writer = BundleWriter.open(tmp, {
     journal: 'delete',
@@ -114,15 +182,15 @@ export function extractRecords(
           seq: c.seq,
           stage: c.stage,
           attempt: c.attempt,
-          input: redactText(c.input, redactor, counter) ?? c.input,
-          output: redactText(c.output, redactor, counter),
+          input: redactText(c.input, rules, redactor, counter) ?? c.input,
+          output: redactText(c.output, rules, redactor, counter),
           error: c.error,
           startedAt: c.startedAt,
           durationMs: c.durationMs,
           effects: c.effects.map((e) => ({
             ...e,
-            args: redactText(e.args, redactor, counter),
-            result: redactText(e.result, redactor, counter),
+            args: redactText(e.args, rules, redactor, counter),
+            result: redactText(e.result, rules, redactor, counter),
           })),
         }),
       ),
@@ -130,7 +198,7 @@ export function extractRecords(
     captures = units.reduce((n, u) => n + u.captures.length, 0)
     writer.write(units)
     const expectations: ExpectationRow[] = chains.flatMap((c) =>
-      c.expectations.map((x) => ({ ...x, output: redactText(x.output, redactor, counter) })),
+      c.expectations.map((x) => ({ ...x, output: redactText(x.output, rules, redactor, counter) })),
     )
     if (expectations.length > 0) writer.writeExpectations(expectations)
     writer.close()

@@ -4,7 +4,8 @@
  * Phases: preflight on the raw bytes (regular file, size cap, SQLite header, a file cut
  * short with no WAL to make up for it, application_id, format version) before SQLite
  * parses anything; then an immutable, read-only open that leaves no -wal/-shm beside the
- * file (a bundle with a live WAL is read from a private copy); then `trusted_schema=OFF`,
+ * file (a bundle with a live WAL, or a -journal a cut-off write left, is read from a private
+ * copy, which SQLite rolls back); then `trusted_schema=OFF`,
  * a schema check that refuses views and triggers, and `quick_check`.
  */
 import {
@@ -27,6 +28,7 @@ import Database from 'better-sqlite3'
 process.env.SQLITE_USE_URI ??= '1'
 
 import { BundleError, ExitCode, UsageError } from '../errors.js'
+import { holdTemp, releaseTemp, withoutInterrupts } from './interrupt.js'
 import { APPLICATION_ID, FORMAT_VERSION, REQUIRED_TABLES } from './schema.js'
 
 export interface OpenOptions {
@@ -217,6 +219,31 @@ function immutableUri(path: string): string {
   return `file:${encodeURI(path).replace(/\?/g, '%3f').replace(/#/g, '%23')}?immutable=1`
 }
 
+/**
+ * Copies the -journal after the file: each page a write changes is in the journal before
+ * the file is changed, so the later copy holds every page the file copy needs rolled back.
+ * A journal gone by then was a write that committed meanwhile: the file is copied again.
+ */
+function copyJournal(target: string, copy: string): void {
+  try {
+    copyFileSync(`${target}-journal`, `${copy}-journal`)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    copyFileSync(target, copy)
+  }
+}
+
+/** A read-write open of the private copy, so SQLite rolls back a hot journal beside it. */
+function rollBack(copy: string): void {
+  const db = new Database(copy, { fileMustExist: true })
+  try {
+    db.pragma('trusted_schema = OFF')
+    db.pragma('schema_version')
+  } finally {
+    db.close()
+  }
+}
+
 let uriProbe: boolean | undefined
 
 /**
@@ -272,7 +299,10 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
   // SQLite finds -wal and -journal beside the file a symlink points to, not beside the link:
   // every check and copy of them starts from the real path.
   const real = realPath(path)
-  checkWhole(path, header, walHoldsFrames(real, header))
+  // A -journal beside the file: a write was cut off (or is under way), and the file may hold
+  // half of it; it is read from a private copy that SQLite rolls back first.
+  const journal = !options.live && existsSync(`${real}-journal`)
+  checkWhole(path, header, walHoldsFrames(real, header) || journal)
   if (header.appId !== APPLICATION_ID) {
     fail('E_NOT_BUNDLE', path, 'is a SQLite file of another application, not a retrace bundle')
   }
@@ -291,23 +321,32 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
   let name = target
   if (!options.live) {
     const walLeft = header.wal && existsSync(`${target}-wal`)
-    if (!walLeft && !uriSupported() && !header.wal && !existsSync(`${target}-journal`)) {
+    if (!walLeft && !uriSupported() && !header.wal && !journal) {
       // A rollback-journal file (what a closed recorder leaves) with no journal beside it,
       // opened read-only: SQLite writes nothing next to it, so it needs no copy.
       name = target
-    } else if (walLeft || !uriSupported()) {
+    } else if (walLeft || journal || !uriSupported()) {
       // Committed data may still sit in the WAL, or this SQLite cannot open a WAL file
       // immutably: read a private copy so nothing is ever written beside the user's file.
       let dir: string | undefined
       try {
-        dir = mkdtempSync(join(tmpdir(), 'retrace-open-'))
+        // Held from the moment it exists: a whole copy of the bundle, removed on Ctrl-C.
+        dir = withoutInterrupts(() => {
+          const made = mkdtempSync(join(tmpdir(), 'retrace-open-'))
+          holdTemp(made)
+          return made
+        })
         const copy = join(dir, 'bundle.sqlite')
         copyFileSync(target, copy)
         if (existsSync(`${target}-wal`)) copyFileSync(`${target}-wal`, `${copy}-wal`)
+        if (journal) copyJournal(target, copy)
         target = copy
         name = copy
       } catch (err) {
-        if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+        if (dir !== undefined) {
+          rmSync(dir, { recursive: true, force: true })
+          releaseTemp(dir)
+        }
         const e = err as NodeJS.ErrnoException
         fail(
           'E_BUNDLE_UNREADABLE',
@@ -316,7 +355,10 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
         )
       }
       const made = dir
-      cleanup = () => rmSync(made, { recursive: true, force: true })
+      cleanup = () => {
+        rmSync(made, { recursive: true, force: true })
+        releaseTemp(made)
+      }
     } else {
       name = immutableUri(target)
     }
@@ -324,6 +366,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
 
   let db: Database.Database
   try {
+    if (journal) rollBack(target)
     db = new Database(name, { readonly: true, fileMustExist: true })
   } catch (err) {
     cleanup()

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs'
 import { BundleError } from '../errors.js'
+import { withoutInterrupts } from './interrupt.js'
 import { openBundle } from './reader.js'
 import type { ExpectationRow } from './types.js'
 import { BundleWriter } from './writer.js'
@@ -21,18 +22,22 @@ export function pinExpectations(
       `${path} is read-only; make it writable (chmod u+w) to pin expectations in it`,
     )
   }
-  const writer = BundleWriter.open(path, {
-    journal: 'delete',
-    manifest: {
-      pipeline: null,
-      recorderVersion,
-      builds: [],
-      redaction: { rules: [], equalityPreserving: false },
-    },
+  // One transaction: a write cut off by a kill leaves a -journal, which the next open rolls
+  // back (readers roll back a private copy, src/bundle/open.ts); Ctrl-C waits for it.
+  withoutInterrupts(() => {
+    const writer = BundleWriter.open(path, {
+      journal: 'delete',
+      manifest: {
+        pipeline: null,
+        recorderVersion,
+        builds: [],
+        redaction: { rules: [], equalityPreserving: false },
+      },
+    })
+    try {
+      writer.writeExpectations(rows)
+    } finally {
+      writer.close()
+    }
   })
-  try {
-    writer.writeExpectations(rows)
-  } finally {
-    writer.close()
-  }
 }

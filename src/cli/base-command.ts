@@ -6,6 +6,7 @@
 
 import { format, inspect } from 'node:util'
 import { Command, Flags, type Interfaces } from '@oclif/core'
+import { armInterruptCleanup } from '../bundle/interrupt.js'
 import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
 import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
@@ -91,6 +92,8 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     process.on('unhandledRejection', escaped)
     // A stage stuck in code that never yields cannot hang the command (src/replay/watchdog.ts).
     armWatchdog(unsentStdout())
+    // Ctrl-C leaves no private copy of a bundle, and cuts no pin in two (src/bundle/interrupt.ts).
+    armInterruptCleanup()
   }
 
   /** A line of output on stdout (nothing with --json), written past the claim on stdout. */

@@ -3,8 +3,8 @@ import { Args, Flags } from '@oclif/core'
 import { BundleSet, type ExpectationRow, pinExpectations } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
-import { flushOut } from '../cli/stdout.js'
-import { UsageError } from '../errors.js'
+import { flushOut, toStderr } from '../cli/stdout.js'
+import { ExitCode, RetraceError, UsageError } from '../errors.js'
 import { renderRecordResult } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
 import type { RecordResult } from '../replay/engine.js'
@@ -25,7 +25,9 @@ export default class Accept extends RetraceCommand<typeof Accept> {
     record: Args.string({ description: 'Record id or unique prefix.', required: true }),
   }
   static override description =
-    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test.`
+    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test.
+
+It asks first, on a terminal (--yes pins without asking; off a terminal, or with --json, --yes is needed). Exit codes: 0 pinned, or declined at the question (n, or Ctrl-D: the bundle is unchanged); 2 usage or input error, --yes missing off a terminal included; 3 the config or a stage module could not be loaded; 130 stopped with Ctrl-C at the question.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01JD3Q --note BUG-4211 --config examples/inventory/retrace.config.ts',
@@ -71,10 +73,20 @@ export default class Accept extends RetraceCommand<typeof Accept> {
         `\nabout to pin ${rows.length} stage${rows.length === 1 ? '' : 's'} (${rows.map((r) => r.stage).join(', ')}) of ${result.recordId}${f.note ? ` with note ${JSON.stringify(f.note)}` : ''}`,
       )
     }
-    if (!f.yes && !(await this.confirm())) {
+    const answer = f.yes ? 'yes' : await this.confirm()
+    if (answer === 'unasked') {
       throw new UsageError(
         'not pinned: pass --yes to pin without asking (needed when stdin is not a terminal)',
       )
+    }
+    if (answer === 'interrupted') {
+      throw new RetraceError('E_INTERRUPTED', 'not pinned: stopped with Ctrl-C', ExitCode.interrupted)
+    }
+    const { outputs: _o, ...replay } = result
+    if (answer === 'no') {
+      // Declining is an answer, not a failure: exit 0, the bundle untouched.
+      this.note('not pinned: the bundle is unchanged')
+      return { recordId: result.recordId, pinned: [], replay }
     }
     pinExpectations(this.args.bundle, rows, version)
     this.note(
@@ -82,7 +94,6 @@ export default class Accept extends RetraceCommand<typeof Accept> {
         `pinned ${rows.length} expectation${rows.length === 1 ? '' : 's'} in ${this.args.bundle}`,
       ),
     )
-    const { outputs: _o, ...replay } = result
     return {
       recordId: result.recordId,
       pinned: rows.map((r) => ({ stage: r.stage, note: r.note, build: r.build })),
@@ -90,13 +101,31 @@ export default class Accept extends RetraceCommand<typeof Accept> {
     }
   }
 
-  private async confirm(): Promise<boolean> {
-    if (!process.stdin.isTTY || this.jsonEnabled()) return false
+  /**
+   * Asks on the terminal. Anything but y or yes is no, end of input (Ctrl-D) too; Ctrl-C
+   * stops the command. `unasked` when nobody can answer (stdin is no terminal, or --json).
+   */
+  private async confirm(): Promise<'yes' | 'no' | 'interrupted' | 'unasked'> {
+    if (!process.stdin.isTTY || this.jsonEnabled()) return 'unasked'
     // The diff goes out before the question about it.
     flushOut()
     const rl = createInterface({ input: process.stdin, output: process.stderr })
+    // With a listener of its own, Ctrl-C is told apart from Ctrl-D (both would otherwise
+    // abort the question alike); the question is then aborted through its signal.
+    const stop = new AbortController()
+    let interrupted = false
+    rl.on('SIGINT', () => {
+      interrupted = true
+      stop.abort()
+    })
     try {
-      return /^y(es)?$/i.test((await rl.question('pin these outputs? [y/N] ')).trim())
+      const text = await rl.question('pin these outputs? [y/N] ', { signal: stop.signal })
+      return /^y(es)?$/i.test(text.trim()) ? 'yes' : 'no'
+    } catch (err) {
+      if ((err as Error).name !== 'AbortError') throw err
+      // The prompt's line is left unended.
+      toStderr('\n')
+      return interrupted ? 'interrupted' : 'no'
     } finally {
       rl.close()
     }

@@ -14,7 +14,7 @@ import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
 import { keepYoungGenerationSmall } from '../replay/heap.js'
 import { type ReplayPool, workerPool } from '../replay/pool.js'
-import { discoverBundles, parseShard, runTests, type TestRun } from '../replay/regress.js'
+import { discoverBundles, inCI, parseShard, runTests, type TestRun } from '../replay/regress.js'
 import { engineOptions, type RunOptions } from '../replay/run.js'
 import { version } from '../version.js'
 
@@ -61,7 +61,8 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
     }),
     update: Flags.boolean({
       char: 'u',
-      description: "Re-pin failing stages from the local build's output (refused in CI without --force).",
+      description:
+        "Re-pin failing stages from the local build's output, for each record a replay with its new pins shows to pass (refused in CI without --force).",
     }),
   }
   static override strict = false
@@ -70,13 +71,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
   async run(): Promise<void> {
     keepYoungGenerationSmall()
     const f = this.flags
-    if (
-      f.update &&
-      process.env.CI !== undefined &&
-      process.env.CI !== '' &&
-      process.env.CI !== 'false' &&
-      !f.force
-    ) {
+    if (f.update && inCI(process.env) && !f.force) {
       throw new UsageError(
         'refusing --update in CI (CI is set): expectations are pinned on a workstation; add --force to override',
       )
@@ -184,6 +179,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
           bundles: run.bundles.map((b) => ({
             path: b.path,
             summary: b.summary,
+            ...(b.notUpdated !== undefined ? { notUpdated: b.notUpdated } : {}),
             failures: b.failures.map(({ outputs: _o, ...r }) =>
               b.updated.has(r.recordId) ? { ...r, updated: true } : r,
             ),
@@ -202,6 +198,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       out.push(
         `${ok ? t.ok('✓') : t.bad('✗')} ${visibleLine(relative(process.cwd(), b.path) || b.path)}  ${renderSummary(b.summary, t, 'tested')}`,
       )
+      if (b.notUpdated !== undefined) out.push(t.bad(`    not updated: ${visibleLine(b.notUpdated)}`))
       for (const r of b.failures) {
         out.push(
           renderRecordResult(r, t, { width: 120, verbose: false, maxChanges: 8 }).replace(/^/gm, '    '),

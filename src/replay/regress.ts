@@ -5,7 +5,7 @@
 import { readdirSync, realpathSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { BundleSet, type ExpectationRow, type RecordChain } from '../bundle/index.js'
-import { UsageError } from '../errors.js'
+import { RetraceError, UsageError } from '../errors.js'
 import { hashKey } from '../recorder/sampling.js'
 import {
   addToSummary,
@@ -47,6 +47,11 @@ export function pinFromResult(
   return rows
 }
 
+/** Whether `CI` says this runs in CI, where re-pinning is refused without a force flag. */
+export function inCI(env: Readonly<Record<string, string | undefined>>): boolean {
+  return env.CI !== undefined && env.CI !== '' && env.CI !== 'false'
+}
+
 function statOrUndefined(path: string): ReturnType<typeof statSync> | undefined {
   try {
     return statSync(path)
@@ -67,7 +72,8 @@ export function discoverBundles(paths: readonly string[]): string[] {
     seen.add(real)
     out.add(resolve(file))
   }
-  const visit = (p: string, depth: number): void => {
+  // No depth limit: a folder already seen by its real path is not entered again.
+  const visit = (p: string): void => {
     let st: ReturnType<typeof statSync>
     try {
       st = statSync(p)
@@ -78,7 +84,7 @@ export function discoverBundles(paths: readonly string[]): string[] {
       add(p)
       return
     }
-    if (!st.isDirectory() || depth > 8) return
+    if (!st.isDirectory()) return
     const real = realpathSync(p)
     if (seen.has(real)) return
     seen.add(real)
@@ -90,10 +96,10 @@ export function discoverBundles(paths: readonly string[]): string[] {
       if (name.endsWith('.sqlite') || name.endsWith('.bundle')) {
         if (cst === undefined) throw new UsageError(`${child}: cannot read it (a broken link?)`)
         if (cst.isFile()) add(child)
-      } else if (cst?.isDirectory()) visit(child, depth + 1)
+      } else if (cst?.isDirectory()) visit(child)
     }
   }
-  for (const p of paths) visit(p, 0)
+  for (const p of paths) visit(p)
   return [...out].sort()
 }
 
@@ -126,7 +132,7 @@ export interface StaleItem {
 
 /** A test run's counts: with `--update`, a failing record whose failures were all re-pinned is `updated`, not a failure. */
 export interface TestSummary extends ReplaySummary {
-  /** Only with `--update`: records whose every failing stage was re-pinned from the local build. */
+  /** Only with `--update`: failing records re-pinned from the local build, which a replay with the pins passes. */
   updated?: number
 }
 
@@ -139,6 +145,11 @@ export interface BundleOutcome {
   updated: Set<string>
   /** Every record's result, kept only when a reporter needs them all (JUnit). */
   results?: RecordResult[]
+  /**
+   * Why `--update` could not pin into this bundle (read-only, say): its failures stay
+   * failures, and the run goes on with the next bundle.
+   */
+  notUpdated?: string
 }
 
 export interface TestRun {
@@ -205,9 +216,29 @@ function fromItem(item: WorkerItem, mode: RecordResult['mode']): RecordResult {
   return { recordId, key, verdict: 'matched', firstDivergence: null, stages: [], mode }
 }
 
+/**
+ * Whether pins make a failing record pass: it is replayed again with them as its
+ * expectations. A failure a pin cannot mend (an effect the local build calls differently,
+ * a blocked network call, an attempt before the last that failed) fails again.
+ */
+export async function pinsMend(
+  chain: RecordChain,
+  pins: readonly ExpectationRow[],
+  engine: ReplayOptions,
+): Promise<boolean> {
+  if (pins.length === 0) return false
+  const byStage = new Map(chain.expectations.map((x) => [x.stage, x]))
+  for (const p of pins) byStage.set(p.stage, p)
+  const again = await replayRecord({ ...chain, expectations: [...byStage.values()] }, engine)
+  return again.verdict === 'matched' && !invariantBroken(again)
+}
+
 /** Where a test run keeps what each record showed. */
 class Tally {
+  /** Pins of the records they were shown to mend: what `--update` writes. */
   readonly pins: ExpectationRow[] = []
+  /** Records counted as updated until a replay with their pins confirms it. */
+  private readonly candidates = new Map<string, { result: RecordResult; pins: ExpectationRow[] }>()
   constructor(
     private readonly run: TestRun,
     readonly outcome: BundleOutcome,
@@ -225,8 +256,8 @@ class Tally {
             onlyFailing: true,
           })
         : []
-    this.pins.push(...pins)
     const updated = repinnedWhole(result, pins)
+    if (updated) this.candidates.set(result.recordId, { result, pins })
     for (const summary of [this.outcome.summary, this.run.summary]) {
       if (updated) {
         summary.records++
@@ -237,6 +268,34 @@ class Tally {
     if (updated) this.outcome.updated.add(result.recordId)
     this.outcome.results?.push(result)
     this.o.onRecord?.(result)
+  }
+
+  /**
+   * Replays each record counted as updated with its pins: the ones they mend keep their
+   * pins; the others are counted as the failures they are, and are not pinned.
+   */
+  async confirm(load: (ids: readonly string[]) => Iterable<RecordChain>): Promise<void> {
+    for (const chain of load([...this.candidates.keys()])) {
+      const c = this.candidates.get(chain.record.id)
+      if (c === undefined) continue
+      if (await pinsMend(chain, c.pins, this.o.engine)) this.pins.push(...c.pins)
+      else this.demote(c.result)
+    }
+  }
+
+  /** A record counted as updated is counted as it failed. */
+  private demote(result: RecordResult): void {
+    if (!this.outcome.updated.delete(result.recordId)) return
+    for (const summary of [this.outcome.summary, this.run.summary]) {
+      summary.records--
+      summary.updated = (summary.updated ?? 1) - 1
+      addToSummary(summary, result)
+    }
+  }
+
+  /** The pins could not be written: what was counted as updated is counted as it failed. */
+  unpin(): void {
+    for (const result of this.outcome.failures) this.demote(result)
   }
 }
 
@@ -251,8 +310,12 @@ function repinnedWhole(result: RecordResult, pins: readonly ExpectationRow[]): b
   const stagesCovered = result.stages.every(
     (s) => s.status === 'matched' || s.status === 'skipped' || pinned.has(s.stage),
   )
-  const invariantBroken = (result.invariants ?? []).some((i) => i.recorded === 'ok' && i.local === 'violated')
-  return stagesCovered && !invariantBroken
+  return stagesCovered && !invariantBroken(result)
+}
+
+/** An invariant the recording kept and the local build breaks: pinning outputs does not mend it. */
+function invariantBroken(result: RecordResult): boolean {
+  return (result.invariants ?? []).some((i) => i.recorded === 'ok' && i.local === 'violated')
 }
 
 export async function runTests(paths: readonly string[], o: TestOptions): Promise<TestRun> {
@@ -295,12 +358,21 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
         const stale = run.stale.splice(staleFrom).sort((a, b) => at(a) - at(b))
         run.stale.push(...stale)
       }
+      if (o.update) await tally.confirm((part) => set.loadRecords(part))
     } finally {
       set.close()
     }
     if (o.update && tally.pins.length > 0) {
-      o.update(path, tally.pins)
-      run.updated += tally.pins.length
+      try {
+        o.update(path, tally.pins)
+        run.updated += tally.pins.length
+      } catch (err) {
+        // One bundle that cannot be written is reported with its failures; the others
+        // are still tested and pinned.
+        if (!(err instanceof RetraceError)) throw err
+        outcome.notUpdated = err.message
+        tally.unpin()
+      }
     }
     run.bundles.push(outcome)
   }

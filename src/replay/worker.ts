@@ -3,6 +3,7 @@
  * the chunks of records the CLI hands it and sends back their results in order.
  */
 import { BundleSet } from '../bundle/index.js'
+import { armInterruptCleanup } from '../bundle/interrupt.js'
 import { RetraceError } from '../errors.js'
 import { loadConfig, loadStages } from './config.js'
 import type { ReplayOptions } from './engine.js'
@@ -69,6 +70,8 @@ function main(): void {
   }
   process.on('uncaughtException', escaped)
   process.on('unhandledRejection', escaped)
+  // Ctrl-C reaches the workers too: each removes its private copies of a bundle.
+  armInterruptCleanup()
 
   // A sign of life each second the event loop turns: a stage stuck in code that never
   // yields silences it, and the CLI stops this process (src/replay/pool.ts). A watchdog

@@ -10,12 +10,12 @@
  */
 import { relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { BundleSet, pinExpectations } from '../bundle/index.js'
+import { BundleSet, pinExpectations, type RecordChain } from '../bundle/index.js'
 import { renderRecordResult } from '../render/replay.js'
 import { plain } from '../render/theme.js'
 import { loadConfig, loadStages } from '../replay/config.js'
 import { type RecordResult, type ReplayMode, type ReplayOptions, replayRecord } from '../replay/engine.js'
-import { discoverBundles, pinFromResult } from '../replay/regress.js'
+import { discoverBundles, inCI, pinFromResult, pinsMend } from '../replay/regress.js'
 import { engineOptions } from '../replay/run.js'
 import { version } from '../version.js'
 
@@ -25,6 +25,8 @@ export interface RecordingsOptions {
   mode?: ReplayMode
   /** Milliseconds a stage may run (default 10,000). */
   timeoutMs?: number
+  /** Allow re-pinning with `vitest -u` when CI is set (as `retrace test --update --force`). */
+  force?: boolean
 }
 
 interface CustomMatchers<R = unknown> {
@@ -84,14 +86,32 @@ export async function replayOne(
   options: RecordingsOptions = {},
 ): Promise<RecordResult> {
   const engine = await engineFor(options)
+  return replayRecord(loadChain(bundle, recordId), engine)
+}
+
+function loadChain(bundle: string, recordId: string): RecordChain {
   const set = BundleSet.open([bundle])
-  let chain: ReturnType<BundleSet['loadRecord']>
   try {
-    chain = set.loadRecord(set.resolveRecordId(recordId))
+    return set.loadRecord(set.resolveRecordId(recordId))
   } finally {
     set.close()
   }
-  return replayRecord(chain, engine)
+}
+
+/**
+ * `vitest -u`: pins the record's failing stages, as `retrace test --update` does, when a
+ * replay with the pins shows they make it pass; returns whether it pinned.
+ */
+async function repin(bundle: string, result: RecordResult, options: RecordingsOptions): Promise<boolean> {
+  if (inCI(process.env) && !options.force) {
+    throw new Error(
+      'refusing to re-pin (vitest -u) in CI (CI is set): expectations are pinned on a workstation; pass force: true to describeRecordings to override',
+    )
+  }
+  const pins = pinFromResult(result, { note: 'vitest -u', build: null, now: Date.now(), onlyFailing: true })
+  if (!(await pinsMend(loadChain(bundle, result.recordId), pins, await engineFor(options)))) return false
+  pinExpectations(bundle, pins, version)
+  return true
 }
 
 function updating(): boolean {
@@ -119,14 +139,8 @@ export function describeRecordings(path: string, options: RecordingsOptions = {}
         for (const r of records) {
           it(`${r.key} ${r.id}`, async () => {
             const result = await replayOne(bundle, r.id, options)
-            if (result.verdict !== 'matched' && updating()) {
-              pinExpectations(
-                bundle,
-                pinFromResult(result, { note: 'vitest -u', build: null, now: Date.now(), onlyFailing: true }),
-                version,
-              )
-              return
-            }
+            // A record its pins would not make pass fails under -u too, as in `retrace test --update`.
+            if (result.verdict !== 'matched' && updating() && (await repin(bundle, result, options))) return
             expect(result).toReplayCleanly()
           })
         }

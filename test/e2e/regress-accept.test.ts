@@ -2,12 +2,14 @@
  * `retrace accept` end to end: it pins the local build's output as a record's expected
  * output, with the note and the build it came from, and from then on that expectation is
  * the oracle. It refuses to pin without --yes when nobody can answer, and refuses a
- * read-only bundle without touching it.
+ * read-only bundle without touching it. On a terminal (a pty), n, Ctrl-D and Ctrl-C at its
+ * question each leave the bundle as it was, with one line and their own exit code.
  */
+import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleFiles, withDb } from '../helpers/bundle-db.js'
-import { expectUsageFailure } from '../helpers/cli.js'
+import { binPath, expectUsageFailure } from '../helpers/cli.js'
 import {
   type CliResult,
   importStage,
@@ -251,5 +253,84 @@ describe('accept', { timeout: 90_000 }, () => {
       0,
     )
     expect(expectations(bundle).map((x) => [x.stage, x.note])).toEqual([['compute', 'NEW']])
+  })
+})
+
+/**
+ * Runs the CLI on a pseudo-terminal (python's pty module: node has none), answers its
+ * question with `answer` once it is asked, and returns what the terminal showed and the
+ * exit status.
+ */
+const ptyDriver = `
+import os, pty, select, sys, time
+answer = sys.argv[1].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+out = b''
+def read(until, seconds):
+    global out
+    end = time.time() + seconds
+    while time.time() < end and (until is None or until not in out):
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                return
+read(b'[y/N]', 60)
+os.write(fd, answer)
+read(None, 0.5)
+_, status = os.waitpid(pid, 0)
+read(None, 0.2)
+sys.stdout.write(out.decode('utf-8', 'replace'))
+sys.stdout.write('\\nEXIT %d\\n' % (os.waitstatus_to_exitcode(status)))
+`
+
+function onTerminal(answer: string, args: string[]): { screen: string; code: number } {
+  const r = spawnSync('python3', ['-c', ptyDriver, answer, process.execPath, binPath, ...args], {
+    cwd: ws.dir,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', DEBUG: '' },
+    timeout: 90_000,
+  })
+  const m = /\nEXIT (-?\d+)\n$/.exec(r.stdout)
+  if (m === null) throw new Error(`the pty driver failed: ${r.stderr}${r.stdout}`)
+  return { screen: r.stdout.slice(0, m.index), code: Number(m[1]) }
+}
+
+const hasPython = spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status === 0
+
+describe.skipIf(!hasPython)('accept on a terminal', { timeout: 90_000 }, () => {
+  it('y pins', () => {
+    const bundle = freshBundle()
+    const r = onTerminal('y\r', ['accept', bundle, ids.bad])
+    expect(r.screen).toContain('pinned 3 expectations')
+    expect(r.code).toBe(0)
+    expect(expectations(bundle)).toHaveLength(3)
+  })
+
+  it.each([
+    ['n', 'n\r'],
+    ['Ctrl-D', '\x04'],
+  ])('%s: not pinned, one plain line, exit 0, the bundle unchanged', (_name, answer) => {
+    const bundle = freshBundle()
+    const before = readFileSync(bundle)
+    const r = onTerminal(answer, ['accept', bundle, ids.bad])
+    expect(r.screen).toContain('not pinned: the bundle is unchanged')
+    expect(r.screen).not.toContain('--yes')
+    expect(r.screen).not.toContain('bug in retrace')
+    expect(r.code).toBe(0)
+    expect(readFileSync(bundle).equals(before)).toBe(true)
+  })
+
+  it('Ctrl-C: not pinned, one line, exit 130, the bundle unchanged', () => {
+    const bundle = freshBundle()
+    const before = readFileSync(bundle)
+    const r = onTerminal('\x03', ['accept', bundle, ids.bad])
+    expect(r.screen).toMatch(/retrace: not pinned: stopped with Ctrl-C\r?\n/)
+    expect(r.screen).not.toContain('bug in retrace')
+    expect(r.code).toBe(130)
+    expect(readFileSync(bundle).equals(before)).toBe(true)
   })
 })

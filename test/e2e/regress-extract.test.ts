@@ -223,6 +223,66 @@ describe('extract', { timeout: 120_000 }, () => {
     expect(replay.code).toBe(0)
   })
 
+  it('--redact names values inside a Map by key, as the recorder does: none of them is left', async () => {
+    const secret = 'map-secret@leak.example'
+    const file = ws.write(
+      'prod/maps.mjs',
+      `export function parse(input) {
+  return { id: input.id, customer: new Map([['email', input.email], ['name', 'n']]) }
+}
+export function send(o) {
+  return { id: o.id, to: o.customer.get('email').length }
+}
+`,
+    )
+    const chain = [
+      ['parse', await importStage(file, 'parse')],
+      ['send', await importStage(file, 'send')],
+    ] as const
+    const dir = outDir()
+    const maps = join(dir, 'maps.sqlite')
+    let id = ''
+    await record(maps, async (recorder) => {
+      const stages = chain.map(([name, fn]) => recorder.stage(name, fn))
+      await recorder.record('m:1', async () => {
+        id = recorder.current()!.recordId
+        let v: unknown = { id: 1, email: secret }
+        for (const stage of stages) v = await stage(v)
+        return v
+      })
+    })
+    expect(countBytes(maps, secret)).toBeGreaterThan(0)
+    const out = join(dir, 'maps-redacted.sqlite')
+    const r = await cli('extract', maps, id, '-o', out, '--redact', '$..email', '--json')
+    expect(r.code).toBe(0)
+    // parse's input, the Map entry in parse's output and in send's input.
+    expect((JSON.parse(r.stdout) as { redactedValues: number }).redactedValues).toBe(3)
+    expect(countBytes(out, secret)).toBe(0)
+    const parse = readBundle(out).captures.find((c) => c.stage === 'parse')!
+    expect(JSON.parse(parse.output!)).toMatchObject({
+      customer: {
+        $t: 'map',
+        v: [
+          ['email', '[redacted]'],
+          ['name', 'n'],
+        ],
+      },
+    })
+    const rule = await cli(
+      'extract',
+      maps,
+      id,
+      '-o',
+      join(dir, 'maps-rule.sqlite'),
+      '--redact',
+      '$.customer.email',
+    )
+    expect(rule.code).toBe(0)
+    const byPath = readBundle(join(dir, 'maps-rule.sqlite')).captures
+    expect(countBytes(join(dir, 'maps-rule.sqlite'), secret)).toBe(1)
+    expect(byPath.find((c) => c.stage === 'send')!.input).toContain('["email","[redacted]"]')
+  })
+
   it('--redact may come before the record ids and be repeated; each rule is one value', async () => {
     const out = join(outDir(), 'two-rules.sqlite')
     const r = await cli(

@@ -3,7 +3,7 @@
  * --shard, --update (and its refusal in CI), stale recordings and expectations, and the
  * exit codes 0, 1 and 2.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs'
 import { XMLParser, XMLValidator } from 'fast-xml-parser'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pinExpectations } from '../../src/bundle/index.js'
@@ -112,6 +112,7 @@ interface JsonReport {
     path: string
     summary: { records: number; matched: number; diverged: number; errors: number }
     failures: Record<string, unknown>[]
+    notUpdated?: string
   }[]
   summary: { records: number; matched: number; diverged: number; errors: number; updated?: number }
   stale: { bundle: string; recordId: string; stage: string; why: string }[]
@@ -520,6 +521,94 @@ describe('retrace test', { timeout: 120_000 }, () => {
           .sort(),
       ).toEqual(broken)
       expect(suite!.testcase).toHaveLength(RECORDS)
+    })
+  })
+
+  describe('bundles deep in folders', () => {
+    it('finds a bundle twelve folders down, beside one at the top', async () => {
+      const top = ws.path(`deep${++n}`)
+      const deep = `${top}/${Array.from({ length: 12 }, (_, i) => `d${i + 1}`).join('/')}`
+      mkdirSync(deep, { recursive: true })
+      copyFileSync(ws.path('recordings/a.sqlite'), `${top}/ok.sqlite`)
+      copyFileSync(ws.path('recordings/a.sqlite'), `${deep}/a.sqlite`)
+      const r = await cli('test', top, '--config', 'v2.config.mjs', '--reporter', 'json')
+      expect(r.code).toBe(1)
+      const j = parseReport(r)
+      expect(j.bundles.map((b) => b.path)).toEqual([`${deep}/a.sqlite`, `${top}/ok.sqlite`])
+      expect(j.summary).toMatchObject({ records: RECORDS * 2, diverged: RECORDS * 2 })
+    })
+  })
+
+  describe('--update with a failure a pin cannot mend', () => {
+    it('an effect the local build calls differently: not pinned, not updated, counted as an error (exit 1)', async () => {
+      ws.write(
+        'prod/rate.mjs',
+        `export async function rate(row, ctx) {
+  return { ...row, rate: await ctx.effect('fx.rate', { sku: row.sku }, async () => 2) }
+}
+`,
+      )
+      ws.write(
+        'stages/rate-v2.mjs',
+        `export async function rate(row, ctx) {
+  return { ...row, rate: await ctx.effect('fx.rate.v2', { sku: row.sku }, async () => 2) }
+}
+`,
+      )
+      ws.write('rate.config.mjs', configOf({ rate: './stages/rate-v2.mjs#rate' }))
+      const dir = ws.path(`fx${++n}`)
+      mkdirSync(dir)
+      const rate = [['rate', await importStage(ws.path('prod/rate.mjs'), 'rate')]] as const
+      await record(`${dir}/e.sqlite`, async (recorder) => {
+        for (const sku of ['sku:1', 'sku:2']) await runChain(recorder, sku, { sku }, rate)
+      })
+      const u = await cliEnv(noCi, 'test', dir, '--config', 'rate.config.mjs', '--update')
+      expect(u.stdout).toMatch(/\n2 records tested, 0 matched, 0 diverged, 2 errors, 0 updated\n$/)
+      expect(u.stdout).not.toContain('updated: re-pinned')
+      expect(u.code).toBe(1)
+      expect(expectations(`${dir}/e.sqlite`)).toEqual([])
+      const again = await cliEnv(noCi, 'test', dir, '--config', 'rate.config.mjs')
+      expect(again.code).toBe(1)
+    })
+  })
+
+  describe('--update with a read-only bundle', () => {
+    it('reports that bundle with its failures and goes on pinning the others: exit 1', async () => {
+      const dir = ws.path(`ro${++n}`)
+      mkdirSync(dir)
+      for (const name of ['a', 'b', 'c'])
+        copyFileSync(ws.path('recordings/a.sqlite'), `${dir}/${name}.sqlite`)
+      chmodSync(`${dir}/b.sqlite`, 0o444)
+      const before = readFileSync(`${dir}/b.sqlite`)
+      const [h, jsonRun] = [
+        await cliEnv(noCi, 'test', dir, '--config', 'v2.config.mjs', '--update'),
+        await cliEnv(noCi, 'test', dir, '--config', 'v2.config.mjs', '--update', '--reporter', 'json'),
+      ]
+      expect(h.code).toBe(1)
+      expect(h.stderr).toBe('')
+      expect(h.stdout).toMatch(
+        /✗ ro\d+\/b\.sqlite .*\n {4}not updated: .*b\.sqlite is read-only; make it writable/,
+      )
+      expect(h.stdout).toMatch(
+        new RegExp(
+          `\\n${RECORDS * 3} records tested, 0 matched, ${RECORDS} diverged, 0 errors, ${RECORDS * 2} updated\\n$`,
+        ),
+      )
+      expect(expectations(`${dir}/a.sqlite`)).toHaveLength(RECORDS * 2)
+      expect(expectations(`${dir}/c.sqlite`)).toHaveLength(RECORDS * 2)
+      expect(readFileSync(`${dir}/b.sqlite`).equals(before)).toBe(true)
+      // The second run: a and c now pass on their pins; b still fails, and says why.
+      expect(jsonRun.code).toBe(1)
+      const j = parseReport(jsonRun)
+      expect(j.summary).toEqual({
+        records: RECORDS * 3,
+        matched: RECORDS * 2,
+        diverged: RECORDS,
+        errors: 0,
+        updated: 0,
+      })
+      expect(j.bundles.map((b) => b.notUpdated === undefined)).toEqual([true, false, true])
+      expect(j.bundles[1]!.notUpdated).toMatch(/read-only/)
     })
   })
 

@@ -63,6 +63,11 @@ interface Run {
 
 /** `vitest run` in the temp project, in a child process; stdout and stderr together. */
 function vitest(...args: string[]): Promise<Run> {
+  return vitestWith({}, ...args)
+}
+
+/** `vitest run` with these variables set in its environment (CI is otherwise unset). */
+function vitestWith(extra: Record<string, string>, ...args: string[]): Promise<Run> {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) {
     // The child is a vitest of its own, not a worker of this one.
@@ -71,6 +76,7 @@ function vitest(...args: string[]): Promise<Run> {
   env.NO_COLOR = '1'
   delete env.FORCE_COLOR
   delete env.CI
+  Object.assign(env, extra)
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
@@ -191,5 +197,62 @@ test('the failure message carries the step diff', async () => {
     const r = await vitest('tests/hand.test.mjs')
     expectCode(r, 0)
     expect(r.output).toMatch(/Tests\s+4 passed \(4\)/)
+  })
+
+  it('vitest -u still fails a record its pins cannot mend (an invariant the local build breaks), as test --update does', async () => {
+    // sku:1001 has 5 available in production and 4 under the off-by-one build, which
+    // breaks the invariant; sku:2002 had 4 in production already, so only its output moved.
+    ws.write('stages/compute-v2.mjs', inventorySources.computeOffByOne)
+    ws.write(
+      'inv.config.mjs',
+      `export default { stages: { parse: './stages/parse.mjs#parse', compute: './stages/compute-v2.mjs#compute', format: './stages/format.mjs#format' }, invariants: ['compute.output.available >= 5'] }\n`,
+    )
+    mkdirSync(ws.path('inv'))
+    const bundle = ws.path('inv/inventory.sqlite')
+    withDb(ws.path('recordings/inventory.sqlite'), (db) => db.prepare('VACUUM INTO ?').run(bundle), true)
+    withDb(bundle, (db) => db.prepare('DELETE FROM expectations').run())
+    ws.write(
+      'tests/inv.test.mjs',
+      `import { describeRecordings } from ${JSON.stringify(integration)}
+describeRecordings(${JSON.stringify(ws.path('inv'))}, { config: ${JSON.stringify(ws.path('inv.config.mjs'))} })
+`,
+    )
+    const u = await vitest('tests/inv.test.mjs', '-u')
+    expect(u.code).toBe(1)
+    expect(u.output).toMatch(/Tests\s+1 failed \| 1 passed \(2\)/)
+    expect(u.output).toContain(`record sku:1001 ${ids[0]} did not replay cleanly`)
+    const rows = withDb(
+      bundle,
+      (db) =>
+        db.prepare('SELECT record_id, stage FROM expectations ORDER BY stage').all() as {
+          record_id: string
+        }[],
+      true,
+    )
+    expect(new Set(rows.map((x) => x.record_id))).toEqual(new Set([ids[1]]))
+    // retrace test agrees: the same record fails, the other passes on its pins.
+    const again = await vitest('tests/inv.test.mjs')
+    expect(again.code).toBe(1)
+    expect(again.output).toMatch(/Tests\s+1 failed \| 1 passed \(2\)/)
+  })
+
+  it('vitest -u is refused in CI, as test --update is, unless describeRecordings is given force', async () => {
+    const bundle = ws.path('inv/inventory.sqlite')
+    const before = withDb(bundle, (db) => db.prepare('SELECT count(*) AS n FROM expectations').get(), true)
+    const r = await vitestWith({ CI: '1' }, 'tests/inv.test.mjs', '-u')
+    expect(r.code).toBe(1)
+    expect(r.output).toContain('refusing to re-pin (vitest -u) in CI')
+    expect(withDb(bundle, (db) => db.prepare('SELECT count(*) AS n FROM expectations').get(), true)).toEqual(
+      before,
+    )
+    ws.write(
+      'tests/inv.test.mjs',
+      `import { describeRecordings } from ${JSON.stringify(integration)}
+describeRecordings(${JSON.stringify(ws.path('inv'))}, { config: ${JSON.stringify(ws.path('inv.config.mjs'))}, force: true })
+`,
+    )
+    const forced = await vitestWith({ CI: '1' }, 'tests/inv.test.mjs', '-u')
+    expect(forced.output).not.toContain('refusing to re-pin')
+    expect(forced.output).toMatch(/Tests\s+1 failed \| 1 passed \(2\)/)
   })
 })
