@@ -84,7 +84,7 @@ beforeAll(async () => {
   // The base with the `p` build pinned: every later test starts from a copy of it.
   mkdirSync(ws.path('pinned'))
   copyFileSync(ws.path('base.sqlite'), ws.path('pinned/b.sqlite'))
-  const r = await runCli(['test', 'pinned', '--update', '-c', 'p.config.mjs'], ws.dir)
+  const r = await runCli(['test', 'pinned', '--update', '--force', '-c', 'p.config.mjs'], ws.dir)
   expect(r.code, r.stderr).toBe(0)
 }, 120_000)
 
@@ -166,7 +166,7 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
     expect(readFileSync(bundle).equals(before)).toBe(true)
     expect(privateCopies(tmp)).toEqual([])
     // The next pin rolls the cut-off write back in the file itself, then writes its own.
-    const u = await cli(['test', `${dir}/rec`, '-c', 'q.config.mjs', '--update'], tmp)
+    const u = await cli(['test', `${dir}/rec`, '-c', 'q.config.mjs', '--update', '--force'], tmp)
     expect(u.stdout).toContain(`0 matched, 0 diverged, 0 errors, ${RECORDS} updated`)
     expect(u.code).toBe(0)
     expect(bundleFiles(bundle)).toEqual([bundle])
@@ -176,7 +176,7 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
 
   it('Ctrl-C during test --update lets the pin finish: all of it is there, no -journal left', async () => {
     const { bundle, tmp, dir } = fresh()
-    const run = spawnCli(['test', `${dir}/rec`, '-c', 'q.config.mjs', '--update'], tmp, () =>
+    const run = spawnCli(['test', `${dir}/rec`, '-c', 'q.config.mjs', '--update', '--force'], tmp, () =>
       existsSync(`${bundle}-journal`),
     )
     const r = await run.done
