@@ -152,3 +152,15 @@ export function sharedArrayBufferFrom(v: unknown): SharedArrayBuffer | undefined
   new Uint8Array(out).set(bytes)
   return out
 }
+
+/**
+ * The tags of binary data (compared byte by byte, as a Uint8Array is, and shown by name,
+ * size and bytes in hex: `Buffer(3 bytes)<01 02 ff>`), with the name each is shown by.
+ */
+export const binaryNames: Readonly<Record<string, string>> = {
+  buffer: 'Buffer',
+  bytes: 'Uint8Array',
+  arraybuffer: 'ArrayBuffer',
+  sharedarraybuffer: 'SharedArrayBuffer',
+  dataview: 'DataView',
+}

@@ -6,7 +6,7 @@
  * messages with it and `render/` its lines.
  */
 
-import { shortestFloat32, strictBase64, type TypedArray, typedArrayFrom } from './binary.js'
+import { binaryNames, shortestFloat32, strictBase64, type TypedArray, typedArrayFrom } from './binary.js'
 
 // C0 except tab/newline, DEL, C1, bidi embeddings/overrides/isolates, line/para separators.
 const UNSAFE =
@@ -71,15 +71,6 @@ function typedArrayText(kind: string, a: TypedArray): string {
   const shown: string[] = []
   for (let i = 0; i < Math.min(a.length, maxElements); i++) shown.push(elementText(kind, a[i]!))
   return `${kind}(${a.length})[${shown.join(',')}${a.length > maxElements ? ',…' : ''}]`
-}
-
-/** Binary tags shown by name and size, then their bytes in hex (`Buffer(3 bytes)<01 02 ff>`). */
-const binaryNames: Readonly<Record<string, string>> = {
-  buffer: 'Buffer',
-  bytes: 'Uint8Array',
-  arraybuffer: 'ArrayBuffer',
-  sharedarraybuffer: 'SharedArrayBuffer',
-  dataview: 'DataView',
 }
 
 /** The bytes a well-formed binary tag holds; undefined for any other node. */

@@ -1,4 +1,5 @@
 export {
+  binaryNames,
   shortestFloat32,
   strictBase64,
   type TypedArray,

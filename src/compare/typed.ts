@@ -6,6 +6,7 @@
  * (by byte) and the wrapper of an object that has its own `$t` key are containers.
  */
 import {
+  binaryNames,
   type PathPart,
   type Segment,
   shortestFloat32,
@@ -62,15 +63,6 @@ export function typedElement(x: number | bigint, float32: boolean): unknown {
   if (Number.isNaN(x) || !Number.isFinite(x) || Object.is(x, -0))
     return { [TAG]: 'num', v: Object.is(x, -0) ? '-0' : String(x) }
   return float32 ? shortestFloat32(x) : x
-}
-
-/** Binary tags, compared byte by byte as a Uint8Array is: the names they are shown by. */
-const binaryNames: Readonly<Record<string, string>> = {
-  buffer: 'Buffer',
-  bytes: 'Uint8Array',
-  arraybuffer: 'ArrayBuffer',
-  sharedarraybuffer: 'SharedArrayBuffer',
-  dataview: 'DataView',
 }
 
 /** True for a tag `typedArrayOf` reads (a typed array or binary data), well formed or not. */
