@@ -127,7 +127,14 @@ function within(table: readonly (readonly [number, number])[], code: number): bo
   return false
 }
 
-const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' })
+/**
+ * Made on first use: creating a Segmenter loads ICU's break rules (30-50 ms here), a cost
+ * every command would pay at start-up although most never measure a non-ASCII text.
+ */
+let graphemes: Intl.Segmenter | undefined
+
+/** Printable ASCII only: one column per character, no segmenting needed. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
 
 /** An emoji drawn as a picture: with VS16 (✔️), joined (👨‍👩‍👧), or a flag's two letters. */
 const EMOJI_SEQUENCE = /\ufe0f|\u200d|[\u{1f1e6}-\u{1f1ff}]{2}/u
@@ -139,6 +146,8 @@ const EMOJI_SEQUENCE = /\ufe0f|\u200d|[\u{1f1e6}-\u{1f1ff}]{2}/u
  * its first code point, and an emoji sequence (👍🏽, ✔️, 👨‍👩‍👧) two, as terminals draw it.
  */
 export function displayWidth(text: string): number {
+  if (PRINTABLE_ASCII.test(text)) return text.length
+  graphemes ??= new Intl.Segmenter('en', { granularity: 'grapheme' })
   let width = 0
   for (const { segment } of graphemes.segment(text)) {
     const code = segment.codePointAt(0)!
