@@ -198,9 +198,12 @@ export class BundleSet {
   /** One record, stitched from every bundle that holds part of it. */
   loadRecord(id: string): RecordChain {
     const parts = this.readers.map((r) => r.loadRecord(id)).filter((c): c is RecordChain => c !== undefined)
-    const [first, ...others] = parts
-    if (first === undefined) throw recordNotFound(id, this.paths)
-    if (others.length === 0) return first
+    if (parts.length === 0) throw recordNotFound(id, this.paths)
+    if (parts.length === 1) return parts[0]!
+    // The record row of the part that started it (its host, pid and build), with the error
+    // of the part that failed, if one did.
+    const first = [...parts].sort((a, b) => a.record.startedAt - b.record.startedAt)[0]!
+    const failed = parts.find((p) => p.record.status === 'error')
     const captures = parts
       .flatMap((p) => p.captures)
       .sort((a, b) => a.startedAt - b.startedAt || a.seq - b.seq)
@@ -208,9 +211,10 @@ export class BundleSet {
     return {
       record: {
         ...first.record,
-        startedAt: Math.min(...parts.map((p) => p.record.startedAt)),
+        startedAt: first.record.startedAt,
         endedAt: Math.max(...ended),
-        status: parts.some((p) => p.record.status === 'error') ? 'error' : 'ok',
+        status: failed !== undefined ? 'error' : 'ok',
+        error: failed?.record.error ?? null,
       },
       captures: captures.map((c, seq) => ({ ...c, seq })),
       expectations: parts.flatMap((p) => p.expectations),
