@@ -11,6 +11,8 @@ import { discoverBundles } from '../replay/regress.js'
 export interface BundleWords {
   /** The bundles, in the order given (a folder's in name order), each once. */
   bundles: string[]
+  /** The words that named them (files and folders), to say what is being read. */
+  named: string[]
   /** The positionals after them. */
   rest: string[]
 }
@@ -52,13 +54,14 @@ export function splitBundleWords(words: readonly string[]): BundleWords {
       for (const f of found) add(f)
     } else add(word)
   }
+  const named = words.slice(0, i)
   const rest = words.slice(i)
   for (const word of rest) {
     if (!looksLikePath(word)) continue
     if (statOf(word) === undefined) throw new BundleError('E_BUNDLE_MISSING', `${word}: no such file`)
     throw new UsageError(`${word}: name every bundle before the first record id`)
   }
-  return { bundles, rest }
+  return { bundles, named, rest }
 }
 
 function looksLikePath(word: string): boolean {

@@ -5,8 +5,7 @@ export const bundleArg = Args.string({ description: 'Bundle file (.sqlite).', re
 
 /** BUNDLE... for commands that read several bundles as one (src/cli/bundles.ts). */
 export const bundlesArg = Args.string({
-  description:
-    'Bundle files (.sqlite) or folders of them; several are read as one (one file per process): a record continued in another process is stitched whole.',
+  description: 'Bundle files (.sqlite) or folders of them, read as one.',
   required: true,
 })
 

@@ -173,7 +173,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     const f = this.flags
     const config = await loadConfig(f.config, process.cwd())
     const engine = engineOptions(config, await loadStages(config), run)
-    const { bundles, rest: records } = splitBundleWords(positionals(this.argv, valuedFlags))
+    const { bundles, named, rest: records } = splitBundleWords(positionals(this.argv, valuedFlags))
     const selection: Selection = {
       records,
       ...(f.key !== undefined ? { key: f.key } : {}),
@@ -196,7 +196,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     let quietMatched = 0
     this.note(
       t.dim(
-        `replaying ${bundles.join(', ')}${f.key !== undefined ? ` (key ${f.key})` : ''}${f.where !== undefined ? ` (where ${f.where})` : ''} through the local build in ${config.path === undefined ? 'the config' : relative(process.cwd(), config.path)}, ${f.mode} mode, network closed${f['allow-net'] ? ' (no: --allow-net)' : ''}`,
+        `replaying ${named.join(', ')}${f.key !== undefined ? ` (key ${f.key})` : ''}${f.where !== undefined ? ` (where ${f.where})` : ''} through the local build in ${config.path === undefined ? 'the config' : relative(process.cwd(), config.path)}, ${f.mode} mode, network closed${f['allow-net'] ? ' (no: --allow-net)' : ''}`,
       ),
     )
     // Opened with the first record, so an error before it leaves stdout to the error document.

@@ -52,7 +52,7 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
   static override summary = "Write one record's scene as a self-contained HTML report."
 
   async run(): Promise<ReportResult> {
-    const { bundles, rest } = splitBundleWords(
+    const { bundles, named, rest } = splitBundleWords(
       positionals(this.argv, ['--config', '-c', '--key', '-k', '--output', '-o']),
     )
     const [record] = atMost(rest, 1)
@@ -69,7 +69,7 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
       const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
       // Before the replay: a file that cannot be written fails now.
       path = prepareOutput(this.flags.output ?? '.', () => defaultName(id)).path
-      model = await gatherReport(set.loadRecord(id), bundles.join(', '), this.flags.config)
+      model = await gatherReport(set.loadRecord(id), named.join(', '), this.flags.config)
     } finally {
       set.close()
     }
