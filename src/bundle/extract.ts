@@ -154,20 +154,32 @@ function writeExtract(
 ): ExtractResult {
   const counter = { n: 0 }
   const rules = redactor.patterns
-  const first = set.readers[0]!.manifest()
-  const priorRules = Array.isArray(first.redaction?.rules) ? first.redaction.rules.map(String) : []
+  // The bundles that hold part of these records (several, when a record was continued in
+  // another process): the extract says it came from them and keeps what their manifests say.
+  const from =
+    set.readers.length === 1
+      ? set.readers
+      : set.readers.filter((r) => chains.some((c) => r.hasRecord(c.record.id)))
+  const manifests = from.map((r) => r.manifest())
+  const union = (lists: unknown[]): string[] => [
+    ...new Set(lists.flatMap((l) => (Array.isArray(l) ? l.map(String) : []))),
+  ]
+  const priorRules = union(manifests.map((m) => m.redaction?.rules))
+  const pipeline = manifests.map((m) => m.pipeline).find((p) => typeof p === 'string')
   const writer = BundleWriter.open(tmp, {
     journal: 'delete',
     manifest: {
-      pipeline: typeof first.pipeline === 'string' ? first.pipeline : null,
+      pipeline: pipeline ?? null,
       recorderVersion: o.recorderVersion,
-      builds: Array.isArray(first.builds) ? first.builds.map(String) : [],
+      builds: union(manifests.map((m) => m.builds)),
       redaction: {
         rules: [...priorRules, ...o.redact.filter((r) => !priorRules.includes(r))],
-        equalityPreserving: first.redaction?.equalityPreserving === true,
+        // Only if every part was recorded so: a claim one bundle does not make is not made.
+        equalityPreserving:
+          manifests.length > 0 && manifests.every((m) => m.redaction?.equalityPreserving === true),
       },
       extractedFrom: {
-        bundle: basename(set.paths[0] ?? ''),
+        bundle: from.map((r) => basename(r.path)).join(', ') || basename(set.paths[0] ?? ''),
         records: chains.length,
         at: new Date(o.now()).toISOString(),
       },

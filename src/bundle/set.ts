@@ -6,7 +6,7 @@
 import { BundleError } from '../errors.js'
 import type { OpenOptions } from './open.js'
 import { BundleReader, keyNotFound, openBundle, type RecordFilter, recordNotFound, textOf } from './reader.js'
-import type { RecordChain, RecordSummary } from './types.js'
+import type { RecordChain, RecordRow, RecordSummary } from './types.js'
 
 export class BundleSet {
   private constructor(readonly readers: readonly BundleReader[]) {}
@@ -198,20 +198,13 @@ export class BundleSet {
   /** One record, stitched from every bundle that holds part of it. */
   loadRecord(id: string): RecordChain {
     const parts = this.readers.map((r) => r.loadRecord(id)).filter((c): c is RecordChain => c !== undefined)
-    const [first, ...others] = parts
-    if (first === undefined) throw recordNotFound(id, this.paths)
-    if (others.length === 0) return first
+    if (parts.length === 0) throw recordNotFound(id, this.paths)
+    if (parts.length === 1) return parts[0]!
     const captures = parts
       .flatMap((p) => p.captures)
       .sort((a, b) => a.startedAt - b.startedAt || a.seq - b.seq)
-    const ended = parts.map((p) => p.record.endedAt ?? 0)
     return {
-      record: {
-        ...first.record,
-        startedAt: Math.min(...parts.map((p) => p.record.startedAt)),
-        endedAt: Math.max(...ended),
-        status: parts.some((p) => p.record.status === 'error') ? 'error' : 'ok',
-      },
+      record: wholeRow(parts.map((p) => p.record)),
       captures: captures.map((c, seq) => ({ ...c, seq })),
       expectations: parts.flatMap((p) => p.expectations),
       source: parts.map((p) => p.source).join(', '),
@@ -241,16 +234,28 @@ export class BundleSet {
   }
 }
 
+/**
+ * The record row of a record continued in other processes, from its parts' rows: the part
+ * that started it gives its start, host, pid and build; it ends when its last part did, and
+ * in error, with that part's error, if any part did.
+ */
+function wholeRow<T extends RecordRow>(parts: readonly T[]): T {
+  const first = [...parts].sort((a, b) => a.startedAt - b.startedAt)[0]!
+  const failed = parts.find((p) => p.status === 'error')
+  return {
+    ...first,
+    endedAt: Math.max(...parts.map((p) => p.endedAt ?? 0)),
+    status: failed !== undefined ? 'error' : 'ok',
+    error: failed !== undefined ? failed.error : null,
+  }
+}
+
 /** One record's parts (one per bundle holding it) as the whole record. */
 function stitchParts(parts: RecordSummary[]): RecordSummary {
   if (parts.length === 1) return parts[0]!
   const sorted = [...parts].sort((a, b) => a.startedAt - b.startedAt)
-  const ended = parts.map((p) => p.endedAt ?? 0)
   return {
-    ...parts[0]!,
-    startedAt: sorted[0]!.startedAt,
-    endedAt: Math.max(...ended),
-    status: parts.some((p) => p.status === 'error') ? 'error' : 'ok',
+    ...wholeRow(parts),
     stages: [...new Set(sorted.flatMap((p) => p.stages))],
     captures: parts.reduce((n, p) => n + p.captures, 0),
     source: sorted.map((p) => p.source).join(', '),

@@ -3,6 +3,12 @@ import { Args, Flags } from '@oclif/core'
 
 export const bundleArg = Args.string({ description: 'Bundle file (.sqlite).', required: true })
 
+/** BUNDLE... for commands that read several bundles as one (src/cli/bundles.ts). */
+export const bundlesArg = Args.string({
+  description: 'Bundle files (.sqlite) or folders of them, read as one.',
+  required: true,
+})
+
 export const configFlag = Flags.file({
   char: 'c',
   description:

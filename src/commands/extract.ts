@@ -4,19 +4,23 @@ import { Args, Flags } from '@oclif/core'
 import { BundleSet, type ExtractResult, extractRecords, safeFileName } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
+import { splitBundleWords } from '../cli/bundles.js'
+import { bundlesArg } from '../cli/flags.js'
 import { prepareOutput } from '../cli/output.js'
 import { UsageError } from '../errors.js'
 import { version } from '../version.js'
 
 export default class Extract extends RetraceCommand<typeof Extract> {
   static override args = {
-    bundle: Args.string({ description: 'Bundle to extract from.', required: true }),
+    bundle: bundlesArg,
     records: Args.string({ description: 'Record ids or unique prefixes.', required: true }),
   }
   static override description =
     `Writes a new standalone bundle holding only the named records: their captures, effects, expectations and the manifest. The file is built fresh (no bytes of other records survive in it), written to a temporary name and renamed, with extra redaction rules applied on the way out and recorded in the manifest. Attach it to the bug report and commit it under recordings/.
 
--o may name a file or a folder (an existing one, or a path ending in /); in a folder the file is named from the record's key, made safe for any file system. Missing folders are made.`
+-o may name a file or a folder (an existing one, or a path ending in /); in a folder the file is named from the record's key, made safe for any file system. Missing folders are made.
+
+Several bundles (files, or a folder for every bundle under it) are read as one: a record continued in another process is extracted whole, every part's captures, effects and expectations in the order they ran, and the manifest names the bundles it came from.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> prod.sqlite 01JD3Q -o recordings/sku-1001-bug.sqlite --redact "$..customer.email"',
@@ -41,15 +45,16 @@ export default class Extract extends RetraceCommand<typeof Extract> {
     'Write a small standalone bundle of chosen records (for a bug report or a regression test).'
 
   async run(): Promise<ExtractResult> {
-    const [, ...refs] = positionals(this.argv, ['--output', '-o', '--redact'])
-    const set = BundleSet.open([this.args.bundle])
+    const { bundles, rest: refs } = splitBundleWords(positionals(this.argv, ['--output', '-o', '--redact']))
+    if (refs.length === 0) throw new UsageError('name the records to extract: RECORD... after the bundles')
+    const set = BundleSet.open(bundles)
     try {
       const ids = [...new Set(refs.map((r) => set.resolveRecordId(r)))]
       const { path: target } = prepareOutput(this.flags.output, () => {
         const first = set.loadRecord(ids[0]!)
         return `${safeFileName(first.record.key)}-${safeFileName(ids[0]!.slice(0, 10))}.sqlite`
       })
-      if (resolve(this.args.bundle) === target)
+      if (set.paths.some((p) => resolve(p) === target))
         throw new UsageError('the output would overwrite the input bundle')
       if (existsSync(target) && !this.flags.force)
         throw new UsageError(`${target} exists; pass --force to replace it`)

@@ -5,7 +5,8 @@ import { Args, Flags } from '@oclif/core'
 import { BundleSet, type RecordChain } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
-import { configFlag, keyFlag } from '../cli/flags.js'
+import { splitBundleWords } from '../cli/bundles.js'
+import { bundlesArg, configFlag, keyFlag } from '../cli/flags.js'
 import { flushOut, out } from '../cli/stdout.js'
 import { jsonLine, watchFiles } from '../cli/watch.js'
 import { safeJson, visibleLine } from '../render/format.js'
@@ -30,11 +31,13 @@ import { checkSelection, type Selection, selectRecords } from '../replay/select.
 
 export default class Replay extends RetraceCommand<typeof Replay> {
   static override args = {
-    bundle: Args.string({ description: 'Bundle file (.sqlite).', required: true }),
+    bundle: bundlesArg,
     records: Args.string({ description: 'Record ids or unique prefixes (default: every record).' }),
   }
   static override description =
     `Runs recorded records through the local builds of their stages (named in the config) and compares each stage with what production recorded. Clock, random and effects play back from the recording; the network is closed.
+
+Several bundles (one file per process: files, or a folder for every bundle under it) are read as one: a record continued in another process is replayed whole, its parts' captures in the order they ran, so a divergence in one process is named as the cause of what the next one shows.
 
 Per stage: matched, diverged (its own output differs for the same input), inherited (differs only because its input already did), error (threw, called an effect production did not, or tried the network), skipped. The first diverged or error stage is the record's first divergence.
 
@@ -45,6 +48,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001 --config examples/inventory/retrace.config.ts',
     '<%= config.bin %> <%= command.id %> prod.sqlite 01JD3Q --mode isolated',
+    '<%= config.bin %> <%= command.id %> bundles/ 01JD3Q',
     '<%= config.bin %> <%= command.id %> prod.sqlite --where "store.available = 87" --watch',
   ]
   static override flags = {
@@ -169,13 +173,13 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     const f = this.flags
     const config = await loadConfig(f.config, process.cwd())
     const engine = engineOptions(config, await loadStages(config), run)
-    const [, ...records] = positionals(this.argv, valuedFlags)
+    const { bundles, named, rest: records } = splitBundleWords(positionals(this.argv, valuedFlags))
     const selection: Selection = {
       records,
       ...(f.key !== undefined ? { key: f.key } : {}),
       ...(f.where !== undefined ? { where: f.where } : {}),
     }
-    const set = BundleSet.open([this.args.bundle])
+    const set = BundleSet.open(bundles)
     try {
       // A typo in the selection is the one line on stderr, not a second after the header.
       checkSelection(set, selection)
@@ -192,7 +196,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     let quietMatched = 0
     this.note(
       t.dim(
-        `replaying ${this.args.bundle}${f.key !== undefined ? ` (key ${f.key})` : ''}${f.where !== undefined ? ` (where ${f.where})` : ''} through the local build in ${config.path === undefined ? 'the config' : relative(process.cwd(), config.path)}, ${f.mode} mode, network closed${f['allow-net'] ? ' (no: --allow-net)' : ''}`,
+        `replaying ${named.join(', ')}${f.key !== undefined ? ` (key ${f.key})` : ''}${f.where !== undefined ? ` (where ${f.where})` : ''} through the local build in ${config.path === undefined ? 'the config' : relative(process.cwd(), config.path)}, ${f.mode} mode, network closed${f['allow-net'] ? ' (no: --allow-net)' : ''}`,
       ),
     )
     // Opened with the first record, so an error before it leaves stdout to the error document.
@@ -228,7 +232,8 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       first = false
     }
     try {
-      const path = set.paths[0]!
+      const paths = set.paths
+      const source = paths.join(', ')
       const ids = pool !== undefined ? [...selectRecords(set, selection)] : undefined
       if (pool !== undefined && ids !== undefined && ids.length >= pool.minRecords) {
         // Results land as they finish; each waits here until the ones before it are reported.
@@ -250,7 +255,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
           const items: WorkerItem[] = []
           for (const chain of set.loadRecords(part)) {
             if (stopped()) return
-            const { result, stale } = await testRecord(path, chain, engine)
+            const { result, stale } = await testRecord(source, chain, engine)
             items.push(toItem(result, stale, itemOptions))
           }
           // JSON entries as one item, written at once, as a worker sends them.
@@ -258,7 +263,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
           else for (const [k, item] of items.entries()) land(item, start + k)
         }
         // No process runs further ahead of the first record not yet reported than this.
-        await pool.run(path, ids, land, replayHere, () => next + 2048)
+        await pool.run(paths, ids, land, replayHere, () => next + 2048)
       } else {
         const r = await replaySelection(
           set,

@@ -3,8 +3,10 @@ import { accessSync, constants } from 'node:fs'
 import { delimiter, isAbsolute, join, relative, resolve } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { BundleSet, type RecordChain } from '../bundle/index.js'
+import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
-import { bundleArg, configFlag, keyFlag } from '../cli/flags.js'
+import { atMost, splitBundleWords } from '../cli/bundles.js'
+import { bundlesArg, configFlag, keyFlag } from '../cli/flags.js'
 import { prepareOutput, writeOutput } from '../cli/output.js'
 import { recordedChain, replayedChain } from '../compare/chain.js'
 import { compileInvariants, runInvariants } from '../compare/invariants.js'
@@ -24,13 +26,13 @@ export interface ReportResult {
 
 export default class Report extends RetraceCommand<typeof Report> {
   static override args = {
-    bundle: bundleArg,
+    bundle: bundlesArg,
     record: Args.string({ description: 'Record id or a unique prefix of one.' }),
   }
   static override description =
     `Writes the scene of one record as one self-contained HTML file to attach to a bug report: the stage timeline with retries, each stage's input, output and effects (folded), the seams, and, when a config is given or found, the replay through the local build (the first divergence and every structural difference) and the config's invariants on the recorded and the replayed chain. The page loads nothing from the network.
 
-Name the record by id (or unique prefix), or use --key for the latest record of a key. Exit codes: 0 the report shows no divergence and no violated invariant, 1 it shows one, 2 usage or input error, 3 the config or a stage module could not be loaded.`
+Name the record by id (or unique prefix), or use --key for the latest record of a key. Several bundles (files, or a folder for every bundle under it) are read as one: a record continued in another process is reported whole. Exit codes: 0 the report shows no divergence and no violated invariant, 1 it shows one, 2 usage or input error, 3 the config or a stage module could not be loaded.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001 --config examples/inventory/retrace.config.ts',
@@ -46,24 +48,28 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
         'File to write, or a folder to write retrace-report-<record>.html in (default: here); missing folders are made.',
     }),
   }
+  static override strict = false
   static override summary = "Write one record's scene as a self-contained HTML report."
 
   async run(): Promise<ReportResult> {
-    const { record } = this.args
+    const { bundles, named, rest } = splitBundleWords(
+      positionals(this.argv, ['--config', '-c', '--key', '-k', '--output', '-o']),
+    )
+    const [record] = atMost(rest, 1)
     const { key } = this.flags
     if ((record === undefined) === (key === undefined)) {
       throw new UsageError(
         `name a record: give a RECORD id (or prefix) or --key KEY${record !== undefined && key !== undefined ? ', not both' : ''}`,
       )
     }
-    const set = BundleSet.open([this.args.bundle])
+    const set = BundleSet.open(bundles)
     let model: ReportModel
     let path: string
     try {
       const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
       // Before the replay: a file that cannot be written fails now.
       path = prepareOutput(this.flags.output ?? '.', () => defaultName(id)).path
-      model = await gatherReport(set.loadRecord(id), this.args.bundle, this.flags.config)
+      model = await gatherReport(set.loadRecord(id), named.join(', '), this.flags.config)
     } finally {
       set.close()
     }

@@ -1,7 +1,9 @@
 import { Args, Flags } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
+import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
-import { bundleArg, configFlag, keyFlag } from '../cli/flags.js'
+import { atMost, splitBundleWords } from '../cli/bundles.js'
+import { bundlesArg, configFlag, keyFlag } from '../cli/flags.js'
 import { recordedChain } from '../compare/chain.js'
 import { compileInvariants, type InvariantResult, runInvariants } from '../compare/invariants.js'
 import { buildScene, type Scene } from '../compare/scene.js'
@@ -11,13 +13,13 @@ import { findConfig, loadConfig } from '../replay/config.js'
 
 export default class Show extends RetraceCommand<typeof Show> {
   static override args = {
-    bundle: bundleArg,
+    bundle: bundlesArg,
     record: Args.string({ description: 'Record id or a unique prefix of one.' }),
   }
   static override description =
     `The recorded scene, stage by stage: input and output of each stage, what each stage changed, the effects it saw (clock, random, KV/DB/HTTP reads), retries with their errors, durations, builds, and seams where a stage's recorded output is not the next stage's recorded input.
 
-Name the record by id (or unique prefix), or use --key for the latest record of a key.`
+Name the record by id (or unique prefix), or use --key for the latest record of a key. Several bundles (files, or a folder for every bundle under it) are read as one: a record continued in another process is shown whole, its parts in the order they ran.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001',
@@ -32,17 +34,21 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
     key: keyFlag,
     width: Flags.integer({ default: 120, description: 'Characters a folded payload may take.', min: 20 }),
   }
+  static override strict = false
   static override summary = 'Show what one record went through in production.'
 
   async run(): Promise<Scene & { invariants?: InvariantResult[] }> {
-    const { record } = this.args
+    const { bundles, rest } = splitBundleWords(
+      positionals(this.argv, ['--config', '-c', '--key', '-k', '--width']),
+    )
+    const [record] = atMost(rest, 1)
     const { key } = this.flags
     if ((record === undefined) === (key === undefined)) {
       throw new UsageError(
         `name a record: give a RECORD id (or prefix) or --key KEY${record !== undefined && key !== undefined ? ', not both' : ''}`,
       )
     }
-    const set = BundleSet.open([this.args.bundle])
+    const set = BundleSet.open(bundles)
     try {
       const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
       const chain = set.loadRecord(id)

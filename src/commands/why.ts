@@ -1,7 +1,9 @@
 import { Args } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
+import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
-import { bundleArg, configFlag, keyFlag } from '../cli/flags.js'
+import { atMost, splitBundleWords } from '../cli/bundles.js'
+import { bundlesArg, configFlag, keyFlag } from '../cli/flags.js'
 import { recordedChain } from '../compare/chain.js'
 import { compileInvariants, runInvariants } from '../compare/invariants.js'
 import { explain, parseStagePath, type WhyReport } from '../compare/why.js'
@@ -13,7 +15,7 @@ import { engineOptions } from '../replay/run.js'
 
 export default class Why extends RetraceCommand<typeof Why> {
   static override args = {
-    bundle: bundleArg,
+    bundle: bundlesArg,
     record: Args.string({ description: 'Record id or unique prefix (or use --key).' }),
     path: Args.string({
       description: 'The value to explain: <stage>[.input|.output].<path>, e.g. compute.output.available.',
@@ -22,17 +24,21 @@ export default class Why extends RetraceCommand<typeof Why> {
   static override description =
     `Walks back from a value in a stage's output to the stage that produced or last changed it, and lists the evidence: what its input held, what its effects returned and which recorded numbers add up to it, the retry or fallback path it took, and seams where it changed in transit.
 
-Without PATH: the first invariant the record violates (config invariants), else the first change of its first divergence (needs the config's stages to replay).`
+Without PATH: the first invariant the record violates (config invariants), else the first change of its first divergence (needs the config's stages to replay).
+
+Several bundles (files, or a folder for every bundle under it) are read as one: a record continued in another process is explained whole, across the seam between the processes.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001 store.output.available',
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01KJPWGB --config examples/inventory/retrace.config.ts',
   ]
   static override flags = { config: configFlag, key: keyFlag }
+  static override strict = false
   static override summary = 'Explain where a value came from.'
 
   async run(): Promise<WhyReport> {
-    let { record, path } = this.args
+    const { bundles, rest } = splitBundleWords(positionals(this.argv, ['--config', '-c', '--key', '-k']))
+    let [record, path] = atMost(rest, 2)
     const { key } = this.flags
     if (key !== undefined && record !== undefined && path === undefined && /\./.test(record)) {
       path = record
@@ -40,7 +46,7 @@ Without PATH: the first invariant the record violates (config invariants), else 
     }
     if ((record === undefined) === (key === undefined))
       throw new UsageError('name a record: RECORD or --key KEY')
-    const set = BundleSet.open([this.args.bundle])
+    const set = BundleSet.open(bundles)
     try {
       const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
       const chain = set.loadRecord(id)

@@ -21,12 +21,13 @@ import type { RunOptions } from './run.js'
 import { stuckAfterMs } from './watchdog.js'
 import type { FromWorker, ToWorker, WorkerInit } from './worker.js'
 
-/** Runs one bundle's records on worker processes, reporting each result as it lands. */
+/** Runs the records of a bundle (or of bundles read as one) on worker processes, reporting each result as it lands. */
 export interface ReplayPool {
   /** Bundles with fewer records run in this process alone: a worker costs more than it saves. */
   minRecords: number
   run(
-    path: string,
+    /** The bundle, or the bundles read as one (a record's parts in several are stitched). */
+    paths: readonly string[],
     ids: readonly string[],
     /** Each item, with the position in `ids` of its (first) record; in no particular order. */
     onItem: (item: WorkerItem, position: number) => void,
@@ -95,7 +96,9 @@ export function workerPool(
   /** The bundle being run, if any. */
   let job:
     | {
-        path: string
+        paths: readonly string[]
+        /** The paths as a command line names them. */
+        label: string
         ids: readonly string[]
         next: number
         horizon: (() => number) | undefined
@@ -166,7 +169,7 @@ export function workerPool(
       if (ids.length === 0) break
       if (slot.chunks.length === 0) slot.heard = performance.now()
       slot.chunks.push({ ids, start, received: 0 })
-      send(slot, { type: 'records', path: j.path, ids })
+      send(slot, { type: 'records', paths: j.paths, ids })
     }
     settle()
   }
@@ -210,7 +213,7 @@ export function workerPool(
         job !== undefined && chunk !== undefined && first !== undefined
           ? new RetraceError(
               'E_WORKER_DIED',
-              `a worker process exited (${how}) while replaying ${chunk.ids.length - chunk.received} records of ${job.path} from ${first}; a stage may have ended its process (retrace replay ${job.path} ${first} runs the first of them)`,
+              `a worker process exited (${how}) while replaying ${chunk.ids.length - chunk.received} records of ${job.label} from ${first}; a stage may have ended its process (retrace replay ${job.label} ${first} runs the first of them)`,
               ExitCode.found,
             )
           : new RetraceError(
@@ -240,7 +243,7 @@ export function workerPool(
       fail(
         new RetraceError(
           'E_STAGE_STUCK',
-          `a worker process replaying record ${first} of ${j.path} gave no sign of life for ${Math.round(now - slot.heard)} ms (a stage stuck in code that never yields?); retrace stopped it (retrace replay ${j.path} ${first} names the stage)`,
+          `a worker process replaying record ${first} of ${j.label} gave no sign of life for ${Math.round(now - slot.heard)} ms (a stage stuck in code that never yields?); retrace stopped it (retrace replay ${j.label} ${first} names the stage)`,
           ExitCode.found,
         ),
       )
@@ -253,11 +256,12 @@ export function workerPool(
 
   return {
     minRecords: workers * 50,
-    run(path, ids, onItem, replayHere, horizon) {
+    run(paths, ids, onItem, replayHere, horizon) {
       if (failure !== undefined) return Promise.reject(failure)
       return new Promise<void>((resolve, reject) => {
         const j: NonNullable<typeof job> = {
-          path,
+          paths,
+          label: paths.join(' '),
           ids,
           next: 0,
           horizon,

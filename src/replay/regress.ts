@@ -345,7 +345,7 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
       else {
         const staleFrom = run.stale.length
         await o.pool.run(
-          path,
+          [path],
           ids,
           (item) => tally.add(fromItem(item, o.engine.mode), item.stale),
           replayHere,

@@ -32,16 +32,12 @@ export function* selectRecords(set: BundleSet, sel: Selection): Generator<string
     for (const r of set.records({ key: sel.key, order: 'oldest' })) yield r.id
     return
   }
-  const seen = set.readers.length > 1 ? new Set<string>() : undefined
-  for (const reader of set.readers) {
-    for (const id of reader.recordIds()) {
-      if (seen !== undefined) {
-        if (seen.has(id)) continue
-        seen.add(id)
-      }
-      yield id
-    }
+  if (set.readers.length === 1) {
+    yield* set.readers[0]!.recordIds()
+    return
   }
+  // Several bundles: each record once, whole, by when its first part started.
+  for (const r of set.records({ order: 'oldest' })) yield r.id
 }
 
 /**

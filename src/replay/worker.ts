@@ -22,7 +22,7 @@ export interface WorkerInit extends ItemOptions {
 
 export type ToWorker =
   | { type: 'init'; init: WorkerInit }
-  | { type: 'records'; path: string; ids: readonly string[] }
+  | { type: 'records'; paths: readonly string[]; ids: readonly string[] }
   | { type: 'close' }
 
 export type FromWorker =
@@ -91,20 +91,23 @@ function main(): void {
     // has loaded, the CLI does not take silence for a stuck stage (a slow module load).
     ready.then(() => post({ type: 'ready' }), report)
   }
-  /** The bundle of the last chunk, kept open for the next. */
-  let open: { path: string; set: BundleSet } | undefined
+  /** The bundles of the last chunk, kept open for the next. */
+  let open: { key: string; set: BundleSet } | undefined
   /** Chunks run one at a time, in the order they came. */
   let queue: Promise<void> = Promise.resolve()
 
-  const replayChunk = async (path: string, ids: readonly string[]): Promise<void> => {
+  const replayChunk = async (paths: readonly string[], ids: readonly string[]): Promise<void> => {
     const given = init
     if (given === undefined || ready === undefined) throw new Error('records came before init')
     const engine = await ready
-    if (open?.path !== path) {
+    // Several bundles are read as one, as the CLI reads them: a record's parts are stitched.
+    const key = JSON.stringify(paths)
+    if (open?.key !== key) {
       open?.set.close()
       open = undefined
-      open = { path, set: BundleSet.open([path]) }
+      open = { key, set: BundleSet.open(paths) }
     }
+    const source = paths.join(', ')
     let batch: WorkerItem[] = []
     let chars = 0
     /** A batch of JSON entries goes as one item. */
@@ -115,7 +118,7 @@ function main(): void {
       chars = 0
     }
     for (const chain of open.set.loadRecords(ids)) {
-      const { result, stale } = await testRecord(path, chain, engine)
+      const { result, stale } = await testRecord(source, chain, engine)
       const item = toItem(result, stale, given)
       if ('docs' in item) chars += item.docs.length
       batch.push(item)
@@ -129,7 +132,7 @@ function main(): void {
   process.on('message', (msg: ToWorker) => {
     if (msg.type === 'init') start(msg.init)
     else if (msg.type === 'records') {
-      queue = queue.then(() => replayChunk(msg.path, msg.ids)).catch(report)
+      queue = queue.then(() => replayChunk(msg.paths, msg.ids)).catch(report)
     } else if (msg.type === 'close') {
       void queue.finally(() =>
         // A turn of the event loop first: what a stage's timers throw is still reported.

@@ -385,6 +385,53 @@ describe('retrace ls', () => {
     expect(okOne).toMatchObject({ total: 1, truncated: false })
   })
 
+  it('gives a continued record the host and build of the part that started it and the error of the part that failed', async () => {
+    // X starts in the front process and fails in the back one, which lists its part first
+    // (newest first); `show` reads the same whole record.
+    const first = join(dir(), 'row-a.sqlite')
+    const second = join(dir(), 'row-b.sqlite')
+    let now = SAMPLE_T0
+    const clock = (): number => now
+    const front = createRecorder({ path: first, clock, build: 'front-1', origin: { host: 'front', pid: 1 } })
+    const back = createRecorder({ path: second, clock, build: 'back-1', origin: { host: 'back', pid: 2 } })
+    const parse = front.stage('parse', (x: number) => x + 1)
+    const store = back.stage('store', (_x: number) => {
+      throw new Error('store is down')
+    })
+    let x = ''
+    await front.record('sku:x', async () => {
+      await parse(1)
+      x = front.current()!.recordId
+    })
+    now = SAMPLE_T0 + 100_000
+    await back.record('sku:x', async () => store(2), { recordId: x }).catch(() => {})
+    await Promise.all([front.close(), back.close()])
+
+    const [ls, show] = await Promise.all([
+      runCli(['ls', second, first, '--json']),
+      runCli(['show', second, first, x, '--json']),
+    ])
+    expect(ls.stderr).toBe('')
+    const [listed] = parseJsonOut<LsJson>(ls).records
+    expect(listed).toMatchObject({
+      id: x,
+      startedAt: SAMPLE_T0,
+      status: 'error',
+      host: 'front',
+      pid: 1,
+      build: 'front-1',
+      stages: ['parse', 'store'],
+    })
+    expect(listed?.error).toContain('store is down')
+    expect(show.stderr).toBe('')
+    expect(parseJsonOut(show)).toMatchObject({
+      recordId: x,
+      status: 'error',
+      host: 'front',
+      error: { message: 'store is down' },
+    })
+  })
+
   it('fails with one line and exit 2 when one of several bundles is missing', async () => {
     const missing = join(dir(), 'missing.sqlite')
     const line = expectUsageFailure(await runCli(['ls', a.path, missing]))

@@ -468,7 +468,9 @@ describe('exit codes for input and config problems', () => {
   it('2 for a missing bundle argument, in one line without advice that does not apply', async () => {
     const r = await replay()
     expect(r.code).toBe(2)
-    expect(r.stderr).toBe('retrace: Missing 1 required arg: bundle  Bundle file (.sqlite).\n')
+    expect(r.stderr).toBe(
+      'retrace: Missing 1 required arg: bundle  Bundle files (.sqlite) or folders of them, read as one.\n',
+    )
   })
 
   it('2 for --stage and --splice naming the same stage (nothing would be compared)', async () => {
