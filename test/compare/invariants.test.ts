@@ -157,6 +157,58 @@ describe('invariant expressions over recorded (typed JSON) payloads', () => {
   it('a stage that returned undefined has an undefined output', () => {
     expect(status('s.output == undefined', recorded(undefined))).toBe('ok')
   })
+
+  // Money in cents as BigInt, times as Dates: what an order pipeline returns.
+  const order = recorded({
+    subtotal: 1860n,
+    surcharge: 279n,
+    total: 2139n,
+    huge: 9007199254740993n,
+    placedAt: new Date('2026-11-01T08:00:00.000Z'),
+    printedAt: new Date('2026-11-01T08:00:30.000Z'),
+    byCarrier: new Map([
+      ['dhl', 2139n],
+      ['ups', 2245n],
+    ]),
+    tags: new Set(['web', 'vip']),
+    cents: [620n, 1240n],
+  })
+
+  it('BigInts add up, compare and equal numbers of the same value', () => {
+    expect(status('s.output.total == s.output.subtotal + s.output.surcharge', order)).toBe('ok')
+    expect(status('s.output.total - s.output.surcharge == s.output.subtotal', order)).toBe('ok')
+    expect(status('s.output.total == 2139 && s.output.total > 2000 && s.output.total <= 2139', order)).toBe(
+      'ok',
+    )
+    expect(status('s.output.huge == 9007199254740992 + 1', order)).toBe('violated')
+    expect(status('s.output.huge - 1 == s.output.huge - s.output.surcharge + 278', order)).toBe('ok')
+    expect(status('s.output.subtotal == sum(s.output.cents) && -s.output.total < 0', order)).toBe('ok')
+  })
+
+  it('a broken BigInt check says its values as the other messages do', () => {
+    expect(run('s.output.total == s.output.subtotal', order).message).toBe(
+      's.output.total == s.output.subtotal is false: left 2139n, right 1860n',
+    )
+  })
+
+  it('Dates compare by time, and subtract to milliseconds', () => {
+    expect(status('s.output.placedAt < s.output.printedAt', order)).toBe('ok')
+    expect(status('s.output.printedAt - s.output.placedAt == 30000', order)).toBe('ok')
+    expect(
+      status('s.output.placedAt == s.output.placedAt && s.output.placedAt != s.output.printedAt', order),
+    ).toBe('ok')
+    expect(run('s.output.printedAt < s.output.placedAt', order).message).toBe(
+      's.output.printedAt < s.output.placedAt is false: left Date(2026-11-01T08:00:30.000Z), right Date(2026-11-01T08:00:00.000Z)',
+    )
+  })
+
+  it("a Map's entries are named by their key, and len() counts a Map's or a Set's items", () => {
+    expect(
+      status('s.output.byCarrier.dhl == s.output.total && s.output.byCarrier["ups"] > 2200', order),
+    ).toBe('ok')
+    expect(status('len(s.output.tags) == 2 && len(s.output.byCarrier) == 2', order)).toBe('ok')
+    expect(status('exists(s.output.byCarrier.fedex)', order)).toBe('violated')
+  })
 })
 
 describe('invariant expressions: no way out of the data', () => {
