@@ -65,9 +65,10 @@ Without PATH: the first invariant the record violates (config invariants), else 
     // The first violated expression that names a stage path; a function names none.
     for (const [i, r] of results.entries()) {
       if (r.status !== 'violated') continue
-      const first = /[A-Za-z_][\w-]*\.(?:input|output)(?:\.[A-Za-z_$][\w$]*|\[\d+\])+/.exec(
-        invariants[i]!.source,
-      )
+      const first =
+        /[\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*\.(?:input|output)(?:\.[\p{L}_$][\p{L}\p{M}\p{Nd}\p{Pc}$]*|\[\d+\])+/u.exec(
+          invariants[i]!.source,
+        )
       if (first !== null) return first[0]
     }
     const violated = results.find((r) => r.status === 'violated')

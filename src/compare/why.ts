@@ -248,7 +248,7 @@ function gather(
     effectLeaves.push(...numericLeaves(result, `${e.name}#${e.seq}`))
   }
   if (typeof value === 'number') {
-    const last = [...report.start.path.matchAll(/[A-Za-z_$][\w$]*/g)].at(-1)?.[0] ?? ''
+    const last = [...report.start.path.matchAll(/[\p{L}_$][\p{L}\p{M}\p{Nd}\p{Pc}$]*/gu)].at(-1)?.[0] ?? ''
     for (const text of arithmetic(value, last, effectLeaves, numericLeaves(input, 'input'))) {
       report.evidence.push({ kind: 'arithmetic', text })
     }
