@@ -119,7 +119,7 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   )
   out.push(
     t.dim(
-      `${scene.stages.length} stages (${visibleLine(scene.stages.join(' → '))})${retries}` +
+      `${scene.stages.length} ${scene.stages.length === 1 ? 'stage' : 'stages'} (${visibleLine(scene.stages.join(' → '))})${retries}` +
         ` · build ${visibleLine(scene.build ?? '-')} · host ${visibleLine(scene.host ?? '-')} · pid ${scene.pid ?? '-'}`,
     ),
   )
@@ -148,9 +148,15 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   const broken = scene.seams.filter((s) => !s.matches).length
   out.push('')
   out.push(
-    broken === 0
-      ? t.dim(`seams: all ${scene.seams.length} hand-offs match`)
-      : t.warn(`seams: ${broken} of ${scene.seams.length} hand-offs changed in transit`),
+    scene.seams.length === 0
+      ? t.dim('seams: none (one stage)')
+      : scene.seams.length === 1
+        ? broken === 0
+          ? t.dim('seams: the one hand-off matches')
+          : t.warn('seams: the one hand-off changed in transit')
+        : broken === 0
+          ? t.dim(`seams: all ${scene.seams.length} hand-offs match`)
+          : t.warn(`seams: ${broken} of ${scene.seams.length} hand-offs changed in transit`),
   )
   return out.join('\n')
 }

@@ -80,3 +80,29 @@ describe('renderShow: typed values', () => {
     expect(text).not.toContain('$t')
   })
 })
+
+describe('renderShow: a chain of one or two stages', () => {
+  it('says one stage, and that a single stage has no seam to check', () => {
+    const text = show(chainOf([{ stage: 'notify', input: { id: 1 }, output: { sent: true } }]))
+    expect(text.split('\n')[1]).toMatch(/^1 stage \(notify\) · /)
+    expect(text.trimEnd().split('\n').at(-1)).toBe('seams: none (one stage)')
+  })
+
+  it('names the one hand-off of two stages', () => {
+    const same = show(
+      chainOf([
+        { stage: 'a', input: 1, output: { n: 2 } },
+        { stage: 'b', input: { n: 2 }, output: 3 },
+      ]),
+    )
+    expect(same.split('\n')[1]).toMatch(/^2 stages \(a → b\) · /)
+    expect(same.trimEnd().split('\n').at(-1)).toBe('seams: the one hand-off matches')
+    const changed = show(
+      chainOf([
+        { stage: 'a', input: 1, output: { n: 2 } },
+        { stage: 'b', input: { n: 5 }, output: 3 },
+      ]),
+    )
+    expect(changed.trimEnd().split('\n').at(-1)).toBe('seams: the one hand-off changed in transit')
+  })
+})
