@@ -31,10 +31,13 @@ export {
 export {
   defaultSecretNames,
   isDefaultSecretKey,
+  plainObjectText,
   type RedactFn,
   RedactionFailed,
   Redactor,
   type RedactorOptions,
   type RedactRule,
+  type ThrownFields,
+  thrownFields,
   thrownMessage,
 } from './redact.js'

@@ -17,6 +17,7 @@ import {
   RedactionFailed,
   Redactor,
   type RedactRule,
+  thrownFields,
   thrownMessage,
   unfinishedMarker,
   unrecordedMarker,
@@ -272,13 +273,9 @@ function describeThrown(err: unknown, withStack: boolean): string {
       e.stack = err.stack.split('\n').slice(0, 12).join('\n').slice(0, 4096)
     return JSON.stringify(e)
   }
-  let message: string
-  try {
-    message = String(err)
-  } catch {
-    message = 'unprintable error'
-  }
-  return JSON.stringify({ name: 'NonError', message: message.slice(0, 4096) })
+  // A plain object thrown in an Error's place is read by its own name, message and code.
+  const e = thrownFields(err)
+  return JSON.stringify({ ...e, name: e.name.slice(0, 256), message: e.message.slice(0, 4096) })
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
