@@ -120,7 +120,10 @@ const isNumeric = (v: unknown): v is number | bigint => typeof v === 'number' ||
 function equal(a: unknown, b: unknown): boolean {
   if (typeof a === 'number' && typeof b === 'number') return a === b || (Number.isNaN(a) && Number.isNaN(b))
   // 620n == 620: a BigInt and a number are equal when they hold the same value.
-  if (isNumeric(a) && isNumeric(b)) return a == b
+  if (isNumeric(a) && isNumeric(b)) {
+    const [big, other] = typeof a === 'bigint' ? [a, b] : [b as bigint, a as number]
+    return typeof other === 'bigint' ? big === other : Number.isInteger(other) && big === BigInt(other)
+  }
   if (a instanceof Date && b instanceof Date) {
     const x = a.getTime()
     const y = b.getTime()
