@@ -40,8 +40,8 @@ afterAll(() => ws.remove())
 describe('a stage that throws a plain object', () => {
   it('show gives its message and code, and nothing else of it', async () => {
     const [empty, jammed] = await Promise.all([
-      runCli(['show', ws.path('labels.sqlite'), ids.empty]),
-      runCli(['show', ws.path('labels.sqlite'), ids.jammed]),
+      runCli(['show', 'labels.sqlite', ids.empty], ws.dir),
+      runCli(['show', 'labels.sqlite', ids.jammed], ws.dir),
     ])
     expect(empty.code).toBe(0)
     expect(empty.stdout).toContain('threw NonError [E_PRINTER]: tray 2 is empty')
