@@ -46,7 +46,9 @@ export function changeLine(c: Change, t: Theme, width: number): string {
 export function suppressedLine(s: Suppressed, t: Theme, width: number): string {
   const w = Math.max(16, Math.floor(width / 3))
   let values = ''
-  if (s.recorded !== undefined || s.local !== undefined) {
+  // A redacted value is compared with nothing: the local value is not kept, so as not to print a secret.
+  if (s.reason === 'redacted') values = ` ${compact(s.recorded, w)} → not shown`
+  else if (s.recorded !== undefined || s.local !== undefined) {
     const p = changedPair(s.recorded, s.local, w)
     values = ` ${p.recorded} → ${p.local}${p.at === undefined ? '' : ` (${p.at})`}`
   }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { RecordChain } from '../../src/bundle/types.js'
 import { encode } from '../../src/codec/index.js'
 import { buildScene } from '../../src/compare/scene.js'
-import { renderShow } from '../../src/render/show.js'
+import { renderShow, suppressedLine } from '../../src/render/show.js'
 import { plain } from '../../src/render/theme.js'
 
 function chainOf(steps: readonly { stage: string; input: unknown; output: unknown }[]): RecordChain {
@@ -104,5 +104,25 @@ describe('renderShow: a chain of one or two stages', () => {
       ]),
     )
     expect(changed.trimEnd().split('\n').at(-1)).toBe('seams: the one hand-off changed in transit')
+  })
+})
+
+describe('suppressedLine', () => {
+  it('does not say a redacted value became undefined: its local value is not shown', () => {
+    const line = suppressedLine(
+      { path: '$.password', reason: 'redacted', recorded: '[redacted]' },
+      plain,
+      120,
+    )
+    expect(line).toBe('· $.password (redacted) "[redacted]" → not shown')
+  })
+
+  it('shows both values of an ignored change, undefined included', () => {
+    const line = suppressedLine(
+      { path: '$.at', reason: 'ignored', recorded: 1, local: undefined },
+      plain,
+      120,
+    )
+    expect(line).toBe('· $.at (ignored) 1 → undefined')
   })
 })
