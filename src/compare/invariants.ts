@@ -7,6 +7,7 @@
  * own properties only, calls are limited to a fixed set of pure functions. Never `eval`.
  */
 import jsep from 'jsep'
+import { decodeParsed } from '../codec/decode.js'
 import { compact } from '../codec/display.js'
 import type { InvariantDef, InvariantFn } from '../config.js'
 import { ConfigError } from '../errors.js'
@@ -335,13 +336,44 @@ export function compileExpression(name: string, source: string): CompiledInvaria
   }
 }
 
+/** Reads a recorded payload back as the value the stage gave; one that does not decode stays as read. */
+function decodedPayload(v: unknown): unknown {
+  try {
+    return decodeParsed(v)
+  } catch {
+    return v
+  }
+}
+
+/**
+ * The chain as a function check sees it: each payload decoded to the values the stages
+ * gave and took (a BigInt, a Date, a Map, undefined), not the typed JSON that stores them.
+ * Decoded once per chain, whatever the number of function checks.
+ */
+const decodedChains = new WeakMap<Chain, Chain>()
+function decodedChain(chain: Chain): Chain {
+  let out = decodedChains.get(chain)
+  if (out !== undefined) return out
+  out = {}
+  for (const [stage, s] of Object.entries(chain)) {
+    Object.defineProperty(out, stage, {
+      value: { ...s, input: decodedPayload(s.input), output: decodedPayload(s.output) },
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
+  decodedChains.set(chain, out)
+  return out
+}
+
 function compileFunction(name: string, fn: InvariantFn): CompiledInvariant {
   return {
     name,
     source: `fn:${fn.name || name}`,
     stages: [],
     check: (chain) => {
-      const r = fn(chain as Parameters<InvariantFn>[0])
+      const r = fn(decodedChain(chain) as Parameters<InvariantFn>[0])
       return r === true ? true : typeof r === 'string' ? r : `returned ${show(r)}`
     },
   }

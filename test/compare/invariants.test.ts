@@ -8,6 +8,7 @@ import {
   type InvariantResult,
   runInvariants,
 } from '../../src/compare/invariants.js'
+import type { InvariantFn } from '../../src/config.js'
 import { ConfigError, ExitCode } from '../../src/errors.js'
 
 /** A chain shaped like the inventory example's, in the order its stages ran. */
@@ -380,6 +381,35 @@ describe('invariants: TypeScript functions', () => {
     expect(runInvariants(invs, c)).toEqual([
       { name: 'falsy', status: 'violated', message: 'returned false', stages: [] },
       { name: 'throws', status: 'error', message: 'threw boom', stages: [] },
+    ])
+  })
+
+  it('sees the values the stages gave, not the typed JSON that stores them', () => {
+    const given = {
+      subtotal: 1860n,
+      surcharge: 279n,
+      total: 2139n,
+      printedAt: new Date('2026-11-01T08:00:30.000Z'),
+      byCarrier: new Map([['dhl', 2139n]]),
+      note: undefined,
+    }
+    type Given = typeof given
+    const recorded: Chain = { label: { input: null, output: decodeRaw(encode(given)), attempt: 1 } }
+    const out = (ch: Parameters<InvariantFn>[0]): Given => ch.label!.output as Given
+    const invs = compileInvariants([
+      { name: 'money', check: (ch) => out(ch).total === out(ch).subtotal + out(ch).surcharge || 'total' },
+      { name: 'date', check: (ch) => out(ch).printedAt instanceof Date || 'not a Date' },
+      { name: 'map', check: (ch) => out(ch).byCarrier.get('dhl') === out(ch).total || 'carrier' },
+      {
+        name: 'optional',
+        check: (ch) => out(ch).note === undefined || `note is ${JSON.stringify(out(ch).note)}`,
+      },
+    ])
+    expect(runInvariants(invs, recorded).map((r) => [r.name, r.status, r.message])).toEqual([
+      ['money', 'ok', undefined],
+      ['date', 'ok', undefined],
+      ['map', 'ok', undefined],
+      ['optional', 'ok', undefined],
     ])
   })
 
