@@ -317,7 +317,8 @@ describe('retrace find and why on keys and stages named in other scripts', () =>
   const ids: string[] = []
   // A French note, a Greek code and a Japanese stage: what a pipeline outside English returns.
   const labelSrc = `export function étiquette(i) {
-  return { 'préavis': i === 1 ? 'Livraison après 18h' : undefined, meta: { 'κωδικός': i === 0 ? '✓' : '✗' }, '数量': i + 2 }
+  return { 'préavis': i === 1 ? 'Livraison après 18h' : undefined, meta: { 'κωδικός': i === 0 ? '✓' : '✗' }, '数量': i + 2,
+    tags: new Set(i === 1 ? ['web', 'vip'] : ['web']), carriers: new Map([[i === 1 ? 'ups' : 'dhl', 620n]]) }
 }
 `
   beforeAll(async () => {
@@ -340,6 +341,20 @@ describe('retrace find and why on keys and stages named in other scripts', () =>
       const r = await runCli(['find', ws.path('unicode.sqlite'), '--where', where, '--json'])
       expect([where, r.stderr, r.code]).toEqual([where, '', 0])
       expect(parseJsonOut<FindJson>(r).records.map((x) => x.recordId)).toEqual([id])
+    }
+  })
+
+  it("contains looks among a Set's items and a Map's entries, not at their tags", async () => {
+    for (const [where, found] of [
+      ["出荷.tags contains 'vip'", [ids[1]]],
+      ["出荷.carriers contains 'ups'", [ids[1]]],
+      ["出荷.tags contains 'web'", [ids[1], ids[0]]],
+      ["出荷.tags contains 'set'", []],
+      ["出荷.carriers contains 'map'", []],
+    ] as const) {
+      const r = await runCli(['find', ws.path('unicode.sqlite'), '--where', where, '--json'])
+      expect([where, r.code]).toEqual([where, 0])
+      expect([where, parseJsonOut<FindJson>(r).records.map((x) => x.recordId)]).toEqual([where, found])
     }
   })
 
