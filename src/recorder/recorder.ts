@@ -758,6 +758,14 @@ export function createRecorder(options: RecorderOptions): Recorder {
     else if (typeof value === 'bigint') id = String(value)
     else if (value instanceof Uint8Array) id = bytesId(value)
     if (id !== undefined && id.length > 0 && id.length <= 256) return id
+    if (id === '') {
+      // The id a process hands on from a record it sampled out: the two sample differently.
+      report(
+        'E_RECORD_ID',
+        `record ${key}: recordId '' is what current() gives in a record sampled out; this process samples the key in, so it is recorded as a new record (give both processes the same \`sample\` to keep or drop a key together)`,
+      )
+      return undefined
+    }
     report(
       'E_RECORD_ID',
       `record ${key}: recordId ${id !== undefined ? `of ${id.length} characters` : shown(value)} cannot be a record id (a string of 1 to 256 characters); recorded as a new record`,
