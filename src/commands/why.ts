@@ -4,7 +4,7 @@ import { RetraceCommand } from '../cli/base-command.js'
 import { bundleArg, configFlag, keyFlag } from '../cli/flags.js'
 import { recordedChain } from '../compare/chain.js'
 import { compileInvariants, runInvariants } from '../compare/invariants.js'
-import { explain, parseStagePath, type WhyReport } from '../compare/why.js'
+import { changeStagePath, explain, parseStagePath, type WhyReport } from '../compare/why.js'
 import { UsageError } from '../errors.js'
 import { renderWhy } from '../render/why.js'
 import { findConfig, loadConfig, loadStages } from '../replay/config.js'
@@ -89,6 +89,6 @@ Without PATH: the first invariant the record violates (config invariants), else 
           ? `the record violates ${JSON.stringify(violated.name)}, which names no stage path, and replays cleanly: name the value to explain`
           : 'the record violates no invariant and replays cleanly: name the value to explain',
       )
-    return `${stage.stage}.output${change.path.slice(1)}`
+    return changeStagePath(chain, stage.stage, change.path)
   }
 }
