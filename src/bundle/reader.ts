@@ -232,8 +232,8 @@ function recordConditions(
  *
  * `<`, `>`, `<=` and `>=` order scalars only: an object or array is never above or below a
  * value (SQLite would compare its JSON text). `contains` looks inside the tag's text
- * (`"2026-12"` in a date, `"240"` in a BigInt), and inside the JSON text of a plain object
- * or array.
+ * (`"2026-12"` in a date, `"240"` in a BigInt), inside the JSON text of a plain object
+ * or array, and inside the JSON text of a Set's items or a Map's entries.
  */
 function predicateSql(pred: FindPredicate): {
   col: string
@@ -265,8 +265,11 @@ function predicateSql(pred: FindPredicate): {
   switch (pred.op) {
     case 'contains':
       params.value = String(pred.value)
+      // A Set's items and a Map's entries are searched as the JSON text of their list, as
+      // an array's are; the tag's own name is not.
       cond = `instr(CASE WHEN ${tag} IS NULL THEN CAST(${raw} AS TEXT)
-        WHEN ${tag} IN ('bigint', 'num', 'date', 'obj') THEN ${v} END, @value) > 0`
+        WHEN ${tag} IN ('bigint', 'num', 'date', 'obj') THEN ${v}
+        WHEN ${tag} IN ('set', 'map') AND json_type(${col}, @valuePath) = 'array' THEN CAST(${v} AS TEXT) END, @value) > 0`
       break
     case '=':
       cond = pred.value === null ? `(${raw} IS NULL OR ${undef})` : `${compared} = @value`

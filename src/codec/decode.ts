@@ -148,6 +148,14 @@ export function decode(text: string): unknown {
   // The walk below only rebuilds tags and checks depth; parseJson has already removed the
   // keys that could reach a prototype.
   if (plainText(text)) return parsed
+  return decodeParsed(parsed)
+}
+
+/**
+ * Decodes typed JSON already parsed (by `decodeRaw` or `parseJson`, which keep keys away
+ * from prototypes) into the value it was encoded from.
+ */
+export function decodeParsed(parsed: unknown): unknown {
   try {
     return revive(parsed)
   } catch (err) {

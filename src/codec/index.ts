@@ -6,7 +6,15 @@ export {
   typedArrayFrom,
   typedArrayKinds,
 } from './binary.js'
-export { DecodeError, decode, decodeRaw, isUnrecorded, parseJson, type Unrecorded } from './decode.js'
+export {
+  DecodeError,
+  decode,
+  decodeParsed,
+  decodeRaw,
+  isUnrecorded,
+  parseJson,
+  type Unrecorded,
+} from './decode.js'
 export {
   defaultLimits,
   type EncodeLimits,
@@ -31,10 +39,13 @@ export {
 export {
   defaultSecretNames,
   isDefaultSecretKey,
+  plainObjectText,
   type RedactFn,
   RedactionFailed,
   Redactor,
   type RedactorOptions,
   type RedactRule,
+  type ThrownFields,
+  thrownFields,
   thrownMessage,
 } from './redact.js'

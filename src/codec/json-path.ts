@@ -28,7 +28,8 @@ export class PathSyntaxError extends Error {
   }
 }
 
-const identifier = /^[A-Za-z_$][\w$-]*/
+// Key names as JavaScript spells them, in any script (`préavis`, `κωδικός`, `数量`).
+const identifier = /^[\p{L}\p{Nl}_$][\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}$-]*/u
 
 /** Parses a path expression; throws PathSyntaxError pointing at the column. */
 export function parsePath(source: string): Segment[] {

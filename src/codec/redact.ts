@@ -137,6 +137,54 @@ export function thrownMessage(thrown: unknown): string {
   }
 }
 
+/** What a thrown value says about itself: `name`, `message` and `code`, as an Error has them. */
+export interface ThrownFields {
+  name: string
+  message: string
+  code?: string | number
+}
+
+/** What `String()` of a plain object gives, and all an older recorder kept of one thrown. */
+export const plainObjectText = '[object Object]'
+
+const ownText = (o: object, key: string): string | undefined => {
+  const d = Object.getOwnPropertyDescriptor(o, key)
+  return d !== undefined && 'value' in d && typeof d.value === 'string' ? d.value : undefined
+}
+
+/**
+ * Reads anything thrown without throwing (a revoked Proxy throws on `instanceof`). An Error
+ * gives its name, message and code. A plain object thrown in an Error's place (`throw
+ * {code: 'E_PRINTER', message: 'tray empty'}`, as some clients do) is read by the same own
+ * fields, never by its other contents, which no redaction rule has seen; without a
+ * `message` it is `[object Object]`. Anything else is `NonError` with its text.
+ */
+export function thrownFields(thrown: unknown): ThrownFields {
+  try {
+    if (thrown instanceof Error) {
+      const code = (thrown as { code?: unknown }).code
+      return {
+        name: String(thrown.name),
+        message: String(thrown.message),
+        ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+      }
+    }
+    if (typeof thrown === 'object' && thrown !== null) {
+      const d = Object.getOwnPropertyDescriptor(thrown, 'code')
+      const code: unknown = d !== undefined && 'value' in d ? d.value : undefined
+      const message = ownText(thrown, 'message')
+      return {
+        name: ownText(thrown, 'name') ?? 'NonError',
+        message: message ?? String(thrown),
+        ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+      }
+    }
+    return { name: 'NonError', message: String(thrown) }
+  } catch {
+    return { name: 'NonError', message: 'an unprintable value was thrown' }
+  }
+}
+
 export class RedactionFailed extends Error {
   override readonly name = 'RedactionFailed'
   constructor(cause: unknown) {

@@ -20,7 +20,7 @@ export default class Find extends RetraceCommand<typeof Find> {
   static override description =
     `Finds records by a value a stage produced (or received): <stage>[.input|.output].<path> <op> <value>, with op one of = != < > <= >= contains. Paths are JSON paths into the payload; the output side is the default. Values are bound as parameters to SQLite's JSON functions, never pasted into SQL.
 
-Values JSON cannot hold compare as what they stand for: a BigInt by its integer value, a Date by its ISO text against a string ("parse.receivedAt > '2030-01-01'") and by epoch milliseconds against a number, -0 and the infinities as numbers, NaN equal to nothing, undefined as a missing value.`
+Values JSON cannot hold compare as what they stand for: a BigInt by its integer value, a Date by its ISO text against a string ("parse.receivedAt > '2030-01-01'") and by epoch milliseconds against a number, -0 and the infinities as numbers, NaN equal to nothing, undefined as a missing value. contains looks inside text, inside the JSON text of an object or array, and among a Set's items or a Map's entries ("parse.tags contains 'vip'").`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --where "store.available = 87"',

@@ -6,7 +6,7 @@ import { atMost, splitBundleWords } from '../cli/bundles.js'
 import { bundlesArg, configFlag, keyFlag } from '../cli/flags.js'
 import { recordedChain } from '../compare/chain.js'
 import { compileInvariants, runInvariants } from '../compare/invariants.js'
-import { explain, parseStagePath, type WhyReport } from '../compare/why.js'
+import { changeStagePath, explain, parseStagePath, type WhyReport } from '../compare/why.js'
 import { UsageError } from '../errors.js'
 import { renderWhy } from '../render/why.js'
 import { findConfig, loadConfig, loadStages } from '../replay/config.js'
@@ -71,9 +71,10 @@ Several bundles (files, or a folder for every bundle under it) are read as one: 
     // The first violated expression that names a stage path; a function names none.
     for (const [i, r] of results.entries()) {
       if (r.status !== 'violated') continue
-      const first = /[A-Za-z_][\w-]*\.(?:input|output)(?:\.[A-Za-z_$][\w$]*|\[\d+\])+/.exec(
-        invariants[i]!.source,
-      )
+      const first =
+        /[\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*\.(?:input|output)(?:\.[\p{L}_$][\p{L}\p{M}\p{Nd}\p{Pc}$]*|\[\d+\])+/u.exec(
+          invariants[i]!.source,
+        )
       if (first !== null) return first[0]
     }
     const violated = results.find((r) => r.status === 'violated')
@@ -94,6 +95,6 @@ Several bundles (files, or a folder for every bundle under it) are read as one: 
           ? `the record violates ${JSON.stringify(violated.name)}, which names no stage path, and replays cleanly: name the value to explain`
           : 'the record violates no invariant and replays cleanly: name the value to explain',
       )
-    return `${stage.stage}.output${change.path.slice(1)}`
+    return changeStagePath(chain, stage.stage, change.path)
   }
 }

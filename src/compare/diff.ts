@@ -31,6 +31,11 @@ export interface Suppressed {
   local?: unknown
 }
 
+/** How a diff path names an array item matched by `arrayKeys`: its field and value, `id="p0"`. */
+export function keyedItemLabel(fieldValue: unknown, field: string): string {
+  return `${field}=${compact(fieldValue)}`
+}
+
 export interface CompiledRules {
   ignore: readonly PathPattern[]
   tolerance: readonly { pattern: PathPattern; within: number }[]
@@ -275,7 +280,7 @@ export function diffValues(
         const s = shapeOf(v)
         if (s.kind !== 'object' || !Object.hasOwn(s.fields, keyed.field)) return undefined
         const field = s.fields[keyed.field]
-        return { id: JSON.stringify(field) ?? 'undefined', label: `${keyed.field}=${compact(field)}` }
+        return { id: JSON.stringify(field) ?? 'undefined', label: keyedItemLabel(field, keyed.field) }
       }
       const ids = (arr: readonly unknown[]): Map<string, { label: string; item: unknown }> | undefined => {
         const m = new Map<string, { label: string; item: unknown }>()

@@ -7,6 +7,8 @@
  * own properties only, calls are limited to a fixed set of pure functions. Never `eval`.
  */
 import jsep from 'jsep'
+import { decodeParsed } from '../codec/decode.js'
+import { compact } from '../codec/display.js'
 import type { InvariantDef, InvariantFn } from '../config.js'
 import { ConfigError } from '../errors.js'
 
@@ -40,8 +42,15 @@ export interface InvariantResult {
 
 type Node = jsep.Expression
 
+/** A Set's or Map's items as typed JSON holds them (`{"$t":"set","v":[...]}`), or undefined. */
+function collectionItems(x: unknown): unknown[] | undefined {
+  if (typeof x !== 'object' || x === null || Array.isArray(x) || !Object.hasOwn(x, '$t')) return undefined
+  const t = x as { $t: unknown; v?: unknown }
+  return (t.$t === 'set' || t.$t === 'map') && Array.isArray(t.v) ? t.v : undefined
+}
+
 const functions: Record<string, (...args: unknown[]) => unknown> = {
-  abs: (x) => Math.abs(Number(x)),
+  abs: (x) => (typeof x === 'bigint' ? (x < 0n ? -x : x) : Math.abs(Number(x))),
   min: (...xs) => Math.min(...xs.map(Number)),
   max: (...xs) => Math.max(...xs.map(Number)),
   round: (x, d) => {
@@ -53,25 +62,34 @@ const functions: Record<string, (...args: unknown[]) => unknown> = {
   len: (x) =>
     typeof x === 'string' || Array.isArray(x)
       ? x.length
-      : typeof x === 'object' && x !== null
-        ? Object.keys(x).length
-        : 0,
-  sum: (x) => (Array.isArray(x) ? x.reduce((a: number, b) => a + Number(b), 0) : Number.NaN),
+      : (collectionItems(x)?.length ??
+        (typeof x === 'object' && x !== null && !(x instanceof Date) ? Object.keys(x).length : 0)),
+  sum: (x) => {
+    const items = Array.isArray(x) ? x.map(untag) : collectionItems(x)?.map(untag)
+    if (items === undefined) return Number.NaN
+    if (items.length > 0 && items.every((i) => typeof i === 'bigint'))
+      return (items as bigint[]).reduce((a, b) => a + b, 0n)
+    return items.reduce((a: number, b) => a + Number(b), 0)
+  },
   exists: (x) => x !== undefined && x !== null,
 }
 
 class InvariantEvalError extends Error {}
 
 /**
- * Chains hold typed JSON (src/codec): JSON cannot say undefined, NaN, ±Infinity or -0, so
- * they are tagged, and an object with its own `$t` key is wrapped. Read those back as the
- * values they stand for; other tags (Date, BigInt, Map...) stay plain data.
+ * Chains hold typed JSON (src/codec): JSON cannot say undefined, NaN, ±Infinity, -0, a
+ * BigInt or a Date, so they are tagged, and an object with its own `$t` key is wrapped.
+ * Read those back as the values they stand for, so money held as BigInt adds up and dates
+ * compare; other tags (Map, Set, Buffer...) stay plain data, read through by `member`.
  */
 function untag(v: unknown): unknown {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, '$t')) return v
   const t = v as { $t: unknown; v?: unknown }
   if (t.$t === 'undef') return undefined
   if (t.$t === 'num' && typeof t.v === 'string') return Number(t.v)
+  if (t.$t === 'bigint' && typeof t.v === 'string' && /^-?\d+$/.test(t.v)) return BigInt(t.v)
+  if (t.$t === 'date' && (typeof t.v === 'string' || t.v === null))
+    return new Date(t.v === null ? Number.NaN : t.v)
   return v
 }
 
@@ -82,17 +100,66 @@ function member(obj: unknown, key: unknown): unknown {
   if (typeof obj === 'string' && k === 'length') return obj.length
   if (Array.isArray(obj) && k === 'length') return obj.length
   if (typeof obj !== 'object') return undefined
+  // A Map's entries are named by their key, as diff rules name them (`byCarrier.dhl`).
+  if ((obj as { $t?: unknown }).$t === 'map' && Object.hasOwn(obj, '$t')) {
+    const entry = collectionItems(obj)?.find(
+      (e) =>
+        Array.isArray(e) &&
+        (typeof e[0] === 'string' || typeof e[0] === 'number') &&
+        String(e[0]) === String(k),
+    ) as unknown[] | undefined
+    return entry === undefined ? undefined : untag(entry[1])
+  }
   const o =
     (obj as { $t?: unknown }).$t === 'obj' && Object.hasOwn(obj, '$t') ? (obj as { v?: unknown }).v : obj
-  if (typeof o !== 'object' || o === null) return undefined
+  if (typeof o !== 'object' || o === null || o instanceof Date) return undefined
   return Object.hasOwn(o, k) ? untag((o as Record<string | number, unknown>)[k]) : undefined
 }
 
+const isNumeric = (v: unknown): v is number | bigint => typeof v === 'number' || typeof v === 'bigint'
+
 function equal(a: unknown, b: unknown): boolean {
   if (typeof a === 'number' && typeof b === 'number') return a === b || (Number.isNaN(a) && Number.isNaN(b))
+  // 620n == 620: a BigInt and a number are equal when they hold the same value.
+  if (isNumeric(a) && isNumeric(b)) {
+    const [big, other] = typeof a === 'bigint' ? [a, b] : [b as bigint, a as number]
+    return typeof other === 'bigint' ? big === other : Number.isInteger(other) && big === BigInt(other)
+  }
+  if (a instanceof Date && b instanceof Date) {
+    const x = a.getTime()
+    const y = b.getTime()
+    return x === y || (Number.isNaN(x) && Number.isNaN(y))
+  }
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null)
     return JSON.stringify(a) === JSON.stringify(b)
   return a === b
+}
+
+/** A whole number beside a BigInt joins it as a BigInt, so `total - 1` stays exact. */
+const asBigInt = (v: unknown, other: unknown): unknown =>
+  typeof other === 'bigint' && typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : v
+
+/**
+ * `+ - * %` on BigInts (and whole numbers beside them) stay exact BigInts: money in cents.
+ * Anything else is read as numbers, a Date as its milliseconds. `/` is always a number:
+ * BigInt division would drop the remainder.
+ */
+function arithmetic(op: string, left: unknown, right: unknown): unknown {
+  const l = asBigInt(left, right)
+  const r = asBigInt(right, left)
+  if (typeof l === 'bigint' && typeof r === 'bigint' && op !== '/') {
+    if (op === '+') return l + r
+    if (op === '-') return l - r
+    if (op === '*') return l * r
+    return r === 0n ? Number.NaN : l % r
+  }
+  const x = Number(l)
+  const y = Number(r)
+  if (op === '+') return x + y
+  if (op === '-') return x - y
+  if (op === '*') return x * y
+  if (op === '/') return x / y
+  return x % y
 }
 
 function evaluate(node: Node, scope: Chain): unknown {
@@ -117,7 +184,7 @@ function evaluate(node: Node, scope: Chain): unknown {
       const u = node as jsep.UnaryExpression
       const v = evaluate(u.argument, scope)
       if (u.operator === '!') return !v
-      if (u.operator === '-') return -Number(v)
+      if (u.operator === '-') return typeof v === 'bigint' ? -v : -Number(v)
       if (u.operator === '+') return Number(v)
       throw new InvariantEvalError(`operator ${u.operator} is not supported`)
     }
@@ -145,15 +212,12 @@ function evaluate(node: Node, scope: Chain): unknown {
         case '+':
           return typeof l === 'string' || typeof r === 'string'
             ? String(l) + String(r)
-            : Number(l) + Number(r)
+            : arithmetic('+', l, r)
         case '-':
-          return Number(l) - Number(r)
         case '*':
-          return Number(l) * Number(r)
         case '/':
-          return Number(l) / Number(r)
         case '%':
-          return Number(l) % Number(r)
+          return arithmetic(b.operator, l, r)
         default:
           throw new InvariantEvalError(`operator ${b.operator} is not supported`)
       }
@@ -203,11 +267,17 @@ function rootsOf(node: Node, out: Set<string>): void {
     for (const e of (node as jsep.ArrayExpression).elements) if (e) rootsOf(e, out)
 }
 
+/** Back to typed JSON, for showing a value as every other message shows it (`620n`). */
+function retag(v: unknown): unknown {
+  if (typeof v === 'bigint') return { $t: 'bigint', v: String(v) }
+  if (v instanceof Date) return { $t: 'date', v: Number.isNaN(v.getTime()) ? null : v.toISOString() }
+  return v
+}
+
 function show(v: unknown): string {
   if (v === undefined) return 'undefined'
   if (typeof v === 'number') return String(v)
-  const text = JSON.stringify(v) ?? String(v)
-  return text.length > 60 ? `${text.slice(0, 59)}…` : text
+  return compact(retag(v), 60)
 }
 
 function syntaxError(name: string, source: string, reason: string, index: number): ConfigError {
@@ -266,13 +336,44 @@ export function compileExpression(name: string, source: string): CompiledInvaria
   }
 }
 
+/** Reads a recorded payload back as the value the stage gave; one that does not decode stays as read. */
+function decodedPayload(v: unknown): unknown {
+  try {
+    return decodeParsed(v)
+  } catch {
+    return v
+  }
+}
+
+/**
+ * The chain as a function check sees it: each payload decoded to the values the stages
+ * gave and took (a BigInt, a Date, a Map, undefined), not the typed JSON that stores them.
+ * Decoded once per chain, whatever the number of function checks.
+ */
+const decodedChains = new WeakMap<Chain, Chain>()
+function decodedChain(chain: Chain): Chain {
+  let out = decodedChains.get(chain)
+  if (out !== undefined) return out
+  out = {}
+  for (const [stage, s] of Object.entries(chain)) {
+    Object.defineProperty(out, stage, {
+      value: { ...s, input: decodedPayload(s.input), output: decodedPayload(s.output) },
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  }
+  decodedChains.set(chain, out)
+  return out
+}
+
 function compileFunction(name: string, fn: InvariantFn): CompiledInvariant {
   return {
     name,
     source: `fn:${fn.name || name}`,
     stages: [],
     check: (chain) => {
-      const r = fn(chain as Parameters<InvariantFn>[0])
+      const r = fn(decodedChain(chain) as Parameters<InvariantFn>[0])
       return r === true ? true : typeof r === 'string' ? r : `returned ${show(r)}`
     },
   }

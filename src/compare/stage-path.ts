@@ -16,7 +16,7 @@ export interface StagePath {
 
 /** Parses a stage path; `what` names the flag or command in error messages. */
 export function parseStagePath(text: string, what: string): StagePath {
-  const m = /^\s*([A-Za-z_][\w-]*)(.*?)\s*$/.exec(text)
+  const m = /^\s*([\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*)(.*?)\s*$/u.exec(text)
   if (!m) {
     throw new UsageError(
       `${what}: cannot read ${JSON.stringify(text)}: write <stage>[.input|.output].<path>, e.g. compute.output.available`,

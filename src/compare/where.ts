@@ -19,7 +19,8 @@ export interface Where {
   value: string | number | boolean | null
 }
 
-const pattern = /^\s*([A-Za-z_][\w-]*)((?:\.|\[)[^\s!=<>]*)?\s*(==|=|!=|<=|>=|<|>|\s+contains\s+)\s*(.*?)\s*$/
+const pattern =
+  /^\s*([\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*)((?:\.|\[)[^\s!=<>]*)?\s*(==|=|!=|<=|>=|<|>|\s+contains\s+)\s*(.*?)\s*$/u
 
 function parseValue(text: string): Where['value'] {
   if (text === '')

@@ -6,12 +6,13 @@
  * where the value changed in transit. Provenance by evidence, not a proof.
  */
 import type { RecordChain } from '../bundle/types.js'
-import { formatPath, type PathPart } from '../codec/index.js'
+import { formatPath, type PathPart, parsePath } from '../codec/index.js'
 import { UsageError } from '../errors.js'
 import { briefPair } from './brief.js'
+import { keyedItemLabel } from './diff.js'
 import { finalCaptures, readError, readPayload } from './scene.js'
 import { parseStagePath as parseAnyStagePath, type StagePath } from './stage-path.js'
-import { childrenOf, isUndefinedValue, readPath } from './typed.js'
+import { childrenOf, isUndefinedValue, readPath, shapeOf } from './typed.js'
 
 export type { StagePath }
 
@@ -248,9 +249,51 @@ function gather(
     effectLeaves.push(...numericLeaves(result, `${e.name}#${e.seq}`))
   }
   if (typeof value === 'number') {
-    const last = [...report.start.path.matchAll(/[A-Za-z_$][\w$]*/g)].at(-1)?.[0] ?? ''
+    const last = [...report.start.path.matchAll(/[\p{L}_$][\p{L}\p{M}\p{Nd}\p{Pc}$]*/gu)].at(-1)?.[0] ?? ''
     for (const text of arithmetic(value, last, effectLeaves, numericLeaves(input, 'input'))) {
       report.evidence.push({ kind: 'arithmetic', text })
     }
   }
+}
+
+/**
+ * A diff path names an item of an array matched by `arrayKeys` by its identity
+ * (`$.lines["id=\"p0\""].kg`); the recorded value holds it at an index (`$.lines[0].kg`),
+ * which is what a stage path reads. Left as it is where the value does not hold it.
+ */
+export function indexedPath(value: unknown, path: string): string {
+  let segments: ReturnType<typeof parsePath>
+  try {
+    segments = parsePath(path)
+  } catch {
+    return path
+  }
+  const parts: PathPart[] = []
+  let cur = value
+  for (const seg of segments) {
+    if (seg.kind !== 'key' && seg.kind !== 'index') return path
+    const want = seg.kind === 'key' ? seg.name : seg.index
+    const children = childrenOf(cur)
+    let found = children.find(([part]) => part === want || String(part) === String(want))
+    if (found === undefined && typeof want === 'string' && shapeOf(cur).kind === 'array') {
+      found = children.find(([, item]) => {
+        const s = shapeOf(item)
+        if (s.kind !== 'object') return false
+        return Object.keys(s.fields).some(
+          (f) => want.startsWith(`${f}=`) && keyedItemLabel(s.fields[f], f) === want,
+        )
+      })
+    }
+    if (found === undefined) return path
+    parts.push(found[0])
+    cur = found[1]
+  }
+  return formatPath(parts)
+}
+
+/** The stage path of the first change a replay found, as `why` reads it from the recording. */
+export function changeStagePath(chain: RecordChain, stage: string, changePath: string): string {
+  const capture = finalCaptures(chain.captures).find((c) => c.stage === stage)
+  const recorded = capture === undefined ? undefined : readPayload(capture.output)
+  return `${stage}.output${indexedPath(recorded, changePath).slice(1)}`
 }

@@ -17,6 +17,7 @@ import {
   RedactionFailed,
   Redactor,
   type RedactRule,
+  thrownFields,
   thrownMessage,
   unfinishedMarker,
   unrecordedMarker,
@@ -272,13 +273,9 @@ function describeThrown(err: unknown, withStack: boolean): string {
       e.stack = err.stack.split('\n').slice(0, 12).join('\n').slice(0, 4096)
     return JSON.stringify(e)
   }
-  let message: string
-  try {
-    message = String(err)
-  } catch {
-    message = 'unprintable error'
-  }
-  return JSON.stringify({ name: 'NonError', message: message.slice(0, 4096) })
+  // A plain object thrown in an Error's place is read by its own name, message and code.
+  const e = thrownFields(err)
+  return JSON.stringify({ ...e, name: e.name.slice(0, 256), message: e.message.slice(0, 4096) })
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
@@ -761,6 +758,14 @@ export function createRecorder(options: RecorderOptions): Recorder {
     else if (typeof value === 'bigint') id = String(value)
     else if (value instanceof Uint8Array) id = bytesId(value)
     if (id !== undefined && id.length > 0 && id.length <= 256) return id
+    if (id === '') {
+      // The id a process hands on from a record it sampled out: the two sample differently.
+      report(
+        'E_RECORD_ID',
+        `record ${key}: recordId '' is what current() gives in a record sampled out; this process samples the key in, so it is recorded as a new record (give both processes the same \`sample\` to keep or drop a key together)`,
+      )
+      return undefined
+    }
     report(
       'E_RECORD_ID',
       `record ${key}: recordId ${id !== undefined ? `of ${id.length} characters` : shown(value)} cannot be a record id (a string of 1 to 256 characters); recorded as a new record`,

@@ -46,7 +46,9 @@ export function changeLine(c: Change, t: Theme, width: number): string {
 export function suppressedLine(s: Suppressed, t: Theme, width: number): string {
   const w = Math.max(16, Math.floor(width / 3))
   let values = ''
-  if (s.recorded !== undefined || s.local !== undefined) {
+  // A redacted value is compared with nothing: the local value is not kept, so as not to print a secret.
+  if (s.reason === 'redacted') values = ` ${compact(s.recorded, w)} → not shown`
+  else if (s.recorded !== undefined || s.local !== undefined) {
     const p = changedPair(s.recorded, s.local, w)
     values = ` ${p.recorded} → ${p.local}${p.at === undefined ? '' : ` (${p.at})`}`
   }
@@ -119,7 +121,7 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   )
   out.push(
     t.dim(
-      `${scene.stages.length} stages (${visibleLine(scene.stages.join(' → '))})${retries}` +
+      `${scene.stages.length} ${scene.stages.length === 1 ? 'stage' : 'stages'} (${visibleLine(scene.stages.join(' → '))})${retries}` +
         ` · build ${visibleLine(scene.build ?? '-')} · host ${visibleLine(scene.host ?? '-')} · pid ${scene.pid ?? '-'}`,
     ),
   )
@@ -148,9 +150,15 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   const broken = scene.seams.filter((s) => !s.matches).length
   out.push('')
   out.push(
-    broken === 0
-      ? t.dim(`seams: all ${scene.seams.length} hand-offs match`)
-      : t.warn(`seams: ${broken} of ${scene.seams.length} hand-offs changed in transit`),
+    scene.seams.length === 0
+      ? t.dim('seams: none (one stage)')
+      : scene.seams.length === 1
+        ? broken === 0
+          ? t.dim('seams: the one hand-off matches')
+          : t.warn('seams: the one hand-off changed in transit')
+        : broken === 0
+          ? t.dim(`seams: all ${scene.seams.length} hand-offs match`)
+          : t.warn(`seams: ${broken} of ${scene.seams.length} hand-offs changed in transit`),
   )
   return out.join('\n')
 }

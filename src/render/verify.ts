@@ -4,7 +4,7 @@ import { visibleLine } from './format.js'
 import type { Theme } from './theme.js'
 
 export function violationLine(v: Violation, t: Theme): string {
-  return `${t.bad('✗')} ${visibleLine(v.recordId)} ${visibleLine(v.key)}  ${t.bold(visibleLine(v.check))} ${t.dim(`(${v.kind} at ${visibleLine(v.stage)})`)}: ${visibleLine(v.message)}`
+  return `${t.bad('✗')} ${visibleLine(v.recordId)} ${visibleLine(v.key)}  ${t.bold(visibleLine(v.check))} ${t.dim(v.stage === '-' ? `(${v.kind} over the whole record)` : `(${v.kind} at ${visibleLine(v.stage)})`)}: ${visibleLine(v.message)}`
 }
 
 export function renderVerify(s: VerifySummary, t: Theme): string {

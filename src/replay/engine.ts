@@ -10,7 +10,16 @@
  * is re-run on its recorded input, and if that matches it is `inherited` instead.
  */
 import type { CaptureRow, EffectRow, ExpectationRow, RecordChain } from '../bundle/types.js'
-import { DecodeError, decode, decodeRaw, type EncodeLimits, encode, isUnrecorded } from '../codec/index.js'
+import {
+  DecodeError,
+  decode,
+  decodeRaw,
+  type EncodeLimits,
+  encode,
+  isUnrecorded,
+  plainObjectText,
+  thrownFields,
+} from '../codec/index.js'
 import { recordedChain, replayedChain } from '../compare/chain.js'
 import {
   type Change,
@@ -109,6 +118,8 @@ interface LocalRun {
   error?: StageError
   /** The local build threw the recorded error itself (not an effect or network failure). */
   threw?: boolean
+  /** What it threw was an object but no Error. */
+  plainThrow?: boolean
   unused: EffectRow[]
   argChanges?: PlaybackContext['argChanges']
 }
@@ -118,11 +129,17 @@ const severity: Record<StageStatus, number> = { skipped: 0, matched: 1, inherite
 const defaultLimits: EncodeLimits = { maxBytes: 64 * 1024 * 1024, maxDepth: 512 }
 
 function stageError(err: unknown): StageError {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code
-    return { name: err.name, message: err.message, code: typeof code === 'string' ? code : 'E_STAGE_THREW' }
+  const { name, message, code } = thrownFields(err)
+  return { name, message, code: typeof code === 'string' ? code : 'E_STAGE_THREW' }
+}
+
+/** A thrown value that is an object but no Error (`throw {code, message}`). */
+function isPlainThrow(thrown: unknown): boolean {
+  try {
+    return typeof thrown === 'object' && thrown !== null && !(thrown instanceof Error)
+  } catch {
+    return false
   }
-  return { name: 'NonError', message: String(err), code: 'E_STAGE_THREW' }
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, stage: string): Promise<T> {
@@ -200,7 +217,7 @@ async function runStage(
   if (!outcome.ok) {
     const e = outcome.error
     const threw = !(e instanceof EffectDivergence) && !(e instanceof NetworkBlocked)
-    return { ok: false, error: stageError(e), threw, unused: ctx.unused }
+    return { ok: false, error: stageError(e), threw, plainThrow: isPlainThrow(e), unused: ctx.unused }
   }
   let text: string
   try {
@@ -231,7 +248,12 @@ function judge(
   if (!run.ok) {
     const local = run.error!
     if (recordedError !== undefined && run.threw) {
-      if (recordedError.message === local.message && recordedError.name === local.name) {
+      // Older recordings hold nothing of a plain object thrown but `[object Object]`.
+      const keptNothing =
+        run.plainThrow === true &&
+        recordedError.name === 'NonError' &&
+        recordedError.message === plainObjectText
+      if ((recordedError.message === local.message && recordedError.name === local.name) || keptNothing) {
         return { status: 'matched', ...none, error: null }
       }
       return {

@@ -12,6 +12,19 @@ import {
 const matches = (pattern: string, path: PathPart[]): boolean => matchPath(parsePath(pattern), path)
 
 describe('parsePath', () => {
+  it('reads key names in any script, as JavaScript spells them', () => {
+    expect(parsePath('$.client.téléphone')).toEqual([
+      { kind: 'key', name: 'client' },
+      { kind: 'key', name: 'téléphone' },
+    ])
+    expect(parsePath('$..κωδικός')).toEqual([{ kind: 'descend' }, { kind: 'key', name: 'κωδικός' }])
+    expect(parsePath('出荷.数量')).toEqual([
+      { kind: 'key', name: '出荷' },
+      { kind: 'key', name: '数量' },
+    ])
+    expect(() => parsePath('$.✓')).toThrow(/expected a key name/)
+  })
+
   it('parses keys, descent, wildcards, quoted keys and indexes', () => {
     expect(parsePath('$.customer.phone')).toEqual([
       { kind: 'key', name: 'customer' },

@@ -8,6 +8,7 @@ import {
   type InvariantResult,
   runInvariants,
 } from '../../src/compare/invariants.js'
+import type { InvariantFn } from '../../src/config.js'
 import { ConfigError, ExitCode } from '../../src/errors.js'
 
 /** A chain shaped like the inventory example's, in the order its stages ran. */
@@ -156,6 +157,58 @@ describe('invariant expressions over recorded (typed JSON) payloads', () => {
 
   it('a stage that returned undefined has an undefined output', () => {
     expect(status('s.output == undefined', recorded(undefined))).toBe('ok')
+  })
+
+  // Money in cents as BigInt, times as Dates: what an order pipeline returns.
+  const order = recorded({
+    subtotal: 1860n,
+    surcharge: 279n,
+    total: 2139n,
+    huge: 9007199254740993n,
+    placedAt: new Date('2026-11-01T08:00:00.000Z'),
+    printedAt: new Date('2026-11-01T08:00:30.000Z'),
+    byCarrier: new Map([
+      ['dhl', 2139n],
+      ['ups', 2245n],
+    ]),
+    tags: new Set(['web', 'vip']),
+    cents: [620n, 1240n],
+  })
+
+  it('BigInts add up, compare and equal numbers of the same value', () => {
+    expect(status('s.output.total == s.output.subtotal + s.output.surcharge', order)).toBe('ok')
+    expect(status('s.output.total - s.output.surcharge == s.output.subtotal', order)).toBe('ok')
+    expect(status('s.output.total == 2139 && s.output.total > 2000 && s.output.total <= 2139', order)).toBe(
+      'ok',
+    )
+    expect(status('s.output.huge == 9007199254740992 + 1', order)).toBe('violated')
+    expect(status('s.output.huge - 1 == s.output.huge - s.output.surcharge + 278', order)).toBe('ok')
+    expect(status('s.output.subtotal == sum(s.output.cents) && -s.output.total < 0', order)).toBe('ok')
+  })
+
+  it('a broken BigInt check says its values as the other messages do', () => {
+    expect(run('s.output.total == s.output.subtotal', order).message).toBe(
+      's.output.total == s.output.subtotal is false: left 2139n, right 1860n',
+    )
+  })
+
+  it('Dates compare by time, and subtract to milliseconds', () => {
+    expect(status('s.output.placedAt < s.output.printedAt', order)).toBe('ok')
+    expect(status('s.output.printedAt - s.output.placedAt == 30000', order)).toBe('ok')
+    expect(
+      status('s.output.placedAt == s.output.placedAt && s.output.placedAt != s.output.printedAt', order),
+    ).toBe('ok')
+    expect(run('s.output.printedAt < s.output.placedAt', order).message).toBe(
+      's.output.printedAt < s.output.placedAt is false: left Date(2026-11-01T08:00:30.000Z), right Date(2026-11-01T08:00:00.000Z)',
+    )
+  })
+
+  it("a Map's entries are named by their key, and len() counts a Map's or a Set's items", () => {
+    expect(
+      status('s.output.byCarrier.dhl == s.output.total && s.output.byCarrier["ups"] > 2200', order),
+    ).toBe('ok')
+    expect(status('len(s.output.tags) == 2 && len(s.output.byCarrier) == 2', order)).toBe('ok')
+    expect(status('exists(s.output.byCarrier.fedex)', order)).toBe('violated')
   })
 })
 
@@ -328,6 +381,35 @@ describe('invariants: TypeScript functions', () => {
     expect(runInvariants(invs, c)).toEqual([
       { name: 'falsy', status: 'violated', message: 'returned false', stages: [] },
       { name: 'throws', status: 'error', message: 'threw boom', stages: [] },
+    ])
+  })
+
+  it('sees the values the stages gave, not the typed JSON that stores them', () => {
+    const given = {
+      subtotal: 1860n,
+      surcharge: 279n,
+      total: 2139n,
+      printedAt: new Date('2026-11-01T08:00:30.000Z'),
+      byCarrier: new Map([['dhl', 2139n]]),
+      note: undefined,
+    }
+    type Given = typeof given
+    const recorded: Chain = { label: { input: null, output: decodeRaw(encode(given)), attempt: 1 } }
+    const out = (ch: Parameters<InvariantFn>[0]): Given => ch.label!.output as Given
+    const invs = compileInvariants([
+      { name: 'money', check: (ch) => out(ch).total === out(ch).subtotal + out(ch).surcharge || 'total' },
+      { name: 'date', check: (ch) => out(ch).printedAt instanceof Date || 'not a Date' },
+      { name: 'map', check: (ch) => out(ch).byCarrier.get('dhl') === out(ch).total || 'carrier' },
+      {
+        name: 'optional',
+        check: (ch) => out(ch).note === undefined || `note is ${JSON.stringify(out(ch).note)}`,
+      },
+    ])
+    expect(runInvariants(invs, recorded).map((r) => [r.name, r.status, r.message])).toEqual([
+      ['money', 'ok', undefined],
+      ['date', 'ok', undefined],
+      ['map', 'ok', undefined],
+      ['optional', 'ok', undefined],
     ])
   })
 

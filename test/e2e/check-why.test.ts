@@ -285,3 +285,38 @@ describe('retrace why: typed values', () => {
     })
   })
 })
+
+describe('retrace why without PATH, when the first change is in an array matched by arrayKeys', () => {
+  it('explains the item the replay named by its id, read at its index in the recording', async () => {
+    const path = join(dir(), 'keyed.sqlite')
+    const rateSrc = (op: string): string =>
+      `export function rate(o) { return { lines: o.parcels.map((p) => ({ id: p.id, kg: Math.${op}(p.grams / 1000) })) } }\n`
+    writeFileSync(join(dir(), 'rate-prod.mjs'), rateSrc('ceil'))
+    writeFileSync(join(dir(), 'rate-local.mjs'), rateSrc('round'))
+    writeFileSync(
+      join(dir(), 'keyed.config.json'),
+      JSON.stringify({ stages: { rate: './rate-local.mjs#rate' }, diff: { arrayKeys: { '$.lines': 'id' } } }),
+    )
+    const { rate } = (await import(join(dir(), 'rate-prod.mjs'))) as { rate: (o: unknown) => unknown }
+    const recorder = createRecorder({ path, pipeline: 'shipping', flushIntervalMs: 5 })
+    let id = ''
+    try {
+      const stage = recorder.stage('rate', rate)
+      await recorder.record('order:9', async () => {
+        id = recorder.current()?.recordId ?? ''
+        await stage({
+          parcels: [
+            { id: 'p0', grams: 1000 },
+            { id: 'p1', grams: 1200 },
+          ],
+        })
+      })
+    } finally {
+      await recorder.close()
+    }
+    const r = await runCli(['why', path, id, '--config', join(dir(), 'keyed.config.json')], { cwd: dir() })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout.split('\n')[0]).toBe(`why rate.output.lines[1].kg = 2  record ${id} key order:9`)
+  })
+})

@@ -311,3 +311,57 @@ describe('retrace find and replay --where on values JSON cannot hold', { timeout
     expect(json.records.map((x) => x.recordId).sort()).toEqual([typed[0], typed[2], typed[4]].sort())
   })
 })
+
+describe('retrace find and why on keys and stages named in other scripts', () => {
+  let ws: Workspace
+  const ids: string[] = []
+  // A French note, a Greek code and a Japanese stage: what a pipeline outside English returns.
+  const labelSrc = `export function étiquette(i) {
+  return { 'préavis': i === 1 ? 'Livraison après 18h' : undefined, meta: { 'κωδικός': i === 0 ? '✓' : '✗' }, '数量': i + 2,
+    tags: new Set(i === 1 ? ['web', 'vip'] : ['web']), carriers: new Map([[i === 1 ? 'ups' : 'dhl', 620n]]) }
+}
+`
+  beforeAll(async () => {
+    ws = workspace('retrace-find-unicode-')
+    const label = await importStage(ws.write('stages/label.mjs', labelSrc), 'étiquette')
+    await record(ws.path('unicode.sqlite'), async (recorder) => {
+      for (const i of [0, 1])
+        ids.push((await runChain(recorder, `order:${i}`, i, [['出荷', label]])).recordId)
+    })
+  })
+  afterAll(() => ws.remove())
+
+  it('--where names them as JavaScript spells them, as well as quoted', async () => {
+    for (const [where, id] of [
+      ["出荷.préavis contains 'après'", ids[1]],
+      ["出荷.meta.κωδικός = '✓'", ids[0]],
+      ['出荷.数量 = 3', ids[1]],
+      ["出荷['préavis'] contains 'après'", ids[1]],
+    ] as const) {
+      const r = await runCli(['find', ws.path('unicode.sqlite'), '--where', where, '--json'])
+      expect([where, r.stderr, r.code]).toEqual([where, '', 0])
+      expect(parseJsonOut<FindJson>(r).records.map((x) => x.recordId)).toEqual([id])
+    }
+  })
+
+  it("contains looks among a Set's items and a Map's entries, not at their tags", async () => {
+    for (const [where, found] of [
+      ["出荷.tags contains 'vip'", [ids[1]]],
+      ["出荷.carriers contains 'ups'", [ids[1]]],
+      ["出荷.tags contains 'web'", [ids[1], ids[0]]],
+      ["出荷.tags contains 'set'", []],
+      ["出荷.carriers contains 'map'", []],
+    ] as const) {
+      const r = await runCli(['find', ws.path('unicode.sqlite'), '--where', where, '--json'])
+      expect([where, r.code]).toEqual([where, 0])
+      expect([where, parseJsonOut<FindJson>(r).records.map((x) => x.recordId)]).toEqual([where, found])
+    }
+  })
+
+  it('why takes the same paths', async () => {
+    const r = await runCli(['why', ws.path('unicode.sqlite'), ids[0]!, '出荷.meta.κωδικός'])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('why 出荷.output.meta.κωδικός = "✓"')
+  })
+})

@@ -423,3 +423,17 @@ describe('a bundle path that comes and goes', () => {
     expect(recorder.stats()).toMatchObject({ written: 1, dropped: 1 })
   })
 })
+
+describe('a record continued from one its process sampled out', () => {
+  it("says why the '' it was handed is no id, and records it as a new record", async () => {
+    const { path, recorder, errors } = testRecorder()
+    const s = recorder.stage('notify', (x: number) => x + 1)
+    await expect(recorder.record('order:7', () => s(1), { recordId: '' })).resolves.toBe(2)
+    await recorder.close()
+    expect(readBundle(path).records.map((r) => r.key)).toEqual(['order:7'])
+    const said = errors.filter((e) => e.code === 'E_RECORD_ID').map((e) => e.message)
+    expect(said).toHaveLength(1)
+    expect(said[0]).toContain("recordId '' is what current() gives in a record sampled out")
+    expect(said[0]).toContain('the same `sample`')
+  })
+})

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { RecordChain } from '../../src/bundle/types.js'
 import { encode } from '../../src/codec/index.js'
 import { buildScene } from '../../src/compare/scene.js'
-import { renderShow } from '../../src/render/show.js'
+import { renderShow, suppressedLine } from '../../src/render/show.js'
 import { plain } from '../../src/render/theme.js'
 
 function chainOf(steps: readonly { stage: string; input: unknown; output: unknown }[]): RecordChain {
@@ -78,5 +78,51 @@ describe('renderShow: typed values', () => {
     expect(text).toContain('"cents": 5102n')
     expect(text).toContain('"tags": Set [')
     expect(text).not.toContain('$t')
+  })
+})
+
+describe('renderShow: a chain of one or two stages', () => {
+  it('says one stage, and that a single stage has no seam to check', () => {
+    const text = show(chainOf([{ stage: 'notify', input: { id: 1 }, output: { sent: true } }]))
+    expect(text.split('\n')[1]).toMatch(/^1 stage \(notify\) · /)
+    expect(text.trimEnd().split('\n').at(-1)).toBe('seams: none (one stage)')
+  })
+
+  it('names the one hand-off of two stages', () => {
+    const same = show(
+      chainOf([
+        { stage: 'a', input: 1, output: { n: 2 } },
+        { stage: 'b', input: { n: 2 }, output: 3 },
+      ]),
+    )
+    expect(same.split('\n')[1]).toMatch(/^2 stages \(a → b\) · /)
+    expect(same.trimEnd().split('\n').at(-1)).toBe('seams: the one hand-off matches')
+    const changed = show(
+      chainOf([
+        { stage: 'a', input: 1, output: { n: 2 } },
+        { stage: 'b', input: { n: 5 }, output: 3 },
+      ]),
+    )
+    expect(changed.trimEnd().split('\n').at(-1)).toBe('seams: the one hand-off changed in transit')
+  })
+})
+
+describe('suppressedLine', () => {
+  it('does not say a redacted value became undefined: its local value is not shown', () => {
+    const line = suppressedLine(
+      { path: '$.password', reason: 'redacted', recorded: '[redacted]' },
+      plain,
+      120,
+    )
+    expect(line).toBe('· $.password (redacted) "[redacted]" → not shown')
+  })
+
+  it('shows both values of an ignored change, undefined included', () => {
+    const line = suppressedLine(
+      { path: '$.at', reason: 'ignored', recorded: 1, local: undefined },
+      plain,
+      120,
+    )
+    expect(line).toBe('· $.at (ignored) 1 → undefined')
   })
 })

@@ -227,6 +227,29 @@ describe('replayRecord: stage failures', () => {
     expect(statusOf(r)).toEqual({ parse: 'matched', compute: 'matched' })
   })
 
+  it('a plain object thrown matches a recording that kept only [object Object] of it', async () => {
+    // What a recorder that did not read a thrown object's own message wrote for one.
+    const older: RecordChain = {
+      ...chains.threw!,
+      captures: chains.threw!.captures.map((c) =>
+        c.stage === 'compute' ? { ...c, error: '{"name":"NonError","message":"[object Object]"}' } : c,
+      ),
+    }
+    const plain: StageFn = () => {
+      throw { code: 'E_RESERVED', message: 'reserved is not a number' }
+    }
+    const anError: StageFn = () => {
+      throw new TypeError('reserved is not a number')
+    }
+    expect(statusOf(await replayRecord(older, options({ ...local, compute: plain })))).toEqual({
+      parse: 'matched',
+      compute: 'matched',
+    })
+    expect(statusOf(await replayRecord(older, options({ ...local, compute: anError }))).compute).toBe(
+      'diverged',
+    )
+  })
+
   it('another error than production threw is a divergence at $error', async () => {
     const other: StageFn = () => {
       throw new RangeError('reserved out of range')
