@@ -233,8 +233,38 @@ function copyJournal(target: string, copy: string): void {
   }
 }
 
+const JOURNAL_MAGIC = Buffer.from('d9d505f920a163d7', 'hex')
+
+/**
+ * Whether a -journal ends with the name of a super-journal, as SQLite reads it (length,
+ * checksum and magic in its last 16 bytes). Rolling such a journal back deletes the file it
+ * names when no other journal still refers to it: a hand-made journal naming any file the
+ * user can write would have it deleted. retrace writes one file per transaction, so its
+ * journals never name one.
+ */
+function namesSuperJournal(journal: string): boolean {
+  const fd = openSync(journal, 'r')
+  try {
+    const size = fstatSync(fd).size
+    if (size < 16) return false
+    const tail = Buffer.alloc(16)
+    readSync(fd, tail, 0, 16, size - 16)
+    const len = tail.readUInt32BE(0)
+    return len > 0 && len <= size - 16 && tail.subarray(8).equals(JOURNAL_MAGIC)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** A read-write open of the private copy, so SQLite rolls back a hot journal beside it. */
-function rollBack(copy: string): void {
+function rollBack(copy: string, path: string): void {
+  if (existsSync(`${copy}-journal`) && namesSuperJournal(`${copy}-journal`)) {
+    fail(
+      'E_BUNDLE_CORRUPT',
+      path,
+      'has a -journal naming another file to delete once it is rolled back, which retrace never writes; refused (remove the -journal to read the file as it stands)',
+    )
+  }
   const db = new Database(copy, { fileMustExist: true })
   try {
     db.pragma('trusted_schema = OFF')
@@ -366,7 +396,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
 
   let db: Database.Database
   try {
-    if (journal) rollBack(target)
+    if (journal) rollBack(target, path)
     db = new Database(name, { readonly: true, fileMustExist: true })
   } catch (err) {
     cleanup()

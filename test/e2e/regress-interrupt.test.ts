@@ -5,7 +5,15 @@
  * bundle in $TMPDIR and no hidden temporary file in extract's output folder.
  */
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleFiles } from '../helpers/bundle-db.js'
 import { repoRoot, runCli } from '../helpers/cli.js'
@@ -156,6 +164,38 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
     expect(bundleFiles(bundle)).toEqual([bundle])
     const q = await cli(['test', `${dir}/rec`, '-c', 'q.config.mjs'], tmp)
     expect(q.stdout).toContain(`${RECORDS} records tested, ${RECORDS} matched, 0 diverged`)
+  })
+
+  it('a -journal naming a super-journal is refused, and the file it names is not deleted', async () => {
+    const { bundle, tmp, dir } = fresh()
+    killWriter(bundle, 'journal')
+    // What SQLite reads as a super-journal name at a journal's end: a page number, the
+    // name, its length, its checksum and the journal magic. A rollback deletes the file
+    // named there once no journal refers to it.
+    const victim = `${dir}/notes.txt`
+    writeFileSync(victim, 'not a journal\n')
+    const name = Buffer.from(victim)
+    const tail = Buffer.alloc(16)
+    tail.writeUInt32BE(name.length, 0)
+    tail.writeInt32BE(
+      name.reduce((sum, b) => (sum + ((b << 24) >> 24)) | 0, 0),
+      4,
+    )
+    Buffer.from('d9d505f920a163d7', 'hex').copy(tail, 8)
+    appendFileSync(`${bundle}-journal`, Buffer.concat([Buffer.alloc(4), name, tail]))
+    const before = readFileSync(bundle)
+    for (const args of [
+      ['ls', bundle],
+      ['test', `${dir}/rec`, '-c', 'q.config.mjs', '--update', '--force'],
+    ]) {
+      const r = await cli(args, tmp)
+      expect(r.stderr).toMatch(/-journal naming another file to delete/)
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1)
+      expect(r.code).toBe(2)
+      expect(existsSync(victim)).toBe(true)
+    }
+    expect(readFileSync(bundle).equals(before)).toBe(true)
+    expect(privateCopies(tmp)).toEqual([])
   })
 
   it('Ctrl-C during test --update lets the pin finish: all of it is there, no -journal left', async () => {
