@@ -6,7 +6,15 @@ export {
   typedArrayFrom,
   typedArrayKinds,
 } from './binary.js'
-export { DecodeError, decode, decodeRaw, isUnrecorded, parseJson, type Unrecorded } from './decode.js'
+export {
+  DecodeError,
+  decode,
+  decodeRaw,
+  isUnrecorded,
+  maxDecodeDepth,
+  parseJson,
+  type Unrecorded,
+} from './decode.js'
 export {
   defaultLimits,
   type EncodeLimits,
