@@ -17,7 +17,7 @@ import {
   Redactor,
 } from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
-import { holdTemp, releaseTemp } from './interrupt.js'
+import { holdTemp, releaseTemp, removeTemp } from './interrupt.js'
 import type { BundleSet } from './set.js'
 import type { CaptureWrite, ExpectationRow, RecordChain, RecordUnit } from './types.js'
 import { BundleWriter } from './writer.js'
@@ -139,9 +139,8 @@ export function extractRecords(
   try {
     return writeExtract(set, chains, tmp, target, redactor, o)
   } finally {
-    rmSync(`${tmp}-journal`, { force: true })
+    removeTemp(`${tmp}-journal`)
     releaseTemp(tmp)
-    releaseTemp(`${tmp}-journal`)
   }
 }
 

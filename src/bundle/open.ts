@@ -28,7 +28,7 @@ import Database from 'better-sqlite3'
 process.env.SQLITE_USE_URI ??= '1'
 
 import { BundleError, ExitCode, UsageError } from '../errors.js'
-import { holdTemp, releaseTemp, withoutInterrupts } from './interrupt.js'
+import { makeTempDir, removeTemp } from './interrupt.js'
 import { APPLICATION_ID, FORMAT_VERSION, REQUIRED_TABLES } from './schema.js'
 
 export interface OpenOptions {
@@ -360,12 +360,8 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
       // immutably: read a private copy so nothing is ever written beside the user's file.
       let dir: string | undefined
       try {
-        // Held from the moment it exists: a whole copy of the bundle, removed on Ctrl-C.
-        dir = withoutInterrupts(() => {
-          const made = mkdtempSync(join(tmpdir(), 'retrace-open-'))
-          holdTemp(made)
-          return made
-        })
+        // A whole copy of the bundle: removed on Ctrl-C from the moment it exists.
+        dir = makeTempDir('retrace-open-')
         const copy = join(dir, 'bundle.sqlite')
         copyFileSync(target, copy)
         if (existsSync(`${target}-wal`)) copyFileSync(`${target}-wal`, `${copy}-wal`)
@@ -373,10 +369,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
         target = copy
         name = copy
       } catch (err) {
-        if (dir !== undefined) {
-          rmSync(dir, { recursive: true, force: true })
-          releaseTemp(dir)
-        }
+        if (dir !== undefined) removeTemp(dir)
         const e = err as NodeJS.ErrnoException
         fail(
           'E_BUNDLE_UNREADABLE',
@@ -385,10 +378,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
         )
       }
       const made = dir
-      cleanup = () => {
-        rmSync(made, { recursive: true, force: true })
-        releaseTemp(made)
-      }
+      cleanup = () => removeTemp(made)
     } else {
       name = immutableUri(target)
     }
