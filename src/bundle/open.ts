@@ -5,8 +5,9 @@
  * short with no WAL to make up for it, application_id, format version) before SQLite
  * parses anything; then an immutable, read-only open that leaves no -wal/-shm beside the
  * file (a bundle with a live WAL, or a -journal a cut-off write left, is read from a private
- * copy, which SQLite rolls back); then `trusted_schema=OFF`,
- * a schema check that refuses views and triggers, and `quick_check`.
+ * copy, which SQLite rolls back; a journal naming a super-journal, which a rollback would
+ * delete, is refused); then `trusted_schema=OFF`, a schema check that refuses views and
+ * triggers, and `quick_check`.
  */
 import {
   closeSync,

@@ -1,6 +1,7 @@
 /**
  * Interrupting the regression workflow: a pin cut off by a kill leaves a -journal that
- * every reader rolls back (in a private copy) instead of reading half a write; Ctrl-C
+ * every reader rolls back (in a private copy) instead of reading half a write, and one
+ * naming a super-journal (which a rollback would delete) is refused; Ctrl-C
  * during `test --update` lets the pin finish; and Ctrl-C leaves no private copy of a
  * bundle in $TMPDIR and no hidden temporary file in extract's output folder.
  */
