@@ -315,6 +315,21 @@ function maxBytesFromEnv(): number | undefined {
   return Number(text)
 }
 
+/**
+ * A -wal or -journal beside the file is read (copied, rolled back) only if it is a file:
+ * reading a FIFO blocks for good, and while a private copy is held Ctrl-C waits for the
+ * read; a folder there is not the missing temporary directory it would be reported as.
+ */
+function checkSidecar(path: string, sidecar: string, suffix: string): void {
+  let st: ReturnType<typeof statSync>
+  try {
+    st = statSync(sidecar)
+  } catch {
+    return
+  }
+  if (!st.isFile()) fail('E_BUNDLE_UNREADABLE', path, `has a ${suffix} beside it that is not a file; refused`)
+}
+
 /** The file's absolute path with every symlink followed (the path as given if that fails). */
 function realPath(path: string): string {
   try {
@@ -330,6 +345,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
   // SQLite finds -wal and -journal beside the file a symlink points to, not beside the link:
   // every check and copy of them starts from the real path.
   const real = realPath(path)
+  for (const suffix of ['-wal', '-journal']) checkSidecar(path, `${real}${suffix}`, suffix)
   // A -journal beside the file: a write was cut off (or is under way), and the file may hold
   // half of it; it is read from a private copy that SQLite rolls back first.
   const journal = !options.live && existsSync(`${real}-journal`)
