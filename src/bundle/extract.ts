@@ -9,15 +9,15 @@ import { basename, dirname, join } from 'node:path'
 import type { PathPart, PathPattern } from '../codec/index.js'
 import {
   decode,
-  defaultLimits,
   encode,
   matchPath,
+  maxDecodeDepth,
   PathSyntaxError,
   parseJson,
   Redactor,
 } from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
-import { holdTemp, releaseTemp } from './interrupt.js'
+import { holdTemp, releaseTemp, removeTemp } from './interrupt.js'
 import type { BundleSet } from './set.js'
 import type { CaptureWrite, ExpectationRow, RecordChain, RecordUnit } from './types.js'
 import { BundleWriter } from './writer.js'
@@ -67,8 +67,9 @@ function redactText(
     ],
     defaults: false,
   })
-  // No size cap of its own: the value was recorded, so it fits what its recorder allowed.
-  const out = encode(value, { ...defaultLimits, maxBytes: Number.POSITIVE_INFINITY }, counting)
+  // No caps of its own: whatever decoded is written back (a recorder caps depth at 512, a
+  // reader takes up to maxDecodeDepth, and the bundle may come from anywhere).
+  const out = encode(value, { maxBytes: Number.POSITIVE_INFINITY, maxDepth: maxDecodeDepth + 1 }, counting)
   if (hits === 0) return text
   counter.n += hits
   return out
@@ -138,9 +139,8 @@ export function extractRecords(
   try {
     return writeExtract(set, chains, tmp, target, redactor, o)
   } finally {
-    rmSync(`${tmp}-journal`, { force: true })
+    removeTemp(`${tmp}-journal`)
     releaseTemp(tmp)
-    releaseTemp(`${tmp}-journal`)
   }
 }
 

@@ -9,7 +9,9 @@
  * a signal is taken between turns of the event loop, which also means a synchronous
  * write (a pin, an extract) finishes before the process goes.
  */
-import { rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const temps = new Set<string>()
 /** Synchronous writes running now (nested ones included). */
@@ -84,6 +86,24 @@ export function holdTemp(path: string): void {
 export function releaseTemp(path: string): void {
   temps.delete(path)
   update()
+}
+
+/**
+ * A new folder in the temporary directory, held from the moment it exists: no signal can
+ * come between making it and holding it. Give it back with `removeTemp`.
+ */
+export function makeTempDir(prefix: string): string {
+  return withoutInterrupts(() => {
+    const dir = mkdtempSync(join(tmpdir(), prefix))
+    holdTemp(dir)
+    return dir
+  })
+}
+
+/** Removes a held file or folder, and no longer holds it. */
+export function removeTemp(path: string): void {
+  rmSync(path, { recursive: true, force: true })
+  releaseTemp(path)
 }
 
 /**

@@ -5,8 +5,9 @@
  * short with no WAL to make up for it, application_id, format version) before SQLite
  * parses anything; then an immutable, read-only open that leaves no -wal/-shm beside the
  * file (a bundle with a live WAL, or a -journal a cut-off write left, is read from a private
- * copy, which SQLite rolls back); then `trusted_schema=OFF`,
- * a schema check that refuses views and triggers, and `quick_check`.
+ * copy, which SQLite rolls back; a journal naming a super-journal, which a rollback would
+ * delete, is refused); then `trusted_schema=OFF`, a schema check that refuses views and
+ * triggers, and `quick_check`.
  */
 import {
   closeSync,
@@ -28,7 +29,7 @@ import Database from 'better-sqlite3'
 process.env.SQLITE_USE_URI ??= '1'
 
 import { BundleError, ExitCode, UsageError } from '../errors.js'
-import { holdTemp, releaseTemp, withoutInterrupts } from './interrupt.js'
+import { makeTempDir, removeTemp } from './interrupt.js'
 import { APPLICATION_ID, FORMAT_VERSION, REQUIRED_TABLES } from './schema.js'
 
 export interface OpenOptions {
@@ -233,8 +234,38 @@ function copyJournal(target: string, copy: string): void {
   }
 }
 
+const JOURNAL_MAGIC = Buffer.from('d9d505f920a163d7', 'hex')
+
+/**
+ * Whether a -journal ends with the name of a super-journal, as SQLite reads it (length,
+ * checksum and magic in its last 16 bytes). Rolling such a journal back deletes the file it
+ * names when no other journal still refers to it: a hand-made journal naming any file the
+ * user can write would have it deleted. retrace writes one file per transaction, so its
+ * journals never name one.
+ */
+function namesSuperJournal(journal: string): boolean {
+  const fd = openSync(journal, 'r')
+  try {
+    const size = fstatSync(fd).size
+    if (size < 16) return false
+    const tail = Buffer.alloc(16)
+    readSync(fd, tail, 0, 16, size - 16)
+    const len = tail.readUInt32BE(0)
+    return len > 0 && len <= size - 16 && tail.subarray(8).equals(JOURNAL_MAGIC)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** A read-write open of the private copy, so SQLite rolls back a hot journal beside it. */
-function rollBack(copy: string): void {
+function rollBack(copy: string, path: string): void {
+  if (existsSync(`${copy}-journal`) && namesSuperJournal(`${copy}-journal`)) {
+    fail(
+      'E_BUNDLE_CORRUPT',
+      path,
+      'has a -journal naming another file to delete once it is rolled back, which retrace never writes; refused (remove the -journal to read the file as it stands)',
+    )
+  }
   const db = new Database(copy, { fileMustExist: true })
   try {
     db.pragma('trusted_schema = OFF')
@@ -284,6 +315,21 @@ function maxBytesFromEnv(): number | undefined {
   return Number(text)
 }
 
+/**
+ * A -wal or -journal beside the file is read (copied, rolled back) only if it is a file:
+ * reading a FIFO blocks for good, and while a private copy is held Ctrl-C waits for the
+ * read; a folder there is not the missing temporary directory it would be reported as.
+ */
+function checkSidecar(path: string, sidecar: string, suffix: string): void {
+  let st: ReturnType<typeof statSync>
+  try {
+    st = statSync(sidecar)
+  } catch {
+    return
+  }
+  if (!st.isFile()) fail('E_BUNDLE_UNREADABLE', path, `has a ${suffix} beside it that is not a file; refused`)
+}
+
 /** The file's absolute path with every symlink followed (the path as given if that fails). */
 function realPath(path: string): string {
   try {
@@ -299,6 +345,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
   // SQLite finds -wal and -journal beside the file a symlink points to, not beside the link:
   // every check and copy of them starts from the real path.
   const real = realPath(path)
+  for (const suffix of ['-wal', '-journal']) checkSidecar(path, `${real}${suffix}`, suffix)
   // A -journal beside the file: a write was cut off (or is under way), and the file may hold
   // half of it; it is read from a private copy that SQLite rolls back first.
   const journal = !options.live && existsSync(`${real}-journal`)
@@ -330,12 +377,8 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
       // immutably: read a private copy so nothing is ever written beside the user's file.
       let dir: string | undefined
       try {
-        // Held from the moment it exists: a whole copy of the bundle, removed on Ctrl-C.
-        dir = withoutInterrupts(() => {
-          const made = mkdtempSync(join(tmpdir(), 'retrace-open-'))
-          holdTemp(made)
-          return made
-        })
+        // A whole copy of the bundle: removed on Ctrl-C from the moment it exists.
+        dir = makeTempDir('retrace-open-')
         const copy = join(dir, 'bundle.sqlite')
         copyFileSync(target, copy)
         if (existsSync(`${target}-wal`)) copyFileSync(`${target}-wal`, `${copy}-wal`)
@@ -343,10 +386,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
         target = copy
         name = copy
       } catch (err) {
-        if (dir !== undefined) {
-          rmSync(dir, { recursive: true, force: true })
-          releaseTemp(dir)
-        }
+        if (dir !== undefined) removeTemp(dir)
         const e = err as NodeJS.ErrnoException
         fail(
           'E_BUNDLE_UNREADABLE',
@@ -355,10 +395,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
         )
       }
       const made = dir
-      cleanup = () => {
-        rmSync(made, { recursive: true, force: true })
-        releaseTemp(made)
-      }
+      cleanup = () => removeTemp(made)
     } else {
       name = immutableUri(target)
     }
@@ -366,7 +403,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
 
   let db: Database.Database
   try {
-    if (journal) rollBack(target)
+    if (journal) rollBack(target, path)
     db = new Database(name, { readonly: true, fileMustExist: true })
   } catch (err) {
     cleanup()

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs'
-import { BundleError } from '../errors.js'
+import { BundleError, RetraceError } from '../errors.js'
 import { withoutInterrupts } from './interrupt.js'
 import { openBundle } from './reader.js'
 import type { ExpectationRow } from './types.js'
@@ -36,8 +36,30 @@ export function pinExpectations(
     })
     try {
       writer.writeExpectations(rows)
+    } catch (err) {
+      throw pinFailed(path, err)
     } finally {
       writer.close()
     }
   })
+}
+
+/** A write of pins SQLite refused, as one line: most often another process writing the bundle. */
+function pinFailed(path: string, err: unknown): RetraceError {
+  if (err instanceof RetraceError) return err
+  const code = (err as { code?: unknown }).code
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new BundleError(
+      'E_BUNDLE_BUSY',
+      `${path} is being written by another process (a recorder, accept or test --update); nothing pinned, pin again once it has finished`,
+      undefined,
+      { cause: err },
+    )
+  }
+  return new BundleError(
+    'E_PIN_WRITE',
+    `cannot pin expectations in ${path}: ${(err as Error)?.message ?? String(err)}; nothing pinned`,
+    undefined,
+    { cause: err },
+  )
 }

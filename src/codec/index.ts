@@ -12,6 +12,7 @@ export {
   decodeParsed,
   decodeRaw,
   isUnrecorded,
+  maxDecodeDepth,
   parseJson,
   type Unrecorded,
 } from './decode.js'

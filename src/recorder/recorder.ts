@@ -194,10 +194,14 @@ interface ActiveRecord {
   bytes: number
   /** Its function has settled: later calls in its context are not recorded. */
   ended: boolean
-  /** Its captures whose stage has not settled yet, with when each started (elapsed()). */
-  running: Map<CaptureWrite, number>
-  /** Its async effects not settled yet. */
-  pending: Set<EffectRow>
+  /**
+   * Its captures whose stage returned a promise that has not settled yet, with when each
+   * started (elapsed()). Made at the first such stage: a stage that returns at once is done
+   * before its record can end, so it is never tracked.
+   */
+  running: Map<CaptureWrite, number> | undefined
+  /** Its async effects not settled yet; made at the first one. */
+  pending: Set<EffectRow> | undefined
 }
 
 const errorLimitMs = 10_000
@@ -672,8 +676,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       c.effects = []
     }
     rec.captures = []
-    rec.running.clear()
-    rec.pending.clear()
+    rec.running = undefined
+    rec.pending = undefined
     rec.shed = n
     rec.shedCounted = n
     openBytes -= rec.bytes
@@ -692,23 +696,26 @@ export function createRecorder(options: RecorderOptions): Recorder {
    * "returned nothing"), and what it gives later is not recorded.
    */
   function markUnfinished(rec: ActiveRecord): void {
-    if (rec.running.size > 0) {
+    if (rec.running !== undefined && rec.running.size > 0) {
       const now = elapsed()
-      let first: string | undefined
+      // Named: the one that started first (a stage is tracked once it has returned a promise).
+      let first: CaptureWrite | undefined
       for (const [capture, t0] of rec.running) {
-        first ??= capture.stage
+        if (first === undefined || capture.seq < first.seq) first = capture
         capture.output = unfinishedMarker(`stage ${capture.stage} was still running when its record ended`)
         capture.durationMs = Math.round((now - t0) * 1000) / 1000
       }
-      rec.running.clear()
       tell(
         'E_STAGE_UNFINISHED',
-        `record ${rec.key} ended while stage ${first} was still running (a call it did not wait for); its output is recorded as unfinished`,
+        `record ${rec.key} ended while stage ${first?.stage} was still running (a call it did not wait for); its output is recorded as unfinished`,
       )
     }
-    for (const row of rec.pending)
-      row.result = unfinishedMarker(`effect ${row.name} was still running when its record ended`)
-    rec.pending.clear()
+    if (rec.pending !== undefined) {
+      for (const row of rec.pending)
+        row.result = unfinishedMarker(`effect ${row.name} was still running when its record ended`)
+    }
+    rec.running = undefined
+    rec.pending = undefined
   }
 
   function finishRecord(rec: ActiveRecord, status: 'ok' | 'error', error: unknown): void {
@@ -804,8 +811,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       shedCounted: 0,
       bytes: 0,
       ended: false,
-      running: new Map(),
-      pending: new Set(),
+      running: undefined,
+      pending: undefined,
     })
     let rec: ActiveRecord
     try {
@@ -935,12 +942,13 @@ export function createRecorder(options: RecorderOptions): Recorder {
         if (isThenable(out, false)) {
           // Replay hands back a promise only where production got one.
           row.kind = 'async-effect'
+          rec.pending ??= new Set()
           rec.pending.add(row)
           // Once the record has ended the row is on its way to the writer, marked unfinished.
           return Promise.resolve(out).then(
             (v) => {
               if (rec.shed === 0 && !rec.ended) {
-                rec.pending.delete(row)
+                rec.pending?.delete(row)
                 row.result = safeEncode(v)
                 grow(rec, row.result.length)
               }
@@ -948,7 +956,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
             },
             (err: unknown) => {
               if (!rec.ended) {
-                rec.pending.delete(row)
+                rec.pending?.delete(row)
                 row.error = describeError(err, stacks)
               }
               throw err
@@ -977,8 +985,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       if (!shedding && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
         rec.shed = rec.captures.length
         rec.captures = []
-        rec.running.clear()
-        rec.pending.clear()
+        rec.running = undefined
+        rec.pending = undefined
         openBytes -= rec.bytes
         rec.bytes = 0
         shedding = true
@@ -1000,7 +1008,6 @@ export function createRecorder(options: RecorderOptions): Recorder {
         rec.captures.push(capture)
         grow(rec, 128 + capture.input.length)
         t0 = elapsed()
-        rec.running.set(capture, t0)
       }
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a capture: ${thrownMessage(err)}`, err)
@@ -1010,7 +1017,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       call.ended = true
       // Ended first, the record has gone to the writer with this capture marked unfinished.
       if (capture === undefined || rec.shed > 0 || rec.ended) return
-      rec.running.delete(capture)
+      rec.running?.delete(capture)
       try {
         capture.durationMs = Math.round((elapsed() - t0) * 1000) / 1000
         if (ok) capture.output = safeEncode(value)
@@ -1032,6 +1039,11 @@ export function createRecorder(options: RecorderOptions): Recorder {
     if (!isThenable(result, false)) {
       done(true, result)
       return Promise.resolve(result)
+    }
+    // Still running: tracked until it settles, so a record that ends first marks it unfinished.
+    if (capture !== undefined && rec.shed === 0) {
+      rec.running ??= new Map()
+      rec.running.set(capture, t0)
     }
     return Promise.resolve(result).then(
       (value) => {

@@ -10,6 +10,7 @@
  * short but is sound, and is read; BLOBs, numbers and NULLs in text columns give every read
  * command a result or one line, never a crash.
  */
+import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import {
   closeSync,
@@ -17,6 +18,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -302,6 +304,34 @@ describe('hostile bundle files', () => {
       )
     } finally {
       db.close()
+    }
+  })
+
+  it('a -journal or -wal beside a bundle that is a FIFO or a folder is refused in one line, not read', async () => {
+    const sideDir = join(dir(), 'sidecars')
+    mkdirSync(sideDir, { recursive: true })
+    const path = join(sideDir, 'bundle.sqlite')
+    copyFileSync(real.path, path)
+    for (const [suffix, kind] of [
+      ['-journal', 'fifo'],
+      ['-journal', 'folder'],
+      ['-wal', 'fifo'],
+    ] as const) {
+      const side = `${path}${suffix}`
+      // Opening a FIFO to read blocks until a writer comes: it must never be opened.
+      if (kind === 'fifo') expect(spawnSync('mkfifo', [side]).status).toBe(0)
+      else mkdirSync(side)
+      try {
+        const r = await runCli(['ls', path], { timeoutMs: 8_000 })
+        expectOneLine(
+          r,
+          path,
+          new RegExp(`^has a ${suffix} beside it that is not a file; refused$`),
+          `${suffix} ${kind}`,
+        )
+      } finally {
+        rmSync(side, { recursive: true, force: true })
+      }
     }
   })
 })

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bundleFiles, withDb } from '../helpers/bundle-db.js'
+import { bundleFiles, holdingWriteLock, withDb } from '../helpers/bundle-db.js'
 import { binPath, expectUsageFailure } from '../helpers/cli.js'
 import {
   type CliResult,
@@ -136,6 +136,19 @@ describe('accept', { timeout: 90_000 }, () => {
     expect(bundleFiles(bundle)).toEqual([bundle])
     chmodSync(bundle, 0o644)
     expect(expectations(bundle)).toEqual([])
+  })
+
+  it('refuses with one line while another process writes the bundle, and pins nothing', async () => {
+    const bundle = freshBundle()
+    const r = await holdingWriteLock(bundle, () => cli('accept', bundle, ids.bad, '--yes', '--note', 'BUG-1'))
+    expect(r.code).toBe(2)
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('retrace: '))
+    expect(lines).toEqual([
+      `retrace: ${bundle} is being written by another process (a recorder, accept or test --update); nothing pinned, pin again once it has finished`,
+    ])
+    expect(r.stderr).not.toContain('    at ')
+    expect(expectations(bundle)).toEqual([])
+    expect(bundleFiles(bundle)).toEqual([bundle])
   })
 
   it('pins every stage by default, with the note and the build, and the output the local build gave', async () => {

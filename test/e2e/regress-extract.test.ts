@@ -4,7 +4,7 @@
  * redaction on the way out recorded in the manifest, nothing left beside it, safe names
  * when -o is a folder, and refusals for an existing output or the input itself.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleFiles, countBytes, integrityCheck, readBundle, withDb } from '../helpers/bundle-db.js'
@@ -281,6 +281,29 @@ export function send(o) {
     const byPath = readBundle(join(dir, 'maps-rule.sqlite')).captures
     expect(countBytes(join(dir, 'maps-rule.sqlite'), secret)).toBe(1)
     expect(byPath.find((c) => c.stage === 'send')!.input).toContain('["email","[redacted]"]')
+  })
+
+  it('--redact reaches a value nested deeper than a recorder writes, which readers still read', async () => {
+    // 700 levels: past the recorder's 512, within what every reader decodes (a hand-made file).
+    const dir = outDir()
+    const deep = join(dir, 'deep.sqlite')
+    copyFileSync(source, deep)
+    const secret = 'deep-secret@leak.example'
+    const value = `${'['.repeat(699)}{"email":${JSON.stringify(secret)}}${']'.repeat(699)}`
+    withDb(deep, (db) =>
+      db
+        .prepare(
+          'UPDATE captures SET output = ? WHERE id = (SELECT MIN(id) FROM captures WHERE record_id = ?)',
+        )
+        .run(value, ids[3]!),
+    )
+    expect((await cli('show', deep, ids[3]!)).code).toBe(0)
+    const out = join(dir, 'deep-redacted.sqlite')
+    const r = await cli('extract', deep, ids[3]!, '-o', out, '--redact', '$..email')
+    expect(r.stderr).toMatch(/^wrote .*deep-redacted\.sqlite: 1 record, /)
+    expect(r.code).toBe(0)
+    expect(countBytes(out, secret)).toBe(0)
+    expect(countBytes(out, canaries(3).email)).toBe(0)
   })
 
   it('--redact may come before the record ids and be repeated; each rule is one value', async () => {

@@ -1,21 +1,29 @@
 /**
  * Interrupting the regression workflow: a pin cut off by a kill leaves a -journal that
- * every reader rolls back (in a private copy) instead of reading half a write; Ctrl-C
+ * every reader rolls back (in a private copy) instead of reading half a write, and one
+ * naming a super-journal (which a rollback would delete) is refused; Ctrl-C
  * during `test --update` lets the pin finish; and Ctrl-C leaves no private copy of a
  * bundle in $TMPDIR and no hidden temporary file in extract's output folder.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleFiles } from '../helpers/bundle-db.js'
-import { binPath, repoRoot } from '../helpers/cli.js'
+import { repoRoot, runCli } from '../helpers/cli.js'
 import {
   type CliResult,
   importStage,
   inventorySources,
   record,
   runChain,
-  runCli,
   type Workspace,
   workspace,
 } from '../replay/fixture.js'
@@ -84,7 +92,7 @@ beforeAll(async () => {
   // The base with the `p` build pinned: every later test starts from a copy of it.
   mkdirSync(ws.path('pinned'))
   copyFileSync(ws.path('base.sqlite'), ws.path('pinned/b.sqlite'))
-  const r = await runCli(['test', 'pinned', '--update', '--force', '-c', 'p.config.mjs'], ws.dir)
+  const r = await runCli(['test', 'pinned', '--update', '--force', '-c', 'p.config.mjs'], { cwd: ws.dir })
   expect(r.code, r.stderr).toBe(0)
 }, 120_000)
 
@@ -99,56 +107,41 @@ function fresh(): { dir: string; bundle: string; tmp: string } {
   return { dir, bundle: `${dir}/rec/b.sqlite`, tmp: `${dir}/tmp` }
 }
 
-const cli = (args: string[], tmp: string): Promise<CliResult> => spawnCli(args, tmp, () => false).done
+const cli = (args: string[], tmp: string): Promise<CliResult> => spawnCli(args, tmp, () => false)
 
 /**
- * Spawns the CLI with TMPDIR=`tmp`, sends SIGINT once `when()` holds (checked every 2 ms),
+ * Runs the CLI with TMPDIR=`tmp`, sends SIGINT once `when()` holds (checked every 2 ms),
  * and resolves when it has gone. `sent` says whether the signal went.
  */
-function spawnCli(
+async function spawnCli(
   args: string[],
   tmp: string,
   when: () => boolean,
   /** Signal the whole process group, as Ctrl-C in a terminal does. */
   group = false,
-): { child: ChildProcess; done: Promise<CliResult & { sent: boolean }> } {
-  const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
-  delete env.DEBUG
-  delete env.CI
-  env.NO_COLOR = '1'
-  env.TMPDIR = tmp
-  const child = spawn(process.execPath, [binPath, ...args], {
-    cwd: ws.dir,
-    env,
-    stdio: 'pipe',
-    detached: group,
-  })
+): Promise<CliResult & { sent: boolean }> {
   let sent = false
-  const poll = setInterval(() => {
-    if (!sent && when()) {
-      sent = true
-      if (group && child.pid !== undefined) process.kill(-child.pid, 'SIGINT')
-      else child.kill('SIGINT')
-    }
-  }, 2)
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  child.stdout?.on('data', (b: Buffer) => out.push(b))
-  child.stderr?.on('data', (b: Buffer) => err.push(b))
-  const done = new Promise<CliResult & { sent: boolean }>((resolve) => {
-    child.on('close', (code, signal) => {
-      clearInterval(poll)
-      resolve({
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        code,
-        signal,
-        sent,
-      })
+  let poll: NodeJS.Timeout | undefined
+  try {
+    const r = await runCli(args, {
+      cwd: ws.dir,
+      env: { CI: undefined, TMPDIR: tmp },
+      detached: group,
+      timeoutMs: 120_000,
+      onSpawn: (child) => {
+        poll = setInterval(() => {
+          if (!sent && when()) {
+            sent = true
+            if (group && child.pid !== undefined) process.kill(-child.pid, 'SIGINT')
+            else child.kill('SIGINT')
+          }
+        }, 2)
+      },
     })
-  })
-  return { child, done }
+    return { ...r, sent }
+  } finally {
+    clearInterval(poll)
+  }
 }
 
 const privateCopies = (tmp: string): string[] => readdirSync(tmp).filter((f) => f.startsWith('retrace-'))
@@ -174,12 +167,43 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
     expect(q.stdout).toContain(`${RECORDS} records tested, ${RECORDS} matched, 0 diverged`)
   })
 
+  it('a -journal naming a super-journal is refused, and the file it names is not deleted', async () => {
+    const { bundle, tmp, dir } = fresh()
+    killWriter(bundle, 'journal')
+    // What SQLite reads as a super-journal name at a journal's end: a page number, the
+    // name, its length, its checksum and the journal magic. A rollback deletes the file
+    // named there once no journal refers to it.
+    const victim = `${dir}/notes.txt`
+    writeFileSync(victim, 'not a journal\n')
+    const name = Buffer.from(victim)
+    const tail = Buffer.alloc(16)
+    tail.writeUInt32BE(name.length, 0)
+    tail.writeInt32BE(
+      name.reduce((sum, b) => (sum + ((b << 24) >> 24)) | 0, 0),
+      4,
+    )
+    Buffer.from('d9d505f920a163d7', 'hex').copy(tail, 8)
+    appendFileSync(`${bundle}-journal`, Buffer.concat([Buffer.alloc(4), name, tail]))
+    const before = readFileSync(bundle)
+    for (const args of [
+      ['ls', bundle],
+      ['test', `${dir}/rec`, '-c', 'q.config.mjs', '--update', '--force'],
+    ]) {
+      const r = await cli(args, tmp)
+      expect(r.stderr).toMatch(/-journal naming another file to delete/)
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1)
+      expect(r.code).toBe(2)
+      expect(existsSync(victim)).toBe(true)
+    }
+    expect(readFileSync(bundle).equals(before)).toBe(true)
+    expect(privateCopies(tmp)).toEqual([])
+  })
+
   it('Ctrl-C during test --update lets the pin finish: all of it is there, no -journal left', async () => {
     const { bundle, tmp, dir } = fresh()
-    const run = spawnCli(['test', `${dir}/rec`, '-c', 'q.config.mjs', '--update', '--force'], tmp, () =>
+    const r = await spawnCli(['test', `${dir}/rec`, '-c', 'q.config.mjs', '--update', '--force'], tmp, () =>
       existsSync(`${bundle}-journal`),
     )
-    const r = await run.done
     expect(r.sent).toBe(true)
     expect(r.signal).toBe('SIGINT')
     expect(bundleFiles(bundle)).toEqual([bundle])
@@ -194,11 +218,10 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
     expect(existsSync(`${bundle}-wal`)).toBe(true)
     // Well into the replay (20 ms a record): the copy has been read from for a while.
     let seen = 0
-    const run = spawnCli(['test', `${dir}/rec`, '-c', 'slow.config.mjs'], tmp, () => {
+    const r = await spawnCli(['test', `${dir}/rec`, '-c', 'slow.config.mjs'], tmp, () => {
       if (seen === 0 && privateCopies(tmp).length > 0) seen = Date.now()
       return seen > 0 && Date.now() - seen > 300
     })
-    const r = await run.done
     expect(r.sent).toBe(true)
     expect(r.signal).toBe('SIGINT')
     expect(privateCopies(tmp)).toEqual([])
@@ -208,7 +231,7 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
     const { bundle, tmp, dir } = fresh()
     killWriter(bundle, 'wal')
     let seen = 0
-    const run = spawnCli(
+    const r = await spawnCli(
       ['test', `${dir}/rec`, '-c', 'slow.config.mjs', '--workers', '2'],
       tmp,
       () => {
@@ -217,7 +240,6 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
       },
       true,
     )
-    const r = await run.done
     expect(r.sent).toBe(true)
     expect(r.signal).toBe('SIGINT')
     // The workers go with the CLI; give them a moment to finish removing their copies.
@@ -232,12 +254,11 @@ describe('interrupted writes and Ctrl-C', { timeout: 120_000 }, () => {
     expect(recordIds).toHaveLength(RECORDS)
     mkdirSync(`${dir}/out`)
     const hidden = (): string[] => readdirSync(`${dir}/out`).filter((f) => f.startsWith('.'))
-    const run = spawnCli(
+    const r = await spawnCli(
       ['extract', bundle, ...recordIds, '-o', `${dir}/out/all.sqlite`],
       tmp,
       () => hidden().length > 0,
     )
-    const r = await run.done
     expect(r.sent).toBe(true)
     expect(r.signal).toBe('SIGINT')
     expect(hidden()).toEqual([])

@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSy
 import { XMLParser, XMLValidator } from 'fast-xml-parser'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pinExpectations } from '../../src/bundle/index.js'
-import { withDb } from '../helpers/bundle-db.js'
+import { holdingWriteLock, withDb } from '../helpers/bundle-db.js'
 import { expectUsageFailure, runCli as spawnCli } from '../helpers/cli.js'
 import {
   type CliResult,
@@ -609,6 +609,29 @@ describe('retrace test', { timeout: 120_000 }, () => {
       })
       expect(j.bundles.map((b) => b.notUpdated === undefined)).toEqual([true, false, true])
       expect(j.bundles[1]!.notUpdated).toMatch(/read-only/)
+    })
+  })
+
+  describe('--update with a bundle another process is writing', () => {
+    it('reports that bundle with its failures and goes on pinning the others: exit 1', async () => {
+      const dir = ws.path(`busy${++n}`)
+      mkdirSync(dir)
+      for (const name of ['a', 'b']) copyFileSync(ws.path('recordings/a.sqlite'), `${dir}/${name}.sqlite`)
+      const r = await holdingWriteLock(`${dir}/a.sqlite`, () =>
+        cliEnv(noCi, 'test', dir, '--config', 'v2.config.mjs', '--update'),
+      )
+      expect(r.code).toBe(1)
+      expect(r.stderr).toBe('')
+      expect(r.stdout).toMatch(
+        /✗ busy\d+\/a\.sqlite .*\n {4}not updated: .*a\.sqlite is being written by another process/,
+      )
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `\\n${RECORDS * 2} records tested, 0 matched, ${RECORDS} diverged, 0 errors, ${RECORDS} updated\\n$`,
+        ),
+      )
+      expect(expectations(`${dir}/a.sqlite`)).toEqual([])
+      expect(expectations(`${dir}/b.sqlite`)).toHaveLength(RECORDS * 2)
     })
   })
 

@@ -113,3 +113,18 @@ export function countBytes(path: string, needle: string): number {
   }
   return n
 }
+
+/**
+ * Runs `fn` while this process holds the bundle's write lock (`BEGIN IMMEDIATE`), as a
+ * recorder or another pin does while it writes; the lock is let go (nothing written) after.
+ */
+export async function holdingWriteLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const db = new Database(path)
+  try {
+    db.exec('BEGIN IMMEDIATE')
+    return await fn()
+  } finally {
+    if (db.inTransaction) db.exec('ROLLBACK')
+    db.close()
+  }
+}

@@ -3,7 +3,7 @@
  * bundles with the real recorder. Needs `npm run build` first (bin/run.js runs dist/,
  * and the recorder's writer thread loads dist/bundle/writer-worker.js).
  */
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -30,6 +30,10 @@ export interface CliOptions {
   input?: string
   /** Kill the process after this long (default 20 s). */
   timeoutMs?: number
+  /** Start it in a process group of its own, to signal the group as Ctrl-C does. */
+  detached?: boolean
+  /** Called with the child once it is spawned (to signal it while it runs). */
+  onSpawn?: (child: ChildProcess) => void
 }
 
 /**
@@ -52,6 +56,7 @@ export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<
       cwd: opts.cwd ?? repoRoot,
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
+      detached: opts.detached ?? false,
     })
     const out: Buffer[] = []
     const err: Buffer[] = []
@@ -73,6 +78,7 @@ export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<
     })
     child.stdin.on('error', () => {})
     child.stdin.end(opts.input ?? '')
+    opts.onSpawn?.(child)
   })
 }
 

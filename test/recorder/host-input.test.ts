@@ -382,6 +382,37 @@ describe('stages and effects a record did not wait for', () => {
   })
 })
 
+describe('stages a record did not wait for, started inside one another', () => {
+  it('are all recorded as unfinished, and the host is told of the one that started first', async () => {
+    const { path, recorder, errors } = testRecorder()
+    const inner = recorder.stage('inner', async (x: number) => {
+      await tick(5)
+      return x
+    })
+    // The outer stage starts the inner one before it returns its own promise.
+    const outer = recorder.stage('outer', (x: number) => {
+      const started = inner(x)
+      return started.then((v) => v + 1)
+    })
+    const done = recorder.stage('done', (x: number) => x)
+    let running: Promise<number> = Promise.resolve(0)
+    await recorder.record('nested', () => {
+      running = outer(1)
+      return done(0)
+    })
+    await expect(running).resolves.toBe(2)
+    await recorder.close()
+    expect(errors.filter((e) => e.code === 'E_STAGE_UNFINISHED').map((e) => e.message)).toEqual([
+      'record nested ended while stage outer was still running (a call it did not wait for); its output is recorded as unfinished',
+    ])
+    const bundle = readBundle(path)
+    const unfinished = { $t: 'unrecorded', reason: 'unfinished' }
+    expect(bundle.captures.map((c) => c.stage)).toEqual(['outer', 'inner', 'done'])
+    for (const c of bundle.captures.slice(0, 2)) expect(JSON.parse(c.output!)).toMatchObject(unfinished)
+    expect(JSON.parse(bundle.captures[2]!.output!)).toBe(0)
+  })
+})
+
 describe('a bundle path that comes and goes', () => {
   it('a bundle moved away (log rotation) is recorded into anew at its path, nothing lost', async () => {
     const dir = tempDir()
