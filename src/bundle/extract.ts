@@ -13,8 +13,10 @@ import {
   matchPath,
   maxDecodeDepth,
   PathSyntaxError,
+  PayloadError,
   parseJson,
   Redactor,
+  TAG,
 } from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
 import { holdTemp, releaseTemp, removeTemp } from './interrupt.js'
@@ -35,26 +37,34 @@ export interface ExtractResult {
   records: number
   captures: number
   redactedValues: number
+  /**
+   * Values written as a `too-deep` marker because they nest too deeply to redact; only
+   * present when there were some.
+   */
+  tooDeepValues?: number
 }
 
 /**
  * Applies path rules to payload text; returns the text unchanged when nothing matched.
  * The rules name places in the recorded value (a Map entry by its key, as the recorder's
  * `redact` does), so the text is decoded to that value and encoded again through the
- * rules; a value that does not decode (a damaged row) is walked as plain JSON instead.
+ * rules; text that is not JSON (a damaged row) is walked as plain JSON instead. A value
+ * nested too deeply to walk is left out, as the marker below.
  */
 function redactText(
   text: string | null,
   rules: readonly PathPattern[],
   redactor: Redactor,
-  counter: { n: number },
+  counter: RedactCounter,
 ): string | null {
   if (text === null || rules.length === 0) return text
   let value: unknown
   try {
     value = decode(text)
   } catch {
-    return redactPlainText(text, redactor, counter)
+    if (!isJson(text)) return redactPlainText(text, redactor, counter)
+    // Valid JSON that does not decode nests deeper than maxDecodeDepth.
+    return leaveOut(counter)
   }
   let hits = 0
   const counting = new Redactor({
@@ -67,16 +77,58 @@ function redactText(
     ],
     defaults: false,
   })
-  // No caps of its own: whatever decoded is written back (a recorder caps depth at 512, a
-  // reader takes up to maxDecodeDepth, and the bundle may come from anywhere).
-  const out = encode(value, { maxBytes: Number.POSITIVE_INFINITY, maxDepth: maxDecodeDepth + 1 }, counting)
+  let out: string
+  try {
+    // No caps of its own: whatever decoded is written back (a recorder caps depth at 512,
+    // a reader takes up to maxDecodeDepth, and the bundle may come from anywhere).
+    out = encode(value, { maxBytes: Number.POSITIVE_INFINITY, maxDepth: maxDecodeDepth + 1 }, counting)
+  } catch (err) {
+    // A decoded value has no getter, Proxy or cycle: the walk ran out of stack, which a
+    // value nested well over a thousand levels does before maxDecodeDepth.
+    if (err instanceof PayloadError) return leaveOut(counter)
+    throw err
+  }
   if (hits === 0) return text
   counter.n += hits
   return out
 }
 
-/** The walk over plain JSON, for text that does not decode as a recorded value. */
-function redactPlainText(text: string, redactor: Redactor, counter: { n: number }): string {
+interface RedactCounter {
+  /** Values redacted. */
+  n: number
+  /** Values left out because they nest too deeply to be walked. */
+  tooDeep: number
+}
+
+function isJson(text: string): boolean {
+  try {
+    parseJson(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The marker written in place of a value too deep to redact: the rules cannot be applied
+ * to what cannot be walked, so nothing of it is kept. Readers showed it as unreadable
+ * (deeper than maxDecodeDepth) or came within a few hundred levels of that; the recorder
+ * writes no value deeper than 512 levels, so only a hand-made bundle has one.
+ */
+function leaveOut(counter: RedactCounter): string {
+  counter.tooDeep++
+  return JSON.stringify({
+    [TAG]: 'unrecorded',
+    reason: 'too-deep',
+    message: `payload nests too deeply to redact (up to ${maxDecodeDepth} levels are read); left out by extract --redact`,
+  })
+}
+
+/**
+ * The walk over plain JSON, for text that does not parse (a damaged row): kept as it is
+ * when no rule can name a key in it, refused (parseJson throws) when one may.
+ */
+function redactPlainText(text: string, redactor: Redactor, counter: RedactCounter): string {
   if (!redactor.mayMatch(text)) return text
   const value = parseJson(text)
   let changed = false
@@ -152,7 +204,7 @@ function writeExtract(
   redactor: Redactor,
   o: ExtractOptions,
 ): ExtractResult {
-  const counter = { n: 0 }
+  const counter: RedactCounter = { n: 0, tooDeep: 0 }
   const rules = redactor.patterns
   // The bundles that hold part of these records (several, when a record was continued in
   // another process): the extract says it came from them and keeps what their manifests say.
@@ -231,7 +283,9 @@ function writeExtract(
     )
   }
   if (existsSync(`${target}-journal`)) rmSync(`${target}-journal`, { force: true })
-  return { path: target, records: chains.length, captures, redactedValues: counter.n }
+  const result: ExtractResult = { path: target, records: chains.length, captures, redactedValues: counter.n }
+  if (counter.tooDeep > 0) result.tooDeepValues = counter.tooDeep
+  return result
 }
 
 /** A file name safe on every platform, from untrusted text (a key from a bundle). */

@@ -16,7 +16,7 @@ export default class Extract extends RetraceCommand<typeof Extract> {
     records: Args.string({ description: 'Record ids or unique prefixes.', required: true }),
   }
   static override description =
-    `Writes a new standalone bundle holding only the named records: their captures, effects, expectations and the manifest. The file is built fresh (no bytes of other records survive in it), written to a temporary name and renamed, with extra redaction rules applied on the way out and recorded in the manifest. Attach it to the bug report and commit it under recordings/.
+    `Writes a new standalone bundle holding only the named records: their captures, effects, expectations and the manifest. The file is built fresh (no bytes of other records survive in it), written to a temporary name and renamed, with extra redaction rules applied on the way out and recorded in the manifest. A value nested too deeply for --redact to walk (only a hand-made bundle has one) is left out, written as a too-deep marker, and counted in the summary (tooDeepValues in --json). Attach it to the bug report and commit it under recordings/.
 
 -o may name a file or a folder (an existing one, or a path ending in /); in a folder the file is named from the record's key, made safe for any file system. Missing folders are made.
 
@@ -63,9 +63,12 @@ Several bundles (files, or a folder for every bundle under it) are read as one: 
         recorderVersion: version,
         now: Date.now,
       })
+      const tooDeep = result.tooDeepValues
+        ? `, ${result.tooDeepValues} value${result.tooDeepValues === 1 ? '' : 's'} nested too deeply to redact left out`
+        : ''
       this.note(
         this.theme.ok(
-          `wrote ${result.path}: ${result.records} record${result.records === 1 ? '' : 's'}, ${result.captures} captures${result.redactedValues ? `, ${result.redactedValues} values redacted` : ''}`,
+          `wrote ${result.path}: ${result.records} record${result.records === 1 ? '' : 's'}, ${result.captures} captures${result.redactedValues ? `, ${result.redactedValues} values redacted` : ''}${tooDeep}`,
         ),
       )
       if (!this.jsonEnabled()) this.log(result.path)

@@ -306,6 +306,39 @@ export function send(o) {
     expect(countBytes(out, canaries(3).email)).toBe(0)
   })
 
+  it('--redact leaves out a value nested too deeply to walk, in one line, and leaks none of it', async () => {
+    // 3,000 levels: past what every reader decodes (they show it as unreadable); 1,950:
+    // readable, but deep enough that a recursive walk may run out of stack first.
+    for (const depth of [3000, 1950]) {
+      const dir = outDir()
+      const deep = join(dir, 'deep.sqlite')
+      copyFileSync(source, deep)
+      const secret = `deeper-${depth}@leak.example`
+      const value = `${'['.repeat(depth)}{"email":${JSON.stringify(secret)}}${']'.repeat(depth)}`
+      withDb(deep, (db) =>
+        db
+          .prepare(
+            'UPDATE captures SET output = ? WHERE id = (SELECT MIN(id) FROM captures WHERE record_id = ?)',
+          )
+          .run(value, ids[3]!),
+      )
+      const out = join(dir, 'deep-redacted.sqlite')
+      const r = await cli('extract', deep, ids[3]!, '-o', out, '--redact', '$..email', '--json')
+      expect(r.stderr).not.toMatch(/call stack|\n\s+at /)
+      expect(r.code).toBe(0)
+      const doc = JSON.parse(r.stdout) as { redactedValues: number; tooDeepValues?: number }
+      if (depth === 3000) expect(doc.tooDeepValues).toBe(1)
+      expect(countBytes(out, secret)).toBe(0)
+      expect(countBytes(out, canaries(3).email)).toBe(0)
+      expect(listDir(dir).sort()).toEqual(['deep-redacted.sqlite', 'deep.sqlite'])
+      if (doc.tooDeepValues) {
+        const shown = await cli('show', out, ids[3]!)
+        expect(shown.code).toBe(0)
+        expect(shown.stdout).toContain('<unrecorded: too-deep>')
+      }
+    }
+  })
+
   it('--redact may come before the record ids and be repeated; each rule is one value', async () => {
     const out = join(outDir(), 'two-rules.sqlite')
     const r = await cli(
