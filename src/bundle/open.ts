@@ -330,6 +330,36 @@ function checkSidecar(path: string, sidecar: string, suffix: string): void {
   if (!st.isFile()) fail('E_BUNDLE_UNREADABLE', path, `has a ${suffix} beside it that is not a file; refused`)
 }
 
+/**
+ * The private copy holds the file and whatever -wal and -journal is copied with it; all of
+ * it together is held to the size cap, as the file alone is, before anything is copied.
+ */
+function checkCopyBudget(
+  path: string,
+  target: string,
+  size: number,
+  maxBytes: number,
+  journal: boolean,
+): void {
+  let total = size
+  for (const suffix of journal ? ['-wal', '-journal'] : ['-wal']) {
+    let bytes: number
+    try {
+      bytes = statSync(`${target}${suffix}`).size
+    } catch {
+      continue
+    }
+    total += bytes
+    if (total > maxBytes) {
+      fail(
+        'E_BUNDLE_TOO_LARGE',
+        path,
+        `has a ${suffix} of ${bytes} bytes beside it, which with the rest makes ${total} bytes to copy, over the ${maxBytes} byte limit (set RETRACE_MAX_BUNDLE_BYTES)`,
+      )
+    }
+  }
+}
+
 /** The file's absolute path with every symlink followed (the path as given if that fails). */
 function realPath(path: string): string {
   try {
@@ -375,6 +405,7 @@ export function openBundleFile(path: string, options: OpenOptions = {}): OpenedB
     } else if (walLeft || journal || !uriSupported()) {
       // Committed data may still sit in the WAL, or this SQLite cannot open a WAL file
       // immutably: read a private copy so nothing is ever written beside the user's file.
+      checkCopyBudget(path, target, header.size, maxBytes, journal)
       let dir: string | undefined
       try {
         // A whole copy of the bundle: removed on Ctrl-C from the moment it exists.

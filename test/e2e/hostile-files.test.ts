@@ -334,6 +334,38 @@ describe('hostile bundle files', () => {
       }
     }
   })
+
+  it('a -journal or -wal that would take a private copy over the size cap is refused in one line', async () => {
+    const sideDir = join(dir(), 'big-sidecars')
+    mkdirSync(sideDir, { recursive: true })
+    const path = join(sideDir, 'bundle.sqlite')
+    const size = statSync(real.path).size
+    // The file alone is within the cap; with either sidecar it is not.
+    const env = { RETRACE_MAX_BUNDLE_BYTES: String(size + 4096) }
+    for (const suffix of ['-journal', '-wal'] as const) {
+      // A -wal is read only beside a file in WAL mode (a recorder still writing it).
+      if (suffix === '-wal') alteredCopy(path, (db) => db.pragma('journal_mode = WAL'))
+      else copyFileSync(real.path, path)
+      expect(statSync(path).size).toBe(size)
+      expect((await runCli(['ls', path], { env })).code, suffix).toBe(0)
+      const side = `${path}${suffix}`
+      writeFileSync(side, Buffer.alloc(8192))
+      try {
+        const r = await runCli(['ls', path], { env })
+        expectOneLine(
+          r,
+          path,
+          new RegExp(
+            `^has a ${suffix} of 8192 bytes beside it, which with the rest makes ${size + 8192} bytes to copy, over the ${size + 4096} byte limit \\(set RETRACE_MAX_BUNDLE_BYTES\\)$`,
+          ),
+          suffix,
+        )
+        expect(listDir(sideDir).sort(), suffix).toEqual(['bundle.sqlite', `bundle.sqlite${suffix}`])
+      } finally {
+        rmSync(side, { force: true })
+      }
+    }
+  })
 })
 
 /** A record of two stages whose seam lines up, with payloads big enough to fill pages. */
