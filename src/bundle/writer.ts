@@ -18,6 +18,9 @@ export interface WriterOptions {
 
 type Db = Database.Database
 
+/** Waited on (never signalled) for a synchronous pause: close() runs in the writer thread. */
+const pause = new Int32Array(new SharedArrayBuffer(4))
+
 function applyPragmas(db: Db, fresh: boolean, journal: 'wal' | 'delete', busyTimeoutMs: number): void {
   db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`)
   if (fresh) {
@@ -47,6 +50,7 @@ export class BundleWriter {
     readonly path: string,
     private readonly db: Db,
     builds: string[],
+    private readonly busyTimeoutMs: number,
   ) {
     this.builds = new Set(builds)
     this.insertRecord = db.prepare(
@@ -179,7 +183,7 @@ export class BundleWriter {
           builds = [...m.builds]
         }
       })()
-      return new BundleWriter(path, db, builds)
+      return new BundleWriter(path, db, builds, options.busyTimeoutMs ?? 1000)
     } catch (err) {
       db.close()
       if (err instanceof BundleError) throw err
@@ -218,10 +222,29 @@ export class BundleWriter {
     this.closed = true
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)')
-      this.db.pragma('journal_mode = DELETE')
+      this.leaveWal()
     } catch {
       // Another process still has the file open in WAL mode; it will checkpoint.
     }
     this.db.close()
+  }
+
+  /**
+   * Leaving WAL mode needs the only connection to the file, and SQLite does not wait for
+   * it (no busy handler): a reader looking at the bundle just then (`verify --follow`, which
+   * opens it only for each look) is waited for, up to the busy timeout, in short steps.
+   */
+  private leaveWal(): void {
+    const end = Date.now() + this.busyTimeoutMs
+    for (;;) {
+      try {
+        this.db.pragma('journal_mode = DELETE')
+        return
+      } catch (err) {
+        const code = (err as { code?: unknown }).code
+        if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || Date.now() >= end) throw err
+        Atomics.wait(pause, 0, 0, 10)
+      }
+    }
   }
 }

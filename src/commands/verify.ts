@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Args, Flags } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
@@ -26,7 +27,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
   static override description =
     `Checks every recorded record for seams (a stage's recorded output is not the next stage's recorded input: the data changed in transit) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
 
---follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer; a bundle not created yet is waited for. With --json, --follow writes one JSON object per line (NDJSON), one per violation as it lands, and no summary. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
+--follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer; a bundle not created yet is waited for. The bundles are opened only for each look, so a recorder that closes while followed leaves one file (no -wal or -shm beside it), and a bundle made again at its path (after log rotation) is followed from its first record. With --json, --follow writes one JSON object per line (NDJSON), one per violation as it lands, and no summary. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --config examples/inventory/retrace.config.ts',
@@ -110,13 +111,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     try {
-      // A bundle its recorder has not created yet is waited for: follow is for live ones.
-      const set = await openWhenPresent(paths, () => BundleSet.open(paths, { live: true }), {
-        intervalMs: this.flags.interval,
-        note: (message) => this.note(this.theme.dim(message)),
-        stopped: () => stop,
-      })
-      if (set !== undefined) await this.followOpen(set, paths, verifier, () => stop)
+      await this.followOpen(paths, verifier, () => stop)
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
@@ -126,13 +121,15 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     return undefined
   }
 
-  private async followOpen(
-    set: BundleSet,
-    paths: string[],
-    verifier: Verifier,
-    stopped: () => boolean,
-  ): Promise<void> {
-    const readers = set.readers.map((reader) => ({ reader, after: 0 }))
+  /**
+   * Looks at the bundles once an interval. They are opened for each look and closed
+   * between looks: a connection held open would keep a recorder that closes its bundle
+   * from checkpointing it back into one file, leaving its -wal and -shm beside it. A
+   * bundle replaced at its path (a recorder that found its file moved away by rotation
+   * starts a new one there) is followed from its first record.
+   */
+  private async followOpen(paths: string[], verifier: Verifier, stopped: () => boolean): Promise<void> {
+    const cursors = paths.map(() => ({ after: 0, file: '' }))
     /** What was reported for records seen lately, by id (only with several bundles). */
     const reported = new Map<string, Set<string>>()
     const report = (found: Violation[]): void => {
@@ -142,14 +139,32 @@ export default class Verify extends RetraceCommand<typeof Verify> {
       }
       if (found.length > 0) this.found(true)
     }
-    this.note(this.theme.dim(`following ${paths.join(', ')} (Ctrl-C to stop)`))
-    try {
-      while (!stopped()) {
-        for (const r of readers) {
-          for (const { rowid, id } of r.reader.recordsAfter(r.after)) {
-            r.after = rowid
-            if (readers.length === 1) {
-              const chain = r.reader.loadRecord(id)
+    let looked = false
+    while (!stopped()) {
+      // A bundle not created yet (or moved away and not made again yet) is waited for.
+      const set = await openWhenPresent(
+        paths,
+        // The first look checks the files whole; later ones only that they are still bundles.
+        () => BundleSet.open(paths, { live: true, ...(looked ? { checkUpToBytes: 0 } : {}) }),
+        {
+          intervalMs: this.flags.interval,
+          note: (message) => this.note(this.theme.dim(message)),
+          stopped,
+        },
+      )
+      if (set === undefined) return
+      if (!looked) this.note(this.theme.dim(`following ${paths.join(', ')} (Ctrl-C to stop)`))
+      looked = true
+      try {
+        for (const [i, reader] of set.readers.entries()) {
+          const cursor = cursors[i]!
+          const file = fileIdentity(reader.path)
+          if (file !== cursor.file) cursor.after = 0
+          cursor.file = file
+          for (const { rowid, id } of reader.recordsAfter(cursor.after)) {
+            cursor.after = rowid
+            if (set.readers.length === 1) {
+              const chain = reader.loadRecord(id)
               if (chain !== undefined) report(verifier.check(chain))
               continue
             }
@@ -163,10 +178,20 @@ export default class Verify extends RetraceCommand<typeof Verify> {
             report(found)
           }
         }
-        await sleep(this.flags.interval)
+      } finally {
+        set.close()
       }
-    } finally {
-      set.close()
+      await sleep(this.flags.interval)
     }
+  }
+}
+
+/** Which file is at `path` now (device and inode), to notice one replaced under it. */
+function fileIdentity(path: string): string {
+  try {
+    const st = statSync(path)
+    return `${st.dev}:${st.ino}`
+  } catch {
+    return ''
   }
 }

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { APPLICATION_ID, FORMAT_VERSION, PAGE_SIZE } from '../../src/bundle/schema.js'
@@ -167,6 +168,33 @@ describe('BundleWriter', () => {
     expect(existsSync(`${path}-shm`)).toBe(false)
     expect(integrityCheck(path)).toBe('ok')
     expect(readBundle(path).records).toHaveLength(50)
+  })
+
+  it('close() waits for a reader looking at the bundle just then, and still leaves one file', async () => {
+    const path = tempPath()
+    const writer = openWriter(path)
+    writer.write([unit('r1')])
+    // Another process reads the bundle (as verify --follow does for each look) and lets go
+    // 200 ms later; SQLite refuses to leave WAL mode while it is there, and does not wait.
+    const reader = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const db = new (require('better-sqlite3'))(process.argv[1], { readonly: true })
+         db.prepare('SELECT count(*) FROM records').get()
+         process.stdout.write('open\\n')
+         setTimeout(() => db.close(), 200)`,
+        path,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    const exited = new Promise((resolve) => reader.on('close', resolve))
+    await new Promise<void>((resolve) => reader.stdout.once('data', () => resolve()))
+    writer.close()
+    await exited
+    expect(existsSync(`${path}-wal`)).toBe(false)
+    expect(existsSync(`${path}-shm`)).toBe(false)
+    expect(readBundle(path).records).toHaveLength(1)
   })
 
   it('pins expectations, replacing an earlier one for the same record and stage', () => {

@@ -4,8 +4,8 @@
  * violations in records written after it started, without holding the writer up.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { readdirSync, renameSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -282,6 +282,38 @@ describe('retrace verify --follow', () => {
     expect(await bad.exited).toEqual({ code: 2, signal: null })
     expect(bad.stderr()).toMatch(/\nretrace: [^\n]*text\.sqlite: is not a SQLite file[^\n]*\n$/)
     expect(bad.stderr()).not.toContain('waiting for')
+  })
+
+  it('a recorder that closes while followed leaves one file; a bundle made again at the path is followed', async () => {
+    const { path, recorder, errors } = testRecorder({ pipeline: 'orders', flushIntervalMs: 10 })
+    await order(recorder, 'sku:1', 4)
+    await recorder.flush()
+    const cfg = config(dirname(path))
+    const f = start(['verify', path, '--follow', '--interval', '100', '--config', cfg])
+    await waitFor('it to start following', () => f.stderr().includes('following'), f)
+    const bad = await order(recorder, 'sku:2', -1)
+    await recorder.flush()
+    await waitFor('the violation', () => f.stdout().includes(bad), f)
+    // The follower is still running: the recorder's close folds the WAL back into the file.
+    await recorder.close()
+    expect(errors).toEqual([])
+    expect(f.child.exitCode).toBeNull()
+    const left = (): string[] =>
+      readdirSync(dirname(path)).filter((n) => n.startsWith(basename(path)) && n !== basename(path))
+    expect(left()).toEqual([])
+
+    // Log rotation: the file is moved away and a recorder makes a new one at the path.
+    renameSync(path, join(dirname(path), `rotated-${basename(path)}`))
+    const again = testRecorder({ pipeline: 'orders', flushIntervalMs: 10, path })
+    const later = await order(again.recorder, 'sku:3', -5)
+    await again.recorder.flush()
+    await waitFor('the violation in the new file', () => f.stdout().includes(later), f)
+    expect(f.stdout().split('\n').filter(Boolean)).toEqual([line(bad, 'sku:2', -1), line(later, 'sku:3', -5)])
+    f.child.kill('SIGTERM')
+    expect(await f.exited).toEqual({ code: 1, signal: null })
+    await again.recorder.close()
+    expect(left()).toEqual([])
+    expect(again.errors).toEqual([])
   })
 
   it('a follower that saw nothing wrong exits 0 on SIGTERM', async () => {
