@@ -22,7 +22,7 @@ export default class Why extends RetraceCommand<typeof Why> {
     }),
   }
   static override description =
-    `Walks back from a value in a stage's output to the stage that produced or last changed it, and lists the evidence: what its input held, what its effects returned and which recorded numbers add up to it, the retry or fallback path it took, and seams where it changed in transit.
+    `Walks back from a value in a stage's output to the stage that produced or last changed it, and lists the evidence: what its input held, what its effects returned and which recorded numbers (BigInts and dates too) add up to it, the retry or fallback path it took, and seams where it changed in transit.
 
 Without PATH: the first invariant the record violates (config invariants), else the first change of its first divergence (needs the config's stages to replay).
 

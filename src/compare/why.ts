@@ -6,7 +6,7 @@
  * where the value changed in transit. Provenance by evidence, not a proof.
  */
 import type { RecordChain } from '../bundle/types.js'
-import { formatPath, type PathPart, parsePath } from '../codec/index.js'
+import { formatPath, type PathPart, parsePath, TAG } from '../codec/index.js'
 import { UsageError } from '../errors.js'
 import { briefPair } from './brief.js'
 import { keyedItemLabel } from './diff.js'
@@ -52,9 +52,64 @@ export interface WhyReport {
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
 
+/**
+ * A recorded quantity: a finite number, a BigInt or a Date (its milliseconds), read from
+ * the typed JSON that stores the last two (`{"$t":"bigint","v":"1025"}`).
+ */
+type Quantity =
+  | { kind: 'number'; value: number }
+  | { kind: 'bigint'; value: bigint }
+  | { kind: 'date'; value: number }
+
 interface Leaf {
   where: string
-  value: number
+  quantity: Quantity
+}
+
+function quantityOf(v: unknown): Quantity | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? { kind: 'number', value: v } : undefined
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined
+  const o = v as Record<string, unknown>
+  if (typeof o.v !== 'string') return undefined
+  if (o[TAG] === 'bigint' && /^-?\d+$/.test(o.v)) return { kind: 'bigint', value: BigInt(o.v) }
+  if (o[TAG] === 'date') {
+    const ms = Date.parse(o.v)
+    return Number.isNaN(ms) ? undefined : { kind: 'date', value: ms }
+  }
+  return undefined
+}
+
+function quantityText(q: Quantity): string {
+  if (q.kind === 'bigint') return `${q.value}n`
+  if (q.kind === 'date') return `Date(${new Date(q.value).toISOString()})`
+  return String(q.value)
+}
+
+/** A BigInt, or a number that is an integer exactly: what BigInt arithmetic can take. */
+function exact(q: Quantity): bigint | undefined {
+  if (q.kind === 'bigint') return q.value
+  if (q.kind === 'number' && Number.isSafeInteger(q.value)) return BigInt(q.value)
+  return undefined
+}
+
+/**
+ * Whether `a op b` gives `target`, as the stage would have computed it: numbers as
+ * numbers, BigInts (with whole numbers beside them) exactly, a date less a date as the
+ * milliseconds between, a date plus or less milliseconds as a date.
+ */
+function adds(a: Quantity, op: '+' | '-', b: Quantity, target: Quantity): boolean {
+  if (a.kind === 'date' || b.kind === 'date' || target.kind === 'date') {
+    if (target.kind === 'date') {
+      if (a.kind !== 'date' || b.kind !== 'number') return false
+      return (op === '+' ? a.value + b.value : a.value - b.value) === target.value
+    }
+    return op === '-' && a.kind === 'date' && b.kind === 'date' && a.value - b.value === target.value
+  }
+  if (a.kind === 'number' && b.kind === 'number' && target.kind === 'number')
+    return (op === '+' ? a.value + b.value : a.value - b.value) === target.value
+  const [x, y, t] = [exact(a), exact(b), exact(target)]
+  if (x === undefined || y === undefined || t === undefined) return false
+  return (op === '+' ? x + y : x - y) === t
 }
 
 function numericLeaves(value: unknown, prefix: string, limit = 300): Leaf[] {
@@ -62,8 +117,9 @@ function numericLeaves(value: unknown, prefix: string, limit = 300): Leaf[] {
   const path: PathPart[] = []
   const walk = (v: unknown, depth: number): void => {
     if (out.length >= limit || depth > 32) return
-    if (typeof v === 'number' && Number.isFinite(v)) {
-      out.push({ where: `${prefix}${formatPath(path).slice(1)}`, value: v })
+    const quantity = quantityOf(v)
+    if (quantity !== undefined) {
+      out.push({ where: `${prefix}${formatPath(path).slice(1)}`, quantity })
       return
     }
     for (const [part, item] of childrenOf(v)) {
@@ -98,24 +154,29 @@ function leavesEqual(value: unknown, target: unknown, prefix: string, limit = 5)
 }
 
 /**
- * Pairs of recorded numbers (one from an effect) whose sum or difference is the value;
- * pairs whose fields are named like the value's own come first.
+ * Pairs of recorded quantities (from the stage's input and its effects' results) whose
+ * sum or difference is the value; pairs whose fields are named like the value's own come
+ * first, then those holding an effect's result.
  */
-function arithmetic(target: number, name: string, effects: Leaf[], inputs: Leaf[]): string[] {
-  const found: { text: string; score: number }[] = []
+function arithmetic(target: Quantity, name: string, effects: Leaf[], inputs: Leaf[]): string[] {
+  const found: { text: string; score: number; effect: boolean }[] = []
   const named = (l: Leaf): number => (l.where.endsWith(`.${name}`) ? 1 : 0)
-  for (const a of effects) {
-    for (const b of [...inputs, ...effects]) {
-      if (a === b || b.value === 0 || found.length >= 200) continue
+  const shown = quantityText(target)
+  const leaves = [...effects, ...inputs]
+  for (const [i, a] of leaves.entries()) {
+    for (const [j, b] of leaves.entries()) {
+      if (i === j || b.quantity.value === 0 || b.quantity.value === 0n || found.length >= 200) continue
       const score = named(a) + named(b)
-      if (a.value + b.value === target)
-        found.push({ text: `${a.where} (${a.value}) + ${b.where} (${b.value}) = ${target}`, score })
-      else if (a.value - b.value === target)
-        found.push({ text: `${a.where} (${a.value}) - ${b.where} (${b.value}) = ${target}`, score })
+      const effect = i < effects.length || j < effects.length
+      const text = (op: string): string =>
+        `${a.where} (${quantityText(a.quantity)}) ${op} ${b.where} (${quantityText(b.quantity)}) = ${shown}`
+      // A sum is found once, whichever of the two comes first.
+      if (i < j && adds(a.quantity, '+', b.quantity, target)) found.push({ text: text('+'), score, effect })
+      else if (adds(a.quantity, '-', b.quantity, target)) found.push({ text: text('-'), score, effect })
     }
   }
   return found
-    .sort((x, y) => y.score - x.score)
+    .sort((x, y) => y.score - x.score || Number(y.effect) - Number(x.effect))
     .slice(0, 3)
     .map((f) => f.text)
 }
@@ -248,9 +309,10 @@ function gather(
       report.evidence.push({ kind: 'effect', text: `effect ${e.name}#${e.seq} returned exactly this value` })
     effectLeaves.push(...numericLeaves(result, `${e.name}#${e.seq}`))
   }
-  if (typeof value === 'number') {
+  const target = quantityOf(value)
+  if (target !== undefined) {
     const last = [...report.start.path.matchAll(/[\p{L}_$][\p{L}\p{M}\p{Nd}\p{Pc}$]*/gu)].at(-1)?.[0] ?? ''
-    for (const text of arithmetic(value, last, effectLeaves, numericLeaves(input, 'input'))) {
+    for (const text of arithmetic(target, last, effectLeaves, numericLeaves(input, 'input'))) {
       report.evidence.push({ kind: 'arithmetic', text })
     }
   }

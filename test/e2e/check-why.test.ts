@@ -286,6 +286,52 @@ describe('retrace why: typed values', () => {
   })
 })
 
+describe('retrace why: BigInt money and dates add up as numbers do', () => {
+  it('finds the BigInt fields and the dates of the input that make the value', async () => {
+    const path = join(dir(), 'bigint.sqlite')
+    const recorder = createRecorder({ path, pipeline: 'billing', flushIntervalMs: 5 })
+    let id = ''
+    try {
+      const rate = recorder.stage('rate', (order: { sku: string }) => ({
+        sku: order.sku,
+        subtotalCents: 1_000_000_000_000_000_123n,
+        surchargeCents: 250n,
+        openedAt: new Date('2026-03-01T10:00:00.000Z'),
+        closedAt: new Date('2026-03-01T10:00:04.500Z'),
+      }))
+      const label = recorder.stage(
+        'label',
+        (r: { subtotalCents: bigint; surchargeCents: bigint; openedAt: Date; closedAt: Date }) => ({
+          totalCents: r.subtotalCents + r.surchargeCents,
+          tookMs: r.closedAt.getTime() - r.openedAt.getTime(),
+          dueAt: new Date(r.closedAt.getTime() + 86_400_000),
+        }),
+      )
+      await recorder.record('order:1', async () => {
+        id = recorder.current()?.recordId ?? ''
+        await label(await rate({ sku: 'p1' }))
+      })
+    } finally {
+      await recorder.close()
+    }
+    const arithmeticOf = async (stagePath: string): Promise<string[]> => {
+      const r = await runCli(['why', path, id, stagePath, '--json'], { cwd: dir() })
+      expect(r.stderr).toBe('')
+      expect(r.code).toBe(0)
+      return parseJsonOut<WhyJson>(r)
+        .evidence.filter((e) => e.kind === 'arithmetic')
+        .map((e) => e.text)
+    }
+    expect(await arithmeticOf('label.output.totalCents')).toEqual([
+      'input.subtotalCents (1000000000000000123n) + input.surchargeCents (250n) = 1000000000000000373n',
+    ])
+    expect(await arithmeticOf('label.output.tookMs')).toEqual([
+      'input.closedAt (Date(2026-03-01T10:00:04.500Z)) - input.openedAt (Date(2026-03-01T10:00:00.000Z)) = 4500',
+    ])
+    expect(await arithmeticOf('label.output.dueAt')).toEqual([])
+  })
+})
+
 describe('retrace why without PATH, when the first change is in an array matched by arrayKeys', () => {
   it('explains the item the replay named by its id, read at its index in the recording', async () => {
     const path = join(dir(), 'keyed.sqlite')
