@@ -74,6 +74,36 @@ function numberOf(v: unknown): number | undefined {
   return isObject(v) && v.$t === 'num' && v.v === '-0' && Object.keys(v).length === 2 ? -0 : undefined
 }
 
+/** A BigInt as typed JSON stores it (`{"$t":"bigint","v":"1025"}`). */
+function bigintOf(v: unknown): bigint | undefined {
+  return isObject(v) && v.$t === 'bigint' && typeof v.v === 'string' && /^-?\d+$/.test(v.v)
+    ? BigInt(v.v)
+    : undefined
+}
+
+/** A Date as typed JSON stores it (`{"$t":"date","v":"2026-03-01T10:00:00.000Z"}`), in ms. */
+function dateOf(v: unknown): number | undefined {
+  if (!isObject(v) || v.$t !== 'date' || typeof v.v !== 'string') return undefined
+  const ms = Date.parse(v.v)
+  return Number.isNaN(ms) ? undefined : ms
+}
+
+/**
+ * How far apart two values are, as tolerance reads them: two numbers, two BigInts (cents
+ * kept as BigInt), or two Dates (in milliseconds); undefined for any other pair.
+ */
+function gapOf(a: unknown, b: unknown): number | undefined {
+  const na = numberOf(a)
+  const nb = na === undefined ? undefined : numberOf(b)
+  if (na !== undefined && nb !== undefined) return Math.abs(na - nb)
+  const ba = bigintOf(a)
+  const bb = ba === undefined ? undefined : bigintOf(b)
+  if (ba !== undefined && bb !== undefined) return Number(ba > bb ? ba - bb : bb - ba)
+  const da = dateOf(a)
+  const db = da === undefined ? undefined : dateOf(b)
+  return da !== undefined && db !== undefined ? Math.abs(da - db) : undefined
+}
+
 /** Deep equality as `walk` sees it (NaN equals NaN), for subtrees a rule would hide. */
 function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true
@@ -111,11 +141,10 @@ export function diffValues(
       suppressed.push({ path: p, reason: 'redacted', recorded: a })
       return
     }
-    const na = kind === 'changed' && hasRules ? numberOf(a) : undefined
-    const nb = na !== undefined ? numberOf(b) : undefined
-    if (na !== undefined && nb !== undefined) {
+    const gap = kind === 'changed' && rules.tolerance.length > 0 ? gapOf(a, b) : undefined
+    if (gap !== undefined) {
       const tol = rules.tolerance.find((t) => matchPath(t.pattern.segments, path))
-      if (tol !== undefined && Math.abs(na - nb) <= tol.within) {
+      if (tol !== undefined && gap <= tol.within) {
         suppressed.push({ path: p, reason: 'within-tolerance', recorded: a, local: b })
         return
       }

@@ -186,6 +186,30 @@ describe('diffValues: typed arrays', () => {
     expect(diffValues(raw({ v: -0 }), raw({ v: 1 }), rules).changes).toHaveLength(1)
   })
 
+  it('applies tolerance to BigInts and to Dates (in milliseconds) as to numbers', () => {
+    const rules = compileRules({ tolerance: { '$.cents': 1, '$.at': 5, '$.ids[*]': 1 } })
+    const at = new Date('2026-03-01T10:00:00.000Z')
+    const d = diffValues(
+      raw({ cents: 9_007_199_254_740_993n, at, ids: new BigInt64Array([10n]) }),
+      raw({ cents: 9_007_199_254_740_994n, at: new Date(at.getTime() + 4), ids: new BigInt64Array([11n]) }),
+      rules,
+    )
+    expect(d.changes).toEqual([])
+    expect(d.suppressed.map((s) => [s.path, s.reason])).toEqual([
+      ['$.cents', 'within-tolerance'],
+      ['$.at', 'within-tolerance'],
+      ['$.ids[0]', 'within-tolerance'],
+    ])
+    // Further away, or a BigInt against a number, is a change.
+    const far = diffValues(
+      raw({ cents: 10n, at, ids: new BigInt64Array([10n]) }),
+      raw({ cents: 12n, at: new Date(at.getTime() + 6), ids: new BigInt64Array([10n]) }),
+      rules,
+    )
+    expect(far.changes.map((c) => c.path)).toEqual(['$.cents', '$.at'])
+    expect(diffValues(raw({ cents: 10n }), raw({ cents: 10 }), rules).changes).toHaveLength(1)
+  })
+
   it('reports a typed array against another kind, a plain array or a malformed tag as one change', () => {
     const f32 = raw(new Float32Array([1]))
     for (const other of [raw(new Float64Array([1])), [1], { $t: 'typedarray', k: 'Float32Array', v: '!' }]) {
