@@ -49,16 +49,20 @@ function collectionItems(x: unknown): unknown[] | undefined {
   return (t.$t === 'set' || t.$t === 'map') && Array.isArray(t.v) ? t.v : undefined
 }
 
+const allBigInts = (xs: unknown[]): xs is bigint[] => xs.length > 0 && xs.every((x) => typeof x === 'bigint')
+
 const functions: Record<string, (...args: unknown[]) => unknown> = {
   abs: (x) => (typeof x === 'bigint' ? (x < 0n ? -x : x) : Math.abs(Number(x))),
-  min: (...xs) => Math.min(...xs.map(Number)),
-  max: (...xs) => Math.max(...xs.map(Number)),
+  // BigInts stay BigInts (ids and cents past 2^53 would lose their last digits as numbers).
+  min: (...xs) => (allBigInts(xs) ? xs.reduce((a, b) => (b < a ? b : a)) : Math.min(...xs.map(Number))),
+  max: (...xs) => (allBigInts(xs) ? xs.reduce((a, b) => (b > a ? b : a)) : Math.max(...xs.map(Number))),
   round: (x, d) => {
+    if (typeof x === 'bigint' && Number(d ?? 0) >= 0) return x
     const f = 10 ** Number(d ?? 0)
     return Math.round(Number(x) * f) / f
   },
-  floor: (x) => Math.floor(Number(x)),
-  ceil: (x) => Math.ceil(Number(x)),
+  floor: (x) => (typeof x === 'bigint' ? x : Math.floor(Number(x))),
+  ceil: (x) => (typeof x === 'bigint' ? x : Math.ceil(Number(x))),
   len: (x) =>
     typeof x === 'string' || Array.isArray(x)
       ? x.length

@@ -186,6 +186,18 @@ describe('invariant expressions over recorded (typed JSON) payloads', () => {
     expect(status('s.output.subtotal == sum(s.output.cents) && -s.output.total < 0', order)).toBe('ok')
   })
 
+  it('min, max, floor, ceil and round keep BigInts whole past 2^53', () => {
+    expect(status('max(s.output.huge, s.output.total) == s.output.huge', order)).toBe('ok')
+    expect(status('min(s.output.huge, s.output.huge + 1) == s.output.huge', order)).toBe('ok')
+    expect(
+      status('floor(s.output.huge) == s.output.huge && ceil(s.output.huge) == s.output.huge', order),
+    ).toBe('ok')
+    expect(
+      status('round(s.output.huge) == s.output.huge && round(s.output.huge, 2) == s.output.huge', order),
+    ).toBe('ok')
+    expect(status('max(s.output.total, 5) == 2139', order)).toBe('ok')
+  })
+
   it('a broken BigInt check says its values as the other messages do', () => {
     expect(run('s.output.total == s.output.subtotal', order).message).toBe(
       's.output.total == s.output.subtotal is false: left 2139n, right 1860n',
