@@ -140,12 +140,17 @@ export default class Verify extends RetraceCommand<typeof Verify> {
       if (found.length > 0) this.found(true)
     }
     let looked = false
+    let files: string[] = []
     while (!stopped()) {
       // A bundle not created yet (or moved away and not made again yet) is waited for.
       const set = await openWhenPresent(
         paths,
-        // The first look checks the files whole; later ones only that they are still bundles.
-        () => BundleSet.open(paths, { live: true, ...(looked ? { checkUpToBytes: 0 } : {}) }),
+        () => {
+          // Before opening: a file replaced in between is read again from its start, not missed.
+          files = paths.map(fileIdentity)
+          // The first look checks the files whole; later ones only that they are still bundles.
+          return BundleSet.open(paths, { live: true, ...(looked ? { checkUpToBytes: 0 } : {}) })
+        },
         {
           intervalMs: this.flags.interval,
           note: (message) => this.note(this.theme.dim(message)),
@@ -158,9 +163,8 @@ export default class Verify extends RetraceCommand<typeof Verify> {
       try {
         for (const [i, reader] of set.readers.entries()) {
           const cursor = cursors[i]!
-          const file = fileIdentity(reader.path)
-          if (file !== cursor.file) cursor.after = 0
-          cursor.file = file
+          if (files[i] !== cursor.file) cursor.after = 0
+          cursor.file = files[i]!
           for (const { rowid, id } of reader.recordsAfter(cursor.after)) {
             cursor.after = rowid
             if (set.readers.length === 1) {
