@@ -132,12 +132,23 @@ function numericLeaves(value: unknown, prefix: string, limit = 300): Leaf[] {
   return out
 }
 
+/**
+ * A BigInt and a whole number of the same value (`BigInt(order.qty)`): the same value as
+ * evidence, though a seam between them is a change.
+ */
+function sameNumber(a: unknown, b: unknown): boolean {
+  const [qa, qb] = [quantityOf(a), quantityOf(b)]
+  if (qa === undefined || qb === undefined || qa.kind === qb.kind) return false
+  const [x, y] = [exact(qa), exact(qb)]
+  return x !== undefined && x === y
+}
+
 function leavesEqual(value: unknown, target: unknown, prefix: string, limit = 5): string[] {
   const out: string[] = []
   const path: PathPart[] = []
   const walk = (v: unknown, depth: number): void => {
     if (out.length >= limit || depth > 32) return
-    if (same(v, target) && path.length > 0) {
+    if ((same(v, target) || sameNumber(v, target)) && path.length > 0) {
       out.push(`${prefix}${formatPath(path).slice(1)}`)
       return
     }

@@ -128,6 +128,25 @@ describe('parseStagePath', () => {
   )
 })
 
+describe('explain: BigInt and number', () => {
+  it('a BigInt made from a whole number of the input is evidence; BigInt sums are found', () => {
+    const chain = chainOf([
+      { stage: 'parse', input: 'raw', output: { qty: 3, unitCents: 1250n, feeCents: 99n } },
+      {
+        stage: 'price',
+        input: { qty: 3, unitCents: 1250n, feeCents: 99n },
+        output: { qty: 3n, totalCents: 1349n },
+      },
+    ])
+    expect(kinds(explain(chain, parseStagePath('price.qty')), 'input')).toEqual([
+      "input.qty in price's input holds the same value",
+    ])
+    expect(kinds(explain(chain, parseStagePath('price.totalCents')), 'arithmetic')).toEqual([
+      'input.unitCents (1250n) + input.feeCents (99n) = 1349n',
+    ])
+  })
+})
+
 describe('explain: the inventory example in miniature', () => {
   const report = explain(inventory(), parseStagePath('store.available'))
 
