@@ -14,12 +14,24 @@ export interface WriterOptions {
   busyTimeoutMs?: number
   /** WAL (default) for long-lived writers; 'delete' for one-shot files like extracts. */
   journal?: 'wal' | 'delete'
+  /**
+   * Milliseconds close() waits for the file to itself before leaving it in WAL mode
+   * (default 250).
+   */
+  closeWaitMs?: number
 }
 
 type Db = Database.Database
 
 /** Waited on (never signalled) for a synchronous pause: close() runs in the writer thread. */
 const pause = new Int32Array(new SharedArrayBuffer(4))
+
+/**
+ * How long close() waits for the file to itself before leaving it in WAL mode: longer than
+ * a look of `verify --follow` takes, short enough that a recorder sharing the file with
+ * another (which keeps its connection) is not held up much.
+ */
+const defaultCloseWaitMs = 250
 
 function applyPragmas(db: Db, fresh: boolean, journal: 'wal' | 'delete', busyTimeoutMs: number): void {
   db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`)
@@ -50,7 +62,7 @@ export class BundleWriter {
     readonly path: string,
     private readonly db: Db,
     builds: string[],
-    private readonly busyTimeoutMs: number,
+    private readonly closeWaitMs: number,
   ) {
     this.builds = new Set(builds)
     this.insertRecord = db.prepare(
@@ -183,7 +195,7 @@ export class BundleWriter {
           builds = [...m.builds]
         }
       })()
-      return new BundleWriter(path, db, builds, options.busyTimeoutMs ?? 1000)
+      return new BundleWriter(path, db, builds, options.closeWaitMs ?? defaultCloseWaitMs)
     } catch (err) {
       db.close()
       if (err instanceof BundleError) throw err
@@ -232,10 +244,11 @@ export class BundleWriter {
   /**
    * Leaving WAL mode needs the only connection to the file, and SQLite does not wait for
    * it (no busy handler): a reader looking at the bundle just then (`verify --follow`, which
-   * opens it only for each look) is waited for, up to the busy timeout, in short steps.
+   * opens it only for each look) is waited for, in short steps. Another process that keeps
+   * the file open (a second recorder) is left to fold the WAL in when it closes.
    */
   private leaveWal(): void {
-    const end = Date.now() + this.busyTimeoutMs
+    const end = Date.now() + this.closeWaitMs
     for (;;) {
       try {
         this.db.pragma('journal_mode = DELETE')

@@ -172,7 +172,8 @@ describe('BundleWriter', () => {
 
   it('close() waits for a reader looking at the bundle just then, and still leaves one file', async () => {
     const path = tempPath()
-    const writer = openWriter(path)
+    // A wait far longer than the reader stays, however loaded the machine.
+    const writer = BundleWriter.open(path, { ...options(), closeWaitMs: 30_000 })
     writer.write([unit('r1')])
     // Another process reads the bundle (as verify --follow does for each look) and lets go
     // 200 ms later; SQLite refuses to leave WAL mode while it is there, and does not wait.
