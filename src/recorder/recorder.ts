@@ -1057,11 +1057,17 @@ export function createRecorder(options: RecorderOptions): Recorder {
     )
   }
 
-  /** A stage call in a record sampled out: runs as usual, counted as sampledOut. */
+  /**
+   * A stage call in a record sampled out: runs as usual, counted as sampledOut. Its
+   * attempts are counted as in a recorded record: a stage that backs off or gives up by
+   * `ctx.attempt` must behave the same whether its key is sampled in or out.
+   */
   function passthrough<I, O>(rec: ActiveRecord, name: string, fn: StageFn<I, O>, input: I): Promise<O> {
     stats.sampledOut++
+    const attempt = (rec.attempts.get(name) ?? 0) + 1
+    rec.attempts.set(name, attempt)
     try {
-      return Promise.resolve(fn(input, passthroughContext(rec, name)))
+      return Promise.resolve(fn(input, passthroughContext(rec, name, attempt)))
     } catch (err) {
       return Promise.reject(err)
     }
