@@ -172,6 +172,15 @@ function resolveModule(ref: string, base: string): { file: string; exportName: s
   return { file: isAbsolute(spec) ? spec : resolve(base, spec), exportName }
 }
 
+/** A `class` (which throws when called without `new`), told from a function by its source. */
+function isClass(fn: unknown): boolean {
+  try {
+    return typeof fn === 'function' && /^class\b/.test(Function.prototype.toString.call(fn))
+  } catch {
+    return false
+  }
+}
+
 export type LoadedStage = { name: string; fn: StageFn<unknown, unknown> } | { name: string; missing: string }
 
 /**
@@ -184,6 +193,11 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
   const base = loaded.path === undefined ? process.cwd() : dirname(loaded.path)
   for (const [name, ref] of Object.entries(loaded.config.stages)) {
     if (typeof ref === 'function') {
+      if (isClass(ref))
+        throw new ConfigError(
+          `stage ${name}: the config gives a class, not a stage function (input, ctx) => output`,
+          'E_STAGE_EXPORT',
+        )
       out.set(name, ref as StageFn<unknown, unknown>)
       continue
     }
@@ -203,10 +217,21 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
       })
     }
     const fn = mod[exportName]
+    const names = (): string => {
+      const fns = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !isClass(mod[k]))
+      return fns.length ? ` (it exports ${fns.join(', ')})` : ''
+    }
     if (typeof fn !== 'function') {
-      const names = Object.keys(mod).filter((k) => typeof mod[k] === 'function')
       throw new ConfigError(
-        `stage ${name}: ${file} has no function export ${JSON.stringify(exportName)}${names.length ? ` (it exports ${names.join(', ')})` : ''}`,
+        `stage ${name}: ${file} has no function export ${JSON.stringify(exportName)}${names()}`,
+        'E_STAGE_EXPORT',
+      )
+    }
+    // A class cannot be called as a stage: every record would fail in it with a TypeError,
+    // read as a regression, when the config names the wrong thing.
+    if (isClass(fn)) {
+      throw new ConfigError(
+        `stage ${name}: export ${JSON.stringify(exportName)} of ${file} is a class, not a stage function; name a function (input, ctx) => output${names()}`,
         'E_STAGE_EXPORT',
       )
     }
