@@ -1075,12 +1075,15 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   function stage<I, O>(
     nameArg: string,
-    fn: StageFn<I, O>,
+    stageFn: StageFn<I, O>,
     stageOptions?: StageOptions<I>,
   ): (input: I) => Promise<O> {
     const name = nameText(nameArg, 'unprintable stage name')
     const keyOf = stageOptions?.key
-    const wrapped = (input: I): Promise<O> => {
+    // A function, not an arrow: a method wrapped in place (`svc.price = recorder.stage('price',
+    // svc.price)`) is called on its object, and `fn` must get that `this` as it did unwrapped.
+    const wrapped = function (this: unknown, input: I): Promise<O> {
+      const fn: StageFn<I, O> = this === undefined ? stageFn : (i, ctx) => stageFn.call(this, i, ctx)
       const rec = openRecordOf(owner)
       if (rec === undefined || rec.ended) {
         if (keyOf !== undefined) {
@@ -1096,7 +1099,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           } catch (err) {
             report('E_KEY', `stage ${name}: the key function threw: ${thrownMessage(err)}`, err)
           }
-          if (key !== undefined) return record(key, () => wrapped(input))
+          if (key !== undefined) return record(key, () => wrapped.call(this, input))
         }
         // Its record was sampled out: it would not have been recorded in it either.
         if (rec !== undefined && !rec.sampled) return passthrough(rec, name, fn, input)
