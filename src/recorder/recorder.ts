@@ -22,6 +22,7 @@ import {
   unfinishedMarker,
   unrecordedMarker,
 } from '../codec/index.js'
+import { wrappedStage } from '../stage-mark.js'
 import { isThenable } from '../thenable.js'
 import { version as recorderVersion } from '../version.js'
 import { newRecordId } from './ids.js'
@@ -1121,6 +1122,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       if (!rec.sampled) return passthrough(rec, name, fn, input)
       return callRecorded(rec, name, fn, input)
     }
+    // For replay, when a config names this export: it runs the stage itself.
+    Object.defineProperty(wrapped, wrappedStage, { value: stageFn })
     return wrapped
   }
 

@@ -14,6 +14,7 @@ import { compileRules } from '../compare/rules.js'
 import type { RetraceConfig } from '../config.js'
 import { ConfigError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
+import { unwrapStage } from '../stage-mark.js'
 import { installNetworkGuard, whileLoading } from './network-guard.js'
 
 export const configNames = [
@@ -193,12 +194,13 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
   const base = loaded.path === undefined ? process.cwd() : dirname(loaded.path)
   for (const [name, ref] of Object.entries(loaded.config.stages)) {
     if (typeof ref === 'function') {
-      if (isClass(ref))
+      const fn = unwrapStage(ref)
+      if (isClass(fn))
         throw new ConfigError(
           `stage ${name}: the config gives a class, not a stage function (input, ctx) => output`,
           'E_STAGE_EXPORT',
         )
-      out.set(name, ref as StageFn<unknown, unknown>)
+      out.set(name, fn as StageFn<unknown, unknown>)
       continue
     }
     const { file, exportName } = resolveModule(ref, base)
@@ -216,7 +218,8 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
         cause: err,
       })
     }
-    const fn = mod[exportName]
+    // A stage the module exports as the recorder wrapped it is run unwrapped.
+    const fn = unwrapStage(mod[exportName])
     const names = (): string => {
       const fns = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !isClass(mod[k]))
       return fns.length ? ` (it exports ${fns.join(', ')})` : ''
