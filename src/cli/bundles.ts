@@ -64,6 +64,30 @@ export function splitBundleWords(words: readonly string[]): BundleWords {
   return { bundles, named, rest }
 }
 
+/**
+ * For commands whose every positional is a bundle (`ls`, `verify`): a folder names every
+ * bundle under it, as for the commands above; each file is read once.
+ */
+export function bundlePaths(words: readonly string[]): string[] {
+  const out: string[] = []
+  const seen = new Set<string>()
+  for (const word of words) {
+    const found = statOf(word)?.isDirectory() === true ? discoverBundles([word]) : [word]
+    if (found.length === 0)
+      throw new BundleError(
+        'E_NOT_BUNDLE',
+        `${word}: is a directory, and no bundle (.sqlite, .bundle) is under it`,
+      )
+    for (const path of found) {
+      const real = realOf(path)
+      if (seen.has(real)) continue
+      seen.add(real)
+      out.push(path)
+    }
+  }
+  return out
+}
+
 function looksLikePath(word: string): boolean {
   return word.includes('/') || word.endsWith('.sqlite') || word.endsWith('.bundle')
 }

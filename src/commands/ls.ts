@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import { BundleSet, type RecordFilter, type RecordSummary } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
+import { bundlePaths } from '../cli/bundles.js'
 import { keyFlag } from '../cli/flags.js'
 import { parseTime } from '../cli/time.js'
 import { renderRecordList } from '../render/listing.js'
@@ -39,17 +40,19 @@ export default class Ls extends RetraceCommand<typeof Ls> {
   static override summary = 'List the records in one or more bundles.'
 
   async run(): Promise<LsResult> {
-    const paths = positionals(this.argv, [
-      '--key',
-      '-k',
-      '--limit',
-      '-n',
-      '--since',
-      '--stage',
-      '-s',
-      '--status',
-      '--until',
-    ])
+    const paths = bundlePaths(
+      positionals(this.argv, [
+        '--key',
+        '-k',
+        '--limit',
+        '-n',
+        '--since',
+        '--stage',
+        '-s',
+        '--status',
+        '--until',
+      ]),
+    )
     const now = Date.now()
     const f = this.flags
     const set = BundleSet.open(paths)

@@ -4,6 +4,7 @@ import { Args, Flags } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
+import { bundlePaths } from '../cli/bundles.js'
 import { configFlag } from '../cli/flags.js'
 import { out } from '../cli/stdout.js'
 import { openWhenPresent } from '../cli/watch.js'
@@ -49,7 +50,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
   static override summary = 'Check seams and invariants over every recorded record.'
 
   async run(): Promise<VerifySummary | undefined> {
-    const paths = positionals(this.argv, ['--config', '-c', '--interval'])
+    const paths = bundlePaths(positionals(this.argv, ['--config', '-c', '--interval']))
     const { invariants, rules, note } = await this.loadChecks()
     if (note) this.note(this.theme.dim(note))
     const verifier = new Verifier(invariants, rules)

@@ -22,6 +22,7 @@ import {
   unfinishedMarker,
   unrecordedMarker,
 } from '../codec/index.js'
+import { wrappedStage } from '../stage-mark.js'
 import { isThenable } from '../thenable.js'
 import { version as recorderVersion } from '../version.js'
 import { newRecordId } from './ids.js'
@@ -1057,11 +1058,17 @@ export function createRecorder(options: RecorderOptions): Recorder {
     )
   }
 
-  /** A stage call in a record sampled out: runs as usual, counted as sampledOut. */
+  /**
+   * A stage call in a record sampled out: runs as usual, counted as sampledOut. Its
+   * attempts are counted as in a recorded record: a stage that backs off or gives up by
+   * `ctx.attempt` must behave the same whether its key is sampled in or out.
+   */
   function passthrough<I, O>(rec: ActiveRecord, name: string, fn: StageFn<I, O>, input: I): Promise<O> {
     stats.sampledOut++
+    const attempt = (rec.attempts.get(name) ?? 0) + 1
+    rec.attempts.set(name, attempt)
     try {
-      return Promise.resolve(fn(input, passthroughContext(rec, name)))
+      return Promise.resolve(fn(input, passthroughContext(rec, name, attempt)))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -1069,12 +1076,15 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   function stage<I, O>(
     nameArg: string,
-    fn: StageFn<I, O>,
+    stageFn: StageFn<I, O>,
     stageOptions?: StageOptions<I>,
   ): (input: I) => Promise<O> {
     const name = nameText(nameArg, 'unprintable stage name')
     const keyOf = stageOptions?.key
-    const wrapped = (input: I): Promise<O> => {
+    // A function, not an arrow: a method wrapped in place (`svc.price = recorder.stage('price',
+    // svc.price)`) is called on its object, and `fn` must get that `this` as it did unwrapped.
+    const wrapped = function (this: unknown, input: I): Promise<O> {
+      const fn: StageFn<I, O> = this === undefined ? stageFn : (i, ctx) => stageFn.call(this, i, ctx)
       const rec = openRecordOf(owner)
       if (rec === undefined || rec.ended) {
         if (keyOf !== undefined) {
@@ -1090,7 +1100,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           } catch (err) {
             report('E_KEY', `stage ${name}: the key function threw: ${thrownMessage(err)}`, err)
           }
-          if (key !== undefined) return record(key, () => wrapped(input))
+          if (key !== undefined) return record(key, () => wrapped.call(this, input))
         }
         // Its record was sampled out: it would not have been recorded in it either.
         if (rec !== undefined && !rec.sampled) return passthrough(rec, name, fn, input)
@@ -1112,6 +1122,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       if (!rec.sampled) return passthrough(rec, name, fn, input)
       return callRecorded(rec, name, fn, input)
     }
+    // For replay, when a config names this export: it runs the stage itself.
+    Object.defineProperty(wrapped, wrappedStage, { value: stageFn })
     return wrapped
   }
 

@@ -1,4 +1,6 @@
 /** Terminal rendering of a recorded scene (`retrace show`). */
+
+import { isUnrecorded } from '../codec/index.js'
 import type { Change, DiffResult, Suppressed } from '../compare/diff.js'
 import type { InvariantResult } from '../compare/invariants.js'
 import type { Scene, SceneCapture, SceneEffect, SceneError } from '../compare/scene.js'
@@ -9,6 +11,10 @@ export interface ShowOptions {
   expand: boolean
   /** Width budget for one-line payloads. */
   width: number
+}
+
+function isUnfinished(value: unknown): boolean {
+  return isUnrecorded(value) && value.reason === 'unfinished'
 }
 
 export function errorText(e: SceneError): string {
@@ -87,7 +93,9 @@ function captureBlock(
   o: ShowOptions,
   inputFrom?: string,
 ): string[] {
-  const status = c.status === 'ok' ? t.ok('ok') : t.bad('error')
+  // An output the record ended before it came (a stage it did not wait for) is no success.
+  const status =
+    c.status !== 'ok' ? t.bad('error') : isUnfinished(c.output) ? t.warn('unfinished') : t.ok('ok')
   const attempt = c.attempt > 1 ? t.warn(` attempt ${c.attempt} (retry)`) : ''
   const superseded = c.final ? '' : t.dim(' superseded by a later attempt')
   const lines = [
@@ -151,7 +159,11 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   out.push('')
   out.push(
     scene.seams.length === 0
-      ? t.dim('seams: none (one stage)')
+      ? t.dim(
+          scene.stages.length > 1
+            ? 'seams: none to check (the stage before each hand-off failed)'
+            : 'seams: none (one stage)',
+        )
       : scene.seams.length === 1
         ? broken === 0
           ? t.dim('seams: the one hand-off matches')

@@ -14,6 +14,7 @@ import { compileRules } from '../compare/rules.js'
 import type { RetraceConfig } from '../config.js'
 import { ConfigError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
+import { unwrapStage } from '../stage-mark.js'
 import { installNetworkGuard, whileLoading } from './network-guard.js'
 
 export const configNames = [
@@ -172,6 +173,15 @@ function resolveModule(ref: string, base: string): { file: string; exportName: s
   return { file: isAbsolute(spec) ? spec : resolve(base, spec), exportName }
 }
 
+/** A `class` (which throws when called without `new`), told from a function by its source. */
+function isClass(fn: unknown): boolean {
+  try {
+    return typeof fn === 'function' && /^class\b/.test(Function.prototype.toString.call(fn))
+  } catch {
+    return false
+  }
+}
+
 export type LoadedStage = { name: string; fn: StageFn<unknown, unknown> } | { name: string; missing: string }
 
 /**
@@ -184,7 +194,13 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
   const base = loaded.path === undefined ? process.cwd() : dirname(loaded.path)
   for (const [name, ref] of Object.entries(loaded.config.stages)) {
     if (typeof ref === 'function') {
-      out.set(name, ref as StageFn<unknown, unknown>)
+      const fn = unwrapStage(ref)
+      if (isClass(fn))
+        throw new ConfigError(
+          `stage ${name}: the config gives a class, not a stage function (input, ctx) => output`,
+          'E_STAGE_EXPORT',
+        )
+      out.set(name, fn as StageFn<unknown, unknown>)
       continue
     }
     const { file, exportName } = resolveModule(ref, base)
@@ -202,11 +218,23 @@ export async function loadStages(loaded: LoadedConfig): Promise<Map<string, Stag
         cause: err,
       })
     }
-    const fn = mod[exportName]
+    // A stage the module exports as the recorder wrapped it is run unwrapped.
+    const fn = unwrapStage(mod[exportName])
+    const names = (): string => {
+      const fns = Object.keys(mod).filter((k) => typeof mod[k] === 'function' && !isClass(mod[k]))
+      return fns.length ? ` (it exports ${fns.join(', ')})` : ''
+    }
     if (typeof fn !== 'function') {
-      const names = Object.keys(mod).filter((k) => typeof mod[k] === 'function')
       throw new ConfigError(
-        `stage ${name}: ${file} has no function export ${JSON.stringify(exportName)}${names.length ? ` (it exports ${names.join(', ')})` : ''}`,
+        `stage ${name}: ${file} has no function export ${JSON.stringify(exportName)}${names()}`,
+        'E_STAGE_EXPORT',
+      )
+    }
+    // A class cannot be called as a stage: every record would fail in it with a TypeError,
+    // read as a regression, when the config names the wrong thing.
+    if (isClass(fn)) {
+      throw new ConfigError(
+        `stage ${name}: export ${JSON.stringify(exportName)} of ${file} is a class, not a stage function; name a function (input, ctx) => output${names()}`,
         'E_STAGE_EXPORT',
       )
     }

@@ -3,6 +3,8 @@
  * production saw, in order, without calling the effect's function. A call that does not
  * match the recording (another name, other args, one too many) is an effect divergence:
  * it is thrown into the stage and remembered, so a stage that swallows it still fails.
+ * The one exception to the order: in a stage with async effects in flight at once, a call
+ * may take a later recorded effect it matches (see `takeAhead`).
  */
 import type { EffectRow } from '../bundle/types.js'
 import { DecodeError, decode, decodeRaw, isUnrecorded } from '../codec/index.js'
@@ -43,7 +45,21 @@ function safeRaw(encodeArgs: (v: unknown) => string, v: unknown): unknown {
 }
 
 export class PlaybackContext implements StageContext {
+  /** The first recorded effect not yet taken. */
   private next = 0
+  /** Recorded effects past `next` already taken out of order (see `takeAhead`). */
+  private readonly ahead = new Set<number>()
+  /** The seq of the effect the last call took. */
+  private taken = 0
+  /**
+   * The stage has had two async effects in flight at once (called in one synchronous run,
+   * as `Promise.all` over `ctx.effect` does). From then on the order in which their
+   * continuations call `ctx` is the order their results came back in production, which
+   * playback cannot reproduce: a call may take a later recorded effect it matches exactly.
+   */
+  private concurrent = false
+  /** An async effect was called in the synchronous run now going on. */
+  private asyncInRun = false
   /** The first divergence seen, even if the stage caught it. */
   divergence: EffectDivergence | undefined
   /** The first recorded effect that could not be read (a damaged bundle), even if caught. */
@@ -67,7 +83,7 @@ export class PlaybackContext implements StageContext {
   ) {}
 
   /** Args match when equal, with recorded redaction tokens matching any local value. */
-  private argsMatch(recordedText: string | null, local: unknown): boolean {
+  private argsMatch(recordedText: string | null, local: unknown, seq = this.next): boolean {
     let localText: string
     try {
       localText = this.encodeArgs(local)
@@ -76,7 +92,7 @@ export class PlaybackContext implements StageContext {
     }
     if (recordedText === null || recordedText === localText)
       return recordedText === localText || local === undefined
-    const recorded = this.read(this.next, 'the args', () => decodeRaw(recordedText))
+    const recorded = this.read(seq, 'the args', () => decodeRaw(recordedText))
     // Production could not record these args (too large, cyclic, redaction failed): like a
     // redaction token, there is nothing to compare the local args with.
     if (isUnrecorded(recorded)) return true
@@ -106,8 +122,8 @@ export class PlaybackContext implements StageContext {
 
   /** A recorded clock or random value; anything but a finite number is damage. */
   private number(kind: 'now' | 'random'): number {
-    const seq = this.next
     const row = this.take(kind, kind)
+    const seq = this.taken
     const value = row.result === null ? Number.NaN : Number(row.result)
     if (!Number.isFinite(value)) {
       const shown = row.result === null ? 'nothing' : JSON.stringify(row.result.slice(0, 40))
@@ -120,10 +136,56 @@ export class PlaybackContext implements StageContext {
 
   /** Recorded effects the stage never asked for. */
   get unused(): EffectRow[] {
-    return this.effects.slice(this.next)
+    return this.effects.slice(this.next).filter((_, i) => !this.ahead.has(this.next + i))
+  }
+
+  /** Whether recorded effect #seq is the call the local build makes. */
+  private fits(seq: number, kind: 'now' | 'random' | 'effect', name: string, args?: unknown): boolean {
+    const row = this.effects[seq]
+    if (row === undefined) return false
+    const rowKind = row.kind === 'async-effect' ? 'effect' : row.kind
+    if (rowKind !== kind || (kind === 'effect' && row.name !== name)) return false
+    return kind !== 'effect' || this.argsMatch(row.args, args, seq)
+  }
+
+  /**
+   * In a stage with effects in flight at once, a call that does not fit the next recorded
+   * effect takes the first later one it fits exactly, if any: production's continuations
+   * ran in the order its results arrived, not the order they were asked for.
+   */
+  private takeAhead(kind: 'now' | 'random' | 'effect', name: string, args?: unknown): EffectRow | undefined {
+    if (!this.concurrent || this.fits(this.next, kind, name, args)) return undefined
+    for (let seq = this.next + 1; seq < this.effects.length; seq++) {
+      if (this.ahead.has(seq) || !this.fitsLater(seq, kind, name, args)) continue
+      this.ahead.add(seq)
+      this.taken = seq
+      return this.effects[seq]
+    }
+    return undefined
+  }
+
+  /** `fits` for a recorded effect further on: one that cannot be read is no match (yet). */
+  private fitsLater(seq: number, kind: 'now' | 'random' | 'effect', name: string, args?: unknown): boolean {
+    const damaged = this.damaged
+    try {
+      return this.fits(seq, kind, name, args)
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err
+      this.damaged = damaged
+      return false
+    }
+  }
+
+  /** Moves past the effect at `next`, and past those already taken out of order. */
+  private advance(): void {
+    this.taken = this.next
+    this.next++
+    while (this.ahead.delete(this.next)) this.next++
   }
 
   private take(kind: 'now' | 'random' | 'effect', name: string, args?: unknown): EffectRow {
+    const early = this.takeAhead(kind, name, args)
+    if (early !== undefined) return early
     const row = this.effects[this.next]
     const actual = args === undefined ? { kind, name } : { kind, name, args }
     if (row === undefined) {
@@ -155,7 +217,7 @@ export class PlaybackContext implements StageContext {
           recorded: expectedArgs,
           local: safeRaw(this.encodeArgs, args),
         })
-        this.next++
+        this.advance()
         return row
       }
       this.fail(
@@ -166,13 +228,27 @@ export class PlaybackContext implements StageContext {
         ),
       )
     }
-    this.next++
+    this.advance()
     return row
   }
 
   private fail(err: EffectDivergence): never {
     this.divergence ??= err
     throw err
+  }
+
+  /** Two async effects called in one synchronous run are in flight at once. */
+  private noteAsync(): void {
+    if (this.asyncInRun) {
+      this.concurrent = true
+      return
+    }
+    this.asyncInRun = true
+    // Runs once the synchronous code that made the call has finished, before the
+    // continuation of any `await` on what the call returned.
+    queueMicrotask(() => {
+      this.asyncInRun = false
+    })
   }
 
   now(): number {
@@ -194,7 +270,8 @@ export class PlaybackContext implements StageContext {
       throw err
     }
     const async = row.kind === 'async-effect'
-    const seq = this.next - 1
+    const seq = this.taken
+    if (async) this.noteAsync()
     if (row.error !== null) {
       const err = this.read(seq, 'the error', () => revivedError(row.error))
       if (async) return Promise.reject(err) as T

@@ -3,7 +3,7 @@
  * find the bad record without being told which), and on bundles the SDK records in a
  * temp dir (a hand-off that changes the value is a seam violation).
  */
-import { writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createRecorder, type RecorderError } from '../../src/index.js'
@@ -276,6 +276,17 @@ describe('retrace verify on recordings made with the SDK', () => {
 
   it('several bundles read as one', async () => {
     const r = await runCli(['verify', clean.path, seam.path, '--json'], { cwd: dir() })
+    expect(r.code).toBe(1)
+    expect(parseJsonOut<VerifyJson>(r)).toMatchObject({ records: 6, violations: 2, recordsWithViolations: 2 })
+  })
+
+  it('a folder names every bundle under it, as for replay', async () => {
+    const procs = join(dir(), 'procs')
+    mkdirSync(procs)
+    copyFileSync(clean.path, join(procs, 'orders-1.sqlite'))
+    copyFileSync(seam.path, join(procs, 'orders-2.sqlite'))
+    // Named by its folder and by name, a file is read once.
+    const r = await runCli(['verify', procs, join(procs, 'orders-1.sqlite'), '--json'], { cwd: dir() })
     expect(r.code).toBe(1)
     expect(parseJsonOut<VerifyJson>(r)).toMatchObject({ records: 6, violations: 2, recordsWithViolations: 2 })
   })

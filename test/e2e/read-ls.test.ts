@@ -1,5 +1,5 @@
 /** `retrace ls` as a user runs it, on bundles the recorder made in a temp dir. */
-import { mkdirSync } from 'node:fs'
+import { copyFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createRecorder } from '../../src/index.js'
@@ -288,6 +288,26 @@ describe('retrace ls', () => {
       'build-def456',
       'build-def456',
     ])
+  })
+
+  it('a folder names every bundle under it; a file named by its folder and by name is read once', async () => {
+    const procs = join(dir(), 'procs')
+    mkdirSync(procs)
+    copyFileSync(a.path, join(procs, 'a.sqlite'))
+    copyFileSync(b.path, join(procs, 'b.sqlite'))
+    const [files, folder, both] = await Promise.all([
+      lsIds(a.path, b.path),
+      lsIds(procs),
+      lsIds(`${procs}/`, join(procs, 'b.sqlite')),
+    ])
+    expect(files).toHaveLength(9)
+    expect(folder).toEqual(files)
+    expect(both).toEqual(files)
+    const empty = join(dir(), 'no-bundles')
+    mkdirSync(empty)
+    expect(expectUsageFailure(await runCli(['ls', empty]))).toBe(
+      `retrace: ${empty}: is a directory, and no bundle (.sqlite, .bundle) is under it`,
+    )
   })
 
   it('filters and --limit apply across the merged bundles; flags may come between paths', async () => {

@@ -523,6 +523,25 @@ describe('exit codes for input and config problems', () => {
     noStack(r)
   })
 
+  it('3 when the config names a class, naming the functions the module exports', async () => {
+    ws.write(
+      'stages/checks.cjs',
+      'class Checks { static compute(row) { return row } }\nmodule.exports = Checks\nmodule.exports.computeAll = (row) => row\n',
+    )
+    ws.write('class.config.mjs', stageMap({ ...allStages, compute: './stages/checks.cjs' }))
+    const r = await replay(bundle, '--config', 'class.config.mjs')
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(
+      /stage compute: export "default" of \S*checks\.cjs is a class, not a stage function; name a function \(input, ctx\) => output \(it exports computeAll\)\n$/,
+    )
+    noStack(r)
+    const json = await replay(bundle, '--config', 'class.config.mjs', '--json')
+    expect(json.code).toBe(3)
+    expect(JSON.parse(json.stdout)).toEqual({
+      error: { code: 'E_STAGE_EXPORT', message: expect.stringContaining('is a class') },
+    })
+  })
+
   it('3 when a stage module has a syntax error', async () => {
     ws.write('stages/broken.mjs', 'export function compute(row {\n  return row\n}\n')
     ws.write('broken.config.mjs', stageMap({ ...allStages, compute: './stages/broken.mjs#compute' }))

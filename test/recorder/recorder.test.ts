@@ -154,6 +154,32 @@ describe('captures', () => {
     expect(captures).toHaveLength(3)
   })
 
+  it('calls a method wrapped in place on its object, recorded or not', async () => {
+    const { path, recorder, errors } = testRecorder({ sample: 1 })
+    class Pricing {
+      rate = 3
+      price(qty: number, ctx: StageContext): { qty: number; cents: number; attempt: number } {
+        return { qty, cents: qty * this.rate, attempt: ctx.attempt }
+      }
+    }
+    const svc = new Pricing()
+    const price = recorder.stage('price', svc.price)
+    const keyed = recorder.stage('price', svc.price, { key: (qty) => `qty:${qty}` })
+    const wrapped = Object.assign(new Pricing(), { price, keyed })
+    // In a record, through a key function, and outside any record (not recorded).
+    expect(await recorder.record('sku:1', () => wrapped.price(2))).toEqual({ qty: 2, cents: 6, attempt: 1 })
+    expect(await wrapped.keyed(4)).toEqual({ qty: 4, cents: 12, attempt: 1 })
+    expect(await wrapped.price(5)).toEqual({ qty: 5, cents: 15, attempt: 1 })
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ written: 2, unrecorded: 1, errors: 0 })
+    expect(errors.map((e) => e.code)).toEqual(['E_NO_RECORD'])
+    const bundle = readBundle(path)
+    expect(bundle.captures.map((c) => decoded(c.output))).toEqual([
+      { qty: 2, cents: 6, attempt: 1 },
+      { qty: 4, cents: 12, attempt: 1 },
+    ])
+  })
+
   it('snapshots the input at stage entry', async () => {
     const { path, recorder } = testRecorder()
     const mutate = recorder.stage('mutate', (o: { qty: number; tags: string[]; at: Date }) => {

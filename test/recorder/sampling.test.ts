@@ -88,6 +88,37 @@ describe('a record sampled out', () => {
   })
 })
 
+describe('a retried stage', () => {
+  it('sees the same ctx.attempt whether its record is sampled in or out', async () => {
+    const seen: Record<string, number[]> = {}
+    for (const sample of [1, 0]) {
+      const { recorder, errors } = testRecorder({ sample })
+      const attempts: number[] = []
+      // Fails until its third attempt, as a stage that gives up or backs off by attempt does.
+      const reserve = recorder.stage('reserve', (n: number, ctx) => {
+        attempts.push(ctx.attempt)
+        if (ctx.attempt < 3) throw new Error(`busy (attempt ${ctx.attempt})`)
+        return n
+      })
+      const other = recorder.stage('other', (n: number, ctx) => ctx.attempt + n)
+      const result = await recorder.record('sku:1', async () => {
+        for (let i = 0; ; i++) {
+          try {
+            return [await reserve(7), await other(0)]
+          } catch (err) {
+            if (i >= 4) throw err
+          }
+        }
+      })
+      expect(result).toEqual([7, 1])
+      await recorder.close()
+      expect(errors).toEqual([])
+      seen[`sample ${sample}`] = attempts
+    }
+    expect(seen).toEqual({ 'sample 1': [1, 2, 3], 'sample 0': [1, 2, 3] })
+  })
+})
+
 describe('a record continued in another service', () => {
   it('is recorded under the upstream id when sampled in; an id passed on from a record sampled out is not reported', async () => {
     const up = testRecorder({ sample: 0.5 })

@@ -1,7 +1,7 @@
 /** The recorded scene as `show` prints it: what each stage did to the payload, in the user's terms. */
 import { describe, expect, it } from 'vitest'
 import type { RecordChain } from '../../src/bundle/types.js'
-import { encode } from '../../src/codec/index.js'
+import { encode, unfinishedMarker } from '../../src/codec/index.js'
 import { buildScene } from '../../src/compare/scene.js'
 import { renderShow, suppressedLine } from '../../src/render/show.js'
 import { plain } from '../../src/render/theme.js'
@@ -86,6 +86,25 @@ describe('renderShow: a chain of one or two stages', () => {
     const text = show(chainOf([{ stage: 'notify', input: { id: 1 }, output: { sent: true } }]))
     expect(text.split('\n')[1]).toMatch(/^1 stage \(notify\) · /)
     expect(text.trimEnd().split('\n').at(-1)).toBe('seams: none (one stage)')
+  })
+
+  it('says why no seam was checked when the stage before the one hand-off failed, and marks an output that never came', () => {
+    // Promise.all over two stages: the first threw, the record ended, the second was still running.
+    const chain = chainOf([
+      { stage: 'fraud', input: 1, output: null },
+      { stage: 'reserve', input: 1, output: null },
+    ])
+    chain.record.status = 'error'
+    chain.captures[0]!.output = null
+    chain.captures[0]!.error = JSON.stringify({ name: 'Error', message: 'fraud says no' })
+    chain.captures[1]!.output = unfinishedMarker('stage reserve was still running when its record ended')
+    const text = show(chain)
+    expect(text.split('\n')[1]).toMatch(/^2 stages \(fraud → reserve\) · /)
+    expect(text).toMatch(/^ 2 reserve unfinished /m)
+    expect(text).toMatch(/^ 1 fraud error /m)
+    expect(text.trimEnd().split('\n').at(-1)).toBe(
+      'seams: none to check (the stage before each hand-off failed)',
+    )
   })
 
   it('names the one hand-off of two stages', () => {

@@ -337,3 +337,104 @@ describe('PlaybackContext on effects recorded by the SDK', () => {
     expect(ctx.divergence).toBeUndefined()
   })
 })
+
+/**
+ * A stage that fans out: two reads in flight at once, each followed by a write once its
+ * read returns. Production runs the writes in the order the reads came back.
+ */
+async function fanOut(
+  ctx: PlaybackContext | import('../../src/index.js').StageContext,
+  slow = new Set<string>(),
+) {
+  const branch = async (x: string): Promise<unknown> => {
+    const v = await ctx.effect(
+      'get',
+      { x },
+      () => new Promise((r) => setTimeout(() => r(x.length), slow.has(x) ? 30 : 1)),
+    )
+    return ctx.effect('put', { x, v }, async () => `ok-${x}`)
+  }
+  return Promise.all([branch('aaa'), branch('b')])
+}
+
+describe('PlaybackContext: effects in flight at once', () => {
+  // As production recorded it: the read of "aaa" came back last, so "b" was written first.
+  const recorded = (): PlaybackContext =>
+    ctxOf(
+      effect('get', { x: 'aaa' }, { result: 3 }, true),
+      effect('get', { x: 'b' }, { result: 1 }, true),
+      effect('put', { x: 'b', v: 1 }, { result: 'ok-b' }, true),
+      effect('put', { x: 'aaa', v: 3 }, { result: 'ok-aaa' }, true),
+    )
+
+  it('lets a continuation take the later recorded effect it matches exactly', async () => {
+    const ctx = recorded()
+    await expect(fanOut(ctx)).resolves.toEqual(['ok-aaa', 'ok-b'])
+    expect(ctx.divergence).toBeUndefined()
+    expect(ctx.unused).toEqual([])
+  })
+
+  it('lists an effect it left, and not one it took out of order', async () => {
+    const ctx = recorded()
+    const a = ctx.effect('get', { x: 'aaa' }, never)
+    const b = ctx.effect('get', { x: 'b' }, never)
+    await Promise.all([a, b])
+    await ctx.effect('put', { x: 'aaa', v: 3 }, never)
+    expect(ctx.unused.map((e) => e.seq)).toEqual([2])
+  })
+
+  it('still diverges on a call that matches no effect left', async () => {
+    const ctx = recorded()
+    await Promise.all([ctx.effect('get', { x: 'aaa' }, never), ctx.effect('get', { x: 'b' }, never)])
+    await expect(ctx.effect('put', { x: 'aaa', v: 4 }, never)).rejects.toThrow(
+      'effect #2 "put" was called with other args than in production: recorded {"x":"b","v":1}, local {"x":"aaa","v":4}',
+    )
+  })
+
+  it('keeps a stage that awaits each effect in turn to the recorded order', async () => {
+    // Production wrote, then read; a local build that reads first has changed what it does.
+    const ctx = ctxOf(
+      effect('put', { x: 'a' }, { result: 'ok' }, true),
+      effect('get', { x: 'a' }, { result: 'new' }, true),
+    )
+    await expect(ctx.effect('get', { x: 'a' }, never)).rejects.toThrow(
+      'effect #0 was ctx.effect("put") in production, the local build called ctx.effect("get")',
+    )
+  })
+})
+
+describe('PlaybackContext on a fan-out recorded by the SDK', () => {
+  let ws: Workspace
+  let effects: EffectRow[]
+
+  beforeAll(async () => {
+    ws = workspace()
+    const path = ws.path('fan.sqlite')
+    await record(path, async (recorder) => {
+      const stage = recorder.stage('fan', (_: null, ctx) => fanOut(ctx, new Set(['aaa'])))
+      await recorder.record('k:1', () => stage(null))
+    })
+    const set = BundleSet.open([path])
+    try {
+      const [id] = [...set.readers[0]!.recordIds()]
+      effects = set.loadRecord(id!).captures[0]!.effects
+    } finally {
+      set.close()
+    }
+  })
+  afterAll(() => ws?.remove())
+
+  it('plays it back whatever order the reads came back in', async () => {
+    // The slow read finished last: production wrote "b" first.
+    expect(effects.map((e) => `${e.name} ${e.args}`)).toEqual([
+      'get {"x":"aaa"}',
+      'get {"x":"b"}',
+      'put {"x":"b","v":1}',
+      'put {"x":"aaa","v":3}',
+    ])
+    const ctx = new PlaybackContext('k:1', 'r', 'fan', 1, effects, (v) => encode(v))
+    await expect(fanOut(ctx)).resolves.toEqual(['ok-aaa', 'ok-b'])
+    expect(ctx.divergence).toBeUndefined()
+    expect(ctx.unused).toEqual([])
+  })
+})
