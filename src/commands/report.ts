@@ -9,6 +9,7 @@ import { atMost, splitBundleWords } from '../cli/bundles.js'
 import { bundlesArg, configFlag, keyFlag } from '../cli/flags.js'
 import { prepareOutput, writeOutput } from '../cli/output.js'
 import { recordedChain, replayedChain } from '../compare/chain.js'
+import { handoffs } from '../compare/handoff.js'
 import { compileInvariants, runInvariants } from '../compare/invariants.js'
 import { buildScene } from '../compare/scene.js'
 import { UsageError } from '../errors.js'
@@ -119,7 +120,7 @@ async function gatherReport(
     replay,
     invariants: {
       recorded: runInvariants(invariants, recorded),
-      local: runInvariants(invariants, replayedChain(recorded, scene.stages, outputs, true)),
+      local: runInvariants(invariants, replayedChain(recorded, handoffs(chain.captures), outputs, true)),
     },
   }
 }

@@ -28,32 +28,31 @@ export function recordedChain(chain: RecordChain): Chain {
 
 /**
  * The chain the local build produced: each stage's local output, and as input the local
- * output of the stage before (cascade) or the recorded input (first stage, isolated).
- * Stages that did not run locally keep their recorded values.
+ * output of the stage that handed it its input in production (cascade), else the recorded
+ * input (the first stage, a stage nothing handed its input, isolated mode). Stages that did
+ * not run locally keep their recorded values.
  */
 export function replayedChain(
   recorded: Chain,
-  order: readonly string[],
+  feeders: ReadonlyMap<string, string | undefined>,
   outputs: Readonly<Record<string, string>>,
   cascade: boolean,
 ): Chain {
   const out: Chain = {}
-  let previous: unknown
-  let previousLocal = false
-  for (const stage of order) {
+  const local = new Map<string, unknown>()
+  for (const [stage, feeder] of feeders) {
     const r = recorded[stage]
     if (r === undefined) continue
     const text = outputs[stage]
     const output = text === undefined ? r.output : readPayload(text)
-    const input = cascade && previousLocal ? previous : r.input
+    const input = cascade && feeder !== undefined && local.has(feeder) ? local.get(feeder) : r.input
     Object.defineProperty(out, stage, {
       value: { ...r, input, output },
       enumerable: true,
       writable: true,
       configurable: true,
     })
-    previous = output
-    previousLocal = text !== undefined
+    if (text !== undefined) local.set(stage, output)
   }
   return out
 }

@@ -1,11 +1,12 @@
 /**
  * The recorded scene of one record: each capture with its payloads and effects, how the
- * payload changed inside each stage, and the seams where stage N's recorded output is
- * not stage N+1's recorded input. Pure: built from a RecordChain already read.
+ * payload changed inside each stage, and the seams where the recorded output a stage handed
+ * on is not the recorded input of the stage that received it. Pure: built from a RecordChain already read.
  */
 import type { CaptureRow, EffectRow, RecordChain } from '../bundle/types.js'
 import { DecodeError, decodeRaw, isUnrecorded } from '../codec/index.js'
 import { type CompiledRules, type DiffLimits, type DiffResult, diffValues, noRules } from './diff.js'
+import { handoffs } from './handoff.js'
 
 export interface SceneError {
   name: string
@@ -64,6 +65,11 @@ export interface Scene {
   stages: string[]
   captures: SceneCapture[]
   seams: Seam[]
+  /**
+   * Stages after the first that no stage handed its output to: called inside or beside
+   * another stage, or once per item. Their recorded input came from the code around them.
+   */
+  loose: string[]
   retries: number
 }
 
@@ -193,13 +199,20 @@ export function buildScene(chain: RecordChain, rules: CompiledRules = noRules, l
     if (error !== undefined) sc.error = error
     return sc
   })
-  const chainFinals = captures.filter((c) => c.final)
+  const finalOf = new Map<string, SceneCapture>()
+  for (const c of captures) if (c.final) finalOf.set(c.stage, c)
   const firstAttempt = new Map<string, SceneCapture>()
   for (const c of captures) if (!firstAttempt.has(c.stage)) firstAttempt.set(c.stage, c)
   const seams: Seam[] = []
-  for (let i = 0; i + 1 < chainFinals.length; i++) {
-    const from = chainFinals[i]!
-    const to = firstAttempt.get(chainFinals[i + 1]!.stage)!
+  const loose: string[] = []
+  // Only where production handed one stage's output to the next (src/compare/handoff.ts).
+  for (const [stage, feeder] of handoffs(chain.captures)) {
+    if (feeder === undefined) {
+      if (stage !== chain.captures[0]?.stage) loose.push(stage)
+      continue
+    }
+    const from = finalOf.get(feeder)!
+    const to = firstAttempt.get(stage)!
     if (from.status !== 'ok') continue
     const diff = diffValues(from.output, to.input, rules, limits)
     seams.push({ from: from.stage, to: to.stage, matches: diff.changes.length === 0, diff })
@@ -217,6 +230,7 @@ export function buildScene(chain: RecordChain, rules: CompiledRules = noRules, l
     stages: stageOrder(chain.captures),
     captures,
     seams,
+    loose,
     retries: captures.filter((c) => c.attempt > 1).length,
   }
   const err = readError(chain.record.error)

@@ -6,6 +6,7 @@ import type { RecordChain } from '../bundle/types.js'
 import { briefPair } from './brief.js'
 import { recordedChain } from './chain.js'
 import { type CompiledRules, diffValues, noRules } from './diff.js'
+import { handoffs } from './handoff.js'
 import { type CompiledInvariant, runInvariants } from './invariants.js'
 import { finalCaptures, readPayload } from './scene.js'
 import { isUndefinedValue } from './typed.js'
@@ -37,15 +38,17 @@ export interface VerifySummary {
 
 const maxExamples = 5
 
-/** Seams of one record: stage N's recorded output against stage N+1's recorded input. */
+/** Seams of one record: the recorded output each stage handed on against the input received. */
 export function seamViolations(chain: RecordChain, rules: CompiledRules = noRules): Violation[] {
-  const finals = finalCaptures(chain.captures)
+  const finalOf = new Map(finalCaptures(chain.captures).map((c) => [c.stage, c]))
   const firstInput = new Map<string, string>()
   for (const c of chain.captures) if (!firstInput.has(c.stage)) firstInput.set(c.stage, c.input)
   const out: Violation[] = []
-  for (let i = 0; i + 1 < finals.length; i++) {
-    const from = finals[i]!
-    const to = finals[i + 1]!
+  // Only where production handed one stage's output to the next (src/compare/handoff.ts).
+  for (const [stage, feeder] of handoffs(chain.captures)) {
+    if (feeder === undefined) continue
+    const from = finalOf.get(feeder)!
+    const to = finalOf.get(stage)!
     if (from.output === null) continue
     const input = firstInput.get(to.stage)!
     if (from.output === input) continue

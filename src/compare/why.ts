@@ -10,6 +10,7 @@ import { formatPath, type PathPart, parsePath, TAG } from '../codec/index.js'
 import { UsageError } from '../errors.js'
 import { briefPair } from './brief.js'
 import { keyedItemLabel } from './diff.js'
+import { handoffs } from './handoff.js'
 import { finalCaptures, readError, readPayload } from './scene.js'
 import { parseStagePath as parseAnyStagePath, type StagePath } from './stage-path.js'
 import { childrenOf, isUndefinedValue, readPath, shapeOf } from './typed.js'
@@ -194,6 +195,7 @@ function arithmetic(target: Quantity, name: string, effects: Leaf[], inputs: Lea
 
 export function explain(chain: RecordChain, start: StagePath): WhyReport {
   const finals = finalCaptures(chain.captures)
+  const fed = handoffs(chain.captures)
   const index = finals.findIndex((c) => c.stage === start.stage)
   if (index < 0) {
     throw new UsageError(
@@ -253,13 +255,18 @@ export function explain(chain: RecordChain, start: StagePath): WhyReport {
       gather(report, chain, c, input, here)
       return report
     }
-    // side === 'input': compare with what the stage before produced.
-    const prev = finals[i - 1]
+    // side === 'input': compare with what the stage that handed it its input produced.
+    const feeder = fed.get(c.stage)
+    const prevIndex = feeder === undefined ? -1 : finals.findIndex((f) => f.stage === feeder)
+    const prev = finals[prevIndex]
     if (prev === undefined) {
       report.origin = { stage: c.stage, attempt: c.attempt, how: 'recorded-input' }
       report.evidence.push({
         kind: 'input',
-        text: `the value was already in ${c.stage}'s recorded input: it entered the pipeline this way`,
+        text:
+          i === 0
+            ? `the value was already in ${c.stage}'s recorded input: it entered the pipeline this way`
+            : `the value was already in ${c.stage}'s recorded input, which no stage handed it whole (it was called inside or beside another stage, or once per item): look at the code that called it`,
       })
       return report
     }
@@ -273,7 +280,7 @@ export function explain(chain: RecordChain, start: StagePath): WhyReport {
       })
       return report
     }
-    i--
+    i = prevIndex
     side = 'output'
   }
   return report

@@ -180,6 +180,8 @@ interface ActiveRecord {
   key: string
   sampled: boolean
   startedAt: number
+  /** elapsed() when it started: its captures start at `startedAt` plus the time since. */
+  elapsedAt: number
   seq: number
   attempts: Map<string, number>
   captures: CaptureWrite[]
@@ -203,6 +205,11 @@ interface ActiveRecord {
   running: Map<CaptureWrite, number> | undefined
   /** Its async effects not settled yet; made at the first one. */
   pending: Set<EffectRow> | undefined
+}
+
+/** A capture's start: its record's start on the wall clock plus the time since, in µs. */
+function preciseStart(rec: ActiveRecord, elapsedNow: number): number {
+  return rec.startedAt + Math.round((elapsedNow - rec.elapsedAt) * 1000) / 1000
 }
 
 const errorLimitMs = 10_000
@@ -805,6 +812,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       key,
       sampled: keep,
       startedAt: keep ? clock() : 0,
+      elapsedAt: keep && userClock === undefined ? elapsed() : 0,
       seq: 0,
       attempts: new Map(),
       captures: [],
@@ -1002,13 +1010,17 @@ export function createRecorder(options: RecorderOptions): Recorder {
           input: safeEncode(input),
           output: null,
           error: null,
-          startedAt: clock(),
+          startedAt: userClock === undefined ? 0 : clock(),
           durationMs: 0,
           effects: [],
         }
         rec.captures.push(capture)
         grow(rec, 128 + capture.input.length)
         t0 = elapsed()
+        // To the microsecond, so the calls of a record can be ordered: which stage ran inside
+        // or beside another, and which handed its output to the next (src/compare/handoff.ts).
+        // An injected clock gives the starts itself.
+        if (userClock === undefined) capture.startedAt = preciseStart(rec, t0)
       }
     } catch (err) {
       report('E_INTERNAL', `recorder failed to start a capture: ${thrownMessage(err)}`, err)

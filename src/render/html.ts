@@ -441,13 +441,19 @@ function invariants(m: ReportModel): Html {
 
 function seams(m: ReportModel): Html {
   const list = m.scene.seams
-  if (list.length === 0) return html``
+  const loose = m.scene.loose ?? []
+  const notHanded =
+    loose.length === 0
+      ? ''
+      : html`<p class="note">Not handed on: ${loose.join(', ')} (called inside or beside another stage, or once per item; the recorded input is what each got).</p>`
+  if (list.length === 0)
+    return loose.length === 0 ? html`` : html`<section id="seams"><h2>Seams</h2>${notHanded}</section>`
   const broken = list.filter((s) => !s.matches)
   const items = list.map(
     (s) =>
       html`<div class="seam"><h3><span class="stage">${s.from}</span> → <span class="stage">${s.to}</span> ${s.matches ? badge('lines up', 'ok') : badge('changed in transit', 'warn')}</h3>${s.matches ? '' : plainDiff(s.diff, [`${s.from} output`, `${s.to} input`])}</div>`,
   )
-  return html`<section id="seams"><h2>Seams</h2><p class="note">Each hand-off: the recorded output of one stage against the recorded input of the next. ${broken.length === 0 ? 'Every seam lines up.' : `${plural(broken.length, 'seam')} changed the data in transit (stale cache, lossy serialisation, another writer).`}</p>${items}</section>`
+  return html`<section id="seams"><h2>Seams</h2><p class="note">Each hand-off: the recorded output of one stage against the recorded input of the next. ${broken.length === 0 ? 'Every seam lines up.' : `${plural(broken.length, 'seam')} changed the data in transit (stale cache, lossy serialisation, another writer).`}</p>${notHanded}${items}</section>`
 }
 
 function captureCard(m: ReportModel, c: SceneCapture): Html {

@@ -147,8 +147,8 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
         : undefined
     out.push(...captureBlock(c, index, t, o, from))
     if (c.final && c.status === 'ok') previousOutput = { stage: c.stage, value: c.output }
-    const seam = scene.seams.find((s) => s.from === c.stage)
-    if (c.final && seam !== undefined && !seam.matches) {
+    for (const seam of c.final ? scene.seams : []) {
+      if (seam.from !== c.stage || seam.matches) continue
       out.push(
         `   ${t.warn(`seam ${visibleLine(seam.from)} → ${visibleLine(seam.to)}: the data changed in transit`)}`,
       )
@@ -160,9 +160,11 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   out.push(
     scene.seams.length === 0
       ? t.dim(
-          scene.stages.length > 1
-            ? 'seams: none to check (the stage before each hand-off failed)'
-            : 'seams: none (one stage)',
+          scene.stages.length === 1
+            ? 'seams: none (one stage)'
+            : scene.loose.length === scene.stages.length - 1
+              ? 'seams: none (no stage handed its output on to the next)'
+              : 'seams: none to check (the stage before each hand-off failed)',
         )
       : scene.seams.length === 1
         ? broken === 0
@@ -172,6 +174,13 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
           ? t.dim(`seams: all ${scene.seams.length} hand-offs match`)
           : t.warn(`seams: ${broken} of ${scene.seams.length} hand-offs changed in transit`),
   )
+  if (scene.loose.length > 0) {
+    out.push(
+      t.dim(
+        `not handed on: ${visibleLine(scene.loose.join(', '))} (called inside or beside another stage, or once per item; ${scene.loose.length === 1 ? 'its' : 'their'} recorded input is what ${scene.loose.length === 1 ? 'it' : 'they'} got)`,
+      ),
+    )
+  }
   return out.join('\n')
 }
 

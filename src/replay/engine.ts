@@ -28,6 +28,7 @@ import {
   diffValues,
   type Suppressed,
 } from '../compare/diff.js'
+import { handoffs } from '../compare/handoff.js'
 import { type CompiledInvariant, type InvariantStatus, runInvariants } from '../compare/invariants.js'
 import { boundPayloadDepth, readError, stageOrder } from '../compare/scene.js'
 import { BundleError } from '../errors.js'
@@ -363,6 +364,8 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
 
 async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
   const order = stageOrder(chain.captures)
+  // Which stage handed each its input in production: the cascade follows only those.
+  const fed = handoffs(chain.captures)
   const expected = new Map<string, ExpectationRow>(chain.expectations.map((x) => [x.stage, x]))
   const lastAttempt = new Map<string, number>()
   for (const c of chain.captures) lastAttempt.set(c.stage, c.seq)
@@ -415,7 +418,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
         recordedAsLocal()
         continue
       }
-      const upstream = order[order.indexOf(c.stage) - 1]
+      const upstream = fed.get(c.stage)
       // The input that goes with this stage's oracle: production's input for a recorded
       // output; for a pinned expectation, the pinned output of the stage before if it has
       // one (both were accepted from the same fixed chain).
@@ -519,7 +522,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
   })
   const first = stages.find((s) => s.status === 'diverged' || s.status === 'error')
   const outputs = Object.fromEntries(lastLocal)
-  const invariants = checkInvariants(chain, order, outputs, o)
+  const invariants = checkInvariants(chain, fed, outputs, o)
   // A check production passed and the local build fails is a divergence of its own.
   const broken =
     first === undefined ? invariants.find((i) => i.recorded === 'ok' && i.local === 'violated') : undefined
@@ -562,7 +565,7 @@ export interface InvariantCheck {
 
 function checkInvariants(
   chain: RecordChain,
-  order: readonly string[],
+  fed: ReadonlyMap<string, string | undefined>,
   outputs: Readonly<Record<string, string>>,
   o: ReplayOptions,
 ): InvariantCheck[] {
@@ -570,7 +573,7 @@ function checkInvariants(
   if (invariants.length === 0) return []
   const recorded = recordedChain(chain)
   const rec = runInvariants(invariants, recorded)
-  const loc = runInvariants(invariants, replayedChain(recorded, order, outputs, o.mode === 'cascade'))
+  const loc = runInvariants(invariants, replayedChain(recorded, fed, outputs, o.mode === 'cascade'))
   return rec.map((r, i) => {
     const l = loc[i]!
     const check: InvariantCheck = {

@@ -64,6 +64,7 @@ function hostileModel(): ReportModel {
       }),
       capture('compute', 2, { attempt: 2 }),
     ],
+    loose: [],
     seams: [
       {
         from: 'parse',

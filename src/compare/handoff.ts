@@ -1,0 +1,99 @@
+/**
+ * Which stage handed each stage its input in production: the hand-offs replay's cascade
+ * follows and the seam checks (`show`, `verify`, `why`, the report) compare.
+ *
+ * A pipeline is not always a line. A stage may run inside another (called by it), beside
+ * another (under `Promise.all`), or once per item of what the stage before gave. None of
+ * those is a hand-off: the stage's input came from the code around it, and comparing it
+ * with the output of the stage that happened to run before would report a seam that was
+ * never there, and feed replay's cascade the wrong value.
+ *
+ * Captures from recorders since format note "precise starts" (docs/bundle-format.md) start
+ * at the record's start plus a monotonic offset, to the microsecond, so the calls of one
+ * process can be ordered:
+ * - a stage that started while another capture of its process was still running was called
+ *   inside or beside it: nothing hands it its input;
+ * - else its feeder is the capture of its process that ended last before it started. When
+ *   another capture ran while that one did, the times cannot tell a call made inside it
+ *   from one made beside it (whose outputs were gathered: a fan-in), so the hand-off is
+ *   taken only when the recorded texts show it (the feeder's output is the input);
+ * - the first stage a process ran in a record continued from another process is fed by the
+ *   stage before it in stage order (the other process's last).
+ * Older captures start on whole milliseconds, too coarse to order fast stages: each stage is
+ * fed by the stage first run before it.
+ * Either way, a stage called more than once with different inputs (once per item) neither
+ * receives nor gives a hand-off.
+ */
+import type { CaptureRow } from '../bundle/types.js'
+
+type Timed = Pick<
+  CaptureRow,
+  'stage' | 'seq' | 'input' | 'output' | 'startedAt' | 'durationMs' | 'host' | 'pid'
+>
+
+/** Starts and durations are stored to the microsecond; ends may be off by that twice. */
+const slackMs = 0.0015
+
+function endOf(c: Timed): number {
+  return c.startedAt + (Number.isFinite(c.durationMs) && c.durationMs > 0 ? c.durationMs : 0)
+}
+
+function processOf(c: Timed): string {
+  return `${c.host ?? ''}\u0000${c.pid ?? ''}`
+}
+
+/**
+ * For each stage (in the order stages first ran), the stage whose output production handed
+ * it as its input, or undefined when none did (the first stage, a stage called inside or
+ * beside another, a stage called per item, or one fed by a gathering of parallel calls).
+ */
+export function handoffs(captures: readonly Timed[]): Map<string, string | undefined> {
+  const order: string[] = []
+  const first = new Map<string, Timed>()
+  const perItem = new Set<string>()
+  const byProcess = new Map<string, Timed[]>()
+  const precise = new Set<string>()
+  for (const c of captures) {
+    const head = first.get(c.stage)
+    if (head === undefined) {
+      first.set(c.stage, c)
+      order.push(c.stage)
+    } else if (head.input !== c.input) perItem.add(c.stage)
+    const proc = processOf(c)
+    let list = byProcess.get(proc)
+    if (list === undefined) {
+      list = []
+      byProcess.set(proc, list)
+    }
+    list.push(c)
+    if (!Number.isInteger(c.startedAt)) precise.add(proc)
+  }
+  const out = new Map<string, string | undefined>()
+  for (let i = 0; i < order.length; i++) {
+    const stage = order[i]!
+    const c = first.get(stage)!
+    let from: string | undefined = order[i - 1]
+    const proc = processOf(c)
+    if (i > 0 && precise.has(proc)) {
+      const before = byProcess.get(proc)!.filter((g) => g.seq < c.seq && g.stage !== stage)
+      if (before.length > 0) from = timedFeeder(c, before)
+    }
+    if (from !== undefined && (perItem.has(from) || perItem.has(stage))) from = undefined
+    out.set(stage, from)
+  }
+  return out
+}
+
+/** The feeder of `c` among the captures of its process that started before it. */
+function timedFeeder(c: Timed, before: readonly Timed[]): string | undefined {
+  const start = c.startedAt
+  // Still running when it started: it was called inside that one, or beside it.
+  if (before.some((g) => endOf(g) > start + slackMs)) return undefined
+  let feeder = before[0]!
+  for (const g of before) if (endOf(g) >= endOf(feeder)) feeder = g
+  const from = feeder.startedAt
+  // Another capture that ran while the feeder did, inside it or beside it.
+  const overlapped = before.some((g) => g !== feeder && endOf(g) > from + slackMs)
+  if (overlapped && feeder.output !== c.input) return undefined
+  return feeder.stage
+}

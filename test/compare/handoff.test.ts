@@ -1,0 +1,120 @@
+/** Which stage handed each stage its input: lines, calls inside calls, side by side, per item. */
+import { describe, expect, it } from 'vitest'
+import { encode } from '../../src/codec/index.js'
+import { handoffs } from '../../src/compare/handoff.js'
+
+interface Call {
+  stage: string
+  input: unknown
+  output: unknown
+  /** Start and end, ms after the record started (fractions: precise starts). */
+  at: [number, number]
+  pid?: number
+}
+
+const base = 1_796_000_000_000
+
+function captures(calls: readonly Call[]) {
+  return calls.map((c, seq) => ({
+    seq,
+    stage: c.stage,
+    input: encode(c.input),
+    output: encode(c.output),
+    startedAt: base + c.at[0],
+    durationMs: c.at[1] - c.at[0],
+    host: 'h',
+    pid: c.pid ?? 1,
+  }))
+}
+
+function fed(calls: readonly Call[]): Record<string, string | undefined> {
+  return Object.fromEntries(handoffs(captures(calls)))
+}
+
+describe('handoffs', () => {
+  it('follows a line of stages, whatever each handed on', () => {
+    expect(
+      fed([
+        { stage: 'a', input: 1, output: 2, at: [0.1, 0.2] },
+        { stage: 'b', input: 2, output: 3, at: [0.25, 0.3] },
+        // What c received is not what b gave: still b's hand-off, a seam that does not line up.
+        { stage: 'c', input: 99, output: 4, at: [0.35, 0.5] },
+      ]),
+    ).toEqual({ a: undefined, b: 'a', c: 'b' })
+  })
+
+  it('gives no hand-off to stages called inside another, and follows the outer one after it', () => {
+    expect(
+      fed([
+        { stage: 'handle', input: { body: '{}' }, output: { status: 201 }, at: [0.1, 0.9] },
+        { stage: 'parse', input: { body: '{}' }, output: { id: 1 }, at: [0.2, 0.3] },
+        { stage: 'store', input: { id: 1, tenant: 't' }, output: { id: 1 }, at: [0.4, 0.8] },
+        { stage: 'respond', input: { status: 201 }, output: 'ok', at: [0.95, 1.1] },
+      ]),
+    ).toEqual({ handle: undefined, parse: undefined, store: undefined, respond: 'handle' })
+  })
+
+  it('gives no hand-off to stages run side by side, nor to the stage that gathers them', () => {
+    expect(
+      fed([
+        { stage: 'load', input: 1, output: { id: 1 }, at: [0.1, 0.2] },
+        { stage: 'price', input: { id: 1 }, output: 5, at: [0.3, 0.9] },
+        { stage: 'stock', input: { id: 1 }, output: 7, at: [0.31, 0.6] },
+        { stage: 'merge', input: { price: 5, stock: 7 }, output: 'x', at: [1, 1.1] },
+      ]),
+    ).toEqual({ load: undefined, price: 'load', stock: undefined, merge: undefined })
+  })
+
+  it('takes a hand-off the times leave open when the recorded texts show it', () => {
+    expect(
+      fed([
+        { stage: 'price', input: 1, output: 5, at: [0.3, 0.9] },
+        { stage: 'stock', input: 1, output: 7, at: [0.31, 0.6] },
+        { stage: 'total', input: 5, output: 5, at: [1, 1.1] },
+      ]),
+    ).toEqual({ price: undefined, stock: undefined, total: 'price' })
+  })
+
+  it('gives no hand-off into or out of a stage called once per item', () => {
+    const lines = [{ sku: 'a' }, { sku: 'b' }]
+    expect(
+      fed([
+        { stage: 'split', input: { lines }, output: lines, at: [0.1, 0.2] },
+        { stage: 'enrich', input: lines[0], output: 1, at: [0.3, 0.4] },
+        { stage: 'enrich', input: lines[1], output: 2, at: [0.5, 0.6] },
+        { stage: 'total', input: [1, 2], output: 3, at: [0.7, 0.8] },
+      ]),
+    ).toEqual({ split: undefined, enrich: undefined, total: undefined })
+  })
+
+  it('keeps a retry (the same input again) as the stage it is', () => {
+    expect(
+      fed([
+        { stage: 'a', input: 1, output: 2, at: [0.1, 0.2] },
+        { stage: 'b', input: 2, output: null, at: [0.3, 0.4] },
+        { stage: 'b', input: 2, output: 3, at: [0.5, 0.6] },
+        { stage: 'c', input: 3, output: 4, at: [0.7, 0.8] },
+      ]),
+    ).toEqual({ a: undefined, b: 'a', c: 'b' })
+  })
+
+  it('reads whole-millisecond starts (older recorders) as a line', () => {
+    expect(
+      fed([
+        { stage: 'handle', input: 1, output: 2, at: [0, 3] },
+        { stage: 'parse', input: 1, output: 5, at: [1, 2] },
+        { stage: 'store', input: 5, output: 6, at: [2, 3] },
+      ]),
+    ).toEqual({ handle: undefined, parse: 'handle', store: 'parse' })
+  })
+
+  it('feeds the first stage a process ran in a continued record from the stage before it', () => {
+    expect(
+      fed([
+        { stage: 'a', input: 1, output: 2, at: [0.1, 0.2], pid: 1 },
+        { stage: 'b', input: 2, output: 3, at: [5.3, 5.4], pid: 2 },
+        { stage: 'c', input: 3, output: 4, at: [5.5, 5.6], pid: 2 },
+      ]),
+    ).toEqual({ a: undefined, b: 'a', c: 'b' })
+  })
+})

@@ -1,0 +1,159 @@
+/**
+ * Pipelines that are not a line: stages called inside another, side by side, and once per
+ * item, recorded by the SDK with its real clock. Only real hand-offs are seams: `verify`
+ * and `show` report none where there was none, and replay's cascade feeds such a stage its
+ * recorded input, so a healthy record matches and a local bug is named where it is.
+ */
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Recorder } from '../../src/index.js'
+import { parseReplayJson, repoRoot, runCli, statuses, type Workspace, workspace } from '../replay/fixture.js'
+
+const sdk = pathToFileURL(join(repoRoot, 'dist/index.js')).href
+
+function stagesSource(enrichCents: string): string {
+  return `import { createRecorder } from ${JSON.stringify(sdk)}
+export const recorder = createRecorder({ path: process.env.SHAPES_BUNDLE, onError: () => {} })
+const tick = () => new Promise((r) => setTimeout(r, 2))
+// Once per item, side by side.
+export const split = recorder.stage('split', (order) => order.lines.map((l) => ({ sku: l.sku, qty: l.qty })))
+export const enrich = recorder.stage('enrich', async (line) => {
+  await tick()
+  return { ...line, cents: ${enrichCents} }
+})
+export const total = recorder.stage('total', (lines) => ({ total: lines.reduce((s, l) => s + l.cents, 0) }))
+// Inside another.
+export const parse = recorder.stage('parse', (req) => JSON.parse(req.body))
+export const store = recorder.stage('store', async (doc) => { await tick(); return { id: doc.id, tenant: doc.tenant } })
+export const handle = recorder.stage('handle', async (req) => {
+  const doc = await parse(req)
+  const saved = await store({ ...doc, tenant: req.tenant })
+  return { status: 201, id: saved.id }
+})
+export const respond = recorder.stage('respond', (res) => ({ line: res.status + ' ' + res.id }))
+// Side by side, then gathered.
+export const price = recorder.stage('price', async (id) => { await tick(); await tick(); return { id, cents: 500 } })
+export const stock = recorder.stage('stock', async (id) => { await tick(); return { id, units: 7 } })
+export const merge = recorder.stage('merge', (both) => ({ id: both.price.id, value: both.price.cents * both.stock.units }))
+// A line whose hand-off loses a field in transit.
+export const a = recorder.stage('a', (x) => ({ id: x, note: 'kept' }))
+export const b = recorder.stage('b', (x) => ({ ...x, seen: true }))
+`
+}
+
+const names = [
+  'split',
+  'enrich',
+  'total',
+  'parse',
+  'store',
+  'handle',
+  'respond',
+  'price',
+  'stock',
+  'merge',
+  'a',
+  'b',
+]
+
+let ws: Workspace
+let bundle: string
+const ids: Record<string, string> = {}
+
+beforeAll(async () => {
+  ws = workspace()
+  const file = ws.write('stages.mjs', stagesSource('line.qty * line.sku.length * 100'))
+  ws.write('buggy.mjs', stagesSource('line.qty * 100'))
+  const config = (module: string) =>
+    JSON.stringify({ stages: Object.fromEntries(names.map((n) => [n, `./${module}#${n}`])) })
+  ws.write('retrace.config.json', config('stages.mjs'))
+  ws.write('buggy.config.json', config('buggy.mjs'))
+  bundle = ws.path('prod.sqlite')
+  process.env.SHAPES_BUNDLE = bundle
+  try {
+    type Stage = (x: unknown) => Promise<unknown>
+    const m = (await import(pathToFileURL(file).href)) as Record<string, Stage> & { recorder: Recorder }
+    const r = m.recorder
+    await r.record('order:1', async () => {
+      ids.order = r.current()!.recordId
+      const lines = (await m.split!({
+        lines: [
+          { sku: 'ab', qty: 1 },
+          { sku: 'abc', qty: 2 },
+        ],
+      })) as unknown[]
+      return m.total!(await Promise.all(lines.map((l) => m.enrich!(l))))
+    })
+    await r.record('req:1', async () => {
+      ids.req = r.current()!.recordId
+      return m.respond!(await m.handle!({ tenant: 't1', body: '{"id":"doc1"}' }))
+    })
+    await r.record('item:1', async () => {
+      ids.item = r.current()!.recordId
+      const [p, s] = await Promise.all([m.price!('i1'), m.stock!('i1')])
+      return m.merge!({ price: p, stock: s })
+    })
+    await r.record('line:1', async () => {
+      ids.line = r.current()!.recordId
+      const { note: _lost, ...rest } = (await m.a!('x1')) as { note: string }
+      return m.b!(rest)
+    })
+    await r.close()
+    expect(r.stats()).toMatchObject({ written: 13, dropped: 0 })
+  } finally {
+    delete process.env.SHAPES_BUNDLE
+  }
+})
+
+afterAll(() => ws?.remove())
+
+describe('stages inside, beside and per item', () => {
+  it('verify reports the one seam that changed in transit, and none where nothing was handed on', async () => {
+    const r = await runCli(['verify', bundle, '--json'], ws.dir)
+    expect(r.code).toBe(1)
+    const json = JSON.parse(r.stdout) as { checks: { check: string; violations: number }[] }
+    expect(json.checks.filter((c) => c.violations > 0).map((c) => c.check)).toEqual(['seam a → b'])
+  })
+
+  it('replays a healthy record of each shape as matched, with no stage inherited', async () => {
+    const r = await runCli(['replay', bundle, '--json'], ws.dir)
+    const byKey = new Map(parseReplayJson(r).records.map((x) => [x.key, statuses(x)]))
+    expect(byKey.get('order:1')).toEqual({ split: 'matched', enrich: 'matched', total: 'matched' })
+    expect(byKey.get('req:1')).toEqual({
+      handle: 'matched',
+      parse: 'matched',
+      store: 'matched',
+      respond: 'matched',
+    })
+    expect(byKey.get('item:1')).toEqual({ price: 'matched', stock: 'matched', merge: 'matched' })
+    // The lossy hand-off still shows: b differs on what a gave, and matches on what it got.
+    expect(byKey.get('line:1')).toEqual({ a: 'matched', b: 'inherited' })
+    expect(r.code).toBe(0)
+  })
+
+  it('names a stage called per item as the first divergence; the stage gathering it keeps its recorded input', async () => {
+    const r = await runCli(['replay', bundle, ids.order!, '--json', '--config', 'buggy.config.json'], ws.dir)
+    const [rec] = parseReplayJson(r).records
+    expect(rec!.firstDivergence).toEqual({ stage: 'enrich', status: 'diverged' })
+    expect(statuses(rec!)).toEqual({ split: 'matched', enrich: 'diverged', total: 'matched' })
+    expect(r.code).toBe(1)
+  })
+
+  it('show lists the stages nothing handed their input to', async () => {
+    const r = await runCli(['show', bundle, ids.req!], ws.dir)
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('seams: the one hand-off matches')
+    expect(r.stdout).toMatch(/not handed on: parse, store \(called inside or beside another stage/)
+    expect(r.stdout).not.toContain('changed in transit')
+  })
+
+  it('why follows the hand-off around the stages called inside another', async () => {
+    const r = await runCli(['why', bundle, ids.req!, 'respond.output.line', '--json'], ws.dir)
+    expect(r.code).toBe(0)
+    const json = JSON.parse(r.stdout) as { origin: { stage: string } | null }
+    expect(json.origin?.stage).toBe('respond')
+    const id = await runCli(['why', bundle, ids.req!, 'respond.input.id', '--json'], ws.dir)
+    expect((JSON.parse(id.stdout) as { origin: { stage: string } }).origin.stage).toBe('handle')
+  })
+})
