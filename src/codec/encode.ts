@@ -50,10 +50,29 @@ export class PayloadError extends Error {
 }
 
 /**
+ * How much JSON text the walk has seen so far, at least: every string with its quotes, every
+ * key with its quotes, colon and comma, a character for each number. It never counts more
+ * than JSON.stringify writes, so a value it finds over the cap is over it, and the walk stops
+ * there instead of serialising megabytes only to refuse them.
+ */
+interface Size {
+  seen: number
+  max: number
+}
+
+function overCap(size: Size): never {
+  throw new PayloadError(
+    'too-large',
+    `payload is over the ${size.max} byte cap (at least ${size.seen} bytes)`,
+    size.seen,
+  )
+}
+
+/**
  * Walks the value once. Returns true when `JSON.stringify` alone would write it
  * faithfully: only plain objects, arrays, finite non-negative-zero numbers, strings,
  * booleans and null, no tag key, no `__proto__` key, and no key under which `redactor`
- * (when given) may redact.
+ * (when given) may redact. Throws PayloadError when the value is over the size cap.
  */
 function isPlain(
   value: unknown,
@@ -61,13 +80,22 @@ function isPlain(
   maxDepth: number,
   seen: unknown[],
   redactor: Redactor | undefined,
+  size: Size,
 ): boolean {
-  if (value === null) return true
+  if (value === null) {
+    size.seen += 4
+    return true
+  }
   switch (typeof value) {
     case 'string':
+      size.seen += value.length + 2
+      if (size.seen > size.max) overCap(size)
+      return true
     case 'boolean':
+      size.seen += 4
       return true
     case 'number':
+      size.seen += 1
       return Number.isFinite(value) && !Object.is(value, -0)
     case 'object': {
       if (depth >= maxDepth)
@@ -78,21 +106,27 @@ function isPlain(
         // as what that gives, which only the tagged walk redacts.
         if (Object.getPrototypeOf(value) !== Array.prototype || hasToJSON(value)) return false
         seen.push(value)
+        // The brackets and the commas between the items: one for the array, one per item.
+        size.seen += 1 + value.length
         for (let i = 0; i < value.length; i++) {
-          if (!isPlain(value[i], depth + 1, maxDepth, seen, redactor)) return false
+          if (!isPlain(value[i], depth + 1, maxDepth, seen, redactor, size)) return false
         }
+        if (size.seen > size.max) overCap(size)
         seen.pop()
         return true
       }
       const proto = Object.getPrototypeOf(value)
       if (proto !== Object.prototype && proto !== null) return false
       seen.push(value)
+      size.seen += 1
       for (const key in value) {
         if (key === TAG || key === '__proto__') return false
         if (redactor?.keyMayMatch(key)) return false
-        if (!isPlain((value as Record<string, unknown>)[key], depth + 1, maxDepth, seen, redactor))
+        size.seen += key.length + 4
+        if (!isPlain((value as Record<string, unknown>)[key], depth + 1, maxDepth, seen, redactor, size))
           return false
       }
+      if (size.seen > size.max) overCap(size)
       seen.pop()
       return true
     }
@@ -285,7 +319,8 @@ function encodeValue(value: unknown, limits: EncodeLimits, redactor: Redactor | 
   // Rules that cannot be screened by key name (function rules, rules ending in `*` or an
   // index) see every value, so only the tagged walk will do.
   if (active === undefined || active.screensKeys) {
-    if (isPlain(value, 0, limits.maxDepth, [], active)) return checkSize(JSON.stringify(value), limits)
+    if (isPlain(value, 0, limits.maxDepth, [], active, { seen: 0, max: limits.maxBytes }))
+      return checkSize(JSON.stringify(value), limits)
   }
   const text = JSON.stringify(
     toTagged(value, 0, { seen: [], maxDepth: limits.maxDepth, redactor: active, path: [] }),

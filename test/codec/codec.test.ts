@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { maxDecodeDepth } from '../../src/codec/decode.js'
 import {
   DecodeError,
@@ -359,6 +359,35 @@ describe('payloads that cannot be recorded', () => {
 
     // Exactly at the cap is fine.
     expect(encode('x'.repeat(98), limits)).toHaveLength(100)
+  })
+
+  it('stops at the cap, without serialising a plain value far over it', () => {
+    const limits = { maxBytes: 1000, maxDepth: 512 }
+    const big = { rows: Array.from({ length: 10_000 }, (_, i) => ({ id: i, name: 'x'.repeat(50) })) }
+    const whole = JSON.stringify(big).length
+    const stringify = vi.spyOn(JSON, 'stringify')
+    let caught: unknown
+    try {
+      encode(big, limits)
+    } catch (err) {
+      caught = err
+    } finally {
+      expect(stringify).not.toHaveBeenCalled()
+      stringify.mockRestore()
+    }
+    expect(caught).toBeInstanceOf(PayloadError)
+    expect((caught as PayloadError).problem).toBe('too-large')
+    expect((caught as PayloadError).message).toMatch(
+      /^payload is over the 1000 byte cap \(at least \d+ bytes\)$/,
+    )
+    // A lower bound of the size: over the cap, never over what the whole value would take.
+    expect((caught as PayloadError).size).toBeGreaterThan(1000)
+    expect((caught as PayloadError).size).toBeLessThan(whole)
+    // Values just under the cap, of every plain kind, are still written whole.
+    const under = { a: [1, -2.5, true, false, null, 'é"\\n'], b: {}, c: [], d: { e: 'x'.repeat(900) } }
+    const text = JSON.stringify(under)
+    expect(encode(under, { maxBytes: text.length, maxDepth: 512 })).toBe(text)
+    expect(() => encode(under, { maxBytes: text.length - 1, maxDepth: 512 })).toThrow(PayloadError)
   })
 
   it('throws PayloadError(too-deep) past the depth limit, plain or tagged', () => {
