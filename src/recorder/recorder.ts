@@ -1085,9 +1085,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
     // svc.price)`) is called on its object, and `fn` must get that `this` as it did unwrapped.
     const wrapped = function (this: unknown, input: I): Promise<O> {
       // Under replay, a stage called by the stage being replayed plays back its recording.
-      const replay = (globalThis as { [replayHook]?: ReplayHook })[replayHook]
-      if (replay !== undefined) {
-        const played = replay(name, input, stageFn, this)
+      const replay = (globalThis as { [replayHook]?: unknown })[replayHook]
+      if (typeof replay === 'function') {
+        const played = (replay as ReplayHook)(name, input, stageFn, this)
         if (played !== undefined) return played as Promise<O>
       }
       const fn: StageFn<I, O> = this === undefined ? stageFn : (i, ctx) => stageFn.call(this, i, ctx)
