@@ -15,3 +15,21 @@ export function unwrapStage(fn: unknown): unknown {
     return fn
   }
 }
+
+/**
+ * Where replay publishes how a wrapped stage called inside a replayed stage is played back
+ * (`globalThis[replayHook]`), under a registered symbol for the same reason as
+ * `wrappedStage`. A recorder-wrapped stage reads it before anything else: given a promise,
+ * that is the call's result; given `undefined` (no stage is being replayed in this async
+ * context), the call goes on as usual. Absent in production, so the recorder pays one
+ * property read.
+ */
+export const replayHook: unique symbol = Symbol.for('retrace.replay')
+
+/** The hook replay publishes: plays back `fn` as the nested call of `stage`, or `undefined`. */
+export type ReplayHook = (
+  stage: string,
+  input: unknown,
+  fn: (input: never, ctx: never) => unknown,
+  self: unknown,
+) => Promise<unknown> | undefined

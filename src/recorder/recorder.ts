@@ -22,7 +22,7 @@ import {
   unfinishedMarker,
   unrecordedMarker,
 } from '../codec/index.js'
-import { wrappedStage } from '../stage-mark.js'
+import { type ReplayHook, replayHook, wrappedStage } from '../stage-mark.js'
 import { isThenable } from '../thenable.js'
 import { version as recorderVersion } from '../version.js'
 import { newRecordId } from './ids.js'
@@ -1096,6 +1096,12 @@ export function createRecorder(options: RecorderOptions): Recorder {
     // A function, not an arrow: a method wrapped in place (`svc.price = recorder.stage('price',
     // svc.price)`) is called on its object, and `fn` must get that `this` as it did unwrapped.
     const wrapped = function (this: unknown, input: I): Promise<O> {
+      // Under replay, a stage called by the stage being replayed plays back its recording.
+      const replay = (globalThis as { [replayHook]?: unknown })[replayHook]
+      if (typeof replay === 'function') {
+        const played = (replay as ReplayHook)(name, input, stageFn, this)
+        if (played !== undefined) return played as Promise<O>
+      }
       const fn: StageFn<I, O> = this === undefined ? stageFn : (i, ctx) => stageFn.call(this, i, ctx)
       const rec = openRecordOf(owner)
       if (rec === undefined || rec.ended) {

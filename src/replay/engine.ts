@@ -34,6 +34,7 @@ import { boundPayloadDepth, readError, stageOrder } from '../compare/scene.js'
 import { BundleError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
 import { isThenable } from '../thenable.js'
+import { NestedCalls } from './nested.js'
 import { callStage, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
 import { stageEnded, stageStarted } from './watchdog.js'
@@ -159,12 +160,18 @@ async function withTimeout<T>(p: Promise<T>, ms: number, stage: string): Promise
   }
 }
 
+/** The options as the engine passes them to `runStage` while it replays one record. */
+interface RecordOptions extends ReplayOptions {
+  /** The captures of the record, played back to wrapped stages the replayed stage calls. */
+  recordCaptures?: RecordChain['captures']
+}
+
 async function runStage(
   fn: StageFn<unknown, unknown>,
   input: unknown,
   capture: CaptureRow & { effects: EffectRow[] },
   key: string,
-  o: ReplayOptions,
+  o: RecordOptions,
   lenient = false,
 ): Promise<LocalRun> {
   const limits = o.limits ?? defaultLimits
@@ -178,15 +185,18 @@ async function runStage(
     encodeArgs,
     lenient,
   )
+  // Wrapped stages it calls play back their recorded calls in this record (see nested.ts).
+  const nested = new NestedCalls(o.recordCaptures ?? [], capture, key, encodeArgs)
   const timeoutMs = o.timeoutMs ?? 10_000
   // The stage is called synchronously; only a stage that returns a promise (or any
   // thenable) is raced against the timeout, so a synchronous stage pays for no timer.
   // A thenable is adopted here, inside the network guard's scope: a lazy query builder
   // does its work in `then`, which must run as the stage, not after it.
-  const call = (): unknown => {
-    const value = fn(input, ctx)
-    return isThenable(value, true) ? Promise.resolve(value) : value
-  }
+  const call = (): unknown =>
+    nested.run(() => {
+      const value = fn(input, ctx)
+      return isThenable(value, true) ? Promise.resolve(value) : value
+    })
   // Watched until it settles: a stage stuck in code that never yields stops the process.
   const watched = stageStarted(capture.stage, timeoutMs)
   const r = callStage(capture.stage, call, o.allowNet === true)
@@ -210,9 +220,11 @@ async function runStage(
     return { ok: false, error: { name: b.name, message: b.message, code: b.code }, unused: ctx.unused }
   }
   // A recorded effect that cannot be read fails the stage as damage, whatever it caught.
-  if (ctx.damaged !== undefined) throw ctx.damaged
-  if (ctx.divergence !== undefined) {
-    const d = ctx.divergence
+  const damaged = ctx.damaged ?? nested.damaged
+  if (damaged !== undefined) throw damaged
+  // A nested call that diverged fails the stage that made it, as its own effect would.
+  const d = ctx.divergence ?? nested.divergence
+  if (d !== undefined) {
     return { ok: false, error: { name: d.name, message: d.message, code: d.code }, unused: ctx.unused }
   }
   if (!outcome.ok) {
@@ -350,7 +362,8 @@ function skipped(attempt: number, reason: string): AttemptResult {
  */
 export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
   try {
-    return await replayChain(chain, o)
+    const inRecord: RecordOptions = { ...o, recordCaptures: chain.captures }
+    return await replayChain(chain, inRecord)
   } catch (err) {
     if (!(err instanceof DecodeError)) throw err
     throw new BundleError(

@@ -154,6 +154,25 @@ describe('captures', () => {
     expect(captures).toHaveLength(3)
   })
 
+  it('records as usual when something that is no replay hook sits where replay publishes one', async () => {
+    const { path, recorder } = testRecorder({ sample: 1 })
+    const host = globalThis as Record<symbol, unknown>
+    const slot = Symbol.for('retrace.replay')
+    const before = Object.hasOwn(host, slot)
+    const saved = host[slot]
+    host[slot] = 'not a function'
+    try {
+      const double = recorder.stage('double', (n: number) => n * 2)
+      expect(await recorder.record('n:1', () => double(2))).toBe(4)
+    } finally {
+      if (before) host[slot] = saved
+      else delete host[slot]
+    }
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ written: 1, errors: 0 })
+    expect(readBundle(path).captures).toHaveLength(1)
+  })
+
   it('calls a method wrapped in place on its object, recorded or not', async () => {
     const { path, recorder, errors } = testRecorder({ sample: 1 })
     class Pricing {

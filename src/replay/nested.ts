@@ -1,0 +1,215 @@
+/**
+ * Stages called inside a replayed stage. A stage that calls other wrapped stages
+ * (`handle` awaiting `parse` and `store`) reaches them through their recorder wrappers;
+ * under replay no record is open, so they would run with the real clock, real random and
+ * real effects (a database write during a replay). Instead, while the engine runs a stage,
+ * such a call plays back the recording of that nested call: the next capture of that stage
+ * in the same record not yet taken by a nested call of this run.
+ *
+ * The wrappers find this through `globalThis[Symbol.for('retrace.replay')]` (see
+ * stage-mark.ts): the service's module may import its own copy of retrace. The hook stays
+ * once published and answers only inside the async context of a stage the engine runs, so
+ * a stage that timed out and goes on in the background is still played back, and a call
+ * made anywhere else (a module's top level while it loads) is left alone.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { CaptureRow, EffectRow } from '../bundle/types.js'
+import { DecodeError } from '../codec/index.js'
+import type { StageContext, StageFn } from '../recorder/recorder.js'
+import { type ReplayHook, replayHook } from '../stage-mark.js'
+import { EffectDivergence, PlaybackContext } from './playback.js'
+
+type Capture = CaptureRow & { effects: EffectRow[] }
+
+/** The run a nested call belongs to, and the capture whose code made it. */
+interface Scope {
+  readonly calls: NestedCalls
+  /** Seq of the capture being played back where the call was made. */
+  readonly after: number
+  /** Its stage name. */
+  readonly caller: string
+}
+
+const scopes = new AsyncLocalStorage<Scope>()
+
+function describe(kind: string, name: string): string {
+  return kind === 'now' || kind === 'random' ? `ctx.${kind}()` : `ctx.effect(${JSON.stringify(name)})`
+}
+
+/**
+ * The context of a nested call production did not make (the local build calls the stage
+ * more often): every `ctx` call is an effect divergence, never the real clock or effect.
+ */
+class UnrecordedContext implements StageContext {
+  divergence: EffectDivergence | undefined
+  constructor(
+    readonly key: string,
+    readonly recordId: string,
+    readonly stage: string,
+    readonly attempt: number,
+    private readonly caller: string,
+  ) {}
+
+  private fail(kind: 'now' | 'random' | 'effect', name: string): never {
+    const err = new EffectDivergence(
+      `stage ${this.stage} called inside ${this.caller} was not recorded in this record: its ${describe(kind, name)} has nothing to play back`,
+      null,
+      { kind, name },
+    )
+    this.divergence ??= err
+    throw err
+  }
+
+  now(): number {
+    return this.fail('now', 'now')
+  }
+
+  random(): number {
+    return this.fail('random', 'random')
+  }
+
+  effect<T>(name: string, _args: unknown, _fn: () => T): T {
+    return this.fail('effect', String(name))
+  }
+}
+
+/** One nested call played back, to report what went wrong in it on the outer stage. */
+interface Played {
+  ctx: PlaybackContext | UnrecordedContext
+  caller: string
+}
+
+/**
+ * The nested calls of one run of one stage by the engine. Each run starts afresh: a stage
+ * run twice (again on its recorded input, or its next attempt) takes the same or its own
+ * nested captures, never ones an earlier run used.
+ */
+export class NestedCalls {
+  /** Seqs of captures taken by a nested call of this run (and the outer one itself). */
+  private readonly used: Set<number>
+  private readonly played: Played[] = []
+
+  constructor(
+    /** The captures of the record being replayed. */
+    private readonly captures: readonly Capture[],
+    /** The capture the engine is replaying. */
+    private readonly outer: Capture,
+    private readonly key: string,
+    private readonly encodeArgs: (v: unknown) => string,
+  ) {
+    this.used = new Set([outer.seq])
+  }
+
+  /** Calls `fn` (the engine calling the outer stage); nested calls in it are played back. */
+  run<T>(fn: () => T): T {
+    publishHook()
+    return scopes.run({ calls: this, after: this.outer.seq, caller: this.outer.stage }, fn)
+  }
+
+  /**
+   * The first effect divergence of a nested call, as the outer stage reports it. Set even
+   * when the outer stage caught what the nested call threw.
+   */
+  get divergence(): EffectDivergence | undefined {
+    for (const { ctx, caller } of this.played) {
+      const d = ctx.divergence
+      if (d === undefined) continue
+      if (ctx instanceof UnrecordedContext) return d
+      return new EffectDivergence(
+        `${d.message} (stage ${ctx.stage} called inside ${caller})`,
+        d.expected,
+        d.actual,
+      )
+    }
+    return undefined
+  }
+
+  /** A recorded effect of a nested call that could not be read (a damaged bundle). */
+  get damaged(): DecodeError | undefined {
+    for (const { ctx, caller } of this.played) {
+      if (ctx instanceof PlaybackContext && ctx.damaged !== undefined)
+        return new DecodeError(`${ctx.damaged.message} (stage ${ctx.stage} called inside ${caller})`)
+    }
+    return undefined
+  }
+
+  /**
+   * The capture a nested call of `stage` plays back: the first one not yet taken, after the
+   * capture whose code made the call if there is one, else any before it.
+   */
+  private take(stage: string, after: number): Capture | undefined {
+    let earlier: Capture | undefined
+    let later: Capture | undefined
+    for (const c of this.captures) {
+      if (c.stage !== stage || this.used.has(c.seq)) continue
+      if (c.seq > after) {
+        later = c
+        break
+      }
+      earlier ??= c
+    }
+    const taken = later ?? earlier
+    if (taken !== undefined) this.used.add(taken.seq)
+    return taken
+  }
+
+  /** Whether `input` is not what production recorded for the nested call. */
+  private differs(input: unknown, capture: Capture): boolean {
+    try {
+      return this.encodeArgs(input) !== capture.input
+    } catch {
+      return true
+    }
+  }
+
+  /** Plays back one nested call made from `scope`. Never throws: a throw is a rejection. */
+  play(scope: Scope, stage: string, input: unknown, fn: StageFn, self: unknown): Promise<unknown> {
+    const capture = this.take(stage, scope.after)
+    let ctx: PlaybackContext | UnrecordedContext
+    if (capture === undefined) {
+      const extra = this.played.filter((p) => p.ctx.stage === stage).length
+      ctx = new UnrecordedContext(this.key, this.outer.recordId, stage, extra + 1, scope.caller)
+    } else {
+      // Effects were recorded with production's input: played back leniently when the
+      // input differs, as the engine does for a stage's own input.
+      ctx = new PlaybackContext(
+        this.key,
+        capture.recordId,
+        stage,
+        capture.attempt,
+        capture.effects,
+        this.encodeArgs,
+        this.differs(input, capture),
+      )
+    }
+    this.played.push({ ctx, caller: scope.caller })
+    const inner: Scope = { calls: this, after: capture?.seq ?? scope.after, caller: stage }
+    try {
+      return Promise.resolve(scopes.run(inner, () => fn.call(self, input, ctx)))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+}
+
+/**
+ * The hook the recorder's wrappers read: a nested call inside a stage the engine runs is
+ * played back; anywhere else `undefined`, and the call goes on as it would without replay
+ * (or to a hook another copy of retrace published before this one).
+ */
+function hookOver(previous: ReplayHook | undefined): ReplayHook {
+  return (stage, input, fn, self) => {
+    const scope = scopes.getStore()
+    if (scope === undefined) return previous?.(stage, input, fn, self)
+    return scope.calls.play(scope, stage, input, fn as StageFn, self)
+  }
+}
+
+let published = false
+
+function publishHook(): void {
+  if (published) return
+  published = true
+  const host = globalThis as { [replayHook]?: ReplayHook }
+  host[replayHook] = hookOver(host[replayHook])
+}
