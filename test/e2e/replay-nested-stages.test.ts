@@ -80,9 +80,11 @@ describe('a wrapped stage called inside a replayed stage', () => {
     for (const rec of json.records)
       expect(statuses(rec)).toEqual({ handle: 'matched', parse: 'matched', store: 'matched' })
     expect(r.code).toBe(0)
-    // In cascade too, however the stages after it are fed.
-    const cascade = parseReplayJson(await runCli(['replay', bundle, '--json'], ws.dir))
-    for (const rec of cascade.records) expect(statuses(rec).handle).toBe('matched')
+    // In cascade too: the stages called inside handle get their recorded inputs.
+    const cascade = await runCli(['replay', bundle, '--json'], ws.dir)
+    for (const rec of parseReplayJson(cascade).records)
+      expect(statuses(rec)).toEqual({ handle: 'matched', parse: 'matched', store: 'matched' })
+    expect(cascade.code).toBe(0)
     expect(existsSync(marker)).toBe(false)
   })
 
