@@ -17,7 +17,7 @@ export default class Show extends RetraceCommand<typeof Show> {
     record: Args.string({ description: 'Record id or a unique prefix of one.' }),
   }
   static override description =
-    `The recorded scene, stage by stage: input and output of each stage, what each stage changed, the effects it saw (clock, random, KV/DB/HTTP reads), retries with their errors, durations, builds, and seams where a stage's recorded output is not the next stage's recorded input.
+    `The recorded scene, stage by stage: input and output of each stage, what each stage changed, the effects it saw (clock, random, KV/DB/HTTP reads), retries with their errors, durations, builds, and seams where a stage's recorded output is not the recorded input of the stage it handed it to (stages called inside or beside another, or once per item, are handed nothing: docs/bundle-format.md, "Hand-offs").
 
 Name the record by id (or unique prefix), or use --key for the latest record of a key. Several bundles (files, or a folder for every bundle under it) are read as one: a record continued in another process is shown whole, its parts in the order they ran.`
   static override enableJsonFlag = true

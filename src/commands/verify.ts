@@ -26,7 +26,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }),
   }
   static override description =
-    `Checks every recorded record for seams (a stage's recorded output is not the next stage's recorded input: the data changed in transit) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
+    `Checks every recorded record for seams (a stage's recorded output is not the recorded input of the stage it handed it to: the data changed in transit; stages called inside or beside another, or once per item, are handed nothing) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
 
 --follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer; a bundle not created yet is waited for. The bundles are opened only for each look, so a recorder that closes while followed leaves one file (no -wal or -shm beside it), and a bundle made again at its path (after log rotation) is followed from its first record. With --json, --follow writes one JSON object per line (NDJSON), one per violation as it lands, and no summary. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
   static override enableJsonFlag = true
