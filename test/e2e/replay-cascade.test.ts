@@ -465,6 +465,27 @@ describe('exit codes for input and config problems', () => {
     }
   })
 
+  it('2 for a --where no record matches, naming the predicate and the bundle, in one process or several', async () => {
+    for (const extra of [[], ['--workers', '2']]) {
+      const human = await replay(bundle, '--where', 'compute.available = 12345', ...extra)
+      expect(human.code).toBe(2)
+      expect(human.stdout).toBe('')
+      expect(human.stderr).toBe(`retrace: no record where compute.available = 12345 in ${bundle}\n`)
+      const json = await replay(bundle, '--where', 'compute.available = 12345', '--json', ...extra)
+      expect(json.code).toBe(2)
+      expect(JSON.parse(json.stdout)).toEqual({
+        error: {
+          code: 'E_RECORD_NOT_FOUND',
+          message: `no record where compute.available = 12345 in ${bundle}`,
+        },
+      })
+    }
+    // The same predicate matching a record replays it.
+    const hit = await replay(bundle, '--where', `compute.sku = 'sku:2002'`, '--json')
+    expect(hit.code).toBe(0)
+    expect(parseReplayJson(hit).records.map((r) => r.recordId)).toEqual([ids.good])
+  })
+
   it('2 for a missing bundle argument, in one line without advice that does not apply', async () => {
     const r = await replay()
     expect(r.code).toBe(2)
