@@ -66,14 +66,16 @@ export function splitBundleWords(words: readonly string[]): BundleWords {
 
 /**
  * For commands whose every positional is a bundle (`ls`, `verify`): a folder names every
- * bundle under it, as for the commands above; each file is read once.
+ * bundle under it, as for the commands above; each file is read once. A folder with no
+ * bundle under it is an input error, unless `emptyFolders` (`verify --follow`, which waits
+ * for one to appear).
  */
-export function bundlePaths(words: readonly string[]): string[] {
+export function bundlePaths(words: readonly string[], options: { emptyFolders?: boolean } = {}): string[] {
   const out: string[] = []
   const seen = new Set<string>()
   for (const word of words) {
     const found = statOf(word)?.isDirectory() === true ? discoverBundles([word]) : [word]
-    if (found.length === 0)
+    if (found.length === 0 && options.emptyFolders !== true)
       throw new BundleError(
         'E_NOT_BUNDLE',
         `${word}: is a directory, and no bundle (.sqlite, .bundle) is under it`,
