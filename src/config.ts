@@ -1,5 +1,5 @@
 /**
- * The replay-side config, `retrace.config.ts|mts|js|mjs|json`. Types only here, so the SDK
+ * The replay-side config, `retrace.config.ts|mts|js|mjs|json|cjs|cts`. Types only here, so the SDK
  * entry can export `defineConfig` without loading any CLI code.
  */
 import type { StageFn } from './recorder/recorder.js'

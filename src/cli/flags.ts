@@ -12,7 +12,7 @@ export const bundlesArg = Args.string({
 export const configFlag = Flags.file({
   char: 'c',
   description:
-    'Config file, or a folder holding one (default: retrace.config.{ts,mts,js,mjs,json} found upward from here).',
+    'Config file, or a folder holding one (default: retrace.config.{ts,mts,js,mjs,json,cjs,cts} found upward from here).',
 })
 
 export const keyFlag = Flags.string({ char: 'k', description: 'Business key of the record (e.g. sku:1001).' })

@@ -86,7 +86,8 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         'Replay again whenever the config or a stage module changes (with --json: one compact document per line, per run).',
     }),
     where: Flags.string({
-      description: 'Only records matching a predicate, as in `find` ("store.available = 87").',
+      description:
+        'Only records matching a predicate, as in `find` ("store.available = 87"); one no record matches is an input error (exit 2), as a --key no record has is.',
     }),
     width: Flags.integer({ default: 120, description: 'Characters a value may take on one line.', min: 20 }),
     workers: Flags.integer({

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Args, Flags } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
@@ -11,6 +11,7 @@ import { openWhenPresent } from '../cli/watch.js'
 import { noRules } from '../compare/diff.js'
 import { type CompiledInvariant, compileInvariants } from '../compare/invariants.js'
 import { Verifier, type VerifySummary, type Violation, violationId } from '../compare/verify.js'
+import { RetraceError } from '../errors.js'
 import { safeJson } from '../render/format.js'
 import { renderVerify, violationLine } from '../render/verify.js'
 import { findConfig, loadConfig } from '../replay/config.js'
@@ -28,7 +29,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
   static override description =
     `Checks every recorded record for seams (a stage's recorded output is not the recorded input of the stage it handed it to: the data changed in transit; stages called inside or beside another, or once per item, are handed nothing) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
 
---follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer; a bundle not created yet is waited for. The bundles are opened only for each look, so a recorder that closes while followed leaves one file (no -wal or -shm beside it), and a bundle made again at its path (after log rotation) is followed from its first record. With --json, --follow writes one JSON object per line (NDJSON), one per violation as it lands, and no summary. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
+--follow keeps watching bundles a recorder is still writing and prints each violation as it lands, without blocking the writer; a bundle not created yet is waited for. The bundles are opened only for each look, so a recorder that closes while followed leaves one file (no -wal or -shm beside it), and a bundle made again at its path (after log rotation) is followed from its first record. A folder is listed again on each look: a bundle that appears in it (a process started later) is followed from its first record, and a folder with no bundle yet is waited for. With --json, --follow writes one JSON object per line (NDJSON), one per violation as it lands, and no summary. Exit codes: 0 no violation, 1 violations found, 2 usage or input error, 3 the config cannot be loaded.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --config examples/inventory/retrace.config.ts',
@@ -50,11 +51,13 @@ export default class Verify extends RetraceCommand<typeof Verify> {
   static override summary = 'Check seams and invariants over every recorded record.'
 
   async run(): Promise<VerifySummary | undefined> {
-    const paths = bundlePaths(positionals(this.argv, ['--config', '-c', '--interval']))
+    const words = positionals(this.argv, ['--config', '-c', '--interval'])
+    // Followed, a folder is listed again on each look: a process started later adds its bundle.
+    const paths = bundlePaths(words, { emptyFolders: this.flags.follow })
     const { invariants, rules, note } = await this.loadChecks()
     if (note) this.note(this.theme.dim(note))
     const verifier = new Verifier(invariants, rules)
-    if (this.flags.follow) return this.follow(paths, verifier)
+    if (this.flags.follow) return this.follow(words, paths, verifier)
     const set = BundleSet.open(paths)
     try {
       for (const [i, reader] of set.readers.entries()) {
@@ -104,7 +107,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
    * record continued in another process lands in each bundle on its own: each time more of
    * it lands it is checked again, whole, and only what was not reported before is.
    */
-  private async follow(paths: string[], verifier: Verifier): Promise<undefined> {
+  private async follow(words: string[], paths: string[], verifier: Verifier): Promise<undefined> {
     let stop = false
     const onSignal = (): void => {
       stop = true
@@ -112,7 +115,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     try {
-      await this.followOpen(paths, verifier, () => stop)
+      await this.followOpen(words, paths, verifier, () => stop)
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
@@ -127,11 +130,22 @@ export default class Verify extends RetraceCommand<typeof Verify> {
    * between looks: a connection held open would keep a recorder that closes its bundle
    * from checkpointing it back into one file, leaving its -wal and -shm beside it. A
    * bundle replaced at its path (a recorder that found its file moved away by rotation
-   * starts a new one there) is followed from its first record.
+   * starts a new one there) is followed from its first record. A folder is listed again
+   * on each look: a bundle that appears in it is followed from its first record once it
+   * opens, one renamed within it is followed on from where it was, and one gone from it
+   * is no longer looked for.
    */
-  private async followOpen(paths: string[], verifier: Verifier, stopped: () => boolean): Promise<void> {
-    const cursors = paths.map(() => ({ after: 0, file: '' }))
-    /** What was reported for records seen lately, by id (only with several bundles). */
+  private async followOpen(
+    words: string[],
+    named: string[],
+    verifier: Verifier,
+    stopped: () => boolean,
+  ): Promise<void> {
+    /** How far each bundle has been read, and which file that was (device and inode). */
+    const cursors = new Map<string, { after: number; file: string }>()
+    /** Bundles new in a folder that did not open yet, with when they were first seen. */
+    const pending = new Map<string, number>()
+    /** What was reported for records seen lately, by id (only with several bundles, or a folder). */
     const reported = new Map<string, Set<string>>()
     const report = (found: Violation[]): void => {
       for (const v of found) {
@@ -140,35 +154,54 @@ export default class Verify extends RetraceCommand<typeof Verify> {
       }
       if (found.length > 0) this.found(true)
     }
+    const note = (message: string): void => this.note(this.theme.dim(message))
+    // With a folder, more bundles may come, holding more of a record already checked.
+    const grows = words.some((w) => isFolder(w))
+    let paths = named
     let looked = false
+    let saidEmpty = false
     let files: string[] = []
     while (!stopped()) {
+      if (looked || paths.length === 0) paths = relist(words, paths, pending, note)
+      if (paths.length === 0) {
+        if (!saidEmpty) note(`waiting for a bundle to appear in ${words.join(', ')} (Ctrl-C to stop)`)
+        saidEmpty = true
+        await sleep(this.flags.interval)
+        continue
+      }
       // A bundle not created yet (or moved away and not made again yet) is waited for.
       const set = await openWhenPresent(
         paths,
         () => {
           // Before opening: a file replaced in between is read again from its start, not missed.
           files = paths.map(fileIdentity)
-          // The first look checks the files whole; later ones only that they are still bundles.
-          return BundleSet.open(paths, { live: true, ...(looked ? { checkUpToBytes: 0 } : {}) })
+          try {
+            // The first look checks the files whole; later ones only that they are still bundles.
+            return BundleSet.open(paths, { live: true, ...(looked ? { checkUpToBytes: 0 } : {}) })
+          } catch (err) {
+            // Moved out of its folder since it was listed: the next look lists the folder again.
+            if (grows && looked && err instanceof RetraceError && err.code === 'E_BUNDLE_MISSING') return null
+            throw err
+          }
         },
-        {
-          intervalMs: this.flags.interval,
-          note: (message) => this.note(this.theme.dim(message)),
-          stopped,
-        },
+        { intervalMs: this.flags.interval, note, stopped },
       )
       if (set === undefined) return
-      if (!looked) this.note(this.theme.dim(`following ${paths.join(', ')} (Ctrl-C to stop)`))
+      if (set === null) {
+        await sleep(this.flags.interval)
+        continue
+      }
+      if (!looked) note(`following ${paths.join(', ')} (Ctrl-C to stop)`)
       looked = true
+      keepCursors(cursors, paths, files)
       try {
         for (const [i, reader] of set.readers.entries()) {
-          const cursor = cursors[i]!
+          const cursor = cursors.get(paths[i]!)!
           if (files[i] !== cursor.file) cursor.after = 0
           cursor.file = files[i]!
           for (const { rowid, id } of reader.recordsAfter(cursor.after)) {
             cursor.after = rowid
-            if (set.readers.length === 1) {
+            if (set.readers.length === 1 && !grows) {
               const chain = reader.loadRecord(id)
               if (chain !== undefined) report(verifier.check(chain))
               continue
@@ -191,6 +224,71 @@ export default class Verify extends RetraceCommand<typeof Verify> {
   }
 }
 
+/**
+ * The bundles to look at now: those followed so far that are still named (a file named
+ * on the command line always is; one found in a folder while it is there), then those
+ * new in a folder that open on their own. A new file may be one a recorder is still
+ * making: it is let in once it opens, and fails the follower only if it still does not
+ * open after a few seconds, as a bundle waited for does.
+ */
+function relist(
+  words: readonly string[],
+  followed: readonly string[],
+  pending: Map<string, number>,
+  note: (message: string) => void,
+): string[] {
+  let listed: string[]
+  try {
+    listed = bundlePaths(words, { emptyFolders: true })
+  } catch {
+    // A file removed while the folder was read: the next look lists it again.
+    return [...followed]
+  }
+  const now = new Set(listed)
+  const next = followed.filter((p) => now.has(p))
+  for (const p of pending.keys()) if (!now.has(p)) pending.delete(p)
+  for (const p of listed) {
+    if (next.includes(p)) continue
+    const since = pending.get(p) ?? Date.now()
+    pending.set(p, since)
+    try {
+      if (statSync(p).size === 0) continue
+      BundleSet.open([p], { live: true }).close()
+    } catch (err) {
+      if (err instanceof RetraceError && Date.now() - since < settleMs) continue
+      if (!(err instanceof RetraceError) && !existsSync(p)) continue
+      throw err
+    }
+    pending.delete(p)
+    if (followed.length > 0) note(`following ${p} too`)
+    next.push(p)
+  }
+  return next
+}
+
+/** How long a bundle new in a followed folder may take to open before it is an error. */
+const settleMs = 5000
+
+/**
+ * One cursor per bundle looked at. A bundle new in a folder that is a file already read
+ * under another name (renamed within the folder) goes on from where that name was; the
+ * cursors of names no longer looked at are dropped.
+ */
+function keepCursors(
+  cursors: Map<string, { after: number; file: string }>,
+  paths: readonly string[],
+  files: readonly string[],
+): void {
+  for (const [i, path] of paths.entries()) {
+    if (cursors.has(path)) continue
+    const file = files[i]!
+    const renamed = [...cursors].find(([p, c]) => !paths.includes(p) && file !== '' && c.file === file)
+    if (renamed !== undefined) cursors.delete(renamed[0])
+    cursors.set(path, renamed?.[1] ?? { after: 0, file: '' })
+  }
+  for (const path of [...cursors.keys()]) if (!paths.includes(path)) cursors.delete(path)
+}
+
 /** Which file is at `path` now (device and inode), to notice one replaced under it. */
 function fileIdentity(path: string): string {
   try {
@@ -198,5 +296,13 @@ function fileIdentity(path: string): string {
     return `${st.dev}:${st.ino}`
   } catch {
     return ''
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
   }
 }

@@ -23,7 +23,13 @@ export const configNames = [
   'retrace.config.js',
   'retrace.config.mjs',
   'retrace.config.json',
+  // CommonJS, after the names above so a folder holding both keeps the config it had.
+  'retrace.config.cjs',
+  'retrace.config.cts',
 ] as const
+
+/** `retrace.config.{ts,mts,...}`, the names above, for messages. */
+const configPattern = `retrace.config.{${configNames.map((n) => n.slice('retrace.config.'.length)).join(',')}}`
 
 export interface LoadedConfig {
   /** Absolute path of the config file; undefined when none was found. */
@@ -101,10 +107,7 @@ function explicitConfig(explicit: string, cwd: string): string {
   if (!statSync(given).isDirectory()) return given
   const found = configIn(given)
   if (found === undefined) {
-    throw new ConfigError(
-      `no retrace.config.{ts,mts,js,mjs,json} in ${given}, the folder --config names`,
-      'E_CONFIG_MISSING',
-    )
+    throw new ConfigError(`no ${configPattern} in ${given}, the folder --config names`, 'E_CONFIG_MISSING')
   }
   return found
 }
@@ -115,10 +118,7 @@ export async function loadConfig(explicit: string | undefined, cwd: string): Pro
   installNetworkGuard()
   const path = explicit !== undefined ? explicitConfig(explicit, cwd) : findConfig(cwd)
   if (path === undefined) {
-    throw new ConfigError(
-      `no retrace.config.{ts,mts,js,mjs,json} in ${cwd} or above; pass --config FILE`,
-      'E_CONFIG_MISSING',
-    )
+    throw new ConfigError(`no ${configPattern} in ${cwd} or above; pass --config FILE`, 'E_CONFIG_MISSING')
   }
   let raw: unknown
   try {

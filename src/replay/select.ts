@@ -1,6 +1,7 @@
 /** Which records a command works on: named ids, a key, a --where predicate, or all. */
 import { type BundleSet, keyNotFound } from '../bundle/index.js'
 import { parseWhere } from '../compare/where.js'
+import { BundleError } from '../errors.js'
 
 export interface Selection {
   records?: readonly string[]
@@ -42,13 +43,27 @@ export function* selectRecords(set: BundleSet, sel: Selection): Generator<string
 
 /**
  * Fails now as `selectRecords` would (an unknown record id, a key no record has, a --where
- * that does not parse), before anything is printed about the run.
+ * that does not parse), and for a --where that no record matches, before anything is
+ * printed about the run.
  */
 export function checkSelection(set: BundleSet, sel: Selection): void {
   if (sel.records !== undefined && sel.records.length > 0) {
     for (const ref of sel.records) set.resolveRecordId(ref)
-  } else if (sel.where !== undefined) parseWhere(sel.where)
-  else if (sel.key !== undefined) {
+  } else if (sel.where !== undefined) {
+    const where = parseWhere(sel.where)
+    // As for --key: a selection of nothing is most often a typo, not a run to report.
+    const found = set.readers.some((reader) => {
+      const hits = reader.find(where, 1)
+      try {
+        return hits.next().done !== true
+      } finally {
+        // Ends the search's statement, so the bundle can be read (or closed) again.
+        hits.return(undefined)
+      }
+    })
+    if (!found)
+      throw new BundleError('E_RECORD_NOT_FOUND', `no record where ${sel.where} in ${set.paths.join(', ')}`)
+  } else if (sel.key !== undefined) {
     const first = set.records({ key: sel.key, limit: 1 })
     try {
       // A misspelt key is an input error, as it is for `show --key`, not a run of nothing.

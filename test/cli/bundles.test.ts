@@ -1,6 +1,7 @@
 /**
  * How `replay`, `show`, `why`, `report` and `extract` tell bundles from record ids in their
- * positionals (src/cli/bundles.ts). Splitting only looks at the file system; no file is opened.
+ * positionals (src/cli/bundles.ts). Splitting looks at the file system; bundles are opened only
+ * to ask whether a path-like word no file answers to names a record (test/e2e/replay-bundles.test.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'

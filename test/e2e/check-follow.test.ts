@@ -316,6 +316,70 @@ describe('retrace verify --follow', () => {
     expect(again.errors).toEqual([])
   })
 
+  it('follows a bundle that appears in a followed folder from its first record, and one renamed in it from where it was', async () => {
+    const dir = tempDir()
+    const cfg = config(tempDir())
+    const first = testRecorder({
+      pipeline: 'orders',
+      flushIntervalMs: 10,
+      path: join(dir, 'orders-1.sqlite'),
+    })
+    const bad1 = await order(first.recorder, 'sku:1', -1)
+    await first.recorder.flush()
+    const f = start(['verify', dir, '--follow', '--interval', '100', '--config', cfg])
+    await waitFor('the violation already recorded', () => f.stdout().includes(bad1), f)
+
+    // A process started later writes a bundle of its own beside the first.
+    const second = testRecorder({
+      pipeline: 'orders',
+      flushIntervalMs: 10,
+      path: join(dir, 'orders-2.sqlite'),
+    })
+    const bad2 = await order(second.recorder, 'sku:2', -2)
+    await second.recorder.flush()
+    await waitFor('the violation in the new bundle', () => f.stdout().includes(bad2), f)
+    expect(f.stderr()).toContain(`following ${join(dir, 'orders-2.sqlite')} too`)
+
+    // Renamed within the folder: the same file, not read again from its start.
+    await second.recorder.close()
+    renameSync(join(dir, 'orders-2.sqlite'), join(dir, 'orders-2.old.sqlite'))
+    await waitFor('the renamed bundle', () => f.stderr().includes('orders-2.old.sqlite too'), f)
+    const bad3 = await order(first.recorder, 'sku:3', -3)
+    await first.recorder.flush()
+    await waitFor('a violation written later', () => f.stdout().includes(bad3), f)
+    expect(f.stdout().split('\n').filter(Boolean)).toEqual([
+      line(bad1, 'sku:1', -1),
+      line(bad2, 'sku:2', -2),
+      line(bad3, 'sku:3', -3),
+    ])
+    f.child.kill('SIGTERM')
+    expect(await f.exited).toEqual({ code: 1, signal: null })
+    expect([...first.errors, ...second.errors]).toEqual([])
+  })
+
+  it('waits for a first bundle to appear in a followed folder that has none yet', async () => {
+    const dir = tempDir()
+    const f = start(['verify', dir, '--follow', '--interval', '50', '--config', config(tempDir())])
+    await waitFor(
+      'it to say it waits',
+      () => f.stderr().includes(`waiting for a bundle to appear in ${dir}`),
+      f,
+    )
+    expect(f.child.exitCode).toBeNull()
+    const { recorder, errors } = testRecorder({
+      pipeline: 'orders',
+      flushIntervalMs: 10,
+      path: join(dir, 'a.sqlite'),
+    })
+    const bad = await order(recorder, 'sku:1', -3)
+    await recorder.flush()
+    await waitFor('the violation in the new bundle', () => f.stdout().includes(bad), f)
+    expect(f.stdout().trim()).toBe(line(bad, 'sku:1', -3))
+    f.child.kill('SIGTERM')
+    expect(await f.exited).toEqual({ code: 1, signal: null })
+    expect(errors).toEqual([])
+  })
+
   it('a follower that saw nothing wrong exits 0 on SIGTERM', async () => {
     const { path, recorder } = testRecorder({ pipeline: 'orders', flushIntervalMs: 10 })
     await order(recorder, 'sku:1', 4)

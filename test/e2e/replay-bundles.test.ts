@@ -296,3 +296,54 @@ describe('show, why, report and extract over several bundles', () => {
     expect(bytes.includes(Buffer.from(ids[1]!))).toBe(false)
   })
 })
+
+describe('a record id holding a /', () => {
+  it('is taken for a record id after the bundles when it names a record in them, and is still a missing bundle when it names none', async () => {
+    // Service A's half and service B's half of one record, its id given to the SDK.
+    const first = ws.path('slash/part-a.sqlite')
+    const second = ws.path('slash/part-b.sqlite')
+    mkdirSync(ws.path('slash'))
+    const id = 'orders/7'
+    const event = { sku: 'sku:1001', onHand: 46, reserved: 41 }
+    let computed: unknown
+    await record(first, async (rec) => {
+      const i = rec.stage('ingest', await importStage(ws.path('stages/ingest.mjs'), 'ingest'))
+      const c = rec.stage('compute', await importStage(ws.path('prod/compute.mjs'), 'compute'))
+      await rec.record(
+        event.sku,
+        async () => {
+          computed = await c(await i(event))
+        },
+        { recordId: id },
+      )
+    })
+    await record(second, async (rec) => {
+      const s = rec.stage('store', await importStage(ws.path('stages/store.mjs'), 'store'))
+      const q = rec.stage('query', await importStage(ws.path('stages/query.mjs'), 'query'))
+      await rec.record(event.sku, async () => q(await s(computed)), { recordId: id })
+    })
+    const [replay, show, prefix] = await Promise.all([
+      cli('replay', first, second, id, '--json'),
+      cli('show', first, second, id, '--json'),
+      cli('replay', first, second, 'orders/', '--json'),
+    ])
+    expect(replay.code).toBe(1)
+    expect(statuses(recordOf(parseReplayJson(replay), id))).toEqual({
+      ingest: 'matched',
+      compute: 'diverged',
+      store: 'inherited',
+      query: 'inherited',
+    })
+    expect(show.code).toBe(0)
+    expect(parseJsonOut<{ recordId: string }>(show).recordId).toBe(id)
+    expect(prefix.code).toBe(1)
+    expect(parseReplayJson(prefix).records.map((r) => r.recordId)).toEqual([id])
+    // A path-like word that names neither a file nor a record is still a missing bundle.
+    const [other, after] = await Promise.all([
+      cli('replay', first, second, 'orders/8'),
+      cli('replay', first, id, 'nowhere/c.sqlite'),
+    ])
+    expect(expectUsageFailure(other)).toBe('retrace: orders/8: no such file')
+    expect(expectUsageFailure(after)).toBe('retrace: nowhere/c.sqlite: no such file')
+  })
+})

@@ -465,6 +465,27 @@ describe('exit codes for input and config problems', () => {
     }
   })
 
+  it('2 for a --where no record matches, naming the predicate and the bundle, in one process or several', async () => {
+    for (const extra of [[], ['--workers', '2']]) {
+      const human = await replay(bundle, '--where', 'compute.available = 12345', ...extra)
+      expect(human.code).toBe(2)
+      expect(human.stdout).toBe('')
+      expect(human.stderr).toBe(`retrace: no record where compute.available = 12345 in ${bundle}\n`)
+      const json = await replay(bundle, '--where', 'compute.available = 12345', '--json', ...extra)
+      expect(json.code).toBe(2)
+      expect(JSON.parse(json.stdout)).toEqual({
+        error: {
+          code: 'E_RECORD_NOT_FOUND',
+          message: `no record where compute.available = 12345 in ${bundle}`,
+        },
+      })
+    }
+    // The same predicate matching a record replays it.
+    const hit = await replay(bundle, '--where', `compute.sku = 'sku:2002'`, '--json')
+    expect(hit.code).toBe(0)
+    expect(parseReplayJson(hit).records.map((r) => r.recordId)).toEqual([ids.good])
+  })
+
   it('2 for a missing bundle argument, in one line without advice that does not apply', async () => {
     const r = await replay()
     expect(r.code).toBe(2)
@@ -495,7 +516,7 @@ describe('exit codes for input and config problems', () => {
     try {
       const r = await runCli(['replay', bundle], empty.dir)
       expect(r.code).toBe(3)
-      expect(r.stderr).toMatch(/no retrace\.config\.\{ts,mts,js,mjs,json\}.*--config/)
+      expect(r.stderr).toMatch(/no retrace\.config\.\{ts,mts,js,mjs,json,cjs,cts\}.*--config/)
       noStack(r)
       const json = await runCli(['replay', bundle, '--json'], empty.dir)
       expect(json.code).toBe(3)
@@ -582,12 +603,45 @@ describe('exit codes for input and config problems', () => {
     expect(plain.stderr).toContain('through the local build in config-folder/retrace.config.mjs')
   })
 
+  it('finds a CommonJS config (.cjs, .cts) upward, after the other names, and by --config', async () => {
+    const inFolder = Object.fromEntries(
+      Object.entries(allStages).map(([k, v]) => [k, v.replace('./', '../')]),
+    )
+    const body = `module.exports = { stages: ${JSON.stringify(inFolder)} }\n`
+    ws.write('cjs-config/retrace.config.cjs', body)
+    ws.write('cjs-config/deep/.keep', '')
+    ws.write(
+      'cts-config/retrace.config.cts',
+      `const stages: Record<string, string> = ${JSON.stringify(inFolder)}\nmodule.exports = { stages }\n`,
+    )
+    ws.write('cts-config/deep/.keep', '')
+    // Earlier in the order: a folder holding both keeps the config it had.
+    ws.write('both-config/retrace.config.json', JSON.stringify({ stages: inFolder }))
+    ws.write('both-config/retrace.config.cjs', 'module.exports = {\n')
+    ws.write('both-config/deep/.keep', '')
+    const found = await Promise.all(
+      ['cjs-config', 'cts-config', 'both-config'].map((dir) =>
+        runCli(['replay', bundle, ids.good], ws.path(`${dir}/deep`)),
+      ),
+    )
+    expect(found.map((r) => r.code)).toEqual([0, 0, 0])
+    expect(found[0]!.stderr).toContain('through the local build in ../retrace.config.cjs')
+    expect(found[1]!.stderr).toContain('through the local build in ../retrace.config.cts')
+    expect(found[2]!.stderr).toContain('through the local build in ../retrace.config.json')
+    const named = await Promise.all([
+      replay(bundle, ids.good, '--config', 'cjs-config/retrace.config.cjs'),
+      replay(bundle, ids.good, '--config', 'cts-config'),
+    ])
+    expect(named.map((r) => r.code)).toEqual([0, 0])
+    expect(named[1]!.stderr).toContain('through the local build in cts-config/retrace.config.cts')
+  })
+
   it('3 and one line when --config names a folder with no config in it', async () => {
     ws.write('no-config-here/readme.txt', 'nothing')
     const r = await replay(bundle, '--config', 'no-config-here')
     expect(r.code).toBe(3)
     expect(r.stderr).toBe(
-      `retrace: no retrace.config.{ts,mts,js,mjs,json} in ${ws.path('no-config-here')}, the folder --config names\n`,
+      `retrace: no retrace.config.{ts,mts,js,mjs,json,cjs,cts} in ${ws.path('no-config-here')}, the folder --config names\n`,
     )
     expect(r.stdout).toBe('')
   })
