@@ -43,43 +43,79 @@ interface HeadersLike {
 }
 
 /**
+ * What `Object.prototype.toString` names the value (`Headers`, `URLSearchParams`), without
+ * throwing: a hostile `Symbol.toStringTag` getter may.
+ */
+function builtinTag(obj: object): string {
+  try {
+    return Object.prototype.toString.call(obj).slice(8, -1)
+  } catch {
+    return ''
+  }
+}
+
+/** A plain object (or one that cannot say what it is): never one of these built-ins. */
+function isPlainObject(obj: object): boolean {
+  try {
+    const proto = Object.getPrototypeOf(obj)
+    return proto === Object.prototype || proto === null
+  } catch {
+    return true
+  }
+}
+
+/**
  * The form an opaque built-in is recorded as; undefined for any other value, and for one
  * that only looks like one (made with `Object.create(URLSearchParams.prototype)`, or a
  * Proxy around one), which the built-in's own methods refuse. Its methods are the
  * prototype's, never the value's own.
  */
 export function opaqueForm(obj: object): OpaqueForm | undefined {
+  if (isPlainObject(obj)) return undefined
   // By its internal slot: a RegExp made in another realm (a vm context) is not `instanceof`.
   if (types.isRegExp(obj)) return { kind: 'text', text: RegExp.prototype.toString.call(obj) }
-  if (isInstance(obj, URLSearchParams)) {
-    try {
-      // The entries, not the text: a parameter may be a secret a redaction rule names.
-      return { kind: 'params', entries: [...URLSearchParams.prototype.entries.call(obj as URLSearchParams)] }
-    } catch {
+  // The tag first: the global Headers is loaded (undici, into the host) the first time it
+  // is read, which only a value that says it is one should cost.
+  switch (builtinTag(obj)) {
+    case 'URLSearchParams':
+      return isInstance(obj, URLSearchParams) ? paramsForm(obj as URLSearchParams) : undefined
+    case 'Headers': {
+      const Headers = headersClass()
+      return isInstance(obj, Headers)
+        ? headersForm(obj, (Headers as { prototype: HeadersLike }).prototype)
+        : undefined
+    }
+    default:
       return undefined
-    }
   }
-  const Headers = headersClass()
-  if (isInstance(obj, Headers)) {
-    const proto = (Headers as { prototype: HeadersLike }).prototype
-    let entries: [string, string][]
-    try {
-      entries = [...proto.entries.call(obj)]
-    } catch {
-      return undefined
-    }
-    // Names come lower-case and sorted, values of a repeated name joined by `, `, except
-    // `set-cookie`, which Headers keeps apart (a cookie may hold a comma): its values are
-    // kept as a list when there are several.
-    const fields = Object.create(null) as Record<string, string | string[]>
-    for (const [name, value] of entries) {
-      const before = fields[name]
-      if (before === undefined) fields[name] = value
-      else fields[name] = Array.isArray(before) ? [...before, value] : [before, value]
-    }
-    return { kind: 'entries', fields }
+}
+
+function paramsForm(obj: URLSearchParams): OpaqueForm | undefined {
+  try {
+    // The entries, not the text: a parameter may be a secret a redaction rule names.
+    return { kind: 'params', entries: [...URLSearchParams.prototype.entries.call(obj)] }
+  } catch {
+    return undefined
   }
-  return undefined
+}
+
+function headersForm(obj: object, proto: HeadersLike): OpaqueForm | undefined {
+  let entries: [string, string][]
+  try {
+    entries = [...proto.entries.call(obj)]
+  } catch {
+    return undefined
+  }
+  // Names come lower-case and sorted, values of a repeated name joined by `, `, except
+  // `set-cookie`, which Headers keeps apart (a cookie may hold a comma): its values are
+  // kept as a list when there are several.
+  const fields = Object.create(null) as Record<string, string | string[]>
+  for (const [name, value] of entries) {
+    const before = fields[name]
+    if (before === undefined) fields[name] = value
+    else fields[name] = Array.isArray(before) ? [...before, value] : [before, value]
+  }
+  return { kind: 'entries', fields }
 }
 
 /** The query text of URLSearchParams entries, as `URLSearchParams.prototype.toString` writes it. */

@@ -348,6 +348,7 @@ describe('built-ins whose state is not in own fields', () => {
         throw new Error('hostile hasInstance')
       },
     })
+    const headers = new Headers({ a: '1' })
     const saved = Object.getOwnPropertyDescriptor(globalThis, 'Headers')!
     try {
       for (const replacement of [undefined, Hostile]) {
@@ -356,7 +357,11 @@ describe('built-ins whose state is not in own fields', () => {
           configurable: true,
           writable: true,
         })
-        expect(roundTrip({ row: new Row(), re: /x/ })).toEqual({ row: { n: 1 }, re: '/x/' })
+        expect(roundTrip({ row: new Row(), re: /x/, headers })).toEqual({
+          row: { n: 1 },
+          re: '/x/',
+          headers: {},
+        })
       }
     } finally {
       Object.defineProperty(globalThis, 'Headers', saved)

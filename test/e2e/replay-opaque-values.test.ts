@@ -2,9 +2,12 @@
  * A stage whose output holds a RegExp, a URLSearchParams and a Headers, built-ins whose
  * state is not in own fields: recorded by the SDK in a temp dir, then shown, replayed
  * through the same build and through one that changed them, and extracted with a rule
- * into its headers, by the CLI from dist as a user types it.
+ * into its headers, by the CLI from dist as a user types it; and a host that never uses
+ * Headers, which telling such values apart must not load into it.
  */
+import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decode } from '../../src/codec/index.js'
 import { readBundle } from '../helpers/bundle-db.js'
@@ -12,6 +15,7 @@ import {
   importStage,
   parseReplayJson,
   record,
+  repoRoot,
   runChain,
   runCli,
   statuses,
@@ -83,5 +87,22 @@ describe('a stage returning a RegExp, a URLSearchParams and a Headers', () => {
       query: 'sku=1001&page=2',
       headers: { authorization: '[redacted]', 'x-region': 'eu', 'x-user': '[redacted]' },
     })
+  })
+})
+
+describe('a host that never uses Headers', () => {
+  it('does not have it loaded by the recorder telling values apart', () => {
+    // Node loads fetch's Headers (undici) the first time the global is read.
+    const codec = pathToFileURL(join(repoRoot, 'dist/codec/index.js')).href
+    const script = `
+      const { encode } = await import(${JSON.stringify(codec)})
+      class Row { n = 1 }
+      encode({ at: new Date(0), row: new Row(), re: /x/, q: new URLSearchParams('a=1'), m: new Map() })
+      const loaded = process.moduleLoadList.filter((m) => /undici|fetch/.test(m))
+      new Headers()
+      const after = process.moduleLoadList.filter((m) => /undici|fetch/.test(m))
+      console.log(JSON.stringify({ loaded, control: after.length > 0 }))`
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+    expect(JSON.parse(out)).toEqual({ loaded: [], control: true })
   })
 })
