@@ -11,7 +11,9 @@
  *     {"$t":"error","v":{"name","message"}}
  *     {"$t":"obj","v":{...}}   a plain object that itself has a "$t" key (escaped)
  *
- * Boxed primitives (`new Number(3)`) are written as the primitive they hold (boxed.ts).
+ * Boxed primitives (`new Number(3)`) are written as the primitive they hold (boxed.ts), and
+ * built-ins whose state is not in own fields (RegExp, URLSearchParams, Headers) as the
+ * plain JSON text or object they hold (opaque.ts).
  *
  * Encoding takes a fast path: one read-only walk checks that the value is plain JSON
  * within the limits with no key a redaction rule may match, then the native
@@ -21,6 +23,7 @@
 import { types } from 'node:util'
 import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
 import { unboxed } from './boxed.js'
+import { type OpaqueForm, opaqueForm, paramsText } from './opaque.js'
 import { RedactionFailed, type Redactor, thrownMessage } from './redact.js'
 
 export const TAG = '$t'
@@ -274,20 +277,56 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
       const toJSON = (obj as { toJSON: (key: string) => unknown }).toJSON
       return toTagged(toJSON.call(obj, String(cx.path.at(-1) ?? '')), depth + 1, cx)
     }
-    const out: Record<string, unknown> = {}
-    let escaped = false
-    for (const key of Object.keys(obj)) {
-      // A recorded `__proto__` key could later be assigned into a prototype; never keep it.
-      if (key === '__proto__') continue
-      if (key === TAG) escaped = true
-      cx.path.push(key)
-      const v = toTagged((obj as Record<string, unknown>)[key], depth + 1, cx)
-      cx.path.pop()
-      if (v !== undefined) out[key] = v
-    }
-    return escaped ? { [TAG]: 'obj', v: out } : out
+    const opaque = opaqueForm(obj)
+    if (opaque !== undefined) return taggedOpaque(obj, opaque, depth, cx)
+    return taggedFields(obj as Record<string, unknown>, depth, cx)
   } finally {
     cx.seen.pop()
+  }
+}
+
+/** An object's own enumerable fields, tagged; the object itself escaped if it has a tag key. */
+function taggedFields(obj: Record<string, unknown>, depth: number, cx: TagContext): unknown {
+  const out: Record<string, unknown> = {}
+  let escaped = false
+  for (const key of Object.keys(obj)) {
+    // A recorded `__proto__` key could later be assigned into a prototype; never keep it.
+    if (key === '__proto__') continue
+    if (key === TAG) escaped = true
+    cx.path.push(key)
+    const v = toTagged(obj[key], depth + 1, cx)
+    cx.path.pop()
+    if (v !== undefined) out[key] = v
+  }
+  return escaped ? { [TAG]: 'obj', v: out } : out
+}
+
+/**
+ * A RegExp, URLSearchParams or Headers as the plain JSON it is recorded as. A Headers is
+ * walked as an object, so a rule (or a default secret name) that names `authorization` or
+ * `cookie` redacts that entry. A query string is checked parameter by parameter (path
+ * `$.query.token`), and one holding a parameter a rule redacts is redacted whole: the text
+ * with a token inside it would never equal the text a replay's local build gives, while a
+ * whole token is known to replay as a value production never kept.
+ */
+function taggedOpaque(value: object, form: OpaqueForm, depth: number, cx: TagContext): unknown {
+  switch (form.kind) {
+    case 'text':
+      return form.text
+    case 'entries':
+      return taggedFields(form.fields, depth, cx)
+    case 'params': {
+      const { redactor } = cx
+      if (redactor !== undefined) {
+        for (const [name, param] of form.entries) {
+          cx.path.push(name)
+          const hit = redactor.matches(cx.path, param)
+          cx.path.pop()
+          if (hit) return redactor.token(value)
+        }
+      }
+      return paramsText(form.entries)
+    }
   }
 }
 

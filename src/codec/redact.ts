@@ -11,6 +11,7 @@ import { types } from 'node:util'
 import { bufferToBase64, typedArrayKind, typedArrayToBase64, viewToBase64 } from './binary.js'
 import { unboxed } from './boxed.js'
 import { compilePath, matchPath, type PathPart, type PathPattern } from './json-path.js'
+import { opaqueForm, paramsText } from './opaque.js'
 
 /** A rule as a function: return true to redact the value at `path` (`$.a.b`). */
 export type RedactFn = (path: readonly PathPart[], value: unknown) => boolean
@@ -403,6 +404,11 @@ function canonical(v: unknown, seen: object[]): string {
   const primitive = unboxed(v)
   if (primitive !== v) return canonical(primitive, seen)
   if (v instanceof Error) return `error:${JSON.stringify([v.name, v.message])}`
+  // What the value is recorded as: a RegExp's fields alone are `{}`, whatever it matches.
+  const opaque = opaqueForm(v)
+  if (opaque?.kind === 'text') return `text:${JSON.stringify(opaque.text)}`
+  if (opaque?.kind === 'params') return `params:${paramsText(opaque.entries)}`
+  if (opaque?.kind === 'entries') return canonical(opaque.fields, seen)
   seen.push(v)
   try {
     if (Array.isArray(v)) return `[${v.map((x) => canonical(x, seen)).join(',')}]`

@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm'
 import { describe, expect, it, vi } from 'vitest'
 import { maxDecodeDepth } from '../../src/codec/decode.js'
 import {
@@ -274,6 +275,158 @@ describe('encode/decode round-trip', () => {
   it('drops functions and symbols the way JSON does', () => {
     expect(roundTrip({ a: 1, f: () => 1, s: Symbol('x') })).toEqual({ a: 1 })
     expect(roundTrip(() => 1)).toBeUndefined()
+  })
+})
+
+describe('built-ins whose state is not in own fields', () => {
+  const headers = (): Headers =>
+    new Headers([
+      ['Content-Type', 'application/json'],
+      ['X-Request-Id', 'r-1'],
+      ['Accept', 'a'],
+      ['accept', 'b'],
+      ['Set-Cookie', 'a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT'],
+      ['Set-Cookie', 'b=2'],
+    ])
+
+  it('records a RegExp and URLSearchParams as their text, Headers as its entries, all plain JSON', () => {
+    const value = { pattern: /ab+c/gi, query: new URLSearchParams('a=1&b=x y&a=2'), headers: headers() }
+    const text = encode(value)
+    expect(JSON.parse(text)).toEqual({
+      pattern: '/ab+c/gi',
+      query: 'a=1&b=x+y&a=2',
+      headers: {
+        accept: 'a, b',
+        'content-type': 'application/json',
+        'set-cookie': ['a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT', 'b=2'],
+        'x-request-id': 'r-1',
+      },
+    })
+    expect(text).not.toContain('"$t"')
+    expect(decode(text)).toEqual(JSON.parse(text))
+    expect(roundTrip(/x/)).toBe('/x/')
+    expect(roundTrip([new URLSearchParams()])).toEqual([''])
+  })
+
+  it('tells apart values of one kind that hold different things', () => {
+    expect(encode({ p: /ab+c/i })).not.toBe(encode({ p: /xyz/ }))
+    expect(encode({ p: /a/i })).not.toBe(encode({ p: /a/ }))
+    expect(encode(new URLSearchParams('a=1'))).not.toBe(encode(new URLSearchParams('a=2')))
+    expect(encode(new Headers({ a: '1' }))).not.toBe(encode(new Headers({ a: '2' })))
+  })
+
+  it('recognises a RegExp made in another realm', () => {
+    const foreign = runInNewContext('/a.b/m') as RegExp
+    expect(foreign instanceof RegExp).toBe(false)
+    expect(roundTrip({ foreign })).toEqual({ foreign: '/a.b/m' })
+  })
+
+  it("reads them with the built-in methods, not the value's own", () => {
+    const re = Object.assign(/ok/, {
+      toString: () => {
+        throw new Error('own toString')
+      },
+    })
+    const h = Object.assign(new Headers({ a: '1' }), { entries: () => [['lie', 'x']] })
+    const q = Object.assign(new URLSearchParams('a=1'), { toString: () => 'lie=1' })
+    expect(roundTrip({ re, h, q })).toEqual({ re: '/ok/', h: { a: '1' }, q: 'a=1' })
+  })
+
+  it('records a look-alike that is not one by its own fields, and never throws to ask', () => {
+    const fakeQuery = Object.assign(Object.create(URLSearchParams.prototype), { a: 1 })
+    const fakeHeaders = Object.assign(Object.create(Headers.prototype), { b: 2 })
+    expect(roundTrip({ fakeQuery, fakeHeaders })).toEqual({ fakeQuery: { a: 1 }, fakeHeaders: { b: 2 } })
+    const proxied = new Proxy(new URLSearchParams('a=1'), {})
+    expect(roundTrip({ proxied })).toEqual({ proxied: {} })
+    // The global Headers gone (Node run with --no-experimental-fetch) or replaced by a host
+    // with one whose `instanceof` throws: asking whether a value is one must not throw.
+    class Row {
+      n = 1
+    }
+    const Hostile = Object.defineProperty(() => {}, Symbol.hasInstance, {
+      value: () => {
+        throw new Error('hostile hasInstance')
+      },
+    })
+    const headers = new Headers({ a: '1' })
+    const saved = Object.getOwnPropertyDescriptor(globalThis, 'Headers')!
+    try {
+      for (const replacement of [undefined, Hostile]) {
+        Object.defineProperty(globalThis, 'Headers', {
+          value: replacement,
+          configurable: true,
+          writable: true,
+        })
+        expect(roundTrip({ row: new Row(), re: /x/, headers })).toEqual({
+          row: { n: 1 },
+          re: '/x/',
+          headers: {},
+        })
+      }
+    } finally {
+      Object.defineProperty(globalThis, 'Headers', saved)
+    }
+  })
+
+  it('uses toJSON where one of them defines it, like JSON.stringify', () => {
+    const re = Object.assign(/x/, { toJSON: () => 'own' })
+    expect(roundTrip({ re })).toEqual({ re: 'own' })
+  })
+
+  it('escapes a header named "$t" and drops one named "__proto__", as for any object', () => {
+    const h = new Headers([
+      ['$t', 'date'],
+      ['__proto__', 'x'],
+      ['v', 'y'],
+    ])
+    const back = roundTrip({ h }) as { h: Record<string, unknown> }
+    expect(back.h).toEqual({ $t: 'date', v: 'y' })
+    expect(Object.getPrototypeOf(back.h)).toBe(Object.prototype)
+  })
+
+  it('redacts a secret header and a query string holding a secret parameter by the default names', () => {
+    const redactor = new Redactor()
+    const value = {
+      headers: new Headers({ Authorization: 'Bearer s3cret', Cookie: 'sid=s3cret', 'X-Id': '7' }),
+      query: new URLSearchParams('q=shoes&access_token=s3cret'),
+      plainQuery: new URLSearchParams('q=shoes'),
+    }
+    const text = encode(value, defaultLimits, redactor)
+    expect(text).not.toContain('s3cret')
+    expect(decode(text)).toEqual({
+      headers: { authorization: '[redacted]', cookie: '[redacted]', 'x-id': '7' },
+      query: '[redacted]',
+      plainQuery: 'q=shoes',
+    })
+    // A Headers as the whole payload: its entries are keys all the same.
+    expect(decode(encode(new Headers({ authorization: 'x' }), defaultLimits, redactor))).toEqual({
+      authorization: '[redacted]',
+    })
+  })
+
+  it('redacts by path rules into headers and query parameters', () => {
+    const redactor = new Redactor({ rules: ['$.h["x-user"]', '$.q.email'], defaults: false })
+    const value = {
+      h: new Headers({ 'X-User': 'ann', 'X-Id': '7' }),
+      q: new URLSearchParams('email=ann@example.com&page=2'),
+      other: new URLSearchParams('page=2'),
+    }
+    expect(decode(encode(value, defaultLimits, redactor))).toEqual({
+      h: { 'x-user': '[redacted]', 'x-id': '7' },
+      q: '[redacted]',
+      other: 'page=2',
+    })
+  })
+
+  it('gives equality-preserving tokens by what the value holds', () => {
+    const redactor = new Redactor({ rules: ['$.v'], key: 'k' })
+    const token = (v: unknown): unknown =>
+      (decode(encode({ v }, defaultLimits, redactor)) as { v: unknown }).v
+    expect(token(/a/)).toBe(token(/a/))
+    expect(token(/a/)).not.toBe(token(/b/))
+    expect(token(new URLSearchParams('a=1'))).not.toBe(token(new URLSearchParams('a=2')))
+    expect(token(new Headers({ a: '1' }))).not.toBe(token(new Headers({ a: '2' })))
+    expect(token(new Headers({ a: '1' }))).toBe(token(new Headers({ A: '1' })))
   })
 })
 

@@ -224,6 +224,32 @@ describe('secrets in places JSON.stringify alone would write', () => {
   })
 })
 
+describe('secrets inside built-ins recorded as what they hold', () => {
+  it('are redacted in Headers entries and query strings, and nothing else of them is lost', async () => {
+    const { path, recorder } = testRecorder()
+    const s = recorder.stage('fetch', (req: { url: string }) => ({
+      headers: new Headers({
+        Authorization: 'Bearer CANARY-HEADER-AUTH-4d',
+        Cookie: 'sid=CANARY-HEADER-COOKIE-5e',
+      }),
+      query: new URLSearchParams({ q: 'shoes', api_key: 'CANARY-QUERY-APIKEY-6f' }),
+      pattern: /VISIBLE-REGEXP-7a/,
+      url: req.url,
+    }))
+    await recorder.record('k', () => s({ url: 'VISIBLE-URL-8b' }))
+    await recorder.close()
+    for (const canary of ['CANARY-HEADER-AUTH-4d', 'CANARY-HEADER-COOKIE-5e', 'CANARY-QUERY-APIKEY-6f'])
+      expect({ canary, occurrences: countBytes(path, canary) }).toEqual({ canary, occurrences: 0 })
+    expect(countBytes(path, 'VISIBLE-REGEXP-7a')).toBeGreaterThan(0)
+    expect(decode(readBundle(path).captures[0]!.output!)).toEqual({
+      headers: { authorization: '[redacted]', cookie: '[redacted]' },
+      query: '[redacted]',
+      pattern: '/VISIBLE-REGEXP-7a/',
+      url: 'VISIBLE-URL-8b',
+    })
+  })
+})
+
 describe('default secret names as hosts spell them', () => {
   it('redacts plural, short and dotted spellings, and keeps keys that only hold the letters', async () => {
     const { path, recorder } = testRecorder()

@@ -1,0 +1,124 @@
+/**
+ * Built-ins that keep their state in internal slots rather than own fields: `RegExp`,
+ * `URLSearchParams` and `Headers`. Walked field by field, as `JSON.stringify` would, each is
+ * `{}`, and a replay would match any other value of its kind. They are recorded as plain
+ * JSON instead (no tag, so older readers read them as they are): a RegExp and a
+ * URLSearchParams as their text, a Headers as an object of its entries.
+ */
+
+import { URLSearchParams } from 'node:url'
+import { types } from 'node:util'
+
+/** What an opaque built-in holds: its text, or (a Headers) its entries by name. */
+export type OpaqueForm =
+  | { kind: 'text'; text: string }
+  | { kind: 'params'; entries: [string, string][] }
+  | { kind: 'entries'; fields: Record<string, string | string[]> }
+
+/**
+ * `instanceof` that cannot throw and cannot be lied to: a Proxy's `getPrototypeOf` trap
+ * may throw, a constructor's own `Symbol.hasInstance` is not consulted, and a global that
+ * is not there (`Headers` under `--no-experimental-fetch`) is simply not matched.
+ */
+function isInstance(obj: object, ctor: unknown): boolean {
+  if (typeof ctor !== 'function') return false
+  try {
+    return Function.prototype[Symbol.hasInstance].call(ctor, obj)
+  } catch {
+    return false
+  }
+}
+
+/** The global `Headers`, read only when asked: Node loads it on first use. */
+function headersClass(): unknown {
+  try {
+    return (globalThis as { Headers?: unknown }).Headers
+  } catch {
+    return undefined
+  }
+}
+
+interface HeadersLike {
+  entries(): IterableIterator<[string, string]>
+}
+
+/**
+ * What `Object.prototype.toString` names the value (`Headers`, `URLSearchParams`), without
+ * throwing: a hostile `Symbol.toStringTag` getter may.
+ */
+function builtinTag(obj: object): string {
+  try {
+    return Object.prototype.toString.call(obj).slice(8, -1)
+  } catch {
+    return ''
+  }
+}
+
+/** A plain object (or one that cannot say what it is): never one of these built-ins. */
+function isPlainObject(obj: object): boolean {
+  try {
+    const proto = Object.getPrototypeOf(obj)
+    return proto === Object.prototype || proto === null
+  } catch {
+    return true
+  }
+}
+
+/**
+ * The form an opaque built-in is recorded as; undefined for any other value, and for one
+ * that only looks like one (made with `Object.create(URLSearchParams.prototype)`, or a
+ * Proxy around one), which the built-in's own methods refuse. Its methods are the
+ * prototype's, never the value's own.
+ */
+export function opaqueForm(obj: object): OpaqueForm | undefined {
+  if (isPlainObject(obj)) return undefined
+  // By its internal slot: a RegExp made in another realm (a vm context) is not `instanceof`.
+  if (types.isRegExp(obj)) return { kind: 'text', text: RegExp.prototype.toString.call(obj) }
+  // The tag first: the global Headers is loaded (undici, into the host) the first time it
+  // is read, which only a value that says it is one should cost.
+  switch (builtinTag(obj)) {
+    case 'URLSearchParams':
+      return isInstance(obj, URLSearchParams) ? paramsForm(obj as URLSearchParams) : undefined
+    case 'Headers': {
+      const Headers = headersClass()
+      return isInstance(obj, Headers)
+        ? headersForm(obj, (Headers as { prototype: HeadersLike }).prototype)
+        : undefined
+    }
+    default:
+      return undefined
+  }
+}
+
+function paramsForm(obj: URLSearchParams): OpaqueForm | undefined {
+  try {
+    // The entries, not the text: a parameter may be a secret a redaction rule names.
+    return { kind: 'params', entries: [...URLSearchParams.prototype.entries.call(obj)] }
+  } catch {
+    return undefined
+  }
+}
+
+function headersForm(obj: object, proto: HeadersLike): OpaqueForm | undefined {
+  let entries: [string, string][]
+  try {
+    entries = [...proto.entries.call(obj)]
+  } catch {
+    return undefined
+  }
+  // Names come lower-case and sorted, values of a repeated name joined by `, `, except
+  // `set-cookie`, which Headers keeps apart (a cookie may hold a comma): its values are
+  // kept as a list when there are several.
+  const fields = Object.create(null) as Record<string, string | string[]>
+  for (const [name, value] of entries) {
+    const before = fields[name]
+    if (before === undefined) fields[name] = value
+    else fields[name] = Array.isArray(before) ? [...before, value] : [before, value]
+  }
+  return { kind: 'entries', fields }
+}
+
+/** The query text of URLSearchParams entries, as `URLSearchParams.prototype.toString` writes it. */
+export function paramsText(entries: readonly (readonly [string, string])[]): string {
+  return new URLSearchParams(entries as [string, string][]).toString()
+}
