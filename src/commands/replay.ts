@@ -87,7 +87,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     }),
     where: Flags.string({
       description:
-        'Only records matching a predicate, as in `find` ("store.available = 87"); one no record matches is an input error (exit 2), as a --key no record has is.',
+        'Only records matching a predicate, as in `find` ("store.available = 87"); with --key, the records of that key it matches. One no record matches is an input error (exit 2), as a --key no record has is.',
     }),
     width: Flags.integer({ default: 120, description: 'Characters a value may take on one line.', min: 20 }),
     workers: Flags.integer({

@@ -486,6 +486,38 @@ describe('exit codes for input and config problems', () => {
     expect(parseReplayJson(hit).records.map((r) => r.recordId)).toEqual([ids.good])
   })
 
+  it('--key with --where replays the records of that key the predicate matches', async () => {
+    // The predicate alone matches every key; the key narrows it to one.
+    const both = await replay(bundle, '--where', 'compute.sku contains sku', '--json')
+    expect(new Set(parseReplayJson(both).records.map((r) => r.key))).toEqual(
+      new Set(['sku:1001', 'sku:2002', 'sku:3003']),
+    )
+    const one = await replay(bundle, '--where', 'compute.sku contains sku', '--key', 'sku:2002', '--json')
+    expect(one.code).toBe(0)
+    expect(parseReplayJson(one).records.map((r) => r.recordId)).toEqual([ids.good])
+    // A key the predicate matches no record of is an input error, naming both.
+    const none = await replay(bundle, '--where', `compute.sku = 'sku:1001'`, '--key', 'sku:2002')
+    expect(none.code).toBe(2)
+    expect(none.stderr).toBe(
+      `retrace: no record of key sku:2002 where compute.sku = 'sku:1001' in ${bundle}\n`,
+    )
+    const unknown = await replay(bundle, '--where', 'compute.sku contains sku', '--key', 'sku:none')
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('no record with key "sku:none"')
+  })
+
+  it('2 for records named and selected at once: which was meant cannot be told', async () => {
+    for (const flags of [
+      ['--key', 'sku:1001'],
+      ['--where', 'compute.available = 4'],
+    ]) {
+      const r = await replay(bundle, ids.good, ...flags)
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toBe(`retrace: name records or select them with ${flags[0]}, not both\n`)
+    }
+  })
+
   it('2 for a missing bundle argument, in one line without advice that does not apply', async () => {
     const r = await replay()
     expect(r.code).toBe(2)
