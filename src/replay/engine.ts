@@ -383,7 +383,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
   const lastAttempt = new Map<string, number>()
   for (const c of chain.captures) lastAttempt.set(c.stage, c.seq)
   /** Local output of each stage's latest attempt: text and value, or undefined if it failed. */
-  const localOut = new Map<string, { text: string; value: unknown } | undefined>()
+  const localOut = new Map<string, { text: string; value: unknown; recorded?: true } | undefined>()
   const attempts = new Map<string, AttemptResult[]>()
   const lastLocal = new Map<string, string>()
   const firstBad: { stage?: string } = {}
@@ -402,7 +402,10 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       const oracleOutput = expectation ? expectation.output : c.output
       const oracleError = expectation ? expectation.error : c.error
       const recordedAsLocal = (): void => {
-        localOut.set(c.stage, c.output === null ? undefined : { text: c.output, value: decode(c.output) })
+        localOut.set(
+          c.stage,
+          c.output === null ? undefined : { text: c.output, value: decode(c.output), recorded: true },
+        )
       }
       if (o.only !== undefined && c.stage !== o.only) {
         list.push(skipped(c.attempt, 'not selected (--stage)'))
@@ -420,7 +423,12 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
         recordedAsLocal()
         continue
       }
-      const recordedInput = mayBeMarker(c.input) ? decodeRaw(c.input) : undefined
+      const upstream = fed.get(c.stage)
+      // Text a local build's output encoded to is never a marker (an object spelling one is
+      // written escaped): an input equal to it needs no look.
+      const up0 = upstream === undefined ? undefined : localOut.get(upstream)
+      const handedOn = up0 !== undefined && up0.recorded !== true && up0.text === c.input
+      const recordedInput = !handedOn && mayBeMarker(c.input) ? decodeRaw(c.input) : undefined
       if (isUnrecorded(recordedInput)) {
         list.push(
           skipped(
@@ -431,7 +439,6 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
         recordedAsLocal()
         continue
       }
-      const upstream = fed.get(c.stage)
       // The input that goes with this stage's oracle: production's input for a recorded
       // output; for a pinned expectation, the pinned output of the stage before if it has
       // one (both were accepted from the same fixed chain).
