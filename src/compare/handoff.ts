@@ -20,7 +20,9 @@
  * - the first stage a process ran in a record continued from another process is fed by the
  *   stage before it in stage order (the other process's last).
  * Older captures start on whole milliseconds, too coarse to order fast stages: each stage is
- * fed by the stage first run before it.
+ * fed by the stage first run before it. So are times the recorder cannot have written (not
+ * a number, a negative duration, a later call starting before an earlier one): a hand-made
+ * or damaged row is read as a line, not as calls inside calls.
  * Either way, a stage called more than once with different inputs (once per item) neither
  * receives nor gives a hand-off.
  */
@@ -66,8 +68,8 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
       byProcess.set(proc, list)
     }
     list.push(c)
-    if (!Number.isInteger(c.startedAt)) precise.add(proc)
   }
+  for (const [proc, list] of byProcess) if (timesUsable(list)) precise.add(proc)
   const out = new Map<string, string | undefined>()
   for (let i = 0; i < order.length; i++) {
     const stage = order[i]!
@@ -82,6 +84,26 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
     out.set(stage, from)
   }
   return out
+}
+
+/**
+ * True when a process's captures carry times the recorder can have written, to the
+ * microsecond: finite starts that never go back in call order, finite durations of 0 or
+ * more, and a start that is not on a whole millisecond. Anything else (whole milliseconds,
+ * a hand-edited or damaged row) is read as a line.
+ */
+function timesUsable(list: readonly Timed[]): boolean {
+  let fraction = false
+  let last = Number.NEGATIVE_INFINITY
+  for (const c of list) {
+    const start = c.startedAt
+    if (!Number.isFinite(start) || !Number.isFinite(c.durationMs) || c.durationMs < 0) return false
+    if (!Number.isFinite(start + c.durationMs)) return false
+    if (start < last - slackMs) return false
+    last = Math.max(last, start)
+    if (!Number.isInteger(start)) fraction = true
+  }
+  return fraction
 }
 
 /** The feeder of `c` among the captures of its process that started before it. */

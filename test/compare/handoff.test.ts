@@ -10,6 +10,9 @@ interface Call {
   /** Start and end, ms after the record started (fractions: precise starts). */
   at: [number, number]
   pid?: number
+  /** Stored as is in place of the start and duration from `at` (a hand-made row). */
+  startedAt?: number
+  durationMs?: number
 }
 
 const base = 1_796_000_000_000
@@ -20,8 +23,8 @@ function captures(calls: readonly Call[]) {
     stage: c.stage,
     input: encode(c.input),
     output: encode(c.output),
-    startedAt: base + c.at[0],
-    durationMs: c.at[1] - c.at[0],
+    startedAt: c.startedAt ?? base + c.at[0],
+    durationMs: c.durationMs ?? c.at[1] - c.at[0],
     host: 'h',
     pid: c.pid ?? 1,
   }))
@@ -116,5 +119,21 @@ describe('handoffs', () => {
         { stage: 'c', input: 3, output: 4, at: [5.5, 5.6], pid: 2 },
       ]),
     ).toEqual({ a: undefined, b: 'a', c: 'b' })
+  })
+
+  it('reads times the recorder cannot have written as a line, not as calls inside calls', () => {
+    const nested: Call[] = [
+      { stage: 'handle', input: 1, output: 2, at: [0.1, 0.9] },
+      { stage: 'parse', input: 1, output: 5, at: [0.2, 0.3] },
+      { stage: 'store', input: 5, output: 6, at: [0.4, 0.8] },
+    ]
+    const line = { handle: undefined, parse: 'handle', store: 'parse' }
+    expect(fed(nested)).toEqual({ handle: undefined, parse: undefined, store: undefined })
+    const edit = (i: number, row: Partial<Call>) => nested.map((c, j) => (j === i ? { ...c, ...row } : c))
+    expect(fed(edit(1, { startedAt: Number.NaN }))).toEqual(line)
+    expect(fed(edit(0, { durationMs: -5 }))).toEqual(line)
+    expect(fed(edit(0, { durationMs: Number.POSITIVE_INFINITY }))).toEqual(line)
+    // A later call that starts before an earlier one: not the recorder's clock.
+    expect(fed(edit(2, { startedAt: base + 0.05 }))).toEqual(line)
   })
 })
