@@ -24,9 +24,13 @@
  * a number, a negative duration, a later call starting before an earlier one): a hand-made
  * or damaged row is read as a line, not as calls inside calls.
  * Either way, a stage called more than once with different inputs (once per item) neither
- * receives nor gives a hand-off.
+ * receives nor gives a hand-off, and neither does one called with a part of what the stage
+ * before gave (its one item, a field), nor one given that output as a part of its input (a
+ * list of one, a field): the code between them picked or gathered it.
  */
 import type { CaptureRow } from '../bundle/types.js'
+import { parseJson } from '../codec/index.js'
+import { childrenOf } from './typed.js'
 
 type Timed = Pick<
   CaptureRow,
@@ -81,6 +85,7 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
       if (before.length > 0) from = timedFeeder(c, before)
     }
     if (from !== undefined && (perItem.has(from) || perItem.has(stage))) from = undefined
+    if (from !== undefined && handedPart(first.get(from)!.output, c.input)) from = undefined
     out.set(stage, from)
   }
   return out
@@ -104,6 +109,41 @@ function timesUsable(list: readonly Timed[]): boolean {
     if (!Number.isInteger(start)) fraction = true
   }
   return fraction
+}
+
+/** How deep below a payload's top a part handed on by itself is looked for. */
+const partDepth = 3
+
+/**
+ * True when one of the two recorded texts is a part of the other (an item, a field, an item
+ * of a field), not the whole: the stage got one item of what the feeder gave (a stage called
+ * once per item, with one item), or the feeder's output gathered with others (`[out]`,
+ * `{price: out, stock}`). Either way it was the code around them that handed it over.
+ */
+function handedPart(output: string | null, input: string): boolean {
+  if (output === null || output === input) return false
+  return holdsPart(output, input) || holdsPart(input, output)
+}
+
+function holdsPart(whole: string, part: string): boolean {
+  // A part's text is a piece of the whole's text: most pairs stop here, unparsed.
+  if (part.length >= whole.length || !whole.includes(part)) return false
+  try {
+    let level: unknown[] = [parseJson(whole)]
+    for (let depth = 1; depth <= partDepth && level.length > 0; depth++) {
+      const next: unknown[] = []
+      for (const node of level) {
+        for (const [, child] of childrenOf(node)) {
+          if (JSON.stringify(child) === part) return true
+          next.push(child)
+        }
+      }
+      level = next
+    }
+  } catch {
+    // Unreadable, or nested too deep to write back: no part is shown.
+  }
+  return false
 }
 
 /** The feeder of `c` among the captures of its process that started before it. */

@@ -121,6 +121,41 @@ describe('handoffs', () => {
     ).toEqual({ a: undefined, b: 'a', c: 'b' })
   })
 
+  it('gives no hand-off into or out of a stage called per item with only one item', () => {
+    const one = [
+      { stage: 'split', input: { lines: [{ sku: 'a' }] }, output: [{ sku: 'a' }], at: [0.1, 0.2] },
+      { stage: 'enrich', input: { sku: 'a' }, output: { sku: 'a', cents: 5 }, at: [0.3, 0.4] },
+      { stage: 'total', input: [{ sku: 'a', cents: 5 }], output: 5, at: [0.5, 0.6] },
+    ] satisfies Call[]
+    expect(fed(one)).toEqual({ split: undefined, enrich: undefined, total: undefined })
+    // Whole milliseconds: still no seam between a list and its one item.
+    expect(fed(one.map((c, i) => ({ ...c, at: [i, i + 1] as [number, number] })))).toEqual({
+      split: undefined,
+      enrich: undefined,
+      total: undefined,
+    })
+  })
+
+  it('gives no hand-off to a stage handed a field of what the feeder gave, or gathering it', () => {
+    expect(
+      fed([
+        { stage: 'load', input: 1, output: { order: { id: 1 }, lines: [{ sku: 'a' }] }, at: [0.1, 0.2] },
+        { stage: 'line', input: { sku: 'a' }, output: { sku: 'a', ok: true }, at: [0.3, 0.4] },
+        { stage: 'save', input: { saved: { sku: 'a', ok: true }, by: 'x' }, output: 1, at: [0.5, 0.6] },
+      ]),
+    ).toEqual({ load: undefined, line: undefined, save: undefined })
+  })
+
+  it('still hands on what lost a field in transit: a changed whole is not a part', () => {
+    expect(
+      fed([
+        { stage: 'a', input: 'x1', output: { id: 'x1', note: 'kept' }, at: [0.1, 0.2] },
+        { stage: 'b', input: { id: 'x1' }, output: { id: 'x1', seen: true }, at: [0.3, 0.4] },
+        { stage: 'c', input: [{ id: 'x1', seen: true }, 'extra'], output: 1, at: [0.5, 0.6] },
+      ]),
+    ).toEqual({ a: undefined, b: 'a', c: undefined })
+  })
+
   it('reads times the recorder cannot have written as a line, not as calls inside calls', () => {
     const nested: Call[] = [
       { stage: 'handle', input: 1, output: 2, at: [0.1, 0.9] },

@@ -85,6 +85,14 @@ beforeAll(async () => {
       })) as unknown[]
       return m.total!(await Promise.all(lines.map((l) => m.enrich!(l))))
     })
+    // Once per item, one by one, with a single item: the list and its item are no seam.
+    await r.record('order:2', async () => {
+      ids.single = r.current()!.recordId
+      const lines = (await m.split!({ lines: [{ sku: 'abcd', qty: 3 }] })) as unknown[]
+      const priced: unknown[] = []
+      for (const l of lines) priced.push(await m.enrich!(l))
+      return m.total!(priced)
+    })
     await r.record('req:1', async () => {
       ids.req = r.current()!.recordId
       return m.respond!(await m.handle!({ tenant: 't1', body: '{"id":"doc1"}' }))
@@ -100,7 +108,7 @@ beforeAll(async () => {
       return m.b!(rest)
     })
     await r.close()
-    expect(r.stats()).toMatchObject({ written: 13, dropped: 0 })
+    expect(r.stats()).toMatchObject({ written: 16, dropped: 0 })
   } finally {
     delete process.env.SHAPES_BUNDLE
   }
@@ -120,6 +128,7 @@ describe('stages inside, beside and per item', () => {
     const r = await runCli(['replay', bundle, '--json'], ws.dir)
     const byKey = new Map(parseReplayJson(r).records.map((x) => [x.key, statuses(x)]))
     expect(byKey.get('order:1')).toEqual({ split: 'matched', enrich: 'matched', total: 'matched' })
+    expect(byKey.get('order:2')).toEqual({ split: 'matched', enrich: 'matched', total: 'matched' })
     expect(byKey.get('req:1')).toEqual({
       handle: 'matched',
       parse: 'matched',
@@ -138,6 +147,14 @@ describe('stages inside, beside and per item', () => {
     expect(rec!.firstDivergence).toEqual({ stage: 'enrich', status: 'diverged' })
     expect(statuses(rec!)).toEqual({ split: 'matched', enrich: 'diverged', total: 'matched' })
     expect(r.code).toBe(1)
+  })
+
+  it('show checks no seam between a list and the one item a per-item stage was called with', async () => {
+    const r = await runCli(['show', bundle, ids.single!], ws.dir)
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('seams: none (no stage handed its output on to the next)')
+    expect(r.stdout).toMatch(/not handed on: enrich, total/)
+    expect(r.stdout).not.toContain('changed in transit')
   })
 
   it('show lists the stages nothing handed their input to', async () => {
