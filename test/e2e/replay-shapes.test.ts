@@ -39,6 +39,7 @@ export const merge = recorder.stage('merge', (both) => ({ id: both.price.id, val
 // A line whose hand-off loses a field in transit.
 export const a = recorder.stage('a', (x) => ({ id: x, note: 'kept' }))
 export const b = recorder.stage('b', (x) => ({ ...x, seen: true }))
+export const c = recorder.stage('c', (x) => ({ ...x, done: 1 }))
 `
 }
 
@@ -55,6 +56,7 @@ const names = [
   'merge',
   'a',
   'b',
+  'c',
 ]
 
 let ws: Workspace
@@ -105,10 +107,10 @@ beforeAll(async () => {
     await r.record('line:1', async () => {
       ids.line = r.current()!.recordId
       const { note: _lost, ...rest } = (await m.a!('x1')) as { note: string }
-      return m.b!(rest)
+      return m.c!(await m.b!(rest))
     })
     await r.close()
-    expect(r.stats()).toMatchObject({ written: 16, dropped: 0 })
+    expect(r.stats()).toMatchObject({ written: 17, dropped: 0 })
   } finally {
     delete process.env.SHAPES_BUNDLE
   }
@@ -137,7 +139,17 @@ describe('stages inside, beside and per item', () => {
     })
     expect(byKey.get('item:1')).toEqual({ price: 'matched', stock: 'matched', merge: 'matched' })
     // The lossy hand-off still shows: b differs on what a gave, and matches on what it got.
-    expect(byKey.get('line:1')).toEqual({ a: 'matched', b: 'inherited' })
+    expect(byKey.get('line:1')).toEqual({ a: 'matched', b: 'inherited', c: 'inherited' })
+    expect(r.code).toBe(0)
+  })
+
+  it('names the seam that did not line up for every stage downstream of it', async () => {
+    const r = await runCli(['replay', bundle, ids.line!, '--json'], ws.dir)
+    const [rec] = parseReplayJson(r).records
+    const reasons = Object.fromEntries(rec!.stages.map((s) => [s.stage, s.reason]))
+    expect(reasons.b).toMatch(/\(the seam from a does not line up in the recording\)/)
+    expect(reasons.c).toMatch(/\(the seam a → b does not line up in the recording, and b handed on what it made of it\)/)
+    expect(reasons.c).not.toContain('seam from b')
     expect(r.code).toBe(0)
   })
 
