@@ -9,8 +9,8 @@
  * never there, and feed replay's cascade the wrong value.
  *
  * Captures from recorders since format note "precise starts" (docs/bundle-format.md) start
- * at the record's start plus a monotonic offset, to the microsecond, so the calls of one
- * process can be ordered:
+ * on one monotonic clock per process, to the microsecond, so the calls of one process can be
+ * ordered, in one part of a record or across parts continued in the same process:
  * - a stage that started while another capture of its process was still running was called
  *   inside or beside it: nothing hands it its input;
  * - else its feeder is the capture of its process that ended last before it started. When
