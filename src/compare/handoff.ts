@@ -18,7 +18,8 @@
  *   from one made beside it (whose outputs were gathered: a fan-in), so the hand-off is
  *   taken only when the recorded texts show it (the feeder's output is the input);
  * - the first stage a process ran in a record continued from another process is fed by the
- *   stage before it in stage order (the other process's last).
+ *   process that ran just before it: by its call that ended last (the outer one, not a stage
+ *   called inside it), taken as above; the two processes' clocks are never compared.
  * Older captures start on whole milliseconds, too coarse to order fast stages: each stage is
  * fed by the stage first run before it. So are times the recorder cannot have written (not
  * a number, a negative duration, a later call starting before an earlier one): a hand-made
@@ -56,6 +57,8 @@ function processOf(c: Timed): string {
 export function handoffs(captures: readonly Timed[]): Map<string, string | undefined> {
   const order: string[] = []
   const first = new Map<string, Timed>()
+  /** Each stage's last call: the output it handed on. */
+  const last = new Map<string, Timed>()
   const perItem = new Set<string>()
   const byProcess = new Map<string, Timed[]>()
   const precise = new Set<string>()
@@ -65,6 +68,7 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
       first.set(c.stage, c)
       order.push(c.stage)
     } else if (head.input !== c.input) perItem.add(c.stage)
+    last.set(c.stage, c)
     const proc = processOf(c)
     let list = byProcess.get(proc)
     if (list === undefined) {
@@ -80,12 +84,26 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
     const c = first.get(stage)!
     let from: string | undefined = order[i - 1]
     const proc = processOf(c)
-    if (i > 0 && precise.has(proc)) {
-      const before = byProcess.get(proc)!.filter((g) => g.seq < c.seq && g.stage !== stage)
-      if (before.length > 0) from = timedFeeder(c, before)
+    const own = byProcess.get(proc)!.filter((g) => g.seq < c.seq)
+    if (i > 0 && precise.has(proc) && own.length > 0) {
+      // Still running when it started: it was called inside that one, or beside it.
+      from = own.some((g) => endOf(g) > c.startedAt + slackMs) ? undefined : lastEnded(c, own)
+    } else if (i > 0 && own.length === 0) {
+      // The first stage this process ran in a record continued from another: the process
+      // that ran just before handed it on, from the call of it that ended last (the outer
+      // one, not a stage called inside it). Clocks of two processes are not compared.
+      let previous: Timed | undefined
+      for (const g of captures)
+        if (g.seq < c.seq && (previous === undefined || g.seq > previous.seq)) previous = g
+      const other = previous === undefined ? undefined : processOf(previous)
+      if (other !== undefined && other !== proc && precise.has(other))
+        from = lastEnded(
+          c,
+          byProcess.get(other)!.filter((g) => g.seq < c.seq),
+        )
     }
     if (from !== undefined && (perItem.has(from) || perItem.has(stage))) from = undefined
-    if (from !== undefined && handedPart(first.get(from)!.output, c.input)) from = undefined
+    if (from !== undefined && handedPart(last.get(from)!.output, c.input)) from = undefined
     out.set(stage, from)
   }
   return out
@@ -146,11 +164,11 @@ function holdsPart(whole: string, part: string): boolean {
   return false
 }
 
-/** The feeder of `c` among the captures of its process that started before it. */
-function timedFeeder(c: Timed, before: readonly Timed[]): string | undefined {
-  const start = c.startedAt
-  // Still running when it started: it was called inside that one, or beside it.
-  if (before.some((g) => endOf(g) > start + slackMs)) return undefined
+/**
+ * The feeder of `c` among captures of one process that ended before it started: the one that
+ * ended last, unless another ran while it did and the texts do not show the hand-off.
+ */
+function lastEnded(c: Timed, before: readonly Timed[]): string | undefined {
   let feeder = before[0]!
   for (const g of before) if (endOf(g) >= endOf(feeder)) feeder = g
   const from = feeder.startedAt

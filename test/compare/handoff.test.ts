@@ -121,6 +121,19 @@ describe('handoffs', () => {
     ).toEqual({ a: undefined, b: 'a', c: 'b' })
   })
 
+  it('feeds the first stage a process ran from the outer call of the process before, not one inside it', () => {
+    expect(
+      fed([
+        { stage: 'handle', input: { body: '{}' }, output: { status: 201 }, at: [0.1, 0.9] },
+        { stage: 'parse', input: { body: '{}' }, output: { id: 1 }, at: [0.2, 0.3] },
+        { stage: 'store', input: { id: 1 }, output: { id: 1, saved: true }, at: [0.4, 0.8] },
+        // Another process, on its own clock.
+        { stage: 'notify', input: { status: 201 }, output: 'sent', at: [0.5, 0.6], pid: 2 },
+        { stage: 'audit', input: 'sent', output: 'ok', at: [0.7, 0.8], pid: 2 },
+      ]),
+    ).toEqual({ handle: undefined, parse: undefined, store: undefined, notify: 'handle', audit: 'notify' })
+  })
+
   it('gives no hand-off into or out of a stage called per item with only one item', () => {
     const one = [
       { stage: 'split', input: { lines: [{ sku: 'a' }] }, output: [{ sku: 'a' }], at: [0.1, 0.2] },

@@ -7,7 +7,7 @@
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Recorder } from '../../src/index.js'
+import { createRecorder, type Recorder } from '../../src/index.js'
 import { parseReplayJson, repoRoot, runCli, statuses, type Workspace, workspace } from '../replay/fixture.js'
 
 const sdk = pathToFileURL(join(repoRoot, 'dist/index.js')).href
@@ -32,6 +32,8 @@ export const handle = recorder.stage('handle', async (req) => {
   return { status: 201, id: saved.id }
 })
 export const respond = recorder.stage('respond', (res) => ({ line: res.status + ' ' + res.id }))
+// Run by another process, on what handle gave.
+export const notify = (res) => ({ sent: res.status === 201, id: res.id })
 // Side by side, then gathered.
 export const price = recorder.stage('price', async (id) => { await tick(); await tick(); return { id, cents: 500 } })
 export const stock = recorder.stage('stock', async (id) => { await tick(); return { id, units: 7 } })
@@ -51,6 +53,7 @@ const names = [
   'store',
   'handle',
   'respond',
+  'notify',
   'price',
   'stock',
   'merge',
@@ -99,6 +102,20 @@ beforeAll(async () => {
       ids.req = r.current()!.recordId
       return m.respond!(await m.handle!({ tenant: 't1', body: '{"id":"doc1"}' }))
     })
+    // Continued in another process (its own bundle), on what handle gave.
+    let handled: unknown
+    await r.record('req:2', async () => {
+      ids.continued = r.current()!.recordId
+      handled = await m.handle!({ tenant: 't2', body: '{"id":"doc2"}' })
+    })
+    const other = createRecorder({
+      path: ws.path('notify.sqlite'),
+      origin: { pid: 424242 },
+      onError: () => {},
+    })
+    const notify = other.stage('notify', m.notify!)
+    await other.record('req:2', () => notify(handled), { recordId: ids.continued! })
+    await other.close()
     await r.record('item:1', async () => {
       ids.item = r.current()!.recordId
       const [p, s] = await Promise.all([m.price!('i1'), m.stock!('i1')])
@@ -110,7 +127,7 @@ beforeAll(async () => {
       return m.c!(await m.b!(rest))
     })
     await r.close()
-    expect(r.stats()).toMatchObject({ written: 17, dropped: 0 })
+    expect(r.stats()).toMatchObject({ written: 20, dropped: 0 })
   } finally {
     delete process.env.SHAPES_BUNDLE
   }
@@ -148,7 +165,9 @@ describe('stages inside, beside and per item', () => {
     const [rec] = parseReplayJson(r).records
     const reasons = Object.fromEntries(rec!.stages.map((s) => [s.stage, s.reason]))
     expect(reasons.b).toMatch(/\(the seam from a does not line up in the recording\)/)
-    expect(reasons.c).toMatch(/\(the seam a → b does not line up in the recording, and b handed on what it made of it\)/)
+    expect(reasons.c).toMatch(
+      /\(the seam a → b does not line up in the recording, and b handed on what it made of it\)/,
+    )
     expect(reasons.c).not.toContain('seam from b')
     expect(r.code).toBe(0)
   })
@@ -167,6 +186,21 @@ describe('stages inside, beside and per item', () => {
     expect(r.stdout).toContain('seams: none (no stage handed its output on to the next)')
     expect(r.stdout).toMatch(/not handed on: enrich, total/)
     expect(r.stdout).not.toContain('changed in transit')
+  })
+
+  it('a record continued in another process is handed on from the outer stage, not one called inside it', async () => {
+    const show = await runCli(['show', bundle, 'notify.sqlite', ids.continued!], ws.dir)
+    expect(show.code).toBe(0)
+    expect(show.stdout).toContain('seams: the one hand-off matches')
+    expect(show.stdout).not.toContain('changed in transit')
+    const replay = await runCli(['replay', bundle, 'notify.sqlite', ids.continued!, '--json'], ws.dir)
+    expect(statuses(parseReplayJson(replay).records[0]!)).toEqual({
+      handle: 'matched',
+      parse: 'matched',
+      store: 'matched',
+      notify: 'matched',
+    })
+    expect(replay.code).toBe(0)
   })
 
   it('show lists the stages nothing handed their input to', async () => {

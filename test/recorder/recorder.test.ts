@@ -359,7 +359,9 @@ describe('records', () => {
     }
     await upstream.recorder.close()
     await downstream.recorder.close()
-    const ended = new Map(readBundle(upstream.path).captures.map((c) => [c.record_id, c.started_at + c.duration_ms]))
+    const ended = new Map(
+      readBundle(upstream.path).captures.map((c) => [c.record_id, c.started_at + c.duration_ms]),
+    )
     const down = readBundle(downstream.path)
     expect(down.captures).toHaveLength(30)
     const early = down.captures.filter((c) => c.started_at < ended.get(c.record_id)! - 0.0015)
