@@ -222,12 +222,11 @@ function preciseStart(rec: ActiveRecord, elapsedNow: number): number {
  * record's start would not do: it drops up to a millisecond, differently for each part. The
  * line is drawn again when it has drifted from `Date.now()` (the wall clock was stepped).
  */
-let wallLine: { wall: number; at: number } | undefined
+let wallLine = { wall: performance.timeOrigin, at: 0 }
 const wallDriftMs = 5
 
 function processWall(at: number): number {
-  const line = (wallLine ??= { wall: performance.timeOrigin, at: 0 })
-  const wall = line.wall + (at - line.at)
+  const wall = wallLine.wall + (at - wallLine.at)
   const now = Date.now()
   if (Math.abs(wall - now) <= wallDriftMs) return wall
   wallLine = { wall: now, at }
