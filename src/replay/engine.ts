@@ -381,7 +381,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
   const brokenAt = new Map<string, string>()
   /** Stages inherited from a recorded seam that does not line up: that seam's two stages. */
   const seamOf = new Map<string, { from: string; to: string }>()
-  /** Each stage's recorded output (of its last attempt), to tell which seam lines up. */
+  /** Each stage's recorded output (of its last attempt): null when it handed nothing on. */
   const recordedOut = new Map<string, string | null>()
   for (const c of chain.captures) recordedOut.set(c.stage, c.output)
 
@@ -434,7 +434,10 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       // Effects were recorded with production's input: play them back leniently whenever the
       // input given differs from it (the oracle input may be a pinned one).
       let offRecorded = oracleInput !== c.input
-      if (o.mode === 'cascade' && upstream !== undefined && localOut.has(upstream)) {
+      // A stage that failed in production handed nothing on: what ran after it (a fallback)
+      // got its recorded input, whatever the stage does locally.
+      const handed = upstream !== undefined && recordedOut.get(upstream) !== null
+      if (o.mode === 'cascade' && handed && localOut.has(upstream)) {
         const up = localOut.get(upstream)
         if (up === undefined) {
           // Named by the stage where the chain broke, not the skipped one just before.

@@ -32,6 +32,10 @@ export const handle = recorder.stage('handle', async (req) => {
   return { status: 201, id: saved.id }
 })
 export const respond = recorder.stage('respond', (res) => ({ line: res.status + ' ' + res.id }))
+// A fallback after a stage that failed in production.
+export const primary = recorder.stage('primary', async () => { await tick(); throw new Error('primary down') })
+export const backup = recorder.stage('backup', (order) => ({ ...order, via: 'backup' }))
+export const receipt = recorder.stage('receipt', (paid) => ({ via: paid.via, id: paid.id }))
 // Run by another process, on what handle gave.
 export const notify = (res) => ({ sent: res.status === 201, id: res.id })
 // Side by side, then gathered.
@@ -54,6 +58,9 @@ const names = [
   'handle',
   'respond',
   'notify',
+  'primary',
+  'backup',
+  'receipt',
   'price',
   'stock',
   'merge',
@@ -116,6 +123,17 @@ beforeAll(async () => {
     const notify = other.stage('notify', m.notify!)
     await other.record('req:2', () => notify(handled), { recordId: ids.continued! })
     await other.close()
+    await r.record('pay:1', async () => {
+      ids.pay = r.current()!.recordId
+      const order = { id: 'p1' }
+      let paid: unknown
+      try {
+        paid = await m.primary!(order)
+      } catch {
+        paid = await m.backup!(order)
+      }
+      return m.receipt!(paid)
+    })
     await r.record('item:1', async () => {
       ids.item = r.current()!.recordId
       const [p, s] = await Promise.all([m.price!('i1'), m.stock!('i1')])
@@ -127,7 +145,7 @@ beforeAll(async () => {
       return m.c!(await m.b!(rest))
     })
     await r.close()
-    expect(r.stats()).toMatchObject({ written: 20, dropped: 0 })
+    expect(r.stats()).toMatchObject({ written: 23, dropped: 0 })
   } finally {
     delete process.env.SHAPES_BUNDLE
   }
@@ -155,6 +173,8 @@ describe('stages inside, beside and per item', () => {
       respond: 'matched',
     })
     expect(byKey.get('item:1')).toEqual({ price: 'matched', stock: 'matched', merge: 'matched' })
+    // The fallback after a stage that failed in production runs on its recorded input.
+    expect(byKey.get('pay:1')).toEqual({ primary: 'matched', backup: 'matched', receipt: 'matched' })
     // The lossy hand-off still shows: b differs on what a gave, and matches on what it got.
     expect(byKey.get('line:1')).toEqual({ a: 'matched', b: 'inherited', c: 'inherited' })
     expect(r.code).toBe(0)
