@@ -50,6 +50,24 @@ function processOf(c: Timed): string {
 }
 
 /**
+ * The stages called more than once in a record with different inputs (once per item), each
+ * with how many times; a retry (the same input again) is not one.
+ */
+export function calledPerItem(captures: readonly Pick<Timed, 'stage' | 'input'>[]): Map<string, number> {
+  const firstInput = new Map<string, string>()
+  const calls = new Map<string, number>()
+  const out = new Map<string, number>()
+  for (const c of captures) {
+    calls.set(c.stage, (calls.get(c.stage) ?? 0) + 1)
+    const head = firstInput.get(c.stage)
+    if (head === undefined) firstInput.set(c.stage, c.input)
+    else if (head !== c.input) out.set(c.stage, 0)
+  }
+  for (const stage of out.keys()) out.set(stage, calls.get(stage)!)
+  return out
+}
+
+/**
  * For each stage (in the order stages first ran), the stage whose output production handed
  * it as its input, or undefined when none did (the first stage, a stage called inside or
  * beside another, a stage called per item, or one fed by a gathering of parallel calls).

@@ -4,6 +4,7 @@
  * and `show` report none where there was none, and replay's cascade feeds such a stage its
  * recorded input, so a healthy record matches and a local bug is named where it is.
  */
+import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -221,6 +222,26 @@ describe('stages inside, beside and per item', () => {
       notify: 'matched',
     })
     expect(replay.code).toBe(0)
+  })
+
+  it('accept pins no stage called once per item: a pin holds one output per stage', async () => {
+    const pins = ws.path('pins.sqlite')
+    copyFileSync(bundle, pins)
+    const one = await runCli(['accept', pins, ids.order!, '--stage', 'enrich', '--yes'], ws.dir)
+    expect(one.code).toBe(2)
+    expect(one.stderr.trim()).toBe(
+      `retrace: cannot pin enrich: it was called 2 times with different inputs in record ${ids.order} (once per item), and a pin holds one output per stage`,
+    )
+    const all = await runCli(['accept', pins, ids.order!, '--yes', '--json'], ws.dir)
+    expect(all.code).toBe(0)
+    const json = JSON.parse(all.stdout) as { pinned: { stage: string }[] }
+    expect(json.pinned.map((p) => p.stage)).toEqual(['split', 'total'])
+    const told = await runCli(['accept', pins, ids.order!, '--yes'], ws.dir)
+    expect(told.code).toBe(0)
+    expect(told.stderr).toContain(
+      'not pinned: enrich (called once per item: a pin holds one output per stage)',
+    )
+    expect(told.stderr).toContain('pinned 2 expectations')
   })
 
   it('show lists the stages nothing handed their input to', async () => {
