@@ -77,15 +77,14 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
   const first = new Map<string, Timed>()
   /** Each stage's last call: the output it handed on. */
   const last = new Map<string, Timed>()
-  const perItem = new Set<string>()
+  const perItem = calledPerItem(captures)
   const byProcess = new Map<string, Timed[]>()
   const precise = new Set<string>()
   for (const c of captures) {
-    const head = first.get(c.stage)
-    if (head === undefined) {
+    if (!first.has(c.stage)) {
       first.set(c.stage, c)
       order.push(c.stage)
-    } else if (head.input !== c.input) perItem.add(c.stage)
+    }
     last.set(c.stage, c)
     const proc = processOf(c)
     let list = byProcess.get(proc)
