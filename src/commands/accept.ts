@@ -4,6 +4,8 @@ import { BundleSet, type ExpectationRow, pinExpectations } from '../bundle/index
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
 import { flushOut, toStderr } from '../cli/stdout.js'
+import { visibleLine } from '../codec/display.js'
+import { calledPerItem } from '../compare/handoff.js'
 import { ExitCode, RetraceError, UsageError } from '../errors.js'
 import { renderRecordResult } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
@@ -25,7 +27,7 @@ export default class Accept extends RetraceCommand<typeof Accept> {
     record: Args.string({ description: 'Record id or unique prefix.', required: true }),
   }
   static override description =
-    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test.
+    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test. A stage called more than once with different inputs in the record (once per item) is not pinned, and --stage naming one is a usage error: a pin holds one output per stage.
 
 It asks first, on a terminal (--yes pins without asking; off a terminal, or with --json, --yes is needed). Exit codes: 0 pinned, or declined at the question (n, or Ctrl-D: the bundle is unchanged); 2 usage or input error, --yes missing off a terminal included; 3 the config or a stage module could not be loaded; 130 stopped with Ctrl-C at the question.`
   static override enableJsonFlag = true
@@ -48,10 +50,19 @@ It asks first, on a terminal (--yes pins without asking; off a terminal, or with
     const stages = await loadStages(config)
     const set = BundleSet.open([this.args.bundle])
     let result: RecordResult
+    let perItem: Map<string, number>
     try {
       const chain = set.loadRecord(set.resolveRecordId(this.args.record))
       if (f.stage !== undefined && !chain.captures.some((c) => c.stage === f.stage)) {
         throw new UsageError(`record ${chain.record.id} has no stage ${JSON.stringify(f.stage)}`)
+      }
+      // A pin holds one output per stage; replay would hold only its last call to it.
+      perItem = calledPerItem(chain.captures)
+      const calls = f.stage === undefined ? undefined : perItem.get(f.stage)
+      if (calls !== undefined) {
+        throw new UsageError(
+          `cannot pin ${f.stage}: it was called ${calls} times with different inputs in record ${chain.record.id} (once per item), and a pin holds one output per stage`,
+        )
       }
       result = await replayRecord(
         chain,
@@ -65,7 +76,13 @@ It asks first, on a terminal (--yes pins without asking; off a terminal, or with
       note: f.note ?? null,
       build: f.build,
       now: Date.now(),
+      leave: perItem,
     })
+    const left = f.stage === undefined ? [...perItem.keys()] : []
+    if (left.length > 0)
+      this.note(
+        `not pinned: ${visibleLine(left.join(', '))} (called once per item: a pin holds one output per stage)`,
+      )
     if (rows.length === 0) throw new UsageError('nothing to pin: no stage of this record ran locally')
     if (!this.jsonEnabled()) {
       this.log(renderRecordResult(result, this.theme, { width: 120, verbose: false, maxChanges: 20 }))

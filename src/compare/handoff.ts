@@ -9,8 +9,8 @@
  * never there, and feed replay's cascade the wrong value.
  *
  * Captures from recorders since format note "precise starts" (docs/bundle-format.md) start
- * at the record's start plus a monotonic offset, to the microsecond, so the calls of one
- * process can be ordered:
+ * on one monotonic clock per process, to the microsecond, so the calls of one process can be
+ * ordered, in one part of a record or across parts continued in the same process:
  * - a stage that started while another capture of its process was still running was called
  *   inside or beside it: nothing hands it its input;
  * - else its feeder is the capture of its process that ended last before it started. When
@@ -18,13 +18,20 @@
  *   from one made beside it (whose outputs were gathered: a fan-in), so the hand-off is
  *   taken only when the recorded texts show it (the feeder's output is the input);
  * - the first stage a process ran in a record continued from another process is fed by the
- *   stage before it in stage order (the other process's last).
+ *   process that ran just before it: by its call that ended last (the outer one, not a stage
+ *   called inside it), taken as above; the two processes' clocks are never compared.
  * Older captures start on whole milliseconds, too coarse to order fast stages: each stage is
- * fed by the stage first run before it.
+ * fed by the stage first run before it. So are times the recorder cannot have written (not
+ * a number, a negative duration, a later call starting before an earlier one): a hand-made
+ * or damaged row is read as a line, not as calls inside calls.
  * Either way, a stage called more than once with different inputs (once per item) neither
- * receives nor gives a hand-off.
+ * receives nor gives a hand-off, and neither does one called with a part of what the stage
+ * before gave (its one item, a field), nor one given that output as a part of its input (a
+ * list of one, a field): the code between them picked or gathered it.
  */
 import type { CaptureRow } from '../bundle/types.js'
+import { parseJson } from '../codec/index.js'
+import { childrenOf } from './typed.js'
 
 type Timed = Pick<
   CaptureRow,
@@ -43,6 +50,24 @@ function processOf(c: Timed): string {
 }
 
 /**
+ * The stages called more than once in a record with different inputs (once per item), each
+ * with how many times; a retry (the same input again) is not one.
+ */
+export function calledPerItem(captures: readonly Pick<Timed, 'stage' | 'input'>[]): Map<string, number> {
+  const firstInput = new Map<string, string>()
+  const calls = new Map<string, number>()
+  const out = new Map<string, number>()
+  for (const c of captures) {
+    calls.set(c.stage, (calls.get(c.stage) ?? 0) + 1)
+    const head = firstInput.get(c.stage)
+    if (head === undefined) firstInput.set(c.stage, c.input)
+    else if (head !== c.input) out.set(c.stage, 0)
+  }
+  for (const stage of out.keys()) out.set(stage, calls.get(stage)!)
+  return out
+}
+
+/**
  * For each stage (in the order stages first ran), the stage whose output production handed
  * it as its input, or undefined when none did (the first stage, a stage called inside or
  * beside another, a stage called per item, or one fed by a gathering of parallel calls).
@@ -50,15 +75,17 @@ function processOf(c: Timed): string {
 export function handoffs(captures: readonly Timed[]): Map<string, string | undefined> {
   const order: string[] = []
   const first = new Map<string, Timed>()
-  const perItem = new Set<string>()
+  /** Each stage's last call: the output it handed on. */
+  const last = new Map<string, Timed>()
+  const perItem = calledPerItem(captures)
   const byProcess = new Map<string, Timed[]>()
   const precise = new Set<string>()
   for (const c of captures) {
-    const head = first.get(c.stage)
-    if (head === undefined) {
+    if (!first.has(c.stage)) {
       first.set(c.stage, c)
       order.push(c.stage)
-    } else if (head.input !== c.input) perItem.add(c.stage)
+    }
+    last.set(c.stage, c)
     const proc = processOf(c)
     let list = byProcess.get(proc)
     if (list === undefined) {
@@ -66,29 +93,99 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
       byProcess.set(proc, list)
     }
     list.push(c)
-    if (!Number.isInteger(c.startedAt)) precise.add(proc)
   }
+  for (const [proc, list] of byProcess) if (timesUsable(list)) precise.add(proc)
   const out = new Map<string, string | undefined>()
   for (let i = 0; i < order.length; i++) {
     const stage = order[i]!
     const c = first.get(stage)!
     let from: string | undefined = order[i - 1]
     const proc = processOf(c)
-    if (i > 0 && precise.has(proc)) {
-      const before = byProcess.get(proc)!.filter((g) => g.seq < c.seq && g.stage !== stage)
-      if (before.length > 0) from = timedFeeder(c, before)
+    const own = byProcess.get(proc)!.filter((g) => g.seq < c.seq)
+    if (i > 0 && precise.has(proc) && own.length > 0) {
+      // Still running when it started: it was called inside that one, or beside it.
+      from = own.some((g) => endOf(g) > c.startedAt + slackMs) ? undefined : lastEnded(c, own)
+    } else if (i > 0 && own.length === 0) {
+      // The first stage this process ran in a record continued from another: the process
+      // that ran just before handed it on, from the call of it that ended last (the outer
+      // one, not a stage called inside it). Clocks of two processes are not compared.
+      let previous: Timed | undefined
+      for (const g of captures)
+        if (g.seq < c.seq && (previous === undefined || g.seq > previous.seq)) previous = g
+      const other = previous === undefined ? undefined : processOf(previous)
+      if (other !== undefined && other !== proc && precise.has(other))
+        from = lastEnded(
+          c,
+          byProcess.get(other)!.filter((g) => g.seq < c.seq),
+        )
     }
     if (from !== undefined && (perItem.has(from) || perItem.has(stage))) from = undefined
+    if (from !== undefined && handedPart(last.get(from)!.output, c.input)) from = undefined
     out.set(stage, from)
   }
   return out
 }
 
-/** The feeder of `c` among the captures of its process that started before it. */
-function timedFeeder(c: Timed, before: readonly Timed[]): string | undefined {
-  const start = c.startedAt
-  // Still running when it started: it was called inside that one, or beside it.
-  if (before.some((g) => endOf(g) > start + slackMs)) return undefined
+/**
+ * True when a process's captures carry times the recorder can have written, to the
+ * microsecond: finite starts that never go back in call order, finite durations of 0 or
+ * more, and a start that is not on a whole millisecond. Anything else (whole milliseconds,
+ * a hand-edited or damaged row) is read as a line.
+ */
+function timesUsable(list: readonly Timed[]): boolean {
+  let fraction = false
+  let last = Number.NEGATIVE_INFINITY
+  for (const c of list) {
+    const start = c.startedAt
+    if (!Number.isFinite(start) || !Number.isFinite(c.durationMs) || c.durationMs < 0) return false
+    if (!Number.isFinite(start + c.durationMs)) return false
+    if (start < last - slackMs) return false
+    last = Math.max(last, start)
+    if (!Number.isInteger(start)) fraction = true
+  }
+  return fraction
+}
+
+/** How deep below a payload's top a part handed on by itself is looked for. */
+const partDepth = 3
+
+/**
+ * True when one of the two recorded texts is a part of the other (an item, a field, an item
+ * of a field), not the whole: the stage got one item of what the feeder gave (a stage called
+ * once per item, with one item), or the feeder's output gathered with others (`[out]`,
+ * `{price: out, stock}`). Either way it was the code around them that handed it over.
+ */
+function handedPart(output: string | null, input: string): boolean {
+  if (output === null || output === input) return false
+  return holdsPart(output, input) || holdsPart(input, output)
+}
+
+function holdsPart(whole: string, part: string): boolean {
+  // A part's text is a piece of the whole's text: most pairs stop here, unparsed.
+  if (part.length >= whole.length || !whole.includes(part)) return false
+  try {
+    let level: unknown[] = [parseJson(whole)]
+    for (let depth = 1; depth <= partDepth && level.length > 0; depth++) {
+      const next: unknown[] = []
+      for (const node of level) {
+        for (const [, child] of childrenOf(node)) {
+          if (JSON.stringify(child) === part) return true
+          next.push(child)
+        }
+      }
+      level = next
+    }
+  } catch {
+    // Unreadable, or nested too deep to write back: no part is shown.
+  }
+  return false
+}
+
+/**
+ * The feeder of `c` among captures of one process that ended before it started: the one that
+ * ended last, unless another ran while it did and the texts do not show the hand-off.
+ */
+function lastEnded(c: Timed, before: readonly Timed[]): string | undefined {
   let feeder = before[0]!
   for (const g of before) if (endOf(g) >= endOf(feeder)) feeder = g
   const from = feeder.startedAt

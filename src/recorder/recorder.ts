@@ -180,8 +180,10 @@ interface ActiveRecord {
   key: string
   sampled: boolean
   startedAt: number
-  /** elapsed() when it started: its captures start at `startedAt` plus the time since. */
+  /** elapsed() when it started: its captures start at `wallAt` plus the time since. */
   elapsedAt: number
+  /** The wall clock to the microsecond when it started (processWall), 0 with an injected clock. */
+  wallAt: number
   seq: number
   attempts: Map<string, number>
   captures: CaptureWrite[]
@@ -209,7 +211,26 @@ interface ActiveRecord {
 
 /** A capture's start: its record's start on the wall clock plus the time since, in µs. */
 function preciseStart(rec: ActiveRecord, elapsedNow: number): number {
-  return rec.startedAt + Math.round((elapsedNow - rec.elapsedAt) * 1000) / 1000
+  return Math.round((rec.wallAt + (elapsedNow - rec.elapsedAt)) * 1000) / 1000
+}
+
+/**
+ * The wall clock at `performance.now()` reading `at`, to the microsecond, on one line for the
+ * whole process: every recorder in it and every part of a record continued in it (a second
+ * `record(key, fn, { recordId })`) times its captures on the same clock, so which ended before
+ * the next started can be read across parts (src/compare/handoff.ts). `Date.now()` at each
+ * record's start would not do: it drops up to a millisecond, differently for each part. The
+ * line is drawn again when it has drifted from `Date.now()` (the wall clock was stepped).
+ */
+let wallLine = { wall: performance.timeOrigin, at: 0 }
+const wallDriftMs = 5
+
+function processWall(at: number): number {
+  const wall = wallLine.wall + (at - wallLine.at)
+  const now = Date.now()
+  if (Math.abs(wall - now) <= wallDriftMs) return wall
+  wallLine = { wall: now, at }
+  return now
 }
 
 const errorLimitMs = 10_000
@@ -807,22 +828,29 @@ export function createRecorder(options: RecorderOptions): Recorder {
         return Promise.reject(err)
       }
     }
-    const fresh = (id: string, keep: boolean): ActiveRecord => ({
-      id,
-      key,
-      sampled: keep,
-      startedAt: keep ? clock() : 0,
-      elapsedAt: keep && userClock === undefined ? elapsed() : 0,
-      seq: 0,
-      attempts: new Map(),
-      captures: [],
-      shed: 0,
-      shedCounted: 0,
-      bytes: 0,
-      ended: false,
-      running: undefined,
-      pending: undefined,
-    })
+    const fresh = (id: string, keep: boolean): ActiveRecord => {
+      const precise = keep && userClock === undefined
+      const elapsedAt = precise ? elapsed() : 0
+      const wallAt = precise ? processWall(elapsedAt) : 0
+      return {
+        id,
+        key,
+        sampled: keep,
+        // Not after its first capture, which starts on the process's line (processWall).
+        startedAt: keep ? (precise ? Math.min(clock(), Math.floor(wallAt)) : clock()) : 0,
+        elapsedAt,
+        wallAt,
+        seq: 0,
+        attempts: new Map(),
+        captures: [],
+        shed: 0,
+        shedCounted: 0,
+        bytes: 0,
+        ended: false,
+        running: undefined,
+        pending: undefined,
+      }
+    }
     let rec: ActiveRecord
     try {
       rec = fresh(givenId ?? (keep ? ids() : ''), keep)

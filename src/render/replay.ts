@@ -1,6 +1,13 @@
 /** Terminal rendering of replay results. */
 import { type Change, diffValues } from '../compare/diff.js'
-import type { RecordResult, ReplaySummary, StageError, StageResult, StageStatus } from '../replay/engine.js'
+import type {
+  AttemptResult,
+  RecordResult,
+  ReplaySummary,
+  StageError,
+  StageResult,
+  StageStatus,
+} from '../replay/engine.js'
 import { changedPair, compact, displayWidth, padEndColumns, visibleLine } from './format.js'
 import { changeLine, suppressedLine } from './show.js'
 import type { Theme } from './theme.js'
@@ -88,6 +95,15 @@ function errorText(e: StageError): string {
   return visibleLine(`${name}${e.message}`)
 }
 
+/**
+ * The oracle of the attempt a stage's changes come from. A pin stands for a stage's last call
+ * only: an earlier call (a stage called once per item) is judged on what production recorded.
+ */
+function judgedOn(s: StageResult): AttemptResult['oracle'] | undefined {
+  const changes = JSON.stringify(s.changes)
+  return s.attempts.find((a) => a.status === s.status && JSON.stringify(a.changes) === changes)?.oracle
+}
+
 /** The first difference of a stage in words: what the oracle holds at the path, what the local build gives. */
 function changeSentence(c: Change, pinned: boolean): string {
   const oracle = pinned ? 'the pinned expectation' : 'production'
@@ -154,10 +170,7 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
       broken !== undefined
         ? `: the local build breaks invariant ${visibleLine(broken.name)}, which production passed`
         : c !== undefined && s.status !== 'error'
-          ? `: ${changeSentence(
-              c,
-              s.attempts.some((a) => a.oracle === 'expected'),
-            )}`
+          ? `: ${changeSentence(c, judgedOn(s) === 'expected')}`
           : s.error !== null
             ? `: ${errorText(s.error)}`
             : ''

@@ -392,6 +392,11 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
   const unreadable = new Set<string>()
   /** Stages skipped in cascade for want of an input: the stage upstream that failed. */
   const brokenAt = new Map<string, string>()
+  /** Stages inherited from a recorded seam that does not line up: that seam's two stages. */
+  const seamOf = new Map<string, { from: string; to: string }>()
+  /** Each stage's recorded output (of its last attempt): null when it handed nothing on. */
+  const recordedOut = new Map<string, string | null>()
+  for (const c of chain.captures) recordedOut.set(c.stage, c.output)
 
   for (const c of chain.captures) {
     const list = attempts.get(c.stage) ?? []
@@ -449,7 +454,10 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       // Effects were recorded with production's input: play them back leniently whenever the
       // input given differs from it (the oracle input may be a pinned one).
       let offRecorded = oracleInput !== c.input
-      if (o.mode === 'cascade' && upstream !== undefined && localOut.has(upstream)) {
+      // A stage that failed in production handed nothing on: what ran after it (a fallback)
+      // got its recorded input, whatever the stage does locally.
+      const handed = upstream !== undefined && recordedOut.get(upstream) !== null
+      if (o.mode === 'cascade' && handed && localOut.has(upstream)) {
         const up = localOut.get(upstream)
         if (up === undefined) {
           // Named by the stage where the chain broke, not the skipped one just before.
@@ -479,11 +487,22 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
         const ja = judge(alone, oracleOutput, oracleError, o)
         if (ja.status === 'matched') {
           status = 'inherited'
-          reason =
-            firstBad.stage !== undefined
-              ? `its input differed because ${firstBad.stage} diverged; on its recorded input it matches`
-              : // Nothing upstream diverged: production's own hand-off from upstream did not line up.
-                `its input differed from what production recorded for it (the seam from ${upstream} does not line up in the recording); on its recorded input it matches`
+          if (firstBad.stage !== undefined)
+            reason = `its input differed because ${firstBad.stage} diverged; on its recorded input it matches`
+          else {
+            // Nothing upstream diverged: a hand-off in production did not line up, this one or,
+            // when this one does, the one upstream took its different input from.
+            const seam =
+              upstream !== undefined && recordedOut.get(upstream) === c.input
+                ? seamOf.get(upstream)
+                : undefined
+            const root = seam ?? { from: upstream!, to: c.stage }
+            seamOf.set(c.stage, root)
+            reason =
+              root.to === c.stage
+                ? `its input differed from what production recorded for it (the seam from ${root.from} does not line up in the recording); on its recorded input it matches`
+                : `its input differed from what production recorded for it (the seam ${root.from} → ${root.to} does not line up in the recording, and ${upstream} handed on what it made of it); on its recorded input it matches`
+          }
         } else {
           status = ja.status
           reason = 'differs on its recorded input too'

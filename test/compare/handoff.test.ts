@@ -10,6 +10,9 @@ interface Call {
   /** Start and end, ms after the record started (fractions: precise starts). */
   at: [number, number]
   pid?: number
+  /** Stored as is in place of the start and duration from `at` (a hand-made row). */
+  startedAt?: number
+  durationMs?: number
 }
 
 const base = 1_796_000_000_000
@@ -20,8 +23,8 @@ function captures(calls: readonly Call[]) {
     stage: c.stage,
     input: encode(c.input),
     output: encode(c.output),
-    startedAt: base + c.at[0],
-    durationMs: c.at[1] - c.at[0],
+    startedAt: c.startedAt ?? base + c.at[0],
+    durationMs: c.durationMs ?? c.at[1] - c.at[0],
     host: 'h',
     pid: c.pid ?? 1,
   }))
@@ -116,5 +119,69 @@ describe('handoffs', () => {
         { stage: 'c', input: 3, output: 4, at: [5.5, 5.6], pid: 2 },
       ]),
     ).toEqual({ a: undefined, b: 'a', c: 'b' })
+  })
+
+  it('feeds the first stage a process ran from the outer call of the process before, not one inside it', () => {
+    expect(
+      fed([
+        { stage: 'handle', input: { body: '{}' }, output: { status: 201 }, at: [0.1, 0.9] },
+        { stage: 'parse', input: { body: '{}' }, output: { id: 1 }, at: [0.2, 0.3] },
+        { stage: 'store', input: { id: 1 }, output: { id: 1, saved: true }, at: [0.4, 0.8] },
+        // Another process, on its own clock.
+        { stage: 'notify', input: { status: 201 }, output: 'sent', at: [0.5, 0.6], pid: 2 },
+        { stage: 'audit', input: 'sent', output: 'ok', at: [0.7, 0.8], pid: 2 },
+      ]),
+    ).toEqual({ handle: undefined, parse: undefined, store: undefined, notify: 'handle', audit: 'notify' })
+  })
+
+  it('gives no hand-off into or out of a stage called per item with only one item', () => {
+    const one = [
+      { stage: 'split', input: { lines: [{ sku: 'a' }] }, output: [{ sku: 'a' }], at: [0.1, 0.2] },
+      { stage: 'enrich', input: { sku: 'a' }, output: { sku: 'a', cents: 5 }, at: [0.3, 0.4] },
+      { stage: 'total', input: [{ sku: 'a', cents: 5 }], output: 5, at: [0.5, 0.6] },
+    ] satisfies Call[]
+    expect(fed(one)).toEqual({ split: undefined, enrich: undefined, total: undefined })
+    // Whole milliseconds: still no seam between a list and its one item.
+    expect(fed(one.map((c, i) => ({ ...c, at: [i, i + 1] as [number, number] })))).toEqual({
+      split: undefined,
+      enrich: undefined,
+      total: undefined,
+    })
+  })
+
+  it('gives no hand-off to a stage handed a field of what the feeder gave, or gathering it', () => {
+    expect(
+      fed([
+        { stage: 'load', input: 1, output: { order: { id: 1 }, lines: [{ sku: 'a' }] }, at: [0.1, 0.2] },
+        { stage: 'line', input: { sku: 'a' }, output: { sku: 'a', ok: true }, at: [0.3, 0.4] },
+        { stage: 'save', input: { saved: { sku: 'a', ok: true }, by: 'x' }, output: 1, at: [0.5, 0.6] },
+      ]),
+    ).toEqual({ load: undefined, line: undefined, save: undefined })
+  })
+
+  it('still hands on what lost a field in transit: a changed whole is not a part', () => {
+    expect(
+      fed([
+        { stage: 'a', input: 'x1', output: { id: 'x1', note: 'kept' }, at: [0.1, 0.2] },
+        { stage: 'b', input: { id: 'x1' }, output: { id: 'x1', seen: true }, at: [0.3, 0.4] },
+        { stage: 'c', input: [{ id: 'x1', seen: true }, 'extra'], output: 1, at: [0.5, 0.6] },
+      ]),
+    ).toEqual({ a: undefined, b: 'a', c: undefined })
+  })
+
+  it('reads times the recorder cannot have written as a line, not as calls inside calls', () => {
+    const nested: Call[] = [
+      { stage: 'handle', input: 1, output: 2, at: [0.1, 0.9] },
+      { stage: 'parse', input: 1, output: 5, at: [0.2, 0.3] },
+      { stage: 'store', input: 5, output: 6, at: [0.4, 0.8] },
+    ]
+    const line = { handle: undefined, parse: 'handle', store: 'parse' }
+    expect(fed(nested)).toEqual({ handle: undefined, parse: undefined, store: undefined })
+    const edit = (i: number, row: Partial<Call>) => nested.map((c, j) => (j === i ? { ...c, ...row } : c))
+    expect(fed(edit(1, { startedAt: Number.NaN }))).toEqual(line)
+    expect(fed(edit(0, { durationMs: -5 }))).toEqual(line)
+    expect(fed(edit(0, { durationMs: Number.POSITIVE_INFINITY }))).toEqual(line)
+    // A later call that starts before an earlier one: not the recorder's clock.
+    expect(fed(edit(2, { startedAt: base + 0.05 }))).toEqual(line)
   })
 })

@@ -358,6 +358,39 @@ describe('records', () => {
     expect(down.captures.map((c) => [c.record_id, c.stage])).toEqual([[handoff!.recordId, 'b']])
   })
 
+  it('times the parts of a record continued in the same process on one clock, so the later part starts after the earlier ended', async () => {
+    const upstream = testRecorder()
+    const downstream = testRecorder()
+    const a = upstream.recorder.stage('a', async (n: number) => {
+      await new Promise((r) => setTimeout(r, 1))
+      return n + 1
+    })
+    const b = downstream.recorder.stage('b', (n: number) => n * 2)
+    // Each part's start on the millisecond of its own record would put the later part up to
+    // a millisecond early: before the end of the stage that handed it its input.
+    for (let i = 0; i < 30; i++) {
+      let id = ''
+      const mid = await upstream.recorder.record(`k:${i}`, async () => {
+        id = upstream.recorder.current()!.recordId
+        return a(i)
+      })
+      await downstream.recorder.record(`k:${i}`, () => b(mid), { recordId: id })
+    }
+    await upstream.recorder.close()
+    await downstream.recorder.close()
+    const ended = new Map(
+      readBundle(upstream.path).captures.map((c) => [c.record_id, c.started_at + c.duration_ms]),
+    )
+    const down = readBundle(downstream.path)
+    expect(down.captures).toHaveLength(30)
+    const early = down.captures.filter((c) => c.started_at < ended.get(c.record_id)! - 0.0015)
+    expect(early.map((c) => c.record_id)).toEqual([])
+    for (const r of down.records) {
+      const first = down.captures.find((c) => c.record_id === r.id)!
+      expect(r.started_at).toBeLessThanOrEqual(first.started_at)
+    }
+  })
+
   it('a record continued by a recorder sharing the file is ordered as it ran, whichever part was written first', async () => {
     let now = 1_000
     const clock = () => now

@@ -112,6 +112,29 @@ describe('renderRecordResult: what changed, said plainly', () => {
     )
   })
 
+  it('names the oracle of the call that differs: production for an earlier call, when only the last is pinned', () => {
+    const change = { path: '$.c', kind: 'changed' as const, recorded: 100, local: 200 }
+    const attempt = (n: number, status: StageResult['status'], oracle: 'recorded' | 'expected') => ({
+      attempt: n,
+      status,
+      oracle,
+      changes: status === 'matched' ? [] : [change],
+      suppressed: [],
+      error: null,
+      unusedEffects: [],
+    })
+    const text = render(
+      diverged({
+        ...stage('each', 'diverged'),
+        changes: [change],
+        attempts: [attempt(1, 'diverged', 'recorded'), attempt(2, 'matched', 'expected')],
+      }),
+    )
+    expect(text).toContain(
+      'first divergence: each (diverged): production recorded 100 at $.c, the local build gives 200',
+    )
+  })
+
   it('a field the local build adds or leaves out is explained too', () => {
     const added = render(
       diverged({
