@@ -1068,17 +1068,29 @@ export function createRecorder(options: RecorderOptions): Recorder {
         report('E_INTERNAL', `recorder failed to finish a capture: ${thrownMessage(err)}`, err)
       }
     }
+    // A stage that returns at once is done before its caller can take what it gave: under
+    // `Promise.all([a(x), b(y)])` the next stage is called before the caller awaits. Its end is
+    // read once the caller has gone on to its next microtask, so a stage called beside it
+    // starts before it ends, and one called after awaiting it starts after (handoff.ts).
+    const doneNow = (ok: boolean, value: unknown): void => {
+      done(ok, value)
+      if (capture === undefined || userClock !== undefined) return
+      const c = capture
+      queueMicrotask(() => {
+        if (rec.shed === 0 && !rec.ended) c.durationMs = Math.round((elapsed() - t0) * 1000) / 1000
+      })
+    }
     const ctx =
       capture === undefined ? passthroughContext(rec, name, attempt) : recordedContext(rec, capture, call)
     let result: O | Promise<O>
     try {
       result = fn(input, ctx)
     } catch (err) {
-      done(false, err)
+      doneNow(false, err)
       return Promise.reject(err)
     }
     if (!isThenable(result, false)) {
-      done(true, result)
+      doneNow(true, result)
       return Promise.resolve(result)
     }
     // Still running: tracked until it settles, so a record that ends first marks it unfinished.

@@ -43,6 +43,9 @@ export const notify = (res) => ({ sent: res.status === 201, id: res.id })
 export const price = recorder.stage('price', async (id) => { await tick(); await tick(); return { id, cents: 500 } })
 export const stock = recorder.stage('stock', async (id) => { await tick(); return { id, units: 7 } })
 export const merge = recorder.stage('merge', (both) => ({ id: both.price.id, value: both.price.cents * both.stock.units }))
+// Synchronous stages side by side.
+export const sa = recorder.stage('sa', (x) => ({ a: x }))
+export const sb = recorder.stage('sb', (x) => ({ b: x }))
 // A line whose hand-off loses a field in transit.
 export const a = recorder.stage('a', (x) => ({ id: x, note: 'kept' }))
 export const b = recorder.stage('b', (x) => ({ ...x, seen: true }))
@@ -65,6 +68,8 @@ const names = [
   'price',
   'stock',
   'merge',
+  'sa',
+  'sb',
   'a',
   'b',
   'c',
@@ -140,13 +145,17 @@ beforeAll(async () => {
       const [p, s] = await Promise.all([m.price!('i1'), m.stock!('i1')])
       return m.merge!({ price: p, stock: s })
     })
+    await r.record('pair:1', async () => {
+      ids.pair = r.current()!.recordId
+      return Promise.all([m.sa!(1), m.sb!(2)])
+    })
     await r.record('line:1', async () => {
       ids.line = r.current()!.recordId
       const { note: _lost, ...rest } = (await m.a!('x1')) as { note: string }
       return m.c!(await m.b!(rest))
     })
     await r.close()
-    expect(r.stats()).toMatchObject({ written: 23, dropped: 0 })
+    expect(r.stats()).toMatchObject({ written: 25, dropped: 0 })
   } finally {
     delete process.env.SHAPES_BUNDLE
   }
@@ -174,6 +183,7 @@ describe('stages inside, beside and per item', () => {
       respond: 'matched',
     })
     expect(byKey.get('item:1')).toEqual({ price: 'matched', stock: 'matched', merge: 'matched' })
+    expect(byKey.get('pair:1')).toEqual({ sa: 'matched', sb: 'matched' })
     // The fallback after a stage that failed in production runs on its recorded input.
     expect(byKey.get('pay:1')).toEqual({ primary: 'matched', backup: 'matched', receipt: 'matched' })
     // The lossy hand-off still shows: b differs on what a gave, and matches on what it got.
