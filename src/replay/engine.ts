@@ -124,6 +124,8 @@ interface LocalRun {
   plainThrow?: boolean
   unused: EffectRow[]
   argChanges?: PlaybackContext['argChanges']
+  /** Stages it called whose recorded calls it took (stages called inside it), in order. */
+  nestedStages?: string[]
 }
 
 const severity: Record<StageStatus, number> = { skipped: 0, matched: 1, inherited: 2, diverged: 3, error: 4 }
@@ -173,6 +175,8 @@ async function runStage(
   key: string,
   o: RecordOptions,
   lenient = false,
+  /** Stages it calls give their recorded results without running (nested.ts). */
+  spliceNested = false,
 ): Promise<LocalRun> {
   const limits = o.limits ?? defaultLimits
   const encodeArgs = (v: unknown): string => encode(v, limits)
@@ -186,7 +190,7 @@ async function runStage(
     lenient,
   )
   // Wrapped stages it calls play back their recorded calls in this record (see nested.ts).
-  const nested = new NestedCalls(o.recordCaptures ?? [], capture, key, encodeArgs)
+  const nested = new NestedCalls(o.recordCaptures ?? [], capture, key, encodeArgs, spliceNested)
   const timeoutMs = o.timeoutMs ?? 10_000
   // The stage is called synchronously; only a stage that returns a promise (or any
   // thenable) is raced against the timeout, so a synchronous stage pays for no timer.
@@ -238,7 +242,16 @@ async function runStage(
   } catch (err) {
     return { ok: false, error: { ...stageError(err), code: 'E_OUTPUT_UNRECORDABLE' }, unused: ctx.unused }
   }
-  return { ok: true, value: outcome.value, text, unused: ctx.unused, argChanges: ctx.argChanges }
+  const run: LocalRun = {
+    ok: true,
+    value: outcome.value,
+    text,
+    unused: ctx.unused,
+    argChanges: ctx.argChanges,
+  }
+  const nestedStages = nested.takenStages
+  if (nestedStages.length > 0) run.nestedStages = nestedStages
+  return run
 }
 
 interface Judgement {
@@ -387,6 +400,14 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
   const attempts = new Map<string, AttemptResult[]>()
   const lastLocal = new Map<string, string>()
   const firstBad: { stage?: string } = {}
+  /** Attempts judged inherited from stages called inside them, settled at the end. */
+  const viaNested: {
+    stage: string
+    attempt: AttemptResult
+    stages: string[]
+    status: StageStatus
+    reason: string | undefined
+  }[] = []
 
   /** Stages whose recording could not be read (the bundle is damaged there). */
   const unreadable = new Set<string>()
@@ -512,6 +533,19 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
           }
         }
       }
+      // A stage that called other stages may differ only through what they gave it: judged
+      // again with their recorded results, on the same input; settled once they are judged.
+      let throughNested: { stages: string[]; status: StageStatus; reason: string | undefined } | undefined
+      const calledInside = [...new Set(run.nestedStages ?? [])].filter((n) => o.stages.has(n))
+      if (status === 'diverged' && calledInside.length > 0) {
+        const usedInput = reason === 'differs on its recorded input too' ? decode(oracleInput) : input
+        const own = await runStage(fn, usedInput, c, chain.record.key, o, offRecorded, true)
+        if (judge(own, oracleOutput, oracleError, o).status === 'matched') {
+          throughNested = { stages: calledInside, status, reason }
+          status = 'inherited'
+          reason = `differs only through ${calledInside.join(', ')}, called inside it: with ${calledInside.length === 1 ? 'its' : 'their'} recorded ${calledInside.length === 1 ? 'result' : 'results'} it matches`
+        }
+      }
       if ((status === 'diverged' || status === 'error') && firstBad.stage === undefined)
         firstBad.stage = c.stage
       localOut.set(c.stage, run.ok ? { text: run.text!, value: run.value } : undefined)
@@ -529,6 +563,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       if (reason !== undefined) a.reason = reason
       if (j.truncated) a.truncated = true
       if (run.argChanges !== undefined && run.argChanges.length > 0) a.effectChanges = run.argChanges
+      if (throughNested !== undefined) viaNested.push({ stage: c.stage, attempt: a, ...throughNested })
       list.push(a)
     } catch (err) {
       // One damaged value fails its stage of this record; the other records still replay.
@@ -538,6 +573,35 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       localOut.set(c.stage, undefined)
       lastLocal.delete(c.stage)
       firstBad.stage ??= c.stage
+    }
+  }
+
+  // A stage judged inherited from stages called inside it is, unless one of them diverged
+  // or failed on its own (the difference is then in what it passed them: its own).
+  const worstOf = (stage: string): StageStatus => {
+    let worst: StageStatus = 'skipped'
+    for (const a of attempts.get(stage) ?? []) if (severity[a.status] > severity[worst]) worst = a.status
+    return worst
+  }
+  const nestedFrom = new Map<string, string>()
+  for (const v of viaNested) {
+    const bad = v.stages.find((n) => worstOf(n) === 'diverged' || worstOf(n) === 'error')
+    if (bad !== undefined) nestedFrom.set(v.stage, bad)
+    else {
+      v.attempt.status = v.status
+      if (v.reason === undefined) delete v.attempt.reason
+      else v.attempt.reason = v.reason
+    }
+  }
+  if (viaNested.length > 0) {
+    // The first stage, in the order the record ran, that diverged or failed on its own.
+    delete firstBad.stage
+    for (const c of chain.captures) {
+      const a = (attempts.get(c.stage) ?? []).find((x) => x.attempt === c.attempt)
+      if (a !== undefined && (a.status === 'diverged' || a.status === 'error')) {
+        firstBad.stage = c.stage
+        break
+      }
     }
   }
 
@@ -554,7 +618,8 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       attempts: list,
     }
     if (worst.reason !== undefined) r.reason = worst.reason
-    if (worst.status === 'inherited' && firstBad.stage !== undefined) r.inheritedFrom = firstBad.stage
+    const from = nestedFrom.get(stage) ?? firstBad.stage
+    if (worst.status === 'inherited' && from !== undefined) r.inheritedFrom = from
     const text = lastLocal.get(stage)
     if (text !== undefined && (r.status === 'diverged' || r.status === 'inherited')) r.local = decodeRaw(text)
     return r

@@ -14,7 +14,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { CaptureRow, EffectRow } from '../bundle/types.js'
-import { DecodeError } from '../codec/index.js'
+import { DecodeError, decode } from '../codec/index.js'
+import { readError } from '../compare/scene.js'
 import type { StageContext, StageFn } from '../recorder/recorder.js'
 import { type ReplayHook, replayHook } from '../stage-mark.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
@@ -96,8 +97,20 @@ export class NestedCalls {
     private readonly outer: Capture,
     private readonly key: string,
     private readonly encodeArgs: (v: unknown) => string,
+    /**
+     * Nested calls give their recorded output (or throw their recorded error) without
+     * running: the outer stage is judged on its own code alone.
+     */
+    private readonly splice = false,
   ) {
     this.used = new Set([outer.seq])
+  }
+
+  /** Stage names of the recorded calls nested calls of this run took, in the order taken. */
+  get takenStages(): string[] {
+    const names: string[] = []
+    for (const c of this.captures) if (c.seq !== this.outer.seq && this.used.has(c.seq)) names.push(c.stage)
+    return names
   }
 
   /** Calls `fn` (the engine calling the outer stage); nested calls in it are played back. */
@@ -165,6 +178,7 @@ export class NestedCalls {
   /** Plays back one nested call made from `scope`. Never throws: a throw is a rejection. */
   play(scope: Scope, stage: string, input: unknown, fn: StageFn, self: unknown): Promise<unknown> {
     const capture = this.take(stage, scope.after)
+    if (this.splice && capture !== undefined) return recordedResult(capture)
     let ctx: PlaybackContext | UnrecordedContext
     if (capture === undefined) {
       const extra = this.played.filter((p) => p.ctx.stage === stage).length
@@ -189,6 +203,26 @@ export class NestedCalls {
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+}
+
+/**
+ * What production's nested call gave: its recorded output, or its recorded error thrown
+ * (an Error with the recorded name and message). A value that cannot be read rejects as
+ * the damage it is.
+ */
+function recordedResult(capture: Capture): Promise<unknown> {
+  try {
+    if (capture.error !== null) {
+      const recorded = readError(capture.error)
+      const err = new Error(recorded?.message ?? 'error')
+      if (recorded?.name !== undefined) err.name = recorded.name
+      if (recorded?.code !== undefined) Object.assign(err, { code: recorded.code })
+      return Promise.reject(err)
+    }
+    return Promise.resolve(capture.output === null ? undefined : decode(capture.output))
+  } catch (err) {
+    return Promise.reject(err)
   }
 }
 

@@ -13,7 +13,7 @@ import { parseReplayJson, repoRoot, runCli, statuses, type Workspace, workspace 
 
 const sdk = pathToFileURL(join(repoRoot, 'dist/index.js')).href
 
-function stagesSource(enrichCents: string): string {
+function stagesSource(enrichCents: string, parsed = 'JSON.parse(req.body)', toParse = 'req'): string {
   return `import { createRecorder } from ${JSON.stringify(sdk)}
 export const recorder = createRecorder({ path: process.env.SHAPES_BUNDLE, onError: () => {} })
 const tick = () => new Promise((r) => setTimeout(r, 2))
@@ -25,10 +25,10 @@ export const enrich = recorder.stage('enrich', async (line) => {
 })
 export const total = recorder.stage('total', (lines) => ({ total: lines.reduce((s, l) => s + l.cents, 0) }))
 // Inside another.
-export const parse = recorder.stage('parse', (req) => JSON.parse(req.body))
+export const parse = recorder.stage('parse', (req) => ${parsed})
 export const store = recorder.stage('store', async (doc) => { await tick(); return { id: doc.id, tenant: doc.tenant } })
 export const handle = recorder.stage('handle', async (req) => {
-  const doc = await parse(req)
+  const doc = await parse(${toParse})
   const saved = await store({ ...doc, tenant: req.tenant })
   return { status: 201, id: saved.id }
 })
@@ -83,10 +83,24 @@ beforeAll(async () => {
   ws = workspace()
   const file = ws.write('stages.mjs', stagesSource('line.qty * line.sku.length * 100'))
   ws.write('buggy.mjs', stagesSource('line.qty * 100'))
+  ws.write(
+    'inner-bug.mjs',
+    stagesSource('line.qty * line.sku.length * 100', `({ id: 'x' + JSON.parse(req.body).id })`),
+  )
   const config = (module: string) =>
     JSON.stringify({ stages: Object.fromEntries(names.map((n) => [n, `./${module}#${n}`])) })
   ws.write('retrace.config.json', config('stages.mjs'))
   ws.write('buggy.config.json', config('buggy.mjs'))
+  ws.write('inner-bug.config.json', config('inner-bug.mjs'))
+  ws.write(
+    'outer-bug.mjs',
+    stagesSource(
+      'line.qty * line.sku.length * 100',
+      undefined,
+      `{ ...req, body: req.body.replace('doc', 'DOC') }`,
+    ),
+  )
+  ws.write('outer-bug.config.json', config('outer-bug.mjs'))
   bundle = ws.path('prod.sqlite')
   process.env.SHAPES_BUNDLE = bundle
   try {
@@ -252,6 +266,39 @@ describe('stages inside, beside and per item', () => {
       'not pinned: enrich (called once per item: a pin holds one output per stage)',
     )
     expect(told.stderr).toContain('pinned 2 expectations')
+  })
+
+  it('names a stage called inside another as the first divergence, the outer stage inheriting it', async () => {
+    const r = await runCli(
+      ['replay', bundle, ids.req!, '--json', '--config', 'inner-bug.config.json'],
+      ws.dir,
+    )
+    const [rec] = parseReplayJson(r).records
+    expect(rec!.firstDivergence).toEqual({ stage: 'parse', status: 'diverged' })
+    expect(statuses(rec!)).toEqual({
+      handle: 'inherited',
+      parse: 'diverged',
+      store: 'matched',
+      respond: 'inherited',
+    })
+    const handle = rec!.stages.find((s) => s.stage === 'handle') as {
+      inheritedFrom?: string
+      reason?: string
+    }
+    expect(handle.inheritedFrom).toBe('parse')
+    expect(handle.reason).toMatch(/^differs only through parse, store, called inside it/)
+    expect(r.code).toBe(1)
+  })
+
+  it('keeps the outer stage as the divergence when it passes the stage inside it another input', async () => {
+    const r = await runCli(
+      ['replay', bundle, ids.req!, '--json', '--config', 'outer-bug.config.json'],
+      ws.dir,
+    )
+    const [rec] = parseReplayJson(r).records
+    expect(rec!.firstDivergence).toEqual({ stage: 'handle', status: 'diverged' })
+    expect(statuses(rec!)).toMatchObject({ handle: 'diverged', parse: 'matched' })
+    expect(r.code).toBe(1)
   })
 
   it('show lists the stages nothing handed their input to', async () => {
