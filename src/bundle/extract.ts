@@ -6,7 +6,6 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { URLSearchParams } from 'node:url'
 import type { PathPart, PathPattern } from '../codec/index.js'
 import {
   decode,
@@ -17,6 +16,7 @@ import {
   PayloadError,
   parseJson,
   Redactor,
+  storedQueryRedacted,
   TAG,
 } from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
@@ -73,7 +73,8 @@ function redactText(
       (path, v) => {
         const hit =
           path.length > 0 &&
-          (rules.some((r) => matchPath(r.segments, path)) || namesParameter(rules, path, v))
+          (rules.some((r) => matchPath(r.segments, path)) ||
+            storedQueryRedacted(path, v, (below) => rules.some((r) => matchPath(r.segments, below))))
         if (hit) hits++
         return hit
       },
@@ -94,23 +95,6 @@ function redactText(
   if (hits === 0) return text
   counter.n += hits
   return out
-}
-
-/**
- * Whether `v` is text a rule reaches into as a query string: a URLSearchParams is stored as
- * its text, and a rule that names one of its parameters (`$.query.token`) redacted it whole
- * when it was recorded, so it does here too. A rule names no place below any other string,
- * so text that only looks like a query string costs at most a value redacted more than
- * asked.
- */
-function namesParameter(rules: readonly PathPattern[], path: readonly PathPart[], v: unknown): boolean {
-  if (typeof v !== 'string' || !v.includes('=')) return false
-  const below = [...path, '']
-  for (const name of new URLSearchParams(v).keys()) {
-    below[below.length - 1] = name
-    if (rules.some((r) => matchPath(r.segments, below))) return true
-  }
-  return false
 }
 
 interface RedactCounter {

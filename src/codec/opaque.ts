@@ -122,3 +122,24 @@ function headersForm(obj: object, proto: HeadersLike): OpaqueForm | undefined {
 export function paramsText(entries: readonly (readonly [string, string])[]): string {
   return new URLSearchParams(entries as [string, string][]).toString()
 }
+
+/**
+ * Whether stored text at `path`, read as the query string a URLSearchParams is stored as,
+ * holds a parameter `redacts` names at its name below `path` (`$.query.token`). A reader
+ * of a bundle cannot tell a stored query string from other text; a rule names no other
+ * place below a string, so text that only reads like one costs at most a value redacted
+ * more than asked, never one kept.
+ */
+export function storedQueryRedacted(
+  path: readonly (string | number)[],
+  v: unknown,
+  redacts: (path: readonly (string | number)[]) => boolean,
+): boolean {
+  if (typeof v !== 'string' || !v.includes('=')) return false
+  const below: (string | number)[] = [...path, '']
+  for (const name of new URLSearchParams(v).keys()) {
+    below[below.length - 1] = name
+    if (redacts(below)) return true
+  }
+  return false
+}
