@@ -65,8 +65,10 @@ export function pinExpectations(
  * for the outputs pinned in it: a local build's output holds what production's was
  * redacted of (an `authorization` header, a token read from the local environment), and
  * an expectation is stored next to the recording, extracted and committed with it. A
- * function rule ran in the recorder and is not in the bundle, and a rule that does not
- * parse (a manifest written by hand) cannot be applied; both are passed over.
+ * recording whose rules could not be used (every payload a token) gets pins that are one
+ * token each. Any other function rule ran in the recorder and is not in the bundle, and a
+ * rule that does not parse (a manifest written by hand) cannot be applied; both are passed
+ * over.
  */
 function pinRedactor(rules: unknown): Redactor | undefined {
   if (!Array.isArray(rules)) return undefined
@@ -74,6 +76,8 @@ function pinRedactor(rules: unknown): Redactor | undefined {
   let defaults = false
   for (const rule of rules) {
     if (rule === 'defaults') defaults = true
+    // The recorder's stand-in for rules it could not use: every payload was kept whole.
+    else if (rule === 'fn:redactEverything') return new Redactor({ rules: [() => true] })
     else if (typeof rule === 'string' && rule.startsWith('$')) {
       try {
         new Redactor({ rules: [rule], defaults: false })

@@ -311,6 +311,34 @@ describe('accept redacts what it pins as the bundle was redacted', { timeout: 90
     const t = await cli('test', bundle, '--config', config)
     expect(t.code).toBe(0)
   })
+
+  it('a recording whose redaction rules could not be used (every payload a token) gets pins that are a token', async () => {
+    const src = `export function route(req) {
+  return { id: req.id, note: 'LOCAL-ONLY-Vb19k' }
+}
+`
+    const file = ws.write('closed/route.mjs', src)
+    ws.write('closed/retrace.config.json', JSON.stringify({ stages: { route: './route.mjs#route' } }))
+    const route = await importStage(file, 'route')
+    const bundle = ws.path('closed/prod.sqlite')
+    let id = ''
+    await record(
+      bundle,
+      async (recorder) => {
+        const stage = recorder.stage('route', route)
+        await recorder.record('r:1', async () => {
+          id = recorder.current()!.recordId
+          return stage({ id: 1 })
+        })
+      },
+      { redact: ['$.customer['] },
+      ['E_OPTIONS'],
+    )
+    const config = ws.path('closed/retrace.config.json')
+    expect((await cli('accept', bundle, id, '--yes', '--config', config)).code).toBe(0)
+    expect(countBytes(bundle, 'LOCAL-ONLY-Vb19k')).toBe(0)
+    expect(expectations(bundle).map((x) => x.output)).toEqual(['"[redacted]"'])
+  })
 })
 
 /**
