@@ -316,6 +316,26 @@ describe('built-ins whose state is not in own fields', () => {
     expect(encode(new Headers({ a: '1' }))).not.toBe(encode(new Headers({ a: '2' })))
   })
 
+  it("reads a RegExp's pattern and flags from the RegExp itself, not from getters a subclass or the value adds", () => {
+    class Lying extends RegExp {
+      override get flags(): string {
+        return 'LIE'
+      }
+      override get source(): string {
+        throw new Error('boom')
+      }
+    }
+    const own = /x+/gi
+    Object.defineProperty(own, 'global', {
+      get() {
+        throw new Error('no')
+      },
+    })
+    expect(encode({ a: new Lying('a', 'g'), b: own, c: /a\/b/dgimsuy })).toBe(
+      JSON.stringify({ a: '/a/g', b: '/x+/gi', c: '/a\\/b/dgimsuy' }),
+    )
+  })
+
   it('recognises a RegExp made in another realm', () => {
     const foreign = runInNewContext('/a.b/m') as RegExp
     expect(foreign instanceof RegExp).toBe(false)
