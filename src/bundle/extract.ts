@@ -16,6 +16,7 @@ import {
   PayloadError,
   parseJson,
   Redactor,
+  storedQueryRedacted,
   TAG,
 } from '../codec/index.js'
 import { BundleError, RetraceError, UsageError } from '../errors.js'
@@ -69,8 +70,11 @@ function redactText(
   let hits = 0
   const counting = new Redactor({
     rules: [
-      (path) => {
-        const hit = path.length > 0 && rules.some((r) => matchPath(r.segments, path))
+      (path, v) => {
+        const hit =
+          path.length > 0 &&
+          (rules.some((r) => matchPath(r.segments, path)) ||
+            storedQueryRedacted(path, v, (below) => rules.some((r) => matchPath(r.segments, below))))
         if (hit) hits++
         return hit
       },

@@ -1,4 +1,12 @@
 import { statSync } from 'node:fs'
+import {
+  decode,
+  encode,
+  maxDecodeDepth,
+  type PathPart,
+  Redactor,
+  storedQueryRedacted,
+} from '../codec/index.js'
 import { BundleError, RetraceError } from '../errors.js'
 import { withoutInterrupts } from './interrupt.js'
 import { openBundle } from './reader.js'
@@ -14,7 +22,15 @@ export function pinExpectations(
   rows: readonly ExpectationRow[],
   recorderVersion: string,
 ): void {
-  openBundle(path).close()
+  const reader = openBundle(path)
+  let redactor: Redactor | undefined
+  try {
+    redactor = pinRedactor(reader.manifest().redaction?.rules)
+  } finally {
+    reader.close()
+  }
+  const pins =
+    redactor === undefined ? rows : rows.map((r) => ({ ...r, output: redactPin(r.output, redactor) }))
   const st = statSync(path)
   if ((st.mode & 0o222) === 0) {
     throw new BundleError(
@@ -35,13 +51,64 @@ export function pinExpectations(
       },
     })
     try {
-      writer.writeExpectations(rows)
+      writer.writeExpectations(pins)
     } catch (err) {
       throw pinFailed(path, err)
     } finally {
       writer.close()
     }
   })
+}
+
+/**
+ * The bundle's own redaction rules, as its manifest lists them (`defaults` and path rules),
+ * for the outputs pinned in it: a local build's output holds what production's was
+ * redacted of (an `authorization` header, a token read from the local environment), and
+ * an expectation is stored next to the recording, extracted and committed with it. A
+ * recording whose rules could not be used (every payload a token) gets pins that are one
+ * token each. Any other function rule ran in the recorder and is not in the bundle, and a
+ * rule that does not parse (a manifest written by hand) cannot be applied; both are passed
+ * over.
+ */
+function pinRedactor(rules: unknown): Redactor | undefined {
+  if (!Array.isArray(rules)) return undefined
+  const paths: string[] = []
+  let defaults = false
+  for (const rule of rules) {
+    if (rule === 'defaults') defaults = true
+    // The recorder's stand-in for rules it could not use: every payload was kept whole.
+    else if (rule === 'fn:redactEverything') return new Redactor({ rules: [() => true] })
+    else if (typeof rule === 'string' && rule.startsWith('$')) {
+      try {
+        new Redactor({ rules: [rule], defaults: false })
+        paths.push(rule)
+      } catch {}
+    }
+  }
+  if (!defaults && paths.length === 0) return undefined
+  const rulesOnly = new Redactor({ rules: paths, defaults })
+  // A query string is stored as text: a parameter the rules name redacts it whole, as the
+  // recorder did with the URLSearchParams it was.
+  const query = (path: readonly PathPart[], v: unknown): boolean =>
+    storedQueryRedacted(path, v, (below) => rulesOnly.matches(below, ''))
+  return new Redactor({ rules: [...paths, query], defaults })
+}
+
+/**
+ * A pinned output through the bundle's rules. One that cannot be walked is pinned as a
+ * whole token, as the recorder does with a payload it cannot redact.
+ */
+function redactPin(text: string | null, redactor: Redactor): string | null {
+  if (text === null || !redactor.mayMatch(text)) return text
+  try {
+    return encode(
+      decode(text),
+      { maxBytes: Number.POSITIVE_INFINITY, maxDepth: maxDecodeDepth + 1 },
+      redactor,
+    )
+  } catch {
+    return JSON.stringify('[redacted]')
+  }
 }
 
 /** A write of pins SQLite refused, as one line: most often another process writing the bundle. */

@@ -37,6 +37,7 @@ export {
   parsePath,
   type Segment,
 } from './json-path.js'
+export { storedQueryRedacted } from './opaque.js'
 export {
   defaultSecretNames,
   isDefaultSecretKey,

@@ -38,6 +38,18 @@ function headersClass(): unknown {
   }
 }
 
+/** The RegExp flag letters in the order `flags` writes them, and the getter each is read by. */
+const regExpFlagNames = {
+  d: 'hasIndices',
+  g: 'global',
+  i: 'ignoreCase',
+  m: 'multiline',
+  s: 'dotAll',
+  u: 'unicode',
+  v: 'unicodeSets',
+  y: 'sticky',
+} as const
+
 interface HeadersLike {
   entries(): IterableIterator<[string, string]>
 }
@@ -73,7 +85,7 @@ function isPlainObject(obj: object): boolean {
 export function opaqueForm(obj: object): OpaqueForm | undefined {
   if (isPlainObject(obj)) return undefined
   // By its internal slot: a RegExp made in another realm (a vm context) is not `instanceof`.
-  if (types.isRegExp(obj)) return { kind: 'text', text: RegExp.prototype.toString.call(obj) }
+  if (types.isRegExp(obj)) return regExpForm(obj)
   // The tag first: the global Headers is loaded (undici, into the host) the first time it
   // is read, which only a value that says it is one should cost.
   switch (builtinTag(obj)) {
@@ -87,6 +99,35 @@ export function opaqueForm(obj: object): OpaqueForm | undefined {
     }
     default:
       return undefined
+  }
+}
+
+/** The built-in getters that read a RegExp's slots: a subclass or an own property cannot answer for them. */
+const regExpGetters: readonly (readonly [string, (() => unknown) | undefined])[] = [
+  ['source', Object.getOwnPropertyDescriptor(RegExp.prototype, 'source')?.get],
+  ...Object.entries(regExpFlagNames).map(
+    ([letter, key]) => [letter, Object.getOwnPropertyDescriptor(RegExp.prototype, key)?.get] as const,
+  ),
+]
+
+/**
+ * A RegExp as `String(re)` writes it, read from its slots (`RegExp.prototype.toString`
+ * asks the value's own `source` and `flags`, which a subclass or an own getter may
+ * override or make throw).
+ */
+function regExpForm(obj: object): OpaqueForm | undefined {
+  try {
+    let source = ''
+    let flags = ''
+    for (const [name, get] of regExpGetters) {
+      if (get === undefined) continue
+      const v: unknown = get.call(obj)
+      if (name === 'source') source = String(v)
+      else if (v === true) flags += name
+    }
+    return { kind: 'text', text: `/${source}/${flags}` }
+  } catch {
+    return undefined
   }
 }
 
@@ -121,4 +162,25 @@ function headersForm(obj: object, proto: HeadersLike): OpaqueForm | undefined {
 /** The query text of URLSearchParams entries, as `URLSearchParams.prototype.toString` writes it. */
 export function paramsText(entries: readonly (readonly [string, string])[]): string {
   return new URLSearchParams(entries as [string, string][]).toString()
+}
+
+/**
+ * Whether stored text at `path`, read as the query string a URLSearchParams is stored as,
+ * holds a parameter `redacts` names at its name below `path` (`$.query.token`). A reader
+ * of a bundle cannot tell a stored query string from other text; a rule names no other
+ * place below a string, so text that only reads like one costs at most a value redacted
+ * more than asked, never one kept.
+ */
+export function storedQueryRedacted(
+  path: readonly (string | number)[],
+  v: unknown,
+  redacts: (path: readonly (string | number)[]) => boolean,
+): boolean {
+  if (typeof v !== 'string' || !v.includes('=')) return false
+  const below: (string | number)[] = [...path, '']
+  for (const name of new URLSearchParams(v).keys()) {
+    below[below.length - 1] = name
+    if (redacts(below)) return true
+  }
+  return false
 }

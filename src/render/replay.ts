@@ -181,8 +181,28 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
           ? t.dim(`; ${inherited.join(', ')} inherit${inherited.length === 1 ? 's' : ''} it`)
           : ''),
     )
+    const pinned = s.attempts.some((a) => a.oracle === 'expected')
+    if (!pinned && s.changes.some(recordedEmptyForText)) lines.push(`  ${t.dim(olderOpaqueHint)}`)
   }
   return lines.join('\n')
+}
+
+/**
+ * Recorders before RegExp and URLSearchParams were recorded as their text wrote `{}` for
+ * them; a replay of such a bundle shows `{} → "/ab+c/i"`, which says nothing of why.
+ */
+const olderOpaqueHint =
+  'production recorded {} where the local build gives text: a RegExp or URLSearchParams recorded by an older recorder is stored as {}; record again, or pin the local output with accept'
+
+function recordedEmptyForText(c: Change): boolean {
+  if (c.kind !== 'changed' || typeof c.local !== 'string') return false
+  const r = c.recorded
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    Object.getPrototypeOf(r) === Object.prototype &&
+    Object.keys(r).length === 0
+  )
 }
 
 export function renderSummary(s: ReplaySummary & { updated?: number }, t: Theme, label = 'replayed'): string {

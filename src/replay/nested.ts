@@ -147,37 +147,49 @@ export class NestedCalls {
   }
 
   /**
-   * The capture a nested call of `stage` plays back: the first one not yet taken, after the
-   * capture whose code made the call if there is one, else any before it.
+   * The capture a nested call of `stage` plays back: the first one not yet taken whose
+   * recorded input is the call's input (per-item calls under `Promise.all` need not run in
+   * production's order: played-back effects settle at once, real ones did not); failing
+   * that, the first one not yet taken. In both, one after the capture whose code made the
+   * call comes before any before it.
    */
-  private take(stage: string, after: number): Capture | undefined {
+  private take(stage: string, after: number, input: string | undefined): Capture | undefined {
+    let same: Capture | undefined
+    let sameEarlier: Capture | undefined
+    let next: Capture | undefined
     let earlier: Capture | undefined
-    let later: Capture | undefined
     for (const c of this.captures) {
       if (c.stage !== stage || this.used.has(c.seq)) continue
+      const isSame = input !== undefined && c.input === input
       if (c.seq > after) {
-        later = c
-        break
+        next ??= c
+        if (isSame) {
+          same = c
+          break
+        }
+      } else {
+        earlier ??= c
+        if (isSame) sameEarlier ??= c
       }
-      earlier ??= c
     }
-    const taken = later ?? earlier
+    const taken = same ?? sameEarlier ?? next ?? earlier
     if (taken !== undefined) this.used.add(taken.seq)
     return taken
   }
 
-  /** Whether `input` is not what production recorded for the nested call. */
-  private differs(input: unknown, capture: Capture): boolean {
+  /** The call's input as the recorder encodes it, or `undefined` when it cannot be. */
+  private encoded(input: unknown): string | undefined {
     try {
-      return this.encodeArgs(input) !== capture.input
+      return this.encodeArgs(input)
     } catch {
-      return true
+      return undefined
     }
   }
 
   /** Plays back one nested call made from `scope`. Never throws: a throw is a rejection. */
   play(scope: Scope, stage: string, input: unknown, fn: StageFn, self: unknown): Promise<unknown> {
-    const capture = this.take(stage, scope.after)
+    const encoded = this.encoded(input)
+    const capture = this.take(stage, scope.after, encoded)
     if (this.splice && capture !== undefined) return recordedResult(capture)
     let ctx: PlaybackContext | UnrecordedContext
     if (capture === undefined) {
@@ -193,7 +205,7 @@ export class NestedCalls {
         capture.attempt,
         capture.effects,
         this.encodeArgs,
-        this.differs(input, capture),
+        encoded === undefined || encoded !== capture.input,
       )
     }
     this.played.push({ ctx, caller: scope.caller })

@@ -1,4 +1,5 @@
 import { runInNewContext } from 'node:vm'
+import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
 import { maxDecodeDepth } from '../../src/codec/decode.js'
 import {
@@ -315,6 +316,26 @@ describe('built-ins whose state is not in own fields', () => {
     expect(encode(new Headers({ a: '1' }))).not.toBe(encode(new Headers({ a: '2' })))
   })
 
+  it("reads a RegExp's pattern and flags from the RegExp itself, not from getters a subclass or the value adds", () => {
+    class Lying extends RegExp {
+      override get flags(): string {
+        return 'LIE'
+      }
+      override get source(): string {
+        throw new Error('boom')
+      }
+    }
+    const own = /x+/gi
+    Object.defineProperty(own, 'global', {
+      get() {
+        throw new Error('no')
+      },
+    })
+    expect(encode({ a: new Lying('a', 'g'), b: own, c: /a\/b/dgimsuy })).toBe(
+      JSON.stringify({ a: '/a/g', b: '/x+/gi', c: '/a\\/b/dgimsuy' }),
+    )
+  })
+
   it('recognises a RegExp made in another realm', () => {
     const foreign = runInNewContext('/a.b/m') as RegExp
     expect(foreign instanceof RegExp).toBe(false)
@@ -541,6 +562,36 @@ describe('payloads that cannot be recorded', () => {
     const text = JSON.stringify(under)
     expect(encode(under, { maxBytes: text.length, maxDepth: 512 })).toBe(text)
     expect(() => encode(under, { maxBytes: text.length - 1, maxDepth: 512 })).toThrow(PayloadError)
+  })
+
+  it('writes every plain value whose JSON fits the cap, and refuses every one that does not', () => {
+    // Characters JSON escapes (quotes, controls, lone surrogates) and keys made of them, so
+    // the walk's lower bound is tried where the text is longest against the string.
+    const text = fc.oneof(
+      fc.string({ unit: 'binary' }),
+      fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u0001', '\ud800', '\udc00', 'a', '\u2028') }),
+    )
+    const { value } = fc.letrec((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small' },
+        fc.constant(null),
+        fc.boolean(),
+        fc.double({ noDefaultInfinity: true, noNaN: true }).filter((n) => !Object.is(n, -0)),
+        text,
+        fc.array(tie('value')),
+        fc.dictionary(text, tie('value')),
+      ),
+    }))
+    fc.assert(
+      fc.property(value, fc.nat(64), (v, slack) => {
+        const json = JSON.stringify(v)
+        for (const cap of [json.length, json.length + slack])
+          expect(encode(v, { maxBytes: cap, maxDepth: 512 })).toBe(json)
+        if (json.length > 0)
+          expect(() => encode(v, { maxBytes: json.length - 1, maxDepth: 512 })).toThrow(PayloadError)
+      }),
+      { numRuns: 500, seed: 7 },
+    )
   })
 
   it('throws PayloadError(too-deep) past the depth limit, plain or tagged', () => {

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bundleFiles, holdingWriteLock, withDb } from '../helpers/bundle-db.js'
+import { bundleFiles, countBytes, holdingWriteLock, withDb } from '../helpers/bundle-db.js'
 import { binPath, expectUsageFailure } from '../helpers/cli.js'
 import {
   type CliResult,
@@ -266,6 +266,78 @@ describe('accept', { timeout: 90_000 }, () => {
       0,
     )
     expect(expectations(bundle).map((x) => [x.stage, x.note])).toEqual([['compute', 'NEW']])
+  })
+})
+
+describe('accept redacts what it pins as the bundle was redacted', { timeout: 90_000 }, () => {
+  it("the local output's secrets (a default name, a path rule, a query parameter) never reach the bundle, and test passes", async () => {
+    const secret = 'LOCAL-SECRET-Jq72x'
+    const src = `export function route(req) {
+  return {
+    id: req.id,
+    headers: new Headers({ authorization: 'Bearer ${secret}', accept: 'text/plain' }),
+    query: new URLSearchParams({ token: '${secret}', page: '2' }),
+    customer: { phone: '${secret}', name: 'n' },
+  }
+}
+`
+    const file = ws.write('secrets/route.mjs', src)
+    ws.write('secrets/retrace.config.json', JSON.stringify({ stages: { route: './route.mjs#route' } }))
+    const route = await importStage(file, 'route')
+    const bundle = ws.path('secrets/prod.sqlite')
+    let id = ''
+    await record(
+      bundle,
+      async (recorder) => {
+        const stage = recorder.stage('route', route)
+        await recorder.record('r:1', async () => {
+          id = recorder.current()!.recordId
+          return stage({ id: 1 })
+        })
+      },
+      { redact: ['$.customer.phone'] },
+    )
+    expect(countBytes(bundle, secret)).toBe(0)
+    const config = ws.path('secrets/retrace.config.json')
+    expect((await cli('accept', bundle, id, '--yes', '--config', config)).code).toBe(0)
+    expect(countBytes(bundle, secret)).toBe(0)
+    const [pinned] = expectations(bundle)
+    expect(JSON.parse(pinned!.output!)).toEqual({
+      id: 1,
+      headers: { accept: 'text/plain', authorization: '[redacted]' },
+      query: '[redacted]',
+      customer: { phone: '[redacted]', name: 'n' },
+    })
+    const t = await cli('test', bundle, '--config', config)
+    expect(t.code).toBe(0)
+  })
+
+  it('a recording whose redaction rules could not be used (every payload a token) gets pins that are a token', async () => {
+    const src = `export function route(req) {
+  return { id: req.id, note: 'LOCAL-ONLY-Vb19k' }
+}
+`
+    const file = ws.write('closed/route.mjs', src)
+    ws.write('closed/retrace.config.json', JSON.stringify({ stages: { route: './route.mjs#route' } }))
+    const route = await importStage(file, 'route')
+    const bundle = ws.path('closed/prod.sqlite')
+    let id = ''
+    await record(
+      bundle,
+      async (recorder) => {
+        const stage = recorder.stage('route', route)
+        await recorder.record('r:1', async () => {
+          id = recorder.current()!.recordId
+          return stage({ id: 1 })
+        })
+      },
+      { redact: ['$.customer['] },
+      ['E_OPTIONS'],
+    )
+    const config = ws.path('closed/retrace.config.json')
+    expect((await cli('accept', bundle, id, '--yes', '--config', config)).code).toBe(0)
+    expect(countBytes(bundle, 'LOCAL-ONLY-Vb19k')).toBe(0)
+    expect(expectations(bundle).map((x) => x.output)).toEqual(['"[redacted]"'])
   })
 })
 

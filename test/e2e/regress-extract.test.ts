@@ -283,6 +283,38 @@ export function send(o) {
     expect(byPath.find((c) => c.stage === 'send')!.input).toContain('["email","[redacted]"]')
   })
 
+  it('--redact naming a parameter of a recorded query string redacts the string whole, as the recorder does', async () => {
+    const secret = 'acct-1-9Qz41-canary'
+    const file = ws.write(
+      'prod/query.mjs',
+      `export function route(input) {
+  const acct = 'acct-' + input.id + '-9Qz41-canary'
+  return { id: input.id, query: new URLSearchParams({ acct, page: '2' }), note: 'acct=kept' }
+}
+`,
+    )
+    const route = await importStage(file, 'route')
+    const dir = outDir()
+    const source = join(dir, 'query.sqlite')
+    let id = ''
+    await record(source, async (recorder) => {
+      const stage = recorder.stage('route', route)
+      await recorder.record('q:1', async () => {
+        id = recorder.current()!.recordId
+        return stage({ id: 1 })
+      })
+    })
+    expect(countBytes(source, secret)).toBeGreaterThan(0)
+    const out = join(dir, 'query-redacted.sqlite')
+    const r = await cli('extract', source, id, '-o', out, '--redact', '$.query.acct', '--json')
+    expect(r.code).toBe(0)
+    expect((JSON.parse(r.stdout) as { redactedValues: number }).redactedValues).toBe(1)
+    expect(countBytes(out, secret)).toBe(0)
+    const [capture] = readBundle(out).captures
+    // Only the string a rule reaches into: text elsewhere that reads like a query is kept.
+    expect(JSON.parse(capture!.output!)).toEqual({ id: 1, query: '[redacted]', note: 'acct=kept' })
+  })
+
   it('--redact reaches a value nested deeper than a recorder writes, which readers still read', async () => {
     // 700 levels: past the recorder's 512, within what every reader decodes (a hand-made file).
     const dir = outDir()

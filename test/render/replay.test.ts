@@ -135,6 +135,32 @@ describe('renderRecordResult: what changed, said plainly', () => {
     )
   })
 
+  it('a {} production recorded where the local build gives text says an older recorder may have written it', () => {
+    const hint =
+      'production recorded {} where the local build gives text: a RegExp or URLSearchParams recorded by an older recorder is stored as {}; record again, or pin the local output with accept'
+    const text = render(
+      diverged({
+        ...stage('route', 'diverged'),
+        changes: [
+          { path: '$.n', kind: 'changed', recorded: 1, local: 2 },
+          { path: '$.pattern', kind: 'changed', recorded: {}, local: '/ab+c/i' },
+        ],
+      }),
+    )
+    expect(text.split('\n')).toContain(`  ${hint}`)
+    // An empty object become another object, or text where something else was, is not that.
+    const other = render(
+      diverged({
+        ...stage('route', 'diverged'),
+        changes: [
+          { path: '$.a', kind: 'changed', recorded: {}, local: { b: 1 } },
+          { path: '$.c', kind: 'changed', recorded: [], local: 'x' },
+        ],
+      }),
+    )
+    expect(other).not.toContain(hint)
+  })
+
   it('a field the local build adds or leaves out is explained too', () => {
     const added = render(
       diverged({

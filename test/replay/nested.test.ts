@@ -209,4 +209,52 @@ describe('wrapped stages called inside a replayed stage', () => {
       own.close()
     }
   })
+
+  it('take the capture of the same item when per-item calls start in another order than in production', async () => {
+    const path = ws.path('per-item.sqlite')
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+    type Item = { sku: string; qty: number }
+    const make = (recorder: Recorder) => {
+      const price = recorder.stage('price', async (item: Item, ctx: StageContext) => {
+        const rate = await ctx.effect('rate.get', { sku: item.sku }, async () => (item.sku === 'A' ? 2 : 3))
+        return { sku: item.sku, total: item.qty * rate }
+      })
+      // In production A's stock read is slow, so price(B) starts first; played back, both
+      // reads settle at once and price(A) starts first.
+      const handle = recorder.stage('handle', async (items: Item[], ctx: StageContext) => ({
+        priced: await Promise.all(
+          items.map(async (it) => {
+            await ctx.effect('stock.get', { sku: it.sku }, async () => sleep(it.sku === 'A' ? 40 : 1))
+            return price(it)
+          }),
+        ),
+      }))
+      return { handle }
+    }
+    let id = ''
+    await record(path, async (recorder) => {
+      const { handle } = make(recorder)
+      await recorder.record('o:1', async () => {
+        id = recorder.current()!.recordId
+        return handle([
+          { sku: 'A', qty: 1 },
+          { sku: 'B', qty: 10 },
+        ])
+      })
+    })
+    const own = BundleSet.open([path])
+    try {
+      const chain = own.loadRecord(id)
+      expect(chain.captures.filter((c) => c.stage === 'price').map((c) => JSON.parse(c.input).sku)).toEqual([
+        'B',
+        'A',
+      ])
+      const { handle } = make(createRecorder({ path: undefined as unknown as string, onError: () => {} }))
+      const stages = new Map<string, StageFn>([['handle', unwrapStage(handle) as StageFn]])
+      const r = await replayRecord(chain, { mode: 'isolated', stages, rules: noRules, now: () => 0 })
+      expect(statusOf(r)).toEqual({ handle: 'matched', price: 'skipped' })
+    } finally {
+      own.close()
+    }
+  })
 })
