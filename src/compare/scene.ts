@@ -6,7 +6,7 @@
 import type { CaptureRow, EffectRow, RecordChain } from '../bundle/types.js'
 import { DecodeError, decodeRaw, isUnrecorded } from '../codec/index.js'
 import { type CompiledRules, type DiffLimits, type DiffResult, diffValues, noRules } from './diff.js'
-import { handoffs } from './handoff.js'
+import { calledPerItem, handoffs } from './handoff.js'
 
 export interface SceneError {
   name: string
@@ -42,6 +42,11 @@ export interface SceneCapture {
   transform: DiffResult | null
   /** True when this is the last attempt of its stage (the one that fed downstream). */
   final: boolean
+  /**
+   * Its stage was called with different inputs in this record (once per item): a later call
+   * is the next item, not a retry, and supersedes nothing. How many calls, else absent.
+   */
+  perItem?: number
 }
 
 export interface Seam {
@@ -173,6 +178,7 @@ export function finalCaptures<C extends Pick<CaptureRow, 'stage' | 'seq'>>(captu
 
 export function buildScene(chain: RecordChain, rules: CompiledRules = noRules, limits?: DiffLimits): Scene {
   const finals = new Set(finalCaptures(chain.captures).map((c) => c.id))
+  const perItem = calledPerItem(chain.captures)
   const captures: SceneCapture[] = chain.captures.map((c) => {
     const input = readPayload(c.input)
     const output = readPayload(c.output)
@@ -195,6 +201,8 @@ export function buildScene(chain: RecordChain, rules: CompiledRules = noRules, l
           : null,
       final: finals.has(c.id),
     }
+    const calls = perItem.get(c.stage)
+    if (calls !== undefined) sc.perItem = calls
     if (c.output !== null) sc.output = output
     if (error !== undefined) sc.error = error
     return sc
@@ -231,7 +239,7 @@ export function buildScene(chain: RecordChain, rules: CompiledRules = noRules, l
     captures,
     seams,
     loose,
-    retries: captures.filter((c) => c.attempt > 1).length,
+    retries: captures.filter((c) => c.attempt > 1 && c.perItem === undefined).length,
   }
   const err = readError(chain.record.error)
   if (err !== undefined) scene.error = err

@@ -355,8 +355,13 @@ function timeline(m: ReportModel): Html {
     last = c.stage
     const { attempt } = attemptOf(m.replay, c)
     const offset = c.startedAt - t0
-    const retry = c.attempt > 1 ? badge(`attempt ${c.attempt} (retry)`, 'warn') : html`${c.attempt}`
-    const superseded = c.final ? '' : html` <span class="dim">superseded</span>`
+    const retry =
+      c.perItem !== undefined
+        ? html`call ${c.attempt} of ${c.perItem}`
+        : c.attempt > 1
+          ? badge(`attempt ${c.attempt} (retry)`, 'warn')
+          : html`${c.attempt}`
+    const superseded = c.final || c.perItem !== undefined ? '' : html` <span class="dim">superseded</span>`
     return html`<tr class="${c.status === 'error' ? 'failed' : ''}"><td class="num">${index}</td><td><a href="#capture-${c.seq}" class="stage">${c.stage}</a></td><td>${retry}</td><td>${badge(c.status, c.status === 'ok' ? 'ok' : 'bad')}${superseded}</td><td class="num">+${formatDuration(offset)}</td><td class="num">${formatDuration(c.durationMs)}</td><td class="track"><span class="bar ${c.status}" style="margin-left:${raw(pct(offset))};width:${raw(pct(Math.max(c.durationMs, span / 400)))}"></span></td><td>${replayBadge(attempt)}</td></tr>`
   })
   const retries = s.retries > 0 ? `, ${plural(s.retries, 'retry', 'retries')}` : ''
@@ -460,8 +465,13 @@ function captureCard(m: ReportModel, c: SceneCapture): Html {
   const { stage, attempt } = attemptOf(m.replay, c)
   const first = m.replay?.firstDivergence?.stage === c.stage && c.final
   const open = first || c.status === 'error' || attempt?.status === 'diverged' || attempt?.status === 'error'
-  const retry = c.attempt > 1 ? badge(`attempt ${c.attempt} (retry)`, 'warn') : ''
-  const superseded = c.final ? '' : badge('superseded by a later attempt', 'dim')
+  const retry =
+    c.perItem !== undefined
+      ? badge(`call ${c.attempt} of ${c.perItem} (once per item)`, 'dim')
+      : c.attempt > 1
+        ? badge(`attempt ${c.attempt} (retry)`, 'warn')
+        : ''
+  const superseded = c.final || c.perItem !== undefined ? '' : badge('superseded by a later attempt', 'dim')
   const where: string[] = []
   if (c.build !== null && c.build !== m.scene.build) where.push(`build ${c.build}`)
   if (c.host !== null && c.host !== m.scene.host) where.push(`host ${c.host}`)

@@ -96,8 +96,13 @@ function captureBlock(
   // An output the record ended before it came (a stage it did not wait for) is no success.
   const status =
     c.status !== 'ok' ? t.bad('error') : isUnfinished(c.output) ? t.warn('unfinished') : t.ok('ok')
-  const attempt = c.attempt > 1 ? t.warn(` attempt ${c.attempt} (retry)`) : ''
-  const superseded = c.final ? '' : t.dim(' superseded by a later attempt')
+  const attempt =
+    c.perItem !== undefined
+      ? t.dim(` call ${c.attempt} of ${c.perItem} (once per item)`)
+      : c.attempt > 1
+        ? t.warn(` attempt ${c.attempt} (retry)`)
+        : ''
+  const superseded = c.final || c.perItem !== undefined ? '' : t.dim(' superseded by a later attempt')
   const lines = [
     `${t.bold(String(index + 1).padStart(2))} ${t.stage(visibleLine(c.stage))}${attempt} ${status} ${t.dim(formatDuration(c.durationMs))}${superseded}`,
   ]

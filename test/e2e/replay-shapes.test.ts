@@ -301,6 +301,14 @@ describe('stages inside, beside and per item', () => {
     expect(r.code).toBe(1)
   })
 
+  it('show tells calls once per item from retries', async () => {
+    const r = await runCli(['show', bundle, ids.order!], ws.dir)
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('enrich call 1 of 2 (once per item)')
+    expect(r.stdout).toContain('enrich call 2 of 2 (once per item)')
+    expect(r.stdout).not.toMatch(/retr(y|ies)|superseded/)
+  })
+
   it('show lists the stages nothing handed their input to', async () => {
     const r = await runCli(['show', bundle, ids.req!], ws.dir)
     expect(r.code).toBe(0)
