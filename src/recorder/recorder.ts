@@ -1136,15 +1136,17 @@ export function createRecorder(options: RecorderOptions): Recorder {
     // A function, not an arrow: a method wrapped in place (`svc.price = recorder.stage('price',
     // svc.price)`) is called on its object, and `fn` must get that `this` as it did unwrapped.
     const wrapped = function (this: unknown, input: I): Promise<O> {
-      // Under replay, a stage called by the stage being replayed plays back its recording.
-      const replay = (globalThis as { [replayHook]?: unknown })[replayHook]
-      if (typeof replay === 'function') {
-        const played = (replay as ReplayHook)(name, input, stageFn, this)
-        if (played !== undefined) return played as Promise<O>
-      }
       const fn: StageFn<I, O> = this === undefined ? stageFn : (i, ctx) => stageFn.call(this, i, ctx)
       const rec = openRecordOf(owner)
       if (rec === undefined || rec.ended) {
+        // Under replay (no record is open there), a stage called by the stage being replayed
+        // plays back its recording. Looked up only here: a property of the global object
+        // costs a call in a record tens of nanoseconds (R2 in bench/).
+        const replay = (globalThis as { [replayHook]?: unknown })[replayHook]
+        if (typeof replay === 'function') {
+          const played = (replay as ReplayHook)(name, input, stageFn, this)
+          if (played !== undefined) return played as Promise<O>
+        }
         if (keyOf !== undefined) {
           let key: string | undefined
           try {
