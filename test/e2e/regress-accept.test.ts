@@ -269,6 +269,36 @@ describe('accept', { timeout: 90_000 }, () => {
   })
 })
 
+/**
+ * Records one record of a `route` stage (module source `src`, in folder `dir` of the
+ * workspace, with a config naming it) under the redaction rules `redact`.
+ */
+async function recordRoute(
+  dir: string,
+  src: string,
+  redact: string[],
+  tolerate: readonly string[] = [],
+): Promise<{ bundle: string; id: string }> {
+  const file = ws.write(`${dir}/route.mjs`, src)
+  ws.write(`${dir}/retrace.config.json`, JSON.stringify({ stages: { route: './route.mjs#route' } }))
+  const route = await importStage(file, 'route')
+  const bundle = ws.path(`${dir}/prod.sqlite`)
+  let id = ''
+  await record(
+    bundle,
+    async (recorder) => {
+      const stage = recorder.stage('route', route)
+      await recorder.record('r:1', async () => {
+        id = recorder.current()!.recordId
+        return stage({ id: 1 })
+      })
+    },
+    { redact },
+    tolerate,
+  )
+  return { bundle, id }
+}
+
 describe('accept redacts what it pins as the bundle was redacted', { timeout: 90_000 }, () => {
   it("the local output's secrets (a default name, a path rule, a query parameter) never reach the bundle, and test passes", async () => {
     const secret = 'LOCAL-SECRET-Jq72x'
@@ -281,22 +311,7 @@ describe('accept redacts what it pins as the bundle was redacted', { timeout: 90
   }
 }
 `
-    const file = ws.write('secrets/route.mjs', src)
-    ws.write('secrets/retrace.config.json', JSON.stringify({ stages: { route: './route.mjs#route' } }))
-    const route = await importStage(file, 'route')
-    const bundle = ws.path('secrets/prod.sqlite')
-    let id = ''
-    await record(
-      bundle,
-      async (recorder) => {
-        const stage = recorder.stage('route', route)
-        await recorder.record('r:1', async () => {
-          id = recorder.current()!.recordId
-          return stage({ id: 1 })
-        })
-      },
-      { redact: ['$.customer.phone'] },
-    )
+    const { bundle, id } = await recordRoute('secrets', src, ['$.customer.phone'])
     expect(countBytes(bundle, secret)).toBe(0)
     const config = ws.path('secrets/retrace.config.json')
     expect((await cli('accept', bundle, id, '--yes', '--config', config)).code).toBe(0)
@@ -317,23 +332,7 @@ describe('accept redacts what it pins as the bundle was redacted', { timeout: 90
   return { id: req.id, note: 'LOCAL-ONLY-Vb19k' }
 }
 `
-    const file = ws.write('closed/route.mjs', src)
-    ws.write('closed/retrace.config.json', JSON.stringify({ stages: { route: './route.mjs#route' } }))
-    const route = await importStage(file, 'route')
-    const bundle = ws.path('closed/prod.sqlite')
-    let id = ''
-    await record(
-      bundle,
-      async (recorder) => {
-        const stage = recorder.stage('route', route)
-        await recorder.record('r:1', async () => {
-          id = recorder.current()!.recordId
-          return stage({ id: 1 })
-        })
-      },
-      { redact: ['$.customer['] },
-      ['E_OPTIONS'],
-    )
+    const { bundle, id } = await recordRoute('closed', src, ['$.customer['], ['E_OPTIONS'])
     const config = ws.path('closed/retrace.config.json')
     expect((await cli('accept', bundle, id, '--yes', '--config', config)).code).toBe(0)
     expect(countBytes(bundle, 'LOCAL-ONLY-Vb19k')).toBe(0)
