@@ -536,8 +536,11 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       // A stage that called other stages may differ only through what they gave it: judged
       // again with their recorded results, on the same input; settled once they are judged.
       let throughNested: { stages: string[]; status: StageStatus; reason: string | undefined } | undefined
-      const calledInside = [...new Set(run.nestedStages ?? [])].filter((n) => o.stages.has(n))
-      if (status === 'diverged' && calledInside.length > 0) {
+      const calledInside =
+        status === 'diverged' && run.nestedStages !== undefined
+          ? [...new Set(run.nestedStages)].filter((n) => o.stages.has(n))
+          : []
+      if (calledInside.length > 0) {
         const usedInput = reason === 'differs on its recorded input too' ? decode(oracleInput) : input
         const own = await runStage(fn, usedInput, c, chain.record.key, o, offRecorded, true)
         if (judge(own, oracleOutput, oracleError, o).status === 'matched') {

@@ -15,10 +15,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { CaptureRow, EffectRow } from '../bundle/types.js'
 import { DecodeError, decode } from '../codec/index.js'
-import { readError } from '../compare/scene.js'
 import type { StageContext, StageFn } from '../recorder/recorder.js'
 import { type ReplayHook, replayHook } from '../stage-mark.js'
-import { EffectDivergence, PlaybackContext } from './playback.js'
+import { EffectDivergence, PlaybackContext, revivedError } from './playback.js'
 
 type Capture = CaptureRow & { effects: EffectRow[] }
 
@@ -225,13 +224,7 @@ export class NestedCalls {
  */
 function recordedResult(capture: Capture): Promise<unknown> {
   try {
-    if (capture.error !== null) {
-      const recorded = readError(capture.error)
-      const err = new Error(recorded?.message ?? 'error')
-      if (recorded?.name !== undefined) err.name = recorded.name
-      if (recorded?.code !== undefined) Object.assign(err, { code: recorded.code })
-      return Promise.reject(err)
-    }
+    if (capture.error !== null) return Promise.reject(revivedError(capture.error))
     return Promise.resolve(capture.output === null ? undefined : decode(capture.output))
   } catch (err) {
     return Promise.reject(err)

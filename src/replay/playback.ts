@@ -28,7 +28,8 @@ function describe(kind: string, name: string): string {
   return kind === 'now' || kind === 'random' ? `ctx.${kind}()` : `ctx.effect(${JSON.stringify(name)})`
 }
 
-function revivedError(text: string | null): Error {
+/** A recorded error as an Error to throw: its name, message and code. */
+export function revivedError(text: string | null): Error {
   const raw = text === null ? {} : (decodeRaw(text) as Record<string, unknown>)
   const err = new Error(String(raw?.message ?? 'recorded error'))
   err.name = String(raw?.name ?? 'Error')
