@@ -185,7 +185,8 @@ interface ActiveRecord {
   /** The wall clock to the microsecond when it started (processWall), 0 with an injected clock. */
   wallAt: number
   seq: number
-  attempts: Map<string, number>
+  /** Calls so far per stage name, by the name's slot (`slotOf`): an array read, not a map lookup, on every call. */
+  attempts: number[]
   captures: CaptureWrite[]
   /**
    * Captures of this record shed because the writer's queue was full, or because records
@@ -253,6 +254,9 @@ interface OpenRecord {
  * in flight), and on Node 20 each enabled one makes every promise of the host dearer.
  */
 const openRecords = new AsyncLocalStorage<OpenRecord>()
+
+/** `ctx.effect` where nothing is recorded: runs the effect, and is one function for every call. */
+const runEffect: StageContext['effect'] = (_name, _args, fn) => fn()
 
 /** The open record of `owner` in the current async context. */
 function openRecordOf(owner: object): ActiveRecord | undefined {
@@ -498,6 +502,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
     droppedBy: { queueFull: 0, writeFailed: 0, closed: 0, unfinished: 0 },
   }
   const lastReported = new Map<string, number>()
+  /** Each stage name's index in a record's `attempts`, given when a stage of that name is wrapped. */
+  const slots = new Map<string, number>()
   let closed = false
 
   /** Tells `onError`, at most once per code (or `limitKey`) every 10 s. */
@@ -841,7 +847,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         elapsedAt,
         wallAt,
         seq: 0,
-        attempts: new Map(),
+        attempts: [],
         captures: [],
         shed: 0,
         shedCounted: 0,
@@ -894,7 +900,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       attempt,
       now: clock,
       random,
-      effect: (_name, _args, fn) => fn(),
+      effect: runEffect,
     }
   }
 
@@ -1009,13 +1015,19 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
   }
 
-  function callRecorded<I, O>(rec: ActiveRecord, name: string, fn: StageFn<I, O>, input: I): Promise<O> {
+  function callRecorded<I, O>(
+    rec: ActiveRecord,
+    name: string,
+    slot: number,
+    fn: StageFn<I, O>,
+    input: I,
+  ): Promise<O> {
     let capture: CaptureWrite | undefined
     let t0 = 0
     let attempt = 1
     try {
-      attempt = (rec.attempts.get(name) ?? 0) + 1
-      rec.attempts.set(name, attempt)
+      attempt = (rec.attempts[slot] ?? 0) + 1
+      rec.attempts[slot] = attempt
       // A record that cannot fit the queue now is dropped whole before any more of it is
       // encoded: under overload the host pays for its stage calls, not for recording them.
       let shedding = rec.shed > 0
@@ -1115,10 +1127,16 @@ export function createRecorder(options: RecorderOptions): Recorder {
    * attempts are counted as in a recorded record: a stage that backs off or gives up by
    * `ctx.attempt` must behave the same whether its key is sampled in or out.
    */
-  function passthrough<I, O>(rec: ActiveRecord, name: string, fn: StageFn<I, O>, input: I): Promise<O> {
+  function passthrough<I, O>(
+    rec: ActiveRecord,
+    name: string,
+    slot: number,
+    fn: StageFn<I, O>,
+    input: I,
+  ): Promise<O> {
     stats.sampledOut++
-    const attempt = (rec.attempts.get(name) ?? 0) + 1
-    rec.attempts.set(name, attempt)
+    const attempt = (rec.attempts[slot] ?? 0) + 1
+    rec.attempts[slot] = attempt
     try {
       return Promise.resolve(fn(input, passthroughContext(rec, name, attempt)))
     } catch (err) {
@@ -1132,6 +1150,13 @@ export function createRecorder(options: RecorderOptions): Recorder {
     stageOptions?: StageOptions<I>,
   ): (input: I) => Promise<O> {
     const name = nameText(nameArg, 'unprintable stage name')
+    // Two wrappers of one name share its attempts, as retries of one stage.
+    let slot = slots.get(name)
+    if (slot === undefined) {
+      slot = slots.size
+      slots.set(name, slot)
+    }
+    const nameSlot = slot
     const keyOf = stageOptions?.key
     // A function, not an arrow: a method wrapped in place (`svc.price = recorder.stage('price',
     // svc.price)`) is called on its object, and `fn` must get that `this` as it did unwrapped.
@@ -1163,7 +1188,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           if (key !== undefined) return record(key, () => wrapped.call(this, input))
         }
         // Its record was sampled out: it would not have been recorded in it either.
-        if (rec !== undefined && !rec.sampled) return passthrough(rec, name, fn, input)
+        if (rec !== undefined && !rec.sampled) return passthrough(rec, name, nameSlot, fn, input)
         // A key function that failed has been reported already.
         if (keyOf !== undefined && rec === undefined) stats.unrecorded++
         else
@@ -1179,8 +1204,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
           return Promise.reject(err)
         }
       }
-      if (!rec.sampled) return passthrough(rec, name, fn, input)
-      return callRecorded(rec, name, fn, input)
+      if (!rec.sampled) return passthrough(rec, name, nameSlot, fn, input)
+      return callRecorded(rec, name, nameSlot, fn, input)
     }
     // For replay, when a config names this export: it runs the stage itself.
     Object.defineProperty(wrapped, wrappedStage, { value: stageFn })

@@ -70,6 +70,47 @@ describe('captures', () => {
     ])
   })
 
+  it('counts calls of two wrappers of one stage name as attempts of that stage, sampled in or out', async () => {
+    for (const sample of [1, 0]) {
+      const { path, recorder } = testRecorder({ sample })
+      const seen: [string, number][] = []
+      const first = recorder.stage('fetch', (n: number, ctx: StageContext) => {
+        seen.push([ctx.stage, ctx.attempt])
+        return n
+      })
+      const other = recorder.stage('other', (n: number, ctx: StageContext) => {
+        seen.push([ctx.stage, ctx.attempt])
+        return n
+      })
+      const again = recorder.stage('fetch', (n: number, ctx: StageContext) => {
+        seen.push([ctx.stage, ctx.attempt])
+        return n + 1
+      })
+      await recorder.record('sku:two', async () => other(await again(await first(1))))
+      await recorder.record('sku:three', async () => again(await first(1)))
+      expect(seen).toEqual([
+        ['fetch', 1],
+        ['fetch', 2],
+        ['other', 1],
+        ['fetch', 1],
+        ['fetch', 2],
+      ])
+      await recorder.close()
+      const { captures } = readBundle(path)
+      expect(captures.map((c) => [c.stage, c.attempt])).toEqual(
+        sample === 1
+          ? [
+              ['fetch', 1],
+              ['fetch', 2],
+              ['other', 1],
+              ['fetch', 1],
+              ['fetch', 2],
+            ]
+          : [],
+      )
+    }
+  })
+
   it('counts a second call of the same stage in one record as a retry', async () => {
     const { path, recorder } = testRecorder()
     const attemptsSeen: number[] = []
