@@ -298,6 +298,7 @@ export class BundleReader {
   private readonly capturesOf: Database.Statement
   private readonly effectsOfRecord: Database.Statement
   private readonly expectationsOf: Database.Statement
+  private retriesQuery: Database.Statement | undefined
 
   constructor(opened: OpenedBundle) {
     this.db = opened.db
@@ -484,6 +485,22 @@ export class BundleReader {
       .map(({ stage, captures, errors }) => ({ stage, captures, errors }))
   }
 
+  /**
+   * A record's retries: the repeated calls of each stage always given the same input. A stage
+   * given different inputs was called once per item, none of its calls a retry, as `show`
+   * and replay read it (calledPerItem in src/compare/handoff.ts).
+   */
+  private retriesOf(stored: unknown): number {
+    this.retriesQuery ??= this.db
+      .prepare(
+        `SELECT coalesce(sum(CASE WHEN inputs = 1 THEN calls - 1 ELSE 0 END), 0)
+         FROM (SELECT count(*) AS calls, count(DISTINCT input) AS inputs
+               FROM captures WHERE record_id = ? GROUP BY stage)`,
+      )
+      .pluck()
+    return Number(this.retriesQuery.get(stored) ?? 0)
+  }
+
   /** Records matching the filter, newest first by default, streamed. */
   *records(filter: RecordFilter = {}): Generator<RecordSummary> {
     const { where, params } = recordConditions(filter, this.stored)
@@ -501,10 +518,14 @@ export class BundleReader {
         >,
     )
     for (const row of rows) {
+      const stages = stageList(row.stages)
+      const captures = Number(row.ncaptures)
       yield {
         ...toRecord(row),
-        stages: stageList(row.stages),
-        captures: Number(row.ncaptures),
+        stages,
+        captures,
+        // Only a record that called some stage twice is looked at again.
+        retries: captures > stages.length ? this.guard(() => this.retriesOf(row.id)) : 0,
         source: this.path,
       }
     }

@@ -258,6 +258,7 @@ function stitchParts(parts: RecordSummary[]): RecordSummary {
     ...wholeRow(parts),
     stages: [...new Set(sorted.flatMap((p) => p.stages))],
     captures: parts.reduce((n, p) => n + p.captures, 0),
+    retries: parts.reduce((n, p) => n + p.retries, 0),
     source: sorted.map((p) => p.source).join(', '),
   }
 }

@@ -82,5 +82,7 @@ export interface RecordChain {
 export interface RecordSummary extends RecordRow {
   stages: string[]
   captures: number
+  /** Repeated calls of a stage with the same input; calls once per item are not counted. */
+  retries: number
   source: string
 }

@@ -24,7 +24,7 @@ export function renderRecordList(listing: Listing<RecordSummary>, t: Theme, show
   ]
   for (const r of records) {
     const status = r.status === 'ok' ? t.ok('ok    ') : t.bad('error ')
-    const retries = r.captures - r.stages.length
+    const retries = r.retries
     const stages = `${r.stages.join(',')}${retries > 0 ? t.warn(` (+${retries} ${retries === 1 ? 'retry' : 'retries'})`) : ''}`
     const source = showSource ? t.dim(`  ${visibleLine(r.source)}`) : ''
     lines.push(

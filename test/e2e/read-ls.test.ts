@@ -120,6 +120,7 @@ describe('retrace ls', () => {
       build: 'build-abc123',
       stages: ['parse', 'price', 'store'],
       captures: 4,
+      retries: 1,
       source: a.path,
     })
     const failed = json.records.find((x) => x.status === 'error')!
@@ -193,6 +194,31 @@ describe('retrace ls', () => {
     // Exactly the limit: nothing left out, nothing said.
     expect(exact.stdout.trimEnd().split('\n')).toHaveLength(7)
     expect(exact.stdout).not.toContain('more')
+  })
+
+  it('tells calls once per item from retries, as show does', async () => {
+    const path = join(dir(), 'per-item.sqlite')
+    const recorder = createRecorder({ path, flushIntervalMs: 5 })
+    let calls = 0
+    try {
+      const price = recorder.stage('price', (item: { sku: string }) => ({ ...item, cents: 100 }))
+      const flaky = recorder.stage('flaky', (n: number) => {
+        if (++calls === 1) throw new Error('timeout')
+        return n
+      })
+      const order = recorder.stage('order', async (items: { sku: string }[]) => Promise.all(items.map(price)))
+      await recorder.record('order:3-items', async () => {
+        await order([{ sku: 'a' }, { sku: 'b' }, { sku: 'c' }])
+        await flaky(1).catch(() => flaky(1))
+      })
+    } finally {
+      await recorder.close()
+    }
+    const text = await runCli(['ls', path])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/order,price,flaky \(\+1 retry\)$/m)
+    const json = parseJsonOut<LsJson>(await runCli(['ls', path, '--json']))
+    expect(json.records[0]).toMatchObject({ stages: ['order', 'price', 'flaky'], captures: 6, retries: 1 })
   })
 
   it('counts a record continued in another bundle once in the total', async () => {

@@ -5,7 +5,13 @@ import { displayWidth, padEndColumns } from '../../src/render/format.js'
 import { renderRecordList } from '../../src/render/listing.js'
 import { plain } from '../../src/render/theme.js'
 
-const summary = (id: string, key: string, stages: string[], captures = stages.length): RecordSummary => ({
+const summary = (
+  id: string,
+  key: string,
+  stages: string[],
+  captures = stages.length,
+  retries = captures - stages.length,
+): RecordSummary => ({
   id,
   key,
   startedAt: Date.parse('2026-01-10T12:00:00.000Z'),
@@ -17,6 +23,7 @@ const summary = (id: string, key: string, stages: string[], captures = stages.le
   build: null,
   stages,
   captures,
+  retries,
   source: 'a.sqlite',
 })
 
@@ -73,5 +80,15 @@ describe('renderRecordList', () => {
     )
     expect(one).toContain('parse,fx (+1 retry)')
     expect(two).toContain('parse,fx (+2 retries)')
+  })
+
+  it('says nothing of calls once per item', () => {
+    const perItem = renderRecordList(
+      { records: [summary('01A', 'k', ['parse', 'fx'], 5, 0)], total: 1 },
+      plain,
+      false,
+    )
+    expect(perItem).toMatch(/parse,fx$/m)
+    expect(perItem).not.toContain('retr')
   })
 })
