@@ -104,6 +104,15 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
   async run(): Promise<void> {
     keepYoungGenerationSmall()
     if (this.flags.watch) {
+      // A bundle that cannot be read or a selection that matches nothing is refused before
+      // watching: no edit of the config or a stage module can fix it.
+      const { bundles, selection } = this.selection()
+      const set = BundleSet.open(bundles)
+      try {
+        checkSelection(set, selection)
+      } finally {
+        set.close()
+      }
       // Each replay runs in a fresh process: edited stage modules load anew, and nothing a
       // stage left behind (timers, patched globals) leaks into the next run.
       const argv = this.argv.filter((a) => a !== '--watch' && a !== '-w')
@@ -140,6 +149,18 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     await this.once()
   }
 
+  /** The bundles the command line names, and the records it selects in them. */
+  private selection(): { bundles: string[]; named: string[]; selection: Selection } {
+    const f = this.flags
+    const { bundles, named, rest: records } = splitBundleWords(positionals(this.argv, valuedFlags))
+    const selection: Selection = {
+      records,
+      ...(f.key !== undefined ? { key: f.key } : {}),
+      ...(f.where !== undefined ? { where: f.where } : {}),
+    }
+    return { bundles, named, selection }
+  }
+
   /** One replay of the selection. */
   private async once(): Promise<void> {
     const f = this.flags
@@ -174,12 +195,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
     const f = this.flags
     const config = await loadConfig(f.config, process.cwd())
     const engine = engineOptions(config, await loadStages(config), run)
-    const { bundles, named, rest: records } = splitBundleWords(positionals(this.argv, valuedFlags))
-    const selection: Selection = {
-      records,
-      ...(f.key !== undefined ? { key: f.key } : {}),
-      ...(f.where !== undefined ? { where: f.where } : {}),
-    }
+    const { bundles, named, selection } = this.selection()
     const set = BundleSet.open(bundles)
     try {
       // A typo in the selection is the one line on stderr, not a second after the header.

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from '../helpers/cli.js'
 import { importStage, record, repoRoot, runChain, type Workspace, workspace } from '../replay/fixture.js'
 
 const stageSource = (extra: number): string => `
@@ -65,6 +66,24 @@ describe('replay --watch', () => {
     } finally {
       child.kill('SIGTERM')
     }
+  })
+
+  it('refuses at once, exit 2, a selection or bundle no edit can fix, instead of watching', async () => {
+    const [key, where, gone] = await Promise.all([
+      runCli(['replay', 'b.sqlite', '--key', 'sku:typo', '--watch'], { cwd: ws.dir, timeoutMs: 20_000 }),
+      runCli(['replay', 'b.sqlite', '--where', 'compute.available = 999', '--watch'], {
+        cwd: ws.dir,
+        timeoutMs: 20_000,
+      }),
+      runCli(['replay', 'missing.sqlite', '--watch'], { cwd: ws.dir, timeoutMs: 20_000 }),
+    ])
+    expect(key.code).toBe(2)
+    expect(key.stderr).toBe('retrace: no record with key "sku:typo" in b.sqlite\n')
+    expect(where.code).toBe(2)
+    expect(where.stderr).toMatch(/^retrace: no record .*\n$/)
+    expect(gone.code).toBe(2)
+    expect(gone.stderr).toBe('retrace: missing.sqlite: no such file\n')
+    for (const r of [key, where, gone]) expect(r.stderr).not.toContain('watching')
   })
 
   it('--json writes each run as one compact JSON document on its own line (NDJSON)', async () => {
