@@ -475,8 +475,9 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       // Effects were recorded with production's input: play them back leniently whenever the
       // input given differs from it (the oracle input may be a pinned one).
       let offRecorded = oracleInput !== c.input
-      // A stage that failed in production handed nothing on: what ran after it (a fallback)
-      // got its recorded input, whatever the stage does locally.
+      // A stage that failed in production handed nothing on: what ran after it got its
+      // recorded input, whatever the stage does locally (a fallback on the failed stage's own
+      // input is fed by what fed that one, handoff.ts).
       const handed = upstream !== undefined && recordedOut.get(upstream) !== null
       if (o.mode === 'cascade' && handed && localOut.has(upstream)) {
         const up = localOut.get(upstream)

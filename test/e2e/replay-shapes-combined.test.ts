@@ -35,7 +35,7 @@ export const batch = recorder.stage('batch', async (order) => {
 })
 export const ship = recorder.stage('ship', (o) => ({ id: o.id, label: 'T' + o.total }))
 // Side by side on one input, then gathered.
-export const prep = recorder.stage('prep', (x) => ({ v: x.v + 1${b('prep', '', ' + 1')}, id: x.id }))
+export const prep = recorder.stage('prep', (x) => (${b('prep', '{ v: x.v + 1, id: x.id }', "{ v: x.v + 2, id: x.id + '!' }")}))
 export const left = recorder.stage('left', (x) => ({ l: x.v * 2${b('left', '', ' + 1')} }))
 export const right = recorder.stage('right', async (x) => { await sleep(1); return { r: x.v + 3 } })
 export const gather = recorder.stage('gather', (both) => ({ sum: both[0].l + both[1].r }))
@@ -157,7 +157,7 @@ beforeAll(async () => {
       return m.post!(y)
     })
     await record('fallback', async () => {
-      const x = { id: 'f1' }
+      const x = await m.prep!({ v: 0, id: 'f1' })
       let y: unknown
       try {
         y = await m.prim!(x)
@@ -171,7 +171,7 @@ beforeAll(async () => {
       m.normalize!(await m.enrich!(await m.normalize!({ name: '  Bob ' }))),
     )
     await r.close()
-    expect(r.stats()).toMatchObject({ written: 33, dropped: 0 })
+    expect(r.stats()).toMatchObject({ written: 34, dropped: 0 })
   } finally {
     delete process.env.COMBINED_BUNDLE
   }
@@ -197,7 +197,7 @@ describe('shapes combined', () => {
       fan: { prep: 'matched', left: 'matched', right: 'matched', gather: 'matched' },
       deep: { aa: 'matched', bb: 'matched', cc: 'matched', after: 'matched' },
       retry: { prep: 'matched', flaky: 'matched', post: 'matched' },
-      fallback: { prim: 'matched', fall: 'matched', rcpt: 'matched' },
+      fallback: { prep: 'matched', prim: 'matched', fall: 'matched', rcpt: 'matched' },
       mixed: { s1: 'matched', a1: 'matched', s2: 'matched', a2: 'matched' },
       renormalize: { normalize: 'matched', enrich: 'matched' },
     }
@@ -236,6 +236,8 @@ describe('shapes combined', () => {
     expect(out.mixed).toContain('seams: all 3 hand-offs match')
     expect(out.retry).toContain('flaky attempt 2 (retry) ok')
     expect(out.retry).toContain('seams: all 2 hand-offs match')
+    // prep → prim, prep → fall (the fallback got what prim was handed), fall → rcpt.
+    expect(out.fallback).toContain('seams: all 3 hand-offs match')
   })
 
   it.each([
@@ -248,7 +250,9 @@ describe('shapes combined', () => {
     ['bb', 'deep', { aa: 'inherited', bb: 'diverged', cc: 'matched', after: 'inherited' }],
     ['flaky', 'retry', { prep: 'matched', flaky: 'diverged', post: 'inherited' }],
     ['prep', 'retry', { prep: 'diverged', flaky: 'inherited', post: 'inherited' }],
-    ['fall', 'fallback', { prim: 'matched', fall: 'diverged', rcpt: 'inherited' }],
+    ['fall', 'fallback', { prep: 'matched', prim: 'matched', fall: 'diverged', rcpt: 'inherited' }],
+    // The fallback got what the failed stage was handed: it depends on the stage before.
+    ['prep', 'fallback', { prep: 'diverged', prim: 'matched', fall: 'inherited', rcpt: 'inherited' }],
     ['a1', 'mixed', { s1: 'matched', a1: 'diverged', s2: 'inherited', a2: 'inherited' }],
     ['enrich', 'renormalize', { normalize: 'matched', enrich: 'diverged' }],
   ] as const)('a bug in %s is named first in record %s', async (bug, key, expected) => {
