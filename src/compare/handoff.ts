@@ -24,6 +24,8 @@
  * fed by the stage first run before it. So are times the recorder cannot have written (not
  * a number, a negative duration, a later call starting before an earlier one): a hand-made
  * or damaged row is read as a line, not as calls inside calls.
+ * A stage fed by one that failed in production on the same input (a fallback) is fed by
+ * what fed the failed one, when something did: the value went past the failed stage to it.
  * Either way, a stage called more than once with different inputs (once per item) neither
  * receives nor gives a hand-off, and neither does one called with a part of what the stage
  * before gave (its one item, a field), nor one given that output as a part of its input (a
@@ -118,6 +120,13 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
           c,
           byProcess.get(other)!.filter((g) => g.seq < c.seq),
         )
+    }
+    if (from !== undefined) {
+      // A fallback: the stage before failed in production on the very input this one got.
+      // It handed nothing on; what this one got is what was handed to that one.
+      const failed = last.get(from)!
+      const before = out.get(from)
+      if (failed.output === null && failed.input === c.input && before !== undefined) from = before
     }
     if (from !== undefined && (perItem.has(from) || perItem.has(stage))) from = undefined
     if (from !== undefined && handedPart(last.get(from)!.output, c.input)) from = undefined

@@ -475,8 +475,9 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       // Effects were recorded with production's input: play them back leniently whenever the
       // input given differs from it (the oracle input may be a pinned one).
       let offRecorded = oracleInput !== c.input
-      // A stage that failed in production handed nothing on: what ran after it (a fallback)
-      // got its recorded input, whatever the stage does locally.
+      // A stage that failed in production handed nothing on: what ran after it got its
+      // recorded input, whatever the stage does locally (a fallback on the failed stage's own
+      // input is fed by what fed that one, handoff.ts).
       const handed = upstream !== undefined && recordedOut.get(upstream) !== null
       if (o.mode === 'cascade' && handed && localOut.has(upstream)) {
         const up = localOut.get(upstream)
@@ -581,13 +582,16 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
 
   // A stage judged inherited from stages called inside it is, unless one of them diverged
   // or failed on its own (the difference is then in what it passed them: its own).
+  // Innermost first: a stage called inside starts after its caller, so settling them in
+  // reverse order has a middle stage (`b` in a → b → c) back to `diverged`, when the bug is
+  // in what it passed `c`, before `a` asks whether `b` diverged.
   const worstOf = (stage: string): StageStatus => {
     let worst: StageStatus = 'skipped'
     for (const a of attempts.get(stage) ?? []) if (severity[a.status] > severity[worst]) worst = a.status
     return worst
   }
   const nestedFrom = new Map<string, string>()
-  for (const v of viaNested) {
+  for (const v of viaNested.toReversed()) {
     const bad = v.stages.find((n) => worstOf(n) === 'diverged' || worstOf(n) === 'error')
     if (bad !== undefined) nestedFrom.set(v.stage, bad)
     else {

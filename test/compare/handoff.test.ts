@@ -101,6 +101,28 @@ describe('handoffs', () => {
     ).toEqual({ a: undefined, b: 'a', c: 'b' })
   })
 
+  it("feeds a fallback on the failed stage's own input from what fed the failed stage", () => {
+    const calls = captures([
+      { stage: 'prep', input: 1, output: { id: 'p' }, at: [0.1, 0.2] },
+      { stage: 'primary', input: { id: 'p' }, output: null, at: [0.3, 0.4] },
+      { stage: 'backup', input: { id: 'p' }, output: { via: 'b' }, at: [0.5, 0.6] },
+      { stage: 'receipt', input: { via: 'b' }, output: 'ok', at: [0.7, 0.8] },
+    ])
+    // Production recorded no output for the stage that threw.
+    const failed = calls.map((c) => (c.stage === 'primary' ? { ...c, output: null } : c))
+    expect(Object.fromEntries(handoffs(failed))).toEqual({
+      prep: undefined,
+      primary: 'prep',
+      backup: 'prep',
+      receipt: 'backup',
+    })
+    // Nothing fed the failed stage: the fallback keeps it as its feeder, which handed nothing.
+    expect(Object.fromEntries(handoffs(failed.slice(1)))).toMatchObject({ backup: 'primary' })
+    // Another input than the failed stage's: not its fallback on the same value.
+    const other = failed.map((c) => (c.stage === 'backup' ? { ...c, input: encode({ id: 'q' }) } : c))
+    expect(Object.fromEntries(handoffs(other))).toMatchObject({ backup: 'primary' })
+  })
+
   it('reads whole-millisecond starts (older recorders) as a line', () => {
     expect(
       fed([
