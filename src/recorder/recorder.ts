@@ -255,6 +255,45 @@ interface OpenRecord {
  */
 const openRecords = new AsyncLocalStorage<OpenRecord>()
 
+interface ExitHooks {
+  beforeExit(): void
+  exit(): void
+}
+
+/**
+ * The exit hooks of every open recorder, behind one listener per process event: a service
+ * that opens a recorder per tenant or per bundle would otherwise add a listener each, and
+ * Node warns of a leak past ten.
+ */
+const exitHooks = new Set<ExitHooks>()
+const onProcessBeforeExit = (): void => {
+  for (const h of exitHooks) h.beforeExit()
+}
+const onProcessExit = (): void => {
+  // Each flushes its own bundle; one that fails must not keep the next from flushing.
+  for (const h of exitHooks) {
+    try {
+      h.exit()
+    } catch {
+      // The process is exiting; never turn that into a crash.
+    }
+  }
+}
+
+function addExitHooks(hooks: ExitHooks): void {
+  if (exitHooks.size === 0) {
+    process.on('beforeExit', onProcessBeforeExit)
+    process.on('exit', onProcessExit)
+  }
+  exitHooks.add(hooks)
+}
+
+function removeExitHooks(hooks: ExitHooks): void {
+  if (!exitHooks.delete(hooks) || exitHooks.size > 0) return
+  process.off('beforeExit', onProcessBeforeExit)
+  process.off('exit', onProcessExit)
+}
+
 /** `ctx.effect` where nothing is recorded: runs the effect, and is one function for every call. */
 const runEffect: StageContext['effect'] = (_name, _args, fn) => fn()
 
@@ -1232,8 +1271,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       // The process is exiting; never turn that into a crash.
     }
   }
-  process.on('beforeExit', onBeforeExit)
-  process.on('exit', onExit)
+  const exitHooks: ExitHooks = { beforeExit: onBeforeExit, exit: onExit }
+  addExitHooks(exitHooks)
 
   /**
    * Every call gets the one close: a host that closes from a signal handler and again in a
@@ -1247,8 +1286,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   async function closeOnce(): Promise<void> {
     closed = true
-    process.off('beforeExit', onBeforeExit)
-    process.off('exit', onExit)
+    removeExitHooks(exitHooks)
     if (link === undefined) return
     const timeoutMs = o.closeTimeoutMs
     let timer: NodeJS.Timeout | undefined

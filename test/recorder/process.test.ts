@@ -209,6 +209,31 @@ for (let i = 0; i < ${records}; i++) await run(i)
     expect(landed(path)).toEqual({ records, captures: records * 3, partial: [], orphans: 0 })
   })
 
+  it('a process with a dozen recorders open exits without a listener-leak warning, each bundle flushed', async () => {
+    const dir = tempDir()
+    const paths = Array.from({ length: 12 }, (_, i) => join(dir, `tenant-${i}.sqlite`))
+    const exit = await runScript(
+      dir,
+      'many.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+const pipelines = process.argv.slice(2).map((path) => makePipeline({ path, flushIntervalMs: 60000 }))
+// One closed and reopened at its path: its hooks go, and the process keeps the others'.
+await pipelines[0].recorder.close()
+pipelines[0] = makePipeline({ path: process.argv[2], flushIntervalMs: 60000 })
+for (const { run } of pipelines) for (let i = 0; i < 3; i++) await run(i)
+process.exit(0)
+`,
+      paths,
+    )
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    for (const path of paths) {
+      expect(integrityCheck(path)).toBe('ok')
+      expect(landed(path)).toEqual({ records: 3, captures: 9, partial: [], orphans: 0 })
+    }
+  })
+
   it('close() in a child leaves a single file and lets the process end', async () => {
     const dir = tempDir()
     const path = join(dir, 'closed.sqlite')
