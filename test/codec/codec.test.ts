@@ -517,10 +517,8 @@ describe('a URL', () => {
       override toJSON(): string {
         return 'nothing to see'
       }
-      override get href(): string {
-        return 'https://h/clean'
-      }
     }
+    Object.defineProperty(Sneaky.prototype, 'href', { get: () => 'https://h/clean' })
     const own = Object.assign(new URL('https://h/p?token=s3cret'), { toJSON: () => 'clean' })
     const text = encode({ a: new Sneaky('https://h/p?token=s3cret'), b: own }, defaultLimits, redactor)
     expect(decode(text)).toEqual({ a: '[redacted]', b: '[redacted]' })
