@@ -74,7 +74,9 @@ function redactText(
         const hit =
           path.length > 0 &&
           (rules.some((r) => matchPath(r.segments, path)) ||
-            storedQueryRedacted(path, v, (below) => rules.some((r) => matchPath(r.segments, below))))
+            // Path rules only: a URL's userinfo is a secret by the default names, which
+            // the recorder applied and --redact does not add.
+            storedQueryRedacted(path, v, (below) => rules.some((r) => matchPath(r.segments, below)), false))
         if (hit) hits++
         return hit
       },

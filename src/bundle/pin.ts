@@ -87,10 +87,11 @@ function pinRedactor(rules: unknown): Redactor | undefined {
   }
   if (!defaults && paths.length === 0) return undefined
   const rulesOnly = new Redactor({ rules: paths, defaults })
-  // A query string is stored as text: a parameter the rules name redacts it whole, as the
-  // recorder did with the URLSearchParams it was.
+  // A query string and a URL are stored as text: a parameter the rules name redacts it
+  // whole, as the recorder did with the URLSearchParams or URL it was, and so does a
+  // password in a URL's userinfo when the default names are on.
   const query = (path: readonly PathPart[], v: unknown): boolean =>
-    storedQueryRedacted(path, v, (below) => rulesOnly.matches(below, ''))
+    storedQueryRedacted(path, v, (below) => rulesOnly.matches(below, ''), defaults)
   return new Redactor({ rules: [...paths, query], defaults })
 }
 

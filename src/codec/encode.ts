@@ -12,8 +12,8 @@
  *     {"$t":"obj","v":{...}}   a plain object that itself has a "$t" key (escaped)
  *
  * Boxed primitives (`new Number(3)`) are written as the primitive they hold (boxed.ts), and
- * built-ins whose state is not in own fields (RegExp, URLSearchParams, Headers) as the
- * plain JSON text or object they hold (opaque.ts).
+ * built-ins whose state is not in own fields (RegExp, URLSearchParams, Headers) and a URL
+ * as the plain JSON text or object they hold (opaque.ts).
  *
  * Encoding takes a fast path: one read-only walk checks that the value is plain JSON
  * within the limits with no key a redaction rule may match, then the native
@@ -271,13 +271,16 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
       if (typeof code === 'string' || typeof code === 'number') e.code = code
       return { [TAG]: 'error', v: e }
     }
-    // As JSON.stringify does: a value that says how to serialise itself (URL, decimal and
+    const opaque = opaqueForm(obj)
+    // A URL is read as one whatever `toJSON` it has: the text it gives would reach the file
+    // with no rule having seen the query parameters or the userinfo in it.
+    if (opaque?.kind === 'url') return taggedOpaque(obj, opaque, depth, cx)
+    // As JSON.stringify does: a value that says how to serialise itself (decimal and
     // date-library types, ORM documents) is recorded as that, not as its private fields.
     if (hasToJSON(obj)) {
       const toJSON = (obj as { toJSON: (key: string) => unknown }).toJSON
       return toTagged(toJSON.call(obj, String(cx.path.at(-1) ?? '')), depth + 1, cx)
     }
-    const opaque = opaqueForm(obj)
     if (opaque !== undefined) return taggedOpaque(obj, opaque, depth, cx)
     return taggedFields(obj as Record<string, unknown>, depth, cx)
   } finally {
@@ -302,12 +305,14 @@ function taggedFields(obj: Record<string, unknown>, depth: number, cx: TagContex
 }
 
 /**
- * A RegExp, URLSearchParams or Headers as the plain JSON it is recorded as. A Headers is
- * walked as an object, so a rule (or a default secret name) that names `authorization` or
- * `cookie` redacts that entry. A query string is checked parameter by parameter (path
+ * A RegExp, URLSearchParams, URL or Headers as the plain JSON it is recorded as. A Headers
+ * is walked as an object, so a rule (or a default secret name) that names `authorization`
+ * or `cookie` redacts that entry. A query string is checked parameter by parameter (path
  * `$.query.token`), and one holding a parameter a rule redacts is redacted whole: the text
  * with a token inside it would never equal the text a replay's local build gives, while a
- * whole token is known to replay as a value production never kept.
+ * whole token is known to replay as a value production never kept. A URL is its text,
+ * checked the same way by the parameters of its query (`$.url.token`), and, with the
+ * default secret names on, redacted whole when its userinfo holds a password.
  */
 function taggedOpaque(value: object, form: OpaqueForm, depth: number, cx: TagContext): unknown {
   switch (form.kind) {
@@ -315,19 +320,37 @@ function taggedOpaque(value: object, form: OpaqueForm, depth: number, cx: TagCon
       return form.text
     case 'entries':
       return taggedFields(form.fields, depth, cx)
-    case 'params': {
+    case 'params':
+      return cx.redactor !== undefined && paramsRedacted(form.entries, cx.redactor, cx.path)
+        ? cx.redactor.token(value)
+        : paramsText(form.entries)
+    case 'url': {
       const { redactor } = cx
-      if (redactor !== undefined) {
-        for (const [name, param] of form.entries) {
-          cx.path.push(name)
-          const hit = redactor.matches(cx.path, param)
-          cx.path.pop()
-          if (hit) return redactor.token(value)
-        }
-      }
-      return paramsText(form.entries)
+      if (
+        redactor !== undefined &&
+        ((form.password && redactor.redactsSecretNames) || paramsRedacted(form.entries, redactor, cx.path))
+      )
+        return redactor.token(value)
+      return form.href
     }
   }
+}
+
+/** Whether `redactor` redacts one of a query's parameters, each at its name below `path`. */
+function paramsRedacted(
+  entries: readonly (readonly [string, string])[],
+  redactor: Redactor,
+  path: (string | number)[],
+): boolean {
+  for (const [name, param] of entries) {
+    path.push(name)
+    try {
+      if (redactor.matches(path, param)) return true
+    } finally {
+      path.pop()
+    }
+  }
+  return false
 }
 
 /**

@@ -4,9 +4,12 @@
  * `{}`, and a replay would match any other value of its kind. They are recorded as plain
  * JSON instead (no tag, so older readers read them as they are): a RegExp and a
  * URLSearchParams as their text, a Headers as an object of its entries.
+ *
+ * A `URL` is here too, though its `toJSON` already gives its text: that text may hold a
+ * secret in a query parameter or in its userinfo, which the redaction rules must see.
  */
 
-import { URLSearchParams } from 'node:url'
+import { URL, URLSearchParams } from 'node:url'
 import { types } from 'node:util'
 
 /** What an opaque built-in holds: its text, or (a Headers) its entries by name. */
@@ -14,6 +17,7 @@ export type OpaqueForm =
   | { kind: 'text'; text: string }
   | { kind: 'params'; entries: [string, string][] }
   | { kind: 'entries'; fields: Record<string, string | string[]> }
+  | { kind: 'url'; href: string; entries: [string, string][]; password: boolean }
 
 /**
  * `instanceof` that cannot throw and cannot be lied to: a Proxy's `getPrototypeOf` trap
@@ -91,6 +95,8 @@ export function opaqueForm(obj: object): OpaqueForm | undefined {
   switch (builtinTag(obj)) {
     case 'URLSearchParams':
       return isInstance(obj, URLSearchParams) ? paramsForm(obj as URLSearchParams) : undefined
+    case 'URL':
+      return isInstance(obj, URL) ? urlForm(obj) : undefined
     case 'Headers': {
       const Headers = headersClass()
       return isInstance(obj, Headers)
@@ -140,6 +146,31 @@ function paramsForm(obj: URLSearchParams): OpaqueForm | undefined {
   }
 }
 
+/** The built-in getter of a URL's text: a subclass or an own property cannot answer for it. */
+const urlHref = Object.getOwnPropertyDescriptor(URL.prototype, 'href')?.get
+
+/**
+ * A URL as its `href`, with what the redaction rules check in it. Only the text is read
+ * from the value; its query and password come from a URL parsed afresh from that text,
+ * whose getters are the built-in's.
+ */
+function urlForm(obj: object): OpaqueForm | undefined {
+  if (urlHref === undefined) return undefined
+  try {
+    const href: unknown = urlHref.call(obj)
+    if (typeof href !== 'string') return undefined
+    const own = new URL(href)
+    return {
+      kind: 'url',
+      href,
+      entries: [...own.searchParams.entries()],
+      password: own.password !== '',
+    }
+  } catch {
+    return undefined
+  }
+}
+
 function headersForm(obj: object, proto: HeadersLike): OpaqueForm | undefined {
   let entries: [string, string][]
   try {
@@ -165,22 +196,41 @@ export function paramsText(entries: readonly (readonly [string, string])[]): str
 }
 
 /**
- * Whether stored text at `path`, read as the query string a URLSearchParams is stored as,
- * holds a parameter `redacts` names at its name below `path` (`$.query.token`). A reader
- * of a bundle cannot tell a stored query string from other text; a rule names no other
- * place below a string, so text that only reads like one costs at most a value redacted
- * more than asked, never one kept.
+ * A URL's `scheme://` and its authority up to the last `@` in it: the userinfo, as the WHATWG
+ * parser reads it (a `@` in a password is kept in a URL's text as `%40`).
+ */
+const storedUserinfo = /^[A-Za-z][A-Za-z\d+.-]*:\/\/([^/?#]*)@/
+
+/**
+ * Whether stored text at `path`, read as the query string a URLSearchParams is stored as or
+ * as the `href` a URL is stored as, holds a parameter `redacts` names at its name below
+ * `path` (`$.query.token`, `$.url.token`); with `secretUserinfo` (the default secret names
+ * are on), also whether it reads as a URL with a password in its userinfo
+ * (`https://user:pass@host/`). A reader of a bundle cannot tell a stored query string or
+ * URL from other text; a rule names no other place below a string, so text that only reads
+ * like one costs at most a value redacted more than asked, never one kept.
  */
 export function storedQueryRedacted(
   path: readonly (string | number)[],
   v: unknown,
   redacts: (path: readonly (string | number)[]) => boolean,
+  secretUserinfo = false,
 ): boolean {
-  if (typeof v !== 'string' || !v.includes('=')) return false
+  if (typeof v !== 'string') return false
+  if (secretUserinfo && storedUserinfo.exec(v)?.[1]?.includes(':')) return true
   const below: (string | number)[] = [...path, '']
-  for (const name of new URLSearchParams(v).keys()) {
-    below[below.length - 1] = name
-    if (redacts(below)) return true
+  const holds = (query: string): boolean => {
+    for (const name of new URLSearchParams(query).keys()) {
+      below[below.length - 1] = name
+      if (redacts(below)) return true
+    }
+    return false
   }
-  return false
+  if (v.includes('=') && holds(v)) return true
+  // A URL's query is what follows its first `?`, up to its fragment; a name there may have
+  // no `=` after it (`?token`), which the recorder checks all the same.
+  const q = v.indexOf('?')
+  if (q === -1) return false
+  const hash = v.indexOf('#', q)
+  return holds(v.slice(q + 1, hash === -1 ? undefined : hash))
 }

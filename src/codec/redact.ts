@@ -303,6 +303,14 @@ export class Redactor {
     return verdict
   }
 
+  /**
+   * Whether the default secret names are redacted: a secret a value holds by no key name,
+   * such as the password in a URL's userinfo, is redacted with them.
+   */
+  get redactsSecretNames(): boolean {
+    return this.defaults
+  }
+
   get isEmpty(): boolean {
     return this.patterns.length === 0 && this.fns.length === 0 && !this.defaults
   }
@@ -408,6 +416,7 @@ function canonical(v: unknown, seen: object[]): string {
   const opaque = opaqueForm(v)
   if (opaque?.kind === 'text') return `text:${JSON.stringify(opaque.text)}`
   if (opaque?.kind === 'params') return `params:${paramsText(opaque.entries)}`
+  if (opaque?.kind === 'url') return `url:${opaque.href}`
   if (opaque?.kind === 'entries') return canonical(opaque.fields, seen)
   seen.push(v)
   try {

@@ -448,6 +448,96 @@ describe('built-ins whose state is not in own fields', () => {
     expect(token(new URLSearchParams('a=1'))).not.toBe(token(new URLSearchParams('a=2')))
     expect(token(new Headers({ a: '1' }))).not.toBe(token(new Headers({ a: '2' })))
     expect(token(new Headers({ a: '1' }))).toBe(token(new Headers({ A: '1' })))
+    // A URL by its text: every URL has the same (no) own fields.
+    expect(token(new URL('https://h/p?a=1'))).toBe(token(new URL('https://h/p?a=1')))
+    expect(token(new URL('https://h/p?a=1'))).not.toBe(token(new URL('https://h/p?a=2')))
+  })
+})
+
+describe('a URL', () => {
+  it('is recorded as its href, as its toJSON gives it, when nothing in it is a secret', () => {
+    const url = new URL('https://shop.example/p?id=1&page=2#top')
+    expect(encode({ url }, defaultLimits, new Redactor())).toBe(JSON.stringify({ url: url.href }))
+    expect(encode({ url }, defaultLimits, new Redactor({ rules: ['$.url.q'] }))).toBe(
+      JSON.stringify({ url: url.href }),
+    )
+    expect(encode({ url })).toBe(JSON.stringify({ url }))
+    expect(encode(url, defaultLimits, new Redactor())).toBe(JSON.stringify(url.href))
+  })
+
+  it('is redacted whole when a query parameter has a default secret name, or the userinfo a password', () => {
+    const redactor = new Redactor()
+    const value = {
+      token: new URL('https://api.example/v1?token=s3cret-a&q=2'),
+      access: new URL('https://api.example/v1?access_token=s3cret-b'),
+      apiKey: new URL('https://api.example/v1?q=1&api_key=s3cret-c#frag'),
+      bare: new URL('https://api.example/v1?password'),
+      userinfo: new URL('https://svc:s3cret-d@db.example/p'),
+      list: [new URL('https://api.example/v1?sessionId=s3cret-e')],
+      user: new URL('https://svc@db.example/p'),
+      plain: new URL('https://api.example/v1?q=2'),
+    }
+    const text = encode(value, defaultLimits, redactor)
+    expect(text).not.toContain('s3cret')
+    expect(decode(text)).toEqual({
+      token: '[redacted]',
+      access: '[redacted]',
+      apiKey: '[redacted]',
+      bare: '[redacted]',
+      userinfo: '[redacted]',
+      list: ['[redacted]'],
+      user: 'https://svc@db.example/p',
+      plain: 'https://api.example/v1?q=2',
+    })
+  })
+
+  it('is redacted whole by a path rule naming one of its parameters', () => {
+    const redactor = new Redactor({ rules: ['$.url.q', '$..link.sig'], defaults: false })
+    const value = {
+      url: new URL('https://h/search?q=ann@example.com&page=2'),
+      other: new URL('https://h/search?q=x'),
+      nested: { link: new URL('https://h/f?sig=abc') },
+    }
+    expect(decode(encode(value, defaultLimits, redactor))).toEqual({
+      url: '[redacted]',
+      other: 'https://h/search?q=x',
+      nested: { link: '[redacted]' },
+    })
+  })
+
+  it('keeps a userinfo password and secret names with the defaults off', () => {
+    const redactor = new Redactor({ rules: ['$.x'], defaults: false })
+    const url = new URL('https://svc:pw@h/p?token=t')
+    expect(decode(encode({ url }, defaultLimits, redactor))).toEqual({ url: url.href })
+  })
+
+  it('is read as a URL whatever toJSON it has, and only its text is asked of it', () => {
+    const redactor = new Redactor()
+    class Sneaky extends URL {
+      override toJSON(): string {
+        return 'nothing to see'
+      }
+    }
+    Object.defineProperty(Sneaky.prototype, 'href', { get: () => 'https://h/clean' })
+    const own = Object.assign(new URL('https://h/p?token=s3cret'), { toJSON: () => 'clean' })
+    const text = encode({ a: new Sneaky('https://h/p?token=s3cret'), b: own }, defaultLimits, redactor)
+    expect(decode(text)).toEqual({ a: '[redacted]', b: '[redacted]' })
+    // Without rules both are their text, as the URL holds it.
+    expect(decode(encode({ a: new Sneaky('https://h/p?q=1'), b: new URL('https://h/p?q=1') }))).toEqual({
+      a: 'https://h/p?q=1',
+      b: 'https://h/p?q=1',
+    })
+  })
+
+  it('gives equal tokens for equal URLs and different ones for different URLs', () => {
+    const redactor = new Redactor({ key: 'k' })
+    const token = (url: URL): unknown =>
+      (decode(encode({ url }, defaultLimits, redactor)) as { url: unknown }).url
+    const a = token(new URL('https://h/p?token=one'))
+    expect(a).toMatch(/^\[redacted:[\w-]{16}\]$/)
+    expect(token(new URL('https://h/p?token=one'))).toBe(a)
+    expect(token(new URL('https://h/p?token=two'))).not.toBe(a)
+    expect(token(new URL('https://u:one@h/p'))).not.toBe(token(new URL('https://u:two@h/p')))
   })
 })
 

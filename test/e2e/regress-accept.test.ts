@@ -300,7 +300,7 @@ async function recordRoute(
 }
 
 describe('accept redacts what it pins as the bundle was redacted', { timeout: 90_000 }, () => {
-  it("the local output's secrets (a default name, a path rule, a query parameter) never reach the bundle, and test passes", async () => {
+  it("the local output's secrets (a default name, a path rule, a query parameter, a URL's) never reach the bundle, and test passes", async () => {
     const secret = 'LOCAL-SECRET-Jq72x'
     const src = `export function route(req) {
   return {
@@ -308,10 +308,14 @@ describe('accept redacts what it pins as the bundle was redacted', { timeout: 90
     headers: new Headers({ authorization: 'Bearer ${secret}', accept: 'text/plain' }),
     query: new URLSearchParams({ token: '${secret}', page: '2' }),
     customer: { phone: '${secret}', name: 'n' },
+    callback: new URL('https://hooks.example/cb?page=2&access_token=${secret}#done'),
+    dsn: new URL('postgres://svc:${secret}@db.example:5432/app'),
+    search: new URL('https://h.example/s?q=${secret}'),
+    home: new URL('https://h.example/?page=2#top'),
   }
 }
 `
-    const { bundle, id } = await recordRoute('secrets', src, ['$.customer.phone'])
+    const { bundle, id } = await recordRoute('secrets', src, ['$.customer.phone', '$.search.q'])
     expect(countBytes(bundle, secret)).toBe(0)
     const config = ws.path('secrets/retrace.config.json')
     expect((await cli('accept', bundle, id, '--yes', '--config', config)).code).toBe(0)
@@ -322,6 +326,10 @@ describe('accept redacts what it pins as the bundle was redacted', { timeout: 90
       headers: { accept: 'text/plain', authorization: '[redacted]' },
       query: '[redacted]',
       customer: { phone: '[redacted]', name: 'n' },
+      callback: '[redacted]',
+      dsn: '[redacted]',
+      search: '[redacted]',
+      home: 'https://h.example/?page=2#top',
     })
     const t = await cli('test', bundle, '--config', config)
     expect(t.code).toBe(0)

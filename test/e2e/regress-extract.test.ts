@@ -315,6 +315,49 @@ export function send(o) {
     expect(JSON.parse(capture!.output!)).toEqual({ id: 1, query: '[redacted]', note: 'acct=kept' })
   })
 
+  it('--redact naming a parameter of a recorded URL redacts its stored href whole', async () => {
+    const secret = 'acct-1-7Rk20-canary'
+    const file = ws.write(
+      'prod/url.mjs',
+      `export function route(input) {
+  const acct = 'acct-' + input.id + '-7Rk20-canary'
+  return {
+    id: input.id,
+    url: new URL('https://api.example/v1/orders?acct=' + acct + '&page=2#top'),
+    other: new URL('https://api.example/v1/orders?page=2#acct=x'),
+    note: 'https://api.example/v1/orders?acct=kept',
+  }
+}
+`,
+    )
+    const route = await importStage(file, 'route')
+    const dir = outDir()
+    const source = join(dir, 'url.sqlite')
+    let id = ''
+    await record(source, async (recorder) => {
+      const stage = recorder.stage('route', route)
+      await recorder.record('u:1', async () => {
+        id = recorder.current()!.recordId
+        return stage({ id: 1 })
+      })
+    })
+    // No rule named the parameter when it was recorded: the URL is its href.
+    expect(countBytes(source, secret)).toBeGreaterThan(0)
+    const out = join(dir, 'url-redacted.sqlite')
+    const r = await cli('extract', source, id, '-o', out, '--redact', '$.url.acct', '--json')
+    expect(r.code).toBe(0)
+    expect((JSON.parse(r.stdout) as { redactedValues: number }).redactedValues).toBe(1)
+    expect(countBytes(out, secret)).toBe(0)
+    const [capture] = readBundle(out).captures
+    // The fragment is not the query, and a rule reaches into no other string.
+    expect(JSON.parse(capture!.output!)).toEqual({
+      id: 1,
+      url: '[redacted]',
+      other: 'https://api.example/v1/orders?page=2#acct=x',
+      note: 'https://api.example/v1/orders?acct=kept',
+    })
+  })
+
   it('--redact reaches a value nested deeper than a recorder writes, which readers still read', async () => {
     // 700 levels: past the recorder's 512, within what every reader decodes (a hand-made file).
     const dir = outDir()

@@ -25,6 +25,10 @@ const canaries = {
   asyncEffectResult: 'CANARY-ASYNC-EFFECT-RESULT-67',
   equality: 'CANARY-EQUALITY-PRESERVED-31',
   effectArgsOtp: 'CANARY-EFFECT-ARGS-OTP-57',
+  urlToken: 'CANARY-URL-TOKEN-41',
+  urlPassword: 'CANARY-URL-PASSWORD-42',
+  urlAccessToken: 'CANARY-URL-ACCESS-TOKEN-43',
+  urlSig: 'CANARY-URL-SIG-44',
 }
 
 /** Variants of secret names the default rules match beyond the exact words. */
@@ -61,6 +65,9 @@ async function recordSecrets(recorder: Recorder, records: number): Promise<void>
     // Output side: default names and path rules apply to outputs too.
     auth: { password: canaries.outPassword },
     items: [{ sku: 'a', card: canaries.outCard }],
+    // URLs on the output side: a secret parameter by its default name, and one a rule names.
+    callback: new URL(`https://hooks.example/cb?access_token=${canaries.urlAccessToken}#done`),
+    asset: { link: new URL(`https://cdn.example/f.png?sig=${canaries.urlSig}&w=2`) },
   }))
   const enrich = recorder.stage('enrich', async (order: Record<string, unknown>, ctx) => {
     const session = ctx.effect(
@@ -108,13 +115,16 @@ async function recordSecrets(recorder: Recorder, records: number): Promise<void>
       big: BigInt(i),
       extra: new Map([['card', canaries.mapCard]]),
       token: canaries.token,
+      // URLs on the input side: a secret query parameter, and a password in the userinfo.
+      url: new URL(`https://api.example/v1/orders?token=${canaries.urlToken}&q=2`),
+      dsn: new URL(`postgres://svc:${canaries.urlPassword}@db.example:5432/app`),
     }
     await recorder.record(`order:${i}`, async () => enrich(await ingest(i % 2 === 0 ? plain : tagged)))
   }
 }
 
 const options = {
-  redact: ['$.customer.phone', '$..customer.phone', '$.items[*].card', '$..card', '$..ssn'],
+  redact: ['$.customer.phone', '$..customer.phone', '$.items[*].card', '$..card', '$..ssn', '$..link.sig'],
   redactKey: 'test-redaction-key',
   flushIntervalMs: 5,
 }
@@ -178,6 +188,12 @@ describe('redaction at capture time', () => {
     expect([...ssnTokens][0]).toMatch(/^\[redacted:[\w-]{16}\]$/)
     // Different secrets, different tokens.
     expect(inputs[0]!.customer.phone).not.toBe(inputs[0]!.password)
+    // A URL by its text: the same URL gives the same token in every record, another URL another.
+    const urls = inputs.map((i) => (i as { url?: unknown; dsn?: unknown }).url).filter((u) => u !== undefined)
+    expect(urls).toHaveLength(2)
+    expect(new Set(urls).size).toBe(1)
+    expect(urls[0]).toMatch(/^\[redacted:[\w-]{16}\]$/)
+    expect((inputs[1] as { dsn?: unknown }).dsn).not.toBe(urls[0])
   })
 
   it('records the rules, not the values, in the manifest', async () => {
@@ -246,6 +262,45 @@ describe('secrets inside built-ins recorded as what they hold', () => {
       query: '[redacted]',
       pattern: '/VISIBLE-REGEXP-7a/',
       url: 'VISIBLE-URL-8b',
+    })
+  })
+})
+
+describe('secrets inside a URL', () => {
+  it('redact it whole in inputs and outputs; a URL holding none stays its href', async () => {
+    const { path, recorder } = testRecorder({ redact: ['$.search.q'] })
+    const s = recorder.stage('fetch', (req: { url: URL; search: URL }) => ({
+      url: new URL(`https://u:CANARY-URL-USERINFO-9a@h.example/p?access_token=CANARY-URL-OUT-9b`),
+      api: new URL('https://h.example/v1?api_key=CANARY-URL-APIKEY-9c#top'),
+      plain: new URL('https://h.example/v1?page=2&VISIBLE-URL-PARAM-9d=1#top'),
+      // A string that holds a URL is not read as one: only values that are URLs are.
+      text: 'https://h.example/v1?token=VISIBLE-URL-TEXT-9g',
+      got: req.url instanceof URL,
+    }))
+    await recorder.record('k', () =>
+      s({
+        url: new URL('https://api.example.com/v1?token=CANARY-URL-IN-9e&q=2'),
+        search: new URL('https://h.example/search?q=CANARY-URL-RULE-9f'),
+      }),
+    )
+    await recorder.close()
+    for (const canary of [
+      'CANARY-URL-USERINFO-9a',
+      'CANARY-URL-OUT-9b',
+      'CANARY-URL-APIKEY-9c',
+      'CANARY-URL-IN-9e',
+      'CANARY-URL-RULE-9f',
+    ])
+      expect({ canary, occurrences: countBytes(path, canary) }).toEqual({ canary, occurrences: 0 })
+    expect(countBytes(path, 'VISIBLE-URL-PARAM-9d')).toBeGreaterThan(0)
+    const [capture] = readBundle(path).captures
+    expect(decode(capture!.input)).toEqual({ url: '[redacted]', search: '[redacted]' })
+    expect(decode(capture!.output!)).toEqual({
+      url: '[redacted]',
+      api: '[redacted]',
+      plain: 'https://h.example/v1?page=2&VISIBLE-URL-PARAM-9d=1#top',
+      text: 'https://h.example/v1?token=VISIBLE-URL-TEXT-9g',
+      got: true,
     })
   })
 })
