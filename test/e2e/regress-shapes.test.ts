@@ -1,7 +1,8 @@
 /**
  * The regression workflow on pipelines that are not a line, as a user types it: a stage
- * called inside another (`handle` awaiting `parse` then `price`, then `notify` after it) and
- * a stage retried by `ctx.attempt`, each recorded with a bug by the SDK. Replay shows the
+ * called inside another (`handle` awaiting `parse` then `price`, then `notify` after it), a
+ * stage retried by `ctx.attempt` and a stage called once per item, each recorded with a bug
+ * by the SDK. Replay shows the
  * bug, the local stage is fixed, `accept --note BUG-1 --yes` pins the fix, `extract` keeps
  * the one record, `retrace test` passes on it and fails naming the stage once the bug is
  * back (in the default, JUnit and JSON reporters), and `test --update` re-pins. Then
@@ -55,7 +56,7 @@ export const notify = recorder.stage('notify', (h) => ({ msg: h.id + ':' + h.cha
 export const split = recorder.stage('split', (o) => o.items)
 export const each = recorder.stage('each', async (it, ctx) => {
   const unit = await ctx.effect('rate.get', { sku: it.sku }, async () => { await sleep(1); return it.sku === 'b' ? 7 : 3 })
-  return { sku: it.sku, c: it.q * unit${b('each', '', " + (it.sku === 'b' ? 1 : 0)")} }
+  return { sku: it.sku, c: it.q * unit${b('each', '', " + (it.sku === 'c' ? 1 : 0)")} }
 })
 export const sum = recorder.stage('sum', (list) => ({ total: list.reduce((s, x) => s + x.c, 0) }))
 // Retried: the first attempt throws.
@@ -229,6 +230,14 @@ describe('the regression workflow on pipelines that are not a line', { timeout: 
       prep: 'matched',
       flaky: 'diverged',
       post: 'inherited',
+    })
+  })
+
+  it('a stage called once per item whose fix changes its last item is pinned, kept and named there when it comes back', async () => {
+    await story('items', 'each', 'each', '~ $.c 9 → 10', [], {
+      split: 'matched',
+      each: 'diverged',
+      sum: 'matched',
     })
   })
 
