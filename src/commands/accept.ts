@@ -27,7 +27,7 @@ export default class Accept extends RetraceCommand<typeof Accept> {
     record: Args.string({ description: 'Record id or unique prefix.', required: true }),
   }
   static override description =
-    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test. A stage called more than once with different inputs in the record (once per item) is not pinned, and --stage naming one is a usage error: a pin holds one output per stage.
+    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test. A stage called more than once with different inputs in the record (once per item) is pinned only when its last call differs and every call before it matches: a pin holds one output per stage, held against its last call. Otherwise it is not pinned, and --stage naming it is a usage error.
 
 It asks first, on a terminal (--yes pins without asking; off a terminal, or with --json, --yes is needed). Exit codes: 0 pinned, or declined at the question (n, or Ctrl-D: the bundle is unchanged); 2 usage or input error, --yes missing off a terminal included; 3 the config or a stage module could not be loaded; 130 stopped with Ctrl-C at the question.`
   static override enableJsonFlag = true
@@ -56,18 +56,18 @@ It asks first, on a terminal (--yes pins without asking; off a terminal, or with
       if (f.stage !== undefined && !chain.captures.some((c) => c.stage === f.stage)) {
         throw new UsageError(`record ${chain.record.id} has no stage ${JSON.stringify(f.stage)}`)
       }
-      // A pin holds one output per stage; replay would hold only its last call to it.
-      perItem = calledPerItem(chain.captures)
+      result = await replayRecord(
+        chain,
+        engineOptions(config, stages, { mode: 'cascade', splice: [], allowNet: false, timeoutMs: 10_000 }),
+      )
+      // A pin holds one output per stage, and replay holds it against the stage's last call.
+      perItem = unpinnable(calledPerItem(chain.captures), result)
       const calls = f.stage === undefined ? undefined : perItem.get(f.stage)
       if (calls !== undefined) {
         throw new UsageError(
           `cannot pin ${f.stage}: it was called ${calls} times with different inputs in record ${chain.record.id} (once per item), and a pin holds one output per stage`,
         )
       }
-      result = await replayRecord(
-        chain,
-        engineOptions(config, stages, { mode: 'cascade', splice: [], allowNet: false, timeoutMs: 10_000 }),
-      )
     } finally {
       set.close()
     }
@@ -147,4 +147,22 @@ It asks first, on a terminal (--yes pins without asking; off a terminal, or with
       rl.close()
     }
   }
+}
+
+/**
+ * The stages called once per item that a pin cannot stand for, each with its number of
+ * calls. A pin is held against a stage's last call only: it stands for one whose last call
+ * differs while every call before it matches (`test --update` pins such a stage too). One
+ * whose calls all match needs no pin; one with an earlier call that differs cannot be pinned.
+ */
+function unpinnable(perItem: ReadonlyMap<string, number>, result: RecordResult): Map<string, number> {
+  const left = new Map(perItem)
+  for (const s of result.stages) {
+    if (!left.has(s.stage)) continue
+    const last = s.attempts.at(-1)
+    const passes = (status: string): boolean => status === 'matched' || status === 'skipped'
+    if (last !== undefined && !passes(last.status) && s.attempts.slice(0, -1).every((a) => passes(a.status)))
+      left.delete(s.stage)
+  }
+  return left
 }

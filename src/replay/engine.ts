@@ -34,7 +34,7 @@ import { boundPayloadDepth, readError, stageOrder } from '../compare/scene.js'
 import { BundleError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
 import { isThenable } from '../thenable.js'
-import { NestedCalls } from './nested.js'
+import { NestedCalls, type SplicedResult } from './nested.js'
 import { callStage, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
 import { stageEnded, stageStarted } from './watchdog.js'
@@ -177,6 +177,8 @@ async function runStage(
   lenient = false,
   /** Stages it calls give their recorded results without running (nested.ts). */
   spliceNested = false,
+  /** By capture seq, the pinned results those give instead of their recorded ones. */
+  nestedPins?: ReadonlyMap<number, SplicedResult>,
 ): Promise<LocalRun> {
   const limits = o.limits ?? defaultLimits
   const encodeArgs = (v: unknown): string => encode(v, limits)
@@ -190,7 +192,7 @@ async function runStage(
     lenient,
   )
   // Wrapped stages it calls play back their recorded calls in this record (see nested.ts).
-  const nested = new NestedCalls(o.recordCaptures ?? [], capture, key, encodeArgs, spliceNested)
+  const nested = new NestedCalls(o.recordCaptures ?? [], capture, key, encodeArgs, spliceNested, nestedPins)
   const timeoutMs = o.timeoutMs ?? 10_000
   // The stage is called synchronously; only a stage that returns a promise (or any
   // thenable) is raced against the timeout, so a synchronous stage pays for no timer.
@@ -395,6 +397,22 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
   const expected = new Map<string, ExpectationRow>(chain.expectations.map((x) => [x.stage, x]))
   const lastAttempt = new Map<string, number>()
   for (const c of chain.captures) lastAttempt.set(c.stage, c.seq)
+  /** Each pin by the capture it stands for (its stage's last call), for nested calls spliced in. */
+  const pinBySeq = new Map<number, ExpectationRow>()
+  for (const [stage, x] of expected) {
+    const seq = lastAttempt.get(stage)
+    if (seq !== undefined) pinBySeq.set(seq, x)
+  }
+  /**
+   * Stages whose local output differs from the recording because it was pinned so: each with
+   * the pinned stage it comes from (itself, for one that matched a pin production did not
+   * record). What takes its input from them, or calls them, differs from the recording on purpose.
+   */
+  const pinnedAway = new Map<string, string>()
+  /** Stages judged inherited from a hand-off before any stage diverged, with their feeder. */
+  const viaSeam: { stage: string; attempt: AttemptResult; upstream: string }[] = []
+  /** Inherited stages whose difference comes from a pin: the pinned stage. */
+  const pinFrom = new Map<string, string>()
   /** Local output of each stage's latest attempt: text and value, or undefined if it failed. */
   const localOut = new Map<string, { text: string; value: unknown; recorded?: true } | undefined>()
   const attempts = new Map<string, AttemptResult[]>()
@@ -503,6 +521,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       let j = judge(run, oracleOutput, oracleError, o)
       let status: StageStatus = j.status
       let reason: string | undefined = j.reason
+      let seamFrom: string | undefined
       if (j.status !== 'matched' && j.status !== 'skipped' && inputDiffers) {
         // Judge the stage on its own: the input it should have had, the recorded effects.
         const alone = await runStage(fn, decode(oracleInput), c, chain.record.key, o, oracleInput !== c.input)
@@ -512,6 +531,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
           if (firstBad.stage !== undefined)
             reason = `its input differed because ${firstBad.stage} diverged; on its recorded input it matches`
           else {
+            seamFrom = upstream
             // Nothing upstream diverged: a hand-off in production did not line up, this one or,
             // when this one does, the one upstream took its different input from.
             const seam =
@@ -543,7 +563,10 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
           : []
       if (calledInside.length > 0) {
         const usedInput = reason === 'differs on its recorded input too' ? decode(oracleInput) : input
-        const own = await runStage(fn, usedInput, c, chain.record.key, o, offRecorded, true)
+        // Judged on its pin, it is paired with the pins of the stages it calls, as a pinned
+        // stage is with its feeder's pin: all were accepted from the same fixed build.
+        const pins = expectation !== undefined ? pinBySeq : undefined
+        const own = await runStage(fn, usedInput, c, chain.record.key, o, offRecorded, true, pins)
         if (judge(own, oracleOutput, oracleError, o).status === 'matched') {
           throughNested = { stages: calledInside, status, reason }
           status = 'inherited'
@@ -552,6 +575,12 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       }
       if ((status === 'diverged' || status === 'error') && firstBad.stage === undefined)
         firstBad.stage = c.stage
+      if (
+        status === 'matched' &&
+        expectation !== undefined &&
+        (expectation.output !== c.output || expectation.error !== c.error)
+      )
+        pinnedAway.set(c.stage, c.stage)
       localOut.set(c.stage, run.ok ? { text: run.text!, value: run.value } : undefined)
       if (run.ok) lastLocal.set(c.stage, run.text!)
       else lastLocal.delete(c.stage)
@@ -568,6 +597,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       if (j.truncated) a.truncated = true
       if (run.argChanges !== undefined && run.argChanges.length > 0) a.effectChanges = run.argChanges
       if (throughNested !== undefined) viaNested.push({ stage: c.stage, attempt: a, ...throughNested })
+      if (seamFrom !== undefined) viaSeam.push({ stage: c.stage, attempt: a, upstream: seamFrom })
       list.push(a)
     } catch (err) {
       // One damaged value fails its stage of this record; the other records still replay.
@@ -593,12 +623,28 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
   const nestedFrom = new Map<string, string>()
   for (const v of viaNested.toReversed()) {
     const bad = v.stages.find((n) => worstOf(n) === 'diverged' || worstOf(n) === 'error')
+    // Judged on its recording, it differs through a stage it calls that gives its pin now.
+    const away = v.attempt.oracle === 'recorded' ? v.stages.find((n) => pinnedAway.has(n)) : undefined
     if (bad !== undefined) nestedFrom.set(v.stage, bad)
-    else {
+    else if (away !== undefined) {
+      const root = pinnedAway.get(away)!
+      nestedFrom.set(v.stage, root)
+      pinnedAway.set(v.stage, root)
+      v.attempt.reason = `differs only through ${away}, called inside it, whose pinned expectation is not what production recorded: with the recorded ${v.stages.length === 1 ? 'result' : 'results'} it matches`
+    } else {
       v.attempt.status = v.status
       if (v.reason === undefined) delete v.attempt.reason
       else v.attempt.reason = v.reason
     }
+  }
+  // A stage fed by one that gives its pin (or differs through one) took its input from the
+  // pin, not from a seam that does not line up in the recording.
+  for (const v of viaSeam) {
+    const root = pinnedAway.get(v.upstream)
+    if (root === undefined) continue
+    pinnedAway.set(v.stage, root)
+    pinFrom.set(v.stage, root)
+    v.attempt.reason = `its input differed because ${root} is pinned to an output production did not record; on its recorded input it matches`
   }
   if (viaNested.length > 0) {
     // The first stage, in the order the record ran, that diverged or failed on its own.
@@ -625,7 +671,7 @@ async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<Record
       attempts: list,
     }
     if (worst.reason !== undefined) r.reason = worst.reason
-    const from = nestedFrom.get(stage) ?? firstBad.stage
+    const from = nestedFrom.get(stage) ?? pinFrom.get(stage) ?? firstBad.stage
     if (worst.status === 'inherited' && from !== undefined) r.inheritedFrom = from
     const text = lastLocal.get(stage)
     if (text !== undefined && (r.status === 'diverged' || r.status === 'inherited')) r.local = decodeRaw(text)

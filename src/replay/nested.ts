@@ -21,6 +21,9 @@ import { EffectDivergence, PlaybackContext, revivedError } from './playback.js'
 
 type Capture = CaptureRow & { effects: EffectRow[] }
 
+/** What a spliced nested call gives instead of its recording: a pinned output or error. */
+export type SplicedResult = Pick<CaptureRow, 'output' | 'error'>
+
 /** The run a nested call belongs to, and the capture whose code made it. */
 interface Scope {
   readonly calls: NestedCalls
@@ -101,6 +104,12 @@ export class NestedCalls {
      * running: the outer stage is judged on its own code alone.
      */
     private readonly splice = false,
+    /**
+     * By capture seq, what a spliced call gives in place of its recording: the pins of the
+     * nested stages, when the outer stage is judged on its own pin (both were accepted from
+     * the same fixed build, as the engine pairs a pinned stage with its feeder's pin).
+     */
+    private readonly pinned: ReadonlyMap<number, SplicedResult> = new Map(),
   ) {
     this.used = new Set([outer.seq])
   }
@@ -189,7 +198,7 @@ export class NestedCalls {
   play(scope: Scope, stage: string, input: unknown, fn: StageFn, self: unknown): Promise<unknown> {
     const encoded = this.encoded(input)
     const capture = this.take(stage, scope.after, encoded)
-    if (this.splice && capture !== undefined) return recordedResult(capture)
+    if (this.splice && capture !== undefined) return recordedResult(this.pinned.get(capture.seq) ?? capture)
     let ctx: PlaybackContext | UnrecordedContext
     if (capture === undefined) {
       const extra = this.played.filter((p) => p.ctx.stage === stage).length
@@ -218,11 +227,11 @@ export class NestedCalls {
 }
 
 /**
- * What production's nested call gave: its recorded output, or its recorded error thrown
- * (an Error with the recorded name and message). A value that cannot be read rejects as
- * the damage it is.
+ * What production's nested call gave (or what is pinned for it): its output, or its error
+ * thrown (an Error with the recorded name and message). A value that cannot be read
+ * rejects as the damage it is.
  */
-function recordedResult(capture: Capture): Promise<unknown> {
+function recordedResult(capture: SplicedResult): Promise<unknown> {
   try {
     if (capture.error !== null) return Promise.reject(revivedError(capture.error))
     return Promise.resolve(capture.output === null ? undefined : decode(capture.output))
