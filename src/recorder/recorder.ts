@@ -257,7 +257,7 @@ const openRecords = new AsyncLocalStorage<OpenRecord>()
 
 interface ExitHooks {
   beforeExit(): void
-  exit(): void
+  exit(code: unknown): void
 }
 
 /**
@@ -269,11 +269,11 @@ const exitHooks = new Set<ExitHooks>()
 const onProcessBeforeExit = (): void => {
   for (const h of exitHooks) h.beforeExit()
 }
-const onProcessExit = (): void => {
+const onProcessExit = (code: unknown): void => {
   // Each flushes its own bundle; one that fails must not keep the next from flushing.
   for (const h of exitHooks) {
     try {
-      h.exit()
+      h.exit(code)
     } catch {
       // The process is exiting; never turn that into a crash.
     }
@@ -1251,6 +1251,42 @@ export function createRecorder(options: RecorderOptions): Recorder {
     return wrapped
   }
 
+  /**
+   * At exit the records still open are the ones that explain it (a stage that called
+   * `process.exit()`, an `uncaughtException` handler that exits): each is written as it
+   * stands, status `error`, its stages still running recorded as unfinished, rather than
+   * lost with nothing counted.
+   */
+  function finishAtExit(code: unknown): void {
+    if (openRecs.size === 0) return
+    // After close(), or with no writer, they are dropped and counted as any record ending then.
+    const kept = !closed && link !== undefined && !link.isDead
+    const exited = new Error(`the process exited (code ${nameText(code, '?')}) while the record was running`)
+    exited.name = 'ProcessExit'
+    const n = openRecs.size
+    for (const rec of [...openRecs]) {
+      try {
+        // A stage that has not returned is not tracked as running (only one that returned a
+        // promise is): it is the one that has neither output nor error yet.
+        if (kept && rec.shed === 0)
+          for (const c of rec.captures) {
+            if (c.output !== null || c.error !== null || rec.running?.has(c)) continue
+            c.output = unfinishedMarker(`stage ${c.stage} was still running when the process exited`)
+            const since = userClock === undefined ? c.startedAt - rec.wallAt + rec.elapsedAt : c.startedAt
+            c.durationMs = Math.max(0, Math.round((elapsed() - since) * 1000) / 1000)
+          }
+      } catch (err) {
+        report('E_INTERNAL', `recorder failed to finish a record at exit: ${thrownMessage(err)}`, err)
+      }
+      finishRecord(rec, 'error', exited)
+    }
+    if (kept)
+      tell(
+        'E_EXIT_OPEN',
+        `the process exited with ${n} record(s) still running; they are recorded as they stood, status error`,
+      )
+  }
+
   async function flush(): Promise<void> {
     try {
       await link?.flush()
@@ -1262,8 +1298,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const onBeforeExit = (): void => {
     if (link !== undefined && !link.isDead && link.pendingCaptures > 0) void flush()
   }
-  const onExit = (): void => {
+  const onExit = (code: unknown): void => {
     try {
+      finishAtExit(code)
       if (link !== undefined && !link.flushSync(exitFlushMs)) {
         report('E_EXIT_FLUSH', 'recorder could not write everything before the process exited')
       }
@@ -1286,7 +1323,16 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   async function closeOnce(): Promise<void> {
     closed = true
-    removeExitHooks(exitHooks)
+    try {
+      await closeLink()
+    } finally {
+      // Only once closed: a host that exits without waiting for close() (`void
+      // recorder.close(); process.exit(0)`) still has what close() was writing flushed.
+      removeExitHooks(exitHooks)
+    }
+  }
+
+  async function closeLink(): Promise<void> {
     if (link === undefined) return
     const timeoutMs = o.closeTimeoutMs
     let timer: NodeJS.Timeout | undefined

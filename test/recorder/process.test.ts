@@ -255,3 +255,118 @@ await recorder.close()
     expect(landed(path)).toEqual({ records, captures: records * 3, partial: [], orphans: 0 })
   })
 })
+
+describe('a process that exits without waiting for close()', () => {
+  it('still has every record written: close() keeps the exit flush until it is done', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'close-exit.sqlite')
+    const exit = await runScript(
+      dir,
+      'close-exit.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+const { recorder, run } = makePipeline({ path: process.argv[2], flushIntervalMs: 60000 })
+for (let i = 0; i < 400; i++) await run(i)
+void recorder.close()
+process.exit(0)
+`,
+      [path],
+    )
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    expect(integrityCheck(path)).toBe('ok')
+    expect(landed(path)).toEqual({ records: 400, captures: 1200, partial: [], orphans: 0 })
+  })
+})
+
+describe('a process that exits while records are running', () => {
+  const stagesOf = (path: string, key: string) =>
+    withDb(path, (db) => {
+      const rec = db.prepare('SELECT id, status, error FROM records WHERE key = ?').get(key) as
+        | { id: string; status: string; error: string }
+        | undefined
+      const caps = db
+        .prepare('SELECT stage, output, error, duration_ms FROM captures WHERE record_id = ? ORDER BY seq')
+        .all(rec?.id) as { stage: string; output: string | null; error: string | null; duration_ms: number }[]
+      return { rec, caps }
+    })
+
+  it('writes the record whose stage called process.exit(), as it stood, and every record before it', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'exit-in-stage.sqlite')
+    const exit = await runScript(
+      dir,
+      'exit-in-stage.mjs',
+      `
+import { createRecorder } from ${JSON.stringify(sdkUrl)}
+const recorder = createRecorder({ path: process.argv[2], flushIntervalMs: 60000 })
+const parse = recorder.stage('parse', (n) => ({ n }))
+const store = recorder.stage('store', (o, ctx) => {
+  ctx.now()
+  if (o.n === 3) process.exit(7)
+  return o
+})
+for (let i = 0; i < 5; i++) await recorder.record('k:' + i, async () => store(await parse(i)))
+`,
+      [path],
+    )
+    expect(exit.code).toBe(7)
+    expect(exit.stderr).toBe('')
+    expect(integrityCheck(path)).toBe('ok')
+    const { rec, caps } = stagesOf(path, 'k:3')
+    expect(rec?.status).toBe('error')
+    expect(JSON.parse(rec!.error)).toMatchObject({
+      name: 'ProcessExit',
+      message: expect.stringContaining('code 7'),
+    })
+    expect(caps.map((c) => c.stage)).toEqual(['parse', 'store'])
+    expect(caps[0]!.output).toBe('{"n":3}')
+    expect(JSON.parse(caps[1]!.output!)).toMatchObject({ $t: 'unrecorded', reason: 'unfinished' })
+    expect(caps[1]!.duration_ms).toBeGreaterThanOrEqual(0)
+    expect(stagesOf(path, 'k:2').rec?.status).toBe('ok')
+    expect(stagesOf(path, 'k:4').rec).toBeUndefined()
+  })
+
+  it('writes the records an uncaughtException handler that exits leaves running', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'uncaught.sqlite')
+    const exit = await runScript(
+      dir,
+      'uncaught.mjs',
+      `
+import { createRecorder } from ${JSON.stringify(sdkUrl)}
+const recorder = createRecorder({
+  path: process.argv[2],
+  flushIntervalMs: 60000,
+  onError: (e) => process.stderr.write(e.code + '\\n'),
+})
+process.on('uncaughtException', () => process.exit(1))
+const fetch = recorder.stage('fetch', (n, ctx) =>
+  ctx.effect('http.get', { n }, () => new Promise((resolve) => {
+    // A callback of the client library throws outside any promise chain.
+    setTimeout(() => { throw new Error('socket hang up') }, 5)
+    setTimeout(resolve, 1000)
+  })),
+)
+await Promise.all([1, 2].map((n) => recorder.record('k:' + n, () => fetch(n))))
+`,
+      [path],
+    )
+    expect(exit.code).toBe(1)
+    expect(exit.stderr.split('\n').filter(Boolean).sort()).toEqual(['E_EXIT_OPEN', 'E_STAGE_UNFINISHED'])
+    for (const key of ['k:1', 'k:2']) {
+      const { rec, caps } = stagesOf(path, key)
+      expect(rec?.status).toBe('error')
+      expect(caps.map((c) => c.stage)).toEqual(['fetch'])
+      expect(JSON.parse(caps[0]!.output!)).toMatchObject({ reason: 'unfinished' })
+    }
+    const effects = withDb(path, (db) => db.prepare('SELECT name, result FROM effects').all()) as {
+      name: string
+      result: string
+    }[]
+    expect(effects.map((e) => [e.name, JSON.parse(e.result).reason])).toEqual([
+      ['http.get', 'unfinished'],
+      ['http.get', 'unfinished'],
+    ])
+  })
+})
