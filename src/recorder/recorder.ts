@@ -246,6 +246,8 @@ interface OpenRecord {
   readonly owner: object
   readonly rec: ActiveRecord
   readonly outer: OpenRecord | undefined
+  /** Set while the function of one of this capture's `ctx.effect` calls runs (see `effect`). */
+  readonly inEffectOf?: CaptureWrite
 }
 
 /**
@@ -299,7 +301,11 @@ const runEffect: StageContext['effect'] = (_name, _args, fn) => fn()
 
 /** The open record of `owner` in the current async context. */
 function openRecordOf(owner: object): ActiveRecord | undefined {
-  for (let o = openRecords.getStore(); o !== undefined; o = o.outer) if (o.owner === owner) return o.rec
+  return openLayerOf(owner)?.rec
+}
+
+function openLayerOf(owner: object): OpenRecord | undefined {
+  for (let o = openRecords.getStore(); o !== undefined; o = o.outer) if (o.owner === owner) return o
   return undefined
 }
 
@@ -966,6 +972,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       )
       return true
     }
+    /** Whether this runs inside the function of one of this capture's effects. */
+    const inOwnEffect = (): boolean => openLayerOf(owner)?.inEffectOf === capture
     const push = (row: EffectRow): void => {
       capture.effects.push(row)
       grow(rec, 48 + (row.args?.length ?? 0) + (row.result?.length ?? 0))
@@ -977,7 +985,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       attempt: capture.attempt,
       now() {
         const v = clock()
-        if (late('now()')) return v
+        if (inOwnEffect() || late('now()')) return v
         push({
           seq: capture.effects.length,
           kind: 'now',
@@ -990,7 +998,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       },
       random() {
         const v = random()
-        if (late('random()')) return v
+        if (inOwnEffect() || late('random()')) return v
         push({
           seq: capture.effects.length,
           kind: 'random',
@@ -1002,6 +1010,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
         return v
       },
       effect<T>(name: string, args: unknown, fn: () => T): T {
+        // Called from inside one of this stage's own effects (a cache that loads from the
+        // database on a miss): the outer effect's result covers it, and a replay, which does
+        // not run the outer effect's function, never makes this call.
+        if (inOwnEffect()) return fn()
         // The record was shed while this stage ran (it will not be written), or the stage
         // has returned.
         if (late(`effect(${JSON.stringify(nameText(name, 'unprintable effect name'))})`)) return fn()
@@ -1016,7 +1028,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
         push(row)
         let out: T
         try {
-          out = fn()
+          out = openRecords.run(
+            { owner, rec, outer: withoutOwner(openRecords.getStore(), owner), inEffectOf: capture },
+            fn,
+          )
         } catch (err) {
           row.error = describeError(err, stacks)
           throw err
