@@ -7,6 +7,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { hostname } from 'node:os'
+import { resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { CaptureWrite, EffectRow, RecordUnit } from '../bundle/types.js'
 import {
@@ -102,7 +103,10 @@ export class RecorderError extends Error {
 }
 
 export interface RecorderOptions {
-  /** Bundle file. `{pid}` and `{host}` are replaced, for one file per process. */
+  /**
+   * Bundle file. `{pid}` and `{host}` are replaced, for one file per process; a relative
+   * path is taken from the working directory when the recorder is created.
+   */
   path: string
   pipeline?: string
   /** Build id of this deployment (a git sha, an image tag). */
@@ -378,8 +382,14 @@ function bytesId(bytes: Uint8Array): string {
   return `x'${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}'`
 }
 
+/**
+ * The bundle's absolute path. A relative path is taken from the working directory when the
+ * recorder is created: the writer thread opens the file later (and again after the file is
+ * moved away), and a service that changes directory meanwhile (`process.chdir('/')` as a
+ * daemon does) would otherwise record somewhere else.
+ */
 function expandPath(pattern: string, host: string, pid: number): string {
-  return pattern.replaceAll('{pid}', String(pid)).replaceAll('{host}', host.replace(/[^\w.-]/g, '_'))
+  return resolve(pattern.replaceAll('{pid}', String(pid)).replaceAll('{host}', host.replace(/[^\w.-]/g, '_')))
 }
 
 /** The options as the recorder uses them, each checked. */

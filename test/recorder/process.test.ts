@@ -4,7 +4,7 @@
  * imports the built SDK (dist/), as a production service would.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -253,6 +253,37 @@ await recorder.close()
     expect(existsSync(`${path}-wal`)).toBe(false)
     expect(existsSync(`${path}-shm`)).toBe(false)
     expect(landed(path)).toEqual({ records, captures: records * 3, partial: [], orphans: 0 })
+  })
+})
+
+describe('a relative bundle path', () => {
+  it('is taken from the working directory the recorder was created in, whatever the process does later', async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'elsewhere'))
+    const exit = await runScript(
+      dir,
+      'chdir.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+process.chdir(process.argv[2])
+const { recorder, run } = makePipeline({ path: 'bundles-{pid}.sqlite' })
+// A daemon changes directory once it has set up; the writer opens the file after that.
+process.chdir('elsewhere')
+for (let i = 0; i < 3; i++) await run(i)
+await recorder.close()
+process.stdout.write(String(process.pid))
+`,
+      [dir],
+    )
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    expect(readdirSync(join(dir, 'elsewhere'))).toEqual([])
+    expect(landed(join(dir, `bundles-${exit.stdout}.sqlite`))).toEqual({
+      records: 3,
+      captures: 9,
+      partial: [],
+      orphans: 0,
+    })
   })
 })
 
