@@ -1094,8 +1094,13 @@ export function createRecorder(options: RecorderOptions): Recorder {
       rec.attempts[slot] = attempt
       // A record that cannot fit the queue now is dropped whole before any more of it is
       // encoded: under overload the host pays for its stage calls, not for recording them.
+      // So is one that can never be written (the recorder closed, no bundle, the writer
+      // gone): it is dropped and counted at its end as before, without encoding it first.
       let shedding = rec.shed > 0
-      if (!shedding && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
+      if (
+        !shedding &&
+        (closed || link === undefined || link.isDead || !link.hasRoom(rec.captures.length + 1))
+      ) {
         rec.shed = rec.captures.length
         rec.captures = []
         rec.running = undefined

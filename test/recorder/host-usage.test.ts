@@ -280,6 +280,31 @@ describe('lifecycle', () => {
     expect(errors).toEqual([])
   })
 
+  it('after close(), or with no bundle, payloads are not read: the host pays nothing for records that are dropped', async () => {
+    let reads = 0
+    const payload = {
+      get items(): number[] {
+        reads++
+        return [1, 2, 3]
+      },
+    }
+    const closedOne = testRecorder()
+    const noBundle = testRecorder({ path: ':memory:' })
+    await closedOne.recorder.close()
+    for (const { recorder } of [closedOne, noBundle]) {
+      const st = recorder.stage('st', (p: typeof payload, ctx) => ctx.effect('kv.get', p, () => p))
+      for (let i = 0; i < 5; i++)
+        await expect(recorder.record(`k${i}`, () => st(payload))).resolves.toBe(payload)
+    }
+    expect(reads).toBe(0)
+    expect(closedOne.recorder.stats()).toMatchObject({ dropped: 5, droppedBy: { closed: 5 }, unrecorded: 0 })
+    expect(noBundle.recorder.stats()).toMatchObject({
+      dropped: 5,
+      droppedBy: { writeFailed: 5 },
+      unrecorded: 0,
+    })
+  })
+
   it('an onError that throws never reaches the host, and is told once per code in 10 s', async () => {
     const calls: RecorderError[] = []
     const recorder = createRecorder({
