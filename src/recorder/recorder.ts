@@ -24,7 +24,7 @@ import {
   unrecordedMarker,
 } from '../codec/index.js'
 import { type ReplayHook, replayHook, wrappedStage } from '../stage-mark.js'
-import { isThenable } from '../thenable.js'
+import { ignoreRejection, isThenable } from '../thenable.js'
 import { version as recorderVersion } from '../version.js'
 import { newRecordId } from './ids.js'
 import { keySampler } from './sampling.js'
@@ -150,7 +150,10 @@ export interface RecorderOptions {
    * it was writing lands after close() has counted it as dropped.
    */
   closeTimeoutMs?: number
-  /** Told of absorbed problems, at most once per code every 10 s. */
+  /**
+   * Told of absorbed problems, at most once per code every 10 s. What it throws, or the
+   * promise it returns rejects with, is ignored.
+   */
   onError?: (err: RecorderError) => void
   /** Time source (default Date.now), for deterministic recordings. */
   clock?: () => number
@@ -570,7 +573,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
     if (last !== undefined && now - last < errorLimitMs) return
     lastReported.set(limitKey, now)
     try {
-      onError(new RecorderError(code, message, cause === undefined ? undefined : { cause }))
+      // An async handler may fail too (the error tracker is down).
+      ignoreRejection(onError(new RecorderError(code, message, cause === undefined ? undefined : { cause })))
     } catch {
       // The host's error handler failed; nothing more to do without risking the host.
     }
@@ -595,6 +599,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           let v: unknown
           try {
             v = userClock()
+            ignoreRejection(v)
           } catch (err) {
             v = err
           }
@@ -647,6 +652,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     let v: unknown
     try {
       v = userIds()
+      ignoreRejection(v)
     } catch (err) {
       v = err
     }
@@ -1245,12 +1251,13 @@ export function createRecorder(options: RecorderOptions): Recorder {
           let key: string | undefined
           try {
             const k: unknown = keyOf(input)
-            if (isThenable(k, false))
+            if (isThenable(k, false)) {
+              ignoreRejection(k)
               report(
                 'E_KEY',
                 `stage ${name}: the key function returned a promise; it must return the key itself`,
               )
-            else key = nameText(k, 'unprintable key')
+            } else key = nameText(k, 'unprintable key')
           } catch (err) {
             report('E_KEY', `stage ${name}: the key function threw: ${thrownMessage(err)}`, err)
           }

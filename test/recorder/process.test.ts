@@ -256,6 +256,54 @@ await recorder.close()
   })
 })
 
+describe('host callbacks that are async and reject', () => {
+  it('never end the host with an unhandled rejection: onError, a key function, an ids source, a redaction rule', async () => {
+    const dir = tempDir()
+    const exit = await runScript(
+      dir,
+      'async-onerror.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+import { createRecorder } from ${JSON.stringify(sdkUrl)}
+const { recorder } = makePipeline({
+  path: process.argv[2],
+  // The error tracker is down.
+  onError: async (e) => {
+    throw new Error('tracker unreachable: ' + e.code)
+  },
+})
+const echo = recorder.stage('echo', (x) => x)
+const cyclic = {}
+cyclic.self = cyclic
+await recorder.record('k', () => echo(cyclic))
+const keyed = recorder.stage('keyed', (x) => x, { key: async () => { throw new Error('no key') } })
+await keyed(1)
+const fail = async () => { throw new Error('async callback failed') }
+const other = createRecorder({ path: process.argv[3], ids: fail, redact: [fail], onError: fail })
+const echoed = await other.record('k', () => other.stage('echo', (x) => x)({ card: '4111' }))
+await new Promise((resolve) => setTimeout(resolve, 50))
+await recorder.close()
+await other.close()
+process.stdout.write(JSON.stringify([recorder.stats(), other.stats(), echoed]))
+`,
+      [join(dir, 'async-onerror.sqlite'), join(dir, 'async-rules.sqlite')],
+    )
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    const [first, second, echoed] = JSON.parse(exit.stdout)
+    // The cyclic input and output, and the key function's promise.
+    expect(first).toMatchObject({ written: 1, errors: 3, unrecorded: 1 })
+    expect(second).toMatchObject({ written: 1 })
+    expect(echoed).toEqual({ card: '4111' })
+    // An async redaction rule cannot answer: the payload is recorded redacted, never in clear.
+    const stored = withDb(join(dir, 'async-rules.sqlite'), (db) =>
+      db.prepare('SELECT input, output FROM captures').get(),
+    ) as { input: string; output: string }
+    expect(JSON.parse(stored.input)).toMatchObject({ $t: 'unrecorded', reason: 'redaction-failed' })
+    expect(stored.output).not.toContain('4111')
+  })
+})
+
 describe('a relative bundle path', () => {
   it('is taken from the working directory the recorder was created in, whatever the process does later', async () => {
     const dir = tempDir()
