@@ -12,3 +12,12 @@ export function isThenable(v: unknown, ifUnreadable: boolean): v is PromiseLike<
     return ifUnreadable
   }
 }
+
+/**
+ * Marks as handled a promise a host callback returned where a plain value was asked for (an
+ * `async` onError, key function or id source): when it rejects, the rejection must not end
+ * the host as an unhandled one. The value itself is not used.
+ */
+export function ignoreRejection(v: unknown): void {
+  if (isThenable(v, false)) Promise.resolve(v).catch(() => undefined)
+}

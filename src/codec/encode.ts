@@ -232,16 +232,7 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
   if (primitive !== obj) return taggedValue(primitive, depth, cx)
   cx.seen.push(obj)
   try {
-    if (Array.isArray(obj) && !hasToJSON(obj)) {
-      const out: unknown[] = new Array(obj.length)
-      for (let i = 0; i < obj.length; i++) {
-        cx.path.push(i)
-        const v = toTagged(obj[i], depth + 1, cx)
-        cx.path.pop()
-        out[i] = v === undefined ? { [TAG]: 'undef' } : v
-      }
-      return out
-    }
+    if (Array.isArray(obj) && !hasToJSON(obj)) return taggedItems(obj, depth, cx)
     if (obj instanceof Map) {
       const entries: unknown[] = []
       for (const [k, v] of obj) {
@@ -279,13 +270,29 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     // date-library types, ORM documents) is recorded as that, not as its private fields.
     if (hasToJSON(obj)) {
       const toJSON = (obj as { toJSON: (key: string) => unknown }).toJSON
-      return toTagged(toJSON.call(obj, String(cx.path.at(-1) ?? '')), depth + 1, cx)
+      const json = toJSON.call(obj, String(cx.path.at(-1) ?? ''))
+      if (json !== obj) return toTagged(json, depth + 1, cx)
+      // A toJSON that gives back its own object (a fluent builder, a model base class) is
+      // written by JSON.stringify as that object's fields; walked again it would read as cyclic.
+      if (Array.isArray(obj)) return taggedItems(obj, depth, cx)
     }
     if (opaque !== undefined) return taggedOpaque(obj, opaque, depth, cx)
     return taggedFields(obj as Record<string, unknown>, depth, cx)
   } finally {
     cx.seen.pop()
   }
+}
+
+/** An array's items, tagged; a hole or an item JSON omits is recorded as undefined. */
+function taggedItems(arr: unknown[], depth: number, cx: TagContext): unknown[] {
+  const out: unknown[] = new Array(arr.length)
+  for (let i = 0; i < arr.length; i++) {
+    cx.path.push(i)
+    const v = toTagged(arr[i], depth + 1, cx)
+    cx.path.pop()
+    out[i] = v === undefined ? { [TAG]: 'undef' } : v
+  }
+  return out
 }
 
 /** An object's own enumerable fields, tagged; the object itself escaped if it has a tag key. */

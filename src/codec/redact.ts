@@ -345,6 +345,12 @@ export class Redactor {
       } catch (err) {
         throw new RedactionFailed(err)
       }
+      if (isPromiseLike(hit)) {
+        // An async rule cannot answer in time: the payload is recorded as a failed redaction
+        // (never in clear), and what the promise rejects with must not end the host.
+        Promise.resolve(hit).catch(() => undefined)
+        throw new RedactionFailed(new Error('the rule returned a promise; a rule must answer at once'))
+      }
       if (hit) return true
     }
     return false
@@ -357,6 +363,16 @@ export class Redactor {
     const v = typeof value === 'object' && value !== null ? safeUnboxed(value) : value
     h.update(typeof v === 'string' ? `s:${v}` : `j:${stableText(v)}`)
     return `[redacted:${h.digest('base64url').slice(0, 16)}]`
+  }
+}
+
+/** Whether a rule's answer is a promise (`then` read once; one that throws to read is not). */
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  if ((typeof v !== 'object' || v === null) && typeof v !== 'function') return false
+  try {
+    return typeof (v as { then?: unknown }).then === 'function'
+  } catch {
+    return false
   }
 }
 

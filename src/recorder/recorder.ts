@@ -7,6 +7,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { hostname } from 'node:os'
+import { resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { CaptureWrite, EffectRow, RecordUnit } from '../bundle/types.js'
 import {
@@ -23,7 +24,7 @@ import {
   unrecordedMarker,
 } from '../codec/index.js'
 import { type ReplayHook, replayHook, wrappedStage } from '../stage-mark.js'
-import { isThenable } from '../thenable.js'
+import { ignoreRejection, isThenable } from '../thenable.js'
 import { version as recorderVersion } from '../version.js'
 import { newRecordId } from './ids.js'
 import { keySampler } from './sampling.js'
@@ -102,7 +103,10 @@ export class RecorderError extends Error {
 }
 
 export interface RecorderOptions {
-  /** Bundle file. `{pid}` and `{host}` are replaced, for one file per process. */
+  /**
+   * Bundle file. `{pid}` and `{host}` are replaced, for one file per process; a relative
+   * path is taken from the working directory when the recorder is created.
+   */
   path: string
   pipeline?: string
   /** Build id of this deployment (a git sha, an image tag). */
@@ -146,7 +150,10 @@ export interface RecorderOptions {
    * it was writing lands after close() has counted it as dropped.
    */
   closeTimeoutMs?: number
-  /** Told of absorbed problems, at most once per code every 10 s. */
+  /**
+   * Told of absorbed problems, at most once per code every 10 s. What it throws, or the
+   * promise it returns rejects with, is ignored.
+   */
   onError?: (err: RecorderError) => void
   /** Time source (default Date.now), for deterministic recordings. */
   clock?: () => number
@@ -246,6 +253,8 @@ interface OpenRecord {
   readonly owner: object
   readonly rec: ActiveRecord
   readonly outer: OpenRecord | undefined
+  /** Set while the function of one of this capture's `ctx.effect` calls runs (see `effect`). */
+  readonly inEffectOf?: CaptureWrite
 }
 
 /**
@@ -257,7 +266,7 @@ const openRecords = new AsyncLocalStorage<OpenRecord>()
 
 interface ExitHooks {
   beforeExit(): void
-  exit(): void
+  exit(code: unknown): void
 }
 
 /**
@@ -269,11 +278,11 @@ const exitHooks = new Set<ExitHooks>()
 const onProcessBeforeExit = (): void => {
   for (const h of exitHooks) h.beforeExit()
 }
-const onProcessExit = (): void => {
+const onProcessExit = (code: unknown): void => {
   // Each flushes its own bundle; one that fails must not keep the next from flushing.
   for (const h of exitHooks) {
     try {
-      h.exit()
+      h.exit(code)
     } catch {
       // The process is exiting; never turn that into a crash.
     }
@@ -299,7 +308,11 @@ const runEffect: StageContext['effect'] = (_name, _args, fn) => fn()
 
 /** The open record of `owner` in the current async context. */
 function openRecordOf(owner: object): ActiveRecord | undefined {
-  for (let o = openRecords.getStore(); o !== undefined; o = o.outer) if (o.owner === owner) return o.rec
+  return openLayerOf(owner)?.rec
+}
+
+function openLayerOf(owner: object): OpenRecord | undefined {
+  for (let o = openRecords.getStore(); o !== undefined; o = o.outer) if (o.owner === owner) return o
   return undefined
 }
 
@@ -372,8 +385,14 @@ function bytesId(bytes: Uint8Array): string {
   return `x'${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}'`
 }
 
+/**
+ * The bundle's absolute path. A relative path is taken from the working directory when the
+ * recorder is created: the writer thread opens the file later (and again after the file is
+ * moved away), and a service that changes directory meanwhile (`process.chdir('/')` as a
+ * daemon does) would otherwise record somewhere else.
+ */
 function expandPath(pattern: string, host: string, pid: number): string {
-  return pattern.replaceAll('{pid}', String(pid)).replaceAll('{host}', host.replace(/[^\w.-]/g, '_'))
+  return resolve(pattern.replaceAll('{pid}', String(pid)).replaceAll('{host}', host.replace(/[^\w.-]/g, '_')))
 }
 
 /** The options as the recorder uses them, each checked. */
@@ -554,7 +573,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
     if (last !== undefined && now - last < errorLimitMs) return
     lastReported.set(limitKey, now)
     try {
-      onError(new RecorderError(code, message, cause === undefined ? undefined : { cause }))
+      // An async handler may fail too (the error tracker is down).
+      ignoreRejection(onError(new RecorderError(code, message, cause === undefined ? undefined : { cause })))
     } catch {
       // The host's error handler failed; nothing more to do without risking the host.
     }
@@ -579,6 +599,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           let v: unknown
           try {
             v = userClock()
+            ignoreRejection(v)
           } catch (err) {
             v = err
           }
@@ -631,6 +652,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     let v: unknown
     try {
       v = userIds()
+      ignoreRejection(v)
     } catch (err) {
       v = err
     }
@@ -966,6 +988,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
       )
       return true
     }
+    /** Whether this runs inside the function of one of this capture's effects. */
+    const inOwnEffect = (): boolean => openLayerOf(owner)?.inEffectOf === capture
     const push = (row: EffectRow): void => {
       capture.effects.push(row)
       grow(rec, 48 + (row.args?.length ?? 0) + (row.result?.length ?? 0))
@@ -977,7 +1001,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       attempt: capture.attempt,
       now() {
         const v = clock()
-        if (late('now()')) return v
+        if (inOwnEffect() || late('now()')) return v
         push({
           seq: capture.effects.length,
           kind: 'now',
@@ -990,7 +1014,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       },
       random() {
         const v = random()
-        if (late('random()')) return v
+        if (inOwnEffect() || late('random()')) return v
         push({
           seq: capture.effects.length,
           kind: 'random',
@@ -1002,6 +1026,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
         return v
       },
       effect<T>(name: string, args: unknown, fn: () => T): T {
+        // Called from inside one of this stage's own effects (a cache that loads from the
+        // database on a miss): the outer effect's result covers it, and a replay, which does
+        // not run the outer effect's function, never makes this call.
+        if (inOwnEffect()) return fn()
         // The record was shed while this stage ran (it will not be written), or the stage
         // has returned.
         if (late(`effect(${JSON.stringify(nameText(name, 'unprintable effect name'))})`)) return fn()
@@ -1016,7 +1044,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
         push(row)
         let out: T
         try {
-          out = fn()
+          out = openRecords.run(
+            { owner, rec, outer: withoutOwner(openRecords.getStore(), owner), inEffectOf: capture },
+            fn,
+          )
         } catch (err) {
           row.error = describeError(err, stacks)
           throw err
@@ -1069,8 +1100,13 @@ export function createRecorder(options: RecorderOptions): Recorder {
       rec.attempts[slot] = attempt
       // A record that cannot fit the queue now is dropped whole before any more of it is
       // encoded: under overload the host pays for its stage calls, not for recording them.
+      // So is one that can never be written (the recorder closed, no bundle, the writer
+      // gone): it is dropped and counted at its end as before, without encoding it first.
       let shedding = rec.shed > 0
-      if (!shedding && link !== undefined && !link.hasRoom(rec.captures.length + 1)) {
+      if (
+        !shedding &&
+        (closed || link === undefined || link.isDead || !link.hasRoom(rec.captures.length + 1))
+      ) {
         rec.shed = rec.captures.length
         rec.captures = []
         rec.running = undefined
@@ -1215,12 +1251,13 @@ export function createRecorder(options: RecorderOptions): Recorder {
           let key: string | undefined
           try {
             const k: unknown = keyOf(input)
-            if (isThenable(k, false))
+            if (isThenable(k, false)) {
+              ignoreRejection(k)
               report(
                 'E_KEY',
                 `stage ${name}: the key function returned a promise; it must return the key itself`,
               )
-            else key = nameText(k, 'unprintable key')
+            } else key = nameText(k, 'unprintable key')
           } catch (err) {
             report('E_KEY', `stage ${name}: the key function threw: ${thrownMessage(err)}`, err)
           }
@@ -1251,6 +1288,42 @@ export function createRecorder(options: RecorderOptions): Recorder {
     return wrapped
   }
 
+  /**
+   * At exit the records still open are the ones that explain it (a stage that called
+   * `process.exit()`, an `uncaughtException` handler that exits): each is written as it
+   * stands, status `error`, its stages still running recorded as unfinished, rather than
+   * lost with nothing counted.
+   */
+  function finishAtExit(code: unknown): void {
+    if (openRecs.size === 0) return
+    // After close(), or with no writer, they are dropped and counted as any record ending then.
+    const kept = !closed && link !== undefined && !link.isDead
+    const exited = new Error(`the process exited (code ${nameText(code, '?')}) while the record was running`)
+    exited.name = 'ProcessExit'
+    const n = openRecs.size
+    for (const rec of [...openRecs]) {
+      try {
+        // A stage that has not returned is not tracked as running (only one that returned a
+        // promise is): it is the one that has neither output nor error yet.
+        if (kept && rec.shed === 0)
+          for (const c of rec.captures) {
+            if (c.output !== null || c.error !== null || rec.running?.has(c)) continue
+            c.output = unfinishedMarker(`stage ${c.stage} was still running when the process exited`)
+            const since = userClock === undefined ? c.startedAt - rec.wallAt + rec.elapsedAt : c.startedAt
+            c.durationMs = Math.max(0, Math.round((elapsed() - since) * 1000) / 1000)
+          }
+      } catch (err) {
+        report('E_INTERNAL', `recorder failed to finish a record at exit: ${thrownMessage(err)}`, err)
+      }
+      finishRecord(rec, 'error', exited)
+    }
+    if (kept)
+      tell(
+        'E_EXIT_OPEN',
+        `the process exited with ${n} record(s) still running; they are recorded as they stood, status error`,
+      )
+  }
+
   async function flush(): Promise<void> {
     try {
       await link?.flush()
@@ -1262,8 +1335,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const onBeforeExit = (): void => {
     if (link !== undefined && !link.isDead && link.pendingCaptures > 0) void flush()
   }
-  const onExit = (): void => {
+  const onExit = (code: unknown): void => {
     try {
+      finishAtExit(code)
       if (link !== undefined && !link.flushSync(exitFlushMs)) {
         report('E_EXIT_FLUSH', 'recorder could not write everything before the process exited')
       }
@@ -1286,7 +1360,16 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   async function closeOnce(): Promise<void> {
     closed = true
-    removeExitHooks(exitHooks)
+    try {
+      await closeLink()
+    } finally {
+      // Only once closed: a host that exits without waiting for close() (`void
+      // recorder.close(); process.exit(0)`) still has what close() was writing flushed.
+      removeExitHooks(exitHooks)
+    }
+  }
+
+  async function closeLink(): Promise<void> {
     if (link === undefined) return
     const timeoutMs = o.closeTimeoutMs
     let timer: NodeJS.Timeout | undefined

@@ -265,12 +265,27 @@ describe('encode/decode round-trip', () => {
     })
     expect(encode({ toJSON: () => ({ n: 1n }) })).toBe(encode({ n: 1n }))
     expect(encode({ toJSON: () => ({ n: 1n }) })).toBe('{"n":{"$t":"bigint","v":"1"}}')
+    // A toJSON that gives back its own object is written as that object's fields, as
+    // JSON.stringify writes it, not refused as cyclic.
     const selfish = {
       toJSON() {
         return selfish
       },
     }
-    expect(() => encode(selfish)).toThrow(PayloadError)
+    expect(encode(selfish)).toBe(JSON.stringify(selfish))
+    class Builder {
+      where = { sku: 'a' }
+      at = new Date(0)
+      toJSON(): this {
+        return this
+      }
+    }
+    expect(roundTrip({ q: new Builder() })).toEqual({ q: { where: { sku: 'a' }, at: new Date(0) } })
+    const list = Object.assign([1, 2n], { toJSON: () => list })
+    expect(roundTrip(list)).toEqual([1, 2n])
+    // What a toJSON gives is walked for cycles like anything else.
+    const loop: { self?: unknown; toJSON(): unknown } = { toJSON: () => ({ back: loop }) }
+    expect(() => encode(loop)).toThrow(PayloadError)
   })
 
   it('drops functions and symbols the way JSON does', () => {

@@ -4,7 +4,7 @@
  * imports the built SDK (dist/), as a production service would.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -253,5 +253,199 @@ await recorder.close()
     expect(existsSync(`${path}-wal`)).toBe(false)
     expect(existsSync(`${path}-shm`)).toBe(false)
     expect(landed(path)).toEqual({ records, captures: records * 3, partial: [], orphans: 0 })
+  })
+})
+
+describe('host callbacks that are async and reject', () => {
+  it('never end the host with an unhandled rejection: onError, a key function, an ids source, a redaction rule', async () => {
+    const dir = tempDir()
+    const exit = await runScript(
+      dir,
+      'async-onerror.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+import { createRecorder } from ${JSON.stringify(sdkUrl)}
+const { recorder } = makePipeline({
+  path: process.argv[2],
+  // The error tracker is down.
+  onError: async (e) => {
+    throw new Error('tracker unreachable: ' + e.code)
+  },
+})
+const echo = recorder.stage('echo', (x) => x)
+const cyclic = {}
+cyclic.self = cyclic
+await recorder.record('k', () => echo(cyclic))
+const keyed = recorder.stage('keyed', (x) => x, { key: async () => { throw new Error('no key') } })
+await keyed(1)
+const fail = async () => { throw new Error('async callback failed') }
+const other = createRecorder({ path: process.argv[3], ids: fail, redact: [fail], onError: fail })
+const echoed = await other.record('k', () => other.stage('echo', (x) => x)({ card: '4111' }))
+await new Promise((resolve) => setTimeout(resolve, 50))
+await recorder.close()
+await other.close()
+process.stdout.write(JSON.stringify([recorder.stats(), other.stats(), echoed]))
+`,
+      [join(dir, 'async-onerror.sqlite'), join(dir, 'async-rules.sqlite')],
+    )
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    const [first, second, echoed] = JSON.parse(exit.stdout)
+    // The cyclic input and output, and the key function's promise.
+    expect(first).toMatchObject({ written: 1, errors: 3, unrecorded: 1 })
+    expect(second).toMatchObject({ written: 1 })
+    expect(echoed).toEqual({ card: '4111' })
+    // An async redaction rule cannot answer: the payload is recorded redacted, never in clear.
+    const stored = withDb(join(dir, 'async-rules.sqlite'), (db) =>
+      db.prepare('SELECT input, output FROM captures').get(),
+    ) as { input: string; output: string }
+    expect(JSON.parse(stored.input)).toMatchObject({ $t: 'unrecorded', reason: 'redaction-failed' })
+    expect(stored.output).not.toContain('4111')
+  })
+})
+
+describe('a relative bundle path', () => {
+  it('is taken from the working directory the recorder was created in, whatever the process does later', async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'elsewhere'))
+    const exit = await runScript(
+      dir,
+      'chdir.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+process.chdir(process.argv[2])
+const { recorder, run } = makePipeline({ path: 'bundles-{pid}.sqlite' })
+// A daemon changes directory once it has set up; the writer opens the file after that.
+process.chdir('elsewhere')
+for (let i = 0; i < 3; i++) await run(i)
+await recorder.close()
+process.stdout.write(String(process.pid))
+`,
+      [dir],
+    )
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    expect(readdirSync(join(dir, 'elsewhere'))).toEqual([])
+    expect(landed(join(dir, `bundles-${exit.stdout}.sqlite`))).toEqual({
+      records: 3,
+      captures: 9,
+      partial: [],
+      orphans: 0,
+    })
+  })
+})
+
+describe('a process that exits without waiting for close()', () => {
+  it('still has every record written: close() keeps the exit flush until it is done', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'close-exit.sqlite')
+    const exit = await runScript(
+      dir,
+      'close-exit.mjs',
+      `
+import { makePipeline } from './pipeline.mjs'
+const { recorder, run } = makePipeline({ path: process.argv[2], flushIntervalMs: 60000 })
+for (let i = 0; i < 400; i++) await run(i)
+void recorder.close()
+process.exit(0)
+`,
+      [path],
+    )
+    expect(exit.stderr).toBe('')
+    expect(exit.code).toBe(0)
+    expect(integrityCheck(path)).toBe('ok')
+    expect(landed(path)).toEqual({ records: 400, captures: 1200, partial: [], orphans: 0 })
+  })
+})
+
+describe('a process that exits while records are running', () => {
+  const stagesOf = (path: string, key: string) =>
+    withDb(path, (db) => {
+      const rec = db.prepare('SELECT id, status, error FROM records WHERE key = ?').get(key) as
+        | { id: string; status: string; error: string }
+        | undefined
+      const caps = db
+        .prepare('SELECT stage, output, error, duration_ms FROM captures WHERE record_id = ? ORDER BY seq')
+        .all(rec?.id) as { stage: string; output: string | null; error: string | null; duration_ms: number }[]
+      return { rec, caps }
+    })
+
+  it('writes the record whose stage called process.exit(), as it stood, and every record before it', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'exit-in-stage.sqlite')
+    const exit = await runScript(
+      dir,
+      'exit-in-stage.mjs',
+      `
+import { createRecorder } from ${JSON.stringify(sdkUrl)}
+const recorder = createRecorder({ path: process.argv[2], flushIntervalMs: 60000 })
+const parse = recorder.stage('parse', (n) => ({ n }))
+const store = recorder.stage('store', (o, ctx) => {
+  ctx.now()
+  if (o.n === 3) process.exit(7)
+  return o
+})
+for (let i = 0; i < 5; i++) await recorder.record('k:' + i, async () => store(await parse(i)))
+`,
+      [path],
+    )
+    expect(exit.code).toBe(7)
+    expect(exit.stderr).toBe('')
+    expect(integrityCheck(path)).toBe('ok')
+    const { rec, caps } = stagesOf(path, 'k:3')
+    expect(rec?.status).toBe('error')
+    expect(JSON.parse(rec!.error)).toMatchObject({
+      name: 'ProcessExit',
+      message: expect.stringContaining('code 7'),
+    })
+    expect(caps.map((c) => c.stage)).toEqual(['parse', 'store'])
+    expect(caps[0]!.output).toBe('{"n":3}')
+    expect(JSON.parse(caps[1]!.output!)).toMatchObject({ $t: 'unrecorded', reason: 'unfinished' })
+    expect(caps[1]!.duration_ms).toBeGreaterThanOrEqual(0)
+    expect(stagesOf(path, 'k:2').rec?.status).toBe('ok')
+    expect(stagesOf(path, 'k:4').rec).toBeUndefined()
+  })
+
+  it('writes the records an uncaughtException handler that exits leaves running', async () => {
+    const dir = tempDir()
+    const path = join(dir, 'uncaught.sqlite')
+    const exit = await runScript(
+      dir,
+      'uncaught.mjs',
+      `
+import { createRecorder } from ${JSON.stringify(sdkUrl)}
+const recorder = createRecorder({
+  path: process.argv[2],
+  flushIntervalMs: 60000,
+  onError: (e) => process.stderr.write(e.code + '\\n'),
+})
+process.on('uncaughtException', () => process.exit(1))
+const fetch = recorder.stage('fetch', (n, ctx) =>
+  ctx.effect('http.get', { n }, () => new Promise((resolve) => {
+    // A callback of the client library throws outside any promise chain.
+    setTimeout(() => { throw new Error('socket hang up') }, 5)
+    setTimeout(resolve, 1000)
+  })),
+)
+await Promise.all([1, 2].map((n) => recorder.record('k:' + n, () => fetch(n))))
+`,
+      [path],
+    )
+    expect(exit.code).toBe(1)
+    expect(exit.stderr.split('\n').filter(Boolean).sort()).toEqual(['E_EXIT_OPEN', 'E_STAGE_UNFINISHED'])
+    for (const key of ['k:1', 'k:2']) {
+      const { rec, caps } = stagesOf(path, key)
+      expect(rec?.status).toBe('error')
+      expect(caps.map((c) => c.stage)).toEqual(['fetch'])
+      expect(JSON.parse(caps[0]!.output!)).toMatchObject({ reason: 'unfinished' })
+    }
+    const effects = withDb(path, (db) => db.prepare('SELECT name, result FROM effects').all()) as {
+      name: string
+      result: string
+    }[]
+    expect(effects.map((e) => [e.name, JSON.parse(e.result).reason])).toEqual([
+      ['http.get', 'unfinished'],
+      ['http.get', 'unfinished'],
+    ])
   })
 })
