@@ -77,6 +77,13 @@ const benchmarks: Benchmark[] = [
       'Captures written per second through the recorder (4 async stages per record, producer paused while 4,096 captures wait) against raw better-sqlite3 inserting the same rows, same schema, pragmas and batch size, alternating.',
   },
   {
+    file: 'bench/writer-rows.ts',
+    ids: ['W1'],
+    quickArgs: ['--rounds', '5', '--captures', '20000'],
+    about:
+      "CPU time per capture row of the recorder's writer (BundleWriter: open, 256-capture transactions, close) against raw better-sqlite3 inserting the same rows with the same schema and pragmas, alternating on one thread; a guard for the writer's own overhead.",
+  },
+  {
     file: 'bench/r7-overload.ts',
     ids: ['R7'],
     args: ['--payload', '512'],
