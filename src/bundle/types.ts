@@ -17,13 +17,20 @@ export interface RecordRow {
 /** `async-effect`: an effect whose function returned a promise (replay returns one too). */
 export type EffectKind = 'now' | 'random' | 'effect' | 'async-effect'
 
-export interface EffectRow {
+/**
+ * A stored JSON text. The writer thread also takes it as its UTF-8 bytes (`Uint8Array`,
+ * bundle/wire.ts), which SQLite stores as the same TEXT without a round trip through a
+ * JavaScript string.
+ */
+export type StoredText = string | Uint8Array
+
+export interface EffectRow<T extends StoredText = string> {
   seq: number
   kind: EffectKind
   name: string
-  args: string | null
-  result: string | null
-  error: string | null
+  args: T | null
+  result: T | null
+  error: T | null
 }
 
 export interface CaptureRow {
@@ -53,21 +60,21 @@ export interface ExpectationRow {
 }
 
 /** What the recorder hands the writer: one whole record, committed atomically. */
-export interface RecordUnit {
+export interface RecordUnit<T extends StoredText = string> {
   record: RecordRow
-  captures: CaptureWrite[]
+  captures: CaptureWrite<T>[]
 }
 
-export interface CaptureWrite {
+export interface CaptureWrite<T extends StoredText = string> {
   seq: number
   stage: string
   attempt: number
-  input: string
-  output: string | null
-  error: string | null
+  input: T
+  output: T | null
+  error: T | null
   startedAt: number
   durationMs: number
-  effects: EffectRow[]
+  effects: EffectRow<T>[]
 }
 
 /** A record with everything recorded about it, as read back. */

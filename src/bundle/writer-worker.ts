@@ -175,7 +175,10 @@ function handle(msg: ToWriter): void {
       return
     }
     try {
-      const units = [...(msg.packed !== undefined ? unpackUnits(msg.packed) : []), ...(msg.units ?? [])]
+      const units = [
+        ...(msg.packed !== undefined ? unpackUnits(msg.packed, 'bytes') : []),
+        ...(msg.units ?? []),
+      ]
       writer.write(units)
       reply({ type: 'written', id: msg.id, captures, records: units.length }, msg)
     } catch (err) {

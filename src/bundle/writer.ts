@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3'
 import { BundleError, ExitCode } from '../errors.js'
 import { APPLICATION_ID, FORMAT_VERSION, type Manifest, PAGE_SIZE, SCHEMA_V1 } from './schema.js'
-import type { ExpectationRow, RecordUnit } from './types.js'
+import type { ExpectationRow, RecordUnit, StoredText } from './types.js'
 
 export interface WriterOptions {
   /** Manifest values for a new bundle; builds are merged into an existing one. */
@@ -53,7 +53,7 @@ export class BundleWriter {
   private readonly insertCapture: Database.Statement
   private readonly insertEffect: Database.Statement
   private readonly upsertExpectation: Database.Statement
-  private readonly writeUnits: (units: readonly RecordUnit[]) => string[]
+  private readonly writeUnits: (units: readonly RecordUnit<StoredText>[]) => string[]
   private readonly builds: Set<string>
   private closed = false
 
@@ -83,12 +83,16 @@ export class BundleWriter {
              FROM captures WHERE record_id = ?) AS ordered
        WHERE captures.id = ordered.id AND captures.seq <> ordered.n`,
     )
+    // Payload texts may come as their UTF-8 bytes (StoredText): CAST stores those bytes as
+    // the TEXT they are, and leaves a string or NULL as it is.
     this.insertCapture = db.prepare(
       `INSERT INTO captures (record_id, seq, stage, attempt, input, output, error, started_at,
-         duration_ms, build, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         duration_ms, build, host, pid)
+       VALUES (?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, ?, ?)`,
     )
     this.insertEffect = db.prepare(
-      'INSERT INTO effects (capture_id, seq, kind, name, args, result, error) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      `INSERT INTO effects (capture_id, seq, kind, name, args, result, error)
+       VALUES (?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT))`,
     )
     this.upsertExpectation = db.prepare(
       `INSERT INTO expectations (record_id, stage, output, error, note, build, accepted_at)
@@ -101,7 +105,7 @@ export class BundleWriter {
     )
     // Returns the builds it added to the manifest; the caller adopts them only once the
     // transaction has committed, so a rolled-back batch cannot hide a build from a later one.
-    this.writeUnits = db.transaction((units: readonly RecordUnit[]): string[] => {
+    this.writeUnits = db.transaction((units: readonly RecordUnit<StoredText>[]): string[] => {
       const added: string[] = []
       for (const unit of units) {
         const r = unit.record
@@ -215,7 +219,7 @@ export class BundleWriter {
   }
 
   /** Writes whole records in one transaction: all of them land, or none. */
-  write(units: readonly RecordUnit[]): void {
+  write(units: readonly RecordUnit<StoredText>[]): void {
     if (units.length === 0) return
     for (const build of this.writeUnits(units)) this.builds.add(build)
   }

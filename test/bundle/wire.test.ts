@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import type { RecordUnit } from '../../src/bundle/types.js'
 import { BatchBuilder, unpackUnits } from '../../src/bundle/wire.js'
+import { BundleWriter } from '../../src/bundle/writer.js'
+import { withDb } from '../helpers/bundle-db.js'
+import { tempPath } from '../helpers/tmp.js'
 
 const units: RecordUnit[] = [
   {
@@ -145,5 +148,61 @@ describe('a batch packed record by record', () => {
     const { packed, units: kept } = batch.finish()
     expect(unpackUnits(packed!)).toEqual([units[1]])
     expect(kept).toEqual([odd])
+  })
+})
+
+describe('payload bytes from the hand-off stored as text', () => {
+  it('writes every payload as the same TEXT it was packed from, queryable as JSON', () => {
+    const path = tempPath()
+    const batch = new BatchBuilder(
+      (bytes) => new ArrayBuffer(Math.max(bytes, 1024)),
+      () => undefined,
+    )
+    // A second record so that the first one's views start at an offset in the buffer.
+    for (const u of [units[1]!, units[0]!]) batch.add(u, batch.measure(u))
+    const { packed } = batch.finish()
+    const asBytes = unpackUnits(packed!, 'bytes')
+    expect(asBytes[1]!.captures[0]!.input).toBeInstanceOf(Uint8Array)
+    const writer = BundleWriter.open(path, {
+      manifest: {
+        pipeline: 'wire',
+        recorderVersion: '0.0.0-test',
+        builds: [],
+        redaction: { rules: [], equalityPreserving: false },
+      },
+    })
+    writer.write(asBytes)
+    writer.close()
+    withDb(
+      path,
+      (db) => {
+        const captures = db
+          .prepare(
+            `SELECT input, output, error, typeof(input) AS ti, typeof(output) AS tout, typeof(error) AS te,
+               CASE WHEN json_valid(input) THEN json_extract(input, '$.a') END AS a FROM captures ORDER BY seq`,
+          )
+          .all() as Record<string, unknown>[]
+        expect(captures).toEqual([
+          {
+            input: units[0]!.captures[0]!.input,
+            output: null,
+            error: units[0]!.captures[0]!.error,
+            ti: 'text',
+            tout: 'null',
+            te: 'text',
+            a: '\u0000 "quoted" 😀',
+          },
+          { input: '', output: '{"ok":true}', error: null, ti: 'text', tout: 'text', te: 'null', a: null },
+        ])
+        const effects = db
+          .prepare('SELECT args, result, error, typeof(result) AS tr FROM effects ORDER BY seq')
+          .all()
+        expect(effects).toEqual([
+          { args: null, result: '1760000000125', error: null, tr: 'text' },
+          { args: '["k"]', result: null, error: '{}', tr: 'null' },
+        ])
+      },
+      true,
+    )
   })
 })
