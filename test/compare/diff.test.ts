@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { decodeRaw, encode } from '../../src/codec/index.js'
 import { type DiffLimits, diffValues, noRules } from '../../src/compare/diff.js'
 import { compileRules } from '../../src/compare/rules.js'
+import { ConfigError } from '../../src/errors.js'
 
 const unbounded: DiffLimits = { maxChanges: 10_000, deadline: Number.POSITIVE_INFINITY, now: () => 0 }
 
@@ -44,6 +45,39 @@ describe('diffValues: structure', () => {
       { path: '$.grid[1][2]', kind: 'added', local: 6 },
       { path: '$.grid[2]', kind: 'removed', recorded: [5] },
     ])
+  })
+
+  it('reports an item inserted into or left out of a long array as one line, not a change at every later index', () => {
+    const recorded = Array.from({ length: 2000 }, (_, i) => ({ id: i, v: i }))
+    const local: { id: number | string; v: number }[] = [...recorded]
+    local.splice(1000, 0, { id: 'new', v: -1 })
+    local.splice(1500, 1)
+    local.splice(1700, 1)
+    expect(diffValues({ items: recorded }, { items: local }, noRules, unbounded).changes).toEqual([
+      { path: '$.items[1000]', kind: 'added', local: { id: 'new', v: -1 } },
+      { path: '$.items[1499]', kind: 'removed', recorded: { id: 1499, v: 1499 } },
+      { path: '$.items[1700]', kind: 'removed', recorded: { id: 1700, v: 1700 } },
+    ])
+    // A changed item next to an insertion is still named by what changed in it.
+    expect(diffValues([1, 2, { q: 3 }, 4], [1, 2, 'x', { q: 5 }, 4]).changes).toEqual([
+      { path: '$[2]', kind: 'changed', recorded: { q: 3 }, local: 'x' },
+      { path: '$[3]', kind: 'added', local: { q: 5 } },
+    ])
+    expect(diffValues(['a', 'b', 'c'], ['a', 'c']).changes).toEqual([
+      { path: '$[1]', kind: 'removed', recorded: 'b' },
+    ])
+    // Rules see the index of the array that holds the item.
+    const d = diffValues([1, 2, 3], [0, 1, 2, 3], compileRules({ ignore: ['$[0]'] }))
+    expect(d.changes).toEqual([])
+    expect(d.suppressed).toEqual([{ path: '$[0]', reason: 'ignored', local: 0 }])
+  })
+
+  it('compares arrays with no short alignment by position, within its bounds', () => {
+    const a = Array.from({ length: 30_000 }, (_, i) => i * 2)
+    const b = Array.from({ length: 29_000 }, (_, i) => i * 2 + 1)
+    const d = diffValues(a, b, noRules, { ...unbounded, maxChanges: 5 })
+    expect(d.changes.map((c) => c.path)).toEqual(['$[0]', '$[1]', '$[2]', '$[3]', '$[4]'])
+    expect(d.truncated?.reason).toBe('max-changes')
   })
 
   it('reports a change of type at the node, not below it', () => {
@@ -707,5 +741,30 @@ describe('compileRules', () => {
 
   it('throws a path error naming a bad path', () => {
     expect(() => compileRules({ ignore: ['$.a['] })).toThrow(/bad path "\$\.a\["/)
+  })
+
+  it('refuses rules of the wrong shape with one line naming the rule, never a TypeError', () => {
+    const bad =
+      (rules: unknown): unknown =>
+      () =>
+        compileRules(rules as never)
+    expect(bad({ ignore: '$..updatedAt' })).toThrow(
+      'diff.ignore must be a list of paths (["$..updatedAt"]), not "$..updatedAt"',
+    )
+    expect(bad({ ignore: ['$.a', 5] })).toThrow('diff.ignore[1] must be a path such as "$..updatedAt", not 5')
+    expect(bad({ ignore: [null] })).toThrow('diff.ignore[0] must be a path such as "$..updatedAt", not null')
+    expect(bad({ tolerances: { '$.a': 1 } })).toThrow(
+      'diff.tolerances is not a rule; the rules are ignore, tolerance, arrayKeys',
+    )
+    expect(bad({ tolerance: ['$.a'] })).toThrow(/^diff\.tolerance must map paths to numbers/)
+    expect(bad({ arrayKeys: { '$.items': 5 } })).toThrow(
+      'diff.arrayKeys["$.items"] must be the name of the field that identifies an item ("sku"), not 5',
+    )
+    expect(bad({ arrayKeys: 'sku' })).toThrow(/^diff\.arrayKeys must map paths to field names/)
+    expect(bad('oops')).toThrow(/^diff must be an object of rules/)
+    for (const rules of [{ ignore: 'x' }, { ignore: [5] }, { arrayKeys: { $: 1 } }, 'oops']) {
+      expect(bad(rules)).toThrow(ConfigError)
+    }
+    expect(compileRules(null as never)).toEqual(noRules)
   })
 })
