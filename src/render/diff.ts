@@ -22,7 +22,16 @@ export function renderRecordDiff(d: RecordDiff, t: Theme): string {
     for (const c of s.input.slice(0, 4)) lines.push(`      ${t.dim('in ')} ${changeLine(c, t, 100)}`)
     for (const c of s.output.slice(0, 6)) lines.push(`      ${t.dim('out')} ${changeLine(c, t, 100)}`)
     const more = Math.max(0, s.input.length - 4) + Math.max(0, s.output.length - 6)
-    if (more > 0) lines.push(t.dim(`      … ${more} more (--json for all)`))
+    if (s.truncated) {
+      const listed = more > 0 ? `; --json lists ${more} more` : ''
+      lines.push(t.warn(`      diff cut short after too many changes${listed}`))
+    } else if (more > 0) lines.push(t.dim(`      … ${more} more (--json for all)`))
+    const sup = [...s.suppressed.input, ...s.suppressed.output]
+    if (sup.length > 0) {
+      const counts = new Map<string, number>()
+      for (const x of sup) counts.set(x.reason, (counts.get(x.reason) ?? 0) + 1)
+      lines.push(t.dim(`      suppressed: ${[...counts].map(([r, n]) => `${n} ${r}`).join(', ')}`))
+    }
   }
   lines.push(
     '',
