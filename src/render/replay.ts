@@ -58,8 +58,22 @@ function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOpti
   if (s.error !== null) lines.push(ind + t.bad(`${errorText(s.error)} [${visibleLine(s.error.code)}]`))
   if (s.status !== 'matched' || o.verbose) {
     for (const c of s.changes.slice(0, o.maxChanges)) lines.push(ind + changeLine(c, t, o.width))
-    if (s.changes.length > o.maxChanges)
-      lines.push(ind + t.dim(`… ${s.changes.length - o.maxChanges} more changes (--json for all)`))
+    // The diff stops at its most changes or at its deadline: --json then holds only what it found.
+    const cut = s.attempts.at(-1)?.truncated === true
+    if (s.changes.length > o.maxChanges) {
+      const more = s.changes.length - o.maxChanges
+      lines.push(ind + t.dim(`… ${more} more changes (--json for ${cut ? 'those' : 'all'})`))
+    }
+    if (cut) {
+      lines.push(
+        ind +
+          t.warn(
+            s.changes.length === 0
+              ? 'diff cut short (out of time) before it placed a difference: the outputs differ as recorded text'
+              : `diff cut short after ${s.changes.length} changes: there are more`,
+          ),
+      )
+    }
   }
   const sup = s.suppressed
   if (sup.length > 0) {
