@@ -417,18 +417,25 @@ export function diffValues(
         const field = s.fields[keyed.field]
         return { id: JSON.stringify(field) ?? 'undefined', label: keyedItemLabel(field, keyed.field) }
       }
-      const ids = (arr: readonly unknown[]): Map<string, { label: string; item: unknown }> | undefined => {
+      // Items without the field (a total row among order lines) are matched with each other
+      // in order and named by index; a duplicate identity leaves the array to positions.
+      const ids = (
+        arr: readonly unknown[],
+      ): { m: Map<string, { label: string; item: unknown }>; rest: number[] } | undefined => {
         const m = new Map<string, { label: string; item: unknown }>()
-        for (const item of arr) {
-          const key = identity(item)
-          if (key === undefined || m.has(key.id)) return undefined
-          m.set(key.id, { label: key.label, item })
+        const rest: number[] = []
+        for (let i = 0; i < arr.length; i++) {
+          const key = identity(arr[i])
+          if (key === undefined) rest.push(i)
+          else if (m.has(key.id)) return undefined
+          else m.set(key.id, { label: key.label, item: arr[i] })
         }
-        return m
+        return { m, rest }
       }
-      const ma = ids(a)
-      const mb = ids(b)
-      if (ma !== undefined && mb !== undefined) {
+      const ka = ids(a)
+      const kb = ids(b)
+      if (ka !== undefined && kb !== undefined && ka.m.size + kb.m.size > 0) {
+        const [ma, mb] = [ka.m, kb.m]
         for (const [id, ea] of ma) {
           path.push(ea.label)
           walk(ea.item, mb.get(id)?.item)
@@ -438,6 +445,12 @@ export function diffValues(
           if (ma.has(id)) continue
           path.push(eb.label)
           walk(undefined, eb.item)
+          path.pop()
+        }
+        for (let q = 0; q < Math.max(ka.rest.length, kb.rest.length); q++) {
+          const [ia, ib] = [ka.rest[q], kb.rest[q]]
+          path.push((ia ?? ib)!)
+          walk(ia === undefined ? undefined : a[ia], ib === undefined ? undefined : b[ib])
           path.pop()
         }
         return

@@ -548,6 +548,37 @@ describe('diffValues: arrayKeys', () => {
     expect(big.changes.map((c) => c.path)).toEqual(['$.items["id=1n"].q'])
   })
 
+  it('matches the items that have an identity by it when some do not, and those in order', () => {
+    const recorded = {
+      items: [
+        { sku: 'A', qty: 1 },
+        { sku: 'B', qty: 2 },
+        { note: 'total', qty: 3 },
+        { sku: 'C', qty: 4 },
+      ],
+    }
+    const local = {
+      items: [
+        { sku: 'B', qty: 2 },
+        { sku: 'A', qty: 1 },
+        { note: 'total', qty: 3 },
+        { sku: 'C', qty: 5 },
+      ],
+    }
+    expect(diffValues(recorded, local, rules).changes).toEqual([
+      { path: '$.items["sku=\\"C\\""].qty', kind: 'changed', recorded: 4, local: 5 },
+    ])
+    const d = diffValues(
+      { items: [{ sku: 'A' }, { note: 'x' }] },
+      { items: [{ note: 'y' }, { sku: 'A' }, { note: 'z' }] },
+      rules,
+    )
+    expect(d.changes).toEqual([
+      { path: '$.items[1].note', kind: 'changed', recorded: 'x', local: 'y' },
+      { path: '$.items[2]', kind: 'added', local: { note: 'z' } },
+    ])
+  })
+
   it('falls back to positions when an item has no identity or a duplicate one', () => {
     const d = diffValues(
       {
