@@ -140,6 +140,17 @@ describe('with ignore, tolerance and arrayKeys from the config', () => {
   })
 })
 
+describe('--format unified', () => {
+  it('says which lines of the text diff the rules hide', async () => {
+    const r = await replay(ids.outside, '--format', 'unified')
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(/^-\s+"updatedAt": 1767225600123,$/m)
+    expect(r.stdout).toContain(
+      "price: not divergences, hidden by the config's rules: $.updatedAt (ignored), $.contact (redacted)",
+    )
+  })
+})
+
 describe('without rules', () => {
   it('reports the same differences as changes (only redaction still suppressed)', async () => {
     const r = await replay(ids.within, '--config', 'norules.config.mjs', '--json')
