@@ -22,6 +22,8 @@ function rulePath(path: unknown, where: string) {
   if (typeof path !== 'string') {
     throw new ConfigError(`${where} must be a path such as "$..updatedAt", not ${shown(path)}`)
   }
+  // An empty path would name the whole value: `ignore: ['']` (an unset variable) would pass everything.
+  if (path.trim() === '') throw new ConfigError(`${where} is empty; write "$" to mean the whole value`)
   return compilePath(path)
 }
 

@@ -796,6 +796,9 @@ describe('compileRules', () => {
     for (const rules of [{ ignore: 'x' }, { ignore: [5] }, { arrayKeys: { $: 1 } }, 'oops']) {
       expect(bad(rules)).toThrow(ConfigError)
     }
+    expect(bad({ ignore: [''] })).toThrow('diff.ignore[0] is empty; write "$" to mean the whole value')
+    expect(bad({ tolerance: { ' ': 1 } })).toThrow('a diff.tolerance path is empty')
+    expect(compileRules({ ignore: ['$'] }).ignore).toHaveLength(1)
     expect(compileRules(null as never)).toEqual(noRules)
   })
 })
