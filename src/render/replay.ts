@@ -9,7 +9,7 @@ import type {
   StageStatus,
 } from '../replay/engine.js'
 import { changedPair, compact, displayWidth, padEndColumns, visibleLine } from './format.js'
-import { changeLine, suppressedLine } from './show.js'
+import { changeLine, suppressedLine, wordDiffLine } from './show.js'
 import type { Theme } from './theme.js'
 
 const marks: Record<StageStatus, string> = {
@@ -57,7 +57,11 @@ function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOpti
   if (s.status === 'skipped' && s.reason) lines.push(ind + t.dim(visibleLine(s.reason)))
   if (s.error !== null) lines.push(ind + t.bad(`${errorText(s.error)} [${visibleLine(s.error.code)}]`))
   if (s.status !== 'matched' || o.verbose) {
-    for (const c of s.changes.slice(0, o.maxChanges)) lines.push(ind + changeLine(c, t, o.width))
+    for (const c of s.changes.slice(0, o.maxChanges)) {
+      lines.push(ind + changeLine(c, t, o.width))
+      const words = wordDiffLine(c, t, o.width)
+      if (words !== undefined) lines.push(`${ind}  ${words}`)
+    }
     // The diff stops at its most changes or at its deadline: --json then holds only what it found.
     const cut = s.attempts.at(-1)?.truncated === true
     if (s.changes.length > o.maxChanges) {
