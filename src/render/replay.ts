@@ -128,6 +128,9 @@ function changeSentence(c: Change, pinned: boolean): string {
   const at = visibleLine(c.path)
   switch (c.kind) {
     case 'added':
+      // An array item the local build inserted: production may hold another item at that index.
+      if (/\[\d+\]$/.test(c.path))
+        return `the local build adds ${compact(c.local, 40)} at ${at}, an item ${oracle} does not have`
       return `the local build gives ${compact(c.local, 40)} at ${at}, where ${oracle} has nothing`
     case 'removed':
       return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${at}, the local build leaves it out`

@@ -169,7 +169,7 @@ describe('renderRecordResult: what changed, said plainly', () => {
       }),
     )
     expect(added).toContain(
-      'first divergence: price (diverged): the local build gives "new" at $.tags[2], where production has nothing',
+      'first divergence: price (diverged): the local build adds "new" at $.tags[2], an item production does not have',
     )
     const removed = render(
       diverged({
