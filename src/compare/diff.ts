@@ -90,18 +90,22 @@ function dateOf(v: unknown): number | undefined {
 
 /**
  * How far apart two values are, as tolerance reads them: two numbers, two BigInts (cents
- * kept as BigInt), or two Dates (in milliseconds); undefined for any other pair.
+ * kept as BigInt), or two Dates (in milliseconds); undefined for any other pair. `slack` is
+ * the rounding error of subtracting two doubles (4.36 - 4.35 is 0.010000000000000675), so
+ * a difference of exactly the tolerance, as the user wrote both in decimal, is within it.
  */
-function gapOf(a: unknown, b: unknown): number | undefined {
+function gapOf(a: unknown, b: unknown): { gap: number; slack: number } | undefined {
   const na = numberOf(a)
   const nb = na === undefined ? undefined : numberOf(b)
-  if (na !== undefined && nb !== undefined) return Math.abs(na - nb)
+  if (na !== undefined && nb !== undefined) {
+    return { gap: Math.abs(na - nb), slack: 2 * Number.EPSILON * Math.max(Math.abs(na), Math.abs(nb)) }
+  }
   const ba = bigintOf(a)
   const bb = ba === undefined ? undefined : bigintOf(b)
-  if (ba !== undefined && bb !== undefined) return Number(ba > bb ? ba - bb : bb - ba)
+  if (ba !== undefined && bb !== undefined) return { gap: Number(ba > bb ? ba - bb : bb - ba), slack: 0 }
   const da = dateOf(a)
   const db = da === undefined ? undefined : dateOf(b)
-  return da !== undefined && db !== undefined ? Math.abs(da - db) : undefined
+  return da !== undefined && db !== undefined ? { gap: Math.abs(da - db), slack: 0 } : undefined
 }
 
 /** Most insertions plus removals `alignItems` looks for, and the work it may spend. */
@@ -250,7 +254,10 @@ export function diffValues(
     const gap = kind === 'changed' && rules.tolerance.length > 0 ? gapOf(a, b) : undefined
     if (gap !== undefined) {
       const tol = rules.tolerance.find((t) => matchPath(t.pattern.segments, path))
-      if (tol !== undefined && gap <= tol.within) {
+      if (
+        tol !== undefined &&
+        (gap.gap <= tol.within || (tol.within > 0 && gap.gap - tol.within <= gap.slack))
+      ) {
         suppressed.push({ path: p, reason: 'within-tolerance', recorded: a, local: b })
         return
       }

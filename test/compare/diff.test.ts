@@ -665,6 +665,22 @@ describe('diffValues: tolerance', () => {
     expect(diffValues({ n: 1 }, { n: 1.5 }, exact).suppressed).toHaveLength(1)
   })
 
+  it('counts a difference of exactly the tolerance as within it, also when subtracting the doubles rounds up', () => {
+    const cent = compileRules({ tolerance: { '$.*': 0.01 } })
+    const d = diffValues({ a: 4.35, b: 1.15, c: 19.99 }, { a: 4.36, b: 1.16, c: 20.01 }, cent)
+    expect(d.changes).toEqual([{ path: '$.c', kind: 'changed', recorded: 19.99, local: 20.01 }])
+    expect(d.suppressed.map((x) => [x.path, x.reason])).toEqual([
+      ['$.a', 'within-tolerance'],
+      ['$.b', 'within-tolerance'],
+    ])
+    const tenth = compileRules({ tolerance: { '$.*': 0.1 } })
+    expect(diffValues({ a: 1, b: 100.1 }, { a: 1.1, b: 100.2 }, tenth).changes).toEqual([])
+    expect(diffValues({ a: 1 }, { a: 1.1000001 }, tenth).changes).toHaveLength(1)
+    // A tolerance of 0 stays exact.
+    const exact = compileRules({ tolerance: { '$.a': 0 } })
+    expect(diffValues({ a: 1 }, { a: 1 + Number.EPSILON }, exact).changes).toHaveLength(1)
+  })
+
   it('reports a number outside tolerance as a change', () => {
     const d = diffValues({ item: { price: 10 } }, { item: { price: 10.01 } }, rules)
     expect(d.changes).toEqual([{ path: '$.item.price', kind: 'changed', recorded: 10, local: 10.01 }])
