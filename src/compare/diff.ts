@@ -90,18 +90,128 @@ function dateOf(v: unknown): number | undefined {
 
 /**
  * How far apart two values are, as tolerance reads them: two numbers, two BigInts (cents
- * kept as BigInt), or two Dates (in milliseconds); undefined for any other pair.
+ * kept as BigInt), or two Dates (in milliseconds); undefined for any other pair. `slack` is
+ * the rounding error of subtracting two doubles (4.36 - 4.35 is 0.010000000000000675), so
+ * a difference of exactly the tolerance, as the user wrote both in decimal, is within it.
  */
-function gapOf(a: unknown, b: unknown): number | undefined {
+function gapOf(a: unknown, b: unknown): { gap: number; slack: number } | undefined {
   const na = numberOf(a)
   const nb = na === undefined ? undefined : numberOf(b)
-  if (na !== undefined && nb !== undefined) return Math.abs(na - nb)
+  if (na !== undefined && nb !== undefined) {
+    return { gap: Math.abs(na - nb), slack: 2 * Number.EPSILON * Math.max(Math.abs(na), Math.abs(nb)) }
+  }
   const ba = bigintOf(a)
   const bb = ba === undefined ? undefined : bigintOf(b)
-  if (ba !== undefined && bb !== undefined) return Number(ba > bb ? ba - bb : bb - ba)
+  if (ba !== undefined && bb !== undefined) return { gap: Number(ba > bb ? ba - bb : bb - ba), slack: 0 }
   const da = dateOf(a)
   const db = da === undefined ? undefined : dateOf(b)
-  return da !== undefined && db !== undefined ? Math.abs(da - db) : undefined
+  return da !== undefined && db !== undefined ? { gap: Math.abs(da - db), slack: 0 } : undefined
+}
+
+/** Most insertions plus removals `alignItems` looks for, and the work it may spend. */
+const maxEdits = 256
+const maxAlignWork = 4_000_000
+
+/**
+ * Two arrays of different lengths lined up item by item, as the shortest run of insertions
+ * and removals that turns one into the other (Myers' diff over the items' typed-JSON
+ * text), with the items that differ paired where a removal meets an insertion: pairs
+ * `[recordedIndex, localIndex]`, -1 for the side an item is missing from. Items equal on
+ * both sides are left out. Undefined when no short alignment is found within the work
+ * bound, and the arrays are then compared by position.
+ */
+function alignItems(a: readonly unknown[], b: readonly unknown[]): [number, number][] | undefined {
+  const ids = new Map<string, number>()
+  const idOf = (v: unknown): number => {
+    let text: string
+    try {
+      text = JSON.stringify(v) ?? 'undefined'
+    } catch {
+      return -1 - ids.size // never equal to another item
+    }
+    let id = ids.get(text)
+    if (id === undefined) {
+      id = ids.size
+      ids.set(text, id)
+    }
+    return id
+  }
+  const x = a.map(idOf)
+  const y = b.map(idOf)
+  let lo = 0
+  while (lo < x.length && lo < y.length && x[lo] === y[lo] && x[lo]! >= 0) lo++
+  let hx = x.length
+  let hy = y.length
+  while (hx > lo && hy > lo && x[hx - 1] === y[hy - 1] && x[hx - 1]! >= 0) {
+    hx--
+    hy--
+  }
+  const n = hx - lo
+  const m = hy - lo
+  // Myers: v[k] is the furthest index into x on diagonal k after d edits; one copy per d.
+  const off = maxEdits + 1
+  let v = new Int32Array(2 * maxEdits + 3)
+  const trace: Int32Array[] = []
+  let work = 0
+  let found = -1
+  for (let d = 0; d <= maxEdits && found < 0; d++) {
+    trace.push(v)
+    v = v.slice()
+    for (let k = -d; k <= d; k += 2) {
+      let xi =
+        k === -d || (k !== d && v[k - 1 + off]! < v[k + 1 + off]!) ? v[k + 1 + off]! : v[k - 1 + off]! + 1
+      let yi = xi - k
+      while (xi < n && yi < m && x[lo + xi] === y[lo + yi] && x[lo + xi]! >= 0) {
+        xi++
+        yi++
+      }
+      work += 1 + xi
+      v[k + off] = xi
+      if (xi >= n && yi >= m) {
+        found = d
+        break
+      }
+    }
+    if (work > maxAlignWork) return undefined
+  }
+  if (found < 0) return undefined
+  // Walk back from the end: each edit, and the equal items between edits as null.
+  const steps: (['-' | '+', number] | null)[] = []
+  let xi = n
+  let yi = m
+  for (let d = found; d > 0; d--) {
+    const w = trace[d]!
+    const k = xi - yi
+    const down = k === -d || (k !== d && w[k - 1 + off]! < w[k + 1 + off]!)
+    const pk = down ? k + 1 : k - 1
+    const px = w[pk + off]!
+    const py = px - pk
+    for (const sx = down ? px : px + 1; xi > sx; xi--) steps.push(null)
+    steps.push(down ? ['+', lo + py] : ['-', lo + px])
+    xi = px
+    yi = py
+  }
+  steps.reverse()
+  // Each run of removals and insertions between equal items: paired in order as changes,
+  // the rest added or removed.
+  const out: [number, number][] = []
+  const removed: number[] = []
+  const added: number[] = []
+  const flush = (): void => {
+    const both = Math.min(removed.length, added.length)
+    for (let q = 0; q < both; q++) out.push([removed[q]!, added[q]!])
+    for (let q = both; q < removed.length; q++) out.push([removed[q]!, -1])
+    for (let q = both; q < added.length; q++) out.push([-1, added[q]!])
+    removed.length = 0
+    added.length = 0
+  }
+  for (const step of steps) {
+    if (step === null) flush()
+    else if (step[0] === '-') removed.push(step[1])
+    else added.push(step[1])
+  }
+  flush()
+  return out
 }
 
 /** Deep equality as `walk` sees it (NaN equals NaN), for subtrees a rule would hide. */
@@ -144,7 +254,10 @@ export function diffValues(
     const gap = kind === 'changed' && rules.tolerance.length > 0 ? gapOf(a, b) : undefined
     if (gap !== undefined) {
       const tol = rules.tolerance.find((t) => matchPath(t.pattern.segments, path))
-      if (tol !== undefined && gap <= tol.within) {
+      if (
+        tol !== undefined &&
+        (gap.gap <= tol.within || (tol.within > 0 && gap.gap - tol.within <= gap.slack))
+      ) {
         suppressed.push({ path: p, reason: 'within-tolerance', recorded: a, local: b })
         return
       }
@@ -311,18 +424,25 @@ export function diffValues(
         const field = s.fields[keyed.field]
         return { id: JSON.stringify(field) ?? 'undefined', label: keyedItemLabel(field, keyed.field) }
       }
-      const ids = (arr: readonly unknown[]): Map<string, { label: string; item: unknown }> | undefined => {
+      // Items without the field (a total row among order lines) are matched with each other
+      // in order and named by index; a duplicate identity leaves the array to positions.
+      const ids = (
+        arr: readonly unknown[],
+      ): { m: Map<string, { label: string; item: unknown }>; rest: number[] } | undefined => {
         const m = new Map<string, { label: string; item: unknown }>()
-        for (const item of arr) {
-          const key = identity(item)
-          if (key === undefined || m.has(key.id)) return undefined
-          m.set(key.id, { label: key.label, item })
+        const rest: number[] = []
+        for (let i = 0; i < arr.length; i++) {
+          const key = identity(arr[i])
+          if (key === undefined) rest.push(i)
+          else if (m.has(key.id)) return undefined
+          else m.set(key.id, { label: key.label, item: arr[i] })
         }
-        return m
+        return { m, rest }
       }
-      const ma = ids(a)
-      const mb = ids(b)
-      if (ma !== undefined && mb !== undefined) {
+      const ka = ids(a)
+      const kb = ids(b)
+      if (ka !== undefined && kb !== undefined && ka.m.size + kb.m.size > 0) {
+        const [ma, mb] = [ka.m, kb.m]
         for (const [id, ea] of ma) {
           path.push(ea.label)
           walk(ea.item, mb.get(id)?.item)
@@ -334,13 +454,30 @@ export function diffValues(
           walk(undefined, eb.item)
           path.pop()
         }
+        for (let q = 0; q < Math.max(ka.rest.length, kb.rest.length); q++) {
+          const [ia, ib] = [ka.rest[q], kb.rest[q]]
+          path.push((ia ?? ib)!)
+          walk(ia === undefined ? undefined : a[ia], ib === undefined ? undefined : b[ib])
+          path.pop()
+        }
         return
       }
     }
-    const n = Math.max(a.length, b.length)
-    for (let i = 0; i < n; i++) {
-      path.push(i)
-      walk(i < a.length ? a[i] : undefined, i < b.length ? b[i] : undefined)
+    const steps = a.length === b.length ? undefined : alignItems(a, b)
+    if (steps === undefined) {
+      const n = Math.max(a.length, b.length)
+      for (let i = 0; i < n; i++) {
+        path.push(i)
+        walk(i < a.length ? a[i] : undefined, i < b.length ? b[i] : undefined)
+        path.pop()
+      }
+      return
+    }
+    // An item inserted or left out is one line, named by its index in the array that
+    // holds it (local for added, recorded otherwise), not a change at every later index.
+    for (const [i, j] of steps) {
+      path.push(i >= 0 ? i : j)
+      walk(i >= 0 ? a[i] : undefined, j >= 0 ? b[j] : undefined)
       path.pop()
     }
   }

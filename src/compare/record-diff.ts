@@ -4,7 +4,14 @@
  */
 import type { RecordChain } from '../bundle/types.js'
 import { briefPair } from './brief.js'
-import { type Change, type CompiledRules, diffValues, noRules } from './diff.js'
+import {
+  type Change,
+  type CompiledRules,
+  type DiffResult,
+  diffValues,
+  noRules,
+  type Suppressed,
+} from './diff.js'
 import { finalCaptures, readPayload, stageOrder } from './scene.js'
 
 export interface StageDiff {
@@ -12,6 +19,10 @@ export interface StageDiff {
   status: 'same' | 'differs' | 'only-in-a' | 'only-in-b'
   input: Change[]
   output: Change[]
+  /** Differences the config's rules hid (ignored, within tolerance, redacted), each labelled. */
+  suppressed: { input: Suppressed[]; output: Suppressed[] }
+  /** True when a diff stopped at its most changes: the lists hold the first ones only. */
+  truncated: boolean
 }
 
 export interface RecordDiff {
@@ -29,14 +40,23 @@ export function diffRecords(a: RecordChain, b: RecordChain, rules: CompiledRules
   const stages: StageDiff[] = order.map((stage) => {
     const ca = fa.get(stage)
     const cb = fb.get(stage)
-    if (ca === undefined) return { stage, status: 'only-in-b', input: [], output: [] }
-    if (cb === undefined) return { stage, status: 'only-in-a', input: [], output: [] }
+    const none = { suppressed: { input: [], output: [] }, truncated: false }
+    if (ca === undefined) return { stage, status: 'only-in-b', input: [], output: [], ...none }
+    if (cb === undefined) return { stage, status: 'only-in-a', input: [], output: [], ...none }
+    const same: DiffResult = { changes: [], suppressed: [], truncated: null }
     const input =
-      ca.input === cb.input ? [] : diffValues(readPayload(ca.input), readPayload(cb.input), rules).changes
+      ca.input === cb.input ? same : diffValues(readPayload(ca.input), readPayload(cb.input), rules)
     const outA = ca.output ?? ca.error
     const outB = cb.output ?? cb.error
-    const output = outA === outB ? [] : diffValues(readPayload(outA), readPayload(outB), rules).changes
-    return { stage, status: input.length + output.length === 0 ? 'same' : 'differs', input, output }
+    const output = outA === outB ? same : diffValues(readPayload(outA), readPayload(outB), rules)
+    return {
+      stage,
+      status: input.changes.length + output.changes.length === 0 ? 'same' : 'differs',
+      input: input.changes,
+      output: output.changes,
+      suppressed: { input: input.suppressed, output: output.suppressed },
+      truncated: input.truncated !== null || output.truncated !== null,
+    }
   })
   const first = stages.find((s) => s.status !== 'same' && (s.output.length > 0 || s.status !== 'differs'))
   return {

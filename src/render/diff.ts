@@ -1,7 +1,8 @@
 /** Terminal rendering of `diff`. */
+import type { Change } from '../compare/diff.js'
 import type { BundleDiff, RecordDiff } from '../compare/record-diff.js'
 import { visibleLine } from './format.js'
-import { changeLine } from './show.js'
+import { changeLine, wordDiffLine } from './show.js'
 import type { Theme } from './theme.js'
 
 export function renderRecordDiff(d: RecordDiff, t: Theme): string {
@@ -19,10 +20,24 @@ export function renderRecordDiff(d: RecordDiff, t: Theme): string {
           : t.bad(s.status === 'only-in-a' ? 'A' : 'B')
     const label = s.status === 'only-in-a' ? ' only in A' : s.status === 'only-in-b' ? ' only in B' : ''
     lines.push(`  ${mark} ${t.stage(visibleLine(s.stage))}${t.dim(label)}`)
-    for (const c of s.input.slice(0, 4)) lines.push(`      ${t.dim('in ')} ${changeLine(c, t, 100)}`)
-    for (const c of s.output.slice(0, 6)) lines.push(`      ${t.dim('out')} ${changeLine(c, t, 100)}`)
+    const change = (side: string, c: Change): void => {
+      lines.push(`      ${t.dim(side)} ${changeLine(c, t, 100)}`)
+      const words = wordDiffLine(c, t, 100)
+      if (words !== undefined) lines.push(`          ${words}`)
+    }
+    for (const c of s.input.slice(0, 4)) change('in ', c)
+    for (const c of s.output.slice(0, 6)) change('out', c)
     const more = Math.max(0, s.input.length - 4) + Math.max(0, s.output.length - 6)
-    if (more > 0) lines.push(t.dim(`      … ${more} more (--json for all)`))
+    if (s.truncated) {
+      const listed = more > 0 ? `; --json lists ${more} more` : ''
+      lines.push(t.warn(`      diff cut short after too many changes${listed}`))
+    } else if (more > 0) lines.push(t.dim(`      … ${more} more (--json for all)`))
+    const sup = [...s.suppressed.input, ...s.suppressed.output]
+    if (sup.length > 0) {
+      const counts = new Map<string, number>()
+      for (const x of sup) counts.set(x.reason, (counts.get(x.reason) ?? 0) + 1)
+      lines.push(t.dim(`      suppressed: ${[...counts].map(([r, n]) => `${n} ${r}`).join(', ')}`))
+    }
   }
   lines.push(
     '',

@@ -9,7 +9,7 @@ import type {
   StageStatus,
 } from '../replay/engine.js'
 import { changedPair, compact, displayWidth, padEndColumns, visibleLine } from './format.js'
-import { changeLine, suppressedLine } from './show.js'
+import { changeLine, suppressedLine, wordDiffLine } from './show.js'
 import type { Theme } from './theme.js'
 
 const marks: Record<StageStatus, string> = {
@@ -57,9 +57,27 @@ function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOpti
   if (s.status === 'skipped' && s.reason) lines.push(ind + t.dim(visibleLine(s.reason)))
   if (s.error !== null) lines.push(ind + t.bad(`${errorText(s.error)} [${visibleLine(s.error.code)}]`))
   if (s.status !== 'matched' || o.verbose) {
-    for (const c of s.changes.slice(0, o.maxChanges)) lines.push(ind + changeLine(c, t, o.width))
-    if (s.changes.length > o.maxChanges)
-      lines.push(ind + t.dim(`… ${s.changes.length - o.maxChanges} more changes (--json for all)`))
+    for (const c of s.changes.slice(0, o.maxChanges)) {
+      lines.push(ind + changeLine(c, t, o.width))
+      const words = wordDiffLine(c, t, o.width)
+      if (words !== undefined) lines.push(`${ind}  ${words}`)
+    }
+    // The diff stops at its most changes or at its deadline: --json then holds only what it found.
+    const cut = s.attempts.at(-1)?.truncated === true
+    if (s.changes.length > o.maxChanges) {
+      const more = s.changes.length - o.maxChanges
+      lines.push(ind + t.dim(`… ${more} more changes (--json for ${cut ? 'those' : 'all'})`))
+    }
+    if (cut) {
+      lines.push(
+        ind +
+          t.warn(
+            s.changes.length === 0
+              ? 'diff cut short (out of time) before it placed a difference: the outputs differ as recorded text'
+              : `diff cut short after ${s.changes.length} changes: there are more`,
+          ),
+      )
+    }
   }
   const sup = s.suppressed
   if (sup.length > 0) {
@@ -110,6 +128,9 @@ function changeSentence(c: Change, pinned: boolean): string {
   const at = visibleLine(c.path)
   switch (c.kind) {
     case 'added':
+      // An array item the local build inserted: production may hold another item at that index.
+      if (/\[\d+\]$/.test(c.path))
+        return `the local build adds ${compact(c.local, 40)} at ${at}, an item ${oracle} does not have`
       return `the local build gives ${compact(c.local, 40)} at ${at}, where ${oracle} has nothing`
     case 'removed':
       return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${at}, the local build leaves it out`

@@ -1,5 +1,6 @@
 /** Terminal rendering of a recorded scene (`retrace show`). */
 
+import { diffWords } from 'diff'
 import { isUnrecorded } from '../codec/index.js'
 import type { Change, DiffResult, Suppressed } from '../compare/diff.js'
 import type { InvariantResult } from '../compare/invariants.js'
@@ -47,6 +48,57 @@ export function changeLine(c: Change, t: Theme, width: number): string {
       return `${t.warn('~')} ${path} ${t.removed(p.recorded)} ${t.dim('→')} ${t.added(p.local)}${at}`
     }
   }
+}
+
+/**
+ * Bounds of a word-level diff: jsdiff's cost grows with the strings' length times their
+ * edits, and two texts that differ in more words than this read better side by side.
+ */
+const wordDiff = { maxLength: 5000, maxEditLength: 50, timeout: 20 }
+
+/**
+ * The word-level diff of a changed string, as one line (`the quick [-brown-]{+red+} fox`),
+ * when the change line cannot show it: the strings were cut to a window around their first
+ * difference, or they differ in more than one place. Long runs both share are cut to the
+ * words next to an edit. Undefined for other values, strings without words, and strings too
+ * long or too different for a short diff (`wordDiff`).
+ */
+export function wordDiffLine(c: Change, t: Theme, width: number): string | undefined {
+  const [a, b] = [c.recorded, c.local]
+  if (c.kind !== 'changed' || typeof a !== 'string' || typeof b !== 'string') return undefined
+  if (a.length > wordDiff.maxLength || b.length > wordDiff.maxLength || !/\s/.test(a + b)) return undefined
+  const parts = diffWords(a, b, { maxEditLength: wordDiff.maxEditLength, timeout: wordDiff.timeout })
+  if (parts === undefined) return undefined
+  const regions = parts.filter((p, i) => !p.added && !p.removed && i > 0 && i < parts.length - 1).length + 1
+  const windowed = changedPair(a, b, Math.max(24, Math.floor(width / 2))).at !== undefined
+  if (regions < 2 && !windowed) return undefined
+  const budget = Math.max(80, width * 2)
+  const out: string[] = []
+  let used = 0
+  let edits = parts.filter((p) => p.added || p.removed).length
+  const last = parts.length - 1
+  for (let i = 0; i <= last; i++) {
+    const p = parts[i]!
+    let text: string
+    if (p.added || p.removed) text = p.removed ? `[-${visibleLine(p.value)}-]` : `{+${visibleLine(p.value)}+}`
+    else {
+      // A shared run keeps the two words next to each edit around it.
+      const words = visibleLine(p.value).split(/(?<=\s)(?=\S)/)
+      const head = words.slice(0, 2).join('')
+      const tail = words.slice(-2).join('')
+      if (i === 0) text = words.length > 2 ? `…${tail}` : words.join('')
+      else if (i === last) text = words.length > 2 ? `${head}…` : words.join('')
+      else text = words.length > 4 ? `${head}…${tail}` : words.join('')
+    }
+    if (used + text.length > budget && out.length > 0) {
+      out.push(t.dim(` … (${edits} more edits)`))
+      break
+    }
+    used += text.length
+    if (p.added || p.removed) edits--
+    out.push(p.removed ? t.removed(text) : p.added ? t.added(text) : text)
+  }
+  return `${t.dim('words:')} ${out.join('')}`
 }
 
 export function suppressedLine(s: Suppressed, t: Theme, width: number): string {

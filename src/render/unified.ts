@@ -204,6 +204,15 @@ export function renderUnified(result: RecordResult, chain: RecordChain, t: Theme
       )
       continue
     }
+    // The text diff shows every difference; say which of them the config's rules hide.
+    if (s.suppressed.length > 0) {
+      const listed = s.suppressed
+        .slice(0, 5)
+        .map((x) => `${visible(x.path)} (${x.reason})`)
+        .join(', ')
+      const more = s.suppressed.length > 5 ? ` and ${s.suppressed.length - 5} more` : ''
+      out.push(t.dim(`${visible(s.stage)}: not divergences, hidden by the config's rules: ${listed}${more}`))
+    }
     for (const whole of visible(r.patch).split('\n')) {
       const line = foldLine(whole)
       if (line.startsWith('+') && !line.startsWith('+++')) out.push(t.added(line))

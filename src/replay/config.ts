@@ -135,6 +135,7 @@ export async function loadConfig(explicit: string | undefined, cwd: string): Pro
   } catch (err) {
     if (err instanceof PathSyntaxError)
       throw new ConfigError(`${path}: diff rules: ${err.message}`, 'E_CONFIG_PATH')
+    if (err instanceof ConfigError) throw new ConfigError(`${path}: ${err.message}`, err.code)
     throw err
   }
   const files = [path]

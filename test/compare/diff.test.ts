@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { decodeRaw, encode } from '../../src/codec/index.js'
 import { type DiffLimits, diffValues, noRules } from '../../src/compare/diff.js'
 import { compileRules } from '../../src/compare/rules.js'
+import { ConfigError } from '../../src/errors.js'
 
 const unbounded: DiffLimits = { maxChanges: 10_000, deadline: Number.POSITIVE_INFINITY, now: () => 0 }
 
@@ -44,6 +45,39 @@ describe('diffValues: structure', () => {
       { path: '$.grid[1][2]', kind: 'added', local: 6 },
       { path: '$.grid[2]', kind: 'removed', recorded: [5] },
     ])
+  })
+
+  it('reports an item inserted into or left out of a long array as one line, not a change at every later index', () => {
+    const recorded = Array.from({ length: 2000 }, (_, i) => ({ id: i, v: i }))
+    const local: { id: number | string; v: number }[] = [...recorded]
+    local.splice(1000, 0, { id: 'new', v: -1 })
+    local.splice(1500, 1)
+    local.splice(1700, 1)
+    expect(diffValues({ items: recorded }, { items: local }, noRules, unbounded).changes).toEqual([
+      { path: '$.items[1000]', kind: 'added', local: { id: 'new', v: -1 } },
+      { path: '$.items[1499]', kind: 'removed', recorded: { id: 1499, v: 1499 } },
+      { path: '$.items[1700]', kind: 'removed', recorded: { id: 1700, v: 1700 } },
+    ])
+    // A changed item next to an insertion is still named by what changed in it.
+    expect(diffValues([1, 2, { q: 3 }, 4], [1, 2, 'x', { q: 5 }, 4]).changes).toEqual([
+      { path: '$[2]', kind: 'changed', recorded: { q: 3 }, local: 'x' },
+      { path: '$[3]', kind: 'added', local: { q: 5 } },
+    ])
+    expect(diffValues(['a', 'b', 'c'], ['a', 'c']).changes).toEqual([
+      { path: '$[1]', kind: 'removed', recorded: 'b' },
+    ])
+    // Rules see the index of the array that holds the item.
+    const d = diffValues([1, 2, 3], [0, 1, 2, 3], compileRules({ ignore: ['$[0]'] }))
+    expect(d.changes).toEqual([])
+    expect(d.suppressed).toEqual([{ path: '$[0]', reason: 'ignored', local: 0 }])
+  })
+
+  it('compares arrays with no short alignment by position, within its bounds', () => {
+    const a = Array.from({ length: 30_000 }, (_, i) => i * 2)
+    const b = Array.from({ length: 29_000 }, (_, i) => i * 2 + 1)
+    const d = diffValues(a, b, noRules, { ...unbounded, maxChanges: 5 })
+    expect(d.changes.map((c) => c.path)).toEqual(['$[0]', '$[1]', '$[2]', '$[3]', '$[4]'])
+    expect(d.truncated?.reason).toBe('max-changes')
   })
 
   it('reports a change of type at the node, not below it', () => {
@@ -514,6 +548,37 @@ describe('diffValues: arrayKeys', () => {
     expect(big.changes.map((c) => c.path)).toEqual(['$.items["id=1n"].q'])
   })
 
+  it('matches the items that have an identity by it when some do not, and those in order', () => {
+    const recorded = {
+      items: [
+        { sku: 'A', qty: 1 },
+        { sku: 'B', qty: 2 },
+        { note: 'total', qty: 3 },
+        { sku: 'C', qty: 4 },
+      ],
+    }
+    const local = {
+      items: [
+        { sku: 'B', qty: 2 },
+        { sku: 'A', qty: 1 },
+        { note: 'total', qty: 3 },
+        { sku: 'C', qty: 5 },
+      ],
+    }
+    expect(diffValues(recorded, local, rules).changes).toEqual([
+      { path: '$.items["sku=\\"C\\""].qty', kind: 'changed', recorded: 4, local: 5 },
+    ])
+    const d = diffValues(
+      { items: [{ sku: 'A' }, { note: 'x' }] },
+      { items: [{ note: 'y' }, { sku: 'A' }, { note: 'z' }] },
+      rules,
+    )
+    expect(d.changes).toEqual([
+      { path: '$.items[1].note', kind: 'changed', recorded: 'x', local: 'y' },
+      { path: '$.items[2]', kind: 'added', local: { note: 'z' } },
+    ])
+  })
+
   it('falls back to positions when an item has no identity or a duplicate one', () => {
     const d = diffValues(
       {
@@ -598,6 +663,22 @@ describe('diffValues: tolerance', () => {
   it('counts a difference exactly at the tolerance as within it', () => {
     const exact = compileRules({ tolerance: { '$.n': 0.5 } })
     expect(diffValues({ n: 1 }, { n: 1.5 }, exact).suppressed).toHaveLength(1)
+  })
+
+  it('counts a difference of exactly the tolerance as within it, also when subtracting the doubles rounds up', () => {
+    const cent = compileRules({ tolerance: { '$.*': 0.01 } })
+    const d = diffValues({ a: 4.35, b: 1.15, c: 19.99 }, { a: 4.36, b: 1.16, c: 20.01 }, cent)
+    expect(d.changes).toEqual([{ path: '$.c', kind: 'changed', recorded: 19.99, local: 20.01 }])
+    expect(d.suppressed.map((x) => [x.path, x.reason])).toEqual([
+      ['$.a', 'within-tolerance'],
+      ['$.b', 'within-tolerance'],
+    ])
+    const tenth = compileRules({ tolerance: { '$.*': 0.1 } })
+    expect(diffValues({ a: 1, b: 100.1 }, { a: 1.1, b: 100.2 }, tenth).changes).toEqual([])
+    expect(diffValues({ a: 1 }, { a: 1.1000001 }, tenth).changes).toHaveLength(1)
+    // A tolerance of 0 stays exact.
+    const exact = compileRules({ tolerance: { '$.a': 0 } })
+    expect(diffValues({ a: 1 }, { a: 1 + Number.EPSILON }, exact).changes).toHaveLength(1)
   })
 
   it('reports a number outside tolerance as a change', () => {
@@ -707,5 +788,33 @@ describe('compileRules', () => {
 
   it('throws a path error naming a bad path', () => {
     expect(() => compileRules({ ignore: ['$.a['] })).toThrow(/bad path "\$\.a\["/)
+  })
+
+  it('refuses rules of the wrong shape with one line naming the rule, never a TypeError', () => {
+    const bad =
+      (rules: unknown): unknown =>
+      () =>
+        compileRules(rules as never)
+    expect(bad({ ignore: '$..updatedAt' })).toThrow(
+      'diff.ignore must be a list of paths (["$..updatedAt"]), not "$..updatedAt"',
+    )
+    expect(bad({ ignore: ['$.a', 5] })).toThrow('diff.ignore[1] must be a path such as "$..updatedAt", not 5')
+    expect(bad({ ignore: [null] })).toThrow('diff.ignore[0] must be a path such as "$..updatedAt", not null')
+    expect(bad({ tolerances: { '$.a': 1 } })).toThrow(
+      'diff.tolerances is not a rule; the rules are ignore, tolerance, arrayKeys',
+    )
+    expect(bad({ tolerance: ['$.a'] })).toThrow(/^diff\.tolerance must map paths to numbers/)
+    expect(bad({ arrayKeys: { '$.items': 5 } })).toThrow(
+      'diff.arrayKeys["$.items"] must be the name of the field that identifies an item ("sku"), not 5',
+    )
+    expect(bad({ arrayKeys: 'sku' })).toThrow(/^diff\.arrayKeys must map paths to field names/)
+    expect(bad('oops')).toThrow(/^diff must be an object of rules/)
+    for (const rules of [{ ignore: 'x' }, { ignore: [5] }, { arrayKeys: { $: 1 } }, 'oops']) {
+      expect(bad(rules)).toThrow(ConfigError)
+    }
+    expect(bad({ ignore: [''] })).toThrow('diff.ignore[0] is empty; write "$" to mean the whole value')
+    expect(bad({ tolerance: { ' ': 1 } })).toThrow('a diff.tolerance path is empty')
+    expect(compileRules({ ignore: ['$'] }).ignore).toHaveLength(1)
+    expect(compileRules(null as never)).toEqual(noRules)
   })
 })

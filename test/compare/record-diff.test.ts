@@ -63,6 +63,8 @@ function record(id: string, key: string, available: number, source?: string): Re
   )
 }
 
+const unsuppressed = { suppressed: { input: [], output: [] }, truncated: false }
+
 describe('diffRecords', () => {
   it('two records with the same chain match stage for stage', () => {
     const d = diffRecords(record('a1', 'sku:1', 4), record('b1', 'sku:1', 4, 'b.sqlite'))
@@ -71,9 +73,9 @@ describe('diffRecords', () => {
       b: { recordId: 'b1', key: 'sku:1', source: 'b.sqlite' },
       firstDifference: null,
       stages: [
-        { stage: 'parse', status: 'same', input: [], output: [] },
-        { stage: 'compute', status: 'same', input: [], output: [] },
-        { stage: 'store', status: 'same', input: [], output: [] },
+        { stage: 'parse', status: 'same', input: [], output: [], ...unsuppressed },
+        { stage: 'compute', status: 'same', input: [], output: [], ...unsuppressed },
+        { stage: 'store', status: 'same', input: [], output: [], ...unsuppressed },
       ],
     })
   })
@@ -101,6 +103,7 @@ describe('diffRecords', () => {
       status: 'differs',
       input: [{ path: '$.at', kind: 'changed', recorded: 1, local: 2 }],
       output: [],
+      ...unsuppressed,
     })
     expect(d.firstDifference).toBe('store')
   })
@@ -140,6 +143,19 @@ describe('diffRecords', () => {
     const b = chainOf('b', 'k', [{ stage: 's', input: {}, output: { n: 1, at: 200 } }])
     expect(diffRecords(a, b).firstDifference).toBe('s')
     expect(diffRecords(a, b, compileRules({ ignore: ['$.at'] })).firstDifference).toBeNull()
+  })
+
+  it('lists every difference a rule hid, labelled, beside the changes', () => {
+    const a = chainOf('a', 'k', [{ stage: 's', input: { at: 1 }, output: { n: 1, total: 5, price: 1 } }])
+    const b = chainOf('b', 'k', [{ stage: 's', input: { at: 2 }, output: { n: 1, total: 5.001, price: 2 } }])
+    const rules = compileRules({ ignore: ['$.at'], tolerance: { '$.total': 0.01 } })
+    const s = diffRecords(a, b, rules).stages[0]!
+    expect(s.output).toEqual([{ path: '$.price', kind: 'changed', recorded: 1, local: 2 }])
+    expect(s.suppressed).toEqual({
+      input: [{ path: '$.at', reason: 'ignored', recorded: 1, local: 2 }],
+      output: [{ path: '$.total', reason: 'within-tolerance', recorded: 5, local: 5.001 }],
+    })
+    expect(s.truncated).toBe(false)
   })
 })
 

@@ -2,6 +2,7 @@
  * `retrace diff` as a user runs it: two records (one bundle, or two) stage by stage, and
  * two whole bundles matched by key, on bundles the SDK records in a temp dir.
  */
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createRecorder } from '../../src/index.js'
@@ -26,7 +27,14 @@ interface RecordDiffJson {
   a: { recordId: string; key: string; source: string }
   b: { recordId: string; key: string; source: string }
   firstDifference: string | null
-  stages: { stage: string; status: string; input: Change[]; output: Change[] }[]
+  stages: {
+    stage: string
+    status: string
+    input: Change[]
+    output: Change[]
+    suppressed: { input: { path: string; reason: string }[]; output: { path: string; reason: string }[] }
+    truncated: boolean
+  }[]
 }
 interface BundleDiffJson {
   keys: number
@@ -49,6 +57,7 @@ interface Order {
 }
 
 const dir = sharedTempDir('retrace-e2e-diff-')
+const unsuppressed = { suppressed: { input: [], output: [] }, truncated: false }
 
 /** Records parse -> compute -> store for each order; returns the record ids by position. */
 async function recordDay(path: string, orders: readonly Order[], t0: number): Promise<string[]> {
@@ -147,18 +156,20 @@ describe('retrace diff: two records', () => {
       b: { recordId: mondayIds[7], key: 'sku:1', source: monday },
       firstDifference: 'compute',
       stages: [
-        { stage: 'parse', status: 'same', input: [], output: [] },
+        { stage: 'parse', status: 'same', input: [], output: [], ...unsuppressed },
         {
           stage: 'compute',
           status: 'differs',
           input: [],
           output: [{ path: '$.available', kind: 'changed', recorded: 9, local: 87 }],
+          ...unsuppressed,
         },
         {
           stage: 'store',
           status: 'differs',
           input: [{ path: '$.available', kind: 'changed', recorded: 9, local: 87 }],
           output: [{ path: '$.available', kind: 'changed', recorded: 9, local: 87 }],
+          ...unsuppressed,
         },
       ],
     })
@@ -231,6 +242,35 @@ describe('retrace diff: Date, Set, Map and BigInt', () => {
       '$.receivedAt',
       '$.tags[1]',
       '$.subtotalCents',
+    ])
+  })
+})
+
+describe('retrace diff: the config rules', () => {
+  it('counts and labels each difference a rule hid, in text and in --json', async () => {
+    const t = await makeTypedBundle(join(dir(), 'typed-rules.sqlite'))
+    const config = join(dir(), 'rules.config.json')
+    writeFileSync(
+      config,
+      JSON.stringify({
+        stages: {},
+        diff: { ignore: ['$.receivedAt'], tolerance: { '$.subtotalCents': 5000 } },
+      }),
+    )
+    const args = ['diff', `${t.path}#${t.first}`, `#${t.second}`, '--config', config]
+    const [text, json] = await Promise.all([
+      runCli(args, { cwd: dir() }),
+      runCli([...args, '--json'], { cwd: dir() }),
+    ])
+    expect(text.code).toBe(1)
+    expect(text.stdout).not.toContain('$.receivedAt')
+    expect(text.stdout).toContain('suppressed: 1 ignored, 1 within-tolerance')
+    const d = parseJsonOut<RecordDiffJson>(json)
+    const price = d.stages.find((s) => s.stage === 'price')!
+    expect(price.output.map((c) => c.path)).toEqual(['$.orderId', '$.tags[1]'])
+    expect(price.suppressed.output.map((x) => [x.path, x.reason])).toEqual([
+      ['$.receivedAt', 'ignored'],
+      ['$.subtotalCents', 'within-tolerance'],
     ])
   })
 })

@@ -140,6 +140,17 @@ describe('with ignore, tolerance and arrayKeys from the config', () => {
   })
 })
 
+describe('--format unified', () => {
+  it('says which lines of the text diff the rules hide', async () => {
+    const r = await replay(ids.outside, '--format', 'unified')
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(/^-\s+"updatedAt": 1767225600123,$/m)
+    expect(r.stdout).toContain(
+      "price: not divergences, hidden by the config's rules: $.updatedAt (ignored), $.contact (redacted)",
+    )
+  })
+})
+
 describe('without rules', () => {
   it('reports the same differences as changes (only redaction still suppressed)', async () => {
     const r = await replay(ids.within, '--config', 'norules.config.mjs', '--json')
@@ -166,5 +177,29 @@ describe('bad rules', () => {
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(/diff rules: bad path "\$\.items\[oops"/)
     expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  it('a rule of the wrong shape is a config error (exit 3) on one line naming it, not a bug in retrace', async () => {
+    const cases: [string, RegExp][] = [
+      ["{ ignore: '$..updatedAt' }", /diff\.ignore must be a list of paths/],
+      ["{ ignore: ['$.a', null] }", /diff\.ignore\[1\] must be a path/],
+      [
+        "{ tolerances: { '$.total': 0.01 } }",
+        /diff\.tolerances is not a rule; the rules are ignore, tolerance, arrayKeys/,
+      ],
+      [
+        "{ arrayKeys: { '$.items': ['sku'] } }",
+        /diff\.arrayKeys\["\$\.items"\] must be the name of the field/,
+      ],
+    ]
+    for (const [diff, message] of cases) {
+      ws.write('shape.config.mjs', `export default { stages: ${JSON.stringify(stages)}, diff: ${diff} }\n`)
+      const r = await replay('--config', 'shape.config.mjs', '--json')
+      expect(r.code, diff).toBe(3)
+      expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'E_CONFIG', message } })
+      expect(r.stderr).toMatch(message)
+      expect(r.stderr).toContain('shape.config.mjs: diff')
+      expect(r.stderr).not.toMatch(/bug in retrace|\n\s+at /)
+    }
   })
 })

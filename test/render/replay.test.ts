@@ -169,7 +169,7 @@ describe('renderRecordResult: what changed, said plainly', () => {
       }),
     )
     expect(added).toContain(
-      'first divergence: price (diverged): the local build gives "new" at $.tags[2], where production has nothing',
+      'first divergence: price (diverged): the local build adds "new" at $.tags[2], an item production does not have',
     )
     const removed = render(
       diverged({
@@ -209,5 +209,45 @@ describe('renderRecordResult: what changed, said plainly', () => {
     const column = (line: string, mark: string): number => displayWidth(line.slice(0, line.indexOf(mark)))
     expect(rows).toHaveLength(2)
     expect(column(rows[0]!, '✗')).toBe(column(rows[1]!, '✓'))
+  })
+})
+
+describe('renderRecordResult: a diff cut short', () => {
+  const cutShort = (changes: number): RecordResult => {
+    const s: StageResult = {
+      ...stage('store', 'diverged'),
+      changes: Array.from({ length: changes }, (_, i) => ({
+        path: `$.items[${i}]`,
+        kind: 'changed' as const,
+        recorded: i,
+        local: -i - 1,
+      })),
+      attempts: [
+        {
+          attempt: 1,
+          status: 'diverged',
+          oracle: 'recorded',
+          changes: [],
+          suppressed: [],
+          error: null,
+          unusedEffects: [],
+          truncated: true,
+        },
+      ],
+    }
+    return { ...result([], true), stages: [stage('compute', 'matched'), s] }
+  }
+
+  it('says it stopped, and does not promise all changes in --json', () => {
+    const text = render(cutShort(500))
+    expect(text).toContain('… 492 more changes (--json for those)')
+    expect(text).toContain('diff cut short after 500 changes: there are more')
+    expect(text).not.toContain('--json for all')
+  })
+
+  it('says why a stage diverged when the diff ran out of time before placing a difference', () => {
+    expect(render(cutShort(0))).toContain(
+      'diff cut short (out of time) before it placed a difference: the outputs differ as recorded text',
+    )
   })
 })

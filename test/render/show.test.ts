@@ -2,8 +2,9 @@
 import { describe, expect, it } from 'vitest'
 import type { RecordChain } from '../../src/bundle/types.js'
 import { encode, unfinishedMarker } from '../../src/codec/index.js'
+import type { Change } from '../../src/compare/diff.js'
 import { buildScene } from '../../src/compare/scene.js'
-import { renderShow, suppressedLine } from '../../src/render/show.js'
+import { renderShow, suppressedLine, wordDiffLine } from '../../src/render/show.js'
 import { plain } from '../../src/render/theme.js'
 
 function chainOf(steps: readonly { stage: string; input: unknown; output: unknown }[]): RecordChain {
@@ -143,5 +144,51 @@ describe('suppressedLine', () => {
       120,
     )
     expect(line).toBe('· $.at (ignored) 1 → undefined')
+  })
+})
+
+describe('wordDiffLine', () => {
+  const changed = (recorded: unknown, local: unknown): Change => ({
+    path: '$.msg',
+    kind: 'changed',
+    recorded,
+    local,
+  })
+
+  it('shows every changed word of a long string, not only the window around the first', () => {
+    const a =
+      'Order 1001 for Alice was shipped from warehouse North on Monday via DHL express with 3 items totalling 42.50 EUR and the code SUMMER applied'
+    const b = a.replace('North', 'South').replace('42.50', '45.50').replace('SUMMER', 'WINTER')
+    const line = wordDiffLine(changed(a, b), plain, 100)
+    expect(line).toContain('[-North-]{+South+}')
+    expect(line).toContain('[-42-]{+45+}.50')
+    expect(line).toContain('[-SUMMER-]{+WINTER+} applied')
+    expect(line).toMatch(/^words: …/)
+  })
+
+  it('shows a short sentence changed in two places, and nothing the change line already shows', () => {
+    expect(
+      wordDiffLine(
+        changed('the quick brown fox jumps over the lazy dog', 'the quick red fox jumped over the lazy dog'),
+        plain,
+        120,
+      ),
+    ).toBe('words: the quick [-brown-]{+red+} fox [-jumps-]{+jumped+} over …')
+    expect(wordDiffLine(changed('hello world', 'hello there'), plain, 120)).toBeUndefined()
+    expect(wordDiffLine(changed('abc', 'abd'), plain, 120)).toBeUndefined()
+    expect(wordDiffLine(changed(1, 2), plain, 120)).toBeUndefined()
+  })
+
+  it('stays on one line within its budget, counting the edits it leaves out', () => {
+    const a = Array.from({ length: 600 }, (_, i) => `w${i}`).join(' ')
+    const b = Array.from({ length: 600 }, (_, i) => (i % 30 === 0 ? `x${i}` : `w${i}`)).join(' ')
+    const line = wordDiffLine(changed(a, b), plain, 100)!
+    expect(line).not.toContain('\n')
+    expect(line.length).toBeLessThan(260)
+    expect(line).toMatch(/^words: \[-w0-\]\{\+x0\+\} w1 …w28 w29 \[-w30-\]\{\+x30\+\} w31 …/)
+    expect(line).toMatch(/\} … \(\d+ more edits\)$/)
+    // Two texts that differ throughout are left to the change line.
+    const c = Array.from({ length: 600 }, (_, i) => `z${i}`).join(' ')
+    expect(wordDiffLine(changed(a, c), plain, 100)).toBeUndefined()
   })
 })
