@@ -32,6 +32,19 @@ function parseValue(text: string): Where['value'] {
   if ((text.startsWith('"') && text.endsWith('"')) || (text.startsWith("'") && text.endsWith("'"))) {
     return text.length >= 2 ? text.slice(1, -1) : text
   }
+  // Unquoted text is a string, and SQLite ranks every string above every number: a number
+  // written another way (`.5`, `1,000`, `+5`) or a second predicate (`< 87 and qty > 1`)
+  // taken as text would list every record for `<` and none for `>`, as if it were an answer.
+  if (/\s/.test(text)) {
+    throw new UsageError(
+      `--where takes one predicate, and a value with spaces is quoted: ${JSON.stringify(text)} is neither`,
+    )
+  }
+  if (/^[-+]?(\d[\d,_]*)?(\.\d*)?([eE][-+]?\d+)?$/.test(text)) {
+    throw new UsageError(
+      `--where: cannot read ${JSON.stringify(text)} as a number; write it as digits (1000, 0.5, -3, 1e6), or quote it to compare as text`,
+    )
+  }
   return text
 }
 

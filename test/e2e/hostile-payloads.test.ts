@@ -228,6 +228,31 @@ describe('escape sequences in recorded strings', () => {
     expect(parseJsonOut<{ manifest: { pipeline: string } }>(inspect).manifest.pipeline).toBe(`pipe${EVIL}`)
   })
 
+  it("notes on stderr are escaped: replay's stages not in the config, the bundles verify --follow follows", async () => {
+    const cwd = join(dir(), 'notes')
+    mkdirSync(cwd)
+    writeFileSync(join(cwd, 'stages.mjs'), 'export const store = (v) => ({ ...v, stored: v.note })\n')
+    writeFileSync(
+      join(cwd, 'retrace.config.mjs'),
+      "export default { stages: { store: './stages.mjs#store' } }\n",
+    )
+    const follow = join(cwd, 'bundles')
+    mkdirSync(follow)
+    copyFileSync(evilPath, join(follow, `bundle${EVIL}.sqlite`))
+    const [replay, following] = await Promise.all([
+      runCli(['replay', evilPath, evilOk], { cwd }),
+      // Killed once it has said what it follows: it follows until stopped.
+      runCli(['verify', '--follow', 'bundles', '--interval', '200'], { cwd, timeoutMs: 10_000 }),
+    ])
+    expect(replay.code).toBe(0)
+    expectNoRawControls(replay, 'replay')
+    expect(replay.stderr).toContain(
+      'stages in the recording but not in the config (recorded output used): parseA\\x1b[31mRED',
+    )
+    expectNoRawControls(following, 'verify --follow')
+    expect(following.stderr).toContain('/bundles/bundleA\\x1b[31mRED')
+  })
+
   it('error messages that quote user input or file names are escaped', async () => {
     const evilDir = join(dir(), 'names')
     mkdirSync(evilDir)
