@@ -4,7 +4,7 @@
  * Parsed here into values bound as SQL parameters; user text never becomes SQL.
  */
 import { UsageError } from '../errors.js'
-import { parseStagePath } from './stage-path.js'
+import { parseStagePath, STAGE_NAME } from './stage-path.js'
 
 export type WhereOp = '=' | '!=' | '<' | '>' | '<=' | '>=' | 'contains'
 
@@ -19,8 +19,10 @@ export interface Where {
   value: string | number | boolean | null
 }
 
-const pattern =
-  /^\s*([\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*)((?:\.|\[)[^\s!=<>]*)?\s*(==|=|!=|<=|>=|<|>|\s+contains\s+)\s*(.*?)\s*$/u
+const pattern = new RegExp(
+  `^\\s*(${STAGE_NAME.source})((?:\\.|\\[)[^\\s!=<>]*)?\\s*(==|=|!=|<=|>=|<|>|\\s+contains\\s+)\\s*(.*?)\\s*$`,
+  'u',
+)
 
 function parseValue(text: string): Where['value'] {
   if (text === '')

@@ -23,4 +23,16 @@ describe('parseWhere', () => {
     )
     expect(() => parseWhere('store.city = New York')).toThrow('--where takes one predicate')
   })
+
+  it('names a stage holding a dot or a space in double quotes', () => {
+    expect(parseWhere('"orders.parse".qty = 2')).toMatchObject({
+      stage: 'orders.parse',
+      side: 'output',
+      jsonPath: '$."qty"',
+      value: 2,
+    })
+    expect(parseWhere('"step 2".input.a contains x')).toMatchObject({ stage: 'step 2', side: 'input' })
+    expect(parseWhere('"say \\"hi\\"".v = 1').stage).toBe('say "hi"')
+    expect(() => parseWhere('"orders.parse.qty = 2')).toThrow('cannot read --where')
+  })
 })

@@ -386,3 +386,35 @@ describe('retrace find and why on keys and stages named in other scripts', () =>
     expect(r.stdout).toContain('why 出荷.output.meta.κωδικός = "✓"')
   })
 })
+
+describe('retrace find and why on stages whose names hold a dot or a space', () => {
+  let ws: Workspace
+  let id = ''
+  beforeAll(async () => {
+    ws = workspace('retrace-find-dotted-')
+    await record(ws.path('dotted.sqlite'), async (recorder) => {
+      id = (
+        await runChain(recorder, 'order:1', { qty: 2 }, [
+          ['orders.parse', (o: unknown) => ({ ...(o as object), parsed: true })],
+          ['step 2', (o: unknown) => ({ ...(o as object), total: 10 })],
+        ])
+      ).recordId
+    })
+  })
+  afterAll(() => ws.remove())
+
+  it('names them in double quotes (unquoted, orders.parse.qty read as a stage orders)', async () => {
+    const bundle = ws.path('dotted.sqlite')
+    const [dotted, spaced, why] = await Promise.all([
+      runCli(['find', bundle, '--where', '"orders.parse".qty = 2', '--json']),
+      runCli(['find', bundle, '--where', '"step 2".input.parsed = true', '--json']),
+      runCli(['why', bundle, id, '"step 2".output.qty']),
+    ])
+    expect([dotted.stderr, dotted.code]).toEqual(['', 0])
+    expect(parseJsonOut<FindJson>(dotted).records.map((x) => x.recordId)).toEqual([id])
+    expect(parseJsonOut<FindJson>(dotted).where.stage).toBe('orders.parse')
+    expect(parseJsonOut<FindJson>(spaced).records.map((x) => x.recordId)).toEqual([id])
+    expect([why.stderr, why.code]).toEqual(['', 0])
+    expect(why.stdout).toContain('orders.parse')
+  })
+})
