@@ -219,8 +219,14 @@ function writeExtract(
       ? set.readers
       : set.readers.filter((r) => chains.some((c) => r.hasRecord(c.record.id)))
   const manifests = from.map((r) => r.manifest())
+  // A hand-made manifest can hold any JSON in these lists: an item that is not a string is
+  // kept as its JSON text (`String()` throws on `{"toString": 1}`).
   const union = (lists: unknown[]): string[] => [
-    ...new Set(lists.flatMap((l) => (Array.isArray(l) ? l.map(String) : []))),
+    ...new Set(
+      lists.flatMap((l) =>
+        Array.isArray(l) ? l.map((x) => (typeof x === 'string' ? x : (JSON.stringify(x) ?? 'null'))) : [],
+      ),
+    ),
   ]
   const priorRules = union(manifests.map((m) => m.redaction?.rules))
   const pipeline = manifests.map((m) => m.pipeline).find((p) => typeof p === 'string')

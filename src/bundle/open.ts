@@ -13,6 +13,7 @@ import {
   closeSync,
   copyFileSync,
   existsSync,
+  constants as fsConstants,
   fstatSync,
   mkdtempSync,
   openSync,
@@ -77,7 +78,9 @@ interface Header {
 function readHeader(path: string, maxBytes: number): Header {
   let fd: number
   try {
-    fd = openSync(path, 'r')
+    // Non-blocking, so a FIFO named as a bundle is refused below rather than waited on for a
+    // writer that never comes (a plain open of a FIFO blocks, and Ctrl-C cannot end it).
+    fd = openSync(path, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0))
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') fail('E_BUNDLE_MISSING', path, 'no such file')

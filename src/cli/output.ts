@@ -4,7 +4,17 @@
  * the command's work starts, so a path that cannot be written fails at once, in one line
  * (exit 2), instead of after a whole run whose result is then lost.
  */
-import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { dirname, join, resolve, sep } from 'node:path'
 import { UsageError } from '../errors.js'
 
@@ -43,6 +53,55 @@ export function prepareOutput(given: string, nameInFolder: () => string): Prepar
     }
   }
   return { path, shown }
+}
+
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1')
+
+/**
+ * Refuses an output path that would write over a bundle: one of the bundles the command
+ * reads (the same file, by any name: a symlink or a hard link to it), or any other file
+ * that is a SQLite database. A report written there is a recording lost for good, where
+ * the user meant to name the report beside it.
+ */
+export function refuseBundleOutput(path: string, shown: string, inputs: readonly string[]): void {
+  let target: ReturnType<typeof statSync>
+  try {
+    target = statSync(path)
+  } catch {
+    return
+  }
+  const same = inputs.some((p) => {
+    try {
+      const st = statSync(p)
+      return st.dev === target.dev && st.ino === target.ino
+    } catch {
+      return false
+    }
+  })
+  if (same)
+    throw new UsageError(
+      `cannot write ${shown}: it is the input bundle, which the report would overwrite`,
+      'E_OUTPUT',
+    )
+  if (target.isFile() && startsWithSqliteMagic(path)) {
+    throw new UsageError(
+      `cannot write ${shown}: it is a SQLite file (a bundle?), which the report would overwrite`,
+      'E_OUTPUT',
+    )
+  }
+}
+
+function startsWithSqliteMagic(path: string): boolean {
+  let fd: number | undefined
+  try {
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0))
+    const head = Buffer.alloc(SQLITE_MAGIC.length)
+    return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(SQLITE_MAGIC)
+  } catch {
+    return false
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
 }
 
 /** Writes a prepared output file; a failure is one line naming it (exit 2). */

@@ -2,7 +2,7 @@
  * --watch: run, then run again whenever one of the files the run depends on (or any
  * source file beside them) changes. Debounced; runs never overlap.
  */
-import { existsSync, type FSWatcher, statSync, watch } from 'node:fs'
+import { type FSWatcher, statSync, watch } from 'node:fs'
 import { dirname } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RetraceError } from '../errors.js'
@@ -113,7 +113,12 @@ export async function openWhenPresent<T>(
   const said = new Set<string>()
   let appearedAt: number | undefined
   while (!options.stopped()) {
-    const waiting = paths.filter((p) => !existsSync(p) || statSync(p).size === 0)
+    // Only a missing file or an empty regular one can still become a bundle; anything else
+    // (a FIFO, a device: their size is 0 too) is left to open(), which refuses it at once.
+    const waiting = paths.filter((p) => {
+      const st = statSync(p, { throwIfNoEntry: false })
+      return st === undefined || (st.isFile() && st.size === 0)
+    })
     for (const p of waiting) {
       if (!said.has(p)) options.note(`waiting for ${p} to appear (Ctrl-C to stop)`)
       said.add(p)

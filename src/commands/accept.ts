@@ -87,7 +87,7 @@ It asks first, on a terminal (--yes pins without asking; off a terminal, or with
     if (!this.jsonEnabled()) {
       this.log(renderRecordResult(result, this.theme, { width: 120, verbose: false, maxChanges: 20 }))
       this.log(
-        `\nabout to pin ${rows.length} stage${rows.length === 1 ? '' : 's'} (${rows.map((r) => r.stage).join(', ')}) of ${result.recordId}${f.note ? ` with note ${JSON.stringify(f.note)}` : ''}`,
+        `\nabout to pin ${rows.length} stage${rows.length === 1 ? '' : 's'} (${visibleLine(rows.map((r) => r.stage).join(', '))}) of ${result.recordId}${f.note ? ` with note ${JSON.stringify(f.note)}` : ''}`,
       )
     }
     const answer = f.yes ? 'yes' : await this.confirm()

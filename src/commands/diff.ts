@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { Args } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
@@ -8,10 +9,24 @@ import { UsageError } from '../errors.js'
 import { renderBundleDiff, renderRecordDiff } from '../render/diff.js'
 import { findConfig, loadConfig } from '../replay/config.js'
 
-/** `bundle.sqlite#RECORD`, `#RECORD` (same bundle as A) or `bundle.sqlite`. */
+/**
+ * `bundle.sqlite#RECORD`, `#RECORD` (same bundle as A) or `bundle.sqlite`. A file name may
+ * hold `#` itself (`bug#4711.sqlite`, named after a ticket): a word naming an existing file
+ * is that bundle, and a record is split off at the last `#` that leaves a file before it
+ * (a record id may hold `#` too), or else at the last `#` unless the word ends in `.sqlite`
+ * or `.bundle`.
+ */
 function parseSide(text: string, fallbackBundle?: string): { bundle: string; record?: string } {
-  const hash = text.lastIndexOf('#')
+  if (!text.startsWith('#') && existsSync(text)) return { bundle: text }
+  let hash = text.lastIndexOf('#')
   if (hash < 0) return { bundle: text }
+  let found = false
+  for (let at = hash; at > 0 && !found; at = text.lastIndexOf('#', at - 1)) {
+    found = existsSync(text.slice(0, at))
+    if (found) hash = at
+  }
+  // A missing `bug#4711.sqlite` is named whole in the error, not as a file `bug`.
+  if (!found && /\.(sqlite|bundle)$/i.test(text)) return { bundle: text }
   const bundle = hash === 0 ? fallbackBundle : text.slice(0, hash)
   if (bundle === undefined) throw new UsageError(`${text}: name the bundle before #`)
   return { bundle, record: text.slice(hash + 1) }

@@ -18,7 +18,7 @@ export interface FindResult {
 export default class Find extends RetraceCommand<typeof Find> {
   static override args = { bundle: bundleArg }
   static override description =
-    `Finds records by a value a stage produced (or received): <stage>[.input|.output].<path> <op> <value>, with op one of = != < > <= >= contains. Paths are JSON paths into the payload; the output side is the default. Values are bound as parameters to SQLite's JSON functions, never pasted into SQL.
+    `Finds records by a value a stage produced (or received): <stage>[.input|.output].<path> <op> <value>, with op one of = != < > <= >= contains. Paths are JSON paths into the payload; the output side is the default. A stage whose name holds a dot or a space is written in double quotes ('"orders.parse".qty = 2'). A value is a number (as digits: 1000, 0.5, -3), true, false, null, or text: quoted, or one word unquoted; one predicate per --where. Values are bound as parameters to SQLite's JSON functions, never pasted into SQL.
 
 Values JSON cannot hold compare as what they stand for: a BigInt by its integer value, a Date by its ISO text against a string ("parse.receivedAt > '2030-01-01'") and by epoch milliseconds against a number, -0 and the infinities as numbers, NaN equal to nothing, undefined as a missing value. contains looks inside text, inside the JSON text of an object or array, and among a Set's items or a Map's entries ("parse.tags contains 'vip'").`
   static override enableJsonFlag = true

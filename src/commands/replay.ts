@@ -300,7 +300,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         if (missing.size > 0) {
           this.note(
             t.warn(
-              `stages in the recording but not in the config (recorded output used): ${[...missing].join(', ')}`,
+              `stages in the recording but not in the config (recorded output used): ${visibleLine([...missing].join(', '))}`,
             ),
           )
         }

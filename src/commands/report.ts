@@ -7,7 +7,7 @@ import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { atMost, splitBundleWords } from '../cli/bundles.js'
 import { bundlesArg, configFlag, keyFlag } from '../cli/flags.js'
-import { prepareOutput, writeOutput } from '../cli/output.js'
+import { prepareOutput, refuseBundleOutput, writeOutput } from '../cli/output.js'
 import { recordedChain, replayedChain } from '../compare/chain.js'
 import { handoffs } from '../compare/handoff.js'
 import { compileInvariants, runInvariants } from '../compare/invariants.js'
@@ -69,7 +69,9 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
     try {
       const id = key !== undefined ? set.latestRecordIdForKey(key) : set.resolveRecordId(record!)
       // Before the replay: a file that cannot be written fails now.
-      path = prepareOutput(this.flags.output ?? '.', () => defaultName(id)).path
+      const output = prepareOutput(this.flags.output ?? '.', () => defaultName(id))
+      refuseBundleOutput(output.path, output.shown, set.paths)
+      path = output.path
       model = await gatherReport(set.loadRecord(id), named.join(', '), this.flags.config)
     } finally {
       set.close()

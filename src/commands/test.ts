@@ -5,7 +5,7 @@ import { pinExpectations } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
-import { type PreparedOutput, prepareOutput, writeOutput } from '../cli/output.js'
+import { type PreparedOutput, prepareOutput, refuseBundleOutput, writeOutput } from '../cli/output.js'
 import { out } from '../cli/stdout.js'
 import { UsageError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'
@@ -101,6 +101,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
       f.output === undefined
         ? undefined
         : prepareOutput(f.output, () => `retrace.${reportExtension[f.reporter]}`)
+    if (output !== undefined) refuseBundleOutput(output.path, output.shown, bundles)
     const runOptions: RunOptions = { mode: 'cascade', splice: [], allowNet: false, timeoutMs: f.timeout }
     // The workers start now, loading the config and stages while this process does the same.
     const pool =

@@ -12,7 +12,7 @@ import { noRules } from '../compare/diff.js'
 import { type CompiledInvariant, compileInvariants } from '../compare/invariants.js'
 import { Verifier, type VerifySummary, type Violation, violationId } from '../compare/verify.js'
 import { RetraceError } from '../errors.js'
-import { safeJson } from '../render/format.js'
+import { safeJson, visibleLine } from '../render/format.js'
 import { renderVerify, violationLine } from '../render/verify.js'
 import { findConfig, loadConfig } from '../replay/config.js'
 
@@ -154,7 +154,8 @@ export default class Verify extends RetraceCommand<typeof Verify> {
       }
       if (found.length > 0) this.found(true)
     }
-    const note = (message: string): void => this.note(this.theme.dim(message))
+    // Paths listed from a folder are a stranger's file names: shown with their controls escaped.
+    const note = (message: string): void => this.note(this.theme.dim(visibleLine(message)))
     // With a folder, more bundles may come, holding more of a record already checked.
     const grows = words.some((w) => isFolder(w))
     let paths = named

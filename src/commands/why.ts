@@ -18,7 +18,8 @@ export default class Why extends RetraceCommand<typeof Why> {
     bundle: bundlesArg,
     record: Args.string({ description: 'Record id or unique prefix (or use --key).' }),
     path: Args.string({
-      description: 'The value to explain: <stage>[.input|.output].<path>, e.g. compute.output.available.',
+      description:
+        'The value to explain: <stage>[.input|.output].<path>, e.g. compute.output.available; a stage whose name holds a dot or a space in double quotes ("orders.parse".qty).',
     }),
   }
   static override description =

@@ -14,9 +14,21 @@ export interface StagePath {
   path: string
 }
 
+/**
+ * A stage name as written at the start of a stage path: a name (`compute`), or any name in
+ * double quotes, as JSON writes a string (`"orders.parse"`, `"step 2"`): the recorder takes
+ * any text as a stage name, and one holding a dot or a space could not be named otherwise.
+ */
+export const STAGE_NAME = /"(?:[^"\\]|\\.)*"|[\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*/u
+
+/** A stage name as a stage path writes it: quoted when it is not a plain name. */
+export function writeStageName(stage: string): string {
+  return /^[\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*$/u.test(stage) ? stage : JSON.stringify(stage)
+}
+
 /** Parses a stage path; `what` names the flag or command in error messages. */
 export function parseStagePath(text: string, what: string): StagePath {
-  const m = /^\s*([\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*)(.*?)\s*$/u.exec(text)
+  const m = new RegExp(`^\\s*(${STAGE_NAME.source})(.*?)\\s*$`, 'u').exec(text)
   if (!m) {
     throw new UsageError(
       `${what}: cannot read ${JSON.stringify(text)}: write <stage>[.input|.output].<path>, e.g. compute.output.available`,
@@ -38,5 +50,14 @@ export function parseStagePath(text: string, what: string): StagePath {
   if (segments.some((s) => s.kind !== 'key' && s.kind !== 'index')) {
     throw new UsageError(`${what}: wildcards and .. are not supported here; name one path`)
   }
-  return { stage: m[1]!, side, segments, path: `$${rest}` }
+  return { stage: stageName(m[1]!, what), side, segments, path: `$${rest}` }
+}
+
+function stageName(written: string, what: string): string {
+  if (!written.startsWith('"')) return written
+  try {
+    return JSON.parse(written) as string
+  } catch {
+    throw new UsageError(`${what}: cannot read the stage name ${written}: write it as a JSON string`)
+  }
 }

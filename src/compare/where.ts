@@ -4,7 +4,7 @@
  * Parsed here into values bound as SQL parameters; user text never becomes SQL.
  */
 import { UsageError } from '../errors.js'
-import { parseStagePath } from './stage-path.js'
+import { parseStagePath, STAGE_NAME } from './stage-path.js'
 
 export type WhereOp = '=' | '!=' | '<' | '>' | '<=' | '>=' | 'contains'
 
@@ -19,8 +19,10 @@ export interface Where {
   value: string | number | boolean | null
 }
 
-const pattern =
-  /^\s*([\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*)((?:\.|\[)[^\s!=<>]*)?\s*(==|=|!=|<=|>=|<|>|\s+contains\s+)\s*(.*?)\s*$/u
+const pattern = new RegExp(
+  `^\\s*(${STAGE_NAME.source})((?:\\.|\\[)[^\\s!=<>]*)?\\s*(==|=|!=|<=|>=|<|>|\\s+contains\\s+)\\s*(.*?)\\s*$`,
+  'u',
+)
 
 function parseValue(text: string): Where['value'] {
   if (text === '')
@@ -31,6 +33,19 @@ function parseValue(text: string): Where['value'] {
   if (text === 'null') return null
   if ((text.startsWith('"') && text.endsWith('"')) || (text.startsWith("'") && text.endsWith("'"))) {
     return text.length >= 2 ? text.slice(1, -1) : text
+  }
+  // Unquoted text is a string, and SQLite ranks every string above every number: a number
+  // written another way (`.5`, `1,000`, `+5`) or a second predicate (`< 87 and qty > 1`)
+  // taken as text would list every record for `<` and none for `>`, as if it were an answer.
+  if (/\s/.test(text)) {
+    throw new UsageError(
+      `--where takes one predicate, and a value with spaces is quoted: ${JSON.stringify(text)} is neither`,
+    )
+  }
+  if (/^[-+]?(\d[\d,_]*)?(\.\d*)?([eE][-+]?\d+)?$/.test(text)) {
+    throw new UsageError(
+      `--where: cannot read ${JSON.stringify(text)} as a number; write it as digits (1000, 0.5, -3, 1e6), or quote it to compare as text`,
+    )
   }
   return text
 }

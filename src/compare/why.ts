@@ -12,7 +12,7 @@ import { briefPair } from './brief.js'
 import { keyedItemLabel } from './diff.js'
 import { handoffs } from './handoff.js'
 import { finalCaptures, readError, readPayload } from './scene.js'
-import { parseStagePath as parseAnyStagePath, type StagePath } from './stage-path.js'
+import { parseStagePath as parseAnyStagePath, type StagePath, writeStageName } from './stage-path.js'
 import { childrenOf, isUndefinedValue, readPath, shapeOf } from './typed.js'
 
 export type { StagePath }
@@ -375,5 +375,5 @@ export function indexedPath(value: unknown, path: string): string {
 export function changeStagePath(chain: RecordChain, stage: string, changePath: string): string {
   const capture = finalCaptures(chain.captures).find((c) => c.stage === stage)
   const recorded = capture === undefined ? undefined : readPayload(capture.output)
-  return `${stage}.output${indexedPath(recorded, changePath).slice(1)}`
+  return `${writeStageName(stage)}.output${indexedPath(recorded, changePath).slice(1)}`
 }

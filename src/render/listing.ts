@@ -72,15 +72,25 @@ export interface InspectView {
   statuses: { status: string; records: number }[]
 }
 
+/**
+ * A manifest value as text. A hand-made manifest can hold any JSON where the format says
+ * text: an object is shown as its JSON (`String()` would print `[object Object]`, or throw
+ * on `{"toString": 1}`).
+ */
+function manifestText(value: unknown): string {
+  if (value === undefined || value === null) return '-'
+  return typeof value === 'string' ? value : compact(value, 100)
+}
+
 export function renderInspect(v: InspectView, t: Theme): string {
   const m = v.manifest
   const redaction = (m.redaction ?? {}) as { rules?: unknown; equalityPreserving?: unknown }
-  const rules = Array.isArray(redaction.rules) ? redaction.rules.map(String) : []
-  const builds = Array.isArray(m.builds) ? m.builds.map(String) : []
+  const rules = Array.isArray(redaction.rules) ? redaction.rules.map(manifestText) : []
+  const builds = Array.isArray(m.builds) ? m.builds.map(manifestText) : []
   const lines = [
     `${t.bold('bundle')}    ${visibleLine(v.path)} (${formatBytes(v.sizeBytes)})`,
-    `${t.bold('format')}    retrace bundle v${v.formatVersion}, recorder ${visibleLine(String(m.recorderVersion ?? '-'))}, created ${visibleLine(String(m.created ?? '-'))}`,
-    `${t.bold('pipeline')}  ${visibleLine(String(m.pipeline ?? '-'))}`,
+    `${t.bold('format')}    retrace bundle v${v.formatVersion}, recorder ${visibleLine(manifestText(m.recorderVersion))}, created ${visibleLine(manifestText(m.created))}`,
+    `${t.bold('pipeline')}  ${visibleLine(manifestText(m.pipeline))}`,
     `${t.bold('builds')}    ${builds.length > 0 ? visibleLine(builds.join(', ')) : '-'}`,
     `${t.bold('records')}   ${v.records} (${v.statuses.map((s) => `${s.records} ${visibleLine(s.status)}`).join(', ') || 'none'}), ${v.captures} captures, ${v.effects} effects, ${v.expectations} expectations`,
     `${t.bold('time')}      ${formatTime(v.firstRecordAt)} .. ${formatTime(v.lastRecordAt)}`,

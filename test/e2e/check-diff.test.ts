@@ -2,7 +2,7 @@
  * `retrace diff` as a user runs it: two records (one bundle, or two) stage by stage, and
  * two whole bundles matched by key, on bundles the SDK records in a temp dir.
  */
-import { writeFileSync } from 'node:fs'
+import { copyFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createRecorder } from '../../src/index.js'
@@ -328,6 +328,27 @@ describe('retrace diff: two bundles by key', () => {
       onlyInB: 0,
       byStage: [],
     })
+  })
+
+  it('a bundle whose file name holds # (named after a ticket) is read whole, and gives records after its name', async () => {
+    const ticket = join(dir(), 'bug#4711.sqlite')
+    copyFileSync(monday, ticket)
+    const [whole, swapped, record, missing] = await Promise.all([
+      runCli(['diff', ticket, monday, '--json'], { cwd: dir() }),
+      runCli(['diff', monday, 'bug#4711.sqlite', '--json'], { cwd: dir() }),
+      runCli(['diff', `${ticket}#${mondayIds[1]}`, `#${mondayIds[2]}`, '--json'], { cwd: dir() }),
+      runCli(['diff', join(dir(), 'bug#9.sqlite'), monday], { cwd: dir() }),
+    ])
+    // Before, the name was cut at its # ("bug: no such file", exit 2).
+    expect(whole.code).toBe(0)
+    expect(parseJsonOut<BundleDiffJson>(whole)).toMatchObject({ keys: 6, same: 6 })
+    expect(swapped.code).toBe(0)
+    expect(parseJsonOut<BundleDiffJson>(swapped)).toMatchObject({ keys: 6, same: 6 })
+    const d = parseJsonOut<RecordDiffJson>(record)
+    expect([d.a.recordId, d.b.recordId]).toEqual([mondayIds[1], mondayIds[2]])
+    expect(d.a.source).toBe(d.b.source)
+    expect(d.a.source).toContain('bug#4711.sqlite')
+    expect(expectUsageFailure(missing)).toBe(`retrace: ${join(dir(), 'bug#9.sqlite')}: no such file`)
   })
 
   it('the shipped example against itself: exit 0', async () => {

@@ -74,6 +74,13 @@ const cases: HostileCase[] = [
   { name: 'directory', make: (p) => mkdirSync(p), says: /is a directory/, code: 'E_NOT_BUNDLE' },
   { name: 'empty file', make: (p) => writeFileSync(p, ''), says: /is empty/, code: 'E_NOT_BUNDLE' },
   {
+    // Opening a FIFO to read blocks until a writer comes: every command hung for good.
+    name: 'FIFO',
+    make: (p) => expect(spawnSync('mkfifo', [p]).status).toBe(0),
+    says: /^is not a regular file$/,
+    code: 'E_NOT_BUNDLE',
+  },
+  {
     name: 'truncated bundle (cut in half)',
     make: (p) => {
       const bytes = readFileSync(real.path)
@@ -333,6 +340,18 @@ describe('hostile bundle files', () => {
         rmSync(side, { recursive: true, force: true })
       }
     }
+  })
+
+  it('verify --follow on a FIFO refuses it at once instead of waiting for it to appear', async () => {
+    const fifoDir = join(dir(), 'follow-fifo')
+    mkdirSync(fifoDir, { recursive: true })
+    const path = join(fifoDir, 'live.sqlite')
+    expect(spawnSync('mkfifo', [path]).status).toBe(0)
+    const r = await runCli(['verify', '--follow', path], { timeoutMs: 8_000, cwd: fifoDir })
+    expect(r.signal).toBeNull()
+    expect(r.code).toBe(2)
+    expect(r.stderr).not.toContain('waiting for')
+    expect(r.stderr).toContain(`retrace: ${path}: is not a regular file\n`)
   })
 
   it('a -journal or -wal that would take a private copy over the size cap is refused in one line', async () => {

@@ -228,6 +228,31 @@ describe('escape sequences in recorded strings', () => {
     expect(parseJsonOut<{ manifest: { pipeline: string } }>(inspect).manifest.pipeline).toBe(`pipe${EVIL}`)
   })
 
+  it("notes on stderr are escaped: replay's stages not in the config, the bundles verify --follow follows", async () => {
+    const cwd = join(dir(), 'notes')
+    mkdirSync(cwd)
+    writeFileSync(join(cwd, 'stages.mjs'), 'export const store = (v) => ({ ...v, stored: v.note })\n')
+    writeFileSync(
+      join(cwd, 'retrace.config.mjs'),
+      "export default { stages: { store: './stages.mjs#store' } }\n",
+    )
+    const follow = join(cwd, 'bundles')
+    mkdirSync(follow)
+    copyFileSync(evilPath, join(follow, `bundle${EVIL}.sqlite`))
+    const [replay, following] = await Promise.all([
+      runCli(['replay', evilPath, evilOk], { cwd }),
+      // Killed once it has said what it follows: it follows until stopped.
+      runCli(['verify', '--follow', 'bundles', '--interval', '200'], { cwd, timeoutMs: 10_000 }),
+    ])
+    expect(replay.code).toBe(0)
+    expectNoRawControls(replay, 'replay')
+    expect(replay.stderr).toContain(
+      'stages in the recording but not in the config (recorded output used): parseA\\x1b[31mRED',
+    )
+    expectNoRawControls(following, 'verify --follow')
+    expect(following.stderr).toContain('/bundles/bundleA\\x1b[31mRED')
+  })
+
   it('error messages that quote user input or file names are escaped', async () => {
     const evilDir = join(dir(), 'names')
     mkdirSync(evilDir)
@@ -258,6 +283,39 @@ describe('escape sequences in recorded strings', () => {
 })
 
 describe('prototype keys', () => {
+  it('a manifest holding objects where text is expected: inspect and extract read it, never a crash', async () => {
+    const path = join(dir(), 'manifest-objects.sqlite')
+    await recordPayloads(path, 'sku:m', [{ name: 'parse', output: { a: 1 } }])
+    // {"toString": 1} made String() throw "Cannot convert object to primitive value" (exit 5).
+    alter(path, (db) => {
+      const set = db.prepare('UPDATE manifest SET value = ? WHERE key = ?')
+      set.run('{"toString":1}', 'pipeline')
+      set.run('{"x":1}', 'created')
+      set.run('[{"toString":1},"b1"]', 'builds')
+      set.run('{"rules":[{"toString":1},"defaults"],"equalityPreserving":false}', 'redaction')
+    })
+    const out = join(dir(), 'manifest-objects-extract.sqlite')
+    const id = parseJsonOut<{ records: { id: string }[] }>(await runCli(['ls', path, '--json'])).records[0]!
+      .id
+    const [inspect, extract] = await Promise.all([
+      runCli(['inspect', path]),
+      runCli(['extract', path, id, '-o', out]),
+    ])
+    expect(inspect.stderr).toBe('')
+    expect(inspect.code).toBe(0)
+    expect(inspect.stdout).toContain('pipeline  {"toString":1}\n')
+    expect(inspect.stdout).toContain('created {"x":1}\n')
+    expect(inspect.stdout).toContain('builds    {"toString":1}, b1\n')
+    expect(inspect.stdout).toContain('redaction {"toString":1}, defaults\n')
+    expect(extract.code).toBe(0)
+    const extracted = await runCli(['inspect', out, '--json'])
+    const m = parseJsonOut<{ manifest: { builds: string[]; redaction: { rules: string[] } } }>(
+      extracted,
+    ).manifest
+    expect(m.builds).toContain('{"toString":1}')
+    expect(m.redaction.rules).toEqual(['{"toString":1}', 'defaults'])
+  })
+
   it('show --json parses, and the __proto__ / constructor.prototype keys are dropped', async () => {
     const r = await runCli(['show', protoPath, '--key', '__proto__', '--json'])
     expect(r.stderr).toBe('')

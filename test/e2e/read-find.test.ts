@@ -154,6 +154,27 @@ describe('retrace find', () => {
     expect(expectUsageFailure(missing)).toContain('Missing required flag where')
   })
 
+  it('an unquoted value that is not a number, or holds a second predicate, is a usage error, not a listing', async () => {
+    // Taken as text, each listed every record for < (SQLite ranks text above numbers).
+    const [comma, point, plus, compound] = await Promise.all([
+      runCli(['find', s.path, '--where', 'store.available < 1,000']),
+      runCli(['find', s.path, '--where', 'store.available < .5']),
+      runCli(['find', s.path, '--where', 'store.available > +5']),
+      runCli(['find', s.path, '--where', 'store.available < 3 and parse.qty > 100']),
+    ])
+    expect(expectUsageFailure(comma)).toBe(
+      'retrace: --where: cannot read "1,000" as a number; write it as digits (1000, 0.5, -3, 1e6), or quote it to compare as text',
+    )
+    expect(expectUsageFailure(point)).toContain('cannot read ".5" as a number')
+    expect(expectUsageFailure(plus)).toContain('cannot read "+5" as a number')
+    expect(expectUsageFailure(compound)).toBe(
+      'retrace: --where takes one predicate, and a value with spaces is quoted: "3 and parse.qty > 100" is neither',
+    )
+    // Quoted, the same texts are strings, as before; a bare word still is one.
+    expect((await find("store.available < '1,000'")).where.value).toBe('1,000')
+    expect((await find('store.note = "order 4"')).records.map((x) => x.recordId)).toEqual(idsOf(4))
+  })
+
   it('a path with a wildcard or .. is a usage error: exit 2, one line', async () => {
     const [star, deep, json] = await Promise.all([
       runCli(['find', s.path, '--where', 'price.tags[*] = priced']),
@@ -363,5 +384,37 @@ describe('retrace find and why on keys and stages named in other scripts', () =>
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     expect(r.stdout).toContain('why 出荷.output.meta.κωδικός = "✓"')
+  })
+})
+
+describe('retrace find and why on stages whose names hold a dot or a space', () => {
+  let ws: Workspace
+  let id = ''
+  beforeAll(async () => {
+    ws = workspace('retrace-find-dotted-')
+    await record(ws.path('dotted.sqlite'), async (recorder) => {
+      id = (
+        await runChain(recorder, 'order:1', { qty: 2 }, [
+          ['orders.parse', (o: unknown) => ({ ...(o as object), parsed: true })],
+          ['step 2', (o: unknown) => ({ ...(o as object), total: 10 })],
+        ])
+      ).recordId
+    })
+  })
+  afterAll(() => ws.remove())
+
+  it('names them in double quotes (unquoted, orders.parse.qty read as a stage orders)', async () => {
+    const bundle = ws.path('dotted.sqlite')
+    const [dotted, spaced, why] = await Promise.all([
+      runCli(['find', bundle, '--where', '"orders.parse".qty = 2', '--json']),
+      runCli(['find', bundle, '--where', '"step 2".input.parsed = true', '--json']),
+      runCli(['why', bundle, id, '"step 2".output.qty']),
+    ])
+    expect([dotted.stderr, dotted.code]).toEqual(['', 0])
+    expect(parseJsonOut<FindJson>(dotted).records.map((x) => x.recordId)).toEqual([id])
+    expect(parseJsonOut<FindJson>(dotted).where.stage).toBe('orders.parse')
+    expect(parseJsonOut<FindJson>(spaced).records.map((x) => x.recordId)).toEqual([id])
+    expect([why.stderr, why.code]).toEqual(['', 0])
+    expect(why.stdout).toContain('orders.parse')
   })
 })

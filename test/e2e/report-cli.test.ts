@@ -3,7 +3,15 @@
  * the exit codes, and the report without a config. The page itself is tested in a real
  * Chromium in report-browser.test.ts.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -77,6 +85,44 @@ describe('retrace report', () => {
       `retrace: cannot write ${out}: a part of the path is a file, not a folder`,
     )
     expect(existsSync(out)).toBe(false)
+  })
+
+  it('-o never writes over a bundle: the input (by any name) or another SQLite file; test --output neither', async () => {
+    const folder = join(dir(), 'over')
+    mkdirSync(folder)
+    const bundle = join(folder, 'orders.sqlite')
+    copyFileSync(sample.path, bundle)
+    symlinkSync(bundle, join(folder, 'latest'))
+    linkSync(bundle, join(folder, 'hard-link'))
+    copyFileSync(sample.path, join(folder, 'other.db'))
+    const before = readFileSync(bundle)
+    const rec = sample.records[1]!.id
+    const runs = await Promise.all(
+      ['orders.sqlite', './orders.sqlite', 'latest', 'hard-link', 'other.db'].map((o) =>
+        runCli(['report', bundle, rec, '-o', o], { cwd: folder }),
+      ),
+    )
+    const says = runs.map((r) => expectUsageFailure(r))
+    expect(says.slice(0, 4)).toEqual(
+      ['orders.sqlite', './orders.sqlite', 'latest', 'hard-link'].map(
+        (o) => `retrace: cannot write ${o}: it is the input bundle, which the report would overwrite`,
+      ),
+    )
+    expect(says[4]).toBe(
+      'retrace: cannot write other.db: it is a SQLite file (a bundle?), which the report would overwrite',
+    )
+    // The JUnit report of `test` the same: refused before the config is looked for.
+    const test = await runCli(['test', bundle, '--reporter', 'junit', '--output', 'latest'], { cwd: folder })
+    expect(expectUsageFailure(test)).toBe(
+      'retrace: cannot write latest: it is the input bundle, which the report would overwrite',
+    )
+    expect(readFileSync(bundle).equals(before)).toBe(true)
+    expect(readFileSync(join(folder, 'other.db')).equals(before)).toBe(true)
+    // An HTML file there before is written over, as -o always did.
+    writeFileSync(join(folder, 'old.html'), 'old')
+    const html = await runCli(['report', bundle, rec, '-o', 'old.html'], { cwd: folder })
+    expect(html.code).toBe(0)
+    expect(readFileSync(join(folder, 'old.html'), 'utf8')).toContain(rec)
   })
 
   it('-o makes missing folders, and a folder gets retrace-report-<record>.html, as extract names its file', async () => {
