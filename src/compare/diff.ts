@@ -6,6 +6,7 @@
  * Pure: rules and the clock come in as parameters. Every difference a rule hides is
  * returned as `suppressed` with its reason, never dropped.
  */
+import { diffArrays } from 'diff'
 import { compact } from '../codec/display.js'
 import { formatPath, matchPath, type PathPart, type PathPattern } from '../codec/index.js'
 import { isRedactionToken } from './redacted.js'
@@ -108,19 +109,23 @@ function gapOf(a: unknown, b: unknown): { gap: number; slack: number } | undefin
   return da !== undefined && db !== undefined ? { gap: Math.abs(da - db), slack: 0 } : undefined
 }
 
-/** Most insertions plus removals `alignItems` looks for, and the work it may spend. */
+/** Most insertions plus removals `alignItems` looks for, and the longest it may take (ms). */
 const maxEdits = 256
-const maxAlignWork = 4_000_000
+const maxAlignMs = 20
 
 /**
  * Two arrays of different lengths lined up item by item, as the shortest run of insertions
- * and removals that turns one into the other (Myers' diff over the items' typed-JSON
+ * and removals that turns one into the other (jsdiff's Myers diff over the items' typed-JSON
  * text), with the items that differ paired where a removal meets an insertion: pairs
  * `[recordedIndex, localIndex]`, -1 for the side an item is missing from. Items equal on
- * both sides are left out. Undefined when no short alignment is found within the work
- * bound, and the arrays are then compared by position.
+ * both sides are left out. Undefined when no alignment within `maxEdits` is found in
+ * `timeoutMs`, and the arrays are then compared by position.
  */
-function alignItems(a: readonly unknown[], b: readonly unknown[]): [number, number][] | undefined {
+function alignItems(
+  a: readonly unknown[],
+  b: readonly unknown[],
+  timeoutMs: number,
+): [number, number][] | undefined {
   const ids = new Map<string, number>()
   const idOf = (v: unknown): number => {
     let text: string
@@ -136,62 +141,12 @@ function alignItems(a: readonly unknown[], b: readonly unknown[]): [number, numb
     }
     return id
   }
-  const x = a.map(idOf)
-  const y = b.map(idOf)
-  let lo = 0
-  while (lo < x.length && lo < y.length && x[lo] === y[lo] && x[lo]! >= 0) lo++
-  let hx = x.length
-  let hy = y.length
-  while (hx > lo && hy > lo && x[hx - 1] === y[hy - 1] && x[hx - 1]! >= 0) {
-    hx--
-    hy--
-  }
-  const n = hx - lo
-  const m = hy - lo
-  // Myers: v[k] is the furthest index into x on diagonal k after d edits; one copy per d.
-  const off = maxEdits + 1
-  let v = new Int32Array(2 * maxEdits + 3)
-  const trace: Int32Array[] = []
-  let work = 0
-  let found = -1
-  for (let d = 0; d <= maxEdits && found < 0; d++) {
-    trace.push(v)
-    v = v.slice()
-    for (let k = -d; k <= d; k += 2) {
-      let xi =
-        k === -d || (k !== d && v[k - 1 + off]! < v[k + 1 + off]!) ? v[k + 1 + off]! : v[k - 1 + off]! + 1
-      let yi = xi - k
-      while (xi < n && yi < m && x[lo + xi] === y[lo + yi] && x[lo + xi]! >= 0) {
-        xi++
-        yi++
-      }
-      work += 1 + xi
-      v[k + off] = xi
-      if (xi >= n && yi >= m) {
-        found = d
-        break
-      }
-    }
-    if (work > maxAlignWork) return undefined
-  }
-  if (found < 0) return undefined
-  // Walk back from the end: each edit, and the equal items between edits as null.
-  const steps: (['-' | '+', number] | null)[] = []
-  let xi = n
-  let yi = m
-  for (let d = found; d > 0; d--) {
-    const w = trace[d]!
-    const k = xi - yi
-    const down = k === -d || (k !== d && w[k - 1 + off]! < w[k + 1 + off]!)
-    const pk = down ? k + 1 : k - 1
-    const px = w[pk + off]!
-    const py = px - pk
-    for (const sx = down ? px : px + 1; xi > sx; xi--) steps.push(null)
-    steps.push(down ? ['+', lo + py] : ['-', lo + px])
-    xi = px
-    yi = py
-  }
-  steps.reverse()
+  const edits = diffArrays(a.map(idOf), b.map(idOf), {
+    comparator: (x, y) => x === y && x >= 0,
+    maxEditLength: maxEdits,
+    timeout: timeoutMs,
+  })
+  if (edits === undefined) return undefined
   // Each run of removals and insertions between equal items: paired in order as changes,
   // the rest added or removed.
   const out: [number, number][] = []
@@ -205,10 +160,17 @@ function alignItems(a: readonly unknown[], b: readonly unknown[]): [number, numb
     removed.length = 0
     added.length = 0
   }
-  for (const step of steps) {
-    if (step === null) flush()
-    else if (step[0] === '-') removed.push(step[1])
-    else added.push(step[1])
+  let ia = 0
+  let ib = 0
+  for (const edit of edits) {
+    const n = edit.count
+    if (edit.removed) for (let q = 0; q < n; q++) removed.push(ia++)
+    else if (edit.added) for (let q = 0; q < n; q++) added.push(ib++)
+    else {
+      flush()
+      ia += n
+      ib += n
+    }
   }
   flush()
   return out
@@ -463,7 +425,10 @@ export function diffValues(
         return
       }
     }
-    const steps = a.length === b.length ? undefined : alignItems(a, b)
+    const steps =
+      a.length === b.length
+        ? undefined
+        : alignItems(a, b, Math.min(maxAlignMs, Math.max(1, limits.deadline - limits.now())))
     if (steps === undefined) {
       const n = Math.max(a.length, b.length)
       for (let i = 0; i < n; i++) {
