@@ -92,14 +92,17 @@ function dateOf(v: unknown): number | undefined {
 /**
  * How far apart two values are, as tolerance reads them: two numbers, two BigInts (cents
  * kept as BigInt), or two Dates (in milliseconds); undefined for any other pair. `slack` is
- * the rounding error of subtracting two doubles (4.36 - 4.35 is 0.010000000000000675), so
- * a difference of exactly the tolerance, as the user wrote both in decimal, is within it.
+ * how far the gap between two decimals can be from the gap between the doubles that stand
+ * for them (4.36 - 4.35 is 0.010000000000000675): each double is within half a unit in
+ * the last place of its decimal, and that unit is at most EPSILON times the value. So a
+ * difference of exactly the tolerance, as the user wrote all three in decimal, is within
+ * it, and one more than EPSILON times the larger value over it is not.
  */
 function gapOf(a: unknown, b: unknown): { gap: number; slack: number } | undefined {
   const na = numberOf(a)
   const nb = na === undefined ? undefined : numberOf(b)
   if (na !== undefined && nb !== undefined) {
-    return { gap: Math.abs(na - nb), slack: 2 * Number.EPSILON * Math.max(Math.abs(na), Math.abs(nb)) }
+    return { gap: Math.abs(na - nb), slack: Number.EPSILON * Math.max(Math.abs(na), Math.abs(nb)) }
   }
   const ba = bigintOf(a)
   const bb = ba === undefined ? undefined : bigintOf(b)
@@ -218,7 +221,8 @@ export function diffValues(
       const tol = rules.tolerance.find((t) => matchPath(t.pattern.segments, path))
       if (
         tol !== undefined &&
-        (gap.gap <= tol.within || (tol.within > 0 && gap.gap - tol.within <= gap.slack))
+        (gap.gap <= tol.within ||
+          (tol.within > 0 && gap.gap - tol.within <= gap.slack + Number.EPSILON * tol.within))
       ) {
         suppressed.push({ path: p, reason: 'within-tolerance', recorded: a, local: b })
         return

@@ -676,6 +676,11 @@ describe('diffValues: tolerance', () => {
     const tenth = compileRules({ tolerance: { '$.*': 0.1 } })
     expect(diffValues({ a: 1, b: 100.1 }, { a: 1.1, b: 100.2 }, tenth).changes).toEqual([])
     expect(diffValues({ a: 1 }, { a: 1.1000001 }, tenth).changes).toHaveLength(1)
+    // The allowance is the decimals' rounding, no more: at 1e15 a double's unit is 0.125,
+    // and a gap of 0.75 is two units over a tolerance of 0.5.
+    const half = compileRules({ tolerance: { '$.a': 0.5 } })
+    expect(diffValues({ a: 1e15 }, { a: 1e15 + 0.75 }, half).changes).toHaveLength(1)
+    expect(diffValues({ a: 1e15 }, { a: 1e15 + 0.5 }, half).changes).toEqual([])
     // A tolerance of 0 stays exact.
     const exact = compileRules({ tolerance: { '$.a': 0 } })
     expect(diffValues({ a: 1 }, { a: 1 + Number.EPSILON }, exact).changes).toHaveLength(1)
