@@ -17,7 +17,7 @@ export interface LsResult {
 
 export default class Ls extends RetraceCommand<typeof Ls> {
   static override args = {
-    bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }),
+    bundles: Args.string({ description: 'Bundle files (.sqlite) or folders of them, read as one.', required: true }),
   }
   static override description =
     'One line per record: id, key, status, start time and the stages it went through, newest first. Several bundles (one per process) are read as one.'

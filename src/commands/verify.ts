@@ -24,7 +24,7 @@ const followMemory = 100_000
 
 export default class Verify extends RetraceCommand<typeof Verify> {
   static override args = {
-    bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }),
+    bundles: Args.string({ description: 'Bundle files (.sqlite) or folders of them, read as one.', required: true }),
   }
   static override description =
     `Checks every recorded record for seams (a stage's recorded output is not the recorded input of the stage it handed it to: the data changed in transit; stages called inside or beside another, or once per item, are handed nothing) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.
