@@ -32,7 +32,7 @@ export default class Accept extends RetraceCommand<typeof Accept> {
 It asks first, on a terminal (--yes pins without asking; off a terminal, or with --json, --yes is needed). Exit codes: 0 pinned, or declined at the question (n, or Ctrl-D: the bundle is unchanged); 2 usage or input error, --yes missing off a terminal included; 3 the config or a stage module could not be loaded; 130 stopped with Ctrl-C at the question.`
   static override enableJsonFlag = true
   static override examples = [
-    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01JD3Q --note BUG-4211 --config examples/inventory/retrace.config.ts',
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01KJPWGBP --note BUG-4211 --config examples/inventory/retrace.config.ts',
     '<%= config.bin %> <%= command.id %> bug.sqlite 01JD3Q --stage compute --yes',
   ]
   static override flags = {

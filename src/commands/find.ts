@@ -24,7 +24,7 @@ Values JSON cannot hold compare as what they stand for: a BigInt by its integer 
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --where "store.available = 87"',
-    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --where "compute.input.change.delta < 0"',
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --where "compute.input.change.delta.available < 0"',
   ]
   static override flags = {
     limit: Flags.integer({ char: 'n', default: 50, description: 'Most records to list (0: all).', min: 0 }),

@@ -1,9 +1,9 @@
-import { Args, Flags } from '@oclif/core'
+import { Flags } from '@oclif/core'
 import { BundleSet, type RecordFilter, type RecordSummary } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { bundlePaths } from '../cli/bundles.js'
-import { keyFlag } from '../cli/flags.js'
+import { bundlesArg, keyFlag } from '../cli/flags.js'
 import { parseTime } from '../cli/time.js'
 import { renderRecordList } from '../render/listing.js'
 
@@ -17,7 +17,7 @@ export interface LsResult {
 
 export default class Ls extends RetraceCommand<typeof Ls> {
   static override args = {
-    bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }),
+    bundles: bundlesArg,
   }
   static override description =
     'One line per record: id, key, status, start time and the stages it went through, newest first. Several bundles (one per process) are read as one.'

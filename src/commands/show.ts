@@ -23,7 +23,7 @@ Name the record by id (or unique prefix), or use --key for the latest record of 
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001',
-    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01JD3Q --expand',
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01KJPWGBP --expand',
   ]
   static override flags = {
     config: configFlag,

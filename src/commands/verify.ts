@@ -1,11 +1,11 @@
 import { existsSync, statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Args, Flags } from '@oclif/core'
+import { Flags } from '@oclif/core'
 import { BundleSet } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { bundlePaths } from '../cli/bundles.js'
-import { configFlag } from '../cli/flags.js'
+import { bundlesArg, configFlag } from '../cli/flags.js'
 import { out } from '../cli/stdout.js'
 import { openWhenPresent } from '../cli/watch.js'
 import { noRules } from '../compare/diff.js'
@@ -24,7 +24,7 @@ const followMemory = 100_000
 
 export default class Verify extends RetraceCommand<typeof Verify> {
   static override args = {
-    bundles: Args.string({ description: 'Bundle files; several read as one.', required: true }),
+    bundles: bundlesArg,
   }
   static override description =
     `Checks every recorded record for seams (a stage's recorded output is not the recorded input of the stage it handed it to: the data changed in transit; stages called inside or beside another, or once per item, are handed nothing) and for the invariants in the config (monitoring formulas such as "compute.output.available == compute.output.onHand - compute.output.reserved"). Prints a summary by check and stage with example records. Streams; memory stays flat.

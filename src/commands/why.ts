@@ -31,7 +31,7 @@ Several bundles (files, or a folder for every bundle under it) are read as one: 
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite --key sku:1001 store.output.available',
-    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01KJPWGB --config examples/inventory/retrace.config.ts',
+    '<%= config.bin %> <%= command.id %> recordings/inventory.sqlite 01KJPWGBP --config examples/inventory/retrace.config.ts',
   ]
   static override flags = { config: configFlag, key: keyFlag }
   static override strict = false

@@ -29,4 +29,28 @@ describe('retrace', () => {
     )
     expect(expectUsageFailure(none)).toBe('retrace: no command "frobnicate"; retrace --help lists them')
   })
+
+  it("every --help example on the shipped recording runs as printed, and find's examples find records", async () => {
+    const manifest = JSON.parse(readFileSync(join(repoRoot, 'oclif.manifest.json'), 'utf8')) as {
+      commands: Record<string, { examples?: string[] }>
+    }
+    const runs: { id: string; args: string[] }[] = []
+    for (const [id, command] of Object.entries(manifest.commands)) {
+      // accept would pin into the shipped recording, report writes a file here.
+      if (id === 'accept' || id === 'report') continue
+      for (const example of command.examples ?? []) {
+        const line = example.replace('<%= config.bin %> <%= command.id %>', '').trim()
+        if (!line.startsWith('recordings/inventory.sqlite')) continue
+        const args = [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!)
+        runs.push({ id, args: [id, ...args] })
+      }
+    }
+    expect(runs.map((r) => r.id)).toEqual(expect.arrayContaining(['find', 'show', 'why', 'replay']))
+    const results = await Promise.all(runs.map((r) => runCli(r.args)))
+    results.forEach((result, i) => {
+      const { id, args } = runs[i]!
+      expect([0, 1], `${args.join(' ')}: ${result.stderr}`).toContain(result.code)
+      if (id === 'find') expect(result.stdout, args.join(' ')).not.toMatch(/^no records/)
+    })
+  })
 })
