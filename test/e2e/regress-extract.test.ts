@@ -9,7 +9,15 @@ import { basename, dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleFiles, countBytes, integrityCheck, readBundle, withDb } from '../helpers/bundle-db.js'
 import { expectUsageFailure, listDir } from '../helpers/cli.js'
-import { type CliResult, importStage, record, runCli, type Workspace, workspace } from '../replay/fixture.js'
+import {
+  type CliResult,
+  importStage,
+  record,
+  runChain,
+  runCli,
+  type Workspace,
+  workspace,
+} from '../replay/fixture.js'
 
 const parseSrc = `export function parse(event) {
   return { sku: event.sku, qty: event.qty, customer: { name: event.name, email: event.email } }
@@ -243,13 +251,7 @@ export function send(o) {
     const maps = join(dir, 'maps.sqlite')
     let id = ''
     await record(maps, async (recorder) => {
-      const stages = chain.map(([name, fn]) => recorder.stage(name, fn))
-      await recorder.record('m:1', async () => {
-        id = recorder.current()!.recordId
-        let v: unknown = { id: 1, email: secret }
-        for (const stage of stages) v = await stage(v)
-        return v
-      })
+      id = (await runChain(recorder, 'm:1', { id: 1, email: secret }, chain)).recordId
     })
     expect(countBytes(maps, secret)).toBeGreaterThan(0)
     const out = join(dir, 'maps-redacted.sqlite')
@@ -298,11 +300,7 @@ export function send(o) {
     const source = join(dir, 'query.sqlite')
     let id = ''
     await record(source, async (recorder) => {
-      const stage = recorder.stage('route', route)
-      await recorder.record('q:1', async () => {
-        id = recorder.current()!.recordId
-        return stage({ id: 1 })
-      })
+      id = (await runChain(recorder, 'q:1', { id: 1 }, [['route', route]])).recordId
     })
     expect(countBytes(source, secret)).toBeGreaterThan(0)
     const out = join(dir, 'query-redacted.sqlite')
@@ -335,11 +333,7 @@ export function send(o) {
     const source = join(dir, 'url.sqlite')
     let id = ''
     await record(source, async (recorder) => {
-      const stage = recorder.stage('route', route)
-      await recorder.record('u:1', async () => {
-        id = recorder.current()!.recordId
-        return stage({ id: 1 })
-      })
+      id = (await runChain(recorder, 'u:1', { id: 1 }, [['route', route]])).recordId
     })
     // No rule named the parameter when it was recorded: the URL is its href.
     expect(countBytes(source, secret)).toBeGreaterThan(0)
