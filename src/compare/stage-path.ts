@@ -14,21 +14,26 @@ export interface StagePath {
   path: string
 }
 
+/** A stage name written bare: letters, digits, `_` and `-`, starting with a letter or `_`. */
+const bareName = '[\\p{L}_][\\p{L}\\p{M}\\p{Nd}\\p{Pc}-]*'
+const bare = new RegExp(`^${bareName}$`, 'u')
+
 /**
  * A stage name as written at the start of a stage path: a name (`compute`), or any name in
  * double quotes, as JSON writes a string (`"orders.parse"`, `"step 2"`): the recorder takes
  * any text as a stage name, and one holding a dot or a space could not be named otherwise.
  */
-export const STAGE_NAME = /"(?:[^"\\]|\\.)*"|[\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*/u
+export const STAGE_NAME = new RegExp(`"(?:[^"\\\\]|\\\\.)*"|${bareName}`, 'u')
+const stagePath = new RegExp(`^\\s*(${STAGE_NAME.source})(.*?)\\s*$`, 'u')
 
 /** A stage name as a stage path writes it: quoted when it is not a plain name. */
 export function writeStageName(stage: string): string {
-  return /^[\p{L}_][\p{L}\p{M}\p{Nd}\p{Pc}-]*$/u.test(stage) ? stage : JSON.stringify(stage)
+  return bare.test(stage) ? stage : JSON.stringify(stage)
 }
 
 /** Parses a stage path; `what` names the flag or command in error messages. */
 export function parseStagePath(text: string, what: string): StagePath {
-  const m = new RegExp(`^\\s*(${STAGE_NAME.source})(.*?)\\s*$`, 'u').exec(text)
+  const m = stagePath.exec(text)
   if (!m) {
     throw new UsageError(
       `${what}: cannot read ${JSON.stringify(text)}: write <stage>[.input|.output].<path>, e.g. compute.output.available`,
