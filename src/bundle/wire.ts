@@ -218,24 +218,18 @@ export function unpackUnits(packed: PackedUnits, payloads?: 'bytes'): RecordUnit
   const buf = Buffer.from(packed.data, 0, packed.length)
   const view = new DataView(packed.data, 0, packed.length)
   let at = 0
-  const str = (): string | null => {
+  /** A length-prefixed field: its decoded text, or a view of its bytes. */
+  const field = <T>(read: (start: number, end: number) => T): T | null => {
     const n = view.getInt32(at, true)
     at += 4
     if (n < 0) return null
-    const s = buf.toString('utf8', at, at + n)
     at += n
-    return s
+    return read(at - n, at)
   }
-  const asBytes = payloads === 'bytes'
-  const payload = (): StoredText | null => {
-    if (!asBytes) return str()
-    const n = view.getInt32(at, true)
-    at += 4
-    if (n < 0) return null
-    const b = buf.subarray(at, at + n)
-    at += n
-    return b
-  }
+  const decode = (start: number, end: number): string => buf.toString('utf8', start, end)
+  const str = (): string | null => field(decode)
+  const slice = payloads === 'bytes' ? (start: number, end: number) => buf.subarray(start, end) : decode
+  const payload = (): StoredText | null => field<StoredText>(slice)
   // Fields declared as strings were packed from strings; null only where the row allows it.
   const text = (): string => str() as string
   const f64 = (): number => {
