@@ -614,6 +614,31 @@ describe('payloads that cannot be recorded', () => {
     }
   })
 
+  it('hands a value JSON would change to the tagged walk wherever it sits: top level, array item, field', () => {
+    const odd: [string, unknown][] = [
+      ['NaN', Number.NaN],
+      ['Infinity', Number.POSITIVE_INFINITY],
+      ['-Infinity', Number.NEGATIVE_INFINITY],
+      ['-0', -0],
+      ['undefined', undefined],
+      ['bigint', 12n],
+    ]
+    for (const [name, v] of odd) {
+      const places: unknown[] = [v, [1, 'a', v], { a: 1, b: v }, { rows: [{ x: [true, null, v] }] }]
+      for (const value of places) {
+        const back = roundTrip(value)
+        expect(back, `${name} in ${JSON.stringify(places.indexOf(value))}`).toStrictEqual(value)
+        // -0 survives only as its tag: toStrictEqual tells 0 from -0 through Object.is.
+        if (name === '-0') expect(encode(value)).toContain('"-0"')
+      }
+    }
+    // A function or symbol as a field is omitted and as an item is null, as JSON does.
+    expect(encode({ a: 1, f: () => 1, s: Symbol('x') })).toBe('{"a":1}')
+    expect(decode(encode([1, () => 1]))).toStrictEqual([1, undefined])
+    // Plain numbers, 0 among them, stay plain.
+    expect(encode({ a: [0, 1.5, -2, 1e300], b: 0 })).toBe('{"a":[0,1.5,-2,1e+300],"b":0}')
+  })
+
   it('throws PayloadError(too-large) with the size, on both the plain and the tagged path', () => {
     const limits = { maxBytes: 100, maxDepth: 512 }
     const plain = { s: 'x'.repeat(200) }
