@@ -298,6 +298,7 @@ export class BundleReader {
   private readonly capturesOf: Database.Statement
   private readonly effectsOfRecord: Database.Statement
   private readonly expectationsOf: Database.Statement
+  private readonly anyExpectation: Database.Statement
   private retriesQuery: Database.Statement | undefined
 
   constructor(opened: OpenedBundle) {
@@ -321,6 +322,7 @@ export class BundleReader {
        WHERE c.record_id = ? ORDER BY e.capture_id, e.seq`,
       )
       .raw()
+    this.anyExpectation = this.db.prepare('SELECT 1 FROM expectations LIMIT 1').pluck()
     this.expectationsOf = this.db.prepare(
       `SELECT record_id, stage, output, error, note, build, accepted_at FROM expectations WHERE record_id ${inStored}`,
     )
@@ -675,13 +677,17 @@ export class BundleReader {
    * while another query of this reader is being iterated (SQLite refuses a transaction then).
    */
   *loadRecords(ids: readonly string[], chunk = 8): Generator<RecordChain | undefined> {
-    const readChunk = this.db.transaction((part: readonly string[]) => part.map((id) => this.readRecord(id)))
+    const readChunk = this.db.transaction((part: readonly string[]) => {
+      // Most bundles pin nothing: one look per chunk saves a query per record.
+      const pinned = this.anyExpectation.get() !== undefined
+      return part.map((id) => this.readRecord(id, pinned))
+    })
     for (let i = 0; i < ids.length; i += chunk) {
       yield* this.guard(() => readChunk(ids.slice(i, i + chunk)))
     }
   }
 
-  private readRecord(id: string): RecordChain | undefined {
+  private readRecord(id: string, pinned = true): RecordChain | undefined {
     const raw = this.recordRow(id)
     if (raw === undefined) return undefined
     // Captures name their record as it is stored (the recorder writes one value to both).
@@ -728,9 +734,10 @@ export class BundleReader {
     })
     // Expectations pinned by `accept` name the record by its text.
     const record = toRecord(raw)
-    const expectations = (
-      this.expectationsOf.all(...storedForms(record.id)) as Record<string, unknown>[]
-    ).map(
+    const pins = pinned
+      ? (this.expectationsOf.all(...storedForms(record.id)) as Record<string, unknown>[])
+      : []
+    const expectations = pins.map(
       (x): ExpectationRow => ({
         recordId: textOf(x.record_id),
         stage: textOf(x.stage),
