@@ -75,6 +75,6 @@ if (!fastPath()) {
     const { prestartWorkers } = await import('../dist/replay/prestart.js')
     prestartWorkers(workers)
   }
-  const { execute } = await import('@oclif/core')
+  const { execute } = await import('@oclif/core/execute')
   await execute({ dir: import.meta.url })
 }

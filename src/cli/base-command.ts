@@ -5,7 +5,9 @@
  */
 
 import { format, inspect } from 'node:util'
-import { Command, Flags, type Interfaces } from '@oclif/core'
+import { Command } from '@oclif/core/command'
+import * as Flags from '@oclif/core/flags'
+import type * as Interfaces from '@oclif/core/interfaces'
 import { armInterruptCleanup } from '../bundle/interrupt.js'
 import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
 import { safeJson, visibleLine } from '../render/format.js'

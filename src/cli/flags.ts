@@ -1,5 +1,6 @@
 /** Flags and args shared by several commands, defined once. */
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 export const bundleArg = Args.string({ description: 'Bundle file (.sqlite).', required: true })
 

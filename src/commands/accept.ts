@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises'
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { BundleSet, type ExpectationRow, pinExpectations } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'

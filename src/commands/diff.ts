@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { Args } from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import { BundleSet } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag, keyFlag } from '../cli/flags.js'

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { BundleSet } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { bundleArg } from '../cli/flags.js'

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { BundleSet, type RecordFilter, type RecordSummary } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'

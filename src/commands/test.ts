@@ -1,5 +1,6 @@
 import { relative, resolve } from 'node:path'
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { SingleBar } from 'cli-progress'
 import { pinExpectations } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'

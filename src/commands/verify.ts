@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { BundleSet } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'

@@ -2,7 +2,7 @@
  * `retrace <something that is not a command>`: one line in retrace's own words and exit 2,
  * with the nearest command name when one is close (a typo), instead of oclif's banner.
  */
-import type { Hook } from '@oclif/core'
+import type { Hook } from '@oclif/core/hooks'
 
 /** Edit distance (insert, delete, substitute), small inputs only. */
 function distance(a: string, b: string): number {
