@@ -144,10 +144,26 @@ function alignItems(
     }
     return id
   }
-  const edits = diffArrays(a.map(idOf), b.map(idOf), {
+  // Reading the items is bounded by the same clock as the diff: megabytes of items to
+  // serialise give up as a diff that runs out of time does.
+  const started = performance.now()
+  const idsOf = (arr: readonly unknown[]): number[] | undefined => {
+    const out = new Array<number>(arr.length)
+    for (let i = 0; i < arr.length; i++) {
+      if ((i & 15) === 15 && performance.now() - started > timeoutMs) return undefined
+      out[i] = idOf(arr[i])
+    }
+    return out
+  }
+  const ia0 = idsOf(a)
+  const ib0 = ia0 === undefined ? undefined : idsOf(b)
+  if (ia0 === undefined || ib0 === undefined) return undefined
+  const left = timeoutMs - (performance.now() - started)
+  if (left <= 0) return undefined
+  const edits = diffArrays(ia0, ib0, {
     comparator: (x, y) => x === y && x >= 0,
     maxEditLength: maxEdits,
-    timeout: timeoutMs,
+    timeout: left,
   })
   if (edits === undefined) return undefined
   // Each run of removals and insertions between equal items: paired in order as changes,
@@ -193,6 +209,29 @@ function sameValue(a: unknown, b: unknown): boolean {
   return (
     keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameValue(a[k], b[k]))
   )
+}
+
+/**
+ * Whether lining up may help arrays of one length: an item that differs by position (the
+ * first, middle or last such) equals an item of the other side a few places away, either way. Items
+ * that changed in place (the usual case) fail at their first differing field, so this
+ * costs little, and lining up (which reads every item) is paid only when it may help.
+ */
+function shifted(
+  a: readonly unknown[],
+  b: readonly unknown[],
+  differ: readonly number[],
+  late: () => boolean,
+): boolean {
+  const reach = maxEdits / 2
+  for (const i of new Set([differ[0]!, differ[differ.length >> 1]!, differ[differ.length - 1]!])) {
+    for (let d = 1; d <= reach && (i + d < a.length || i - d >= 0); d++) {
+      if ((d & 15) === 0 && late()) return false
+      if (i + d < a.length && (sameValue(a[i], b[i + d]) || sameValue(a[i + d], b[i]))) return true
+      if (i - d >= 0 && (sameValue(a[i], b[i - d]) || sameValue(a[i - d], b[i]))) return true
+    }
+  }
+  return false
 }
 
 /** Diffs `recorded` against `local`. */
@@ -429,10 +468,12 @@ export function diffValues(
         return
       }
     }
-    const steps =
-      a.length === b.length
-        ? undefined
-        : alignItems(a, b, Math.min(maxAlignMs, Math.max(1, limits.deadline - limits.now())))
+    const alignBudget = (): number => Math.min(maxAlignMs, Math.max(1, limits.deadline - limits.now()))
+    if (a.length === b.length) {
+      walkSameLength(a, b, alignBudget)
+      return
+    }
+    const steps = alignItems(a, b, alignBudget())
     if (steps === undefined) {
       const n = Math.max(a.length, b.length)
       for (let i = 0; i < n; i++) {
@@ -442,13 +483,65 @@ export function diffValues(
       }
       return
     }
-    // An item inserted or left out is one line, named by its index in the array that
-    // holds it (local for added, recorded otherwise), not a change at every later index.
+    walkAligned(a, b, steps)
+  }
+
+  /**
+   * An item inserted or left out is one line, named by its index in the array that holds it
+   * (local for added, recorded otherwise), not a change at every later index.
+   */
+  const walkAligned = (a: readonly unknown[], b: readonly unknown[], steps: [number, number][]): void => {
     for (const [i, j] of steps) {
       path.push(i >= 0 ? i : j)
       walk(i >= 0 ? a[i] : undefined, j >= 0 ? b[j] : undefined)
       path.pop()
     }
+  }
+
+  /**
+   * Arrays of one length, by position first: most changed in place, and that costs no more
+   * than the walk. When two or more items differ, the arrays are lined up as well, and if
+   * that takes fewer items (a window that lost its first item and gained one at the end:
+   * one removed and one added, not a change at every index) its lines replace the
+   * positional ones.
+   */
+  const walkSameLength = (a: readonly unknown[], b: readonly unknown[], budget: () => number): void => {
+    const changesBefore = changes.length
+    const suppressedBefore = suppressed.length
+    const depth = path.length
+    /** Indices whose items differ by position. */
+    const differ: number[] = []
+    let cut: Stop | undefined
+    let i = 0
+    try {
+      for (; i < a.length; i++) {
+        const before = changes.length
+        path.push(i)
+        walk(a[i], b[i])
+        path.pop()
+        if (changes.length > before) differ.push(i)
+      }
+    } catch (err) {
+      // Too many changes by position: lined up, the array may hold few.
+      if (!(err instanceof Stop) || err.reason !== 'max-changes') throw err
+      cut = err
+      differ.push(i)
+      // The walk stopped somewhere below this array, with the path still pointing there.
+      path.length = depth
+    }
+    const differing = differ.length
+    if (differing < 2 || !shifted(a, b, differ, () => limits.now() > limits.deadline)) {
+      if (cut !== undefined) throw cut
+      return
+    }
+    const steps = alignItems(a, b, budget())
+    if (steps === undefined || steps.length >= differing) {
+      if (cut !== undefined) throw cut
+      return
+    }
+    changes.length = changesBefore
+    suppressed.length = suppressedBefore
+    walkAligned(a, b, steps)
   }
 
   let truncated: DiffResult['truncated'] = null

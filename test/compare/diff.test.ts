@@ -730,12 +730,67 @@ describe('diffValues: redaction', () => {
 })
 
 describe('diffValues: bounds', () => {
+  it('lines up arrays of one length when that takes fewer items: a window that moved on by one', () => {
+    const row = (day: number): unknown => ({ day, qty: day * 2, note: `day ${day}` })
+    const recorded = [1, 2, 3, 4, 5].map(row)
+    const local = [2, 3, 4, 5, 6].map(row)
+    const d = diffValues(recorded, local, noRules, unbounded)
+    expect(d.changes).toEqual([
+      { path: '$[0]', kind: 'removed', recorded: row(1) },
+      { path: '$[4]', kind: 'added', local: row(6) },
+    ])
+    expect(d.truncated).toBeNull()
+    // Scalars too, and inside an object.
+    expect(diffValues({ w: [1, 2, 3, 4] }, { w: [2, 3, 4, 5] }, noRules, unbounded).changes).toEqual([
+      { path: '$.w[0]', kind: 'removed', recorded: 1 },
+      { path: '$.w[3]', kind: 'added', local: 5 },
+    ])
+  })
+
+  it('keeps arrays of one length by position when items changed in place or swapped', () => {
+    // Every item changed: lining up finds nothing in common and takes as many lines.
+    const inPlace = diffValues(
+      [{ q: 1 }, { q: 2 }, { q: 3 }],
+      [{ q: 11 }, { q: 12 }, { q: 13 }],
+      noRules,
+      unbounded,
+    )
+    expect(inPlace.changes.map((c) => c.path)).toEqual(['$[0].q', '$[1].q', '$[2].q'])
+    // Two swapped: two changes by position, as many as lined up.
+    expect(diffValues(['a', 'b', 'c'], ['b', 'a', 'c'], noRules, unbounded).changes).toEqual([
+      { path: '$[0]', kind: 'changed', recorded: 'a', local: 'b' },
+      { path: '$[1]', kind: 'changed', recorded: 'b', local: 'a' },
+    ])
+    // One item changed: by position, never lined up.
+    expect(diffValues([1, 2, 3], [1, 9, 3], noRules, unbounded).changes).toEqual([
+      { path: '$[1]', kind: 'changed', recorded: 2, local: 9 },
+    ])
+  })
+
+  it('lines up a long window that moved on even when its positional changes pass maxChanges', () => {
+    const row = (i: number): unknown => ({ id: i, a: i + 1, b: i + 2, c: `r${i}` })
+    const recorded = Array.from({ length: 400 }, (_, i) => row(i))
+    const local = Array.from({ length: 400 }, (_, i) => row(i + 1))
+    const d = diffValues(recorded, local, noRules, { ...unbounded, maxChanges: 50 })
+    expect(d.truncated).toBeNull()
+    expect(d.changes).toEqual([
+      { path: '$[0]', kind: 'removed', recorded: row(0) },
+      { path: '$[399]', kind: 'added', local: row(400) },
+    ])
+    // Beside it, a field changed elsewhere is still found, on the path it has.
+    const withMore = diffValues({ rows: recorded, total: 1 }, { rows: local, total: 2 }, noRules, {
+      ...unbounded,
+      maxChanges: 50,
+    })
+    expect(withMore.changes.map((c) => c.path)).toEqual(['$.rows[0]', '$.rows[399]', '$.total'])
+  })
+
   it('stops at maxChanges and says it was cut short', () => {
     const recorded = Array.from({ length: 50 }, (_, i) => i)
-    const local = recorded.map((i) => i + 1)
+    const local = recorded.map((i) => i + 100)
     const d = diffValues(recorded, local, noRules, { ...unbounded, maxChanges: 5 })
     expect(d.changes).toHaveLength(5)
-    expect(d.changes[4]).toEqual({ path: '$[4]', kind: 'changed', recorded: 4, local: 5 })
+    expect(d.changes[4]).toEqual({ path: '$[4]', kind: 'changed', recorded: 4, local: 104 })
     expect(d.truncated).toEqual({ reason: 'max-changes', compared: expect.any(Number) })
   })
 
