@@ -457,6 +457,11 @@ export class BundleReader {
     })
   }
 
+  /** The stage names the bundle's captures hold, in the order the stages first ran. */
+  stageNames(): string[] {
+    return this.guard(() => this.stageCounts().map((s) => s.stage))
+  }
+
   /**
    * Captures and errors per stage name, in the order the stages first ran. Grouped by the
    * name `textOf` gives, as every other read names them: SQLite groups a BLOB copy of a text

@@ -4,6 +4,7 @@ import { RetraceCommand } from '../cli/base-command.js'
 import { bundleArg } from '../cli/flags.js'
 import { parseJson } from '../codec/index.js'
 import { parseWhere, type Where } from '../compare/where.js'
+import { visibleLine } from '../render/format.js'
 import { type FindRow, renderFind } from '../render/listing.js'
 
 export interface FindResult {
@@ -49,6 +50,17 @@ Values JSON cannot hold compare as what they stand for: a BigInt by its integer 
       const total = limit !== undefined && rows.length === limit ? reader.countFound(where) : rows.length
       const result = { where, records: rows, total, truncated: total > rows.length }
       if (!this.jsonEnabled()) this.log(renderFind(result, this.flags.where, this.theme))
+      if (rows.length === 0) {
+        // A misspelt stage finds nothing, as a value nobody has does: say which it is.
+        const stages = reader.stageNames()
+        if (!stages.includes(where.stage)) {
+          this.note(
+            this.theme.dim(
+              `the bundle has no stage ${visibleLine(JSON.stringify(where.stage))}; its stages: ${visibleLine(stages.join(', ')) || 'none'}`,
+            ),
+          )
+        }
+      }
       return result
     } finally {
       set.close()

@@ -141,6 +141,18 @@ describe('retrace find', () => {
     expect((await find('nosuchstage.x = 1')).records).toEqual([])
   })
 
+  it('a stage the bundle does not have finds nothing and says which stages it has, on stderr', async () => {
+    const r = await runCli(['find', s.path, '--where', 'stroe.available = 87'])
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim()).toBe('no records where stroe.available = 87')
+    const stages = (await runCli(['inspect', s.path, '--json'])).stdout
+    const names = (JSON.parse(stages) as { stages: { stage: string }[] }).stages.map((x) => x.stage)
+    expect(names).toContain('store')
+    expect(r.stderr).toBe(`the bundle has no stage "stroe"; its stages: ${names.join(', ')}\n`)
+    // --json stays silent on stderr (find() checks it).
+    expect((await find('stroe.available = 87')).total).toBe(0)
+  })
+
   it('a predicate it cannot read is a usage error: exit 2, one line', async () => {
     const [garbage, noValue, noOp, missing] = await Promise.all([
       runCli(['find', s.path, '--where', 'this is not a predicate']),
