@@ -8,11 +8,13 @@
 
 import { binaryNames, shortestFloat32, strictBase64, type TypedArray, typedArrayFrom } from './binary.js'
 
-// C0 except tab/newline, DEL, C1, bidi embeddings/overrides/isolates, line/para separators.
+// C0 except tab/newline, DEL, C1, bidi embeddings/overrides/isolates, line/para separators,
+// and the zero-width space, word joiner and BOM, which make two different texts print alike
+// (U+200C and U+200D are left: scripts and emoji sequences need them).
 const UNSAFE =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g
 const UNSAFE_WITH_LAYOUT =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g
 
 function escapeChar(ch: string): string {
   const code = ch.charCodeAt(0)
@@ -29,6 +31,14 @@ export function visible(text: string): string {
 /** Like `visible`, and newlines and tabs too: for text that must stay on one line. */
 export function visibleLine(text: string): string {
   return text.replace(UNSAFE_WITH_LAYOUT, escapeChar)
+}
+
+/**
+ * A name (a stage, a record key) on one line, as `visibleLine` shows it, and quoted when it
+ * would not show as itself: empty, or with space at either end.
+ */
+export function visibleName(text: string): string {
+  return text === '' || /^\s|\s$/.test(text) ? visibleLine(JSON.stringify(text)) : visibleLine(text)
 }
 
 const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g

@@ -5,7 +5,7 @@ import { BundleSet, type ExpectationRow, pinExpectations } from '../bundle/index
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
 import { flushOut, toStderr } from '../cli/stdout.js'
-import { visibleLine } from '../codec/display.js'
+import { visibleLine, visibleName } from '../codec/display.js'
 import { calledPerItem } from '../compare/handoff.js'
 import { ExitCode, RetraceError, UsageError } from '../errors.js'
 import { renderRecordResult } from '../render/replay.js'
@@ -82,13 +82,13 @@ It asks first, on a terminal (--yes pins without asking; off a terminal, or with
     const left = f.stage === undefined ? [...perItem.keys()] : []
     if (left.length > 0)
       this.note(
-        `not pinned: ${visibleLine(left.join(', '))} (called once per item: a pin holds one output per stage)`,
+        `not pinned: ${left.map(visibleName).join(', ')} (called once per item: a pin holds one output per stage)`,
       )
     if (rows.length === 0) throw new UsageError('nothing to pin: no stage of this record ran locally')
     if (!this.jsonEnabled()) {
       this.log(renderRecordResult(result, this.theme, { width: 120, verbose: false, maxChanges: 20 }))
       this.log(
-        `\nabout to pin ${rows.length} stage${rows.length === 1 ? '' : 's'} (${visibleLine(rows.map((r) => r.stage).join(', '))}) of ${result.recordId}${f.note ? ` with note ${JSON.stringify(f.note)}` : ''}`,
+        `\nabout to pin ${rows.length} stage${rows.length === 1 ? '' : 's'} (${rows.map((r) => visibleName(r.stage)).join(', ')}) of ${result.recordId}${f.note ? ` with note ${JSON.stringify(f.note)}` : ''}`,
       )
     }
     const answer = f.yes ? 'yes' : await this.confirm()

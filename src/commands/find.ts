@@ -4,7 +4,7 @@ import { RetraceCommand } from '../cli/base-command.js'
 import { bundleArg } from '../cli/flags.js'
 import { parseJson } from '../codec/index.js'
 import { parseWhere, type Where } from '../compare/where.js'
-import { visibleLine } from '../render/format.js'
+import { visibleLine, visibleName } from '../render/format.js'
 import { type FindRow, renderFind } from '../render/listing.js'
 
 export interface FindResult {
@@ -56,7 +56,7 @@ Values JSON cannot hold compare as what they stand for: a BigInt by its integer 
         if (!stages.includes(where.stage)) {
           this.note(
             this.theme.dim(
-              `the bundle has no stage ${visibleLine(JSON.stringify(where.stage))}; its stages: ${visibleLine(stages.join(', ')) || 'none'}`,
+              `the bundle has no stage ${visibleLine(JSON.stringify(where.stage))}; its stages: ${stages.map(visibleName).join(', ') || 'none'}`,
             ),
           )
         }

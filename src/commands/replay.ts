@@ -10,7 +10,7 @@ import { splitBundleWords } from '../cli/bundles.js'
 import { bundlesArg, configFlag, keyFlag } from '../cli/flags.js'
 import { flushOut, out } from '../cli/stdout.js'
 import { jsonLine, watchFiles } from '../cli/watch.js'
-import { safeJson, visibleLine } from '../render/format.js'
+import { safeJson, visibleLine, visibleName } from '../render/format.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { renderUnified } from '../render/unified.js'
 import { loadConfig, loadStages } from '../replay/config.js'
@@ -238,7 +238,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       addToSummary(summary, about)
       if ('matched' in item) {
         if (++quietMatched <= 20)
-          this.log(t.dim(`${t.ok('✓')} record ${about.recordId}  key ${visibleLine(about.key)}  matched`))
+          this.log(t.dim(`${t.ok('✓')} record ${about.recordId}  key ${visibleName(about.key)}  matched`))
         else if (quietMatched === 21)
           this.log(t.dim('  … further matched records are counted in the summary (--verbose lists them)'))
       } else {
@@ -301,7 +301,7 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
         if (missing.size > 0) {
           this.note(
             t.warn(
-              `stages in the recording but not in the config (recorded output used): ${visibleLine([...missing].join(', '))}`,
+              `stages in the recording but not in the config (recorded output used): ${[...missing].map(visibleName).join(', ')}`,
             ),
           )
         }

@@ -9,7 +9,7 @@ import { configFlag } from '../cli/flags.js'
 import { type PreparedOutput, prepareOutput, refuseBundleOutput, writeOutput } from '../cli/output.js'
 import { out } from '../cli/stdout.js'
 import { UsageError } from '../errors.js'
-import { safeJson, visibleLine } from '../render/format.js'
+import { safeJson, visibleLine, visibleName } from '../render/format.js'
 import { renderJunit } from '../render/junit.js'
 import { renderRecordResult, renderSummary } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
@@ -211,7 +211,7 @@ Exit codes: 0 all passed, 1 any failure, 2 usage or input error, 3 the config or
     if (run.stale.length > 0) {
       out.push(t.warn(`stale: ${run.stale.length}`))
       for (const s of run.stale.slice(0, 20))
-        out.push(t.warn(`  ${visibleLine(s.bundle)} ${s.recordId} ${visibleLine(s.stage)}: ${s.why}`))
+        out.push(t.warn(`  ${visibleLine(s.bundle)} ${s.recordId} ${visibleName(s.stage)}: ${s.why}`))
     }
     if (run.updated > 0) out.push(t.ok(`updated ${run.updated} expectations from the local build`))
     out.push(renderSummary(run.summary, t, 'tested'))

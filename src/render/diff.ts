@@ -1,14 +1,14 @@
 /** Terminal rendering of `diff`. */
 import type { Change } from '../compare/diff.js'
 import type { BundleDiff, RecordDiff } from '../compare/record-diff.js'
-import { visibleLine } from './format.js'
+import { visibleLine, visibleName } from './format.js'
 import { changeLine, wordDiffLine } from './show.js'
 import type { Theme } from './theme.js'
 
 export function renderRecordDiff(d: RecordDiff, t: Theme): string {
   const lines = [
-    `${t.bold('A')} ${visibleLine(d.a.recordId)} ${visibleLine(d.a.key)} ${t.dim(visibleLine(d.a.source))}`,
-    `${t.bold('B')} ${visibleLine(d.b.recordId)} ${visibleLine(d.b.key)} ${t.dim(visibleLine(d.b.source))}`,
+    `${t.bold('A')} ${visibleLine(d.a.recordId)} ${visibleName(d.a.key)} ${t.dim(visibleLine(d.a.source))}`,
+    `${t.bold('B')} ${visibleLine(d.b.recordId)} ${visibleName(d.b.key)} ${t.dim(visibleLine(d.b.source))}`,
     '',
   ]
   for (const s of d.stages) {
@@ -19,7 +19,7 @@ export function renderRecordDiff(d: RecordDiff, t: Theme): string {
           ? t.warn('≠')
           : t.bad(s.status === 'only-in-a' ? 'A' : 'B')
     const label = s.status === 'only-in-a' ? ' only in A' : s.status === 'only-in-b' ? ' only in B' : ''
-    lines.push(`  ${mark} ${t.stage(visibleLine(s.stage))}${t.dim(label)}`)
+    lines.push(`  ${mark} ${t.stage(visibleName(s.stage))}${t.dim(label)}`)
     const change = (side: string, c: Change): void => {
       lines.push(`      ${t.dim(side)} ${changeLine(c, t, 100)}`)
       const words = wordDiffLine(c, t, 100)
@@ -55,11 +55,11 @@ export function renderBundleDiff(d: BundleDiff, t: Theme): string {
   for (const s of d.byStage) {
     lines.push(
       '',
-      `${t.bold('first differ at')} ${t.stage(visibleLine(s.stage))}: ${s.keys} ${s.keys === 1 ? 'key' : 'keys'}`,
+      `${t.bold('first differ at')} ${t.stage(visibleName(s.stage))}: ${s.keys} ${s.keys === 1 ? 'key' : 'keys'}`,
     )
     for (const e of s.examples)
       lines.push(
-        `  ${visibleLine(e.key)}  ${t.dim(`${visibleLine(e.a)} vs ${visibleLine(e.b)}`)}  ${visibleLine(e.change)}`,
+        `  ${visibleName(e.key)}  ${t.dim(`${visibleLine(e.a)} vs ${visibleLine(e.b)}`)}  ${visibleLine(e.change)}`,
       )
   }
   return lines.join('\n')

@@ -16,6 +16,7 @@ export {
   safeJson,
   visible,
   visibleLine,
+  visibleName,
 } from '../codec/display.js'
 
 export function formatTime(ms: number | null): string {

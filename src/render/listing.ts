@@ -1,6 +1,14 @@
 /** Terminal rendering of `ls`, `find` and `inspect`. */
 import type { RecordSummary } from '../bundle/types.js'
-import { compact, displayWidth, formatBytes, formatTime, padEndColumns, visibleLine } from './format.js'
+import {
+  compact,
+  displayWidth,
+  formatBytes,
+  formatTime,
+  padEndColumns,
+  visibleLine,
+  visibleName,
+} from './format.js'
 import type { Theme } from './theme.js'
 
 /** A listing cut short by --limit: the records shown and how many match in all. */
@@ -18,17 +26,17 @@ function moreLine(shown: number, total: number, t: Theme): string[] {
 export function renderRecordList(listing: Listing<RecordSummary>, t: Theme, showSource: boolean): string {
   const { records } = listing
   if (records.length === 0) return t.dim('no records match')
-  const keyWidth = Math.min(32, Math.max(3, ...records.map((r) => displayWidth(visibleLine(r.key)))))
+  const keyWidth = Math.min(32, Math.max(3, ...records.map((r) => displayWidth(visibleName(r.key)))))
   const lines = [
     t.dim(`${'RECORD'.padEnd(26)}  ${'KEY'.padEnd(keyWidth)}  STATUS  STARTED                   STAGES`),
   ]
   for (const r of records) {
     const status = r.status === 'ok' ? t.ok('ok    ') : t.bad('error ')
     const retries = r.retries
-    const stages = `${r.stages.join(',')}${retries > 0 ? t.warn(` (+${retries} ${retries === 1 ? 'retry' : 'retries'})`) : ''}`
+    const stages = `${r.stages.map(visibleName).join(',')}${retries > 0 ? t.warn(` (+${retries} ${retries === 1 ? 'retry' : 'retries'})`) : ''}`
     const source = showSource ? t.dim(`  ${visibleLine(r.source)}`) : ''
     lines.push(
-      `${visibleLine(r.id).padEnd(26)}  ${padEndColumns(visibleLine(r.key), keyWidth)}  ${status}  ${formatTime(r.startedAt).padEnd(24)}  ${visibleLine(stages)}${source}`,
+      `${visibleLine(r.id).padEnd(26)}  ${padEndColumns(visibleName(r.key), keyWidth)}  ${status}  ${formatTime(r.startedAt).padEnd(24)}  ${stages}${source}`,
     )
   }
   lines.push(...moreLine(records.length, listing.total, t))
@@ -50,7 +58,7 @@ export function renderFind(listing: Listing<FindRow>, where: string, t: Theme): 
   const lines = [t.dim(`${count} record${listing.total === 1 ? '' : 's'} where ${visibleLine(where)}`)]
   for (const r of rows) {
     lines.push(
-      `${visibleLine(r.recordId).padEnd(26)}  ${padEndColumns(visibleLine(r.key), 16)}  ${formatTime(r.startedAt)}  ${t.bold(compact(r.value, 60))}`,
+      `${visibleLine(r.recordId).padEnd(26)}  ${padEndColumns(visibleName(r.key), 16)}  ${formatTime(r.startedAt)}  ${t.bold(compact(r.value, 60))}`,
     )
   }
   lines.push(...moreLine(rows.length, listing.total, t))
@@ -100,7 +108,7 @@ export function renderInspect(v: InspectView, t: Theme): string {
   lines.push(t.bold('stages'))
   for (const s of v.stages) {
     const errors = s.errors > 0 ? t.bad(`, ${s.errors} error${s.errors === 1 ? '' : 's'}`) : ''
-    lines.push(`  ${t.stage(padEndColumns(visibleLine(s.stage), 16))} ${s.captures} captures${errors}`)
+    lines.push(`  ${t.stage(padEndColumns(visibleName(s.stage), 16))} ${s.captures} captures${errors}`)
   }
   return lines.join('\n')
 }

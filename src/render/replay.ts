@@ -8,7 +8,7 @@ import type {
   StageResult,
   StageStatus,
 } from '../replay/engine.js'
-import { changedPair, compact, displayWidth, padEndColumns, visibleLine } from './format.js'
+import { changedPair, compact, displayWidth, padEndColumns, visibleLine, visibleName } from './format.js'
 import { changeLine, suppressedLine, wordDiffLine } from './show.js'
 import type { Theme } from './theme.js'
 
@@ -49,9 +49,9 @@ function stageBlock(s: StageResult, index: number, t: Theme, o: ReplayRenderOpti
       ? t.dim(` (${s.attempts.length} attempts: ${s.attempts.map((a) => marks[a.status]).join(' ')})`)
       : ''
   const from =
-    s.status === 'inherited' && s.inheritedFrom ? t.dim(` from ${visibleLine(s.inheritedFrom)}`) : ''
+    s.status === 'inherited' && s.inheritedFrom ? t.dim(` from ${visibleName(s.inheritedFrom)}`) : ''
   const lines = [
-    `  ${String(index + 1).padStart(2)} ${t.stage(padEndColumns(visibleLine(s.stage), pad))} ${statusText(s.status, t)}${from}${retry}`,
+    `  ${String(index + 1).padStart(2)} ${t.stage(padEndColumns(visibleName(s.stage), pad))} ${statusText(s.status, t)}${from}${retry}`,
   ]
   const ind = '       '
   if (s.status === 'skipped' && s.reason) lines.push(ind + t.dim(visibleLine(s.reason)))
@@ -146,12 +146,12 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
     r.verdict === 'matched'
       ? t.ok('matched')
       : r.verdict === 'diverged'
-        ? t.bad(`diverged at ${visibleLine(r.firstDivergence?.stage ?? '?')}`)
-        : t.bad(`error at ${visibleLine(r.firstDivergence?.stage ?? '?')}`)
+        ? t.bad(`diverged at ${visibleName(r.firstDivergence?.stage ?? '?')}`)
+        : t.bad(`error at ${visibleName(r.firstDivergence?.stage ?? '?')}`)
   const lines = [
-    `${t.bold('record')} ${visibleLine(r.recordId)}  ${t.bold('key')} ${visibleLine(r.key)}  ${verdict}`,
+    `${t.bold('record')} ${visibleLine(r.recordId)}  ${t.bold('key')} ${visibleName(r.key)}  ${verdict}`,
   ]
-  const pad = Math.max(...r.stages.map((s) => displayWidth(visibleLine(s.stage))), 6)
+  const pad = Math.max(...r.stages.map((s) => displayWidth(visibleName(s.stage))), 6)
   r.stages.forEach((s, i) => {
     lines.push(...stageBlock(s, i, t, o, pad))
   })
@@ -195,9 +195,9 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
           : s.error !== null
             ? `: ${errorText(s.error)}`
             : ''
-    const inherited = r.stages.filter((x) => x.status === 'inherited').map((x) => visibleLine(x.stage))
+    const inherited = r.stages.filter((x) => x.status === 'inherited').map((x) => visibleName(x.stage))
     lines.push(
-      `  ${t.bold('first divergence:')} ${t.bad(visibleLine(s.stage))} (${first.status})${detail}` +
+      `  ${t.bold('first divergence:')} ${t.bad(visibleName(s.stage))} (${first.status})${detail}` +
         (inherited.length > 0
           ? t.dim(`; ${inherited.join(', ')} inherit${inherited.length === 1 ? 's' : ''} it`)
           : ''),

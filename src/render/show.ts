@@ -5,7 +5,15 @@ import { isUnrecorded } from '../codec/index.js'
 import type { Change, DiffResult, Suppressed } from '../compare/diff.js'
 import type { InvariantResult } from '../compare/invariants.js'
 import type { Scene, SceneCapture, SceneEffect, SceneError } from '../compare/scene.js'
-import { changedPair, compact, formatDuration, formatTime, pretty, visibleLine } from './format.js'
+import {
+  changedPair,
+  compact,
+  formatDuration,
+  formatTime,
+  pretty,
+  visibleLine,
+  visibleName,
+} from './format.js'
 import type { Theme } from './theme.js'
 
 export interface ShowOptions {
@@ -156,11 +164,11 @@ function captureBlock(
         : ''
   const superseded = c.final || c.perItem !== undefined ? '' : t.dim(' superseded by a later attempt')
   const lines = [
-    `${t.bold(String(index + 1).padStart(2))} ${t.stage(visibleLine(c.stage))}${attempt} ${status} ${t.dim(formatDuration(c.durationMs))}${superseded}`,
+    `${t.bold(String(index + 1).padStart(2))} ${t.stage(visibleName(c.stage))}${attempt} ${status} ${t.dim(formatDuration(c.durationMs))}${superseded}`,
   ]
   const ind = '    '
   if (inputFrom !== undefined && !o.expand)
-    lines.push(`${ind}${t.dim(`in  = ${visibleLine(inputFrom)}'s output`)}`)
+    lines.push(`${ind}${t.dim(`in  = ${visibleName(inputFrom)}'s output`)}`)
   else lines.push(...payload('in ', c.input, t, o, ind))
   for (const e of c.effects) lines.push(`${ind}${effectLine(e, t, o.width)}`)
   if (c.error !== undefined) lines.push(`${ind}${t.bad(`threw ${errorText(c.error)}`)}`)
@@ -182,11 +190,11 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   const retries =
     scene.retries > 0 ? t.warn(`, ${scene.retries} ${scene.retries === 1 ? 'retry' : 'retries'}`) : ''
   out.push(
-    `${t.bold('record')} ${visibleLine(scene.recordId)}  ${t.bold('key')} ${visibleLine(scene.key)}  ${status}  ${formatTime(scene.startedAt)}`,
+    `${t.bold('record')} ${visibleLine(scene.recordId)}  ${t.bold('key')} ${visibleName(scene.key)}  ${status}  ${formatTime(scene.startedAt)}`,
   )
   out.push(
     t.dim(
-      `${scene.stages.length} ${scene.stages.length === 1 ? 'stage' : 'stages'} (${visibleLine(scene.stages.join(' → '))})${retries}` +
+      `${scene.stages.length} ${scene.stages.length === 1 ? 'stage' : 'stages'} (${scene.stages.map(visibleName).join(' → ')})${retries}` +
         ` · build ${visibleLine(scene.build ?? '-')} · host ${visibleLine(scene.host ?? '-')} · pid ${scene.pid ?? '-'}`,
     ),
   )
@@ -207,7 +215,7 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
     for (const seam of c.final ? scene.seams : []) {
       if (seam.from !== c.stage || seam.matches) continue
       out.push(
-        `   ${t.warn(`seam ${visibleLine(seam.from)} → ${visibleLine(seam.to)}: the data changed in transit`)}`,
+        `   ${t.warn(`seam ${visibleName(seam.from)} → ${visibleName(seam.to)}: the data changed in transit`)}`,
       )
       out.push(...diffLines(seam.diff, t, o.width, '      '))
     }
@@ -234,7 +242,7 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   if (scene.loose.length > 0) {
     out.push(
       t.dim(
-        `not handed on: ${visibleLine(scene.loose.join(', '))} (called inside or beside another stage, or once per item; ${scene.loose.length === 1 ? 'its' : 'their'} recorded input is what ${scene.loose.length === 1 ? 'it' : 'they'} got)`,
+        `not handed on: ${scene.loose.map(visibleName).join(', ')} (called inside or beside another stage, or once per item; ${scene.loose.length === 1 ? 'its' : 'their'} recorded input is what ${scene.loose.length === 1 ? 'it' : 'they'} got)`,
       ),
     )
   }

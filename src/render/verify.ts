@@ -1,10 +1,10 @@
 /** Terminal rendering of `verify`. */
 import type { VerifySummary, Violation } from '../compare/verify.js'
-import { visibleLine } from './format.js'
+import { visibleLine, visibleName } from './format.js'
 import type { Theme } from './theme.js'
 
 export function violationLine(v: Violation, t: Theme): string {
-  return `${t.bad('✗')} ${visibleLine(v.recordId)} ${visibleLine(v.key)}  ${t.bold(visibleLine(v.check))} ${t.dim(v.stage === '-' ? `(${v.kind} over the whole record)` : `(${v.kind} at ${visibleLine(v.stage)})`)}: ${visibleLine(v.message)}`
+  return `${t.bad('✗')} ${visibleLine(v.recordId)} ${visibleName(v.key)}  ${t.bold(visibleLine(v.check))} ${t.dim(v.stage === '-' ? `(${v.kind} over the whole record)` : `(${v.kind} at ${visibleName(v.stage)})`)}: ${visibleLine(v.message)}`
 }
 
 export function renderVerify(s: VerifySummary, t: Theme): string {
@@ -21,10 +21,10 @@ export function renderVerify(s: VerifySummary, t: Theme): string {
   for (const c of s.checks) {
     lines.push('')
     lines.push(
-      `${t.bold(visibleLine(c.check))} ${t.dim(c.stage === '-' ? `${c.kind} over the whole record` : `${c.kind} at stage ${visibleLine(c.stage)}`)}: ${t.bad(String(c.violations))}`,
+      `${t.bold(visibleLine(c.check))} ${t.dim(c.stage === '-' ? `${c.kind} over the whole record` : `${c.kind} at stage ${visibleName(c.stage)}`)}: ${t.bad(String(c.violations))}`,
     )
     for (const e of c.examples)
-      lines.push(`  ${visibleLine(e.recordId)} ${visibleLine(e.key)}  ${t.dim(visibleLine(e.message))}`)
+      lines.push(`  ${visibleLine(e.recordId)} ${visibleName(e.key)}  ${t.dim(visibleLine(e.message))}`)
     if (c.violations > c.examples.length) lines.push(t.dim(`  … ${c.violations - c.examples.length} more`))
   }
   return lines.join('\n')

@@ -9,6 +9,8 @@ import {
   commonTail,
   compact,
   pretty,
+  visibleLine,
+  visibleName,
 } from '../../src/codec/display.js'
 import { decodeRaw, encode } from '../../src/codec/index.js'
 
@@ -266,5 +268,24 @@ describe('commonHead and commonTail', () => {
       ),
       { numRuns: 500 },
     )
+  })
+})
+
+describe('names as people read them', () => {
+  it('escapes the zero-width space, word joiner and BOM, and keeps the joiners scripts need', () => {
+    expect(visibleLine('sku:1\u200b001')).toBe('sku:1\\u200b001')
+    expect(visibleLine('a\u2060b\ufeff')).toBe('a\\u2060b\\ufeff')
+    // U+200D joins an emoji sequence, U+200C shapes Persian and Indic text: kept as they are.
+    expect(visibleLine('👩\u200d💻 می\u200cخواهم')).toBe('👩\u200d💻 می\u200cخواهم')
+  })
+
+  it('quotes a name that would not show as itself: empty, or with space at either end', () => {
+    expect(visibleName('')).toBe('""')
+    expect(visibleName(' ')).toBe('" "')
+    expect(visibleName('compute ')).toBe('"compute "')
+    expect(visibleName('\t')).toBe('"\\t"')
+    expect(visibleName('\u200b')).toBe('\\u200b')
+    expect(visibleName('step 2')).toBe('step 2')
+    expect(visibleName('sku:1001')).toBe('sku:1001')
   })
 })

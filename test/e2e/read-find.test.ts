@@ -430,3 +430,30 @@ describe('retrace find and why on stages whose names hold a dot or a space', () 
     expect(why.stdout).toContain('orders.parse')
   })
 })
+
+describe('names that would print as nothing', () => {
+  let ws: Workspace
+  let id = ''
+  beforeAll(async () => {
+    ws = workspace('retrace-names-blank-')
+    await record(ws.path('blank.sqlite'), async (recorder) => {
+      id = (
+        await runChain(recorder, ' ', { qty: 2 }, [
+          ['', (o: unknown) => ({ ...(o as object), a: 1 })],
+          ['b\u200b', (o: unknown) => ({ ...(o as object), b: 1 })],
+        ])
+      ).recordId
+    })
+  })
+  afterAll(() => ws.remove())
+
+  it('show and ls quote an empty or space-only name and escape zero-width characters', async () => {
+    const bundle = ws.path('blank.sqlite')
+    const [show, ls] = await Promise.all([runCli(['show', bundle, id]), runCli(['ls', bundle])])
+    expect([show.stderr, show.code]).toEqual(['', 0])
+    expect(show.stdout).toContain('key " "')
+    expect(show.stdout).toContain('2 stages ("" → b\\u200b)')
+    expect([ls.stderr, ls.code]).toEqual(['', 0])
+    expect(ls.stdout).toMatch(new RegExp(`^${id}\\s+" "\\s`, 'm'))
+  })
+})

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { RecordSummary } from '../../src/bundle/types.js'
 import { displayWidth, padEndColumns } from '../../src/render/format.js'
 import { renderRecordList } from '../../src/render/listing.js'
-import { plain } from '../../src/render/theme.js'
+import { makeTheme, plain } from '../../src/render/theme.js'
 
 const summary = (
   id: string,
@@ -90,5 +90,20 @@ describe('renderRecordList', () => {
     )
     expect(perItem).toMatch(/parse,fx$/m)
     expect(perItem).not.toContain('retr')
+  })
+})
+
+describe('renderRecordList in colour', () => {
+  it('colours the retry count instead of printing its escape codes as text', () => {
+    const row = summary('01KJPWGBPCP1NHCKVZ736JA1KR', 'sku:1001', ['parse', 'compute'], 3)
+    const text = renderRecordList({ records: [row], total: 1 }, makeTheme(true), false)
+    expect(text).not.toContain('\\x1b')
+    expect(text).toContain('\x1b[33m (+1 retry)\x1b[39m')
+  })
+
+  it('quotes a blank key and stage, so the columns still say something', () => {
+    const row = summary('01KJPWGBPCP1NHCKVZ736JA1KR', '', ['', 'compute\u200b'])
+    const line = renderRecordList({ records: [row], total: 1 }, plain, false).split('\n')[1]!
+    expect(line).toMatch(/^01KJPWGBPCP1NHCKVZ736JA1KR {2}"" +ok +\S+ \S+ {2}"",compute\\u200b$/)
   })
 })
