@@ -34,11 +34,20 @@ export function visibleLine(text: string): string {
 }
 
 /**
+ * Characters that take no room on a terminal and are left unescaped (scripts and emoji
+ * need them): joiners, the soft hyphen, variation selectors, Hangul fillers.
+ */
+const INVISIBLE = /^(?:\u00ad|\u115f|\u1160|\u200c|\u200d|\u3164|\uffa0|[\ufe00-\ufe0f])*$/
+
+/**
  * A name (a stage, a record key) on one line, as `visibleLine` shows it, and quoted when it
- * would not show as itself: empty, or with space at either end.
+ * would not show as itself: empty, made only of characters that take no room, with space at
+ * either end, or starting with a quote (so `""` the name and the empty name differ).
+ * Inside the quotes, a backslash and a quote are escaped too.
  */
 export function visibleName(text: string): string {
-  return text === '' || /^\s|\s$/.test(text) ? visibleLine(JSON.stringify(text)) : visibleLine(text)
+  if (!(INVISIBLE.test(text) || /^\s|\s$|^"/.test(text))) return visibleLine(text)
+  return `"${visibleLine(text.replace(/[\\"]/g, '\\$&'))}"`
 }
 
 const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g

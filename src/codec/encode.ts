@@ -135,6 +135,7 @@ function isPlainContainer(
     seen.push(value)
     // The brackets and the commas between the items: one for the array, one per item.
     size.seen += 1 + value.length
+    if (size.seen > size.max) overCap(size)
     for (let i = 0; i < value.length; i++) {
       if (!isPlainItem(value[i], depth, maxDepth, seen, redactor, size)) return false
     }
@@ -147,6 +148,7 @@ function isPlainContainer(
       if (key === TAG || key === '__proto__') return false
       if (redactor?.keyMayMatch(key)) return false
       size.seen += key.length + 4
+      if (size.seen > size.max) overCap(size)
       if (!isPlainItem((value as Record<string, unknown>)[key], depth, maxDepth, seen, redactor, size))
         return false
     }

@@ -5,7 +5,7 @@ import { BundleSet, type ExpectationRow, pinExpectations } from '../bundle/index
 import { RetraceCommand } from '../cli/base-command.js'
 import { configFlag } from '../cli/flags.js'
 import { flushOut, toStderr } from '../cli/stdout.js'
-import { visibleLine, visibleName } from '../codec/display.js'
+import { visibleName } from '../codec/display.js'
 import { calledPerItem } from '../compare/handoff.js'
 import { ExitCode, RetraceError, UsageError } from '../errors.js'
 import { renderRecordResult } from '../render/replay.js'

@@ -112,6 +112,21 @@ function gapOf(a: unknown, b: unknown): { gap: number; slack: number } | undefin
   return da !== undefined && db !== undefined ? { gap: Math.abs(da - db), slack: 0 } : undefined
 }
 
+/**
+ * JSON text of a value with every object's keys in sorted order: two items equal as
+ * `sameValue` sees them (key order aside) get the same text, and are lined up as one.
+ */
+function canonicalText(v: unknown): string {
+  return (
+    JSON.stringify(v, (_key, value: unknown) => {
+      if (!isObject(value)) return value
+      const sorted: Record<string, unknown> = {}
+      for (const k of Object.keys(value).sort()) sorted[k] = value[k]
+      return sorted
+    }) ?? 'undefined'
+  )
+}
+
 /** Most insertions plus removals `alignItems` looks for, and the longest it may take (ms). */
 const maxEdits = 256
 const maxAlignMs = 20
@@ -128,12 +143,14 @@ function alignItems(
   a: readonly unknown[],
   b: readonly unknown[],
   timeoutMs: number,
+  /** Whether the diff's own deadline has passed: reading the items gives up then. */
+  late: () => boolean,
 ): [number, number][] | undefined {
   const ids = new Map<string, number>()
   const idOf = (v: unknown): number => {
     let text: string
     try {
-      text = JSON.stringify(v) ?? 'undefined'
+      text = canonicalText(v)
     } catch {
       return -1 - ids.size // never equal to another item
     }
@@ -144,13 +161,12 @@ function alignItems(
     }
     return id
   }
-  // Reading the items is bounded by the same clock as the diff: megabytes of items to
-  // serialise give up as a diff that runs out of time does.
-  const started = performance.now()
+  // Reading the items is bounded by the diff's deadline, as the walk is (megabytes of items
+  // give up as a diff that runs out of time does); the search for an alignment by its own.
   const idsOf = (arr: readonly unknown[]): number[] | undefined => {
     const out = new Array<number>(arr.length)
     for (let i = 0; i < arr.length; i++) {
-      if ((i & 15) === 15 && performance.now() - started > timeoutMs) return undefined
+      if ((i & 15) === 15 && late()) return undefined
       out[i] = idOf(arr[i])
     }
     return out
@@ -158,12 +174,10 @@ function alignItems(
   const ia0 = idsOf(a)
   const ib0 = ia0 === undefined ? undefined : idsOf(b)
   if (ia0 === undefined || ib0 === undefined) return undefined
-  const left = timeoutMs - (performance.now() - started)
-  if (left <= 0) return undefined
   const edits = diffArrays(ia0, ib0, {
     comparator: (x, y) => x === y && x >= 0,
     maxEditLength: maxEdits,
-    timeout: left,
+    timeout: timeoutMs,
   })
   if (edits === undefined) return undefined
   // Each run of removals and insertions between equal items: paired in order as changes,
@@ -212,8 +226,9 @@ function sameValue(a: unknown, b: unknown): boolean {
 }
 
 /**
- * Whether lining up may help arrays of one length: an item that differs by position (the
- * first, middle or last such) equals an item of the other side a few places away, either way. Items
+ * Whether lining up may help arrays of one length: an object or array that differs by
+ * position (the first, middle or last such) equals an item of the other side a few places
+ * away, either way. Items
  * that changed in place (the usual case) fail at their first differing field, so this
  * costs little, and lining up (which reads every item) is paid only when it may help.
  */
@@ -225,6 +240,9 @@ function shifted(
 ): boolean {
   const reach = maxEdits / 2
   for (const i of new Set([differ[0]!, differ[differ.length >> 1]!, differ[differ.length - 1]!])) {
+    // Scalars repeat (zeros, flags, counters that all went up by one): one found a few
+    // places away says nothing of a shift, and lining them up would misname what changed.
+    if (typeof a[i] !== 'object' || a[i] === null || typeof b[i] !== 'object' || b[i] === null) continue
     for (let d = 1; d <= reach && (i + d < a.length || i - d >= 0); d++) {
       if ((d & 15) === 0 && late()) return false
       if (i + d < a.length && (sameValue(a[i], b[i + d]) || sameValue(a[i + d], b[i]))) return true
@@ -469,11 +487,12 @@ export function diffValues(
       }
     }
     const alignBudget = (): number => Math.min(maxAlignMs, Math.max(1, limits.deadline - limits.now()))
+    const late = (): boolean => limits.now() > limits.deadline
     if (a.length === b.length) {
-      walkSameLength(a, b, alignBudget)
+      walkSameLength(a, b, alignBudget, late)
       return
     }
-    const steps = alignItems(a, b, alignBudget())
+    const steps = alignItems(a, b, alignBudget(), late)
     if (steps === undefined) {
       const n = Math.max(a.length, b.length)
       for (let i = 0; i < n; i++) {
@@ -499,49 +518,45 @@ export function diffValues(
   }
 
   /**
-   * Arrays of one length, by position first: most changed in place, and that costs no more
-   * than the walk. When two or more items differ, the arrays are lined up as well, and if
-   * that takes fewer items (a window that lost its first item and gained one at the end:
-   * one removed and one added, not a change at every index) its lines replace the
-   * positional ones.
+   * Arrays of one length. Most changed in place and are compared by position; when two or
+   * more items differ and one of them, an object or array, equals an item of the other side
+   * a few places away, the arrays are lined up as well, and the alignment is walked instead
+   * when it pairs fewer items (a window that moved on by one: one removed, one added, not a
+   * change at every index). Which way is decided before any item is walked, so every item
+   * is walked once; items equal at their position are not walked at all.
    */
-  const walkSameLength = (a: readonly unknown[], b: readonly unknown[], budget: () => number): void => {
-    const changesBefore = changes.length
-    const suppressedBefore = suppressed.length
-    const depth = path.length
+  const walkSameLength = (
+    a: readonly unknown[],
+    b: readonly unknown[],
+    budget: () => number,
+    late: () => boolean,
+  ): void => {
     /** Indices whose items differ by position. */
     const differ: number[] = []
-    let cut: Stop | undefined
-    let i = 0
-    try {
-      for (; i < a.length; i++) {
-        const before = changes.length
-        path.push(i)
-        walk(a[i], b[i])
-        path.pop()
-        if (changes.length > before) differ.push(i)
+    let outOfTime = false
+    for (let i = 0; i < a.length; i++) {
+      // Out of time: the rest is walked by position, which reports what it finds before the
+      // walk's own look at the clock stops it.
+      if ((i & 255) === 255 && late()) {
+        outOfTime = true
+        for (; i < a.length; i++) differ.push(i)
+        break
       }
-    } catch (err) {
-      // Too many changes by position: lined up, the array may hold few.
-      if (!(err instanceof Stop) || err.reason !== 'max-changes') throw err
-      cut = err
-      differ.push(i)
-      // The walk stopped somewhere below this array, with the path still pointing there.
-      path.length = depth
+      if (!sameValue(a[i], b[i])) differ.push(i)
     }
-    const differing = differ.length
-    if (differing < 2 || !shifted(a, b, differ, () => limits.now() > limits.deadline)) {
-      if (cut !== undefined) throw cut
+    const steps =
+      !outOfTime && differ.length >= 2 && shifted(a, b, differ, late)
+        ? alignItems(a, b, budget(), late)
+        : undefined
+    if (steps !== undefined && steps.length < differ.length) {
+      walkAligned(a, b, steps)
       return
     }
-    const steps = alignItems(a, b, budget())
-    if (steps === undefined || steps.length >= differing) {
-      if (cut !== undefined) throw cut
-      return
+    for (const i of differ) {
+      path.push(i)
+      walk(a[i], b[i])
+      path.pop()
     }
-    changes.length = changesBefore
-    suppressed.length = suppressedBefore
-    walkAligned(a, b, steps)
   }
 
   let truncated: DiffResult['truncated'] = null

@@ -9,15 +9,15 @@ const lastRand: number[] = []
 
 /**
  * A record id: 10 characters of millisecond time then 16 random ones (Crockford base32,
- * ULID layout), so ids sort by start time and any unique prefix names a record. Ids made
- * in one process within a millisecond (or while the clock steps back) keep the last id's
- * time and count its random part up by one, as ULID's monotonic ids do: records started one
- * after the other in a process list in that order, never by chance.
+ * ULID layout), so ids sort by start time and any unique prefix names a record. An id made
+ * in the same millisecond as the last one a process made counts that one's random part up
+ * by one, as ULID's monotonic ids do: records started one after the other within a
+ * millisecond list in that order, never by chance. The time part is always the time given.
  */
 export function newRecordId(now: number): string {
   const t = Math.max(0, Math.floor(now))
-  if (t > lastTime || !countUp()) {
-    lastTime = Math.max(t, lastTime)
+  if (t !== lastTime || !countUp()) {
+    lastTime = t
     if (offset + 16 > pool.length) {
       pool = randomBytes(4096)
       offset = 0

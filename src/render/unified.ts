@@ -3,7 +3,7 @@ import { formatPatch, structuredPatch } from 'diff'
 import type { RecordChain } from '../bundle/types.js'
 import { readPayload } from '../compare/scene.js'
 import type { RecordResult } from '../replay/engine.js'
-import { characterCount, commonHead, commonTail, count, pretty, visible } from './format.js'
+import { characterCount, commonHead, commonTail, count, pretty, visible, visibleName } from './format.js'
 import type { Theme } from './theme.js'
 
 /** Longest one unified diff may take, from its start, before it gives up (C5 in bench/). */
@@ -198,8 +198,8 @@ export function renderUnified(result: RecordResult, chain: RecordChain, t: Theme
       out.push(
         t.warn(
           r.fallback === 'too-large'
-            ? `${s.stage}: payloads differ across ${mib(r.span)} of ${mib(r.size)}, too much for a unified diff; see the structural changes above`
-            : `${s.stage}: payloads too different to diff within ${unifiedTimeoutMs} ms; see the structural changes above`,
+            ? `${visibleName(s.stage)}: payloads differ across ${mib(r.span)} of ${mib(r.size)}, too much for a unified diff; see the structural changes above`
+            : `${visibleName(s.stage)}: payloads too different to diff within ${unifiedTimeoutMs} ms; see the structural changes above`,
         ),
       )
       continue
@@ -211,7 +211,9 @@ export function renderUnified(result: RecordResult, chain: RecordChain, t: Theme
         .map((x) => `${visible(x.path)} (${x.reason})`)
         .join(', ')
       const more = s.suppressed.length > 5 ? ` and ${s.suppressed.length - 5} more` : ''
-      out.push(t.dim(`${visible(s.stage)}: not divergences, hidden by the config's rules: ${listed}${more}`))
+      out.push(
+        t.dim(`${visibleName(s.stage)}: not divergences, hidden by the config's rules: ${listed}${more}`),
+      )
     }
     for (const whole of visible(r.patch).split('\n')) {
       const line = foldLine(whole)

@@ -665,6 +665,25 @@ describe('payloads that cannot be recorded', () => {
     expect(encode('x'.repeat(98), limits)).toHaveLength(100)
   })
 
+  it('refuses an array whose length alone passes the cap, before reading its items', () => {
+    // Holes are not plain JSON: before, the walk gave up on the first one and the tagged walk
+    // built a copy of every item only to refuse it afterwards.
+    const holes = new Array(4_000_000)
+    const getter = vi.fn(() => 1)
+    const spied = new Array(10_000)
+    Object.defineProperty(spied, 0, { get: getter, enumerable: true })
+    for (const value of [holes, spied]) {
+      let caught: unknown
+      try {
+        encode(value, { maxBytes: 1000, maxDepth: 512 })
+      } catch (err) {
+        caught = err
+      }
+      expect((caught as PayloadError).problem).toBe('too-large')
+    }
+    expect(getter).not.toHaveBeenCalled()
+  })
+
   it('stops at the cap, without serialising a plain value far over it', () => {
     const limits = { maxBytes: 1000, maxDepth: 512 }
     const big = { rows: Array.from({ length: 10_000 }, (_, i) => ({ id: i, name: 'x'.repeat(50) })) }

@@ -283,7 +283,12 @@ describe('names as people read them', () => {
     expect(visibleName('')).toBe('""')
     expect(visibleName(' ')).toBe('" "')
     expect(visibleName('compute ')).toBe('"compute "')
-    expect(visibleName('\t')).toBe('"\\t"')
+    expect(visibleName('\t')).toBe('"\\x09"')
+    // Only characters that take no room, or a leading quote: quoted, quotes and backslashes escaped.
+    expect(visibleName('\u200d\u200c')).toBe('"\u200d\u200c"')
+    expect(visibleName('""')).toBe('"\\"\\""')
+    expect(visibleName('" a\\')).toBe('"\\" a\\\\"')
+    expect(visibleName(' a\u0001')).toBe('" a\\x01"')
     expect(visibleName('\u200b')).toBe('\\u200b')
     expect(visibleName('step 2')).toBe('step 2')
     expect(visibleName('sku:1001')).toBe('sku:1001')

@@ -740,11 +740,54 @@ describe('diffValues: bounds', () => {
       { path: '$[4]', kind: 'added', local: row(6) },
     ])
     expect(d.truncated).toBeNull()
-    // Scalars too, and inside an object.
-    expect(diffValues({ w: [1, 2, 3, 4] }, { w: [2, 3, 4, 5] }, noRules, unbounded).changes).toEqual([
-      { path: '$.w[0]', kind: 'removed', recorded: 1 },
-      { path: '$.w[3]', kind: 'added', local: 5 },
+    // Inside an object, and with an item whose keys come in another order.
+    const swapped = { note: 'day 3', qty: 6, day: 3 }
+    expect(
+      diffValues({ w: recorded }, { w: [row(2), swapped, row(4), row(5), row(6)] }, noRules, unbounded)
+        .changes,
+    ).toEqual([
+      { path: '$.w[0]', kind: 'removed', recorded: row(1) },
+      { path: '$.w[4]', kind: 'added', local: row(6) },
     ])
+  })
+
+  it('keeps scalars by position: counters that all went up, flags that all flipped', () => {
+    // [1,2,3,4] -> [2,3,4,5] reads as well as four counters up by one as a window moved on.
+    expect(diffValues([1, 2, 3, 4], [2, 3, 4, 5], noRules, unbounded).changes).toHaveLength(4)
+    const flags = diffValues([true, false, true, false], [false, true, false, true], noRules, unbounded)
+    expect(flags.changes.map((c) => [c.path, c.kind])).toEqual([
+      ['$[0]', 'changed'],
+      ['$[1]', 'changed'],
+      ['$[2]', 'changed'],
+      ['$[3]', 'changed'],
+    ])
+    expect(diffValues([0, 0, 5, 0, 0, 7], [0, 5, 0, 0, 7, 0], noRules, unbounded).changes).toHaveLength(4)
+  })
+
+  it('walks each item once, however deep arrays of one length nest', () => {
+    // Each level holds the next one and four strings, shifted by one on the local side.
+    const nest = (depth: number, side: 'a' | 'b'): unknown => {
+      let v: unknown = side
+      for (let d = 0; d < depth; d++)
+        v = side === 'a' ? [v, 'v1', 'v2', 'v3', 'w'] : [v, 'z', 'v1', 'v2', 'v3']
+      return v
+    }
+    // A clock that ticks once per look (every 1,024 items walked): walking each level twice
+    // (2^20 items) would pass this deadline long before the end; once, it never gets there.
+    let ticks = 0
+    const d = diffValues(nest(20, 'a'), nest(20, 'b'), noRules, {
+      maxChanges: 10_000,
+      deadline: 50,
+      now: () => ticks++,
+    })
+    expect(d.truncated).toBeNull()
+    expect(d.changes).toHaveLength(20 * 4 + 1)
+  })
+
+  it('still lines up long arrays of different lengths when the diff has no deadline', () => {
+    const rows = Array.from({ length: 6000 }, (_, i) => ({ id: i, n: i % 7 }))
+    const d = diffValues(rows, [{ id: -1, n: 0 }, ...rows])
+    expect(d.changes).toEqual([{ path: '$[0]', kind: 'added', local: { id: -1, n: 0 } }])
   })
 
   it('keeps arrays of one length by position when items changed in place or swapped', () => {
