@@ -210,20 +210,29 @@ function alignItems(
 }
 
 /** Deep equality as `walk` sees it (NaN equals NaN), for subtrees a rule would hide. */
-function sameValue(a: unknown, b: unknown): boolean {
+function sameValue(a: unknown, b: unknown, levels = Number.POSITIVE_INFINITY): boolean {
   if (a === b) return true
   if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b)
+  if (levels <= 0) return false
   if (Array.isArray(a) || Array.isArray(b)) {
-    return (
-      Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameValue(x, b[i]))
-    )
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i], levels - 1)) return false
+    return true
   }
   if (!isObject(a) || !isObject(b)) return false
   const keys = Object.keys(a)
-  return (
-    keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameValue(a[k], b[k]))
-  )
+  if (keys.length !== Object.keys(b).length) return false
+  for (const k of keys) if (!Object.hasOwn(b, k) || !sameValue(a[k], b[k], levels - 1)) return false
+  return true
 }
+
+/**
+ * How deep the look before a walk (`sameLengthPairs`, `shifted`) compares items: the walk
+ * itself may already be 2,000 levels down a payload, and a look as deep again on top of it
+ * would run out of stack. Items equal only below this depth count as differing, and the
+ * walk, which compares them anyway, finds nothing there.
+ */
+const lookLevels = 64
 
 /**
  * Whether lining up may help arrays of one length: an object or array that differs by
@@ -235,21 +244,58 @@ function sameValue(a: unknown, b: unknown): boolean {
 function shifted(
   a: readonly unknown[],
   b: readonly unknown[],
-  differ: readonly number[],
+  differ: readonly [number, number][],
   late: () => boolean,
 ): boolean {
   const reach = maxEdits / 2
-  for (const i of new Set([differ[0]!, differ[differ.length >> 1]!, differ[differ.length - 1]!])) {
+  const same = (x: unknown, y: unknown): boolean => sameValue(x, y, lookLevels)
+  for (const i of new Set([differ[0]![0], differ[differ.length >> 1]![0], differ[differ.length - 1]![0]])) {
     // Scalars repeat (zeros, flags, counters that all went up by one): one found a few
     // places away says nothing of a shift, and lining them up would misname what changed.
     if (typeof a[i] !== 'object' || a[i] === null || typeof b[i] !== 'object' || b[i] === null) continue
     for (let d = 1; d <= reach && (i + d < a.length || i - d >= 0); d++) {
       if ((d & 15) === 0 && late()) return false
-      if (i + d < a.length && (sameValue(a[i], b[i + d]) || sameValue(a[i + d], b[i]))) return true
-      if (i - d >= 0 && (sameValue(a[i], b[i - d]) || sameValue(a[i - d], b[i]))) return true
+      if (i + d < a.length && (same(a[i], b[i + d]) || same(a[i + d], b[i]))) return true
+      if (i - d >= 0 && (same(a[i], b[i - d]) || same(a[i - d], b[i]))) return true
     }
   }
   return false
+}
+
+/** Index pairs comparing two arrays by position, -1 where one side has no item. */
+function byPosition(n: number, m: number): [number, number][] {
+  const out: [number, number][] = []
+  for (let i = 0; i < Math.max(n, m); i++) out.push([i < n ? i : -1, i < m ? i : -1])
+  return out
+}
+
+/**
+ * The items to compare in arrays of one length. Most changed in place and are compared by
+ * position; when two or more items differ and one of them, an object or array, equals an
+ * item of the other side a few places away, the arrays are lined up as well, and the
+ * alignment is taken instead when it pairs fewer items (a window that moved on by one: one
+ * removed, one added, not a change at every index). Items equal at their position are left
+ * out: nothing in them differs.
+ */
+function sameLengthPairs(
+  a: readonly unknown[],
+  b: readonly unknown[],
+  budget: () => number,
+  late: () => boolean,
+): [number, number][] {
+  const differ: [number, number][] = []
+  for (let i = 0; i < a.length; i++) {
+    // Out of time: the rest is compared by position, and the walk reports what it finds
+    // before its own look at the clock stops it.
+    if ((i & 255) === 255 && late()) {
+      for (; i < a.length; i++) differ.push([i, i])
+      return differ
+    }
+    if (!sameValue(a[i], b[i], lookLevels)) differ.push([i, i])
+  }
+  if (differ.length < 2 || !shifted(a, b, differ, late)) return differ
+  const steps = alignItems(a, b, budget(), late)
+  return steps !== undefined && steps.length < differ.length ? steps : differ
 }
 
 /** Diffs `recorded` against `local`. */
@@ -488,73 +534,17 @@ export function diffValues(
     }
     const alignBudget = (): number => Math.min(maxAlignMs, Math.max(1, limits.deadline - limits.now()))
     const late = (): boolean => limits.now() > limits.deadline
-    if (a.length === b.length) {
-      walkSameLength(a, b, alignBudget, late)
-      return
-    }
-    const steps = alignItems(a, b, alignBudget(), late)
-    if (steps === undefined) {
-      const n = Math.max(a.length, b.length)
-      for (let i = 0; i < n; i++) {
-        path.push(i)
-        walk(i < a.length ? a[i] : undefined, i < b.length ? b[i] : undefined)
-        path.pop()
-      }
-      return
-    }
-    walkAligned(a, b, steps)
-  }
-
-  /**
-   * An item inserted or left out is one line, named by its index in the array that holds it
-   * (local for added, recorded otherwise), not a change at every later index.
-   */
-  const walkAligned = (a: readonly unknown[], b: readonly unknown[], steps: [number, number][]): void => {
-    for (const [i, j] of steps) {
+    // Which items to compare with which is settled first, and then walked here: a walk of
+    // arrays nested 2,000 deep puts no more than walk and walkArrays on the stack per level.
+    const pairs =
+      a.length === b.length
+        ? sameLengthPairs(a, b, alignBudget, late)
+        : (alignItems(a, b, alignBudget(), late) ?? byPosition(a.length, b.length))
+    // An item inserted or left out is one line, named by its index in the array that holds
+    // it (local for added, recorded otherwise), not a change at every later index.
+    for (const [i, j] of pairs) {
       path.push(i >= 0 ? i : j)
       walk(i >= 0 ? a[i] : undefined, j >= 0 ? b[j] : undefined)
-      path.pop()
-    }
-  }
-
-  /**
-   * Arrays of one length. Most changed in place and are compared by position; when two or
-   * more items differ and one of them, an object or array, equals an item of the other side
-   * a few places away, the arrays are lined up as well, and the alignment is walked instead
-   * when it pairs fewer items (a window that moved on by one: one removed, one added, not a
-   * change at every index). Which way is decided before any item is walked, so every item
-   * is walked once; items equal at their position are not walked at all.
-   */
-  const walkSameLength = (
-    a: readonly unknown[],
-    b: readonly unknown[],
-    budget: () => number,
-    late: () => boolean,
-  ): void => {
-    /** Indices whose items differ by position. */
-    const differ: number[] = []
-    let outOfTime = false
-    for (let i = 0; i < a.length; i++) {
-      // Out of time: the rest is walked by position, which reports what it finds before the
-      // walk's own look at the clock stops it.
-      if ((i & 255) === 255 && late()) {
-        outOfTime = true
-        for (; i < a.length; i++) differ.push(i)
-        break
-      }
-      if (!sameValue(a[i], b[i])) differ.push(i)
-    }
-    const steps =
-      !outOfTime && differ.length >= 2 && shifted(a, b, differ, late)
-        ? alignItems(a, b, budget(), late)
-        : undefined
-    if (steps !== undefined && steps.length < differ.length) {
-      walkAligned(a, b, steps)
-      return
-    }
-    for (const i of differ) {
-      path.push(i)
-      walk(a[i], b[i])
       path.pop()
     }
   }

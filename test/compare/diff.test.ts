@@ -784,6 +784,18 @@ describe('diffValues: bounds', () => {
     expect(d.changes).toHaveLength(20 * 4 + 1)
   })
 
+  it('walks arrays of two items nested as deep as a bundle can hold without running out of stack', () => {
+    const nest = (depth: number, leaf: unknown): unknown => {
+      let v = leaf
+      for (let i = 0; i < depth; i++) v = i % 2 === 0 ? { a: v } : [v, { z: i }]
+      return v
+    }
+    expect(diffValues(nest(2000, 1), nest(2000, 2)).changes).toHaveLength(1)
+    // Equal deep items beside a change are compared and found equal, not reported.
+    const d = diffValues([nest(1990, 1), nest(1990, 1), 'x'], [nest(1990, 1), nest(1990, 1), 'y'])
+    expect(d.changes).toEqual([{ path: '$[2]', kind: 'changed', recorded: 'x', local: 'y' }])
+  })
+
   it('still lines up long arrays of different lengths when the diff has no deadline', () => {
     const rows = Array.from({ length: 6000 }, (_, i) => ({ id: i, n: i % 7 }))
     const d = diffValues(rows, [{ id: -1, n: 0 }, ...rows])
