@@ -78,13 +78,8 @@ function overCap(size: Size): never {
  * (when given) may redact. Throws PayloadError when the value is over the size cap.
  */
 function isPlain(value: unknown, maxDepth: number, redactor: Redactor | undefined, size: Size): boolean {
-  const n = scalarSize(value)
-  if (n >= 0) {
-    size.seen += n
-    if (size.seen > size.max) overCap(size)
-    return true
-  }
-  return n === notScalar && isPlainContainer(value as object, 0, maxDepth, [], redactor, size)
+  // The value itself is walked as an item of a container one level up, at depth 0.
+  return isPlainItem(value, -1, maxDepth, [], redactor, size)
 }
 
 /** `scalarSize` of a value that is an object (walked on its own), and of one JSON cannot keep. */

@@ -237,9 +237,9 @@ const lookLevels = 64
 /**
  * Whether lining up may help arrays of one length: an object or array that differs by
  * position (the first, middle or last such) equals an item of the other side a few places
- * away, either way. Items
- * that changed in place (the usual case) fail at their first differing field, so this
- * costs little, and lining up (which reads every item) is paid only when it may help.
+ * away, either way. Items that changed in place (the usual case) fail at their first
+ * differing field, so this costs little, and lining up (which reads every item) is paid
+ * only when it may help.
  */
 function shifted(
   a: readonly unknown[],
