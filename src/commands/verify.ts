@@ -145,6 +145,24 @@ export default class Verify extends RetraceCommand<typeof Verify> {
     const cursors = new Map<string, { after: number; file: string }>()
     /** Bundles new in a folder that did not open yet, with when they were first seen. */
     const pending = new Map<string, number>()
+    /**
+     * Files found replaced at a followed path (device and inode), with when each was first
+     * seen: a recorder making a bundle there again writes its header before its schema.
+     */
+    const replaced = new Map<string, number>()
+    const stillMaking = (): boolean => {
+      const now = Date.now()
+      let making = false
+      for (const [i, path] of paths.entries()) {
+        const was = cursors.get(path)?.file
+        const file = files[i]!
+        if (was === undefined || was === '' || file === '' || file === was) continue
+        const since = replaced.get(file) ?? now
+        replaced.set(file, since)
+        if (now - since < settleMs) making = true
+      }
+      return making
+    }
     /** What was reported for records seen lately, by id (only with several bundles, or a folder). */
     const reported = new Map<string, Set<string>>()
     const report = (found: Violation[]): void => {
@@ -182,6 +200,8 @@ export default class Verify extends RetraceCommand<typeof Verify> {
           } catch (err) {
             // Moved out of its folder since it was listed: the next look lists the folder again.
             if (grows && looked && err instanceof RetraceError && err.code === 'E_BUNDLE_MISSING') return null
+            // Made again at its path and not whole yet: looked at again, for a few seconds.
+            if (looked && err instanceof RetraceError && stillMaking()) return null
             throw err
           }
         },
@@ -194,6 +214,7 @@ export default class Verify extends RetraceCommand<typeof Verify> {
       }
       if (!looked) note(`following ${paths.join(', ')} (Ctrl-C to stop)`)
       looked = true
+      replaced.clear()
       keepCursors(cursors, paths, files)
       try {
         for (const [i, reader] of set.readers.entries()) {

@@ -8,7 +8,9 @@ import { readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
+import Database from 'better-sqlite3'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { APPLICATION_ID, FORMAT_VERSION } from '../../src/bundle/schema.js'
 import type { Recorder } from '../../src/index.js'
 import { binPath, repoRoot } from '../helpers/cli.js'
 import { testRecorder } from '../helpers/recorder.js'
@@ -302,8 +304,17 @@ describe('retrace verify --follow', () => {
       readdirSync(dirname(path)).filter((n) => n.startsWith(basename(path)) && n !== basename(path))
     expect(left()).toEqual([])
 
-    // Log rotation: the file is moved away and a recorder makes a new one at the path.
+    // Log rotation: the file is moved away and a recorder makes a new one at the path. A
+    // recorder writes the new file's header before its schema; a follower that looks in
+    // between waits for the rest.
     renameSync(path, join(dirname(path), `rotated-${basename(path)}`))
+    const half = new Database(path)
+    half.pragma(`application_id = ${APPLICATION_ID}`)
+    half.pragma(`user_version = ${FORMAT_VERSION}`)
+    half.close()
+    await sleep(500)
+    expect(f.child.exitCode).toBeNull()
+    expect(f.stderr()).not.toContain('retrace:')
     const again = testRecorder({ pipeline: 'orders', flushIntervalMs: 10, path })
     const later = await order(again.recorder, 'sku:3', -5)
     await again.recorder.flush()
@@ -314,6 +325,21 @@ describe('retrace verify --follow', () => {
     await again.recorder.close()
     expect(left()).toEqual([])
     expect(again.errors).toEqual([])
+  })
+
+  it('a file made again at a followed path that never becomes a bundle fails after a few seconds, naming it', async () => {
+    const { path, recorder, errors } = testRecorder({ pipeline: 'orders', flushIntervalMs: 10 })
+    await order(recorder, 'sku:1', 4)
+    await recorder.close()
+    const f = start(['verify', path, '--follow', '--interval', '100', '--config', config(dirname(path))])
+    await waitFor('it to start following', () => f.stderr().includes('following'), f)
+    renameSync(path, join(dirname(path), `rotated-${basename(path)}`))
+    writeFileSync(path, 'not a bundle at all, just text of some length\n'.repeat(10))
+    await sleep(1000)
+    expect(f.child.exitCode).toBeNull()
+    expect(await f.exited).toEqual({ code: 2, signal: null })
+    expect(f.stderr()).toMatch(/\nretrace: [^\n]*\.sqlite: is not a SQLite file[^\n]*\n$/)
+    expect(errors).toEqual([])
   })
 
   it('follows a bundle that appears in a followed folder from its first record, and one renamed in it from where it was', async () => {
