@@ -75,6 +75,7 @@ if (!fastPath()) {
     const { prestartWorkers } = await import('../dist/replay/prestart.js')
     prestartWorkers(workers)
   }
-  const { execute } = await import('@oclif/core/execute')
+  // oclif as one file, the copy every command imports too (scripts/bundle.mjs).
+  const { execute } = await import('../dist/cli/oclif.js')
   await execute({ dir: import.meta.url })
 }

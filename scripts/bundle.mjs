@@ -6,12 +6,12 @@
  * record (bench/test-workers.ts), and of every command's start-up (C1.ls in bench/).
  *
  * Left as imports:
- * - packages that are large and loaded only when needed (jiti, typescript), native
- *   (better-sqlite3), or loaded by bin/run.js before any command (@oclif/core: one copy,
- *   so commands extend the Command class oclif runs);
- * - the modules bin/run.js loads itself (src/replay/prestart.ts and what it imports): the
- *   workers it starts early and the watchdog that guards them are state one process holds
- *   once, which a second copy inside a command would not see.
+ * - packages that are large and loaded only when needed (jiti, typescript) or native
+ *   (better-sqlite3);
+ * - the modules bin/run.js loads itself, which hold state one process keeps once: oclif
+ *   (src/cli/oclif.ts, itself made one file with oclif and its libraries inlined, so the
+ *   commands extend the Command class oclif runs), and src/replay/prestart.ts with what it
+ *   imports (the workers started early, the watchdog that guards them).
  *
  * Every file rewritten sits one folder below dist/, as the modules it inlines do, so a
  * path a module builds from `import.meta.url` (`../bundle/writer-worker.js`) still points
@@ -23,8 +23,12 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
 const dist = resolve(dirname(fileURLToPath(import.meta.url)), '../dist')
-const shared = new Set(['replay/prestart.js', 'replay/watchdog.js', 'worker-url.js'].map((p) => join(dist, p)))
+const oclif = join(dist, 'cli/oclif.js')
+const shared = new Set(
+  ['cli/oclif.js', 'replay/prestart.js', 'replay/watchdog.js', 'worker-url.js'].map((p) => join(dist, p)),
+)
 const entries = [
+  oclif,
   ...readdirSync(join(dist, 'commands'))
     .filter((name) => name.endsWith('.js'))
     .map((name) => join(dist, 'commands', name)),
@@ -57,7 +61,8 @@ await Promise.all(
       target: 'node20',
       logLevel: 'warning',
       sourcemap: false,
-      external: ['@oclif/*', 'better-sqlite3', 'jiti', 'typescript'],
+      // oclif itself is inlined once, into dist/cli/oclif.js; everything else imports that.
+      external: [...(entry === oclif ? [] : ['@oclif/*']), 'better-sqlite3', 'jiti', 'typescript'],
       // CommonJS libraries inlined into an ES module still call require() for built-ins.
       banner: {
         js: "import { createRequire as __retraceCreateRequire } from 'node:module';\nconst require = __retraceCreateRequire(import.meta.url);",

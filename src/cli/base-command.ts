@@ -5,8 +5,6 @@
  */
 
 import { format, inspect } from 'node:util'
-import { Command } from '@oclif/core/command'
-import * as Flags from '@oclif/core/flags'
 import type * as Interfaces from '@oclif/core/interfaces'
 import { armInterruptCleanup } from '../bundle/interrupt.js'
 import { ExitCode, exitCodeOf, RetraceError } from '../errors.js'
@@ -14,6 +12,7 @@ import { safeJson, visibleLine } from '../render/format.js'
 import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
 import { escapedFromStage, exitProcess } from '../replay/network-guard.js'
 import { armWatchdog } from '../replay/watchdog.js'
+import { Command, Flags } from './oclif.js'
 import { claimStdout, out, toStderr, unsentStdout } from './stdout.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<

@@ -1,6 +1,5 @@
 /** Flags and args shared by several commands, defined once. */
-import * as Args from '@oclif/core/args'
-import * as Flags from '@oclif/core/flags'
+import { Args, Flags } from './oclif.js'
 
 export const bundleArg = Args.string({ description: 'Bundle file (.sqlite).', required: true })
 

@@ -1,7 +1,7 @@
-import * as Flags from '@oclif/core/flags'
 import { BundleSet } from '../bundle/index.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { bundleArg } from '../cli/flags.js'
+import { Flags } from '../cli/oclif.js'
 import { parseJson } from '../codec/index.js'
 import { parseWhere, type Where } from '../compare/where.js'
 import { visibleLine, visibleName } from '../render/format.js'

@@ -1,9 +1,9 @@
-import * as Flags from '@oclif/core/flags'
 import { BundleSet, type RecordFilter, type RecordSummary } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
 import { RetraceCommand } from '../cli/base-command.js'
 import { bundlePaths } from '../cli/bundles.js'
 import { bundlesArg, keyFlag } from '../cli/flags.js'
+import { Flags } from '../cli/oclif.js'
 import { parseTime } from '../cli/time.js'
 import { renderRecordList } from '../render/listing.js'
 

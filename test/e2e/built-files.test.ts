@@ -1,8 +1,9 @@
 /**
- * What `npm run build` leaves in dist/ for the CLI (scripts/bundle.mjs): each command, the
- * command_not_found hook and the replay worker are one file each; they import only node's
- * built-ins, the packages left out on purpose, and the modules bin/run.js loads itself,
- * which hold state one process keeps once (the workers started early, the watchdog).
+ * What `npm run build` leaves in dist/ for the CLI (scripts/bundle.mjs): oclif, each
+ * command, the command_not_found hook and the replay worker are one file each; they import
+ * only node's built-ins, the packages left out on purpose, and the modules bin/run.js loads
+ * itself, which hold state one process keeps once (oclif, the workers started early, the
+ * watchdog).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -11,17 +12,19 @@ import { repoRoot } from '../helpers/cli.js'
 
 const dist = join(repoRoot, 'dist')
 const entries = [
+  'cli/oclif.js',
   ...readdirSync(join(dist, 'commands'))
     .filter((n) => n.endsWith('.js'))
     .map((n) => `commands/${n}`),
   'hooks/command-not-found.js',
   'replay/worker.js',
 ]
-const packages = new Set(['@oclif/core', 'better-sqlite3', 'jiti', 'typescript'])
+const packages = new Set(['better-sqlite3', 'jiti', 'typescript'])
 const sharedFrom: Record<string, readonly string[]> = {
-  commands: ['../replay/prestart.js', '../replay/watchdog.js', '../worker-url.js'],
-  hooks: ['../replay/prestart.js', '../replay/watchdog.js', '../worker-url.js'],
-  replay: ['./prestart.js', './watchdog.js', '../worker-url.js'],
+  cli: [],
+  commands: ['../cli/oclif.js', '../replay/prestart.js', '../replay/watchdog.js', '../worker-url.js'],
+  hooks: ['../cli/oclif.js', '../replay/prestart.js', '../replay/watchdog.js', '../worker-url.js'],
+  replay: ['../cli/oclif.js', './prestart.js', './watchdog.js', '../worker-url.js'],
 }
 
 /** Every module specifier a file imports, statically or with import(). */
@@ -40,7 +43,15 @@ describe('the built CLI files', () => {
       commands: Record<string, unknown>
     }
     for (const id of Object.keys(manifest.commands)) expect(entries).toContain(`commands/${id}.js`)
-    expect(entries.length).toBeGreaterThanOrEqual(Object.keys(manifest.commands).length + 2)
+    expect(entries.length).toBeGreaterThanOrEqual(Object.keys(manifest.commands).length + 3)
+  })
+
+  it('bin/run.js runs the oclif every command imports', () => {
+    const run = readFileSync(join(repoRoot, 'bin/run.js'), 'utf8')
+    expect(specifiers(run).filter((s) => !s.startsWith('node:'))).toEqual([
+      '../dist/replay/prestart.js',
+      '../dist/cli/oclif.js',
+    ])
   })
 
   it.each(entries)('%s imports only built-ins, the packages left out and the shared modules', (entry) => {
