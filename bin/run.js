@@ -5,8 +5,34 @@
 import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 
-const args = process.argv.slice(2)
 const root = new URL('../', import.meta.url)
+
+/** The oclif manifest (undefined if it cannot be read: oclif then finds the commands itself). */
+function readManifest() {
+  try {
+    return JSON.parse(readFileSync(new URL('oclif.manifest.json', root), 'utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `retrace help COMMAND` is `retrace COMMAND --help`. Help asked for a command that does
+ * not exist is answered as the command alone would be: one line naming the nearest
+ * command, exit 2 (oclif's help would print its own error block instead).
+ */
+function normalise(argv) {
+  const help = argv.length === 2 && argv[0] === 'help' && !argv[1].startsWith('-')
+  const word = help ? argv[1] : argv[0]
+  if (!help && (argv.length < 2 || word.startsWith('-') || !argv.some((a) => a === '--help' || a === '-h'))) {
+    return argv
+  }
+  const commands = readManifest()?.commands
+  if (commands === undefined || Object.hasOwn(commands, word)) return help ? [word, '--help'] : argv
+  return [word]
+}
+
+const args = normalise(process.argv.slice(2))
 
 function fastPath() {
   if (args.length !== 1) return false
@@ -17,12 +43,8 @@ function fastPath() {
     return true
   }
   if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
-    let manifest
-    try {
-      manifest = JSON.parse(readFileSync(new URL('oclif.manifest.json', root), 'utf8'))
-    } catch {
-      return false
-    }
+    const manifest = readManifest()
+    if (manifest === undefined) return false
     const commands = Object.values(manifest.commands ?? {})
       .filter((c) => !c.hidden)
       // Code-unit order, not localeCompare: its first call loads ICU collation (~10 ms).
@@ -77,5 +99,5 @@ if (!fastPath()) {
   }
   // oclif as one file, the copy every command imports too (scripts/bundle.mjs).
   const { execute } = await import('../dist/cli/oclif.js')
-  await execute({ dir: import.meta.url })
+  await execute({ args, dir: import.meta.url })
 }

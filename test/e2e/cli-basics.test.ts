@@ -30,6 +30,23 @@ describe('retrace', () => {
     expect(expectUsageFailure(none)).toBe('retrace: no command "frobnicate"; retrace --help lists them')
   })
 
+  it('help COMMAND is COMMAND --help; help for a command that does not exist is the same one line', async () => {
+    const [help, flag, typo, typoFlag, none] = await Promise.all([
+      runCli(['help', 'test']),
+      runCli(['test', '--help']),
+      runCli(['help', 'replya']),
+      runCli(['replya', '-h']),
+      runCli(['frobnicate', 'x', '--help']),
+    ])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('USAGE\n  $ retrace test')
+    expect(help.stdout).toBe(flag.stdout)
+    const nearest = 'retrace: no command "replya" (did you mean "replay"?); retrace --help lists them'
+    expect(expectUsageFailure(typo)).toBe(nearest)
+    expect(expectUsageFailure(typoFlag)).toBe(nearest)
+    expect(expectUsageFailure(none)).toBe('retrace: no command "frobnicate"; retrace --help lists them')
+  })
+
   it("every --help example on the shipped recording runs as printed, and find's examples find records", async () => {
     const manifest = JSON.parse(readFileSync(join(repoRoot, 'oclif.manifest.json'), 'utf8')) as {
       commands: Record<string, { examples?: string[] }>
