@@ -16,8 +16,9 @@ import { setFlagsFromString } from 'node:v8'
  * was an accident of how much loading the modules allocated: 2 MiB once the worker was one
  * file (scripts/bundle.mjs), against 4 MiB before. At 2 MiB the worker spent twice as long
  * in GC and took ~10% fewer of a run's records than the CLI beside it; at 4 MiB replay in
- * one process was as fast as at 8 and its RSS 7 MiB smaller (bench/test-workers.ts). The
- * flag costs the worker ~7 ms of start-up, while the CLI is still loading.
+ * one process was as fast as at 8 and its RSS 7 MiB smaller (10,000 records of the
+ * fixture in bench/fixtures-replay.ts). The flag costs the worker ~7 ms of start-up,
+ * while the CLI is still loading.
  */
 export const workerSemiSpaceMiB = 4
 
