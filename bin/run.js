@@ -23,10 +23,9 @@ function readManifest() {
  */
 function normalise(argv) {
   const help = argv.length === 2 && argv[0] === 'help' && !argv[1].startsWith('-')
+  const flag = argv.length >= 2 && !argv[0].startsWith('-') && argv.some((a) => a === '--help' || a === '-h')
+  if (!help && !flag) return argv
   const word = help ? argv[1] : argv[0]
-  if (!help && (argv.length < 2 || word.startsWith('-') || !argv.some((a) => a === '--help' || a === '-h'))) {
-    return argv
-  }
   const commands = readManifest()?.commands
   if (commands === undefined || Object.hasOwn(commands, word)) return help ? [word, '--help'] : argv
   return [word]

@@ -42,7 +42,7 @@ const keepShared = (entry) => ({
   setup(b) {
     b.onResolve({ filter: /^\.\.?\// }, (args) => {
       const target = resolve(args.resolveDir, args.path)
-      if (!shared.has(target) || target === entry) return undefined
+      if (!shared.has(target)) return undefined
       const path = relative(dirname(entry), target)
       return { path: path.startsWith('.') ? path : `./${path}`, external: true }
     })
