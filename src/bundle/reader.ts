@@ -297,6 +297,7 @@ export class BundleReader {
   private readonly recordByStored: Database.Statement
   private readonly capturesOf: Database.Statement
   private readonly effectsOfRecord: Database.Statement
+  private readonly effectsInRange: Database.Statement
   private readonly expectationsOf: Database.Statement
   private readonly anyExpectation: Database.Statement
   private retriesQuery: Database.Statement | undefined
@@ -320,6 +321,14 @@ export class BundleReader {
         `SELECT e.capture_id, e.seq, e.kind, e.name, e.args, e.result, e.error
        FROM captures c JOIN effects e ON e.capture_id = c.id
        WHERE c.record_id = ? ORDER BY e.capture_id, e.seq`,
+      )
+      .raw()
+    // Effects are keyed (capture_id, seq): the effects of consecutive captures are one run of
+    // that key, read without a join or a sort (see readRecord).
+    this.effectsInRange = this.db
+      .prepare(
+        `SELECT capture_id, seq, kind, name, args, result, error
+       FROM effects WHERE capture_id BETWEEN ? AND ? ORDER BY capture_id, seq`,
       )
       .raw()
     this.anyExpectation = this.db.prepare('SELECT 1 FROM expectations LIMIT 1').pluck()
@@ -697,16 +706,29 @@ export class BundleReader {
     if (raw === undefined) return undefined
     // Captures name their record as it is stored (the recorder writes one value to both).
     const stored = raw.id
-    // Every effect of the record in one query, grouped by capture.
-    const effectsByCapture = new Map<number, EffectRow[]>()
     // Rows as arrays (`raw()`): building named objects cost as much as reading the texts.
-    for (const e of this.effectsOfRecord.all(stored) as unknown[][]) {
-      const captureId = Number(e[0])
-      let list = effectsByCapture.get(captureId)
-      if (list === undefined) {
-        list = []
-        effectsByCapture.set(captureId, list)
-      }
+    const rows = this.capturesOf.all(stored) as unknown[][]
+    const effectsByCapture = new Map<number, EffectRow[]>()
+    let low = Number.POSITIVE_INFINITY
+    let high = Number.NEGATIVE_INFINITY
+    for (const c of rows) {
+      const captureId = Number(c[0])
+      effectsByCapture.set(captureId, [])
+      if (captureId < low) low = captureId
+      if (captureId > high) high = captureId
+    }
+    // The recorder writes a record's captures together, so their ids run without a gap, and
+    // their effects are one range of the effects key, with no other record's among them. Ids
+    // with gaps (captures written some other way) are looked up through the join instead.
+    const effectRows =
+      rows.length === 0
+        ? []
+        : high - low + 1 === effectsByCapture.size
+          ? (this.effectsInRange.all(low, high) as unknown[][])
+          : (this.effectsOfRecord.all(stored) as unknown[][])
+    for (const e of effectRows) {
+      const list = effectsByCapture.get(Number(e[0]))
+      if (list === undefined) continue
       const kind = textOf(e[2])
       list.push({
         seq: Number(e[1]),
@@ -717,7 +739,7 @@ export class BundleReader {
         error: str(e[6]),
       })
     }
-    const captures = (this.capturesOf.all(stored) as unknown[][]).map((c) => {
+    const captures = rows.map((c) => {
       const captureId = Number(c[0])
       return {
         id: captureId,

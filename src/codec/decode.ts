@@ -20,9 +20,26 @@ export class DecodeError extends Error {
   override readonly name = 'DecodeError'
 }
 
+/**
+ * Whether secure-json-parse would find no suspect key in `text`. Its two regular expressions
+ * look for `"__proto__"` and `"constructor"` as keys, each letter either literal or written
+ * as a `\u` escape, so text that spells neither word and holds no `\u` cannot match them:
+ * three substring scans instead of two regular expressions over the whole text (2.5-3 us of
+ * the ~14 us a 2 KB payload took). A byte order mark is left to the library, which strips it.
+ */
+function noSuspectKey(text: string): boolean {
+  return (
+    text.charCodeAt(0) !== 0xfeff &&
+    !text.includes('\\u') &&
+    !text.includes('__proto__') &&
+    !text.includes('constructor')
+  )
+}
+
 /** Parses JSON text from an untrusted source without prototype pollution. */
 export function parseJson(text: string): unknown {
   try {
+    if (noSuspectKey(text)) return JSON.parse(text)
     return sjson.parse(text, undefined, { protoAction: 'remove', constructorAction: 'remove' })
   } catch (err) {
     throw new DecodeError(`not valid JSON: ${(err as Error).message}`)

@@ -390,321 +390,425 @@ export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promis
   }
 }
 
+/**
+ * Replays the captures of one record in order, each stage judged against its oracle. The
+ * work is split into methods so that V8 optimises each on its own: one function holding it
+ * all took ~50 ms of the optimising compiler's time per compile, and was compiled three
+ * times in a run as new object shapes reached it.
+ */
 async function replayChain(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
-  const order = stageOrder(chain.captures)
-  // Which stage handed each its input in production: the cascade follows only those.
-  const fed = handoffs(chain.captures)
-  const expected = new Map<string, ExpectationRow>(chain.expectations.map((x) => [x.stage, x]))
-  const lastAttempt = new Map<string, number>()
-  for (const c of chain.captures) lastAttempt.set(c.stage, c.seq)
+  const replay = new ChainReplay(chain, o)
+  for (const c of chain.captures) await replay.capture(c)
+  return replay.result()
+}
+
+/** The local output of a stage's latest attempt: its text and value, or undefined if it failed. */
+type LocalOutput = { text: string; value: unknown; recorded?: true } | undefined
+
+/** How a stage that differs on the input it was handed is judged on its recorded one. */
+interface AloneJudgement {
+  status: StageStatus
+  reason: string
+  /** The stage upstream whose hand-off does not line up in the recording. */
+  seamFrom?: string
+  /** The run and judgement to keep (the stage failed on its recorded input too). */
+  run?: LocalRun
+  j?: Judgement
+}
+
+/** What replaying one record's captures builds up, capture by capture. */
+class ChainReplay {
+  private readonly order: string[]
+  /** Which stage handed each its input in production: the cascade follows only those. */
+  private readonly fed: Map<string, string | undefined>
+  private readonly expected: Map<string, ExpectationRow>
+  private readonly lastAttempt = new Map<string, number>()
   /** Each pin by the capture it stands for (its stage's last call), for nested calls spliced in. */
-  const pinBySeq = new Map<number, ExpectationRow>()
-  for (const [stage, x] of expected) {
-    const seq = lastAttempt.get(stage)
-    if (seq !== undefined) pinBySeq.set(seq, x)
-  }
+  private readonly pinBySeq = new Map<number, ExpectationRow>()
   /**
    * Stages whose local output differs from the recording because it was pinned so: each with
    * the pinned stage it comes from (itself, for one that matched a pin production did not
    * record). What takes its input from them, or calls them, differs from the recording on purpose.
    */
-  const pinnedAway = new Map<string, string>()
+  private readonly pinnedAway = new Map<string, string>()
   /** Stages judged inherited from a hand-off before any stage diverged, with their feeder. */
-  const viaSeam: { stage: string; attempt: AttemptResult; upstream: string }[] = []
+  private readonly viaSeam: { stage: string; attempt: AttemptResult; upstream: string }[] = []
   /** Inherited stages whose difference comes from a pin: the pinned stage. */
-  const pinFrom = new Map<string, string>()
-  /** Local output of each stage's latest attempt: text and value, or undefined if it failed. */
-  const localOut = new Map<string, { text: string; value: unknown; recorded?: true } | undefined>()
-  const attempts = new Map<string, AttemptResult[]>()
-  const lastLocal = new Map<string, string>()
-  const firstBad: { stage?: string } = {}
+  private readonly pinFrom = new Map<string, string>()
+  private readonly localOut = new Map<string, LocalOutput>()
+  private readonly attempts = new Map<string, AttemptResult[]>()
+  private readonly lastLocal = new Map<string, string>()
+  private firstBad: string | undefined
   /** Attempts judged inherited from stages called inside them, settled at the end. */
-  const viaNested: {
+  private readonly viaNested: {
     stage: string
     attempt: AttemptResult
     stages: string[]
     status: StageStatus
     reason: string | undefined
   }[] = []
-
   /** Stages whose recording could not be read (the bundle is damaged there). */
-  const unreadable = new Set<string>()
+  private readonly unreadable = new Set<string>()
   /** Stages skipped in cascade for want of an input: the stage upstream that failed. */
-  const brokenAt = new Map<string, string>()
+  private readonly brokenAt = new Map<string, string>()
   /** Stages inherited from a recorded seam that does not line up: that seam's two stages. */
-  const seamOf = new Map<string, { from: string; to: string }>()
+  private readonly seamOf = new Map<string, { from: string; to: string }>()
   /** Each stage's recorded output (of its last attempt): null when it handed nothing on. */
-  const recordedOut = new Map<string, string | null>()
-  for (const c of chain.captures) recordedOut.set(c.stage, c.output)
+  private readonly recordedOut = new Map<string, string | null>()
 
-  for (const c of chain.captures) {
-    const list = attempts.get(c.stage) ?? []
-    attempts.set(c.stage, list)
+  constructor(
+    private readonly chain: RecordChain,
+    private readonly o: ReplayOptions,
+  ) {
+    this.order = stageOrder(chain.captures)
+    this.fed = handoffs(chain.captures)
+    this.expected = new Map(chain.expectations.map((x) => [x.stage, x]))
+    for (const c of chain.captures) {
+      this.lastAttempt.set(c.stage, c.seq)
+      this.recordedOut.set(c.stage, c.output)
+    }
+    for (const [stage, x] of this.expected) {
+      const seq = this.lastAttempt.get(stage)
+      if (seq !== undefined) this.pinBySeq.set(seq, x)
+    }
+  }
+
+  /** Replays one capture (one attempt of one stage) and records how it went. */
+  async capture(c: RecordChain['captures'][number]): Promise<void> {
+    const list = this.attempts.get(c.stage) ?? []
+    this.attempts.set(c.stage, list)
     try {
-      const isFinal = lastAttempt.get(c.stage) === c.seq
-      const expectation = isFinal ? expected.get(c.stage) : undefined
-      const oracleOutput = expectation ? expectation.output : c.output
-      const oracleError = expectation ? expectation.error : c.error
-      const recordedAsLocal = (): void => {
-        localOut.set(
-          c.stage,
-          c.output === null ? undefined : { text: c.output, value: decode(c.output), recorded: true },
-        )
-      }
-      if (o.only !== undefined && c.stage !== o.only) {
-        list.push(skipped(c.attempt, 'not selected (--stage)'))
-        recordedAsLocal()
-        continue
-      }
-      if (o.splice?.has(c.stage)) {
-        list.push(skipped(c.attempt, 'spliced: recorded output used'))
-        recordedAsLocal()
-        continue
-      }
-      const fn = o.stages.get(c.stage)
-      if (fn === undefined) {
-        list.push(skipped(c.attempt, 'not in the config: recorded output used'))
-        recordedAsLocal()
-        continue
-      }
-      const upstream = fed.get(c.stage)
-      // Text a local build's output encoded to is never a marker (an object spelling one is
-      // written escaped): an input equal to it needs no look.
-      const up0 = upstream === undefined ? undefined : localOut.get(upstream)
-      const handedOn = up0 !== undefined && up0.recorded !== true && up0.text === c.input
-      const recordedInput = !handedOn && mayBeMarker(c.input) ? decodeRaw(c.input) : undefined
-      if (isUnrecorded(recordedInput)) {
-        list.push(
-          skipped(
-            c.attempt,
-            `input was not recorded (${reasonText((recordedInput as { reason?: unknown }).reason)})`,
-          ),
-        )
-        recordedAsLocal()
-        continue
-      }
-      // The input that goes with this stage's oracle: production's input for a recorded
-      // output; for a pinned expectation, the pinned output of the stage before if it has
-      // one (both were accepted from the same fixed chain).
-      const pinnedUpstream = upstream !== undefined ? expected.get(upstream)?.output : undefined
-      const oracleInput = (expectation !== undefined ? pinnedUpstream : undefined) ?? c.input
-      let input: unknown
-      let inputDiffers = false
-      // Effects were recorded with production's input: play them back leniently whenever the
-      // input given differs from it (the oracle input may be a pinned one).
-      let offRecorded = oracleInput !== c.input
-      // A stage that failed in production handed nothing on: what ran after it got its
-      // recorded input, whatever the stage does locally (a fallback on the failed stage's own
-      // input is fed by what fed that one, handoff.ts).
-      const handed = upstream !== undefined && recordedOut.get(upstream) !== null
-      if (o.mode === 'cascade' && handed && localOut.has(upstream)) {
-        const up = localOut.get(upstream)
-        if (up === undefined) {
-          // Named by the stage where the chain broke, not the skipped one just before.
-          const root = brokenAt.get(upstream) ?? upstream
-          brokenAt.set(c.stage, root)
-          const why = unreadable.has(root)
-            ? 'could not be replayed (its recording cannot be read)'
-            : 'failed locally'
-          const via = root === upstream ? '' : `, so ${upstream} did not run`
-          list.push(skipped(c.attempt, `upstream stage ${root} ${why}${via}`))
-          localOut.set(c.stage, undefined)
-          continue
-        }
-        input = up.value
-        inputDiffers = up.text !== oracleInput
-        offRecorded = up.text !== c.input
-      } else {
-        input = decode(oracleInput)
-      }
-      let run = await runStage(fn, input, c, chain.record.key, o, offRecorded)
-      let j = judge(run, oracleOutput, oracleError, o)
-      let status: StageStatus = j.status
-      let reason: string | undefined = j.reason
-      let seamFrom: string | undefined
-      if (j.status !== 'matched' && j.status !== 'skipped' && inputDiffers) {
-        // Judge the stage on its own: the input it should have had, the recorded effects.
-        const alone = await runStage(fn, decode(oracleInput), c, chain.record.key, o, oracleInput !== c.input)
-        const ja = judge(alone, oracleOutput, oracleError, o)
-        if (ja.status === 'matched') {
-          status = 'inherited'
-          if (firstBad.stage !== undefined)
-            reason = `its input differed because ${firstBad.stage} diverged; on its recorded input it matches`
-          else {
-            seamFrom = upstream
-            // Nothing upstream diverged: a hand-off in production did not line up, this one or,
-            // when this one does, the one upstream took its different input from.
-            const seam =
-              upstream !== undefined && recordedOut.get(upstream) === c.input
-                ? seamOf.get(upstream)
-                : undefined
-            const root = seam ?? { from: upstream!, to: c.stage }
-            seamOf.set(c.stage, root)
-            reason =
-              root.to === c.stage
-                ? `its input differed from what production recorded for it (the seam from ${root.from} does not line up in the recording); on its recorded input it matches`
-                : `its input differed from what production recorded for it (the seam ${root.from} → ${root.to} does not line up in the recording, and ${upstream} handed on what it made of it); on its recorded input it matches`
-          }
-        } else {
-          status = ja.status
-          reason = 'differs on its recorded input too'
-          if (ja.status === 'error') {
-            run = alone
-            j = ja
-          }
-        }
-      }
-      // A stage that called other stages may differ only through what they gave it: judged
-      // again with their recorded results, on the same input; settled once they are judged.
-      let throughNested: { stages: string[]; status: StageStatus; reason: string | undefined } | undefined
-      const calledInside =
-        status === 'diverged' && run.nestedStages !== undefined
-          ? [...new Set(run.nestedStages)].filter((n) => o.stages.has(n))
-          : []
-      if (calledInside.length > 0) {
-        const usedInput = reason === 'differs on its recorded input too' ? decode(oracleInput) : input
-        // Judged on its pin, it is paired with the pins of the stages it calls, as a pinned
-        // stage is with its feeder's pin: all were accepted from the same fixed build.
-        const pins = expectation !== undefined ? pinBySeq : undefined
-        const own = await runStage(fn, usedInput, c, chain.record.key, o, offRecorded, true, pins)
-        if (judge(own, oracleOutput, oracleError, o).status === 'matched') {
-          throughNested = { stages: calledInside, status, reason }
-          status = 'inherited'
-          reason = `differs only through ${calledInside.join(', ')}, called inside it: with ${calledInside.length === 1 ? 'its' : 'their'} recorded ${calledInside.length === 1 ? 'result' : 'results'} it matches`
-        }
-      }
-      if ((status === 'diverged' || status === 'error') && firstBad.stage === undefined)
-        firstBad.stage = c.stage
-      if (
-        status === 'matched' &&
-        expectation !== undefined &&
-        (expectation.output !== c.output || expectation.error !== c.error)
-      )
-        pinnedAway.set(c.stage, c.stage)
-      localOut.set(c.stage, run.ok ? { text: run.text!, value: run.value } : undefined)
-      if (run.ok) lastLocal.set(c.stage, run.text!)
-      else lastLocal.delete(c.stage)
-      const a: AttemptResult = {
-        attempt: c.attempt,
-        status,
-        oracle: expectation ? 'expected' : 'recorded',
-        changes: j.changes,
-        suppressed: j.suppressed,
-        error: j.error,
-        unusedEffects: run.ok ? run.unused.map((e) => ({ seq: e.seq, kind: e.kind, name: e.name })) : [],
-      }
-      if (reason !== undefined) a.reason = reason
-      if (j.truncated) a.truncated = true
-      if (run.argChanges !== undefined && run.argChanges.length > 0) a.effectChanges = run.argChanges
-      if (throughNested !== undefined) viaNested.push({ stage: c.stage, attempt: a, ...throughNested })
-      if (seamFrom !== undefined) viaSeam.push({ stage: c.stage, attempt: a, upstream: seamFrom })
-      list.push(a)
+      await this.attempt(c, list)
     } catch (err) {
       // One damaged value fails its stage of this record; the other records still replay.
       if (!(err instanceof DecodeError)) throw err
       list.push(unreadableAttempt(c, err))
-      unreadable.add(c.stage)
-      localOut.set(c.stage, undefined)
-      lastLocal.delete(c.stage)
-      firstBad.stage ??= c.stage
+      this.unreadable.add(c.stage)
+      this.localOut.set(c.stage, undefined)
+      this.lastLocal.delete(c.stage)
+      this.firstBad ??= c.stage
     }
   }
 
-  // A stage judged inherited from stages called inside it is, unless one of them diverged
-  // or failed on its own (the difference is then in what it passed them: its own).
-  // Innermost first: a stage called inside starts after its caller, so settling them in
-  // reverse order has a middle stage (`b` in a → b → c) back to `diverged`, when the bug is
-  // in what it passed `c`, before `a` asks whether `b` diverged.
-  const worstOf = (stage: string): StageStatus => {
-    let worst: StageStatus = 'skipped'
-    for (const a of attempts.get(stage) ?? []) if (severity[a.status] > severity[worst]) worst = a.status
-    return worst
+  /** The recorded output stands in for the stage's local one. */
+  private recordedAsLocal(c: CaptureRow): void {
+    this.localOut.set(
+      c.stage,
+      c.output === null ? undefined : { text: c.output, value: decode(c.output), recorded: true },
+    )
   }
-  const nestedFrom = new Map<string, string>()
-  for (const v of viaNested.toReversed()) {
-    const bad = v.stages.find((n) => worstOf(n) === 'diverged' || worstOf(n) === 'error')
-    // Judged on its recording, it differs through a stage it calls that gives its pin now.
-    const away = v.attempt.oracle === 'recorded' ? v.stages.find((n) => pinnedAway.has(n)) : undefined
-    if (bad !== undefined) nestedFrom.set(v.stage, bad)
-    else if (away !== undefined) {
-      const root = pinnedAway.get(away)!
-      nestedFrom.set(v.stage, root)
-      pinnedAway.set(v.stage, root)
-      v.attempt.reason = `differs only through ${away}, called inside it, whose pinned expectation is not what production recorded: with the recorded ${v.stages.length === 1 ? 'result' : 'results'} it matches`
-    } else {
-      v.attempt.status = v.status
-      if (v.reason === undefined) delete v.attempt.reason
-      else v.attempt.reason = v.reason
+
+  /** Runs and judges one capture, listing its attempt in `list`. */
+  private async attempt(c: RecordChain['captures'][number], list: AttemptResult[]): Promise<void> {
+    const o = this.o
+    const isFinal = this.lastAttempt.get(c.stage) === c.seq
+    const expectation = isFinal ? this.expected.get(c.stage) : undefined
+    const oracleOutput = expectation ? expectation.output : c.output
+    const oracleError = expectation ? expectation.error : c.error
+    if (o.only !== undefined && c.stage !== o.only) {
+      list.push(skipped(c.attempt, 'not selected (--stage)'))
+      this.recordedAsLocal(c)
+      return
     }
-  }
-  // A stage fed by one that gives its pin (or differs through one) took its input from the
-  // pin, not from a seam that does not line up in the recording.
-  for (const v of viaSeam) {
-    const root = pinnedAway.get(v.upstream)
-    if (root === undefined) continue
-    pinnedAway.set(v.stage, root)
-    pinFrom.set(v.stage, root)
-    v.attempt.reason = `its input differed because ${root} is pinned to an output production did not record; on its recorded input it matches`
-  }
-  if (viaNested.length > 0) {
-    // The first stage, in the order the record ran, that diverged or failed on its own.
-    delete firstBad.stage
-    for (const c of chain.captures) {
-      const a = (attempts.get(c.stage) ?? []).find((x) => x.attempt === c.attempt)
-      if (a !== undefined && (a.status === 'diverged' || a.status === 'error')) {
-        firstBad.stage = c.stage
-        break
+    if (o.splice?.has(c.stage)) {
+      list.push(skipped(c.attempt, 'spliced: recorded output used'))
+      this.recordedAsLocal(c)
+      return
+    }
+    const fn = o.stages.get(c.stage)
+    if (fn === undefined) {
+      list.push(skipped(c.attempt, 'not in the config: recorded output used'))
+      this.recordedAsLocal(c)
+      return
+    }
+    const upstream = this.fed.get(c.stage)
+    // Text a local build's output encoded to is never a marker (an object spelling one is
+    // written escaped): an input equal to it needs no look.
+    const up0 = upstream === undefined ? undefined : this.localOut.get(upstream)
+    const handedOn = up0 !== undefined && up0.recorded !== true && up0.text === c.input
+    const recordedInput = !handedOn && mayBeMarker(c.input) ? decodeRaw(c.input) : undefined
+    if (isUnrecorded(recordedInput)) {
+      list.push(
+        skipped(
+          c.attempt,
+          `input was not recorded (${reasonText((recordedInput as { reason?: unknown }).reason)})`,
+        ),
+      )
+      this.recordedAsLocal(c)
+      return
+    }
+    // The input that goes with this stage's oracle: production's input for a recorded
+    // output; for a pinned expectation, the pinned output of the stage before if it has
+    // one (both were accepted from the same fixed chain).
+    const pinnedUpstream = upstream !== undefined ? this.expected.get(upstream)?.output : undefined
+    const oracleInput = (expectation !== undefined ? pinnedUpstream : undefined) ?? c.input
+    let input: unknown
+    let inputDiffers = false
+    // Effects were recorded with production's input: play them back leniently whenever the
+    // input given differs from it (the oracle input may be a pinned one).
+    let offRecorded = oracleInput !== c.input
+    // A stage that failed in production handed nothing on: what ran after it got its
+    // recorded input, whatever the stage does locally (a fallback on the failed stage's own
+    // input is fed by what fed that one, handoff.ts).
+    const handed = upstream !== undefined && this.recordedOut.get(upstream) !== null
+    if (o.mode === 'cascade' && handed && this.localOut.has(upstream)) {
+      const up = this.localOut.get(upstream)
+      if (up === undefined) {
+        // Named by the stage where the chain broke, not the skipped one just before.
+        const root = this.brokenAt.get(upstream) ?? upstream
+        this.brokenAt.set(c.stage, root)
+        const why = this.unreadable.has(root)
+          ? 'could not be replayed (its recording cannot be read)'
+          : 'failed locally'
+        const via = root === upstream ? '' : `, so ${upstream} did not run`
+        list.push(skipped(c.attempt, `upstream stage ${root} ${why}${via}`))
+        this.localOut.set(c.stage, undefined)
+        return
+      }
+      input = up.value
+      inputDiffers = up.text !== oracleInput
+      offRecorded = up.text !== c.input
+    } else {
+      input = decode(oracleInput)
+    }
+    let run = await runStage(fn, input, c, this.chain.record.key, o, offRecorded)
+    let j = judge(run, oracleOutput, oracleError, o)
+    let status: StageStatus = j.status
+    let reason: string | undefined = j.reason
+    let seamFrom: string | undefined
+    if (j.status !== 'matched' && j.status !== 'skipped' && inputDiffers) {
+      const alone = await this.alone(c, fn, oracleInput, oracleOutput, oracleError, upstream)
+      status = alone.status
+      reason = alone.reason
+      seamFrom = alone.seamFrom
+      if (alone.run !== undefined && alone.j !== undefined) {
+        run = alone.run
+        j = alone.j
       }
     }
+    // A stage that called other stages may differ only through what they gave it: judged
+    // again with their recorded results, on the same input; settled once they are judged.
+    let throughNested: { stages: string[]; status: StageStatus; reason: string | undefined } | undefined
+    const calledInside =
+      status === 'diverged' && run.nestedStages !== undefined
+        ? [...new Set(run.nestedStages)].filter((n) => o.stages.has(n))
+        : []
+    if (calledInside.length > 0) {
+      const usedInput = reason === 'differs on its recorded input too' ? decode(oracleInput) : input
+      if (
+        await this.matchesThroughNested(c, fn, usedInput, offRecorded, expectation, oracleOutput, oracleError)
+      ) {
+        throughNested = { stages: calledInside, status, reason }
+        status = 'inherited'
+        reason = `differs only through ${calledInside.join(', ')}, called inside it: with ${calledInside.length === 1 ? 'its' : 'their'} recorded ${calledInside.length === 1 ? 'result' : 'results'} it matches`
+      }
+    }
+    if ((status === 'diverged' || status === 'error') && this.firstBad === undefined) this.firstBad = c.stage
+    if (
+      status === 'matched' &&
+      expectation !== undefined &&
+      (expectation.output !== c.output || expectation.error !== c.error)
+    )
+      this.pinnedAway.set(c.stage, c.stage)
+    this.localOut.set(c.stage, run.ok ? { text: run.text!, value: run.value } : undefined)
+    if (run.ok) this.lastLocal.set(c.stage, run.text!)
+    else this.lastLocal.delete(c.stage)
+    const a: AttemptResult = {
+      attempt: c.attempt,
+      status,
+      oracle: expectation ? 'expected' : 'recorded',
+      changes: j.changes,
+      suppressed: j.suppressed,
+      error: j.error,
+      unusedEffects: run.ok ? run.unused.map((e) => ({ seq: e.seq, kind: e.kind, name: e.name })) : [],
+    }
+    if (reason !== undefined) a.reason = reason
+    if (j.truncated) a.truncated = true
+    if (run.argChanges !== undefined && run.argChanges.length > 0) a.effectChanges = run.argChanges
+    if (throughNested !== undefined) this.viaNested.push({ stage: c.stage, attempt: a, ...throughNested })
+    if (seamFrom !== undefined) this.viaSeam.push({ stage: c.stage, attempt: a, upstream: seamFrom })
+    list.push(a)
   }
 
-  const stages: StageResult[] = order.map((stage) => {
-    const list = attempts.get(stage) ?? []
-    let worst = list[list.length - 1] ?? skipped(1, 'no capture')
-    for (const a of list) if (severity[a.status] > severity[worst.status]) worst = a
-    const r: StageResult = {
-      stage,
-      status: worst.status,
-      changes: worst.changes,
-      suppressed: worst.suppressed,
-      error: worst.error,
-      attempts: list,
+  /** Judges a stage that differs on the input it was handed on its own: the input it should have had, the recorded effects. */
+  private async alone(
+    c: RecordChain['captures'][number],
+    fn: StageFn<unknown, unknown>,
+    oracleInput: string,
+    oracleOutput: string | null,
+    oracleError: string | null,
+    upstream: string | undefined,
+  ): Promise<AloneJudgement> {
+    const o = this.o
+    const alone = await runStage(
+      fn,
+      decode(oracleInput),
+      c,
+      this.chain.record.key,
+      o,
+      oracleInput !== c.input,
+    )
+    const ja = judge(alone, oracleOutput, oracleError, o)
+    if (ja.status !== 'matched') {
+      const differs: AloneJudgement = { status: ja.status, reason: 'differs on its recorded input too' }
+      if (ja.status === 'error') {
+        differs.run = alone
+        differs.j = ja
+      }
+      return differs
     }
-    if (worst.reason !== undefined) r.reason = worst.reason
-    const from = nestedFrom.get(stage) ?? pinFrom.get(stage) ?? firstBad.stage
-    if (worst.status === 'inherited' && from !== undefined) r.inheritedFrom = from
-    const text = lastLocal.get(stage)
-    if (text !== undefined && (r.status === 'diverged' || r.status === 'inherited')) r.local = decodeRaw(text)
-    return r
-  })
-  const first = stages.find((s) => s.status === 'diverged' || s.status === 'error')
-  const outputs = Object.fromEntries(lastLocal)
-  const invariants = checkInvariants(chain, fed, outputs, o)
-  // A check production passed and the local build fails is a divergence of its own.
-  const broken =
-    first === undefined ? invariants.find((i) => i.recorded === 'ok' && i.local === 'violated') : undefined
-  const brokenStage = broken?.stage ?? order.at(-1) ?? '-'
-  return {
-    recordId: chain.record.id,
-    key: chain.record.key,
-    verdict:
-      first === undefined
-        ? broken
-          ? 'diverged'
-          : 'matched'
-        : first.status === 'error'
-          ? 'error'
-          : 'diverged',
-    firstDivergence:
-      first === undefined
-        ? broken
-          ? { stage: brokenStage, status: 'diverged' }
-          : null
-        : { stage: first.stage, status: first.status as 'diverged' | 'error' },
-    stages,
-    mode: o.mode,
-    ...(invariants.length > 0 ? { invariants } : {}),
-    outputs,
+    if (this.firstBad !== undefined) {
+      return {
+        status: 'inherited',
+        reason: `its input differed because ${this.firstBad} diverged; on its recorded input it matches`,
+      }
+    }
+    // Nothing upstream diverged: a hand-off in production did not line up, this one or,
+    // when this one does, the one upstream took its different input from.
+    const seam =
+      upstream !== undefined && this.recordedOut.get(upstream) === c.input
+        ? this.seamOf.get(upstream)
+        : undefined
+    const root = seam ?? { from: upstream!, to: c.stage }
+    this.seamOf.set(c.stage, root)
+    return {
+      status: 'inherited',
+      seamFrom: upstream!,
+      reason:
+        root.to === c.stage
+          ? `its input differed from what production recorded for it (the seam from ${root.from} does not line up in the recording); on its recorded input it matches`
+          : `its input differed from what production recorded for it (the seam ${root.from} → ${root.to} does not line up in the recording, and ${upstream} handed on what it made of it); on its recorded input it matches`,
+    }
+  }
+
+  /** Whether a diverged stage that called other stages matches when run again with their recorded results. */
+  private async matchesThroughNested(
+    c: RecordChain['captures'][number],
+    fn: StageFn<unknown, unknown>,
+    usedInput: unknown,
+    offRecorded: boolean,
+    expectation: ExpectationRow | undefined,
+    oracleOutput: string | null,
+    oracleError: string | null,
+  ): Promise<boolean> {
+    // Judged on its pin, it is paired with the pins of the stages it calls, as a pinned
+    // stage is with its feeder's pin: all were accepted from the same fixed build.
+    const pins = expectation !== undefined ? this.pinBySeq : undefined
+    const own = await runStage(fn, usedInput, c, this.chain.record.key, this.o, offRecorded, true, pins)
+    return judge(own, oracleOutput, oracleError, this.o).status === 'matched'
+  }
+
+  /** The worst status among a stage's attempts. */
+  private worstOf(stage: string): StageStatus {
+    let worst: StageStatus = 'skipped'
+    for (const a of this.attempts.get(stage) ?? []) if (severity[a.status] > severity[worst]) worst = a.status
+    return worst
+  }
+
+  /**
+   * Settles what could only be judged once every stage had run: stages inherited through
+   * stages called inside them or through seams. Returns, for each stage judged inherited
+   * from a stage called inside it, that stage.
+   */
+  private settle(): Map<string, string> {
+    const nestedFrom = new Map<string, string>()
+    // A stage judged inherited from stages called inside it is, unless one of them diverged
+    // or failed on its own (the difference is then in what it passed them: its own).
+    // Innermost first: a stage called inside starts after its caller, so settling them in
+    // reverse order has a middle stage (`b` in a → b → c) back to `diverged`, when the bug is
+    // in what it passed `c`, before `a` asks whether `b` diverged.
+    for (const v of this.viaNested.toReversed()) {
+      const bad = v.stages.find((n) => this.worstOf(n) === 'diverged' || this.worstOf(n) === 'error')
+      // Judged on its recording, it differs through a stage it calls that gives its pin now.
+      const away = v.attempt.oracle === 'recorded' ? v.stages.find((n) => this.pinnedAway.has(n)) : undefined
+      if (bad !== undefined) nestedFrom.set(v.stage, bad)
+      else if (away !== undefined) {
+        const root = this.pinnedAway.get(away)!
+        nestedFrom.set(v.stage, root)
+        this.pinnedAway.set(v.stage, root)
+        v.attempt.reason = `differs only through ${away}, called inside it, whose pinned expectation is not what production recorded: with the recorded ${v.stages.length === 1 ? 'result' : 'results'} it matches`
+      } else {
+        v.attempt.status = v.status
+        if (v.reason === undefined) delete v.attempt.reason
+        else v.attempt.reason = v.reason
+      }
+    }
+    // A stage fed by one that gives its pin (or differs through one) took its input from the
+    // pin, not from a seam that does not line up in the recording.
+    for (const v of this.viaSeam) {
+      const root = this.pinnedAway.get(v.upstream)
+      if (root === undefined) continue
+      this.pinnedAway.set(v.stage, root)
+      this.pinFrom.set(v.stage, root)
+      v.attempt.reason = `its input differed because ${root} is pinned to an output production did not record; on its recorded input it matches`
+    }
+    if (this.viaNested.length > 0) {
+      // The first stage, in the order the record ran, that diverged or failed on its own.
+      this.firstBad = undefined
+      for (const c of this.chain.captures) {
+        const a = (this.attempts.get(c.stage) ?? []).find((x) => x.attempt === c.attempt)
+        if (a !== undefined && (a.status === 'diverged' || a.status === 'error')) {
+          this.firstBad = c.stage
+          break
+        }
+      }
+    }
+    return nestedFrom
+  }
+
+  /** The record's result, once every capture has been replayed. */
+  result(): RecordResult {
+    const nestedFrom =
+      this.viaNested.length > 0 || this.viaSeam.length > 0 ? this.settle() : new Map<string, string>()
+    const stages: StageResult[] = this.order.map((stage) => {
+      const list = this.attempts.get(stage) ?? []
+      let worst = list[list.length - 1] ?? skipped(1, 'no capture')
+      for (const a of list) if (severity[a.status] > severity[worst.status]) worst = a
+      const r: StageResult = {
+        stage,
+        status: worst.status,
+        changes: worst.changes,
+        suppressed: worst.suppressed,
+        error: worst.error,
+        attempts: list,
+      }
+      if (worst.reason !== undefined) r.reason = worst.reason
+      const from = nestedFrom.get(stage) ?? this.pinFrom.get(stage) ?? this.firstBad
+      if (worst.status === 'inherited' && from !== undefined) r.inheritedFrom = from
+      const text = this.lastLocal.get(stage)
+      if (text !== undefined && (r.status === 'diverged' || r.status === 'inherited'))
+        r.local = decodeRaw(text)
+      return r
+    })
+    const first = stages.find((s) => s.status === 'diverged' || s.status === 'error')
+    const outputs = Object.fromEntries(this.lastLocal)
+    const invariants = checkInvariants(this.chain, this.fed, outputs, this.o)
+    // A check production passed and the local build fails is a divergence of its own.
+    const broken =
+      first === undefined ? invariants.find((i) => i.recorded === 'ok' && i.local === 'violated') : undefined
+    const brokenStage = broken?.stage ?? this.order.at(-1) ?? '-'
+    return {
+      recordId: this.chain.record.id,
+      key: this.chain.record.key,
+      verdict:
+        first === undefined
+          ? broken
+            ? 'diverged'
+            : 'matched'
+          : first.status === 'error'
+            ? 'error'
+            : 'diverged',
+      firstDivergence:
+        first === undefined
+          ? broken
+            ? { stage: brokenStage, status: 'diverged' }
+            : null
+          : { stage: first.stage, status: first.status as 'diverged' | 'error' },
+      stages,
+      mode: this.o.mode,
+      ...(invariants.length > 0 ? { invariants } : {}),
+      outputs,
+    }
   }
 }
 

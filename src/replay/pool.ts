@@ -82,6 +82,8 @@ interface Slot {
   heard: number
   /** It has loaded the config and stages: from then on, silence means it is stuck. */
   ready: boolean
+  /** Set by `close`: called when the worker has sent all it will send, or has exited. */
+  done?: () => void
 }
 
 export function workerPool(
@@ -182,7 +184,12 @@ export function workerPool(
     child.on('message', (msg: FromWorker) => {
       slot.heard = performance.now()
       if (msg.type === 'ready') slot.ready = true
-      else if (msg.type === 'results') {
+      else if (msg.type === 'closed') {
+        // Exiting now: this process need not wait for it to be gone.
+        slot.child.unref()
+        slot.child.channel?.unref()
+        slot.done?.()
+      } else if (msg.type === 'results') {
         const j = job
         const c = slot.chunks[0]
         if (j !== undefined && j.failed === undefined && c !== undefined) {
@@ -304,6 +311,7 @@ export function workerPool(
           (slot) =>
             new Promise<void>((resolve) => {
               if (slot.child.exitCode !== null || slot.child.signalCode !== null) return resolve()
+              slot.done = resolve
               slot.child.once('exit', () => resolve())
               send(slot, { type: 'close' })
               // A stage module that keeps its worker alive (a timer, an open handle) is stopped.

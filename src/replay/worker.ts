@@ -36,6 +36,8 @@ export type FromWorker =
   | { type: 'error'; message: string; code: string; exit: number }
   | { type: 'alive' }
   | { type: 'ready' }
+  /** Asked to close: everything is sent, and the process exits now. */
+  | { type: 'closed' }
 
 /**
  * Results go to the CLI in batches: a message per record cost more than replaying a small
@@ -138,7 +140,10 @@ function main(): void {
         // A turn of the event loop first: what a stage's timers throw is still reported.
         setTimeout(() => {
           open?.set.close()
-          exitProcess(0)
+          // The CLI goes on when it reads this, not when this process is gone: the kernel
+          // takes 10-20 ms to free a replaying process's memory.
+          if (process.send === undefined || !process.connected) exitProcess(0)
+          else process.send({ type: 'closed' } satisfies FromWorker, () => exitProcess(0))
         }, 1),
       )
     }

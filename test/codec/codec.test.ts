@@ -779,6 +779,9 @@ describe('decoding untrusted text', () => {
     '{"a":{"b":{"constructor":{"prototype":{"polluted":"yes"}}}}}',
     '[{"constructor":{"prototype":{"polluted":"yes"}}}]',
     '{"\\u005f_proto__":{"polluted":"yes"}}',
+    '{"\\u0063onstructor":{"prototype":{"polluted":"yes"}}}',
+    '{"__proto__" :{"polluted":"yes"}}',
+    '\uFEFF{"__proto__":{"polluted":"yes"}}',
     '{"$t":"obj","v":{"__proto__":{"polluted":"yes"}}}',
     '{"$t":"map","v":[["k",{"__proto__":{"polluted":"yes"}}]]}',
     '{"$t":"set","v":[{"constructor":{"prototype":{"polluted":"yes"}}}]}',
@@ -803,6 +806,27 @@ describe('decoding untrusted text', () => {
       else if (v instanceof Set) stack.push(...v)
       else stack.push(...Object.values(v))
     }
+  })
+
+  it.each(hostile)('parseJson(%s) keeps no __proto__ key and no constructor.prototype', (text) => {
+    const stack: unknown[] = [parseJson(text)]
+    while (stack.length > 0) {
+      const v = stack.pop()
+      if (v === null || typeof v !== 'object') continue
+      expect(Object.hasOwn(v, '__proto__')).toBe(false)
+      const ctor = (v as Record<string, unknown>).constructor
+      if (Object.hasOwn(v, 'constructor')) expect(Object.hasOwn(ctor as object, 'prototype')).toBe(false)
+      stack.push(...Object.values(v))
+    }
+  })
+
+  it('parses text with a byte order mark, and keeps the suspect words where they are only values', () => {
+    expect(parseJson('\uFEFF{"a":1}')).toEqual({ a: 1 })
+    expect(parseJson('{"note":"the constructor of __proto__","k":"\\u0041"}')).toEqual({
+      note: 'the constructor of __proto__',
+      k: 'A',
+    })
+    expect(decode('[1,"constructor"]')).toEqual([1, 'constructor'])
   })
 
   it('gives a DecodeError, not a RangeError, for hostile nesting', () => {
