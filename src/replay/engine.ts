@@ -34,6 +34,7 @@ import { boundPayloadDepth, readError, stageOrder } from '../compare/scene.js'
 import { BundleError } from '../errors.js'
 import type { StageFn } from '../recorder/recorder.js'
 import { isThenable } from '../thenable.js'
+import { holdYoungGeneration } from './heap.js'
 import { NestedCalls, type SplicedResult } from './nested.js'
 import { callStage, NetworkBlocked, type Outcome } from './network-guard.js'
 import { EffectDivergence, PlaybackContext } from './playback.js'
@@ -376,6 +377,7 @@ function skipped(attempt: number, reason: string): AttemptResult {
  * typed JSON (the bundle is damaged, or was made by hand) is a BundleError naming the record.
  */
 export async function replayRecord(chain: RecordChain, o: ReplayOptions): Promise<RecordResult> {
+  holdYoungGeneration()
   try {
     const inRecord: RecordOptions = { ...o, recordCaptures: chain.captures }
     return await replayChain(chain, inRecord)

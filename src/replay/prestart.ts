@@ -11,7 +11,6 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { workerUrl } from '../worker-url.js'
-import { workerSemiSpaceMiB } from './heap.js'
 import { watchChild } from './watchdog.js'
 
 /** Started early, not yet taken by a pool. */
@@ -22,7 +21,6 @@ export function forkWorker(cwd?: string): ChildProcess {
   const script = fileURLToPath(workerUrl(import.meta.url, './worker.js'))
   const child = fork(script, ['--retrace-worker'], {
     ...(cwd !== undefined ? { cwd } : {}),
-    execArgv: [`--min-semi-space-size=${workerSemiSpaceMiB}`],
     serialization: 'advanced',
     // Results travel over IPC; whatever a stage prints goes to stderr, never into the report.
     stdio: ['ignore', 2, 'inherit', 'ipc'],
