@@ -2,23 +2,13 @@ import { describe, expect, it } from 'vitest'
 import { openBundle } from '../../src/bundle/reader.js'
 import type { RecordUnit } from '../../src/bundle/types.js'
 import { BundleWriter } from '../../src/bundle/writer.js'
-import { withDb } from '../helpers/bundle-db.js'
+import { okRecord, withDb } from '../helpers/bundle-db.js'
 import { tempPath } from '../helpers/tmp.js'
 
 /** A record part whose every effect names its record, capture and place. */
 function part(id: string, stages: string[], effectsPer: (stage: string) => number): RecordUnit {
   return {
-    record: {
-      id,
-      key: `key:${id}`,
-      startedAt: 1000,
-      endedAt: 1001,
-      status: 'ok',
-      error: null,
-      host: 'h',
-      pid: 1,
-      build: 'b1',
-    },
+    record: okRecord(id),
     captures: stages.map((stage, seq) => ({
       seq,
       stage,

@@ -5,7 +5,7 @@ import { APPLICATION_ID, FORMAT_VERSION, PAGE_SIZE } from '../../src/bundle/sche
 import type { RecordUnit } from '../../src/bundle/types.js'
 import { BundleWriter, type WriterOptions } from '../../src/bundle/writer.js'
 import { BundleError } from '../../src/errors.js'
-import { integrityCheck, readBundle, withDb } from '../helpers/bundle-db.js'
+import { integrityCheck, okRecord, readBundle, withDb } from '../helpers/bundle-db.js'
 import { tempPath } from '../helpers/tmp.js'
 
 const options = (build = 'b1'): WriterOptions => ({
@@ -19,17 +19,7 @@ const options = (build = 'b1'): WriterOptions => ({
 
 function unit(id: string, build: string | null = 'b1', captures = 2): RecordUnit {
   return {
-    record: {
-      id,
-      key: `key:${id}`,
-      startedAt: 1000,
-      endedAt: 1001,
-      status: 'ok',
-      error: null,
-      host: 'h',
-      pid: 1,
-      build,
-    },
+    record: okRecord(id, build),
     captures: Array.from({ length: captures }, (_, seq) => ({
       seq,
       stage: `stage${seq}`,

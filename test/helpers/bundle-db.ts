@@ -5,6 +5,22 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import Database from 'better-sqlite3'
+import type { RecordUnit } from '../../src/bundle/types.js'
+
+/** The records row of a record unit written in tests: one that ended well, of `build`. */
+export function okRecord(id: string, build: string | null = 'b1'): RecordUnit['record'] {
+  return {
+    id,
+    key: `key:${id}`,
+    startedAt: 1000,
+    endedAt: 1001,
+    status: 'ok',
+    error: null,
+    host: 'h',
+    pid: 1,
+    build,
+  }
+}
 
 export interface RawRecord {
   id: string
