@@ -21,6 +21,8 @@ export function forkWorker(cwd?: string): ChildProcess {
   const script = fileURLToPath(workerUrl(import.meta.url, './worker.js'))
   const child = fork(script, ['--retrace-worker'], {
     ...(cwd !== undefined ? { cwd } : {}),
+    // Not the CLI's own node flags (an --inspect port, a profiler): a worker runs plain.
+    execArgv: [],
     serialization: 'advanced',
     // Results travel over IPC; whatever a stage prints goes to stderr, never into the report.
     stdio: ['ignore', 2, 'inherit', 'ipc'],
