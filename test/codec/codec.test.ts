@@ -587,6 +587,29 @@ describe('plain JSON stays plain', () => {
     const v = { a: shared, b: shared, c: [shared, shared] }
     expect(encode(v)).toBe(JSON.stringify(v))
   })
+
+  it('escapes a "$t" key and drops a "__proto__" key at any depth', () => {
+    const deep = parseJson('{"a":[{"b":{"$t":"date","v":1}}],"c":{"__proto__":{"x":1},"d":2}}')
+    expect(JSON.parse(encode(deep))).toEqual({
+      a: [{ b: { $t: 'obj', v: { $t: 'date', v: 1 } } }],
+      c: { d: 2 },
+    })
+    expect(roundTrip(deep)).toEqual({ a: [{ b: { $t: 'date', v: 1 } }], c: { d: 2 } })
+  })
+
+  it('writes an array of any prototype as its items, and one with a toJSON as what that gives', () => {
+    class Items extends Array<number> {}
+    const sub = Items.from([1, 2])
+    expect(encode({ sub })).toBe('{"sub":[1,2]}')
+    const own = Object.assign([1, 2], { toJSON: () => ({ n: 1n }) })
+    expect(encode({ own })).toBe('{"own":{"n":{"$t":"bigint","v":"1"}}}')
+    class Summed extends Array<number> {
+      toJSON(): number {
+        return this.reduce((a, b) => a + b, 0)
+      }
+    }
+    expect(encode({ sum: Summed.from([1, 2, 3]) })).toBe('{"sum":6}')
+  })
 })
 
 describe('payloads that cannot be recorded', () => {
@@ -606,6 +629,30 @@ describe('payloads that cannot be recorded', () => {
       let caught: unknown
       try {
         encode(v)
+      } catch (err) {
+        caught = err
+      }
+      expect(caught).toBeInstanceOf(PayloadError)
+      expect((caught as PayloadError).problem).toBe('cyclic')
+    }
+  })
+
+  it('names a cycle as cyclic even where the walk would reach the size cap or the depth limit first', () => {
+    // Each turn of the loop adds a kilobyte: unchecked, the cap is passed within 50 turns.
+    const wide: Record<string, unknown> = { text: 'x'.repeat(1000) }
+    wide.again = { more: 'y'.repeat(1000), back: wide }
+    // A loop of 40 objects under a depth limit of 50.
+    const ring: Record<string, unknown>[] = Array.from({ length: 40 }, (_, i) => ({ i }))
+    ring.forEach((o, i) => {
+      o.next = ring[(i + 1) % ring.length]
+    })
+    for (const [v, limits] of [
+      [wide, { maxBytes: 50_000, maxDepth: 512 }],
+      [ring[0], { maxBytes: defaultLimits.maxBytes, maxDepth: 50 }],
+    ] as const) {
+      let caught: unknown
+      try {
+        encode(v, limits)
       } catch (err) {
         caught = err
       }
