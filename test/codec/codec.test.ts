@@ -613,6 +613,17 @@ describe('plain JSON stays plain', () => {
 })
 
 describe('payloads that cannot be recorded', () => {
+  /** The problem encode() names for a value it refuses; undefined when it encodes it. */
+  const problemOf = (value: unknown, limits = defaultLimits): string | undefined => {
+    try {
+      encode(value, limits)
+      return undefined
+    } catch (err) {
+      expect(err).toBeInstanceOf(PayloadError)
+      return (err as PayloadError).problem
+    }
+  }
+
   it('throws PayloadError(cyclic) for cycles through objects, arrays, Maps and Sets', () => {
     const obj: Record<string, unknown> = { a: 1 }
     obj.self = obj
@@ -625,16 +636,7 @@ describe('payloads that cannot be recorded', () => {
     const withDate: Record<string, unknown> = { when: new Date(0) }
     withDate.loop = { up: withDate }
 
-    for (const v of [obj, arr, map, set, withDate]) {
-      let caught: unknown
-      try {
-        encode(v)
-      } catch (err) {
-        caught = err
-      }
-      expect(caught).toBeInstanceOf(PayloadError)
-      expect((caught as PayloadError).problem).toBe('cyclic')
-    }
+    for (const v of [obj, arr, map, set, withDate]) expect(problemOf(v)).toBe('cyclic')
   })
 
   it('names a cycle as cyclic even where the walk would reach the size cap or the depth limit first', () => {
@@ -646,19 +648,8 @@ describe('payloads that cannot be recorded', () => {
     ring.forEach((o, i) => {
       o.next = ring[(i + 1) % ring.length]
     })
-    for (const [v, limits] of [
-      [wide, { maxBytes: 50_000, maxDepth: 512 }],
-      [ring[0], { maxBytes: defaultLimits.maxBytes, maxDepth: 50 }],
-    ] as const) {
-      let caught: unknown
-      try {
-        encode(v, limits)
-      } catch (err) {
-        caught = err
-      }
-      expect(caught).toBeInstanceOf(PayloadError)
-      expect((caught as PayloadError).problem).toBe('cyclic')
-    }
+    expect(problemOf(wide, { maxBytes: 50_000, maxDepth: 512 })).toBe('cyclic')
+    expect(problemOf(ring[0], { maxBytes: defaultLimits.maxBytes, maxDepth: 50 })).toBe('cyclic')
   })
 
   it('hands a value JSON would change to the tagged walk wherever it sits: top level, array item, field', () => {
@@ -793,16 +784,7 @@ describe('payloads that cannot be recorded', () => {
   it('throws PayloadError(too-deep) past the depth limit, plain or tagged', () => {
     const limits = { maxBytes: defaultLimits.maxBytes, maxDepth: 50 }
     expect(encode(nest(49), limits)).toBe(JSON.stringify(nest(49)))
-    for (const v of [nest(60), nest(60, 1n)]) {
-      let caught: unknown
-      try {
-        encode(v, limits)
-      } catch (err) {
-        caught = err
-      }
-      expect(caught).toBeInstanceOf(PayloadError)
-      expect((caught as PayloadError).problem).toBe('too-deep')
-    }
+    for (const v of [nest(60), nest(60, 1n)]) expect(problemOf(v, limits)).toBe('too-deep')
     // The default limit also holds back values deep enough to threaten the stack.
     expect(() => encode(nest(100_000))).toThrow(PayloadError)
   })
