@@ -416,6 +416,8 @@ interface AloneJudgement {
   /** The run and judgement to keep (the stage failed on its recorded input too). */
   run?: LocalRun
   j?: Judgement
+  /** It differs on its recorded input too: what it is judged on from here is that input. */
+  onRecordedInput?: true
 }
 
 /** What replaying one record's captures builds up, capture by capture. */
@@ -578,11 +580,13 @@ class ChainReplay {
     let status: StageStatus = j.status
     let reason: string | undefined = j.reason
     let seamFrom: string | undefined
+    let onRecordedInput = false
     if (j.status !== 'matched' && j.status !== 'skipped' && inputDiffers) {
       const alone = await this.alone(c, fn, oracleInput, oracleOutput, oracleError, upstream)
       status = alone.status
       reason = alone.reason
       seamFrom = alone.seamFrom
+      onRecordedInput = alone.onRecordedInput === true
       if (alone.run !== undefined && alone.j !== undefined) {
         run = alone.run
         j = alone.j
@@ -596,9 +600,11 @@ class ChainReplay {
         ? [...new Set(run.nestedStages)].filter((n) => o.stages.has(n))
         : []
     if (calledInside.length > 0) {
-      const usedInput = reason === 'differs on its recorded input too' ? decode(oracleInput) : input
+      // The recorded input is decoded again: the stage may have changed the copy it was given.
+      const usedInput = onRecordedInput ? decode(oracleInput) : input
+      const lenient = onRecordedInput ? oracleInput !== c.input : offRecorded
       if (
-        await this.matchesThroughNested(c, fn, usedInput, offRecorded, expectation, oracleOutput, oracleError)
+        await this.matchesThroughNested(c, fn, usedInput, lenient, expectation, oracleOutput, oracleError)
       ) {
         throughNested = { stages: calledInside, status, reason }
         status = 'inherited'
@@ -652,7 +658,11 @@ class ChainReplay {
     )
     const ja = judge(alone, oracleOutput, oracleError, o)
     if (ja.status !== 'matched') {
-      const differs: AloneJudgement = { status: ja.status, reason: 'differs on its recorded input too' }
+      const differs: AloneJudgement = {
+        status: ja.status,
+        reason: 'differs on its recorded input too',
+        onRecordedInput: true,
+      }
       if (ja.status === 'error') {
         differs.run = alone
         differs.j = ja
