@@ -21,3 +21,53 @@ export function isThenable(v: unknown, ifUnreadable: boolean): v is PromiseLike<
 export function ignoreRejection(v: unknown): void {
   if (isThenable(v, false)) Promise.resolve(v).catch(() => undefined)
 }
+
+const promiseThen = Promise.prototype.then
+
+/**
+ * Calls `onSettled` once `value` settles, before anything the caller chains on it, and gives
+ * back what the caller of a wrapped function gets. A native promise is given back itself: the
+ * same object (with whatever the host's code added to it, as a child-process handle does), and
+ * the observer added here never rejects, so a rejection the host handles elsewhere is not made
+ * an unhandled one. Any other thenable is adopted by a new promise, its `then` called once (a
+ * lazy query builder does its work there), as `Promise.resolve` would.
+ */
+export function observe<T>(value: PromiseLike<T>, onSettled: (ok: boolean, v: unknown) => void): Promise<T> {
+  const settle = (ok: boolean, v: unknown): void => {
+    try {
+      onSettled(ok, v)
+    } catch {
+      // The observers report their own failures; one must not reject into the host.
+    }
+  }
+  if (isNativePromise(value)) {
+    try {
+      promiseThen.call(
+        value,
+        (v) => settle(true, v),
+        (e: unknown) => settle(false, e),
+      )
+      return value
+    } catch {
+      // Not a promise after all (an object given Promise.prototype): adopted below.
+    }
+  }
+  return Promise.resolve(value).then(
+    (v) => {
+      settle(true, v)
+      return v
+    },
+    (e: unknown) => {
+      settle(false, e)
+      throw e
+    },
+  )
+}
+
+function isNativePromise<T>(v: PromiseLike<T>): v is Promise<T> {
+  try {
+    return Object.getPrototypeOf(v) === Promise.prototype && !Object.hasOwn(v, 'then')
+  } catch {
+    return false
+  }
+}

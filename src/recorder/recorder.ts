@@ -24,7 +24,7 @@ import {
   unrecordedMarker,
 } from '../codec/index.js'
 import { type ReplayHook, replayHook, wrappedStage } from '../stage-mark.js'
-import { ignoreRejection, isThenable } from '../thenable.js'
+import { ignoreRejection, isThenable, observe } from '../thenable.js'
 import { version as recorderVersion } from '../version.js'
 import { newRecordId } from './ids.js'
 import { keySampler } from './sampling.js'
@@ -939,16 +939,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         finishRecord(rec, 'ok', undefined)
         return Promise.resolve(result)
       }
-      return Promise.resolve(result).then(
-        (value) => {
-          finishRecord(rec, 'ok', undefined)
-          return value
-        },
-        (err: unknown) => {
-          finishRecord(rec, 'error', err)
-          throw err
-        },
-      )
+      return observe(result, (ok, v) => finishRecord(rec, ok ? 'ok' : 'error', ok ? undefined : v))
     })
   }
 
@@ -1058,23 +1049,16 @@ export function createRecorder(options: RecorderOptions): Recorder {
           rec.pending ??= new Set()
           rec.pending.add(row)
           // Once the record has ended the row is on its way to the writer, marked unfinished.
-          return Promise.resolve(out).then(
-            (v) => {
-              if (rec.shed === 0 && !rec.ended) {
-                rec.pending?.delete(row)
-                row.result = safeEncode(v)
-                grow(rec, row.result.length)
-              }
-              return v
-            },
-            (err: unknown) => {
-              if (!rec.ended) {
-                rec.pending?.delete(row)
-                row.error = describeError(err, stacks)
-              }
-              throw err
-            },
-          ) as T
+          return observe(out, (ok, v) => {
+            if (ok && rec.shed === 0 && !rec.ended) {
+              rec.pending?.delete(row)
+              row.result = safeEncode(v)
+              grow(rec, row.result.length)
+            } else if (!ok && !rec.ended) {
+              rec.pending?.delete(row)
+              row.error = describeError(v, stacks)
+            }
+          }) as T
         }
         if (rec.shed === 0) {
           row.result = safeEncode(out)
@@ -1185,16 +1169,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       rec.running ??= new Map()
       rec.running.set(capture, t0)
     }
-    return Promise.resolve(result).then(
-      (value) => {
-        done(true, value)
-        return value
-      },
-      (err: unknown) => {
-        done(false, err)
-        throw err
-      },
-    )
+    return observe(result, done)
   }
 
   /**
