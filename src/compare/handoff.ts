@@ -102,10 +102,13 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
     const stage = order[i]!
     const c = first.get(stage)!
     let from: string | undefined = order[i - 1]
+    /** Fed by the times of its process, not read as a line. */
+    let timed = false
     const proc = processOf(c)
     const own = byProcess.get(proc)!.filter((g) => g.seq < c.seq)
     if (i > 0 && precise.has(proc) && own.length > 0) {
       // Still running when it started: it was called inside that one, or beside it.
+      timed = true
       from = own.some((g) => endOf(g) > c.startedAt + slackMs) ? undefined : lastEnded(c, own)
     } else if (i > 0 && own.length === 0) {
       // The first stage this process ran in a record continued from another: the process
@@ -115,11 +118,22 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
       for (const g of captures)
         if (g.seq < c.seq && (previous === undefined || g.seq > previous.seq)) previous = g
       const other = previous === undefined ? undefined : processOf(previous)
-      if (other !== undefined && other !== proc && precise.has(other))
+      if (other !== undefined && other !== proc && precise.has(other)) {
+        timed = true
         from = lastEnded(
           c,
           byProcess.get(other)!.filter((g) => g.seq < c.seq),
         )
+      }
+    }
+    if (!timed && i > 0 && from !== undefined && last.get(from)!.output !== c.input) {
+      // Read as a line: one output given to two stages in turn still feeds the second.
+      from =
+        lastGiving(
+          c,
+          captures.filter((g) => g.seq < c.seq),
+          (g) => g.seq,
+        ) ?? from
     }
     if (from !== undefined) {
       // A fallback: the stage before failed in production on the very input this one got.
@@ -197,9 +211,29 @@ function holdsPart(whole: string, part: string): boolean {
 function lastEnded(c: Timed, before: readonly Timed[]): string | undefined {
   let feeder = before[0]!
   for (const g of before) if (endOf(g) >= endOf(feeder)) feeder = g
+  if (feeder.output === c.input) return feeder.stage
+  // One output given to two stages in turn (`t = tax(p); s = ship(p)`): the second is fed by
+  // the stage whose output it got, not by the first, which ended last.
+  const given = lastGiving(c, before, endOf)
+  if (given !== undefined) return given
   const from = feeder.startedAt
   // Another capture that ran while the feeder did, inside it or beside it.
   const overlapped = before.some((g) => g !== feeder && endOf(g) > from + slackMs)
-  if (overlapped && feeder.output !== c.input) return undefined
-  return feeder.stage
+  return overlapped ? undefined : feeder.stage
+}
+
+/**
+ * The stage of the capture in `before` whose recorded output is `c`'s recorded input, the one
+ * latest by `rank` when several are, or undefined when none is.
+ */
+function lastGiving(
+  c: Timed,
+  before: readonly Timed[],
+  rank: (g: Timed) => number,
+): string | undefined {
+  let best: Timed | undefined
+  for (const g of before)
+    if (g.stage !== c.stage && g.output === c.input && (best === undefined || rank(g) >= rank(best)))
+      best = g
+  return best?.stage
 }

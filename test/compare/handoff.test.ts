@@ -46,6 +46,19 @@ describe('handoffs', () => {
     ).toEqual({ a: undefined, b: 'a', c: 'b' })
   })
 
+  it('feeds the second of two stages given one output in turn from the stage that gave it', () => {
+    const calls = [
+      { stage: 'price', input: { id: 1 }, output: { id: 1, net: 10 }, at: [0.1, 0.2] },
+      { stage: 'tax', input: { id: 1, net: 10 }, output: { tax: 2 }, at: [0.25, 0.3] },
+      { stage: 'ship', input: { id: 1, net: 10 }, output: { ship: 5 }, at: [0.35, 0.4] },
+      { stage: 'total', input: { ship: 5 }, output: 17, at: [0.45, 0.5] },
+    ] satisfies Call[]
+    const want = { price: undefined, tax: 'price', ship: 'price', total: 'ship' }
+    expect(fed(calls)).toEqual(want)
+    // Read as a line (whole milliseconds) too.
+    expect(fed(calls.map((c, i) => ({ ...c, at: [i * 2, i * 2 + 1] as [number, number] })))).toEqual(want)
+  })
+
   it('gives no hand-off to stages called inside another, and follows the outer one after it', () => {
     expect(
       fed([
