@@ -11,7 +11,7 @@ import { renderRecordResult } from '../render/replay.js'
 import { loadConfig, loadStages } from '../replay/config.js'
 import type { RecordResult } from '../replay/engine.js'
 import { replayRecord } from '../replay/engine.js'
-import { pinFromResult } from '../replay/regress.js'
+import { pinFromResult, unmendedPins } from '../replay/regress.js'
 import { engineOptions } from '../replay/run.js'
 import { version } from '../version.js'
 
@@ -27,7 +27,7 @@ export default class Accept extends RetraceCommand<typeof Accept> {
     record: Args.string({ description: 'Record id or unique prefix.', required: true }),
   }
   static override description =
-    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test. A stage called more than once with different inputs in the record (once per item) is pinned only when its last call differs and every call before it matches: a pin holds one output per stage, held against its last call. Otherwise it is not pinned, and --stage naming it is a usage error.
+    `Replays the record through the local build, shows what differs from the recording, and pins the local outputs as the expected outputs of the record (all stages, or --stage). From then on the expectation, not the production recording, is the oracle for that stage in replay and test. A stage called more than once with different inputs in the record (once per item) is pinned only when its last call differs and every call before it matches: a pin holds one output per stage, held against its last call. Otherwise it is not pinned, and --stage naming it is a usage error. Nor is anything pinned when a pinned stage would still fail with its pin: an error replay itself raised (a blocked network call, an effect called otherwise than recorded) or an attempt before the last that differs.
 
 It asks first, on a terminal (--yes pins without asking; off a terminal, or with --json, --yes is needed). Exit codes: 0 pinned, or declined at the question (n, or Ctrl-D: the bundle is unchanged); 2 usage or input error, --yes missing off a terminal included; 3 the config or a stage module could not be loaded; 130 stopped with Ctrl-C at the question.`
   static override enableJsonFlag = true
@@ -51,15 +51,19 @@ It asks first, on a terminal (--yes pins without asking; off a terminal, or with
     const set = BundleSet.open([this.args.bundle])
     let result: RecordResult
     let perItem: Map<string, number>
+    let rows: ExpectationRow[]
     try {
       const chain = set.loadRecord(set.resolveRecordId(this.args.record))
       if (f.stage !== undefined && !chain.captures.some((c) => c.stage === f.stage)) {
         throw new UsageError(`record ${chain.record.id} has no stage ${JSON.stringify(f.stage)}`)
       }
-      result = await replayRecord(
-        chain,
-        engineOptions(config, stages, { mode: 'cascade', splice: [], allowNet: false, timeoutMs: 10_000 }),
-      )
+      const engine = engineOptions(config, stages, {
+        mode: 'cascade',
+        splice: [],
+        allowNet: false,
+        timeoutMs: 10_000,
+      })
+      result = await replayRecord(chain, engine)
       // A pin holds one output per stage, and replay holds it against the stage's last call.
       perItem = unpinnable(calledPerItem(chain.captures), result)
       const calls = f.stage === undefined ? undefined : perItem.get(f.stage)
@@ -68,16 +72,27 @@ It asks first, on a terminal (--yes pins without asking; off a terminal, or with
           `cannot pin ${f.stage}: it was called ${calls} times with different inputs in record ${chain.record.id} (once per item), and a pin holds one output per stage`,
         )
       }
+      rows = pinFromResult(result, {
+        ...(f.stage !== undefined ? { only: f.stage } : {}),
+        note: f.note ?? null,
+        build: f.build,
+        now: Date.now(),
+        leave: perItem,
+      })
+      // A pin that the record would still fail with is refused, not written: `test` would
+      // fail on it from then on, whatever the local build does.
+      const unmended = rows.length === 0 ? [] : await unmendedPins(chain, rows, engine)
+      if (unmended.length > 0) {
+        const [first, ...more] = unmended
+        throw new RetraceError(
+          'E_UNPINNABLE',
+          `not pinned: with its pin, ${visibleName(first!.stage)} still fails: ${first!.why}${more.length > 0 ? ` (and ${more.map((u) => visibleName(u.stage)).join(', ')})` : ''}; the bundle is unchanged`,
+          ExitCode.input,
+        )
+      }
     } finally {
       set.close()
     }
-    const rows: ExpectationRow[] = pinFromResult(result, {
-      ...(f.stage !== undefined ? { only: f.stage } : {}),
-      note: f.note ?? null,
-      build: f.build,
-      now: Date.now(),
-      leave: perItem,
-    })
     const left = f.stage === undefined ? [...perItem.keys()] : []
     if (left.length > 0)
       this.note(

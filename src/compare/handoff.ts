@@ -226,14 +226,9 @@ function lastEnded(c: Timed, before: readonly Timed[]): string | undefined {
  * The stage of the capture in `before` whose recorded output is `c`'s recorded input, the one
  * latest by `rank` when several are, or undefined when none is.
  */
-function lastGiving(
-  c: Timed,
-  before: readonly Timed[],
-  rank: (g: Timed) => number,
-): string | undefined {
+function lastGiving(c: Timed, before: readonly Timed[], rank: (g: Timed) => number): string | undefined {
   let best: Timed | undefined
   for (const g of before)
-    if (g.stage !== c.stage && g.output === c.input && (best === undefined || rank(g) >= rank(best)))
-      best = g
+    if (g.stage !== c.stage && g.output === c.input && (best === undefined || rank(g) >= rank(best))) best = g
   return best?.stage
 }

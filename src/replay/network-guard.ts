@@ -26,7 +26,7 @@ export class NetworkBlocked extends Error {
     readonly target: string,
   ) {
     super(
-      `replay is offline: stage ${stage} tried to reach ${target}; recorded effects are played back instead (use --allow-net to permit)`,
+      `replay is offline: stage ${stage} tried to reach ${target}; recorded effects are played back instead (only retrace replay --allow-net lets it through)`,
     )
   }
 }

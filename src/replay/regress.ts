@@ -14,6 +14,7 @@ import {
   type ReplayOptions,
   type ReplaySummary,
   replayRecord,
+  type StageResult,
 } from './engine.js'
 import { itemRecord, type WorkerItem } from './items.js'
 import type { ReplayPool } from './pool.js'
@@ -236,10 +237,46 @@ export async function pinsMend(
   engine: ReplayOptions,
 ): Promise<boolean> {
   if (pins.length === 0) return false
+  const again = await replayPinned(chain, pins, engine)
+  return again.verdict === 'matched' && !invariantBroken(again)
+}
+
+function replayPinned(
+  chain: RecordChain,
+  pins: readonly ExpectationRow[],
+  engine: ReplayOptions,
+): Promise<RecordResult> {
   const byStage = new Map(chain.expectations.map((x) => [x.stage, x]))
   for (const p of pins) byStage.set(p.stage, p)
-  const again = await replayRecord({ ...chain, expectations: [...byStage.values()] }, engine)
-  return again.verdict === 'matched' && !invariantBroken(again)
+  return replayRecord({ ...chain, expectations: [...byStage.values()] }, engine)
+}
+
+/**
+ * Each pinned stage that still fails when the record is replayed with the pins, with why
+ * (`accept` refuses such pins, as `test --update` leaves such records as failures).
+ */
+export async function unmendedPins(
+  chain: RecordChain,
+  pins: readonly ExpectationRow[],
+  engine: ReplayOptions,
+): Promise<{ stage: string; why: string }[]> {
+  const again = await replayPinned(chain, pins, engine)
+  const pinned = new Set(pins.map((p) => p.stage))
+  return again.stages
+    .filter((s) => pinned.has(s.stage) && s.status !== 'matched')
+    .map((s) => ({ stage: s.stage, why: whyUnmended(s) }))
+}
+
+function whyUnmended(s: StageResult): string {
+  const code = s.error?.code
+  if (code === 'E_REPLAY_OFFLINE' || code === 'E_EFFECT_DIVERGED' || code === 'E_STAGE_EXIT')
+    return `replay stopped it (${s.error!.message}), which no pin stands for`
+  const n = s.attempts.length
+  const earlier = s.attempts.slice(0, -1).findIndex((a) => a.status !== 'matched' && a.status !== 'skipped')
+  if (earlier >= 0)
+    return `its attempt ${earlier + 1} of ${n} differs from the recording, and a pin stands for the last attempt only`
+  if (s.error !== null) return `${s.status}: ${s.error.message}`
+  return s.reason ?? s.status
 }
 
 /** Where a test run keeps what each record showed. */

@@ -209,6 +209,36 @@ describe('accept', { timeout: 90_000 }, () => {
     expect(expectations(bundle)).toEqual([])
   })
 
+  it('refuses a pin the record would still fail with (replay blocked the network): exit 2, one line, nothing pinned', async () => {
+    ws.write(
+      'stages/compute-online.mjs',
+      `export async function compute(row) {
+  await fetch('http://127.0.0.1:9/stock')
+  return { sku: row.sku, available: row.onHand - row.reserved }
+}
+`,
+    )
+    ws.write(
+      'online.config.mjs',
+      `export default { stages: { parse: './stages/parse.mjs#parse', compute: './stages/compute-online.mjs#compute', format: './stages/format.mjs#format' } }\n`,
+    )
+    const bundle = freshBundle()
+    const r = await cli(
+      'accept',
+      bundle,
+      ids.bad,
+      '--config',
+      'online.config.mjs',
+      '--note',
+      'BUG-3',
+      '--yes',
+    )
+    expect(expectUsageFailure(r)).toMatch(
+      /^retrace: not pinned: with its pin, compute still fails: replay stopped it \(replay is offline: stage compute tried to reach 127\.0\.0\.1:9;.*\), which no pin stands for; the bundle is unchanged$/,
+    )
+    expect(expectations(bundle)).toEqual([])
+  })
+
   it('an unknown record is a usage error', async () => {
     const bundle = freshBundle()
     const r = await cli('accept', bundle, 'ZZZZZZZZ', '--yes')
