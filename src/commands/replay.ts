@@ -68,12 +68,16 @@ Exit codes: 0 every record matched, 1 a divergence or error was found, 2 usage o
       options: ['cascade', 'isolated'] as const,
     })(),
     splice: Flags.string({
-      description: 'Use the recorded output of this stage instead of running it (repeatable).',
+      description:
+        'Use the recorded output of this stage instead of running it, where it is called inside another stage too (repeatable).',
       multiple: true,
       // One stage per flag, so `--splice compute BUNDLE` does not swallow the bundle.
       multipleNonGreedy: true,
     }),
-    stage: Flags.string({ char: 's', description: 'Replay only this stage.' }),
+    stage: Flags.string({
+      char: 's',
+      description: 'Replay only this stage; the stages it calls give their recorded results.',
+    }),
     timeout: Flags.integer({
       default: 10_000,
       description: 'Milliseconds a stage may run before it fails.',

@@ -193,7 +193,20 @@ async function runStage(
     lenient,
   )
   // Wrapped stages it calls play back their recorded calls in this record (see nested.ts).
-  const nested = new NestedCalls(o.recordCaptures ?? [], capture, key, encodeArgs, spliceNested, nestedPins)
+  // A stage spliced (--splice) or not selected (--stage) gives its recorded result wherever it
+  // is called, inside another stage too.
+  const { splice, only } = o
+  const nested = new NestedCalls(
+    o.recordCaptures ?? [],
+    capture,
+    key,
+    encodeArgs,
+    spliceNested,
+    nestedPins,
+    splice === undefined && only === undefined
+      ? undefined
+      : (stage) => splice?.has(stage) === true || (only !== undefined && stage !== only),
+  )
   const timeoutMs = o.timeoutMs ?? 10_000
   // The stage is called synchronously; only a stage that returns a promise (or any
   // thenable) is raced against the timeout, so a synchronous stage pays for no timer.

@@ -110,6 +110,8 @@ export class NestedCalls {
      * the same fixed build, as the engine pairs a pinned stage with its feeder's pin).
      */
     private readonly pinned: ReadonlyMap<number, SplicedResult> = new Map(),
+    /** Stages whose nested calls give their recorded results (`--splice`, `--stage`). */
+    private readonly spliced?: (stage: string) => boolean,
   ) {
     this.used = new Set([outer.seq])
   }
@@ -198,7 +200,8 @@ export class NestedCalls {
   play(scope: Scope, stage: string, input: unknown, fn: StageFn, self: unknown): Promise<unknown> {
     const encoded = this.encoded(input)
     const capture = this.take(stage, scope.after, encoded)
-    if (this.splice && capture !== undefined) return recordedResult(this.pinned.get(capture.seq) ?? capture)
+    if (capture !== undefined && (this.splice || this.spliced?.(stage) === true))
+      return recordedResult(this.pinned.get(capture.seq) ?? capture)
     let ctx: PlaybackContext | UnrecordedContext
     if (capture === undefined) {
       const extra = this.played.filter((p) => p.ctx.stage === stage).length

@@ -106,4 +106,16 @@ describe('a wrapped stage called inside a replayed stage', () => {
     expect(r.code).toBe(1)
     expect(existsSync(marker)).toBe(false)
   })
+
+  it('gives the recorded result of a stage spliced (--splice) or not selected (--stage), inside the outer stage too', async () => {
+    const audited = ['replay', bundle, '--json', '--config', 'audited.config.json']
+    const spliced = parseReplayJson(await runCli([...audited, '--splice', 'store'], ws.dir))
+    for (const rec of spliced.records)
+      expect(statuses(rec)).toEqual({ handle: 'matched', parse: 'matched', store: 'skipped' })
+    const only = await runCli([...audited, '--stage', 'handle'], ws.dir)
+    for (const rec of parseReplayJson(only).records)
+      expect(statuses(rec)).toEqual({ handle: 'matched', parse: 'skipped', store: 'skipped' })
+    expect(only.code).toBe(0)
+    expect(existsSync(marker)).toBe(false)
+  })
 })
