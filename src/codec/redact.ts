@@ -186,10 +186,25 @@ export function thrownFields(thrown: unknown): ThrownFields {
   }
 }
 
+/**
+ * A redaction rule threw. Its message names what was thrown, never what it said: a rule
+ * that rejects a value tends to quote it ("invalid card 4111..."), and this message is
+ * stored in the bundle in place of the value.
+ */
 export class RedactionFailed extends Error {
   override readonly name = 'RedactionFailed'
   constructor(cause: unknown) {
-    super(`a redaction rule failed: ${thrownMessage(cause)}`, { cause })
+    super(`a redaction rule failed (it threw ${thrownKind(cause)}; its message is not kept)`, { cause })
+  }
+}
+
+function thrownKind(thrown: unknown): string {
+  try {
+    if (thrown instanceof Error)
+      return /^[A-Za-z_$][\w$]{0,63}$/.test(thrown.name) ? `a ${thrown.name}` : 'an Error'
+    return thrown === null ? 'null' : `a ${typeof thrown}`
+  } catch {
+    return 'an unreadable value'
   }
 }
 

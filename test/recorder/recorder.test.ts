@@ -628,8 +628,11 @@ describe('unrecordable payloads', () => {
   it('records a marker when a redaction rule throws, and the stage still returns', async () => {
     const { path, recorder, errors } = testRecorder({
       redact: [
-        () => {
-          throw new Error('rule bug')
+        (_path: readonly (string | number)[], value: unknown) => {
+          // A rule that rejects a value tends to quote it.
+          if (typeof value === 'string' && value.startsWith('CANARY'))
+            throw new TypeError(`invalid card ${value}`)
+          return false
         },
       ],
     })
@@ -646,7 +649,9 @@ describe('unrecordable payloads', () => {
     expect(recorder.stats().errors).toBe(2)
     expect(errors).toHaveLength(1)
     expect(errors[0]!.code).toBe('E_REDACT')
-    expect(errors[0]!.message).toContain('rule bug')
+    expect(errors[0]!.message).toBe('a redaction rule failed (it threw a TypeError; its message is not kept)')
+    // The host still reaches what its rule threw.
+    expect(((errors[0]!.cause as Error).cause as Error).message).toBe('invalid card CANARY-RULE-THREW')
   })
 })
 
