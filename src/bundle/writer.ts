@@ -19,9 +19,52 @@ export interface WriterOptions {
    * (default 250).
    */
   closeWaitMs?: number
+  /**
+   * Refuse an existing bundle whose manifest names other redaction rules or another pipeline
+   * (the recorder's writer): its manifest would no longer say how what is added was written.
+   */
+  sameManifest?: boolean
 }
 
 type Db = Database.Database
+
+/** Throws when the bundle's manifest names other redaction rules or another pipeline than `m`. */
+function refuseOtherManifest(db: Db, path: string, m: WriterOptions['manifest']): void {
+  const read = (key: string): unknown => {
+    const text = db.prepare('SELECT value FROM manifest WHERE key = ?').pluck().get(key) as string | undefined
+    try {
+      return text === undefined ? undefined : (JSON.parse(text) as unknown)
+    } catch {
+      return undefined
+    }
+  }
+  const redaction = read('redaction') as Partial<Manifest['redaction']> | undefined
+  const rules = JSON.stringify(redaction?.rules ?? null)
+  if (
+    rules !== JSON.stringify(m.redaction.rules) ||
+    redaction?.equalityPreserving !== m.redaction.equalityPreserving
+  ) {
+    const had = `${rules}${redaction?.equalityPreserving === true ? ' (equality-preserving)' : ''}`
+    const has = `${JSON.stringify(m.redaction.rules)}${m.redaction.equalityPreserving ? ' (equality-preserving)' : ''}`
+    throw new BundleError(
+      'E_MANIFEST_MISMATCH',
+      `${path} was written with redaction rules ${had}, this recorder redacts ${has}; refusing to add to it (its manifest would no longer say how its payloads were redacted): write to another path`,
+    )
+  }
+  const pipeline = read('pipeline')
+  if (
+    typeof pipeline === 'string' &&
+    pipeline !== '' &&
+    typeof m.pipeline === 'string' &&
+    m.pipeline !== '' &&
+    pipeline !== m.pipeline
+  ) {
+    throw new BundleError(
+      'E_MANIFEST_MISMATCH',
+      `${path} holds pipeline ${JSON.stringify(pipeline)}, this recorder records ${JSON.stringify(m.pipeline)}; refusing to add to it: write to another path`,
+    )
+  }
+}
 
 /** Waited on (never signalled) for a synchronous pause: close() runs in the writer thread. */
 const pause = new Int32Array(new SharedArrayBuffer(4))
@@ -184,6 +227,7 @@ export class BundleWriter {
           | string
           | undefined
         if (existing !== undefined) {
+          if (options.sameManifest === true) refuseOtherManifest(db, path, options.manifest)
           const parsed: unknown = JSON.parse(existing)
           if (Array.isArray(parsed)) builds = parsed.filter((b): b is string => typeof b === 'string')
         } else {

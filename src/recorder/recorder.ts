@@ -685,6 +685,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
               builds: build === null ? [] : [build],
               redaction: { rules: redactor.describe(), equalityPreserving: redactor.equalityPreserving },
             },
+            sameManifest: true,
           },
         },
         {

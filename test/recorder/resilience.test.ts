@@ -216,4 +216,31 @@ describe('an unwritable bundle path', () => {
     const { readFileSync } = await import('node:fs')
     expect(readFileSync(path, 'utf8')).toBe('important notes, not SQLite')
   })
+
+  it('adds to a bundle written with the same rules, and refuses one whose manifest names other redaction rules or another pipeline', async () => {
+    const path = join(tempDir(), 'shared.sqlite')
+    const run = async (options: Parameters<typeof testRecorder>[0]) => {
+      const t = testRecorder({ path, redactKey: 'k1', redact: ['$.customer.phone'], ...options })
+      const s = t.recorder.stage('s', (o: { customer: { phone: string } }) => ({
+        ok: o.customer.phone.length,
+      }))
+      expect(await t.recorder.record('k', () => s({ customer: { phone: '555-0100' } }))).toEqual({ ok: 8 })
+      await t.recorder.close()
+      return t
+    }
+    expect((await run({})).recorder.stats()).toMatchObject({ written: 1, dropped: 0 })
+    expect((await run({})).recorder.stats()).toMatchObject({ written: 1, dropped: 0 })
+    const other = await run({ redact: [], redactDefaults: false })
+    expect(other.recorder.stats()).toMatchObject({ written: 0, dropped: 1 })
+    expect(other.errors.map((e) => e.code)).toContain('E_MANIFEST_MISMATCH')
+    expect(other.errors.find((e) => e.code === 'E_MANIFEST_MISMATCH')!.message).toContain(
+      'was written with redaction rules ["$.customer.phone","defaults"] (equality-preserving), this recorder redacts []',
+    )
+    const renamed = await run({ pipeline: 'billing' })
+    expect(renamed.recorder.stats()).toMatchObject({ written: 0, dropped: 1 })
+    expect(renamed.errors.map((e) => e.code)).toContain('E_MANIFEST_MISMATCH')
+    const bundle = readBundle(path)
+    expect(bundle.captures).toHaveLength(2)
+    expect(bundle.captures.map((c) => c.input).join('')).not.toContain('555-0100')
+  })
 })
