@@ -1233,7 +1233,14 @@ export function createRecorder(options: RecorderOptions): Recorder {
                 'E_KEY',
                 `stage ${name}: the key function returned a promise; it must return the key itself`,
               )
-            } else key = nameText(k, 'unprintable key')
+            } else if ((typeof k === 'string' && k !== '') || typeof k === 'bigint')
+              key = nameText(k, 'unprintable key')
+            else if (typeof k === 'number' && Number.isFinite(k)) key = String(k)
+            else
+              report(
+                'E_KEY',
+                `stage ${name}: the key function gave ${k === undefined ? 'undefined' : shown(k)}, not a key (a non-empty string or a number); not recorded`,
+              )
           } catch (err) {
             report('E_KEY', `stage ${name}: the key function threw: ${thrownMessage(err)}`, err)
           }

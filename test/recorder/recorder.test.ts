@@ -353,16 +353,34 @@ describe('records', () => {
       },
     })
     expect(await badKey(1)).toBe(2)
+    // A key function that gives no key (a missing field, null, an object) records nothing;
+    // a number is a key.
+    const byField = recorder.stage('field', (o: { id?: unknown }) => o.id, {
+      key: (o: { id?: unknown }) => o.id as string,
+    })
+    for (const id of [undefined, null, {}, '', Number.NaN]) expect(await byField({ id })).toBe(id)
+    expect(await byField({ id: 42 })).toBe(42)
     await recorder.close()
 
     const { records, captures } = readBundle(path)
-    expect(records.map((r) => r.key).sort()).toEqual(['sku:7', 'sku:8'])
+    expect(records.map((r) => r.key).sort()).toEqual(['42', 'sku:7', 'sku:8'])
+
     expect(inside[0]).toEqual({ recordId: expect.any(String), key: 'sku:7' })
     expect(inside[1]).toBe('sku:7')
     const first = records.find((r) => r.key === 'sku:7')!
     expect(captures.filter((c) => c.record_id === first.id).map((c) => c.stage)).toEqual(['ingest', 'enrich'])
     expect((inside[0] as { recordId: string }).recordId).toBe(first.id)
     expect(errors.map((e) => e.code)).toContain('E_KEY')
+  })
+
+  it('tells onError when a key function gives no key', async () => {
+    const { recorder, errors } = testRecorder()
+    const s = recorder.stage('field', (o: { id?: string }) => o, { key: (o) => o.id as string })
+    await s({})
+    expect(errors.map((e) => e.message)).toEqual([
+      'stage field: the key function gave undefined, not a key (a non-empty string or a number); not recorded',
+    ])
+    expect(recorder.stats()).toMatchObject({ captured: 0, unrecorded: 1 })
   })
 
   it('continues a record under a given id, across recorders', async () => {
