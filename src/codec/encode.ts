@@ -197,7 +197,15 @@ const mapKeyPart = '<key>'
  * The tag of a binary value (Buffer, a typed array, ArrayBuffer, SharedArrayBuffer,
  * DataView); undefined for anything else, and for a typed-array kind not in the list.
  */
-function binaryTag(obj: object): Record<string, string> | undefined {
+function binaryTag(obj: object, size: Size): Record<string, string> | undefined {
+  // Refused over the cap before a copy as big as the value is made (a 50 MB Buffer).
+  const bytes = ArrayBuffer.isView(obj)
+    ? obj.byteLength
+    : types.isArrayBuffer(obj) || types.isSharedArrayBuffer(obj)
+      ? obj.byteLength
+      : -1
+  if (bytes < 0) return undefined
+  grow(size, 4 * Math.ceil(bytes / 3) + 20)
   if (Buffer.isBuffer(obj)) return { [TAG]: 'buffer', v: viewToBase64(obj) }
   if (ArrayBuffer.isView(obj)) {
     const kind = typedArrayKind(obj)
@@ -232,6 +240,8 @@ function mapKeySegment(k: unknown): string {
 }
 
 interface TagContext {
+  /** JSON text the copy will take at least, so far: a value far over the cap stops early. */
+  size: Size
   seen: unknown[]
   maxDepth: number
   redactor: Redactor | undefined
@@ -244,19 +254,32 @@ function toTagged(value: unknown, depth: number, cx: TagContext): unknown {
   return taggedValue(value, depth, cx)
 }
 
+/** Adds `n` bytes to what the copy takes at least; over the cap, stops the walk. */
+function grow(size: Size, n: number): void {
+  size.seen += n
+  if (size.seen > size.max) overCap(size)
+}
+
 /** toTagged once the value at this path has been checked against the redaction rules. */
 function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
   if (value === null) return null
   switch (typeof value) {
     case 'string':
+      grow(cx.size, value.length + 2)
+      return value
     case 'boolean':
       return value
     case 'number':
+      grow(cx.size, 1)
       if (Number.isFinite(value) && !Object.is(value, -0)) return value
       return { [TAG]: 'num', v: Object.is(value, -0) ? '-0' : String(value) }
-    case 'bigint':
-      return { [TAG]: 'bigint', v: value.toString() }
+    case 'bigint': {
+      const v = value.toString()
+      grow(cx.size, v.length + 20)
+      return { [TAG]: 'bigint', v }
+    }
     case 'undefined':
+      grow(cx.size, 14)
       return { [TAG]: 'undef' }
     case 'function':
     case 'symbol':
@@ -271,9 +294,10 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     throw new PayloadError('too-deep', `payload nests deeper than ${cx.maxDepth} levels`)
   if (cx.seen.includes(obj)) throw new PayloadError('cyclic', 'payload is cyclic')
   if (obj instanceof Date) {
+    grow(cx.size, 22)
     return { [TAG]: 'date', v: Number.isNaN(obj.getTime()) ? null : obj.toISOString() }
   }
-  const binary = binaryTag(obj)
+  const binary = binaryTag(obj, cx.size)
   if (binary !== undefined) return binary
   const primitive = unboxed(obj)
   if (primitive !== obj) return taggedValue(primitive, depth, cx)
@@ -332,6 +356,7 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
 
 /** An array's items, tagged; a hole or an item JSON omits is recorded as undefined. */
 function taggedItems(arr: unknown[], depth: number, cx: TagContext): unknown[] {
+  grow(cx.size, 1 + arr.length)
   const out: unknown[] = new Array(arr.length)
   for (let i = 0; i < arr.length; i++) {
     cx.path.push(i)
@@ -344,12 +369,14 @@ function taggedItems(arr: unknown[], depth: number, cx: TagContext): unknown[] {
 
 /** An object's own enumerable fields, tagged; the object itself escaped if it has a tag key. */
 function taggedFields(obj: Record<string, unknown>, depth: number, cx: TagContext): unknown {
+  grow(cx.size, 2)
   const out: Record<string, unknown> = {}
   let escaped = false
   for (const key of Object.keys(obj)) {
     // A recorded `__proto__` key could later be assigned into a prototype; never keep it.
     if (key === '__proto__') continue
     if (key === TAG) escaped = true
+    grow(cx.size, key.length + 3)
     cx.path.push(key)
     const v = toTagged(obj[key], depth + 1, cx)
     cx.path.pop()
@@ -446,7 +473,13 @@ function encodeValue(value: unknown, limits: EncodeLimits, redactor: Redactor | 
     if (plain) return checkSize(JSON.stringify(value), limits)
   }
   const text = JSON.stringify(
-    toTagged(value, 0, { seen: [], maxDepth: limits.maxDepth, redactor: active, path: [] }),
+    toTagged(value, 0, {
+      size: { seen: 0, max: limits.maxBytes },
+      seen: [],
+      maxDepth: limits.maxDepth,
+      redactor: active,
+      path: [],
+    }),
   )
   // A top-level function or symbol encodes as undefined, like a missing value.
   return checkSize(text ?? `{"${TAG}":"undef"}`, limits)

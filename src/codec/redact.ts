@@ -200,9 +200,15 @@ export class RedactionFailed extends Error {
 
 function thrownKind(thrown: unknown): string {
   try {
-    if (thrown instanceof Error)
-      return /^[A-Za-z_$][\w$]{0,63}$/.test(thrown.name) ? `a ${thrown.name}` : 'an Error'
-    return thrown === null ? 'null' : `a ${typeof thrown}`
+    const kind =
+      thrown instanceof Error
+        ? /^[A-Za-z_$][\w$]{0,63}$/.test(thrown.name)
+          ? thrown.name
+          : 'Error'
+        : thrown === null
+          ? 'null'
+          : typeof thrown
+    return `${/^[aeiouAEIOU]/.test(kind) ? 'an' : 'a'} ${kind}`
   } catch {
     return 'an unreadable value'
   }

@@ -722,6 +722,38 @@ describe('payloads that cannot be recorded', () => {
     expect(getter).not.toHaveBeenCalled()
   })
 
+  it('stops at the cap on the tagged path too, without copying what is far over it', () => {
+    const limits = { maxBytes: 1000, maxDepth: 512 }
+    const iso = vi.spyOn(Date.prototype, 'toISOString')
+    const base64 = vi.spyOn(Buffer.prototype, 'toString')
+    const problems: unknown[] = []
+    try {
+      for (const value of [
+        Array.from({ length: 100_000 }, (_, i) => new Date(i)),
+        { file: Buffer.alloc(5_000_000) },
+        new Float64Array(1_000_000),
+        Array.from({ length: 100_000 }, (_, i) => BigInt(i)),
+      ]) {
+        try {
+          encode(value, limits)
+        } catch (err) {
+          problems.push((err as PayloadError).problem)
+          expect((err as PayloadError).size).toBeGreaterThan(1000)
+        }
+      }
+      // Each refused within the first few dozen items, before any binary was encoded.
+      expect(iso.mock.calls.length).toBeLessThan(100)
+      expect(base64).not.toHaveBeenCalled()
+    } finally {
+      iso.mockRestore()
+      base64.mockRestore()
+    }
+    expect(problems).toEqual(['too-large', 'too-large', 'too-large', 'too-large'])
+    // Just under the cap, the tagged path still takes it whole.
+    const dates = Array.from({ length: 20 }, (_, i) => new Date(i))
+    expect(decode(encode(dates, limits))).toEqual(dates)
+  })
+
   it('stops at the cap, without serialising a plain value far over it', () => {
     const limits = { maxBytes: 1000, maxDepth: 512 }
     const big = { rows: Array.from({ length: 10_000 }, (_, i) => ({ id: i, name: 'x'.repeat(50) })) }
