@@ -260,6 +260,16 @@ function grow(size: Size, n: number): void {
   if (size.seen > size.max) overCap(size)
 }
 
+/** How many characters a number takes in JSON at least: its integer digits and sign. */
+function digits(n: number): number {
+  let count = n < 0 ? 2 : 1
+  const a = Math.abs(n)
+  // From 1e21 up, JSON writes an exponent (`1e+21`).
+  if (a >= 1e21) return count + 4
+  for (let x = a; x >= 10; x /= 10) count++
+  return count
+}
+
 /** toTagged once the value at this path has been checked against the redaction rules. */
 function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
   if (value === null) return null
@@ -270,7 +280,7 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     case 'boolean':
       return value
     case 'number':
-      grow(cx.size, 1)
+      grow(cx.size, digits(value))
       if (Number.isFinite(value) && !Object.is(value, -0)) return value
       return { [TAG]: 'num', v: Object.is(value, -0) ? '-0' : String(value) }
     case 'bigint': {
@@ -306,7 +316,9 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     if (Array.isArray(obj) && !hasToJSON(obj)) return taggedItems(obj, depth, cx)
     if (obj instanceof Map) {
       const entries: unknown[] = []
+      grow(cx.size, 18)
       for (const [k, v] of obj) {
+        grow(cx.size, 3)
         // A key may be an object holding a secret as much as a value may.
         cx.path.push(mapKeyPart)
         const key = toTagged(k, depth + 1, cx)
@@ -320,7 +332,9 @@ function taggedValue(value: unknown, depth: number, cx: TagContext): unknown {
     if (obj instanceof Set) {
       const items: unknown[] = []
       let i = 0
+      grow(cx.size, 18)
       for (const v of obj) {
+        grow(cx.size, 1)
         cx.path.push(i++)
         items.push(toTagged(v, depth + 1, cx) ?? null)
         cx.path.pop()
