@@ -145,7 +145,7 @@ export interface RecorderOptions {
   /** Largest payload recorded; larger ones become a marker with their size (default 1 MiB). */
   maxPayloadBytes?: number
   /**
-   * Longest `close()` waits for the last writes (default 5,000 ms). A writer still waiting
+   * Longest `flush()` and `close()` wait for the last writes (default 5,000 ms). A writer still waiting
    * then on a lock another connection holds is given up to 1 s more to stop, so that nothing
    * it was writing lands after close() has counted it as dropped.
    */
@@ -1307,11 +1307,30 @@ export function createRecorder(options: RecorderOptions): Recorder {
       )
   }
 
+  /**
+   * Waits until what has been captured is written, or `closeTimeoutMs` has passed (a lock
+   * another connection holds on the file): the captures are then still queued and written
+   * later, and `E_FLUSH_TIMEOUT` says so.
+   */
   async function flush(): Promise<void> {
+    if (link === undefined) return
+    const timeoutMs = o.closeTimeoutMs
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs)
+      timer.unref()
+    })
     try {
-      await link?.flush()
+      const outcome = await Promise.race([link.flush().then(() => 'flushed' as const), timedOut])
+      if (outcome === 'timeout')
+        report(
+          'E_FLUSH_TIMEOUT',
+          `recorder flush gave up waiting after ${timeoutMs} ms with ${link.pendingCaptures} captures not yet written; they stay queued`,
+        )
     } catch (err) {
       report('E_FLUSH', `recorder flush failed: ${thrownMessage(err)}`, err)
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -1364,12 +1383,14 @@ export function createRecorder(options: RecorderOptions): Recorder {
       if (outcome === 'timeout') {
         // The writer is stopped, not left writing after close() has returned: what it had
         // not written is counted as dropped, and the bundle holds whole records only.
+        const before = stats.droppedBy.closed
         const lost = await link.abandon(1_000)
         stats.dropped += lost
         stats.droppedBy.closed += lost
+        // Counted here, and as the writer thread failed the batches it had not written.
         report(
           'E_CLOSE_TIMEOUT',
-          `recorder close timed out after ${timeoutMs} ms; ${lost} captures not yet written were dropped`,
+          `recorder close timed out after ${timeoutMs} ms; ${stats.droppedBy.closed - before} captures not yet written were dropped`,
         )
       }
     } catch (err) {

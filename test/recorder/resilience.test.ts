@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
-import { readBundle } from '../helpers/bundle-db.js'
+import { holdingWriteLock, readBundle } from '../helpers/bundle-db.js'
 import { testRecorder } from '../helpers/recorder.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -242,5 +242,27 @@ describe('an unwritable bundle path', () => {
     const bundle = readBundle(path)
     expect(bundle.captures).toHaveLength(2)
     expect(bundle.captures.map((c) => c.input).join('')).not.toContain('555-0100')
+  })
+
+  it('flush() stops waiting after closeTimeoutMs while another connection holds the file, says so, and the captures stay queued', async () => {
+    const { path, recorder, errors } = testRecorder({ closeTimeoutMs: 300, flushIntervalMs: 20 })
+    const s = recorder.stage('s', (n: number) => n)
+    await recorder.record('first', () => s(0))
+    await recorder.flush()
+    await holdingWriteLock(path, async () => {
+      await recorder.record('second', () => s(1))
+      await recorder.flush()
+      expect(errors.map((e) => e.code)).toEqual(['E_FLUSH_TIMEOUT'])
+      expect(errors[0]!.message).toBe(
+        'recorder flush gave up waiting after 300 ms with 1 captures not yet written; they stay queued',
+      )
+    })
+    await recorder.close()
+    expect(recorder.stats()).toMatchObject({ written: 2, dropped: 0 })
+    expect(
+      readBundle(path)
+        .records.map((r) => r.key)
+        .sort(),
+    ).toEqual(['first', 'second'])
   })
 })
