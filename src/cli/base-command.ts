@@ -13,7 +13,10 @@ import { colorEnabled, makeTheme, type Theme } from '../render/theme.js'
 import { escapedFromStage, exitProcess } from '../replay/network-guard.js'
 import { armWatchdog } from '../replay/watchdog.js'
 import { Command, Flags } from './oclif.js'
-import { claimStdout, out, toStderr, unsentStdout } from './stdout.js'
+import { claimStdout, JsonDocument, markJsonDocument, out, toStderr, unsentStdout } from './stdout.js'
+
+/** Ends a --json document begun on stdout with an error. */
+type JsonEnd = (error: { code: string; message: string }) => string
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof RetraceCommand)['baseFlags'] & T['flags']
@@ -33,13 +36,31 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
    * Set while a command streams its --json document: the text that ends the document with
    * an error, so a failure midway still leaves one valid JSON document on stdout.
    */
-  protected endJsonWithError: ((error: { code: string; message: string }) => string) | undefined
+  protected get endJsonWithError(): JsonEnd | undefined {
+    return this.jsonEnd
+  }
+
+  protected set endJsonWithError(end: JsonEnd | undefined) {
+    this.jsonEnd = end
+    if (end !== undefined) markJsonDocument(JsonDocument.open)
+  }
+
+  private jsonEnd: JsonEnd | undefined
 
   /**
    * Set once the command's --json document is complete on stdout: a failure after it (an
    * error a stage's leftover timer throws) is said on stderr, not in a second document.
    */
-  protected jsonComplete = false
+  protected get jsonComplete(): boolean {
+    return this.jsonDone
+  }
+
+  protected set jsonComplete(done: boolean) {
+    this.jsonDone = done
+    if (done) markJsonDocument(JsonDocument.complete)
+  }
+
+  private jsonDone = false
 
   protected flags!: BaseFlags<T>
   protected args!: BaseArgs<T>
@@ -93,6 +114,7 @@ export abstract class RetraceCommand<T extends typeof Command> extends Command {
     process.on('unhandledRejection', escaped)
     // A stage stuck in code that never yields cannot hang the command (src/replay/watchdog.ts).
     armWatchdog(unsentStdout())
+    if (this.jsonEnabled()) markJsonDocument(JsonDocument.notBegun)
     // Ctrl-C leaves no private copy of a bundle, and cuts no pin in two (src/bundle/interrupt.ts).
     armInterruptCleanup()
   }

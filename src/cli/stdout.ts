@@ -25,13 +25,26 @@ const highWater = 64 * 1024
 /** Nothing waits longer than this once more is written (a replay of synchronous stages may not let the event loop turn for seconds). */
 const flushEveryMs = 100
 /**
- * What is gathered: bytes `[8, 8 + length)`, `length` at `[0, 4)`. Shared memory, so that
- * the watchdog thread can write out what a stage stuck for good kept here
- * (src/replay/watchdog.ts): a process killed from outside runs no exit handler.
+ * What is gathered: bytes `[8, 8 + length)`, `length` at `[0, 4)`, and at `[4, 8)` where
+ * the command's --json document stands (`JsonDocument`). Shared memory, so that the
+ * watchdog thread can write out what a stage stuck for good kept here, and end the
+ * document (src/replay/watchdog.ts): a process killed from outside runs no exit handler.
  */
-const shared = gather ? new SharedArrayBuffer(8 + highWater) : undefined
-const filled = shared ? new Int32Array(shared, 0, 1) : new Int32Array(1)
-const bytes = shared ? new Uint8Array(shared, 8) : new Uint8Array(0)
+const shared = new SharedArrayBuffer(8 + (gather ? highWater : 0))
+const filled = new Int32Array(shared, 0, 1)
+const documentState = new Int32Array(shared, 4, 1)
+const bytes = new Uint8Array(shared, 8)
+
+/**
+ * Where a --json document on stdout stands: none (no --json), not begun (nothing of it
+ * written yet), open (its `records` array begun) or complete.
+ */
+export const JsonDocument = { none: 0, notBegun: 1, open: 2, complete: 3 } as const
+
+/** Says where the command's --json document stands, for the watchdog thread. */
+export function markJsonDocument(state: (typeof JsonDocument)[keyof typeof JsonDocument]): void {
+  Atomics.store(documentState, 0, state)
+}
 const encoder = new TextEncoder()
 let scheduled = false
 let flushedAt = performance.now()
@@ -95,9 +108,9 @@ export function flushOut(): void {
 
 /**
  * What `out` has gathered and not yet written, as shared memory laid out as above, for a
- * thread that may have to write it when this one cannot; undefined when nothing is gathered.
+ * thread that may have to write it when this one cannot.
  */
-export function unsentStdout(): SharedArrayBuffer | undefined {
+export function unsentStdout(): SharedArrayBuffer {
   return shared
 }
 

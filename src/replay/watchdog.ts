@@ -71,17 +71,26 @@ setInterval(() => {
   const ran = now - Math.max(since, tickSince)
   if (ran < limit) return
   const stage = names[Atomics.load(state, 1)] ?? '?'
+  const message = 'stage ' + stage + ' has run for ' + (now - since) + ' ms without returning or yielding (a loop that never ends?); --timeout cannot interrupt synchronous code, so retrace stopped the process (E_STAGE_STUCK)'
   if (unsent !== undefined) {
     const length = Atomics.load(new Int32Array(unsent, 0, 1), 0)
+    // A --json document is ended with the error, as one that fails midway is (base-command.ts).
+    const doc = Atomics.load(new Int32Array(unsent, 4, 1), 0)
+    const error = { code: 'E_STAGE_STUCK', message }
+    const end =
+      doc === 1 ? JSON.stringify({ error }, null, 2) + '\\n'
+      : doc === 2 ? '\\n  ],\\n  "error": ' + JSON.stringify(error) + '\\n}\\n'
+      : ''
     try {
       for (let at = 0; at < length; ) at += writeSync(1, new Uint8Array(unsent, 8, length), at, length - at)
+      if (end !== '') writeSync(1, end)
     } catch {}
   }
   for (let i = 4; i < state.length; i++) {
     const pid = Atomics.load(state, i)
     if (pid > 0) try { process.kill(pid, 'SIGKILL') } catch {}
   }
-  writeSync(2, 'retrace: stage ' + stage + ' has run for ' + (now - since) + ' ms without returning or yielding (a loop that never ends?); --timeout cannot interrupt synchronous code, so retrace stopped the process (E_STAGE_STUCK)\\n')
+  writeSync(2, 'retrace: ' + message + '\\n')
   process.kill(process.pid, 'SIGKILL')
 }, 100)
 `

@@ -222,6 +222,19 @@ describe('a local build that tries to end the run', { timeout: 120_000 }, () => 
     expect(Date.now() - started).toBeLessThan(15_000)
   })
 
+  it('with --json, a stage stuck that way leaves one JSON document ending in the error', async () => {
+    const r = await cli('replay', bundle, '--config', 'spin.config.mjs', '--timeout', '300', '--json')
+    expect(r.signal).toBe('SIGKILL')
+    const doc = JSON.parse(r.stdout) as {
+      records: { key: string }[]
+      error: { code: string; message: string }
+    }
+    // The records before it, then the error where the summary would be.
+    expect(doc.records.map((x) => x.key)).toContain('sku:0')
+    expect(doc.error.code).toBe('E_STAGE_STUCK')
+    expect(doc.error.message).toMatch(/^stage compute has run for \d+ ms without returning or yielding/)
+  })
+
   it('a worker process stuck that way is stopped by the CLI, which fails the run naming the record (exit 1)', async () => {
     const started = Date.now()
     const r = await cli(
