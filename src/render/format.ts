@@ -163,3 +163,12 @@ export function displayWidth(text: string): number {
 export function padEndColumns(text: string, width: number): string {
   return text + ' '.repeat(Math.max(0, width - displayWidth(text)))
 }
+
+/**
+ * Appends `items` to `lines` one by one: `push(...items)` passes each as an argument, and
+ * past ~120,000 of them (a payload of 150,000 numbers printed one per line) the call
+ * overflows the stack.
+ */
+export function appendAll<T>(lines: T[], items: readonly T[]): void {
+  for (const item of items) lines.push(item)
+}

@@ -8,7 +8,15 @@ import type {
   StageResult,
   StageStatus,
 } from '../replay/engine.js'
-import { changedPair, compact, displayWidth, padEndColumns, visibleLine, visibleName } from './format.js'
+import {
+  appendAll,
+  changedPair,
+  compact,
+  displayWidth,
+  padEndColumns,
+  visibleLine,
+  visibleName,
+} from './format.js'
 import { changeLine, suppressedLine, wordDiffLine } from './show.js'
 import type { Theme } from './theme.js'
 
@@ -151,9 +159,10 @@ export function renderRecordResult(r: RecordResult, t: Theme, o: ReplayRenderOpt
   const lines = [
     `${t.bold('record')} ${visibleLine(r.recordId)}  ${t.bold('key')} ${visibleName(r.key)}  ${verdict}`,
   ]
-  const pad = Math.max(...r.stages.map((s) => displayWidth(visibleName(s.stage))), 6)
+  let pad = 6
+  for (const s of r.stages) pad = Math.max(pad, displayWidth(visibleName(s.stage)))
   r.stages.forEach((s, i) => {
-    lines.push(...stageBlock(s, i, t, o, pad))
+    appendAll(lines, stageBlock(s, i, t, o, pad))
   })
   for (const inv of r.invariants ?? []) {
     if (inv.productionBug) {

@@ -6,6 +6,7 @@ import type { Change, DiffResult, Suppressed } from '../compare/diff.js'
 import type { InvariantResult } from '../compare/invariants.js'
 import type { Scene, SceneCapture, SceneEffect, SceneError } from '../compare/scene.js'
 import {
+  appendAll,
   changedPair,
   compact,
   formatDuration,
@@ -169,16 +170,16 @@ function captureBlock(
   const ind = '    '
   if (inputFrom !== undefined && !o.expand)
     lines.push(`${ind}${t.dim(`in  = ${visibleName(inputFrom)}'s output`)}`)
-  else lines.push(...payload('in ', c.input, t, o, ind))
+  else appendAll(lines, payload('in ', c.input, t, o, ind))
   for (const e of c.effects) lines.push(`${ind}${effectLine(e, t, o.width)}`)
   if (c.error !== undefined) lines.push(`${ind}${t.bad(`threw ${errorText(c.error)}`)}`)
   else {
-    lines.push(...payload('out', c.output, t, o, ind))
+    appendAll(lines, payload('out', c.output, t, o, ind))
     if (c.transform !== null && c.transform.changes.length > 0) {
       if (o.expand) {
         lines.push(`${ind}${t.dim('what it changed:')}`)
-        lines.push(...diffLines(c.transform, t, o.width, `${ind}  `, 1000))
-      } else lines.push(...transformSummary(c.transform, t, o.width, ind))
+        appendAll(lines, diffLines(c.transform, t, o.width, `${ind}  `, 1000))
+      } else appendAll(lines, transformSummary(c.transform, t, o.width, ind))
     }
   }
   return lines
@@ -210,14 +211,14 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
       previousOutput !== undefined && sameJson(previousOutput.value, c.input)
         ? previousOutput.stage
         : undefined
-    out.push(...captureBlock(c, index, t, o, from))
+    appendAll(out, captureBlock(c, index, t, o, from))
     if (c.final && c.status === 'ok') previousOutput = { stage: c.stage, value: c.output }
     for (const seam of c.final ? scene.seams : []) {
       if (seam.from !== c.stage || seam.matches) continue
       out.push(
         `   ${t.warn(`seam ${visibleName(seam.from)} → ${visibleName(seam.to)}: the data changed in transit`)}`,
       )
-      out.push(...diffLines(seam.diff, t, o.width, '      '))
+      appendAll(out, diffLines(seam.diff, t, o.width, '      '))
     }
   }
   const broken = scene.seams.filter((s) => !s.matches).length

@@ -239,6 +239,17 @@ describe('retrace show', () => {
     expect(outLine(expanded.stdout).trim()).toBe('out {')
   })
 
+  it('--expand prints a payload of 150,000 lines', async () => {
+    // One line per item: past ~120,000 lines, adding them as the arguments of one call
+    // overflowed the stack (exit 5).
+    const zeros = join(dir(), 'zeros.sqlite')
+    const id = await recordPayloads(zeros, 'k:zeros', [{ name: 'load', output: new Array(150_000).fill(0) }])
+    const r = await runCli(['show', zeros, id, '--expand'])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout.split('\n').length).toBeGreaterThan(150_000)
+  })
+
   it('an ambiguous prefix is a usage error that lists the candidates', async () => {
     const prefix = commonPrefix(sample.records.map((r) => r.id))
     expect(prefix.length).toBeGreaterThanOrEqual(4)
