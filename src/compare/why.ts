@@ -170,12 +170,16 @@ function leavesEqual(value: unknown, target: unknown, prefix: string, limit = 5)
  * sum or difference is the value; pairs whose fields are named like the value's own come
  * first, then those holding an effect's result.
  */
+/** How many numbers of a stage's effect results (and, apart, of its input) sums are looked for among. */
+const maxArithmeticLeaves = 300
+
 function arithmetic(target: Quantity, name: string, effects: Leaf[], inputs: Leaf[]): string[] {
   const found: { text: string; score: number; effect: boolean }[] = []
   const named = (l: Leaf): number => (l.where.endsWith(`.${name}`) ? 1 : 0)
   const shown = quantityText(target)
   const leaves = [...effects, ...inputs]
   for (const [i, a] of leaves.entries()) {
+    if (found.length >= 200) break
     for (const [j, b] of leaves.entries()) {
       if (i === j || b.quantity.value === 0 || b.quantity.value === 0n || found.length >= 200) continue
       const score = named(a) + named(b)
@@ -325,12 +329,21 @@ function gather(
     }
     if (same(result, value) && !isUndefinedValue(value))
       report.evidence.push({ kind: 'effect', text: `effect ${e.name}#${e.seq} returned exactly this value` })
-    effectLeaves.push(...numericLeaves(result, `${e.name}#${e.seq}`))
+    // Sums of two are looked for among every pair: the candidates are bounded as a whole
+    // (a stage of 100,000 effects), not per value only.
+    const room = maxArithmeticLeaves - effectLeaves.length
+    if (room > 0)
+      for (const leaf of numericLeaves(result, `${e.name}#${e.seq}`, room)) effectLeaves.push(leaf)
   }
   const target = quantityOf(value)
   if (target !== undefined) {
     const last = [...report.start.path.matchAll(/[\p{L}_$][\p{L}\p{M}\p{Nd}\p{Pc}$]*/gu)].at(-1)?.[0] ?? ''
-    for (const text of arithmetic(target, last, effectLeaves, numericLeaves(input, 'input'))) {
+    for (const text of arithmetic(
+      target,
+      last,
+      effectLeaves,
+      numericLeaves(input, 'input', maxArithmeticLeaves),
+    )) {
       report.evidence.push({ kind: 'arithmetic', text })
     }
   }

@@ -147,6 +147,24 @@ describe('explain: BigInt and number', () => {
   })
 })
 
+describe('explain: a stage with many effects', () => {
+  it('looks for sums among the first 300 numbers its effects returned, not among every pair of 20,000', () => {
+    const effects = Array.from({ length: 20_000 }, (_, i) => ({
+      name: 'kv.get',
+      result: { n: 1_000_000 + i },
+    }))
+    const chain = chainOf([{ stage: 'batch', input: { start: true }, output: { sum: 0 }, effects }])
+    const sum = (a: number, b: number): string[] => {
+      const c = chainOf([{ stage: 'batch', input: { start: true }, output: { sum: a + b }, effects }])
+      return kinds(explain(c, parseStagePath('batch.sum')), 'arithmetic')
+    }
+    expect(sum(1_000_000, 1_000_001)[0]).toBe('kv.get#0.n (1000000) + kv.get#1.n (1000001) = 2000001')
+    // Only results past the first 300 add up to it: not looked for.
+    expect(sum(1_019_998, 1_019_999)).toEqual([])
+    expect(explain(chain, parseStagePath('batch.sum')).origin).toMatchObject({ stage: 'batch' })
+  })
+})
+
 describe('explain: the inventory example in miniature', () => {
   const report = explain(inventory(), parseStagePath('store.available'))
 
