@@ -71,11 +71,49 @@ let jiti: Promise<Jiti> | undefined
  */
 async function importModule(file: string): Promise<unknown> {
   // Its top-level code may not end the process (`process.exit` throws while it loads).
-  return whileLoading(`module ${file}`, async () => {
-    if (file.endsWith('.mjs')) return import(pathToFileURL(file).href)
-    jiti ??= import('jiti').then(({ createJiti }) => createJiti(import.meta.url, { interopDefault: false }))
-    return (await jiti).import(pathToFileURL(file).href)
+  return whileLoading(`module ${file}`, () =>
+    loadedInTime(async () => {
+      if (file.endsWith('.mjs')) return import(pathToFileURL(file).href)
+      jiti ??= import('jiti').then(({ createJiti }) => createJiti(import.meta.url, { interopDefault: false }))
+      return (await jiti).import(pathToFileURL(file).href)
+    }),
+  )
+}
+
+/** How long a config or stage module may take to load: its top-level code may await. */
+const loadLimitMs = 30_000
+
+/**
+ * `load()`, failed when its top-level code awaits something that never settles: at once
+ * when nothing else is left to run (node would end the process with status 13 and no word),
+ * after `loadLimitMs` otherwise (replay's worker processes keep the process alive).
+ */
+async function loadedInTime<T>(load: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  let onIdle: (() => void) | undefined
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `it has not finished loading after ${loadLimitMs / 1000} s (a top-level await that never settles?)`,
+          ),
+        ),
+      loadLimitMs,
+    )
+    timer.unref()
+    onIdle = () =>
+      reject(
+        new Error('it never finished loading: its top-level code awaits something that can never settle'),
+      )
+    process.once('beforeExit', onIdle)
   })
+  try {
+    return await Promise.race([load(), stuck])
+  } finally {
+    clearTimeout(timer)
+    if (onIdle !== undefined) process.off('beforeExit', onIdle)
+  }
 }
 
 function validate(raw: unknown, path: string): RetraceConfig {

@@ -685,4 +685,13 @@ describe('exit codes for input and config problems', () => {
     expect(r.stderr).toMatch(/cannot load config .*retrace\.config\.json/)
     noStack(r)
   })
+
+  it('3, with one line, when the config awaits something that never settles as it loads', async () => {
+    ws.write('hung-config/retrace.config.mjs', 'export default { stages: {} }\nawait new Promise(() => {})\n')
+    const r = await runCli(['replay', bundle], ws.path('hung-config'))
+    expect(r.code).toBe(3)
+    expect(r.stderr).toBe(
+      `retrace: cannot load config ${ws.path('hung-config/retrace.config.mjs')}: it never finished loading: its top-level code awaits something that can never settle\n`,
+    )
+  })
 })
