@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, lstatSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { BundleSet, type ExtractResult, extractRecords, safeFileName } from '../bundle/index.js'
 import { positionals } from '../cli/argv.js'
@@ -58,6 +58,10 @@ Several bundles (files, or a folder for every bundle under it) are read as one: 
         throw new UsageError('the output would overwrite the input bundle')
       if (existsSync(target) && !this.flags.force)
         throw new UsageError(`${target} exists; pass --force to replace it`)
+      // --force replaces a file, never a device, a pipe or a folder it would be renamed over.
+      const kind = lstatSync(target, { throwIfNoEntry: false })
+      if (kind !== undefined && !kind.isFile() && !kind.isSymbolicLink())
+        throw new UsageError(`${target} is not a regular file; refusing to replace it`)
       const result = extractRecords(set, ids, target, {
         redact: this.flags.redact ?? [],
         recorderVersion: version,

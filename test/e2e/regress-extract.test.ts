@@ -4,7 +4,8 @@
  * redaction on the way out recorded in the manifest, nothing left beside it, safe names
  * when -o is a folder, and refusals for an existing output or the input itself.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bundleFiles, countBytes, integrityCheck, readBundle, withDb } from '../helpers/bundle-db.js'
@@ -527,6 +528,14 @@ export function send(o) {
     expect(readBundle(out).records.map((x) => x.id)).toEqual([ids[3]])
     for (const c of allOf(0)) expect(countBytes(out, c), c).toBe(0)
     expect(bundleFiles(out)).toEqual([out])
+  })
+
+  it('--force replaces a file only: a pipe named by -o is refused and left as it was', async () => {
+    const fifo = join(outDir(), 'pipe.sqlite')
+    execFileSync('mkfifo', [fifo])
+    const r = await cli('extract', source, ids[0]!, '-o', fifo, '--force')
+    expect(expectUsageFailure(r)).toBe(`retrace: ${fifo} is not a regular file; refusing to replace it`)
+    expect(lstatSync(fifo).isFIFO()).toBe(true)
   })
 
   it('refuses to write over its input, however the path is spelt, even with --force', async () => {
