@@ -19,6 +19,35 @@ export {
   visibleName,
 } from '../codec/display.js'
 
+import { visibleLine as lineOf, changedPair as pairOf } from '../codec/display.js'
+
+/**
+ * What a stage threw, where a change holds it in place of an output (`{"$error": {...}}`:
+ * production threw and the local build returned, or the other way round), said as a person
+ * would: `threw RangeError [E_AMOUNT]: amount must be positive`, cut to `max` characters.
+ * Undefined for any other value.
+ */
+export function thrownText(v: unknown, max: number): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined
+  const keys = Object.keys(v)
+  if (keys.length !== 1 || keys[0] !== '$error') return undefined
+  const e = (v as { $error: unknown }).$error as { name?: unknown; message?: unknown; code?: unknown } | null
+  if (typeof e !== 'object' || e === null || typeof e.message !== 'string') return undefined
+  const name = typeof e.name === 'string' && e.name !== '' ? e.name : 'Error'
+  const code = typeof e.code === 'string' || typeof e.code === 'number' ? ` [${e.code}]` : ''
+  const text = lineOf(`threw ${name}${code}: ${e.message}`)
+  return text.length > max ? `${text.slice(0, Math.max(1, max - 1))}…` : text
+}
+
+/** `changedPair`, with a thrown error on either side said as `thrownText` says it. */
+export function changedOrThrown(recorded: unknown, local: unknown, max: number): ReturnType<typeof pairOf> {
+  const r = thrownText(recorded, max)
+  const l = thrownText(local, max)
+  if (r === undefined && l === undefined) return pairOf(recorded, local, max)
+  const p = pairOf(r === undefined ? recorded : '', l === undefined ? local : '', max)
+  return { recorded: r ?? p.recorded, local: l ?? p.local }
+}
+
 export function formatTime(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '-'
   try {

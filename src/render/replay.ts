@@ -10,10 +10,11 @@ import type {
 } from '../replay/engine.js'
 import {
   appendAll,
-  changedPair,
+  changedOrThrown,
   compact,
   displayWidth,
   padEndColumns,
+  thrownText,
   visibleLine,
   visibleName,
 } from './format.js'
@@ -143,8 +144,14 @@ function changeSentence(c: Change, pinned: boolean): string {
     case 'removed':
       return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${at}, the local build leaves it out`
     default: {
-      const p = changedPair(c.recorded, c.local, 40)
-      return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${p.recorded} at ${at}, the local build gives ${p.local}${p.at === undefined ? '' : ` (${p.at})`}`
+      const thrown = thrownText(c.recorded, 80)
+      if (thrown !== undefined && c.path === '$') {
+        const local = thrownText(c.local, 80)
+        return `${pinned ? 'the pinned expectation' : 'production'} ${thrown}, the local build ${local ?? `gives ${compact(c.local, 40)}`}`
+      }
+      const p = changedOrThrown(c.recorded, c.local, 40)
+      const local = thrownText(c.local, 80) ?? `gives ${p.local}`
+      return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${p.recorded} at ${at}, the local build ${local}${p.at === undefined ? '' : ` (${p.at})`}`
     }
   }
 }

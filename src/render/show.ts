@@ -7,6 +7,7 @@ import type { InvariantResult } from '../compare/invariants.js'
 import type { Scene, SceneCapture, SceneEffect, SceneError } from '../compare/scene.js'
 import {
   appendAll,
+  changedOrThrown,
   changedPair,
   compact,
   formatDuration,
@@ -52,7 +53,7 @@ export function changeLine(c: Change, t: Theme, width: number): string {
     case 'removed':
       return `${t.removed('-')} ${path} ${t.removed(compact(c.recorded, w))}`
     default: {
-      const p = changedPair(c.recorded, c.local, w)
+      const p = changedOrThrown(c.recorded, c.local, w)
       const at = p.at === undefined ? '' : ` ${t.dim(`(${p.at})`)}`
       return `${t.warn('~')} ${path} ${t.removed(p.recorded)} ${t.dim('→')} ${t.added(p.local)}${at}`
     }

@@ -251,3 +251,38 @@ describe('renderRecordResult: a diff cut short', () => {
     )
   })
 })
+
+describe('renderRecordResult: a stage that threw on one side', () => {
+  const thrown = { $error: { name: 'RangeError', message: 'amount must be positive', code: 'E_AMOUNT' } }
+  const diverged = (recorded: unknown, local: unknown): string => {
+    const s: StageResult = {
+      ...stage('check', 'diverged'),
+      changes: [{ path: '$', kind: 'changed', recorded, local }],
+    }
+    return render({
+      recordId: 'R1',
+      key: 'tx:1',
+      verdict: 'diverged',
+      firstDivergence: { stage: 'check', status: 'diverged' },
+      stages: [s],
+      mode: 'cascade',
+    })
+  }
+
+  it('says what production threw, not the typed JSON that holds it', () => {
+    const text = diverged(thrown, { ok: true })
+    expect(text).toContain('~ $ threw RangeError [E_AMOUNT]: amount must be positive → {"ok":true}')
+    expect(text).toContain(
+      'first divergence: check (diverged): production threw RangeError [E_AMOUNT]: amount must be positive, the local build gives {"ok":true}',
+    )
+    expect(text).not.toContain('$error')
+  })
+
+  it('and what the local build threw where production returned', () => {
+    const text = diverged({ ok: true }, thrown)
+    expect(text).toContain('~ $ {"ok":true} → threw RangeError [E_AMOUNT]: amount must be positive')
+    expect(text).toContain(
+      'production recorded {"ok":true} at $, the local build threw RangeError [E_AMOUNT]: amount must be positive',
+    )
+  })
+})
