@@ -119,7 +119,7 @@ export class BundleSet {
   private stitchSummary(summary: RecordSummary, from: number): RecordSummary {
     const parts = [summary]
     this.readers.forEach((r, i) => {
-      if (i !== from) parts.push(...r.records({ id: summary.id }))
+      if (i !== from) for (const part of r.records({ id: summary.id })) parts.push(part)
     })
     return stitchParts(parts)
   }
@@ -244,7 +244,7 @@ function wholeRow<T extends RecordRow>(parts: readonly T[]): T {
   const failed = parts.find((p) => p.status === 'error')
   return {
     ...first,
-    endedAt: Math.max(...parts.map((p) => p.endedAt ?? 0)),
+    endedAt: parts.reduce((max, p) => Math.max(max, p.endedAt ?? 0), Number.NEGATIVE_INFINITY),
     status: failed !== undefined ? 'error' : 'ok',
     error: failed !== undefined ? failed.error : null,
   }

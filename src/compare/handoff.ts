@@ -75,14 +75,18 @@ export function calledPerItem(captures: readonly Pick<Timed, 'stage' | 'input'>[
  * beside another, a stage called per item, or one fed by a gathering of parallel calls).
  */
 export function handoffs(captures: readonly Timed[]): Map<string, string | undefined> {
+  // One pass in call order: what each stage is fed by is read from the calls before its
+  // first one, kept as it goes (a hostile record of 200,000 stages costs no more than one
+  // of 200,000 calls of one stage).
+  const sorted = [...captures].sort((a, b) => a.seq - b.seq)
   const order: string[] = []
   const first = new Map<string, Timed>()
   /** Each stage's last call: the output it handed on. */
   const last = new Map<string, Timed>()
-  const perItem = calledPerItem(captures)
+  const perItem = calledPerItem(sorted)
   const byProcess = new Map<string, Timed[]>()
   const precise = new Set<string>()
-  for (const c of captures) {
+  for (const c of sorted) {
     if (!first.has(c.stage)) {
       first.set(c.stage, c)
       order.push(c.stage)
@@ -98,55 +102,85 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
   }
   for (const [proc, list] of byProcess) if (timesUsable(list)) precise.add(proc)
   const out = new Map<string, string | undefined>()
-  for (let i = 0; i < order.length; i++) {
-    const stage = order[i]!
-    const c = first.get(stage)!
-    let from: string | undefined = order[i - 1]
-    /** Fed by the times of its process, not read as a line. */
-    let timed = false
+  /** Each process's calls so far. */
+  const before = new Map<string, CallsBefore>()
+  /** By recorded output text, the call so far (of any process) that gave it last. */
+  const lastGave = new Map<string, Timed>()
+  let previous: Timed | undefined
+  let i = -1
+  for (const c of sorted) {
     const proc = processOf(c)
-    const own = byProcess.get(proc)!.filter((g) => g.seq < c.seq)
-    if (i > 0 && precise.has(proc) && own.length > 0) {
-      // Still running when it started: it was called inside that one, or beside it.
-      timed = true
-      from = own.some((g) => endOf(g) > c.startedAt + slackMs) ? undefined : lastEnded(c, own)
-    } else if (i > 0 && own.length === 0) {
-      // The first stage this process ran in a record continued from another: the process
-      // that ran just before handed it on, from the call of it that ended last (the outer
-      // one, not a stage called inside it). Clocks of two processes are not compared.
-      let previous: Timed | undefined
-      for (const g of captures)
-        if (g.seq < c.seq && (previous === undefined || g.seq > previous.seq)) previous = g
-      const other = previous === undefined ? undefined : processOf(previous)
-      if (other !== undefined && other !== proc && precise.has(other)) {
+    if (first.get(c.stage) === c) {
+      i++
+      const stage = c.stage
+      let from: string | undefined = order[i - 1]
+      /** Fed by the times of its process, not read as a line. */
+      let timed = false
+      const own = before.get(proc)
+      if (i > 0 && precise.has(proc) && own !== undefined) {
+        // Still running when it started: it was called inside that one, or beside it.
         timed = true
-        from = lastEnded(
-          c,
-          byProcess.get(other)!.filter((g) => g.seq < c.seq),
-        )
+        from = own.maxEnd > c.startedAt + slackMs ? undefined : lastEnded(c, own)
+      } else if (i > 0 && own === undefined) {
+        // The first stage this process ran in a record continued from another: the process
+        // that ran just before handed it on, from the call of it that ended last (the outer
+        // one, not a stage called inside it). Clocks of two processes are not compared.
+        const other = previous === undefined ? undefined : processOf(previous)
+        if (other !== undefined && other !== proc && precise.has(other)) {
+          timed = true
+          from = lastEnded(c, before.get(other)!)
+        }
       }
+      if (!timed && i > 0 && from !== undefined && last.get(from)!.output !== c.input) {
+        // Read as a line: one output given to two stages in turn still feeds the second.
+        from = lastGave.get(c.input)?.stage ?? from
+      }
+      if (from !== undefined) {
+        // A fallback: the stage before failed in production on the very input this one got.
+        // It handed nothing on; what this one got is what was handed to that one.
+        const failed = last.get(from)!
+        const fedFailed = out.get(from)
+        if (failed.output === null && failed.input === c.input && fedFailed !== undefined) from = fedFailed
+      }
+      if (from !== undefined && (perItem.has(from) || perItem.has(stage))) from = undefined
+      if (from !== undefined && handedPart(last.get(from)!.output, c.input)) from = undefined
+      out.set(stage, from)
     }
-    if (!timed && i > 0 && from !== undefined && last.get(from)!.output !== c.input) {
-      // Read as a line: one output given to two stages in turn still feeds the second.
-      from =
-        lastGiving(
-          c,
-          captures.filter((g) => g.seq < c.seq),
-          (g) => g.seq,
-        ) ?? from
+    let calls = before.get(proc)
+    if (calls === undefined) {
+      calls = { maxEnd: Number.NEGATIVE_INFINITY, gave: new Map() }
+      before.set(proc, calls)
     }
-    if (from !== undefined) {
-      // A fallback: the stage before failed in production on the very input this one got.
-      // It handed nothing on; what this one got is what was handed to that one.
-      const failed = last.get(from)!
-      const before = out.get(from)
-      if (failed.output === null && failed.input === c.input && before !== undefined) from = before
-    }
-    if (from !== undefined && (perItem.has(from) || perItem.has(stage))) from = undefined
-    if (from !== undefined && handedPart(last.get(from)!.output, c.input)) from = undefined
-    out.set(stage, from)
+    addCall(calls, c)
+    if (c.output !== null) lastGave.set(c.output, c)
+    previous = c
   }
   return out
+}
+
+/** A process's calls before the one looked at, as far as hand-offs need them. */
+interface CallsBefore {
+  /** The latest end. */
+  maxEnd: number
+  /** The call that ended last (of two that ended together, the later call). */
+  latest?: Timed | undefined
+  /** The call that ended last of the others. */
+  runnerUp?: Timed | undefined
+  /** By recorded output text, the call that gave it and ended last. */
+  gave: Map<string, Timed>
+}
+
+function addCall(calls: CallsBefore, c: Timed): void {
+  const end = endOf(c)
+  calls.maxEnd = Math.max(calls.maxEnd, end)
+  if (calls.latest === undefined || end >= endOf(calls.latest)) {
+    calls.runnerUp = calls.latest
+    calls.latest = c
+  } else if (calls.runnerUp === undefined || end > endOf(calls.runnerUp)) calls.runnerUp = c
+  if (c.output !== null) {
+    const gave = calls.gave.get(c.output)
+    if (gave === undefined || end >= endOf(gave)) calls.gave.set(c.output, c)
+  }
 }
 
 /**
@@ -208,27 +242,14 @@ function holdsPart(whole: string, part: string): boolean {
  * The feeder of `c` among captures of one process that ended before it started: the one that
  * ended last, unless another ran while it did and the texts do not show the hand-off.
  */
-function lastEnded(c: Timed, before: readonly Timed[]): string | undefined {
-  let feeder = before[0]!
-  for (const g of before) if (endOf(g) >= endOf(feeder)) feeder = g
+function lastEnded(c: Timed, calls: CallsBefore): string | undefined {
+  const feeder = calls.latest!
   if (feeder.output === c.input) return feeder.stage
   // One output given to two stages in turn (`t = tax(p); s = ship(p)`): the second is fed by
   // the stage whose output it got, not by the first, which ended last.
-  const given = lastGiving(c, before, endOf)
-  if (given !== undefined) return given
-  const from = feeder.startedAt
+  const given = calls.gave.get(c.input)
+  if (given !== undefined) return given.stage
   // Another capture that ran while the feeder did, inside it or beside it.
-  const overlapped = before.some((g) => g !== feeder && endOf(g) > from + slackMs)
+  const overlapped = calls.runnerUp !== undefined && endOf(calls.runnerUp) > feeder.startedAt + slackMs
   return overlapped ? undefined : feeder.stage
-}
-
-/**
- * The stage of the capture in `before` whose recorded output is `c`'s recorded input, the one
- * latest by `rank` when several are, or undefined when none is.
- */
-function lastGiving(c: Timed, before: readonly Timed[], rank: (g: Timed) => number): string | undefined {
-  let best: Timed | undefined
-  for (const g of before)
-    if (g.stage !== c.stage && g.output === c.input && (best === undefined || rank(g) >= rank(best))) best = g
-  return best?.stage
 }

@@ -345,7 +345,8 @@ function banner(m: ReportModel): Html {
 function timeline(m: ReportModel): Html {
   const s = m.scene
   const t0 = s.startedAt
-  const end = Math.max(s.endedAt ?? t0, ...s.captures.map((c) => c.startedAt + c.durationMs))
+  let end = s.endedAt ?? t0
+  for (const c of s.captures) end = Math.max(end, c.startedAt + c.durationMs)
   const span = Math.max(end - t0, 1)
   const pct = (n: number): string => `${Math.min(100, Math.max(0, (n / span) * 100)).toFixed(2)}%`
   let index = 0

@@ -26,7 +26,8 @@ function moreLine(shown: number, total: number, t: Theme): string[] {
 export function renderRecordList(listing: Listing<RecordSummary>, t: Theme, showSource: boolean): string {
   const { records } = listing
   if (records.length === 0) return t.dim('no records match')
-  const keyWidth = Math.min(32, Math.max(3, ...records.map((r) => displayWidth(visibleName(r.key)))))
+  let keyWidth = 3
+  for (const r of records) keyWidth = Math.min(32, Math.max(keyWidth, displayWidth(visibleName(r.key))))
   const lines = [
     t.dim(`${'RECORD'.padEnd(26)}  ${'KEY'.padEnd(keyWidth)}  STATUS  STARTED                   STAGES`),
   ]

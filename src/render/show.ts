@@ -205,6 +205,14 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
   let index = -1
   let lastStage = ''
   let previousOutput: { stage: string; value: unknown } | undefined
+  /** The seams that changed in transit, by the stage that handed the value on. */
+  const brokenFrom = new Map<string, Scene['seams']>()
+  for (const seam of scene.seams) {
+    if (seam.matches) continue
+    const list = brokenFrom.get(seam.from) ?? []
+    list.push(seam)
+    brokenFrom.set(seam.from, list)
+  }
   for (const c of scene.captures) {
     if (c.stage !== lastStage || c.attempt === 1) index++
     lastStage = c.stage
@@ -214,8 +222,7 @@ export function renderShow(scene: Scene, t: Theme, o: ShowOptions): string {
         : undefined
     appendAll(out, captureBlock(c, index, t, o, from))
     if (c.final && c.status === 'ok') previousOutput = { stage: c.stage, value: c.output }
-    for (const seam of c.final ? scene.seams : []) {
-      if (seam.from !== c.stage || seam.matches) continue
+    for (const seam of c.final ? (brokenFrom.get(c.stage) ?? []) : []) {
       out.push(
         `   ${t.warn(`seam ${visibleName(seam.from)} → ${visibleName(seam.to)}: the data changed in transit`)}`,
       )

@@ -209,7 +209,7 @@ export async function testRecord(
     why: 'stage not in config' as const,
   }))
   const result = await replayRecord(chain, engine)
-  stale.push(...staleExpectations(path, chain, result))
+  for (const item of staleExpectations(path, chain, result)) stale.push(item)
   // It passes, having checked nothing (every stage skipped: inputs that were not recorded).
   const first = result.stages[0]
   if (first !== undefined && result.stages.every((s) => s.status === 'skipped')) {
@@ -292,7 +292,7 @@ class Tally {
   ) {}
 
   add(result: RecordResult, stale: readonly StaleItem[]): void {
-    this.run.stale.push(...stale)
+    for (const item of stale) this.run.stale.push(item)
     const pins =
       this.o.update && result.verdict !== 'matched'
         ? pinFromResult(result, {
@@ -324,7 +324,7 @@ class Tally {
     for (const chain of load([...this.candidates.keys()])) {
       const c = this.candidates.get(chain.record.id)
       if (c === undefined) continue
-      if (await pinsMend(chain, c.pins, this.o.engine)) this.pins.push(...c.pins)
+      if (await pinsMend(chain, c.pins, this.o.engine)) for (const pin of c.pins) this.pins.push(pin)
       else this.demote(c.result)
     }
   }
@@ -402,7 +402,7 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
         outcome.failures.sort((a, b) => at(a) - at(b))
         outcome.results?.sort((a, b) => at(a) - at(b))
         const stale = run.stale.splice(staleFrom).sort((a, b) => at(a) - at(b))
-        run.stale.push(...stale)
+        for (const item of stale) run.stale.push(item)
       }
       if (o.update) await tally.confirm((part) => set.loadRecords(part))
     } finally {
