@@ -47,6 +47,8 @@ Several bundles (files, or a folder for every bundle under it) are read as one: 
   async run(): Promise<ExtractResult> {
     const { bundles, rest: refs } = splitBundleWords(positionals(this.argv, ['--output', '-o', '--redact']))
     if (refs.length === 0) throw new UsageError('name the records to extract: RECORD... after the bundles')
+    if ((this.flags.redact ?? []).some((rule) => rule.trim() === ''))
+      throw new UsageError('--redact needs a path to redact, e.g. --redact "$..email"', 'E_REDACT_PATH')
     const set = BundleSet.open(bundles)
     try {
       const ids = [...new Set(refs.map((r) => set.resolveRecordId(r)))]

@@ -78,7 +78,7 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
   // One pass in call order: what each stage is fed by is read from the calls before its
   // first one, kept as it goes (a hostile record of 200,000 stages costs no more than one
   // of 200,000 calls of one stage).
-  const sorted = [...captures].sort((a, b) => a.seq - b.seq)
+  const sorted = inCallOrder(captures)
   const order: string[] = []
   const first = new Map<string, Timed>()
   /** Each stage's last call: the output it handed on. */
@@ -104,8 +104,8 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
   const out = new Map<string, string | undefined>()
   /** Each process's calls so far. */
   const before = new Map<string, CallsBefore>()
-  /** By recorded output text, the call so far (of any process) that gave it last. */
-  const lastGave = new Map<string, Timed>()
+  /** The calls so far, of every process, by recorded output text when asked (`gaveLast`). */
+  const all: TextIndex = { calls: [], indexed: 0, gave: new Map() }
   let previous: Timed | undefined
   let i = -1
   for (const c of sorted) {
@@ -133,7 +133,7 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
       }
       if (!timed && i > 0 && from !== undefined && last.get(from)!.output !== c.input) {
         // Read as a line: one output given to two stages in turn still feeds the second.
-        from = lastGave.get(c.input)?.stage ?? from
+        from = gaveLast(all, c.input, (g) => g.seq)?.stage ?? from
       }
       if (from !== undefined) {
         // A fallback: the stage before failed in production on the very input this one got.
@@ -148,26 +148,53 @@ export function handoffs(captures: readonly Timed[]): Map<string, string | undef
     }
     let calls = before.get(proc)
     if (calls === undefined) {
-      calls = { maxEnd: Number.NEGATIVE_INFINITY, gave: new Map() }
+      calls = { maxEnd: Number.NEGATIVE_INFINITY, calls: [], indexed: 0, gave: new Map() }
       before.set(proc, calls)
     }
     addCall(calls, c)
-    if (c.output !== null) lastGave.set(c.output, c)
+    all.calls.push(c)
     previous = c
   }
   return out
 }
 
+/** The captures in call order (by seq): as given when they already are, as a record's are. */
+function inCallOrder(captures: readonly Timed[]): readonly Timed[] {
+  for (let i = 1; i < captures.length; i++)
+    if (captures[i]!.seq < captures[i - 1]!.seq) return [...captures].sort((a, b) => a.seq - b.seq)
+  return captures
+}
+
+/**
+ * Calls, and by recorded output text the one that gave it last, indexed only when a stage's
+ * input is not what the call before it gave: most records never hash a payload's text.
+ */
+interface TextIndex {
+  calls: Timed[]
+  /** How many of `calls` are in `gave`. */
+  indexed: number
+  gave: Map<string, Timed>
+}
+
+/** The call in `index` that gave `text` and is latest by `rank` (of equals, the later call). */
+function gaveLast(index: TextIndex, text: string, rank: (g: Timed) => number): Timed | undefined {
+  for (; index.indexed < index.calls.length; index.indexed++) {
+    const c = index.calls[index.indexed]!
+    if (c.output === null) continue
+    const gave = index.gave.get(c.output)
+    if (gave === undefined || rank(c) >= rank(gave)) index.gave.set(c.output, c)
+  }
+  return index.gave.get(text)
+}
+
 /** A process's calls before the one looked at, as far as hand-offs need them. */
-interface CallsBefore {
+interface CallsBefore extends TextIndex {
   /** The latest end. */
   maxEnd: number
   /** The call that ended last (of two that ended together, the later call). */
   latest?: Timed | undefined
   /** The call that ended last of the others. */
   runnerUp?: Timed | undefined
-  /** By recorded output text, the call that gave it and ended last. */
-  gave: Map<string, Timed>
 }
 
 function addCall(calls: CallsBefore, c: Timed): void {
@@ -177,10 +204,7 @@ function addCall(calls: CallsBefore, c: Timed): void {
     calls.runnerUp = calls.latest
     calls.latest = c
   } else if (calls.runnerUp === undefined || end > endOf(calls.runnerUp)) calls.runnerUp = c
-  if (c.output !== null) {
-    const gave = calls.gave.get(c.output)
-    if (gave === undefined || end >= endOf(gave)) calls.gave.set(c.output, c)
-  }
+  calls.calls.push(c)
 }
 
 /**
@@ -247,7 +271,7 @@ function lastEnded(c: Timed, calls: CallsBefore): string | undefined {
   if (feeder.output === c.input) return feeder.stage
   // One output given to two stages in turn (`t = tax(p); s = ship(p)`): the second is fed by
   // the stage whose output it got, not by the first, which ended last.
-  const given = calls.gave.get(c.input)
+  const given = gaveLast(calls, c.input, endOf)
   if (given !== undefined) return given.stage
   // Another capture that ran while the feeder did, inside it or beside it.
   const overlapped = calls.runnerUp !== undefined && endOf(calls.runnerUp) > feeder.startedAt + slackMs

@@ -31,8 +31,11 @@ function parseValue(text: string): Where['value'] {
   if (text === 'true') return true
   if (text === 'false') return false
   if (text === 'null') return null
-  if ((text.startsWith('"') && text.endsWith('"')) || (text.startsWith("'") && text.endsWith("'"))) {
-    return text.length >= 2 ? text.slice(1, -1) : text
+  const quote = text[0]
+  if (quote === '"' || quote === "'") {
+    if (text.length < 2 || !text.endsWith(quote))
+      throw new UsageError(`--where: the quote that opens ${JSON.stringify(text)} is not closed`)
+    return text.slice(1, -1)
   }
   // Unquoted text is a string, and SQLite ranks every string above every number: a number
   // written another way (`.5`, `1,000`, `+5`) or a second predicate (`< 87 and qty > 1`)

@@ -22,6 +22,11 @@ describe('parseWhere', () => {
       '--where takes one predicate, and a value with spaces is quoted: "87 and store.qty > 1" is neither',
     )
     expect(() => parseWhere('store.city = New York')).toThrow('--where takes one predicate')
+    for (const value of ["'abc", '"abc', '"', '\'abc"'])
+      expect(() => parseWhere(`store.sku = ${value}`)).toThrow(
+        `--where: the quote that opens ${JSON.stringify(value)} is not closed`,
+      )
+    expect(parseWhere('store.sku = ""').value).toBe('')
   })
 
   it('names a stage holding a dot or a space in double quotes', () => {

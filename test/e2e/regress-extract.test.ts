@@ -442,6 +442,10 @@ export function send(o) {
     const dir = outDir()
     const r = await cli('extract', source, ids[0]!, '-o', join(dir, 'z.sqlite'), '--redact', '$.customer[')
     expect(expectUsageFailure(r)).toMatch(/^retrace: --redact: bad path "\$\.customer\[" at column \d+/)
+    const empty = await cli('extract', source, ids[0]!, '-o', join(dir, 'z.sqlite'), '--redact', '')
+    expect(expectUsageFailure(empty)).toBe(
+      'retrace: --redact needs a path to redact, e.g. --redact "$..email"',
+    )
     expect(listDir(dir)).toEqual([])
   })
 
