@@ -258,6 +258,59 @@ describe('effects', () => {
   })
 })
 
+describe('promises the host handles itself', () => {
+  it('a stage, an effect or a record left unawaited, whose promise the host handled, raises no unhandled rejection', async () => {
+    const { path, recorder } = testRecorder()
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason)
+    }
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const logged: string[] = []
+      /** Rejects, with the host's own handler on it: what a fire-and-forget call returns. */
+      const handled = (message: string): Promise<never> => {
+        const p = Promise.reject(new Error(message))
+        p.catch((e: Error) => logged.push(e.message))
+        return p
+      }
+      const notify = recorder.stage('notify', () => handled('smtp down'))
+      const warm = recorder.stage('warm', (_: unknown, ctx) => {
+        void ctx.effect('cache.warm', {}, () => handled('cache down'))
+        return 'ok'
+      })
+      await recorder.record('k:1', async () => {
+        void notify({})
+        await warm({})
+      })
+      void recorder.record('k:2', () => handled('record down'))
+      await sleep(20)
+      expect(logged.sort()).toEqual(['cache down', 'record down', 'smtp down'])
+      expect(unhandled).toEqual([])
+      await recorder.close()
+      // Still recorded, with the errors the host saw.
+      const { captures } = readBundle(path)
+      expect(captures.map((c) => [c.stage, decoded(c.error)])).toContainEqual([
+        'notify',
+        expect.objectContaining({ message: 'smtp down' }),
+      ])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
+  it("a stage gives back the native promise its function returned, with what the host's code added to it", async () => {
+    const { recorder } = testRecorder()
+    const spawnLike = recorder.stage('spawn', () => Object.assign(Promise.resolve('done'), { pid: 4242 }))
+    const got = await recorder.record('k', async () => {
+      const p = spawnLike({}) as Promise<string> & { pid?: number }
+      expect(p.pid).toBe(4242)
+      return p
+    })
+    expect(got).toBe('done')
+  })
+})
+
 describe('lifecycle', () => {
   it('close() twice at once, flush() after close(), a record running across close() and one after it', async () => {
     const { path, recorder, errors } = testRecorder()
