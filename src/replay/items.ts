@@ -42,7 +42,7 @@ export interface DocsItem {
 export function toItem(result: RecordResult, stale: StaleItem[], o: ItemOptions): WorkerItem {
   if (o.jsonDocs) {
     const { outputs: _outputs, ...doc } = result
-    return { docs: `    ${safeJson(doc, 2).replaceAll('\n', '\n    ')}`, verdicts: [result.verdict], stale }
+    return { docs: recordEntry(doc), verdicts: [result.verdict], stale }
   }
   if (result.verdict === 'matched' && !o.keepMatched) return { matched: [result.recordId, result.key], stale }
   if (!(o.keepOutputs && result.verdict !== 'matched')) delete result.outputs
@@ -75,3 +75,16 @@ export function itemRecord(item: Exclude<WorkerItem, DocsItem>): {
 
 /** How often a worker process says it is alive (src/replay/pool.ts stops one that goes quiet). */
 export const aliveEveryMs = 1000
+
+/** What `{ "records": [` holds before an entry, and what follows the last, at indent 2. */
+const entryHead = '{\n  "records": [\n'
+const entryTail = '\n  ]\n}'
+
+/**
+ * A record's entry in `replay --json`, indented as an item of the document's `records`:
+ * written inside that array by JSON.stringify itself, not re-indented line by line after.
+ */
+function recordEntry(doc: unknown): string {
+  const text = safeJson({ records: [doc] }, 2)
+  return text.slice(entryHead.length, text.length - entryTail.length)
+}
