@@ -166,7 +166,16 @@ export async function loadConfig(explicit: string | undefined, cwd: string): Pro
       cause: err,
     })
   }
-  const config = validate(raw, path)
+  let config: RetraceConfig
+  try {
+    config = validate(raw, path)
+  } catch (err) {
+    if (err instanceof ConfigError) throw err
+    // A getter or a Proxy in the config that throws when it is read.
+    throw new ConfigError(`${path}: reading the config threw: ${loadFailure(err, path)}`, 'E_CONFIG_LOAD', {
+      cause: err,
+    })
+  }
   let rules: CompiledRules = noRules
   try {
     rules = compileRules(config.diff)

@@ -686,6 +686,18 @@ describe('exit codes for input and config problems', () => {
     noStack(r)
   })
 
+  it('3, with one line, when reading the config throws (a Proxy)', async () => {
+    ws.write(
+      'proxy-config/retrace.config.mjs',
+      'export default new Proxy({}, { get() { throw new Error("no such setting") } })\n',
+    )
+    const r = await runCli(['replay', bundle], ws.path('proxy-config'))
+    expect(r.code).toBe(3)
+    expect(r.stderr).toBe(
+      `retrace: ${ws.path('proxy-config/retrace.config.mjs')}: reading the config threw: no such setting\n`,
+    )
+  })
+
   it('3, with one line, when the config awaits something that never settles as it loads', async () => {
     ws.write('hung-config/retrace.config.mjs', 'export default { stages: {} }\nawait new Promise(() => {})\n')
     const r = await runCli(['replay', bundle], ws.path('hung-config'))
