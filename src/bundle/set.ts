@@ -4,6 +4,7 @@
  * stitched together from every bundle that holds part of it.
  */
 import { BundleError } from '../errors.js'
+import { appendAll } from '../lists.js'
 import type { OpenOptions } from './open.js'
 import { BundleReader, keyNotFound, openBundle, type RecordFilter, recordNotFound, textOf } from './reader.js'
 import type { RecordChain, RecordRow, RecordSummary } from './types.js'
@@ -119,7 +120,7 @@ export class BundleSet {
   private stitchSummary(summary: RecordSummary, from: number): RecordSummary {
     const parts = [summary]
     this.readers.forEach((r, i) => {
-      if (i !== from) for (const part of r.records({ id: summary.id })) parts.push(part)
+      if (i !== from) appendAll(parts, r.records({ id: summary.id }))
     })
     return stitchParts(parts)
   }

@@ -21,6 +21,8 @@ export {
 
 import { visibleLine as lineOf, changedPair as pairOf } from '../codec/display.js'
 
+export { appendAll } from '../lists.js'
+
 /**
  * What a stage threw, where a change holds it in place of an output (`{"$error": {...}}`:
  * production threw and the local build returned, or the other way round), said as a person
@@ -191,13 +193,4 @@ export function displayWidth(text: string): number {
 /** `text` padded with spaces to `width` columns (as `padEnd` does for characters). */
 export function padEndColumns(text: string, width: number): string {
   return text + ' '.repeat(Math.max(0, width - displayWidth(text)))
-}
-
-/**
- * Appends `items` to `lines` one by one: `push(...items)` passes each as an argument, and
- * past ~120,000 of them (a payload of 150,000 numbers printed one per line) the call
- * overflows the stack.
- */
-export function appendAll<T>(lines: T[], items: readonly T[]): void {
-  for (const item of items) lines.push(item)
 }

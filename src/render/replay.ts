@@ -10,7 +10,7 @@ import type {
 } from '../replay/engine.js'
 import {
   appendAll,
-  changedOrThrown,
+  changedPair,
   compact,
   displayWidth,
   padEndColumns,
@@ -144,14 +144,18 @@ function changeSentence(c: Change, pinned: boolean): string {
     case 'removed':
       return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${at}, the local build leaves it out`
     default: {
-      const thrown = thrownText(c.recorded, 80)
-      if (thrown !== undefined && c.path === '$') {
-        const local = thrownText(c.local, 80)
-        return `${pinned ? 'the pinned expectation' : 'production'} ${thrown}, the local build ${local ?? `gives ${compact(c.local, 40)}`}`
+      const recordedThrew = thrownText(c.recorded, 80)
+      const localThrew = thrownText(c.local, 80)
+      if (recordedThrew === undefined && localThrew === undefined) {
+        const p = changedPair(c.recorded, c.local, 40)
+        return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${p.recorded} at ${at}, the local build gives ${p.local}${p.at === undefined ? '' : ` (${p.at})`}`
       }
-      const p = changedOrThrown(c.recorded, c.local, 40)
-      const local = thrownText(c.local, 80) ?? `gives ${p.local}`
-      return `${pinned ? 'the pinned expectation is' : 'production recorded'} ${p.recorded} at ${at}, the local build ${local}${p.at === undefined ? '' : ` (${p.at})`}`
+      // One side threw (a thrown error is held at $): said as the throw it was.
+      const was =
+        recordedThrew !== undefined
+          ? `${oracle} ${recordedThrew}`
+          : `${pinned ? 'the pinned expectation is' : 'production recorded'} ${compact(c.recorded, 40)} at ${at}`
+      return `${was}, the local build ${localThrew ?? `gives ${compact(c.local, 40)}`}`
     }
   }
 }

@@ -6,6 +6,7 @@ import { readdirSync, realpathSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { BundleSet, type ExpectationRow, type RecordChain } from '../bundle/index.js'
 import { RetraceError, UsageError } from '../errors.js'
+import { appendAll } from '../lists.js'
 import { hashKey } from '../recorder/sampling.js'
 import {
   addToSummary,
@@ -209,7 +210,7 @@ export async function testRecord(
     why: 'stage not in config' as const,
   }))
   const result = await replayRecord(chain, engine)
-  for (const item of staleExpectations(path, chain, result)) stale.push(item)
+  appendAll(stale, staleExpectations(path, chain, result))
   // It passes, having checked nothing (every stage skipped: inputs that were not recorded).
   const first = result.stages[0]
   if (first !== undefined && result.stages.every((s) => s.status === 'skipped')) {
@@ -292,7 +293,7 @@ class Tally {
   ) {}
 
   add(result: RecordResult, stale: readonly StaleItem[]): void {
-    for (const item of stale) this.run.stale.push(item)
+    appendAll(this.run.stale, stale)
     const pins =
       this.o.update && result.verdict !== 'matched'
         ? pinFromResult(result, {
@@ -324,7 +325,7 @@ class Tally {
     for (const chain of load([...this.candidates.keys()])) {
       const c = this.candidates.get(chain.record.id)
       if (c === undefined) continue
-      if (await pinsMend(chain, c.pins, this.o.engine)) for (const pin of c.pins) this.pins.push(pin)
+      if (await pinsMend(chain, c.pins, this.o.engine)) appendAll(this.pins, c.pins)
       else this.demote(c.result)
     }
   }
@@ -402,7 +403,7 @@ export async function runTests(paths: readonly string[], o: TestOptions): Promis
         outcome.failures.sort((a, b) => at(a) - at(b))
         outcome.results?.sort((a, b) => at(a) - at(b))
         const stale = run.stale.splice(staleFrom).sort((a, b) => at(a) - at(b))
-        for (const item of stale) run.stale.push(item)
+        appendAll(run.stale, stale)
       }
       if (o.update) await tally.confirm((part) => set.loadRecords(part))
     } finally {
