@@ -344,6 +344,23 @@ function describeError(err: unknown, withStack: boolean): string {
  * A string the host gave as a name or key, coerced without throwing; a symbol or an object
  * would otherwise fail the whole batch it travels in (structured clone, SQLite binding).
  */
+/**
+ * Whether `work` settled within `ms` (false: the time ran out first; `work` goes on). Its
+ * rejection is rethrown. `keepAlive`: the timer holds the process open meanwhile.
+ */
+async function doneWithin(work: Promise<unknown>, ms: number, keepAlive: boolean): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+    if (!keepAlive) timer.unref()
+  })
+  try {
+    return await Promise.race([work.then(() => true as const), timedOut])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 function nameText(value: unknown, fallback: string): string {
   if (typeof value === 'string') return value
   try {
@@ -1315,22 +1332,15 @@ export function createRecorder(options: RecorderOptions): Recorder {
   async function flush(): Promise<void> {
     if (link === undefined) return
     const timeoutMs = o.closeTimeoutMs
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs)
-      timer.unref()
-    })
     try {
-      const outcome = await Promise.race([link.flush().then(() => 'flushed' as const), timedOut])
-      if (outcome === 'timeout')
+      // The flush keeps the process alive itself while it waits: the timer does not.
+      if (!(await doneWithin(link.flush(), timeoutMs, false)))
         report(
           'E_FLUSH_TIMEOUT',
           `recorder flush gave up waiting after ${timeoutMs} ms with ${link.pendingCaptures} captures not yet written; they stay queued`,
         )
     } catch (err) {
       report('E_FLUSH', `recorder flush failed: ${thrownMessage(err)}`, err)
-    } finally {
-      clearTimeout(timer)
     }
   }
 
@@ -1374,13 +1384,8 @@ export function createRecorder(options: RecorderOptions): Recorder {
   async function closeLink(): Promise<void> {
     if (link === undefined) return
     const timeoutMs = o.closeTimeoutMs
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs)
-    })
     try {
-      const outcome = await Promise.race([link.close().then(() => 'closed' as const), timedOut])
-      if (outcome === 'timeout') {
+      if (!(await doneWithin(link.close(), timeoutMs, true))) {
         // The writer is stopped, not left writing after close() has returned: what it had
         // not written is counted as dropped, and the bundle holds whole records only.
         const before = stats.droppedBy.closed
@@ -1395,8 +1400,6 @@ export function createRecorder(options: RecorderOptions): Recorder {
       }
     } catch (err) {
       report('E_CLOSE', `recorder close failed: ${thrownMessage(err)}`, err)
-    } finally {
-      clearTimeout(timer)
     }
   }
 
