@@ -165,14 +165,14 @@ function leavesEqual(value: unknown, target: unknown, prefix: string, limit = 5)
   return out
 }
 
+/** How many numbers of a stage's effect results (and, apart, of its input) sums are looked for among. */
+const maxArithmeticLeaves = 300
+
 /**
  * Pairs of recorded quantities (from the stage's input and its effects' results) whose
  * sum or difference is the value; pairs whose fields are named like the value's own come
  * first, then those holding an effect's result.
  */
-/** How many numbers of a stage's effect results (and, apart, of its input) sums are looked for among. */
-const maxArithmeticLeaves = 300
-
 function arithmetic(target: Quantity, name: string, effects: Leaf[], inputs: Leaf[]): string[] {
   const found: { text: string; score: number; effect: boolean }[] = []
   const named = (l: Leaf): number => (l.where.endsWith(`.${name}`) ? 1 : 0)
